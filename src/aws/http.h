@@ -1,0 +1,97 @@
+/*
+ * http.h - HTTP on the libuv loop, and the transport seam.
+ *
+ * struct eddy_transport is the seam every AWS call goes through: the real
+ * one is libcurl's multi interface driven by libuv (http.c, after curl's
+ * docs/examples/multi-uv.c); unit tests put a fake in its place that replays
+ * canned replies. Integration tests always use the real one.
+ *
+ * Async contract: send() that returns an error never calls cb. Otherwise cb
+ * runs exactly once, later, from the loop, with EDDY_OK and a response (any
+ * status), or an error and a NULL response: EDDY_ENET (connect, DNS, reset),
+ * EDDY_ETIMEOUT, EDDY_ECANCELED, EDDY_ELIMIT (response body over its cap).
+ * The request (url, headers, body) is copied by send(); the response is valid
+ * during cb only.
+ */
+#ifndef EDDY_AWS_HTTP_H
+#define EDDY_AWS_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+
+struct eddy_http_request {
+    const char *method;         /* "GET", "PUT", "POST" */
+    const char *url;            /* absolute URL */
+    const char *const *headers; /* "Name: value" lines */
+    size_t nheaders;
+    const char *body; /* may be NULL when body_len is 0 */
+    size_t body_len;
+    uint32_t timeout_ms;  /* whole exchange; 0 = the client's default */
+    size_t max_response;  /* body cap; 0 = the client's default */
+};
+
+struct eddy_http_response {
+    long status;
+    struct eddy_str body;
+    struct eddy_str headers; /* the raw header block of the final response */
+};
+
+/* Find a response header by case-insensitive name, value trimmed. */
+bool eddy_http_response_header(const struct eddy_http_response *r, const char *name,
+                               struct eddy_str *value);
+
+typedef void (*eddy_http_cb)(eddy_err err, const struct eddy_http_response *resp, void *ud);
+
+struct eddy_transport_ops {
+    /* Start a request; *id identifies it for cancel. */
+    eddy_err (*send)(void *self, const struct eddy_http_request *req, eddy_http_cb cb, void *ud,
+                     uint64_t *id);
+    /* Abort a request in flight: its cb runs later with EDDY_ECANCELED.
+     * Unknown or finished ids are ignored. */
+    void (*cancel)(void *self, uint64_t id);
+};
+
+struct eddy_transport {
+    const struct eddy_transport_ops *ops;
+    void *self;
+};
+
+static inline eddy_err eddy_transport_send(struct eddy_transport *t,
+                                           const struct eddy_http_request *req, eddy_http_cb cb,
+                                           void *ud, uint64_t *id)
+{
+    return t->ops->send(t->self, req, cb, ud, id);
+}
+static inline void eddy_transport_cancel(struct eddy_transport *t, uint64_t id)
+{
+    t->ops->cancel(t->self, id);
+}
+
+/* The real client. */
+struct eddy_http_config {
+    uint32_t connect_timeout_ms; /* default 3000 */
+    uint32_t timeout_ms;         /* default 30000 */
+    size_t max_response;         /* default 16 MiB */
+    long max_host_connections;   /* per host; default 32 */
+    const char *ca_bundle;       /* AWS_CA_BUNDLE; NULL = system CAs */
+};
+
+struct eddy_http;
+
+/* Create a client on loop. Returns NULL and fills err when curl cannot start. */
+struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *cfg,
+                                struct eddy_error *err);
+struct eddy_transport eddy_http_transport(struct eddy_http *h);
+/* Cancel every request in flight (their callbacks run with EDDY_ECANCELED). */
+void eddy_http_cancel_all(struct eddy_http *h);
+/* Number of requests in flight. */
+size_t eddy_http_inflight(const struct eddy_http *h);
+/* Cancel everything, close the uv handles, free h, then call cb (may be NULL)
+ * from the loop. */
+void eddy_http_close(struct eddy_http *h, void (*cb)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * buf.h - owning, size-capped byte buffers and borrowed string views.
+ *
+ * struct eddy_buf owns its bytes, is always NUL-terminated (so ptr can be
+ * handed to C string functions) and refuses to grow past its cap, like
+ * curl's dynbuf: every buffer fed by the network has a limit.
+ * struct eddy_str borrows: it never frees and may not be NUL-terminated.
+ */
+#ifndef EDDY_BASE_BUF_H
+#define EDDY_BASE_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/err.h"
+
+struct eddy_str {
+    const char *ptr;
+    size_t len;
+};
+
+#define EDDY_STR_LIT(lit) ((struct eddy_str){(lit), sizeof(lit) - 1})
+static inline struct eddy_str eddy_str_c(const char *s)
+{
+    return (struct eddy_str){s, s ? strlen(s) : 0};
+}
+static inline bool eddy_str_eq(struct eddy_str a, struct eddy_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+static inline bool eddy_str_eqc(struct eddy_str a, const char *b)
+{
+    return eddy_str_eq(a, eddy_str_c(b));
+}
+
+/* The cap used when init is given 0: 64 MiB. */
+#define EDDY_BUF_DEFAULT_MAX ((size_t)64 << 20)
+
+struct eddy_buf {
+    char *ptr; /* NULL until the first append; see eddy_buf_cstr */
+    size_t len;
+    size_t cap; /* allocated bytes, including room for the NUL */
+    size_t max; /* the most len may reach */
+};
+
+void eddy_buf_init(struct eddy_buf *b, size_t max);
+void eddy_buf_cleanup(struct eddy_buf *b);
+/* Forget the contents, keep the allocation. */
+void eddy_buf_reset(struct eddy_buf *b);
+/* Make room for n more bytes; EDDY_ELIMIT when that would pass the cap. */
+eddy_err eddy_buf_reserve(struct eddy_buf *b, size_t n);
+eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t n);
+eddy_err eddy_buf_appends(struct eddy_buf *b, const char *s);
+eddy_err eddy_buf_appendc(struct eddy_buf *b, char c);
+eddy_err eddy_buf_append_str(struct eddy_buf *b, struct eddy_str s);
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+eddy_err eddy_buf_appendf(struct eddy_buf *b, const char *fmt, ...);
+/* Append lowercase hex of n bytes. */
+eddy_err eddy_buf_append_hex(struct eddy_buf *b, const unsigned char *p, size_t n);
+/* Drop bytes past len (len <= b->len). */
+void eddy_buf_truncate(struct eddy_buf *b, size_t len);
+/* The contents as a C string; "" when empty. Borrowed. */
+const char *eddy_buf_cstr(const struct eddy_buf *b);
+static inline struct eddy_str eddy_buf_str(const struct eddy_buf *b)
+{
+    return (struct eddy_str){eddy_buf_cstr(b), b->len};
+}
+/* Hand the bytes over to the caller (free() them); the buffer is left empty. */
+char *eddy_buf_take(struct eddy_buf *b, size_t *len);
+
+#endif
