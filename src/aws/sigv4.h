@@ -19,11 +19,18 @@ struct eddy_sigv4_header {
     struct eddy_str value;
 };
 
+/* Headers a request may carry beyond which signing refuses (EDDY_ELIMIT). */
+#define EDDY_SIGV4_MAX_HEADERS 64
+
 struct eddy_sigv4_request {
     struct eddy_str method;
     struct eddy_str path;  /* as sent, before normalisation, e.g. "/" */
     struct eddy_str query; /* without '?', may be empty */
-    const struct eddy_sigv4_header *headers; /* as sent; must include host */
+    /* As sent; must include host. Names are matched without regard to case;
+     * Authorization, User-Agent, X-Amzn-Trace-Id and hop-by-hop headers
+     * (Connection, Expect, Transfer-Encoding, Upgrade) are not signed, as the
+     * SDKs do, because proxies and tracing may change them. */
+    const struct eddy_sigv4_header *headers;
     size_t nheaders;
     const void *payload;
     size_t payload_len;
@@ -40,8 +47,11 @@ struct eddy_sigv4_credentials {
 struct eddy_sigv4_params {
     const char *region;
     const char *service;
-    int64_t unix_s; /* request time */
+    int64_t unix_s;      /* request time */
     bool normalize_path; /* true for every service but S3 */
+    /* S3 only: the path is signed as sent (already encoded), not encoded
+     * again. false (every other service): encode the path once more. */
+    bool single_encode_path;
 };
 
 /*
@@ -79,7 +89,13 @@ void eddy_sigv4_result_cleanup(struct eddy_sigv4_result *r);
  * Sign req. The caller has already put X-Amz-Date (r->amz_date as computed
  * from params->unix_s; see eddy_time_amz) and, with a session token,
  * X-Amz-Security-Token among req->headers, as the SDKs do, so they are
- * signed. cache may be NULL.
+ * signed. cache may be NULL. creds->session_token is not read here: the
+ * headers decide what is signed (a token added after signing stays unsigned,
+ * as the suite's post-sts-header-after case does).
+ *
+ * out may be reused from one call to the next: its buffers keep their
+ * allocations, so with a warm cache signing does not touch the heap beyond
+ * OpenSSL's digest context. On error out->authorization is empty.
  */
 eddy_err eddy_sigv4_sign(const struct eddy_sigv4_params *params,
                          const struct eddy_sigv4_credentials *creds,
