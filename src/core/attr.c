@@ -1,0 +1,798 @@
+/*
+ * attr.c - exact JSON <-> DynamoDB attribute values (see attr.h).
+ *
+ * Numbers are the delicate part. Every decision about a number goes through
+ * one canonical form (struct decimal: sign, significant digits, exponent of
+ * the first digit), so "1.50", "15e-1" and the double 1.5 compare equal and
+ * DynamoDB's limits (38 digits, 1E-130 .. 9.99E+125) are checked once, on
+ * the digits rather than on a double that may already have rounded.
+ *
+ * Doubles are formatted and read with snprintf/strtod, which assume the C
+ * locale's decimal point; eddy never calls setlocale().
+ */
+#include "core/attr.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+
+/* The longest number cJSON 1.7 parses itself; longer ones are patched in. */
+#define CJSON_NUMBER_MAX 63
+/* Exponents are saturated here: anything near it is out of range anyway. */
+#define EXP_SATURATE 1000000000L
+
+struct decimal {
+    bool neg;
+    bool zero;
+    char *digits; /* significant digits, no leading or trailing zeros */
+    size_t ndigits;
+    long adj; /* value = d1.d2d3... x 10^adj */
+};
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static size_t skip_digits(const char *s, size_t n, size_t i)
+{
+    while (i < n && is_digit(s[i]))
+        i++;
+    return i;
+}
+
+/* Read the exponent digits at s[i..n) into *exp, saturating. */
+static size_t read_exponent(const char *s, size_t n, size_t i, long *exp)
+{
+    bool neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    size_t start = i;
+    long e = 0;
+    for (; i < n && is_digit(s[i]); i++) {
+        if (e < EXP_SATURATE)
+            e = e * 10 + (s[i] - '0');
+    }
+    if (i == start)
+        return 0;
+    *exp = neg ? -e : e;
+    return i;
+}
+
+/* Collect the significant digits of int part + fraction into d. */
+static void collect_digits(const char *ip, size_t il, const char *fp, size_t fl, long exp,
+                           struct decimal *d)
+{
+    d->digits = eddy_malloc(il + fl + 1);
+    size_t lz = 0, n = 0;
+    bool seen = false;
+    for (size_t k = 0; k < il + fl; k++) {
+        char c = k < il ? ip[k] : fp[k - il];
+        if (!seen && c == '0') {
+            lz++;
+            continue;
+        }
+        seen = true;
+        d->digits[n++] = c;
+    }
+    while (n > 0 && d->digits[n - 1] == '0')
+        n--;
+    d->digits[n] = '\0';
+    d->ndigits = n;
+    d->zero = n == 0;
+    d->adj = d->zero ? 0 : (long)il - 1 - (long)lz + exp;
+}
+
+/*
+ * Parse s[0..n) as a decimal. strict: JSON's grammar exactly. Otherwise
+ * also a leading '+', leading zeros, ".5" and "5." (other writers of N).
+ * On success d->digits must be freed.
+ */
+static bool decimal_parse(const char *s, size_t n, bool strict, struct decimal *d)
+{
+    size_t i = 0;
+    d->digits = NULL;
+    d->neg = false;
+    if (i < n && (s[i] == '-' || (!strict && s[i] == '+')))
+        d->neg = s[i++] == '-';
+    size_t is = i;
+    i = skip_digits(s, n, i);
+    size_t il = i - is;
+    if (strict && (il == 0 || (il > 1 && s[is] == '0')))
+        return false;
+    size_t fs = i, fl = 0;
+    if (i < n && s[i] == '.') {
+        fs = ++i;
+        i = skip_digits(s, n, i);
+        fl = i - fs;
+        if (strict && fl == 0)
+            return false;
+    }
+    if (il + fl == 0)
+        return false;
+    long exp = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i = read_exponent(s, n, i + 1, &exp);
+        if (i == 0)
+            return false;
+    }
+    if (i != n)
+        return false;
+    collect_digits(s + is, il, s + fs, fl, exp, d);
+    return true;
+}
+
+static bool decimal_equal(const struct decimal *a, const struct decimal *b)
+{
+    if (a->zero || b->zero)
+        return a->zero && b->zero;
+    return a->neg == b->neg && a->adj == b->adj && a->ndigits == b->ndigits &&
+           memcmp(a->digits, b->digits, a->ndigits) == 0;
+}
+
+bool eddy_attr_format_double(double d, char out[32])
+{
+    if (!isfinite(d))
+        return false;
+    if (d == floor(d) && fabs(d) < 1e21) {
+        snprintf(out, 32, "%.0f", d);
+        return true;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, 32, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    return true;
+}
+
+/*
+ * True when text (a decimal of value v) survives the trip through a double:
+ * the shortest text of the double names the same decimal value. *out gets
+ * the double.
+ */
+static bool fits_double(const char *text, const struct decimal *v, double *out)
+{
+    double d = strtod(text, NULL);
+    char back[32];
+    if (!eddy_attr_format_double(d, back))
+        return false;
+    struct decimal b;
+    if (!decimal_parse(back, strlen(back), false, &b))
+        return false;
+    bool same = decimal_equal(v, &b);
+    free(b.digits);
+    *out = d;
+    return same;
+}
+
+static const char *path_or_value(const char *path)
+{
+    return path && path[0] ? path : "value";
+}
+
+static eddy_err check_decimal(const struct decimal *d, const char *text, const char *path,
+                              struct eddy_error *err)
+{
+    if (d->zero)
+        return EDDY_OK;
+    if (d->ndigits > EDDY_ATTR_NUMBER_DIGITS)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "%s: number %.64s has %zu significant digits, DynamoDB keeps %d",
+                              path_or_value(path), text, d->ndigits, EDDY_ATTR_NUMBER_DIGITS);
+    if (d->adj < EDDY_ATTR_EXP_MIN || d->adj > EDDY_ATTR_EXP_MAX)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "%s: number %.64s out of DynamoDB range (1E-130 to 9.9E+125)",
+                              path_or_value(path), text);
+    return EDDY_OK;
+}
+
+eddy_err eddy_attr_check_number(const char *text, const char *path, struct eddy_error *err)
+{
+    struct decimal d;
+    if (!decimal_parse(text, strlen(text), true, &d))
+        return eddy_error_set(err, EDDY_EINVAL, "%s: \"%.64s\" is not a JSON number",
+                              path_or_value(path), text);
+    eddy_err rc = check_decimal(&d, text, path, err);
+    free(d.digits);
+    return rc;
+}
+
+/* ---- strict JSON reading with exact numbers ---- */
+
+struct token {
+    size_t off;
+    size_t len;
+};
+
+struct scan {
+    const char *text;
+    size_t len;
+    struct token *tok;
+    size_t ntok;
+    size_t cap;
+    bool has_long;
+};
+
+/* Skip the string starting at the quote at i; returns the index after it. */
+static size_t skip_string(const char *s, size_t n, size_t i, struct eddy_error *err)
+{
+    for (i++; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20) {
+            eddy_error_set(err, EDDY_EPARSE, "control character in a string at offset %zu", i);
+            return 0;
+        }
+        if (c == '\\') {
+            if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) {
+                eddy_error_set(err, EDDY_EPARSE, "\\u0000 in a string at offset %zu", i);
+                return 0;
+            }
+            i++;
+        }
+    }
+    eddy_error_set(err, EDDY_EPARSE, "unterminated string");
+    return 0;
+}
+
+static eddy_err add_token(struct scan *sc, size_t off, size_t len, struct eddy_error *err)
+{
+    struct decimal d;
+    if (!decimal_parse(sc->text + off, len, true, &d))
+        return eddy_error_set(err, EDDY_EPARSE, "malformed number \"%.*s\" at offset %zu",
+                              (int)(len > 64 ? 64 : len), sc->text + off, off);
+    free(d.digits);
+    if (sc->ntok == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 16;
+        sc->tok = eddy_realloc(sc->tok, sc->cap * sizeof *sc->tok);
+    }
+    sc->tok[sc->ntok++] = (struct token){off, len};
+    if (len > CJSON_NUMBER_MAX)
+        sc->has_long = true;
+    return EDDY_OK;
+}
+
+/* Find every number token of the text, in order, checking its grammar. */
+static eddy_err scan_numbers(struct scan *sc, struct eddy_error *err)
+{
+    const char *s = sc->text;
+    size_t n = sc->len, i = 0;
+    while (i < n) {
+        if (s[i] == '"') {
+            i = skip_string(s, n, i, err);
+            if (i == 0)
+                return EDDY_EPARSE;
+        } else if (s[i] == '-' || is_digit(s[i])) {
+            size_t start = i;
+            while (i < n && (is_digit(s[i]) || strchr("+-.eE", s[i]) != NULL) && s[i] != '\0')
+                i++;
+            eddy_err rc = add_token(sc, start, i - start, err);
+            if (rc)
+                return rc;
+        } else {
+            i++;
+        }
+    }
+    return EDDY_OK;
+}
+
+/* Put the exact value of token t into item: a number, or Raw with its text. */
+static eddy_err settle_number(cJSON *parent, cJSON *item, const struct scan *sc,
+                              const struct token *t, cJSON **root)
+{
+    char *text = eddy_strndup(sc->text + t->off, t->len);
+    struct decimal d;
+    double v;
+    decimal_parse(text, t->len, true, &d); /* checked by add_token */
+    bool fits = fits_double(text, &d, &v);
+    free(d.digits);
+    if (fits) {
+        cJSON_SetNumberValue(item, v);
+        free(text);
+        return EDDY_OK;
+    }
+    cJSON *raw = cJSON_CreateRaw(text);
+    free(text);
+    if (raw == NULL)
+        return EDDY_ENOMEM;
+    if (parent == NULL) {
+        cJSON_Delete(item);
+        *root = raw;
+        return EDDY_OK;
+    }
+    raw->string = item->string;
+    raw->type |= item->type & cJSON_StringIsConst;
+    item->string = NULL;
+    cJSON_ReplaceItemViaPointer(parent, item, raw);
+    return EDDY_OK;
+}
+
+/* Walk the tree in document order, pairing number items with tokens. */
+static eddy_err settle_tree(cJSON *node, const struct scan *sc, size_t *next, cJSON **root,
+                            struct eddy_error *err)
+{
+    if (cJSON_IsNumber(node)) {
+        if (*next >= sc->ntok)
+            return eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
+        return settle_number(NULL, node, sc, &sc->tok[(*next)++], root);
+    }
+    cJSON *child = node->child, *following;
+    for (; child; child = following) {
+        following = child->next;
+        eddy_err rc = EDDY_OK;
+        if (cJSON_IsNumber(child)) {
+            if (*next >= sc->ntok)
+                return eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
+            rc = settle_number(node, child, sc, &sc->tok[(*next)++], root);
+        } else if (cJSON_IsArray(child) || cJSON_IsObject(child)) {
+            rc = settle_tree(child, sc, next, root, err);
+        }
+        if (rc)
+            return rc;
+    }
+    return EDDY_OK;
+}
+
+/* cJSON cannot read numbers over 63 characters: blank them to "0   ". */
+static char *blank_long_numbers(const struct scan *sc)
+{
+    char *copy = eddy_malloc(sc->len + 1);
+    memcpy(copy, sc->text, sc->len);
+    copy[sc->len] = '\0';
+    for (size_t k = 0; k < sc->ntok; k++) {
+        if (sc->tok[k].len > CJSON_NUMBER_MAX) {
+            memset(copy + sc->tok[k].off, ' ', sc->tok[k].len);
+            copy[sc->tok[k].off] = '0';
+        }
+    }
+    return copy;
+}
+
+static cJSON *parse_whole(const char *text, size_t len, struct eddy_error *err)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (root == NULL) {
+        eddy_error_set(err, EDDY_EPARSE, "malformed JSON at offset %zu",
+                       end ? (size_t)(end - text) : (size_t)0);
+        return NULL;
+    }
+    for (const char *p = end; p < text + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            eddy_error_set(err, EDDY_EPARSE, "trailing characters after JSON at offset %zu",
+                           (size_t)(p - text));
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    return root;
+}
+
+eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err)
+{
+    *out = NULL;
+    struct scan sc = {.text = text, .len = len};
+    char *copy = NULL;
+    cJSON *root = NULL;
+    eddy_err rc = scan_numbers(&sc, err);
+    if (rc)
+        goto done;
+    if (sc.has_long)
+        copy = blank_long_numbers(&sc);
+    root = parse_whole(copy ? copy : text, len, err);
+    if (root == NULL) {
+        rc = EDDY_EPARSE;
+        goto done;
+    }
+    size_t next = 0;
+    rc = settle_tree(root, &sc, &next, &root, err);
+    if (rc == EDDY_OK && next != sc.ntok)
+        rc = eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
+    if (rc == EDDY_OK) {
+        *out = root;
+        root = NULL;
+    }
+done:
+    cJSON_Delete(root);
+    free(copy);
+    free(sc.tok);
+    return rc;
+}
+
+/* ---- JSON -> attribute values ---- */
+
+bool eddy_utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        size_t extra;
+        uint32_t cp;
+        if (*s < 0x80) {
+            s++;
+            continue;
+        } else if ((*s & 0xe0) == 0xc0) {
+            extra = 1, cp = *s & 0x1f;
+        } else if ((*s & 0xf0) == 0xe0) {
+            extra = 2, cp = *s & 0x0f;
+        } else if ((*s & 0xf8) == 0xf0) {
+            extra = 3, cp = *s & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[k] & 0x3f);
+        }
+        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += extra + 1;
+    }
+    return true;
+}
+
+static cJSON *av_wrap(const char *type, cJSON *v)
+{
+    cJSON *av = cJSON_CreateObject();
+    if (av == NULL || v == NULL) {
+        cJSON_Delete(av);
+        cJSON_Delete(v);
+        return NULL;
+    }
+    cJSON_AddItemToObject(av, type, v);
+    return av;
+}
+
+/* Extend path by ".name" or "[i]"; returns the old length to restore. */
+static size_t path_push(struct eddy_buf *path, const char *name, size_t index)
+{
+    size_t old = path->len;
+    if (name)
+        eddy_buf_appendf(path, "%s%s", path->len ? "." : "", name);
+    else
+        eddy_buf_appendf(path, "[%zu]", index);
+    return old;
+}
+
+static eddy_err number_to_av(const cJSON *j, const char *path, cJSON **out, struct eddy_error *err)
+{
+    char text[32];
+    const char *t = text;
+    if (cJSON_IsRaw(j)) {
+        t = j->valuestring ? j->valuestring : "";
+    } else if (!eddy_attr_format_double(j->valuedouble, text)) {
+        return eddy_error_set(err, EDDY_EINVAL, "%s: NaN or infinity cannot be stored",
+                              path_or_value(path));
+    }
+    eddy_err rc = eddy_attr_check_number(t, path, err);
+    if (rc)
+        return rc;
+    *out = av_wrap("N", cJSON_CreateString(t));
+    return *out ? EDDY_OK : EDDY_ENOMEM;
+}
+
+static eddy_err to_av(const cJSON *j, struct eddy_buf *path, int depth, cJSON **out,
+                      struct eddy_error *err);
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A member name that occurs twice in obj, or NULL. Sorting keeps it n log n. */
+static const char *duplicate_name(const cJSON *obj)
+{
+    size_t n = 0, k = 0;
+    for (const cJSON *c = obj->child; c; c = c->next)
+        n++;
+    if (n < 2)
+        return NULL;
+    const char **names = eddy_malloc(n * sizeof *names);
+    for (const cJSON *c = obj->child; c; c = c->next)
+        names[k++] = c->string;
+    qsort(names, n, sizeof *names, cmp_names);
+    const char *dup = NULL;
+    for (k = 1; k < n && dup == NULL; k++) {
+        if (strcmp(names[k - 1], names[k]) == 0)
+            dup = names[k];
+    }
+    free(names);
+    return dup;
+}
+
+static eddy_err container_to_av(const cJSON *j, struct eddy_buf *path, int depth, cJSON **out,
+                                struct eddy_error *err)
+{
+    bool is_map = cJSON_IsObject(j);
+    if (depth > EDDY_ATTR_DEPTH_MAX)
+        return eddy_error_set(err, EDDY_EINVAL, "%s: nested deeper than DynamoDB's %d levels",
+                              path_or_value(eddy_buf_cstr(path)), EDDY_ATTR_DEPTH_MAX);
+    const char *dup = is_map ? duplicate_name(j) : NULL;
+    if (dup)
+        return eddy_error_set(err, EDDY_EINVAL, "%s: member \"%.64s\" appears twice",
+                              path_or_value(eddy_buf_cstr(path)), dup);
+    cJSON *body = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
+    size_t index = 0;
+    for (const cJSON *c = j->child; c; c = c->next, index++) {
+        size_t old = path_push(path, is_map ? c->string : NULL, index);
+        cJSON *v = NULL;
+        eddy_err rc = EDDY_OK;
+        if (is_map && !eddy_utf8_valid(c->string))
+            rc = eddy_error_set(err, EDDY_EINVAL, "%s: name is not valid UTF-8",
+                                eddy_buf_cstr(path));
+        if (rc == EDDY_OK)
+            rc = to_av(c, path, depth + 1, &v, err);
+        eddy_buf_truncate(path, old);
+        if (rc) {
+            cJSON_Delete(body);
+            return rc;
+        }
+        if (is_map)
+            cJSON_AddItemToObject(body, c->string, v);
+        else
+            cJSON_AddItemToArray(body, v);
+    }
+    *out = av_wrap(is_map ? "M" : "L", body);
+    return *out ? EDDY_OK : EDDY_ENOMEM;
+}
+
+static eddy_err to_av(const cJSON *j, struct eddy_buf *path, int depth, cJSON **out,
+                      struct eddy_error *err)
+{
+    const char *p = eddy_buf_cstr(path);
+    *out = NULL;
+    if (cJSON_IsNumber(j) || cJSON_IsRaw(j))
+        return number_to_av(j, p, out, err);
+    if (cJSON_IsObject(j) || cJSON_IsArray(j))
+        return container_to_av(j, path, depth, out, err);
+    if (cJSON_IsString(j)) {
+        if (!eddy_utf8_valid(j->valuestring))
+            return eddy_error_set(err, EDDY_EINVAL, "%s: string is not valid UTF-8",
+                                  path_or_value(p));
+        *out = av_wrap("S", cJSON_CreateString(j->valuestring));
+    } else if (cJSON_IsBool(j)) {
+        *out = av_wrap("BOOL", cJSON_CreateBool(cJSON_IsTrue(j)));
+    } else if (cJSON_IsNull(j)) {
+        *out = av_wrap("NULL", cJSON_CreateTrue());
+    } else {
+        return eddy_error_set(err, EDDY_EINVAL, "%s: not a JSON value", path_or_value(p));
+    }
+    return *out ? EDDY_OK : EDDY_ENOMEM;
+}
+
+/* depth: the nesting level json's own container would have (an item is 0). */
+static eddy_err from_json_at(const cJSON *json, const char *path, int depth, cJSON **out,
+                             struct eddy_error *err)
+{
+    struct eddy_buf p;
+    eddy_buf_init(&p, 0);
+    eddy_buf_appends(&p, path ? path : "");
+    eddy_err rc = to_av(json, &p, depth, out, err);
+    eddy_buf_cleanup(&p);
+    return rc;
+}
+
+eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
+                             struct eddy_error *err)
+{
+    return from_json_at(json, path, 1, out, err);
+}
+
+eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_error *err)
+{
+    *out = NULL;
+    if (!cJSON_IsObject(object))
+        return eddy_error_set(err, EDDY_EINVAL, "an item must be a JSON object");
+    cJSON *av = NULL;
+    eddy_err rc = from_json_at(object, "", 0, &av, err);
+    if (rc)
+        return rc;
+    /* Unwrap {"M": {...}} into the item itself. */
+    cJSON *m = cJSON_DetachItemFromObjectCaseSensitive(av, "M");
+    cJSON_Delete(av);
+    for (const cJSON *c = m ? m->child : NULL; c; c = c->next) {
+        if (c->string[0] == '\0') {
+            cJSON_Delete(m);
+            return eddy_error_set(err, EDDY_EINVAL, "an attribute name may not be empty");
+        }
+    }
+    *out = m;
+    return m ? EDDY_OK : EDDY_ENOMEM;
+}
+
+/* ---- attribute values -> JSON ---- */
+
+/* The JSON text of a canonical decimal: "-d.dddE+x". */
+static char *decimal_text(const struct decimal *d)
+{
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    if (d->zero) {
+        eddy_buf_appends(&b, "0");
+    } else {
+        eddy_buf_appendf(&b, "%s%c", d->neg ? "-" : "", d->digits[0]);
+        if (d->ndigits > 1)
+            eddy_buf_appendf(&b, ".%s", d->digits + 1);
+        eddy_buf_appendf(&b, "E%+ld", d->adj);
+    }
+    return eddy_buf_take(&b, NULL);
+}
+
+static eddy_err number_from_text(const char *text, const char *path, cJSON **out,
+                                 struct eddy_error *err)
+{
+    struct decimal d;
+    size_t n = strlen(text);
+    if (!decimal_parse(text, n, false, &d))
+        return eddy_error_set(err, EDDY_EPARSE, "%s: N value \"%.64s\" is not a number",
+                              path_or_value(path), text);
+    double v;
+    if (fits_double(text, &d, &v)) {
+        *out = cJSON_CreateNumber(v);
+    } else {
+        struct decimal strict;
+        bool is_json = decimal_parse(text, n, true, &strict);
+        free(strict.digits);
+        char *t = is_json ? eddy_strdup(text) : decimal_text(&d);
+        *out = cJSON_CreateRaw(t);
+        free(t);
+    }
+    free(d.digits);
+    return *out ? EDDY_OK : EDDY_ENOMEM;
+}
+
+static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out,
+                        struct eddy_error *err);
+
+/* M, L and the sets: each element converted with conv ("N", "S" or NULL for any AV). */
+static eddy_err container_from_av(const cJSON *v, bool is_map, const char *elem,
+                                  struct eddy_buf *path, cJSON **out, struct eddy_error *err)
+{
+    const char *p = path_or_value(eddy_buf_cstr(path));
+    if (is_map ? !cJSON_IsObject(v) : !cJSON_IsArray(v))
+        return eddy_error_set(err, EDDY_EPARSE, "%s: malformed %s", p, is_map ? "map" : "list");
+    cJSON *body = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
+    size_t index = 0;
+    for (const cJSON *c = v->child; c; c = c->next, index++) {
+        size_t old = path_push(path, is_map ? c->string : NULL, index);
+        cJSON *j = NULL;
+        eddy_err rc;
+        if (elem == NULL)
+            rc = from_av(c, path, &j, err);
+        else if (!cJSON_IsString(c))
+            rc = eddy_error_set(err, EDDY_EPARSE, "%s: set member is not a string",
+                                eddy_buf_cstr(path));
+        else if (strcmp(elem, "N") == 0)
+            rc = number_from_text(c->valuestring, eddy_buf_cstr(path), &j, err);
+        else
+            rc = (j = cJSON_CreateString(c->valuestring)) ? EDDY_OK : EDDY_ENOMEM;
+        eddy_buf_truncate(path, old);
+        if (rc) {
+            cJSON_Delete(body);
+            return rc;
+        }
+        if (is_map)
+            cJSON_AddItemToObject(body, c->string, j);
+        else
+            cJSON_AddItemToArray(body, j);
+    }
+    *out = body;
+    return EDDY_OK;
+}
+
+static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out, struct eddy_error *err)
+{
+    const char *p = path_or_value(eddy_buf_cstr(path));
+    *out = NULL;
+    const cJSON *v = cJSON_IsObject(av) ? av->child : NULL;
+    if (v == NULL || v->next != NULL)
+        return eddy_error_set(err, EDDY_EPARSE, "%s: not an attribute value", p);
+    const char *t = v->string;
+    if (strcmp(t, "M") == 0 || strcmp(t, "L") == 0)
+        return container_from_av(v, t[0] == 'M', NULL, path, out, err);
+    if (strcmp(t, "SS") == 0 || strcmp(t, "BS") == 0)
+        return container_from_av(v, false, "S", path, out, err);
+    if (strcmp(t, "NS") == 0)
+        return container_from_av(v, false, "N", path, out, err);
+    if (strcmp(t, "BOOL") == 0 && cJSON_IsBool(v))
+        *out = cJSON_CreateBool(cJSON_IsTrue(v));
+    else if (strcmp(t, "NULL") == 0)
+        *out = cJSON_CreateNull();
+    else if (!cJSON_IsString(v) || (strcmp(t, "S") && strcmp(t, "N") && strcmp(t, "B")))
+        return eddy_error_set(err, EDDY_EPARSE, "%s: unsupported attribute value type %.16s", p, t);
+    else if (t[0] == 'N')
+        return number_from_text(v->valuestring, eddy_buf_cstr(path), out, err);
+    else
+        *out = cJSON_CreateString(v->valuestring);
+    return *out ? EDDY_OK : EDDY_ENOMEM;
+}
+
+eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out, struct eddy_error *err)
+{
+    struct eddy_buf p;
+    eddy_buf_init(&p, 0);
+    eddy_buf_appends(&p, path ? path : "");
+    eddy_err rc = from_av(av, &p, out, err);
+    eddy_buf_cleanup(&p);
+    return rc;
+}
+
+eddy_err eddy_attr_item_to_json(const cJSON *item, cJSON **out, struct eddy_error *err)
+{
+    *out = NULL;
+    if (!cJSON_IsObject(item))
+        return eddy_error_set(err, EDDY_EPARSE, "an item must be a JSON object");
+    struct eddy_buf p;
+    eddy_buf_init(&p, 0);
+    eddy_err rc = container_from_av(item, true, NULL, &p, out, err);
+    eddy_buf_cleanup(&p);
+    return rc;
+}
+
+/* ---- sizes ---- */
+
+static size_t number_size(const char *text)
+{
+    struct decimal d;
+    if (!decimal_parse(text, strlen(text), false, &d))
+        return strlen(text) + 1;
+    size_t n = (d.ndigits + 1) / 2 + 1;
+    free(d.digits);
+    return n;
+}
+
+static size_t elements_size(const cJSON *v, bool names, bool overhead)
+{
+    size_t n = 0;
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (names && c->string)
+            n += strlen(c->string);
+        if (overhead)
+            n += 1 + eddy_attr_value_size(c);
+        else if (cJSON_IsString(c))
+            n += strlen(c->valuestring);
+    }
+    return n;
+}
+
+size_t eddy_attr_value_size(const cJSON *av)
+{
+    const cJSON *v = cJSON_IsObject(av) ? av->child : NULL;
+    if (v == NULL || v->string == NULL)
+        return 0;
+    const char *t = v->string;
+    if (strcmp(t, "M") == 0 || strcmp(t, "L") == 0)
+        return 3 + elements_size(v, t[0] == 'M', true);
+    if (strcmp(t, "SS") == 0 || strcmp(t, "BS") == 0)
+        return elements_size(v, false, false); /* base64 text outweighs its bytes */
+    if (strcmp(t, "NS") == 0) {
+        size_t n = 0;
+        for (const cJSON *c = v->child; c; c = c->next)
+            n += cJSON_IsString(c) ? number_size(c->valuestring) : 0;
+        return n;
+    }
+    if (!cJSON_IsString(v))
+        return 1; /* BOOL, NULL */
+    size_t len = strlen(v->valuestring);
+    if (strcmp(t, "N") == 0)
+        return number_size(v->valuestring);
+    if (strcmp(t, "B") == 0)
+        return (len + 3) / 4 * 3;
+    return len;
+}
+
+size_t eddy_attr_item_size(const cJSON *item)
+{
+    size_t n = 0;
+    for (const cJSON *c = item ? item->child : NULL; c; c = c->next)
+        n += (c->string ? strlen(c->string) : 0) + eddy_attr_value_size(c);
+    return n;
+}

@@ -1,0 +1,92 @@
+/*
+ * attr.h - exact JSON <-> DynamoDB attribute values, and item sizes.
+ *
+ * Attribute values are handled in their JSON wire form, as cJSON trees, the
+ * way the DynamoDB client sends and receives them: {"S":"x"}, {"N":"12"},
+ * {"M":{...}}. An "item" is a JSON object of attribute name -> value.
+ *
+ * JSON -> attribute value:
+ *   object -> M, array -> L, string -> S, true/false -> BOOL, null -> NULL,
+ *   number -> N holding decimal text. A cJSON number (a double) is written in
+ *   the shortest text that reads back as the same double (integers up to
+ *   1e21 without exponent, so 2^53 reads as "9007199254740992"). A cJSON Raw
+ *   item holding a JSON number (what eddy_json_parse makes of numbers a
+ *   double cannot hold) is written verbatim. A number DynamoDB cannot hold
+ *   exactly is refused, never rounded: more than 38 significant digits, a
+ *   magnitude outside 1E-130 .. 9.99..9E+125, NaN or infinity.
+ *
+ * Attribute value -> JSON:
+ *   N -> a cJSON number when a double holds the value exactly (in the sense
+ *   that the shortest text of the double names the same decimal value, so
+ *   "0.1" is a number), else a Raw item with the decimal text; S, BOOL, NULL,
+ *   M, L as expected. Types written by other tools are read too, though they
+ *   do not round-trip: SS -> array of strings, NS -> array of numbers,
+ *   B -> the base64 string as is, BS -> array of base64 strings.
+ *
+ * Every error names the path of the value (e.g. "balance",
+ * "items[3].price") and the reason.
+ *
+ * eddy_json_parse is the JSON reader for anything whose numbers must stay
+ * exact (event bodies): cJSON parses numbers into doubles, so it re-reads
+ * the number tokens from the text and turns those a double would round
+ * into Raw items holding the original text.
+ */
+#ifndef EDDY_CORE_ATTR_H
+#define EDDY_CORE_ATTR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/err.h"
+
+/* DynamoDB's limits on numbers and on nesting. */
+#define EDDY_ATTR_NUMBER_DIGITS 38
+#define EDDY_ATTR_EXP_MIN (-130) /* smallest magnitude 1E-130 */
+#define EDDY_ATTR_EXP_MAX 125    /* largest magnitude 9.99..9E+125 */
+#define EDDY_ATTR_DEPTH_MAX 32
+
+/*
+ * Parse len bytes of JSON text. Numbers a double cannot hold exactly become
+ * cJSON Raw items with their text. Refuses what is not strict JSON
+ * (EDDY_EPARSE, with the offset). *out is the caller's to cJSON_Delete.
+ */
+eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err);
+
+/* One JSON value -> one attribute value. path names it in errors (may be ""). */
+eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
+                             struct eddy_error *err);
+/* A JSON object -> an item (the object's members become attributes). */
+eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_error *err);
+/* One attribute value -> JSON. */
+eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out, struct eddy_error *err);
+/* An item -> a JSON object. */
+eddy_err eddy_attr_item_to_json(const cJSON *item, cJSON **out, struct eddy_error *err);
+
+/*
+ * The decimal text DynamoDB gets for a double: shortest round-trip form,
+ * integers below 1e21 without exponent. out must hold 32 bytes. Returns
+ * false for NaN and infinities.
+ */
+bool eddy_attr_format_double(double d, char out[32]);
+/*
+ * Check that text is a JSON number DynamoDB can hold exactly; on failure
+ * EDDY_EINVAL with "<path>: number <text> ..." in err.
+ */
+eddy_err eddy_attr_check_number(const char *text, const char *path, struct eddy_error *err);
+
+/* True when the NUL-terminated s is well-formed UTF-8 (no surrogates). */
+bool eddy_utf8_valid(const char *s);
+
+/*
+ * DynamoDB's size of an item or a value, by AWS's rules: names and strings
+ * by their UTF-8 bytes, numbers 1 byte per 2 significant digits plus 1,
+ * binary by decoded bytes, BOOL and NULL 1 byte, M and L 3 bytes plus 1
+ * per element. Rounded up wherever AWS says "approximately", so a check
+ * against 400 KB never passes an item DynamoDB would refuse.
+ */
+size_t eddy_attr_item_size(const cJSON *item);
+size_t eddy_attr_value_size(const cJSON *av);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * record.h - the keys and items eddy keeps in its DynamoDB table.
+ *
+ * Pure builders and parsers: no I/O. Items are cJSON trees in attribute
+ * value JSON ({"_pk":{"S":"machine/1"}, ...}), what the DynamoDB client
+ * sends and receives.
+ *
+ * The layout is github.com/a-h/stream's (store.go with WithCodecTag("json")),
+ * so either program can read and advance an entity the other wrote:
+ *
+ *   item            _pk              _sk                          attributes
+ *   state           <ns>/<id>        STATE                        state fields, _namespace,
+ *   state version   <ns>/<id>        STATE/<seq>                  _seq, _typ = ns, _ts, _date
+ *   inbound event   <ns>/<id>        INBOUND/<seq>/<idx>/<type>   event fields, _namespace,
+ *                                                                 _seq, _typ = type, _ts,
+ *                                                                 _date, _eid, _rejected
+ *   outbound event  <ns>/<id>        OUTBOUND/<seq>/<idx>/<type>  event fields, as inbound
+ *                                                                 without _eid, _rejected
+ *   dedupe marker   <ns>/<id>        EVENT/<event id>             _seq, _ttl
+ *   outbox entry    #outbox/<shard>  <ns>/<id>/<seq:020>/<idx:04> see below
+ *   relay lease     #lease           outbox/<shard>               owner, expires
+ *
+ * As in a-h/stream, <seq> and <idx> in INBOUND/OUTBOUND/STATE sort keys are
+ * plain decimals (not padded), _seq and _ts are N, _ts is unix seconds and
+ * _date is RFC 3339 UTC of the same second ("2006-01-02T15:04:05Z").
+ * eddy adds _eid (the source event id) and _rejected (the machine's reason,
+ * only when it refused the event) to inbound records; a-h/stream ignores
+ * attributes it does not know.
+ *
+ * An outbox entry is a ready EventBridge PutEvents entry plus what the relay
+ * needs to order, group and delete it, so the relay never splits a key:
+ *   _namespace (S), _id (S, the entity id), _seq (N), _idx (N),
+ *   _typ (S, the outbound type), _eid (S, the stable event id, equal to _sk),
+ *   _ts (N), _date (S),
+ *   DetailType (S), Detail (S, JSON text), and when known Source (S),
+ *   Resources (L of S), TraceHeader (S), EventBusName (S) - named as in
+ *   PutEvents.
+ * Detail is the event's JSON object plus a member "_eddy" holding
+ *   {"namespace", "id", "seq", "idx", "eventId"} so consumers can drop
+ * duplicates.
+ *
+ * Reserved names: state and event fields may not use the attribute names
+ * eddy writes (_pk, _sk, _seq, _typ, _namespace, _ts, _date, _eid, _rejected,
+ * _ttl) nor "_eddy"; a builder refuses them rather than overwrite them.
+ * Parsers drop exactly these names and keep every other field.
+ */
+#ifndef EDDY_CORE_RECORD_H
+#define EDDY_CORE_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/err.h"
+
+/* Limits: ids, DynamoDB keys, items and transactions, EventBridge entries. */
+#define EDDY_RECORD_ID_MAX 1024
+#define EDDY_RECORD_PK_MAX 2048
+#define EDDY_RECORD_SK_MAX 1024
+#define EDDY_RECORD_ITEM_MAX (400 * 1024)
+#define EDDY_RECORD_TXN_ITEMS_MAX 100
+#define EDDY_RECORD_TXN_BYTES_MAX (4 * 1024 * 1024)
+#define EDDY_RECORD_ENTRY_MAX (256 * 1024)
+/* EDDY_DEDUPE_TTL's default: 14 days. */
+#define EDDY_RECORD_DEDUPE_TTL_S (14 * 24 * 3600)
+
+#define EDDY_RECORD_STATE_SK "STATE"
+#define EDDY_RECORD_LEASE_PK "#lease"
+
+/*
+ * Refuse an empty value, one over 1,024 bytes, one with control characters
+ * or one that is not UTF-8. what names it in the error ("entity id").
+ */
+eddy_err eddy_record_check_id(const char *what, const char *s, struct eddy_error *err);
+
+/* Keys (malloc'd; free them). They do not check lengths; the builders do. */
+char *eddy_record_pk(const char *ns, const char *id);
+char *eddy_record_sk_state_version(int64_t seq);
+char *eddy_record_sk_inbound(int64_t seq, size_t idx, const char *type);
+char *eddy_record_sk_outbound(int64_t seq, size_t idx, const char *type);
+char *eddy_record_sk_event(const char *event_id);
+char *eddy_record_outbox_pk(uint32_t shard);
+char *eddy_record_outbox_sk(const char *ns, const char *id, int64_t seq, size_t idx);
+char *eddy_record_lease_sk(uint32_t shard);
+/* The outbox shard of an entity: fnv1a32(_pk) % shards (shards > 0). */
+uint32_t eddy_record_shard(const char *pk, uint32_t shards);
+
+/* Which entity a commit writes, at which _seq and time. */
+struct eddy_record_entity {
+    const char *ns;
+    const char *id;
+    int64_t seq;   /* the new _seq */
+    int64_t now_s; /* unix seconds, for _ts and _date */
+};
+
+/*
+ * Builders. Each checks ids and names, converts the JSON exactly (attr.h),
+ * checks key lengths and the 400 KB item limit, and on success hands over
+ * *item. Errors name the entity, the field or the limit.
+ */
+eddy_err eddy_record_build_state(const struct eddy_record_entity *e, const cJSON *state,
+                                 bool version, cJSON **item, struct eddy_error *err);
+/* rejected: the machine's reason, or NULL when the event was applied. */
+eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx, const char *type,
+                                   const char *event_id, const cJSON *data, const char *rejected,
+                                   cJSON **item, struct eddy_error *err);
+eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
+                                    const char *type, const cJSON *data, cJSON **item,
+                                    struct eddy_error *err);
+/* ttl_unix_s: when DynamoDB may delete the marker (now + EDDY_DEDUPE_TTL). */
+eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e, const char *event_id,
+                                  int64_t ttl_unix_s, cJSON **item, struct eddy_error *err);
+
+/* Optional PutEvents fields carried from the inbound message or configuration. */
+struct eddy_record_publish {
+    const char *source;       /* NULL: the relay fills in its configured Source */
+    const cJSON *resources;   /* array of strings, or NULL */
+    const char *trace_header; /* X-Ray header, or NULL */
+    const char *event_bus;    /* EventBusName, or NULL for the relay's */
+};
+eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                                  const char *type, const cJSON *data,
+                                  const struct eddy_record_publish *pub, cJSON **item,
+                                  struct eddy_error *err);
+eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expires_ms,
+                                 cJSON **item, struct eddy_error *err);
+
+/* A state item -> the state's JSON (reserved attributes dropped) and _seq. */
+eddy_err eddy_record_parse_state(const cJSON *item, cJSON **state, int64_t *seq,
+                                 struct eddy_error *err);
+
+enum eddy_record_kind {
+    EDDY_RECORD_STATE,
+    EDDY_RECORD_STATE_VERSION,
+    EDDY_RECORD_INBOUND,
+    EDDY_RECORD_OUTBOUND,
+    EDDY_RECORD_DEDUPE,
+    EDDY_RECORD_OTHER,
+};
+
+/* One item of an entity's partition, for history and replay. */
+struct eddy_record_history {
+    enum eddy_record_kind kind;
+    int64_t seq;          /* _seq */
+    int64_t idx;          /* from the INBOUND/OUTBOUND sort key; 0 otherwise */
+    int64_t ts;           /* _ts, 0 when absent */
+    const char *type;     /* _typ (borrowed from the item), NULL when absent */
+    const char *event_id; /* _eid, NULL when absent (records written by a-h/stream) */
+    const char *rejected; /* _rejected, NULL when the event was applied */
+    cJSON *data;          /* the fields without reserved names (owned) */
+};
+/* Classify and read item; borrowed strings live as long as item. */
+eddy_err eddy_record_parse_history(const cJSON *item, struct eddy_record_history *out,
+                                   struct eddy_error *err);
+void eddy_record_history_cleanup(struct eddy_record_history *h);
+
+/* An outbox entry as the relay reads it; strings borrowed from the item. */
+struct eddy_record_outbox {
+    const char *pk, *sk; /* to delete it */
+    const char *ns, *id;
+    int64_t seq, idx;
+    const char *type, *event_id;
+    const char *detail_type, *detail;
+    const char *source;       /* NULL when not recorded */
+    const char *trace_header; /* NULL when not recorded */
+    const char *event_bus;    /* NULL when not recorded */
+    const cJSON *resources;   /* the L attribute value's array, or NULL */
+};
+eddy_err eddy_record_parse_outbox(const cJSON *item, struct eddy_record_outbox *out,
+                                  struct eddy_error *err);
+/* owner borrowed from item. */
+eddy_err eddy_record_parse_lease(const cJSON *item, const char **owner, int64_t *expires_ms,
+                                 struct eddy_error *err);
+
+/*
+ * Size checks (attr.h's item size). what names the item in the error
+ * ("state item of machine/1"). check_txn takes the totals of one
+ * TransactWriteItems call.
+ */
+eddy_err eddy_record_check_item_size(const cJSON *item, const char *what, size_t *size,
+                                     struct eddy_error *err);
+eddy_err eddy_record_check_txn(size_t items, size_t bytes, struct eddy_error *err);
+
+#endif

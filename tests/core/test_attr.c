@@ -1,0 +1,343 @@
+/* Unit tests for core/attr: exact JSON <-> attribute values, and item sizes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/attr.h"
+
+static cJSON *parse_ok(const char *text)
+{
+    cJSON *j = NULL;
+    struct eddy_error err;
+    eddy_error_clear(&err);
+    eddy_err rc = eddy_json_parse(text, strlen(text), &j, &err);
+    if (rc != EDDY_OK)
+        fail_msg("parse of %s failed: %s", text, eddy_error_text(&err));
+    return j;
+}
+
+static void assert_printed(const cJSON *j, const char *want)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+/* {"v": <num>} -> item -> printed AV, and back to the printed JSON. */
+static void roundtrip(const char *num, const char *want_n, bool want_raw)
+{
+    char text[256];
+    snprintf(text, sizeof text, "{\"v\":%s}", num);
+    cJSON *j = parse_ok(text);
+    assert_int_equal(cJSON_IsRaw(cJSON_GetObjectItem(j, "v")), want_raw);
+    cJSON *item = NULL, *back = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_OK);
+    char want_av[256];
+    snprintf(want_av, sizeof want_av, "{\"v\":{\"N\":\"%s\"}}", want_n);
+    assert_printed(item, want_av);
+    assert_int_equal(eddy_attr_item_to_json(item, &back, &err), EDDY_OK);
+    assert_true(cJSON_Compare(j, back, true));
+    char *a = cJSON_PrintUnformatted(j), *b = cJSON_PrintUnformatted(back);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    cJSON_Delete(j);
+    cJSON_Delete(item);
+    cJSON_Delete(back);
+}
+
+static void test_numbers_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip("9007199254740992", "9007199254740992", false);  /* 2^53 */
+    roundtrip("9007199254740993", "9007199254740993", true);   /* 2^53 + 1 */
+    roundtrip("-9007199254740993", "-9007199254740993", true); /* -(2^53 + 1) */
+    roundtrip("12345678901234567890123", "12345678901234567890123", true);
+    roundtrip("0.1", "0.1", false);
+    roundtrip("0.18", "0.18", false);
+    roundtrip("1e-130", "1e-130", false);
+    roundtrip("42", "42", false);
+    roundtrip("1.5e3", "1500", false);
+    roundtrip("3.141592653589793238462643383279", "3.141592653589793238462643383279", true);
+    roundtrip("9.9999999999999999999999999999999999999E+125",
+              "9.9999999999999999999999999999999999999E+125", true);
+}
+
+static void test_negative_zero(void **state)
+{
+    (void)state;
+    cJSON *j = parse_ok("-0");
+    assert_true(cJSON_IsNumber(j));
+    assert_true(signbit(j->valuedouble));
+    cJSON *av = NULL, *back = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_attr_from_json(j, "", &av, &err), EDDY_OK);
+    assert_printed(av, "{\"N\":\"-0\"}");
+    assert_int_equal(eddy_attr_to_json(av, "", &back, &err), EDDY_OK);
+    assert_true(cJSON_IsNumber(back));
+    assert_true(back->valuedouble == 0.0 && signbit(back->valuedouble));
+    cJSON_Delete(j);
+    cJSON_Delete(av);
+    cJSON_Delete(back);
+}
+
+/* Numbers longer than cJSON's own 63-character reader are still exact. */
+static void test_long_number_text(void **state)
+{
+    (void)state;
+    const char *tiny = "0.00000000000000000000000000000000000000000000000000000000000000000001";
+    char text[200];
+    snprintf(text, sizeof text, "[%s, 7]", tiny);
+    cJSON *j = parse_ok(text);
+    const cJSON *first = cJSON_GetArrayItem(j, 0);
+    assert_true(cJSON_IsNumber(first));
+    assert_true(first->valuedouble == 1e-68);
+    assert_true(cJSON_GetArrayItem(j, 1)->valuedouble == 7);
+    cJSON_Delete(j);
+
+    const char *big = "123456789012345678901234567890123456780000000000000000000000000000000000";
+    snprintf(text, sizeof text, "{\"b\":%s}", big);
+    j = parse_ok(text);
+    const cJSON *b = cJSON_GetObjectItem(j, "b");
+    assert_true(cJSON_IsRaw(b));
+    assert_string_equal(b->valuestring, big);
+    cJSON *item = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_OK);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "b"), "N")->valuestring, big);
+    cJSON_Delete(item);
+    cJSON_Delete(j);
+}
+
+static void expect_refused(const char *text, const char *want)
+{
+    cJSON *j = parse_ok(text);
+    cJSON *item = NULL;
+    struct eddy_error err;
+    eddy_error_clear(&err);
+    assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_EINVAL);
+    assert_null(item);
+    if (strstr(err.detail, want) == NULL)
+        fail_msg("error \"%s\" lacks \"%s\"", err.detail, want);
+    cJSON_Delete(j);
+}
+
+static void test_numbers_refused(void **state)
+{
+    (void)state;
+    expect_refused("{\"balance\":1e999}", "balance: number 1e999 out of DynamoDB range");
+    expect_refused("{\"x\":1e-131}", "x: number 1e-131 out of DynamoDB range");
+    expect_refused("{\"x\":1E+126}", "out of DynamoDB range");
+    expect_refused("{\"x\":-1E+126}", "out of DynamoDB range");
+    expect_refused("{\"x\":123456789012345678901234567890123456789}",
+                   "has 39 significant digits, DynamoDB keeps 38");
+    expect_refused("{\"a\":{\"b\":[1,{\"c\":1e999}]}}", "a.b[1].c: number 1e999");
+    /* Not a number, but never silently dropped either: duplicate members. */
+    expect_refused("{\"a\":{\"x\":1,\"y\":2,\"x\":3}}", "a: member \"x\" appears twice");
+    expect_refused("{\"k\":1,\"k\":1}", "value: member \"k\" appears twice");
+    /* A double built by a machine: NaN and infinity have no decimal. */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "nan", NAN);
+    cJSON *item = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_attr_item_from_json(o, &item, &err), EDDY_EINVAL);
+    assert_non_null(strstr(err.detail, "nan: NaN or infinity"));
+    cJSON_Delete(o);
+    /* A double beyond DynamoDB's range. */
+    o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "huge", 1e200);
+    assert_int_equal(eddy_attr_item_from_json(o, &item, &err), EDDY_EINVAL);
+    assert_non_null(strstr(err.detail, "huge: number 1e+200 out of DynamoDB range"));
+    cJSON_Delete(o);
+}
+
+static void test_nested_and_types(void **state)
+{
+    (void)state;
+    cJSON *j = parse_ok("{\"a\":{\"b\":[1,\"x\",true,null,{\"c\":[]}]},\"f\":false,\"e\":{}}");
+    cJSON *item = NULL, *back = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_OK);
+    assert_printed(item, "{\"a\":{\"M\":{\"b\":{\"L\":[{\"N\":\"1\"},{\"S\":\"x\"},{\"BOOL\":true},"
+                         "{\"NULL\":true},{\"M\":{\"c\":{\"L\":[]}}}]}}},\"f\":{\"BOOL\":false},"
+                         "\"e\":{\"M\":{}}}");
+    assert_int_equal(eddy_attr_item_to_json(item, &back, &err), EDDY_OK);
+    assert_true(cJSON_Compare(j, back, true));
+    cJSON_Delete(j);
+    cJSON_Delete(item);
+    cJSON_Delete(back);
+}
+
+static void test_unicode(void **state)
+{
+    (void)state;
+    cJSON *j = parse_ok("{\"s\":\"h\\u00e9llo \\ud83d\\ude00 \xe6\x97\xa5\xe6\x9c\xac\","
+                        "\"\xc3\xa9t\xc3\xa9\":\"\"}");
+    cJSON *item = NULL, *back = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_OK);
+    const cJSON *s = cJSON_GetObjectItem(cJSON_GetObjectItem(item, "s"), "S");
+    assert_string_equal(s->valuestring, "h\xc3\xa9llo \xf0\x9f\x98\x80 \xe6\x97\xa5\xe6\x9c\xac");
+    assert_non_null(cJSON_GetObjectItem(item, "\xc3\xa9t\xc3\xa9"));
+    assert_int_equal(eddy_attr_item_to_json(item, &back, &err), EDDY_OK);
+    assert_true(cJSON_Compare(j, back, true));
+    cJSON_Delete(j);
+    cJSON_Delete(item);
+    cJSON_Delete(back);
+    /* Bytes that are not UTF-8 are refused, naming the field. */
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "bad", "\xff\xfe");
+    assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_EINVAL);
+    assert_string_equal(err.detail, "bad: string is not valid UTF-8");
+    cJSON_Delete(j);
+}
+
+static void test_parse_strict(void **state)
+{
+    (void)state;
+    const char *bad[] = {"[01]",
+                         "[1.]",
+                         "[-]",
+                         "[+1]",
+                         "[.5]",
+                         "[1e]",
+                         "{} x",
+                         "[\"a\x01\"]",
+                         "[\"a\\u0000b\"]",
+                         "[1,]",
+                         "",
+                         "{\"a\" 1}",
+                         "[1e5e5]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *j = NULL;
+        struct eddy_error err;
+        eddy_error_clear(&err);
+        if (eddy_json_parse(bad[i], strlen(bad[i]), &j, &err) != EDDY_EPARSE)
+            fail_msg("accepted %s", bad[i]);
+        assert_null(j);
+        assert_true(err.detail[0] != '\0');
+    }
+    /* Numbers inside strings are not numbers; literals are untouched. */
+    cJSON *j = parse_ok(" {\"k1e5\":\"-12e99\",\"t\":true,\"n\":[null,-1.25e-3]} \n");
+    assert_string_equal(cJSON_GetObjectItem(j, "k1e5")->valuestring, "-12e99");
+    assert_true(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "n"), 1)->valuedouble == -1.25e-3);
+    cJSON_Delete(j);
+}
+
+static cJSON *from_av_text(const char *av_text, eddy_err want, struct eddy_error *err)
+{
+    cJSON *av = cJSON_Parse(av_text);
+    cJSON *out = NULL;
+    assert_non_null(av);
+    assert_int_equal(eddy_attr_to_json(av, "f", &out, err), want);
+    cJSON_Delete(av);
+    return out;
+}
+
+static void test_from_other_writers(void **state)
+{
+    (void)state;
+    struct eddy_error err;
+    cJSON *j = from_av_text("{\"SS\":[\"a\",\"b\"]}", EDDY_OK, &err);
+    assert_printed(j, "[\"a\",\"b\"]");
+    cJSON_Delete(j);
+    j = from_av_text("{\"NS\":[\"1\",\"12345678901234567890123\",\"2.50\"]}", EDDY_OK, &err);
+    assert_printed(j, "[1,12345678901234567890123,2.5]");
+    cJSON_Delete(j);
+    j = from_av_text("{\"B\":\"aGVsbG8=\"}", EDDY_OK, &err);
+    assert_printed(j, "\"aGVsbG8=\"");
+    cJSON_Delete(j);
+    j = from_av_text("{\"BS\":[\"AA==\"]}", EDDY_OK, &err);
+    assert_printed(j, "[\"AA==\"]");
+    cJSON_Delete(j);
+    /* N text other writers may use. */
+    j = from_av_text("{\"N\":\"+5\"}", EDDY_OK, &err);
+    assert_true(j->valuedouble == 5);
+    cJSON_Delete(j);
+    j = from_av_text("{\"N\":\".5\"}", EDDY_OK, &err);
+    assert_true(j->valuedouble == 0.5);
+    cJSON_Delete(j);
+    j = from_av_text("{\"N\":\"1E+2\"}", EDDY_OK, &err);
+    assert_true(j->valuedouble == 100);
+    cJSON_Delete(j);
+    j = from_av_text("{\"N\":\"0012345678901234567890123\"}", EDDY_OK, &err);
+    assert_true(cJSON_IsRaw(j));
+    assert_string_equal(j->valuestring, "1.2345678901234567890123E+22");
+    cJSON_Delete(j);
+    assert_null(from_av_text("{\"N\":\"12abc\"}", EDDY_EPARSE, &err));
+    assert_string_equal(err.detail, "f: N value \"12abc\" is not a number");
+    assert_null(from_av_text("{\"X\":\"1\"}", EDDY_EPARSE, &err));
+    assert_string_equal(err.detail, "f: unsupported attribute value type X");
+    assert_null(from_av_text("{\"M\":{\"a\":{\"S\":\"1\",\"N\":\"1\"}}}", EDDY_EPARSE, &err));
+    assert_string_equal(err.detail, "f.a: not an attribute value");
+}
+
+static void test_depth_limit(void **state)
+{
+    (void)state;
+    char text[200];
+    /* 32 nested lists in an attribute are fine, 33 are not. */
+    for (int depth = 32; depth <= 33; depth++) {
+        strcpy(text, "{\"v\":");
+        for (int i = 0; i < depth; i++)
+            strcat(text, "[");
+        strcat(text, "1");
+        for (int i = 0; i < depth; i++)
+            strcat(text, "]");
+        strcat(text, "}");
+        cJSON *j = parse_ok(text);
+        cJSON *item = NULL;
+        struct eddy_error err;
+        eddy_err rc = eddy_attr_item_from_json(j, &item, &err);
+        assert_int_equal(rc, depth == 32 ? EDDY_OK : EDDY_EINVAL);
+        if (rc)
+            assert_non_null(strstr(err.detail, "nested deeper than DynamoDB's 32 levels"));
+        cJSON_Delete(item);
+        cJSON_Delete(j);
+    }
+}
+
+static size_t size_of(const char *item_text)
+{
+    cJSON *item = cJSON_Parse(item_text);
+    assert_non_null(item);
+    size_t n = eddy_attr_item_size(item);
+    cJSON_Delete(item);
+    return n;
+}
+
+static void test_item_size(void **state)
+{
+    (void)state;
+    assert_int_equal(size_of("{\"a\":{\"S\":\"hello\"}}"), 1 + 5);
+    assert_int_equal(size_of("{\"n\":{\"N\":\"123\"}}"), 1 + 2 + 1);
+    assert_int_equal(size_of("{\"n\":{\"N\":\"-0.00120\"}}"), 1 + 1 + 1);
+    assert_int_equal(size_of("{\"b\":{\"BOOL\":true},\"z\":{\"NULL\":true}}"), 2 + 2);
+    assert_int_equal(size_of("{\"m\":{\"M\":{\"x\":{\"BOOL\":true}}}}"), 1 + 3 + 1 + 1 + 1);
+    assert_int_equal(size_of("{\"l\":{\"L\":[{\"NULL\":true},{\"S\":\"ab\"}]}}"),
+                     1 + 3 + (1 + 1) + (1 + 2));
+    assert_int_equal(size_of("{\"s\":{\"SS\":[\"ab\",\"c\"]}}"), 1 + 3);
+    assert_int_equal(size_of("{\"bin\":{\"B\":\"aGVsbG8=\"}}"), 3 + 6);
+    /* UTF-8 bytes count, not characters. */
+    assert_int_equal(size_of("{\"\xc3\xa9\":{\"S\":\"\xe6\x97\xa5\"}}"), 2 + 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbers_roundtrip), cmocka_unit_test(test_negative_zero),
+        cmocka_unit_test(test_long_number_text),  cmocka_unit_test(test_numbers_refused),
+        cmocka_unit_test(test_nested_and_types),  cmocka_unit_test(test_unicode),
+        cmocka_unit_test(test_parse_strict),      cmocka_unit_test(test_from_other_writers),
+        cmocka_unit_test(test_depth_limit),       cmocka_unit_test(test_item_size),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,408 @@
+/*
+ * Unit tests for core/record: keys and items exactly as github.com/a-h/stream
+ * writes them with WithCodecTag("json") (store.go: createRecord adds
+ * _namespace, _pk, _seq, _sk, _typ, _ts and _date to the marshalled fields;
+ * sort keys STATE, STATE/%d, INBOUND/%d/%d/%s, OUTBOUND/%d/%d/%s), plus
+ * eddy's own items, ids, limits and parsing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/attr.h"
+#include "core/record.h"
+#include "eddy/rng.h"
+
+/* 2023-11-14T22:13:20Z */
+#define NOW 1700000000
+
+static const struct eddy_record_entity entity = {"machine", "abc", 12, NOW};
+
+static cJSON *json(const char *text)
+{
+    cJSON *j = NULL;
+    struct eddy_error err;
+    if (eddy_json_parse(text, strlen(text), &j, &err) != EDDY_OK)
+        fail_msg("bad test JSON %s: %s", text, err.detail);
+    return j;
+}
+
+static void assert_item(const cJSON *item, const char *want_text)
+{
+    cJSON *want = cJSON_Parse(want_text);
+    assert_non_null(want);
+    if (!cJSON_Compare(want, item, true)) {
+        char *got = cJSON_PrintUnformatted(item);
+        fail_msg("item\n  got  %s\n  want %s", got, want_text);
+    }
+    cJSON_Delete(want);
+}
+
+static const char *slot_state = "{\"id\":\"abc\",\"balance\":-3,\"payout\":4,\"winChance\":0.18,"
+                                "\"games\":1,\"wins\":1,\"losses\":0,\"isCoinInSlot\":false}";
+
+static void test_state_item(void **state)
+{
+    (void)state;
+    cJSON *s = json(slot_state), *item = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_OK);
+    assert_item(item, "{\"_pk\":{\"S\":\"machine/abc\"},\"_sk\":{\"S\":\"STATE\"},"
+                      "\"_namespace\":{\"S\":\"machine\"},\"_seq\":{\"N\":\"12\"},"
+                      "\"_typ\":{\"S\":\"machine\"},\"_ts\":{\"N\":\"1700000000\"},"
+                      "\"_date\":{\"S\":\"2023-11-14T22:13:20Z\"},"
+                      "\"id\":{\"S\":\"abc\"},\"balance\":{\"N\":\"-3\"},\"payout\":{\"N\":\"4\"},"
+                      "\"winChance\":{\"N\":\"0.18\"},\"games\":{\"N\":\"1\"},"
+                      "\"wins\":{\"N\":\"1\"},\"losses\":{\"N\":\"0\"},"
+                      "\"isCoinInSlot\":{\"BOOL\":false}}");
+    cJSON_Delete(item);
+    /* EDDY_STATE_HISTORY: the same item under STATE/<seq>. */
+    assert_int_equal(eddy_record_build_state(&entity, s, true, &item, &err), EDDY_OK);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "_sk"), "S")->valuestring,
+                        "STATE/12");
+    cJSON_Delete(item);
+    cJSON_Delete(s);
+}
+
+static void test_state_parse(void **state)
+{
+    (void)state;
+    /* A state item as a-h/stream writes it. */
+    cJSON *item = cJSON_Parse(
+        "{\"_pk\":{\"S\":\"machine/abc\"},\"_sk\":{\"S\":\"STATE\"},"
+        "\"_namespace\":{\"S\":\"machine\"},\"_seq\":{\"N\":\"7\"},\"_typ\":{\"S\":\"machine\"},"
+        "\"_ts\":{\"N\":\"1700000000\"},\"_date\":{\"S\":\"2023-11-14T22:13:20Z\"},"
+        "\"id\":{\"S\":\"abc\"},\"balance\":{\"N\":\"-3\"},\"payout\":{\"N\":\"4\"},"
+        "\"winChance\":{\"N\":\"0.18\"},\"games\":{\"N\":\"1\"},\"wins\":{\"N\":\"1\"},"
+        "\"losses\":{\"N\":\"0\"},\"isCoinInSlot\":{\"BOOL\":false},"
+        "\"_custom\":{\"N\":\"12345678901234567890123\"}}");
+    cJSON *got = NULL;
+    int64_t seq = -1;
+    struct eddy_error err;
+    assert_int_equal(eddy_record_parse_state(item, &got, &seq, &err), EDDY_OK);
+    assert_int_equal(seq, 7);
+    cJSON *want = json(slot_state);
+    /* Only reserved names are dropped; other fields, exact numbers, stay. */
+    cJSON_AddRawToObject(want, "_custom", "12345678901234567890123");
+    assert_true(cJSON_Compare(want, got, true));
+    cJSON_Delete(want);
+    cJSON_Delete(got);
+    /* _seq must be a whole number. */
+    cJSON_ReplaceItemInObject(item, "_seq", cJSON_Parse("{\"N\":\"1.5\"}"));
+    assert_int_equal(eddy_record_parse_state(item, &got, &seq, &err), EDDY_EPARSE);
+    assert_string_equal(err.detail, "machine/abc: _seq 1.5 is not a whole number");
+    cJSON_DeleteItemFromObject(item, "_seq");
+    assert_int_equal(eddy_record_parse_state(item, &got, &seq, &err), EDDY_EPARSE);
+    assert_string_equal(err.detail, "machine/abc: missing attribute _seq");
+    cJSON_Delete(item);
+}
+
+static void test_inbound_outbound(void **state)
+{
+    (void)state;
+    cJSON *data = json("{\"userId\":\"u1\"}"), *item = NULL;
+    struct eddy_error err;
+    const char *meta = "\"_pk\":{\"S\":\"machine/abc\"},\"_namespace\":{\"S\":\"machine\"},"
+                       "\"_seq\":{\"N\":\"12\"},\"_ts\":{\"N\":\"1700000000\"},"
+                       "\"_date\":{\"S\":\"2023-11-14T22:13:20Z\"}";
+    char want[1024];
+    assert_int_equal(
+        eddy_record_build_inbound(&entity, 0, "PullHandle", "ev-1", data, NULL, &item, &err),
+        EDDY_OK);
+    snprintf(want, sizeof want,
+             "{%s,\"_sk\":{\"S\":\"INBOUND/12/0/PullHandle\"},\"_typ\":{\"S\":\"PullHandle\"},"
+             "\"_eid\":{\"S\":\"ev-1\"},\"userId\":{\"S\":\"u1\"}}",
+             meta);
+    assert_item(item, want);
+    cJSON_Delete(item);
+    /* A refused event carries _rejected. */
+    assert_int_equal(eddy_record_build_inbound(&entity, 3, "PullHandle", "ev-2", data,
+                                               "cannot pull handle", &item, &err),
+                     EDDY_OK);
+    snprintf(want, sizeof want,
+             "{%s,\"_sk\":{\"S\":\"INBOUND/12/3/PullHandle\"},\"_typ\":{\"S\":\"PullHandle\"},"
+             "\"_eid\":{\"S\":\"ev-2\"},\"_rejected\":{\"S\":\"cannot pull handle\"},"
+             "\"userId\":{\"S\":\"u1\"}}",
+             meta);
+    assert_item(item, want);
+    cJSON_Delete(item);
+    cJSON_Delete(data);
+
+    data = json("{\"userId\":\"u1\",\"amount\":4}");
+    assert_int_equal(eddy_record_build_outbound(&entity, 1, "Payout", data, &item, &err), EDDY_OK);
+    snprintf(want, sizeof want,
+             "{%s,\"_sk\":{\"S\":\"OUTBOUND/12/1/Payout\"},\"_typ\":{\"S\":\"Payout\"},"
+             "\"userId\":{\"S\":\"u1\"},\"amount\":{\"N\":\"4\"}}",
+             meta);
+    assert_item(item, want);
+    cJSON_Delete(item);
+    cJSON_Delete(data);
+    /* An event without fields (InsertCoin) is just the metadata. */
+    assert_int_equal(
+        eddy_record_build_inbound(&entity, 0, "InsertCoin", "ev-3", NULL, NULL, &item, &err),
+        EDDY_OK);
+    snprintf(want, sizeof want,
+             "{%s,\"_sk\":{\"S\":\"INBOUND/12/0/InsertCoin\"},\"_typ\":{\"S\":\"InsertCoin\"},"
+             "\"_eid\":{\"S\":\"ev-3\"}}",
+             meta);
+    assert_item(item, want);
+    cJSON_Delete(item);
+}
+
+static void test_dedupe_and_lease(void **state)
+{
+    (void)state;
+    cJSON *item = NULL;
+    struct eddy_error err;
+    assert_int_equal(
+        eddy_record_build_dedupe(&entity, "ev-1", NOW + EDDY_RECORD_DEDUPE_TTL_S, &item, &err),
+        EDDY_OK);
+    assert_item(item, "{\"_pk\":{\"S\":\"machine/abc\"},\"_sk\":{\"S\":\"EVENT/ev-1\"},"
+                      "\"_seq\":{\"N\":\"12\"},\"_ttl\":{\"N\":\"1701209600\"}}");
+    cJSON_Delete(item);
+
+    assert_int_equal(eddy_record_build_lease(7, "host-1:42", 1700000030000, &item, &err), EDDY_OK);
+    assert_item(item, "{\"_pk\":{\"S\":\"#lease\"},\"_sk\":{\"S\":\"outbox/7\"},"
+                      "\"owner\":{\"S\":\"host-1:42\"},\"expires\":{\"N\":\"1700000030000\"}}");
+    const char *owner = NULL;
+    int64_t expires = 0;
+    assert_int_equal(eddy_record_parse_lease(item, &owner, &expires, &err), EDDY_OK);
+    assert_string_equal(owner, "host-1:42");
+    assert_true(expires == 1700000030000);
+    cJSON_Delete(item);
+}
+
+static void test_outbox(void **state)
+{
+    (void)state;
+    /* An id with '/' in it: the relay reads it from _id, not from the key. */
+    const struct eddy_record_entity e = {"machine", "a/b", 12, NOW};
+    cJSON *data = json("{\"userId\":\"u1\",\"amount\":12345678901234567890123}"), *item = NULL;
+    cJSON *resources = cJSON_Parse("[\"arn:aws:x\"]");
+    struct eddy_record_publish pub = {"eddy.test", resources, "Root=1-abc", NULL};
+    struct eddy_error err;
+    assert_int_equal(eddy_record_build_outbox(&e, 16, 1, "Payout", data, &pub, &item, &err),
+                     EDDY_OK);
+    char want_pk[32];
+    snprintf(want_pk, sizeof want_pk, "#outbox/%u",
+             (unsigned)(eddy_fnv1a32("machine/a/b", 11) % 16));
+    struct eddy_record_outbox o;
+    assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
+    assert_string_equal(o.pk, want_pk);
+    assert_string_equal(o.sk, "machine/a/b/00000000000000000012/0001");
+    assert_string_equal(o.ns, "machine");
+    assert_string_equal(o.id, "a/b");
+    assert_int_equal(o.seq, 12);
+    assert_int_equal(o.idx, 1);
+    assert_string_equal(o.type, "Payout");
+    assert_string_equal(o.detail_type, "Payout");
+    assert_string_equal(o.event_id, o.sk);
+    assert_string_equal(o.source, "eddy.test");
+    assert_string_equal(o.trace_header, "Root=1-abc");
+    assert_null(o.event_bus);
+    assert_string_equal(cJSON_GetObjectItem(o.resources->child, "S")->valuestring, "arn:aws:x");
+    /* Detail: the event plus metadata, numbers exact. */
+    assert_string_equal(o.detail, "{\"userId\":\"u1\",\"amount\":12345678901234567890123,"
+                                  "\"_eddy\":{\"namespace\":\"machine\",\"id\":\"a/b\",\"seq\":12,"
+                                  "\"idx\":1,\"eventId\":\"machine/a/b/00000000000000000012/"
+                                  "0001\"}}");
+    cJSON_Delete(item);
+    /* Without Source the relay fills its own in. */
+    assert_int_equal(eddy_record_build_outbox(&e, 16, 0, "GameResult", NULL, NULL, &item, &err),
+                     EDDY_OK);
+    assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
+    assert_null(o.source);
+    assert_string_equal(o.detail, "{\"_eddy\":{\"namespace\":\"machine\",\"id\":\"a/b\","
+                                  "\"seq\":12,\"idx\":0,\"eventId\":\"machine/a/b/"
+                                  "00000000000000000012/0000\"}}");
+    cJSON_DeleteItemFromObject(item, "_id");
+    assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_EPARSE);
+    assert_non_null(strstr(err.detail, "missing _id"));
+    cJSON_Delete(item);
+    cJSON_Delete(resources);
+    cJSON_Delete(data);
+}
+
+static void test_shard(void **state)
+{
+    (void)state;
+    /* FNV-1a 32 of "machine/abc", independently: fold the bytes by hand. */
+    uint32_t h = 2166136261u;
+    for (const char *p = "machine/abc"; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    assert_int_equal(eddy_record_shard("machine/abc", 64), h % 64);
+    assert_int_equal(eddy_record_shard("machine/abc", 1), 0);
+}
+
+static void expect_id_error(const char *id, const char *want)
+{
+    struct eddy_error err;
+    assert_int_equal(eddy_record_check_id("entity id", id, &err), EDDY_EINVAL);
+    assert_string_equal(err.detail, want);
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    char id[1100];
+    memset(id, 'x', sizeof id);
+    id[1024] = '\0';
+    struct eddy_error err;
+    assert_int_equal(eddy_record_check_id("entity id", id, &err), EDDY_OK);
+    id[1024] = 'x';
+    id[1025] = '\0';
+    expect_id_error(id, "entity id is 1025 bytes, the limit is 1024 bytes");
+    expect_id_error("", "entity id is empty");
+    expect_id_error("a\nb", "entity id has a control character (0x0a) at byte 1");
+    expect_id_error("ab\x7f", "entity id has a control character (0x7f) at byte 2");
+    expect_id_error("\xc3(", "entity id is not valid UTF-8");
+    assert_int_equal(eddy_record_check_id("entity id", "caf\xc3\xa9/1", &err), EDDY_OK);
+    /* The builders check too, naming the entity. */
+    struct eddy_record_entity bad = {"machine", "a\tb", 1, NOW};
+    cJSON *item = NULL;
+    assert_int_equal(eddy_record_build_state(&bad, NULL, false, &item, &err), EDDY_EINVAL);
+    assert_string_equal(err.detail, "entity id has a control character (0x09) at byte 1");
+    assert_null(item);
+    /* An event id long enough to push EVENT/<id> past the sort key limit. */
+    memset(id, 'e', 1020);
+    id[1020] = '\0';
+    assert_int_equal(eddy_record_build_dedupe(&entity, id, NOW, &item, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "over DynamoDB's 1024-byte sort key limit"));
+}
+
+static void test_reserved_names(void **state)
+{
+    (void)state;
+    cJSON *s = json("{\"id\":\"abc\",\"_seq\":5}"), *item = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_EINVAL);
+    assert_string_equal(err.detail, "state of machine/abc: field \"_seq\" is a name eddy reserves");
+    cJSON_Delete(s);
+    s = json("{\"_pk\":\"x\"}");
+    assert_int_equal(eddy_record_build_inbound(&entity, 0, "T", "e", s, NULL, &item, &err),
+                     EDDY_EINVAL);
+    assert_non_null(strstr(err.detail, "inbound event T of machine/abc: field \"_pk\""));
+    cJSON_Delete(s);
+    /* Conversion errors name the entity and the field. */
+    s = json("{\"balance\":1e999}");
+    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_EINVAL);
+    assert_string_equal(err.detail, "state of machine/abc: balance: number 1e999 out of "
+                                    "DynamoDB range (1E-130 to 9.9E+125)");
+    cJSON_Delete(s);
+}
+
+static void test_history_parse(void **state)
+{
+    (void)state;
+    cJSON *data = json("{\"userId\":\"u1\"}"), *item = NULL;
+    struct eddy_error err;
+    assert_int_equal(eddy_record_build_inbound(&entity, 10, "PullHandle", "ev-9", data,
+                                               "cannot pull handle", &item, &err),
+                     EDDY_OK);
+    struct eddy_record_history h;
+    assert_int_equal(eddy_record_parse_history(item, &h, &err), EDDY_OK);
+    assert_int_equal(h.kind, EDDY_RECORD_INBOUND);
+    assert_int_equal(h.seq, 12);
+    assert_int_equal(h.idx, 10);
+    assert_int_equal(h.ts, NOW);
+    assert_string_equal(h.type, "PullHandle");
+    assert_string_equal(h.event_id, "ev-9");
+    assert_string_equal(h.rejected, "cannot pull handle");
+    assert_true(cJSON_Compare(h.data, data, true));
+    eddy_record_history_cleanup(&h);
+    cJSON_Delete(item);
+    cJSON_Delete(data);
+    /* An outbound record written by a-h/stream: no _eid. */
+    item = cJSON_Parse("{\"_pk\":{\"S\":\"machine/abc\"},\"_sk\":{\"S\":\"OUTBOUND/3/1/Payout\"},"
+                       "\"_seq\":{\"N\":\"3\"},\"_typ\":{\"S\":\"Payout\"},"
+                       "\"amount\":{\"N\":\"4\"}}");
+    assert_int_equal(eddy_record_parse_history(item, &h, &err), EDDY_OK);
+    assert_int_equal(h.kind, EDDY_RECORD_OUTBOUND);
+    assert_int_equal(h.seq, 3);
+    assert_int_equal(h.idx, 1);
+    assert_null(h.event_id);
+    assert_null(h.rejected);
+    assert_int_equal(cJSON_GetObjectItem(h.data, "amount")->valuedouble, 4);
+    eddy_record_history_cleanup(&h);
+    cJSON_Delete(item);
+}
+
+static void test_sizes(void **state)
+{
+    (void)state;
+    /* A state that cannot fit in 400 KB. */
+    size_t n = 410 * 1024;
+    char *big = malloc(n + 1);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    cJSON *s = cJSON_CreateObject(), *item = NULL;
+    cJSON_AddStringToObject(s, "blob", big);
+    struct eddy_error err;
+    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "state item of machine/abc is "));
+    assert_non_null(strstr(err.detail, "over DynamoDB's 400 KB item size limit"));
+    assert_null(item);
+    cJSON_Delete(s);
+    free(big);
+    /* A small item's size: names plus values. */
+    cJSON *small = cJSON_Parse("{\"_pk\":{\"S\":\"machine/abc\"},\"_seq\":{\"N\":\"12\"}}");
+    size_t size = 0;
+    assert_int_equal(eddy_record_check_item_size(small, "x", &size, &err), EDDY_OK);
+    assert_int_equal(size, 3 + 11 + 4 + 2);
+    cJSON_Delete(small);
+    assert_int_equal(eddy_record_check_txn(100, 4 * 1024 * 1024, &err), EDDY_OK);
+    assert_int_equal(eddy_record_check_txn(101, 10, &err), EDDY_ELIMIT);
+    assert_string_equal(err.detail,
+                        "transaction has 101 items, over DynamoDB's 100-item TransactWriteItems "
+                        "limit");
+    assert_int_equal(eddy_record_check_txn(10, 4 * 1024 * 1024 + 1, &err), EDDY_ELIMIT);
+    assert_string_equal(err.detail, "transaction is 4194305 bytes, over DynamoDB's 4 MB "
+                                    "TransactWriteItems size limit");
+}
+
+static void test_keys(void **state)
+{
+    (void)state;
+    char *k;
+    assert_string_equal(k = eddy_record_pk("machine", "1"), "machine/1");
+    free(k);
+    assert_string_equal(k = eddy_record_sk_state_version(10), "STATE/10");
+    free(k);
+    assert_string_equal(k = eddy_record_sk_inbound(10, 2, "InsertCoin"), "INBOUND/10/2/InsertCoin");
+    free(k);
+    assert_string_equal(k = eddy_record_sk_outbound(1, 0, "GameResult"), "OUTBOUND/1/0/GameResult");
+    free(k);
+    assert_string_equal(k = eddy_record_sk_event("e-1"), "EVENT/e-1");
+    free(k);
+    assert_string_equal(k = eddy_record_outbox_pk(3), "#outbox/3");
+    free(k);
+    assert_string_equal(k = eddy_record_outbox_sk("machine", "1", 5, 2),
+                        "machine/1/00000000000000000005/0002");
+    free(k);
+    assert_string_equal(k = eddy_record_lease_sk(3), "outbox/3");
+    free(k);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_state_item),
+        cmocka_unit_test(test_state_parse),
+        cmocka_unit_test(test_inbound_outbound),
+        cmocka_unit_test(test_dedupe_and_lease),
+        cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_shard),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_reserved_names),
+        cmocka_unit_test(test_history_parse),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
