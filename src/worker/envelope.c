@@ -1,0 +1,381 @@
+/*
+ * envelope.c - JSON Pointers and the message body decoder (see envelope.h).
+ *
+ * Every check here guards something further down: the entity id becomes part
+ * of a DynamoDB key (so it has a length limit, must be valid UTF-8 and may not
+ * hide control characters that would make two ids look alike in logs), the
+ * event id becomes the dedupe marker's key, and the data goes to the machine.
+ * The reasons are written for the person reading the DLQ.
+ */
+#include "worker/envelope.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "core/attr.h"
+
+/* Unescape one reference token of len bytes: ~1 -> '/', ~0 -> '~'. */
+static eddy_err parse_token(const char *s, size_t len, char **out, const char *text,
+                            struct eddy_error *err)
+{
+    char *tok = eddy_malloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '~') {
+            tok[n++] = s[i];
+            continue;
+        }
+        if (i + 1 >= len || (s[i + 1] != '0' && s[i + 1] != '1')) {
+            free(tok);
+            return eddy_error_set(err, EDDY_ECONFIG,
+                                  "JSON pointer \"%s\": '~' must be followed by 0 or 1", text);
+        }
+        tok[n++] = s[i + 1] == '0' ? '~' : '/';
+        i++;
+    }
+    tok[n] = '\0';
+    *out = tok;
+    return EDDY_OK;
+}
+
+eddy_err eddy_json_pointer_parse(struct eddy_json_pointer *p, const char *text,
+                                 struct eddy_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (text == NULL)
+        return eddy_error_set(err, EDDY_ECONFIG, "JSON pointer is missing");
+    if (text[0] != '\0' && text[0] != '/')
+        return eddy_error_set(err, EDDY_ECONFIG,
+                              "JSON pointer \"%s\" must be empty or start with '/'", text);
+    size_t count = 0;
+    for (const char *c = text; *c != '\0'; c++)
+        count += *c == '/';
+    p->text = eddy_strdup(text);
+    p->tokens = eddy_calloc(count ? count : 1, sizeof *p->tokens);
+    const char *at = text;
+    while (*at == '/') {
+        const char *start = at + 1;
+        const char *end = strchr(start, '/');
+        if (end == NULL)
+            end = start + strlen(start);
+        eddy_err rc = parse_token(start, (size_t)(end - start), &p->tokens[p->ntokens], text, err);
+        if (rc != EDDY_OK) {
+            eddy_json_pointer_cleanup(p);
+            return rc;
+        }
+        p->ntokens++;
+        at = end;
+    }
+    return EDDY_OK;
+}
+
+void eddy_json_pointer_cleanup(struct eddy_json_pointer *p)
+{
+    for (size_t i = 0; i < p->ntokens; i++)
+        free(p->tokens[i]);
+    free(p->tokens);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+/* An array index as RFC 6901 spells it: "0" or digits without a leading zero. */
+static bool parse_index(const char *tok, int *out)
+{
+    if (tok[0] == '\0' || (tok[0] == '0' && tok[1] != '\0'))
+        return false;
+    long v = 0;
+    for (const char *c = tok; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9')
+            return false;
+        v = v * 10 + (*c - '0');
+        if (v > INT32_MAX)
+            return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+const cJSON *eddy_json_pointer_get(const struct eddy_json_pointer *p, const cJSON *root)
+{
+    const cJSON *at = root;
+    for (size_t i = 0; i < p->ntokens && at != NULL; i++) {
+        int index;
+        if (cJSON_IsObject(at))
+            at = cJSON_GetObjectItemCaseSensitive(at, p->tokens[i]);
+        else if (cJSON_IsArray(at) && parse_index(p->tokens[i], &index))
+            at = cJSON_GetArrayItem(at, index);
+        else
+            at = NULL;
+    }
+    return at;
+}
+
+static eddy_err spec_pointer(struct eddy_json_pointer *p, const char *text, const char *dflt,
+                             const char *what, struct eddy_error *err)
+{
+    eddy_err rc = eddy_json_pointer_parse(p, text != NULL ? text : dflt, err);
+    if (rc != EDDY_OK && err != NULL) {
+        char detail[EDDY_ERROR_DETAIL_MAX];
+        snprintf(detail, sizeof detail, "%s", err->detail);
+        eddy_error_set(err, rc, "%s pointer: %s", what, detail);
+    }
+    return rc;
+}
+
+eddy_err eddy_envelope_spec_init(struct eddy_envelope_spec *s, const char *entity_id,
+                                 const char *event_type, const char *event_id,
+                                 const char *event_data, struct eddy_error *err)
+{
+    memset(s, 0, sizeof *s);
+    eddy_err rc =
+        spec_pointer(&s->entity_id, entity_id, EDDY_ENVELOPE_DEFAULT_ENTITY_ID, "entity id", err);
+    if (rc == EDDY_OK)
+        rc = spec_pointer(&s->event_type, event_type, EDDY_ENVELOPE_DEFAULT_EVENT_TYPE,
+                          "event type", err);
+    if (rc == EDDY_OK)
+        rc = spec_pointer(&s->event_id, event_id, EDDY_ENVELOPE_DEFAULT_EVENT_ID, "event id", err);
+    if (rc == EDDY_OK)
+        rc = spec_pointer(&s->event_data, event_data, EDDY_ENVELOPE_DEFAULT_EVENT_DATA,
+                          "event data", err);
+    if (rc != EDDY_OK)
+        eddy_envelope_spec_cleanup(s);
+    return rc;
+}
+
+void eddy_envelope_spec_cleanup(struct eddy_envelope_spec *s)
+{
+    eddy_json_pointer_cleanup(&s->entity_id);
+    eddy_json_pointer_cleanup(&s->event_type);
+    eddy_json_pointer_cleanup(&s->event_id);
+    eddy_json_pointer_cleanup(&s->event_data);
+}
+
+static const char *type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v) || cJSON_IsRaw(v))
+        return "a number";
+    if (cJSON_IsObject(v))
+        return "an object";
+    if (cJSON_IsArray(v))
+        return "an array";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    if (cJSON_IsNull(v))
+        return "null";
+    return "an unknown value";
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (len == 0 || s[0] > 0xf4 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+/*
+ * Check a string the envelope takes: not empty, at most max bytes, valid
+ * UTF-8, and (when no_controls) free of C0, DEL and C1 control characters.
+ */
+static eddy_err check_text(const char *s, const char *what, const char *ptr, size_t max,
+                           bool no_controls, struct eddy_error *err)
+{
+    size_t len = strlen(s);
+    if (len == 0)
+        return eddy_error_set(err, EDDY_EPOISON, "%s (%s) is empty", what, ptr);
+    if (len > max)
+        return eddy_error_set(err, EDDY_EPOISON, "%s (%s) is %zu bytes, over the %zu-byte limit",
+                              what, ptr, len, max);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(u + i, len - i);
+        if (n == 0)
+            return eddy_error_set(err, EDDY_EPOISON, "%s (%s) is not valid UTF-8 at byte %zu", what,
+                                  ptr, i);
+        bool control = u[i] < 0x20 || u[i] == 0x7f || (n == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0);
+        if (no_controls && control)
+            return eddy_error_set(err, EDDY_EPOISON,
+                                  "%s (%s) contains a control character at byte %zu", what, ptr, i);
+        i += n;
+    }
+    return EDDY_OK;
+}
+
+/* A JSON number's text that is a plain integer: an optional '-' and digits. */
+static bool is_integer_text(const char *s)
+{
+    if (s == NULL)
+        return false;
+    if (*s == '-')
+        s++;
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* The entity id as text: a string as it is, an integer in decimal. */
+static eddy_err entity_id_text(const cJSON *v, const char *ptr, char **out, struct eddy_error *err)
+{
+    if (v == NULL)
+        return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is missing", ptr);
+    if (cJSON_IsString(v) && v->valuestring != NULL) {
+        *out = eddy_strdup(v->valuestring);
+        return EDDY_OK;
+    }
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        /* The reader keeps numbers exact, so an integral double is the integer sent. */
+        if (isfinite(d) && d == floor(d) && fabs(d) < 1e21) {
+            char text[32];
+            snprintf(text, sizeof text, "%.0f", d == 0 ? 0.0 : d); /* no "-0" */
+            *out = eddy_strdup(text);
+            return EDDY_OK;
+        }
+        return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is a number but not an integer",
+                              ptr);
+    }
+    if (cJSON_IsRaw(v)) {
+        if (is_integer_text(v->valuestring)) {
+            *out = eddy_strdup(v->valuestring);
+            return EDDY_OK;
+        }
+        return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is a number but not an integer",
+                              ptr);
+    }
+    return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is %s, not a string or an integer",
+                          ptr, type_name(v));
+}
+
+static eddy_err take_entity_id(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
+                               struct eddy_error *err)
+{
+    const char *ptr = spec->entity_id.text;
+    const cJSON *v = eddy_json_pointer_get(&spec->entity_id, env->root);
+    eddy_err rc = entity_id_text(v, ptr, &env->entity_id, err);
+    if (rc == EDDY_OK)
+        rc = check_text(env->entity_id, "entity id", ptr, EDDY_ENVELOPE_ID_MAX, true, err);
+    return rc;
+}
+
+static eddy_err take_event_type(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
+                                struct eddy_error *err)
+{
+    const char *ptr = spec->event_type.text;
+    const cJSON *v = eddy_json_pointer_get(&spec->event_type, env->root);
+    if (v == NULL)
+        return eddy_error_set(err, EDDY_EPOISON, "event type (%s) is missing", ptr);
+    if (!cJSON_IsString(v) || v->valuestring == NULL)
+        return eddy_error_set(err, EDDY_EPOISON, "event type (%s) is %s, not a string", ptr,
+                              type_name(v));
+    eddy_err rc = check_text(v->valuestring, "event type", ptr, EDDY_ENVELOPE_TYPE_MAX, false, err);
+    if (rc == EDDY_OK)
+        env->event_type = eddy_strdup(v->valuestring);
+    return rc;
+}
+
+/*
+ * The event id, else the MessageId. A string that is there but unusable is
+ * poison rather than replaced: a quiet stand-in would defeat deduplication of
+ * the copies EventBridge may deliver under different MessageIds.
+ */
+static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
+                              const char *message_id, struct eddy_error *err)
+{
+    const char *ptr = spec->event_id.text;
+    const cJSON *v = eddy_json_pointer_get(&spec->event_id, env->root);
+    if (cJSON_IsString(v) && v->valuestring != NULL && v->valuestring[0] != '\0') {
+        eddy_err rc = check_text(v->valuestring, "event id", ptr, EDDY_ENVELOPE_ID_MAX, false, err);
+        if (rc == EDDY_OK)
+            env->event_id = eddy_strdup(v->valuestring);
+        return rc;
+    }
+    if (message_id == NULL || message_id[0] == '\0')
+        return eddy_error_set(err, EDDY_EPOISON,
+                              "event id (%s) is missing and the message has no MessageId", ptr);
+    eddy_err rc = check_text(message_id, "event id", "MessageId", EDDY_ENVELOPE_ID_MAX, false, err);
+    if (rc == EDDY_OK) {
+        env->event_id = eddy_strdup(message_id);
+        env->event_id_is_message_id = true;
+    }
+    return rc;
+}
+
+static eddy_err take_data(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
+                          struct eddy_error *err)
+{
+    const char *ptr = spec->event_data.text;
+    const cJSON *v = eddy_json_pointer_get(&spec->event_data, env->root);
+    if (v == NULL)
+        return eddy_error_set(err, EDDY_EPOISON, "event data (%s) is missing", ptr);
+    if (!cJSON_IsObject(v))
+        return eddy_error_set(err, EDDY_EPOISON, "event data (%s) is %s, not an object", ptr,
+                              type_name(v));
+    env->data = v;
+    return EDDY_OK;
+}
+
+static eddy_err parse_body(struct eddy_envelope *env, const char *body, size_t len,
+                           struct eddy_error *err)
+{
+    if (body == NULL || len == 0)
+        return eddy_error_set(err, EDDY_EPOISON, "message body is empty");
+    if (len > EDDY_ENVELOPE_BODY_MAX)
+        return eddy_error_set(err, EDDY_EPOISON,
+                              "message body is %zu bytes, over the 256 KB SQS message limit", len);
+    /*
+     * The exact reader also refuses \u0000 in strings: cJSON strings end at
+     * the first NUL, so two entity ids could silently become one.
+     */
+    struct eddy_error perr = {0};
+    if (eddy_json_parse(body, len, &env->root, &perr) != EDDY_OK || env->root == NULL)
+        return eddy_error_set(err, EDDY_EPOISON, "message body is not JSON: %s",
+                              eddy_error_text(&perr));
+    return EDDY_OK;
+}
+
+eddy_err eddy_envelope_decode(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
+                              const char *body, size_t len, const char *message_id,
+                              struct eddy_error *err)
+{
+    memset(env, 0, sizeof *env);
+    eddy_err rc = parse_body(env, body, len, err);
+    if (rc == EDDY_OK)
+        rc = take_entity_id(env, spec, err);
+    if (rc == EDDY_OK)
+        rc = take_event_type(env, spec, err);
+    if (rc == EDDY_OK)
+        rc = take_event_id(env, spec, message_id, err);
+    if (rc == EDDY_OK)
+        rc = take_data(env, spec, err);
+    if (rc != EDDY_OK)
+        eddy_envelope_cleanup(env);
+    return rc;
+}
+
+void eddy_envelope_cleanup(struct eddy_envelope *env)
+{
+    cJSON_Delete(env->root);
+    free(env->entity_id);
+    free(env->event_type);
+    free(env->event_id);
+    memset(env, 0, sizeof *env);
+}

@@ -1,0 +1,404 @@
+/*
+ * Unit tests for worker/envelope: JSON Pointers, the default EventBridge
+ * envelope, custom pointers, the MessageId fallback, exact numbers, and
+ * every class of poison with its reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "worker/envelope.h"
+
+/* What EventBridge delivers to an SQS target (a real envelope's shape). */
+static const char eventbridge_body[] =
+    "{\"version\":\"0\",\"id\":\"6a7e8feb-b491-4cf7-a9f1-bf3703467718\","
+    "\"detail-type\":\"Spin\",\"source\":\"slotmachine\",\"account\":\"111122223333\","
+    "\"time\":\"2017-12-22T18:43:48Z\",\"region\":\"us-east-1\",\"resources\":[],"
+    "\"detail\":{\"id\":\"machine-42\",\"bet\":5}}";
+
+static struct eddy_envelope_spec default_spec;
+
+static int setup(void **state)
+{
+    (void)state;
+    return eddy_envelope_spec_init(&default_spec, NULL, NULL, NULL, NULL, NULL) == EDDY_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    eddy_envelope_spec_cleanup(&default_spec);
+    return 0;
+}
+
+/* Decode a C string with the default pointers; the reason lands in err. */
+static eddy_err decode(struct eddy_envelope *env, const char *body, const char *message_id,
+                       struct eddy_error *err)
+{
+    return eddy_envelope_decode(env, &default_spec, body, strlen(body), message_id, err);
+}
+
+/* Expect poison whose reason contains want. */
+static void expect_poison(const char *body, const char *want)
+{
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(decode(&env, body, "mid-1", &err), EDDY_EPOISON);
+    assert_int_equal(err.code, EDDY_EPOISON);
+    if (strstr(err.detail, want) == NULL)
+        fail_msg("reason \"%s\" lacks \"%s\" (body %s)", err.detail, want, body);
+    assert_null(env.root);
+    assert_null(env.entity_id);
+    eddy_envelope_cleanup(&env);
+}
+
+static void test_eventbridge_defaults(void **state)
+{
+    (void)state;
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(decode(&env, eventbridge_body, "sqs-message-id", &err), EDDY_OK);
+    assert_string_equal(env.entity_id, "machine-42");
+    assert_string_equal(env.event_type, "Spin");
+    assert_string_equal(env.event_id, "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+    assert_false(env.event_id_is_message_id);
+    assert_true(cJSON_IsObject(env.data));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(env.data, "bet")->valueint, 5);
+    eddy_envelope_cleanup(&env);
+    assert_null(env.root);
+    eddy_envelope_cleanup(&env); /* twice is harmless */
+}
+
+/* The body need not be NUL-terminated: only len bytes are read. */
+static void test_body_is_bytes_with_length(void **state)
+{
+    (void)state;
+    size_t len = strlen(eventbridge_body);
+    char *body = eddy_malloc(len + 8);
+    memcpy(body, eventbridge_body, len);
+    memcpy(body + len, "garbage!", 8);
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_envelope_decode(&env, &default_spec, body, len, "m", &err), EDDY_OK);
+    assert_string_equal(env.entity_id, "machine-42");
+    eddy_envelope_cleanup(&env);
+    assert_int_equal(eddy_envelope_decode(&env, &default_spec, body, len + 8, "m", &err),
+                     EDDY_EPOISON);
+    assert_non_null(strstr(err.detail, "not JSON"));
+    free(body);
+}
+
+static void test_custom_pointers(void **state)
+{
+    (void)state;
+    struct eddy_envelope_spec spec;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_envelope_spec_init(&spec, "/payload/account", "/payload/kind",
+                                             "/meta/eventId", "/payload", &err),
+                     EDDY_OK);
+    const char *body = "{\"meta\":{\"eventId\":\"ev-9\"},"
+                       "\"payload\":{\"account\":\"acc-1\",\"kind\":\"Opened\",\"n\":1}}";
+    struct eddy_envelope env;
+    assert_int_equal(eddy_envelope_decode(&env, &spec, body, strlen(body), "m", &err), EDDY_OK);
+    assert_string_equal(env.entity_id, "acc-1");
+    assert_string_equal(env.event_type, "Opened");
+    assert_string_equal(env.event_id, "ev-9");
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(env.data, "kind"));
+    eddy_envelope_cleanup(&env);
+    /* With the defaults the same body is poison: no /detail/id. */
+    expect_poison(body, "entity id (/detail/id) is missing");
+    eddy_envelope_spec_cleanup(&spec);
+
+    /* The empty pointer is the whole document. */
+    assert_int_equal(eddy_envelope_spec_init(&spec, "/who", "/what", NULL, "", &err), EDDY_OK);
+    body = "{\"who\":\"w\",\"what\":\"t\"}";
+    assert_int_equal(eddy_envelope_decode(&env, &spec, body, strlen(body), "m", &err), EDDY_OK);
+    assert_ptr_equal(env.data, env.root);
+    assert_string_equal(env.event_id, "m");
+    eddy_envelope_cleanup(&env);
+    eddy_envelope_spec_cleanup(&spec);
+}
+
+static void test_pointer_escapes_and_indices(void **state)
+{
+    (void)state;
+    const char *text = "{\"a/b\":{\"m~n\":[{\"id\":\"first\"},{\"id\":\"second\"}]},"
+                       "\"~1\":\"tilde-one\",\"\":{\"\":\"empty keys\"},\"01\":\"key 01\"}";
+    cJSON *root = cJSON_Parse(text);
+    assert_non_null(root);
+    struct {
+        const char *pointer;
+        const char *want; /* NULL: nothing there */
+    } cases[] = {
+        {"/a~1b/m~0n/1/id", "second"},
+        {"/a~1b/m~0n/0/id", "first"},
+        {"/a~1b/m~0n/2/id", NULL},
+        {"/a~1b/m~0n/-/id", NULL},  /* past the end */
+        {"/a~1b/m~0n/01/id", NULL}, /* leading zero is no index */
+        {"/a~1b/m~0n/1x/id", NULL},
+        {"/a~1b/m~0n/99999999999999999999/id", NULL},
+        {"/~01", "tilde-one"}, /* ~01 is "~1", not "/" + "1"... */
+        {"/a/b", NULL},        /* ...and a bare '/' splits */
+        {"//", "empty keys"},
+        {"/01", "key 01"}, /* on an object, "01" is just a key */
+    };
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(cases); i++) {
+        struct eddy_json_pointer p;
+        assert_int_equal(eddy_json_pointer_parse(&p, cases[i].pointer, NULL), EDDY_OK);
+        const cJSON *v = eddy_json_pointer_get(&p, root);
+        if (cases[i].want == NULL) {
+            if (v != NULL)
+                fail_msg("%s found something", cases[i].pointer);
+        } else {
+            if (!cJSON_IsString(v) || strcmp(v->valuestring, cases[i].want) != 0)
+                fail_msg("%s did not find %s", cases[i].pointer, cases[i].want);
+        }
+        eddy_json_pointer_cleanup(&p);
+    }
+    cJSON_Delete(root);
+}
+
+static void test_bad_pointers_are_config_errors(void **state)
+{
+    (void)state;
+    const char *bad[] = {"detail/id", "/a~2b", "/a~", "~0", " /x"};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(bad); i++) {
+        struct eddy_envelope_spec spec;
+        struct eddy_error err = {0};
+        assert_int_equal(eddy_envelope_spec_init(&spec, NULL, NULL, bad[i], NULL, &err),
+                         EDDY_ECONFIG);
+        assert_non_null(strstr(err.detail, "event id pointer"));
+        assert_non_null(strstr(err.detail, bad[i]));
+    }
+    struct eddy_json_pointer p;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_json_pointer_parse(&p, "/a~2b", &err), EDDY_ECONFIG);
+    assert_non_null(strstr(err.detail, "'~' must be followed by 0 or 1"));
+    assert_int_equal(eddy_json_pointer_parse(&p, "x", &err), EDDY_ECONFIG);
+    assert_non_null(strstr(err.detail, "start with '/'"));
+}
+
+static void expect_entity(const char *id_json, const char *want)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":%s}}",
+             id_json);
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    if (decode(&env, body, "m", &err) != EDDY_OK)
+        fail_msg("%s: %s", id_json, err.detail);
+    assert_string_equal(env.entity_id, want);
+    eddy_envelope_cleanup(&env);
+}
+
+static void test_integer_entity_ids(void **state)
+{
+    (void)state;
+    expect_entity("42", "42");
+    expect_entity("-7", "-7");
+    expect_entity("0", "0");
+    expect_entity("-0", "0");
+    expect_entity("1e3", "1000");
+    expect_entity("9007199254740993", "9007199254740993"); /* 2^53 + 1: no double holds it */
+    expect_entity("123456789012345678901234567890", "123456789012345678901234567890");
+    expect_entity("\"007\"", "007");
+    expect_poison("{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":1.5}}",
+                  "entity id (/detail/id) is a number but not an integer");
+    expect_poison("{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":1.00000000000000000001}}",
+                  "is a number but not an integer");
+}
+
+static void test_message_id_fallback(void **state)
+{
+    (void)state;
+    const char *bodies[] = {
+        "{\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}",             /* absent */
+        "{\"id\":17,\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}",   /* a number */
+        "{\"id\":null,\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}", /* null */
+        "{\"id\":\"\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}", /* empty */
+    };
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(bodies); i++) {
+        struct eddy_envelope env;
+        struct eddy_error err = {0};
+        assert_int_equal(decode(&env, bodies[i], "0d0c8f36-sqs", &err), EDDY_OK);
+        assert_string_equal(env.event_id, "0d0c8f36-sqs");
+        assert_true(env.event_id_is_message_id);
+        eddy_envelope_cleanup(&env);
+    }
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(decode(&env, bodies[0], NULL, &err), EDDY_EPOISON);
+    assert_string_equal(err.detail, "event id (/id) is missing and the message has no MessageId");
+}
+
+/* A body of exactly n bytes: an envelope padded with spaces inside a string. */
+static char *body_of_size(size_t n)
+{
+    const char *head = "{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\",\"pad\":\"";
+    const char *tail = "\"}}";
+    char *b = eddy_malloc(n + 1);
+    size_t h = strlen(head), t = strlen(tail);
+    memcpy(b, head, h);
+    memset(b + h, ' ', n - h - t);
+    memcpy(b + n - t, tail, t);
+    b[n] = '\0';
+    return b;
+}
+
+static void test_size_limit(void **state)
+{
+    (void)state;
+    char *b = body_of_size(EDDY_ENVELOPE_BODY_MAX);
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(decode(&env, b, "m", &err), EDDY_OK);
+    eddy_envelope_cleanup(&env);
+    free(b);
+    b = body_of_size(EDDY_ENVELOPE_BODY_MAX + 1);
+    assert_int_equal(decode(&env, b, "m", &err), EDDY_EPOISON);
+    assert_string_equal(err.detail,
+                        "message body is 262145 bytes, over the 256 KB SQS message limit");
+    free(b);
+}
+
+static void test_poison_reasons(void **state)
+{
+    (void)state;
+    expect_poison("", "message body is empty");
+    expect_poison("not json", "message body is not JSON");
+    expect_poison("   ", "message body is not JSON");
+    expect_poison("{\"detail\":", "message body is not JSON");
+    expect_poison("[1,2,3]", "entity id (/detail/id) is missing");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{}}", "entity id (/detail/id) is missing");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":{}}}",
+                  "entity id (/detail/id) is an object, not a string or an integer");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":true}}",
+                  "entity id (/detail/id) is a boolean, not a string or an integer");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":null}}", "is null, not a string");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"\"}}",
+                  "entity id (/detail/id) is empty");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"a\\u0001b\"}}",
+                  "entity id (/detail/id) contains a control character at byte 1");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"ab\\u007f\"}}",
+                  "contains a control character at byte 2");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"\\u0085\"}}",
+                  "contains a control character at byte 0");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"a\\u0000b\"}}",
+                  "message body is not JSON");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"\xff\"}}",
+                  "entity id (/detail/id) is not valid UTF-8 at byte 0");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"ok\xc0\xaf\"}}",
+                  "is not valid UTF-8 at byte 2"); /* overlong '/' */
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"\xed\xa0\x80\"}}",
+                  "not valid UTF-8"); /* an encoded surrogate */
+    expect_poison("{\"detail-type\":\"T\",\"detail\":{\"id\":\"\\ud800\"}}",
+                  "message body is not JSON"); /* a lone surrogate escape */
+    expect_poison("{\"detail\":{\"id\":\"x\"}}", "event type (/detail-type) is missing");
+    expect_poison("{\"detail-type\":\"\",\"detail\":{\"id\":\"x\"}}",
+                  "event type (/detail-type) is empty");
+    expect_poison("{\"detail-type\":[\"T\"],\"detail\":{\"id\":\"x\"}}",
+                  "event type (/detail-type) is an array, not a string");
+    expect_poison("{\"detail-type\":\"T\",\"detail\":[{\"id\":\"x\"}]}",
+                  "entity id (/detail/id) is missing");
+    expect_poison("{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"},\"x\":1} {}",
+                  "message body is not JSON");
+}
+
+/* Data must be an object; here the entity id lives outside it. */
+static void test_data_must_be_object(void **state)
+{
+    (void)state;
+    struct eddy_envelope_spec spec;
+    assert_int_equal(eddy_envelope_spec_init(&spec, "/who", NULL, NULL, "/data", NULL), EDDY_OK);
+    const char *bodies[] = {
+        "{\"who\":\"w\",\"detail-type\":\"T\"}",
+        "{\"who\":\"w\",\"detail-type\":\"T\",\"data\":[1]}",
+        "{\"who\":\"w\",\"detail-type\":\"T\",\"data\":\"{}\"}",
+    };
+    const char *want[] = {
+        "event data (/data) is missing",
+        "event data (/data) is an array, not an object",
+        "event data (/data) is a string, not an object",
+    };
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(bodies); i++) {
+        struct eddy_envelope env;
+        struct eddy_error err = {0};
+        assert_int_equal(eddy_envelope_decode(&env, &spec, bodies[i], strlen(bodies[i]), "m", &err),
+                         EDDY_EPOISON);
+        assert_string_equal(err.detail, want[i]);
+    }
+    eddy_envelope_spec_cleanup(&spec);
+}
+
+static void test_long_ids(void **state)
+{
+    (void)state;
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    char id[EDDY_ENVELOPE_ID_MAX + 2];
+    memset(id, 'k', sizeof id - 1);
+    id[EDDY_ENVELOPE_ID_MAX] = '\0'; /* exactly at the limit: fine */
+    eddy_buf_appendf(&b, "{\"detail-type\":\"T\",\"detail\":{\"id\":\"%s\"}}", id);
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(decode(&env, eddy_buf_cstr(&b), "m", &err), EDDY_OK);
+    assert_int_equal(strlen(env.entity_id), EDDY_ENVELOPE_ID_MAX);
+    eddy_envelope_cleanup(&env);
+    id[EDDY_ENVELOPE_ID_MAX] = 'k';
+    id[EDDY_ENVELOPE_ID_MAX + 1] = '\0';
+    eddy_buf_reset(&b);
+    eddy_buf_appendf(&b, "{\"detail-type\":\"T\",\"detail\":{\"id\":\"%s\"}}", id);
+    expect_poison(eddy_buf_cstr(&b),
+                  "entity id (/detail/id) is 1025 bytes, over the 1024-byte limit");
+    eddy_buf_reset(&b);
+    eddy_buf_appendf(&b, "{\"id\":\"%s\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}", id);
+    expect_poison(eddy_buf_cstr(&b), "event id (/id) is 1025 bytes, over the 1024-byte limit");
+    eddy_buf_cleanup(&b);
+}
+
+/* Numbers a double would round reach the machine as their exact text. */
+static void test_precision_kept(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\","
+                       "\"amount\":12345678901234567890123,\"price\":0.1,"
+                       "\"tiny\":1.0000000000000000000000001,\"n\":[9007199254740993]}}";
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(decode(&env, body, "m", &err), EDDY_OK);
+    char *out = cJSON_PrintUnformatted(env.data);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"amount\":12345678901234567890123"));
+    assert_non_null(strstr(out, "\"tiny\":1.0000000000000000000000001"));
+    assert_non_null(strstr(out, "[9007199254740993]"));
+    const cJSON *price = cJSON_GetObjectItemCaseSensitive(env.data, "price");
+    assert_true(cJSON_IsNumber(price) && price->valuedouble == 0.1);
+    free(out);
+    eddy_envelope_cleanup(&env);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eventbridge_defaults),
+        cmocka_unit_test(test_body_is_bytes_with_length),
+        cmocka_unit_test(test_custom_pointers),
+        cmocka_unit_test(test_pointer_escapes_and_indices),
+        cmocka_unit_test(test_bad_pointers_are_config_errors),
+        cmocka_unit_test(test_integer_entity_ids),
+        cmocka_unit_test(test_message_id_fallback),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_poison_reasons),
+        cmocka_unit_test(test_data_must_be_object),
+        cmocka_unit_test(test_long_ids),
+        cmocka_unit_test(test_precision_kept),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,215 @@
+/* Unit tests for worker/metrics: histogram precision and the EMF line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/alloc.h"
+#include "eddy/rng.h"
+#include "worker/metrics.h"
+
+/* Emit into memory and parse the line back. */
+static cJSON *emit_json(struct eddy_metrics *m, int64_t unix_ms, const char *ns, char **line)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_int_equal(eddy_metrics_emit(m, f, unix_ms, ns), EDDY_OK);
+    fclose(f);
+    if (line != NULL)
+        *line = text;
+    if (len == 0) {
+        free(text);
+        if (line != NULL)
+            *line = NULL;
+        return NULL;
+    }
+    assert_int_equal(text[len - 1], '\n');
+    assert_null(memchr(text, '\n', len - 1)); /* exactly one line */
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    assert_non_null(j);
+    if (line == NULL)
+        free(text);
+    return j;
+}
+
+static double num(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Quantiles of random samples over many magnitudes stay within 2%. */
+static void test_hist_precision(void **state)
+{
+    (void)state;
+    struct eddy_hist *h = eddy_calloc(1, sizeof *h);
+    enum { N = 20000 };
+    uint64_t *v = eddy_malloc(N * sizeof *v);
+    struct eddy_rng rng;
+    eddy_rng_seed(&rng, 42);
+    for (size_t i = 0; i < N; i++) {
+        /* log-uniform from 1 us to about 17 minutes */
+        v[i] = (uint64_t)1 << eddy_rng_below(&rng, 30);
+        v[i] += eddy_rng_below(&rng, v[i]);
+        eddy_hist_record(h, v[i]);
+    }
+    qsort(v, N, sizeof *v, cmp_u64);
+    const double qs[] = {0.01, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0};
+    for (size_t k = 0; k < EDDY_ARRAY_SIZE(qs); k++) {
+        size_t rank = (size_t)(qs[k] * N + 0.999999);
+        double exact = (double)v[rank - 1];
+        double got = eddy_hist_quantile(h, qs[k]);
+        assert_true(got >= exact * 0.98 && got <= exact * 1.02);
+    }
+    assert_int_equal(h->count, N);
+    assert_int_equal(h->max_us, v[N - 1]);
+    /* Small values are exact; an empty histogram says 0. */
+    eddy_hist_reset(h);
+    assert_true(eddy_hist_quantile(h, 0.5) == 0);
+    for (uint64_t i = 1; i <= 31; i++)
+        eddy_hist_record(h, i);
+    assert_true(eddy_hist_quantile(h, 0.5) == 16);
+    assert_true(eddy_hist_quantile(h, 1.0) == 31);
+    /* Huge samples are clamped, never out of the array. */
+    eddy_hist_record(h, UINT64_MAX);
+    assert_true(eddy_hist_quantile(h, 1.0) >= (double)((uint64_t)1 << 39));
+    free(v);
+    free(h);
+}
+
+static void test_hist_merge(void **state)
+{
+    (void)state;
+    struct eddy_hist *a = eddy_calloc(1, sizeof *a), *b = eddy_calloc(1, sizeof *b);
+    for (uint64_t i = 0; i < 100; i++)
+        eddy_hist_record(i < 50 ? a : b, 1000 * (i + 1));
+    eddy_hist_merge(a, b);
+    assert_int_equal(a->count, 100);
+    double p50 = eddy_hist_quantile(a, 0.5);
+    assert_true(p50 >= 50000 * 0.98 && p50 <= 50000 * 1.02);
+    assert_int_equal(a->max_us, 100000);
+    free(a);
+    free(b);
+}
+
+static void check_directive(const cJSON *j, int64_t ts, const char *ns, bool with_latency)
+{
+    const cJSON *aws = cJSON_GetObjectItemCaseSensitive(j, "_aws");
+    assert_true(cJSON_IsObject(aws));
+    assert_true(num(aws, "Timestamp") == (double)ts);
+    const cJSON *cwm = cJSON_GetObjectItemCaseSensitive(aws, "CloudWatchMetrics");
+    assert_true(cJSON_IsArray(cwm));
+    assert_int_equal(cJSON_GetArraySize(cwm), 1);
+    const cJSON *d = cJSON_GetArrayItem(cwm, 0);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "Namespace")->valuestring, ns);
+    const cJSON *dims = cJSON_GetObjectItemCaseSensitive(d, "Dimensions");
+    assert_int_equal(cJSON_GetArraySize(dims), 1);
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetArrayItem(dims, 0), 0)->valuestring, "Service");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "Service")->valuestring, "eddy");
+    /* Every listed metric has a value member of the right kind, and vice versa. */
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(d, "Metrics");
+    int expect = EDDY_METRIC_COUNTERS + (with_latency ? 2 : 0);
+    assert_int_equal(cJSON_GetArraySize(metrics), expect);
+    const cJSON *md;
+    cJSON_ArrayForEach(md, metrics)
+    {
+        const char *name = cJSON_GetObjectItemCaseSensitive(md, "Name")->valuestring;
+        const char *unit = cJSON_GetObjectItemCaseSensitive(md, "Unit")->valuestring;
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, name)));
+        assert_string_equal(unit, strstr(name, "latency") ? "Milliseconds" : "Count");
+    }
+    assert_int_equal(cJSON_GetArraySize(j), 2 + expect); /* _aws, Service, values */
+}
+
+static void test_emf_line_and_deltas(void **state)
+{
+    (void)state;
+    struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_EMF);
+    eddy_metrics_add(m, EDDY_METRIC_received, 10);
+    eddy_metrics_inc(m, EDDY_METRIC_processed);
+    eddy_metrics_inc(m, EDDY_METRIC_processed);
+    eddy_metrics_inc(m, EDDY_METRIC_poison);
+    for (int i = 1; i <= 100; i++)
+        eddy_metrics_observe(m, EDDY_LATENCY_processing_latency, i * 1000); /* 1..100 ms */
+    cJSON *j = emit_json(m, 1700000000123, "eddy", NULL);
+    check_directive(j, 1700000000123, "eddy", true);
+    assert_true(num(j, "received") == 10);
+    assert_true(num(j, "processed") == 2);
+    assert_true(num(j, "poison") == 1);
+    assert_true(num(j, "heartbeats") == 0);
+    double p50 = num(j, "processing_latency_p50"), p99 = num(j, "processing_latency_p99");
+    assert_true(p50 >= 50 * 0.98 && p50 <= 50 * 1.02);
+    assert_true(p99 >= 99 * 0.98 && p99 <= 99 * 1.02);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "outbox_lag_p50"));
+    cJSON_Delete(j);
+
+    /* The next line holds only what happened since. */
+    eddy_metrics_add(m, EDDY_METRIC_received, 3);
+    j = emit_json(m, 1700000060123, "my \"ns\"", NULL);
+    check_directive(j, 1700000060123, "my \"ns\"", false);
+    assert_true(num(j, "received") == 3);
+    assert_true(num(j, "processed") == 0);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "processing_latency_p50"));
+    cJSON_Delete(j);
+
+    /* Totals keep counting across emits. */
+    assert_int_equal(eddy_metrics_total(m, EDDY_METRIC_received), 13);
+    assert_int_equal(eddy_metrics_interval(m, EDDY_METRIC_received), 0);
+    assert_int_equal(eddy_metrics_total_hist(m, EDDY_LATENCY_processing_latency)->count, 100);
+    eddy_metrics_free(m);
+}
+
+static void test_off_writes_nothing(void **state)
+{
+    (void)state;
+    struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_OFF);
+    eddy_metrics_add(m, EDDY_METRIC_published, 5);
+    eddy_metrics_observe(m, EDDY_LATENCY_outbox_lag, -5); /* a clock step back counts as 0 */
+    char *line = (char *)"unset";
+    assert_null(emit_json(m, 1, NULL, &line));
+    assert_null(line);
+    assert_int_equal(eddy_metrics_total(m, EDDY_METRIC_published), 5);
+    assert_int_equal(eddy_metrics_interval(m, EDDY_METRIC_published), 0);
+    assert_int_equal(eddy_metrics_total_hist(m, EDDY_LATENCY_outbox_lag)->max_us, 0);
+    eddy_metrics_free(m);
+}
+
+static void test_names_and_mode(void **state)
+{
+    (void)state;
+    assert_string_equal(eddy_metric_counter_name(EDDY_METRIC_publish_failures), "publish_failures");
+    assert_string_equal(eddy_metric_latency_name(EDDY_LATENCY_commit_to_publish_latency),
+                        "commit_to_publish_latency");
+    assert_string_equal(eddy_metric_counter_name(EDDY_METRIC_COUNTERS), "?");
+    enum eddy_metrics_mode mode;
+    assert_true(eddy_metrics_mode_parse("off", &mode));
+    assert_int_equal(mode, EDDY_METRICS_OFF);
+    assert_true(eddy_metrics_mode_parse("emf", &mode));
+    assert_int_equal(mode, EDDY_METRICS_EMF);
+    assert_false(eddy_metrics_mode_parse("statsd", &mode));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hist_precision),      cmocka_unit_test(test_hist_merge),
+        cmocka_unit_test(test_emf_line_and_deltas), cmocka_unit_test(test_off_writes_nothing),
+        cmocka_unit_test(test_names_and_mode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
