@@ -1,18 +1,10 @@
 /*
- * main.c - the eddy binary: worker (default), relay, get, history, replay,
- * healthcheck.
+ * main.c - the eddy binary: eddy_main() with the machines built into libeddy
+ * (the slot machine), or any machine loaded from a shared object.
  */
-#include <stdio.h>
-#include <string.h>
-
-#include "eddy_version.h"
+#include "eddy/eddy.h"
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("eddy %s\n", EDDY_VERSION);
-        return 0;
-    }
-    fprintf(stderr, "eddy: not yet implemented\n");
-    return 2;
+    return eddy_main(argc, argv, NULL, 0);
 }

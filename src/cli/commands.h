@@ -1,0 +1,32 @@
+/*
+ * commands.h - the subcommands eddy_main dispatches to.
+ *
+ * Each command gets the parsed configuration and the linked-in machines and
+ * returns the process exit code: 0 success, 1 a negative answer (replay found
+ * a difference, healthcheck failed), 2 bad usage or configuration, 3 a
+ * runtime failure.
+ */
+#ifndef EDDY_CLI_COMMANDS_H
+#define EDDY_CLI_COMMANDS_H
+
+#include <stddef.h>
+
+#include "cli/config.h"
+
+struct eddy_machine;
+
+struct eddy_cli_context {
+    struct eddy_config *cfg;
+    const struct eddy_machine *const *machines;
+    size_t nmachines;
+};
+
+struct eddy_command {
+    const char *name;
+    int (*run)(struct eddy_cli_context *ctx);
+};
+
+/* The command called name, or NULL. */
+const struct eddy_command *eddy_command_find(const char *name);
+
+#endif

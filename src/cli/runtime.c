@@ -1,0 +1,114 @@
+/*
+ * runtime.c - build and tear down the AWS plumbing for a command (see
+ * runtime.h).
+ */
+#include "cli/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+enum {
+    PART_LOOP = 1,
+    PART_HTTP = 2,
+    PART_CREDS = 4,
+    PART_AWS = 8,
+    PART_DDB = 16,
+    PART_SQS = 32,
+    PART_EB = 64,
+    PART_MACHINE = 128,
+};
+
+static eddy_err init_clients(struct eddy_runtime *rt, struct eddy_error *err)
+{
+    struct eddy_http_config hc = {0};
+    hc.ca_bundle = getenv("AWS_CA_BUNDLE");
+    if (hc.ca_bundle && *hc.ca_bundle == '\0')
+        hc.ca_bundle = NULL;
+    rt->http = eddy_http_new(&rt->loop, &hc, err);
+    if (rt->http == NULL)
+        return err ? err->code : EDDY_EIO;
+    rt->parts |= PART_HTTP;
+    rt->creds = eddy_creds_new(&rt->loop, eddy_http_transport(rt->http), eddy_clock_system());
+    rt->parts |= PART_CREDS;
+    struct eddy_aws_config ac = {0};
+    ac.loop = &rt->loop;
+    ac.transport = eddy_http_transport(rt->http);
+    ac.creds = rt->creds;
+    eddy_err rc = eddy_aws_init(&rt->aws, &ac, err);
+    if (rc)
+        return rc;
+    rt->parts |= PART_AWS;
+    if ((rc = eddy_ddb_init(&rt->ddb, &rt->aws, NULL, err)) != EDDY_OK)
+        return rc;
+    rt->parts |= PART_DDB;
+    if ((rc = eddy_sqs_init(&rt->sqs, &rt->aws, NULL, err)) != EDDY_OK)
+        return rc;
+    rt->parts |= PART_SQS;
+    if ((rc = eddy_eb_init(&rt->eb, &rt->aws, NULL, err)) != EDDY_OK)
+        return rc;
+    rt->parts |= PART_EB;
+    return EDDY_OK;
+}
+
+eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_context *ctx,
+                           struct eddy_error *err)
+{
+    memset(rt, 0, sizeof *rt);
+    const struct eddy_config *cfg = ctx->cfg;
+    if (cfg->machine_str == NULL)
+        return eddy_error_set(err, EDDY_ECONFIG, "EDDY_MACHINE is required (e.g. slotmachine)");
+    if (cfg->table_str == NULL)
+        return eddy_error_set(err, EDDY_ECONFIG, "EDDY_TABLE is required");
+    eddy_err rc = eddy_machine_select(cfg->machine_str, ctx->machines, ctx->nmachines,
+                                      &rt->machine, err);
+    if (rc)
+        return rc;
+    rt->parts |= PART_MACHINE;
+    rt->m = rt->machine.machine;
+    rt->ns = cfg->ns_str ? cfg->ns_str : rt->m->name;
+    if (uv_loop_init(&rt->loop) != 0) {
+        rc = eddy_error_set(err, EDDY_EIO, "cannot create the event loop");
+        goto fail;
+    }
+    rt->parts |= PART_LOOP;
+    if ((rc = init_clients(rt, err)) != EDDY_OK)
+        goto fail;
+    return EDDY_OK;
+fail:
+    eddy_runtime_cleanup(rt);
+    return rc;
+}
+
+static void http_closed(void *ud)
+{
+    (void)ud;
+}
+
+int eddy_runtime_cleanup(struct eddy_runtime *rt)
+{
+    int rc = 0;
+    if (rt->parts & PART_EB)
+        eddy_eb_cleanup(&rt->eb);
+    if (rt->parts & PART_SQS)
+        eddy_sqs_cleanup(&rt->sqs);
+    if (rt->parts & PART_DDB)
+        eddy_ddb_cleanup(&rt->ddb);
+    if (rt->parts & PART_AWS)
+        eddy_aws_cleanup(&rt->aws);
+    if (rt->parts & PART_CREDS)
+        eddy_creds_close(rt->creds);
+    if (rt->parts & PART_HTTP)
+        eddy_http_close(rt->http, http_closed, NULL);
+    if (rt->parts & PART_LOOP) {
+        uv_run(&rt->loop, UV_RUN_DEFAULT);
+        rc = uv_loop_close(&rt->loop);
+        if (rc != 0)
+            EDDY_ERROR("event loop did not close cleanly: %s", uv_strerror(rc));
+    }
+    if (rt->parts & PART_MACHINE)
+        eddy_machine_release(&rt->machine);
+    rt->parts = 0;
+    return rc;
+}

@@ -1,0 +1,45 @@
+/*
+ * runtime.h - what every command needs to talk to AWS, built from the
+ * configuration: the loop, the HTTP client, the credential chain, the shared
+ * AWS context, the three service clients and the selected machine.
+ *
+ * eddy_runtime_init either builds all of it or nothing (and fills err);
+ * eddy_runtime_cleanup tears it down in reverse order, running the loop until
+ * every handle is closed, and reports whether uv_loop_close succeeded.
+ */
+#ifndef EDDY_CLI_RUNTIME_H
+#define EDDY_CLI_RUNTIME_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "aws/awscall.h"
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "cli/commands.h"
+#include "core/machine.h"
+#include "svc/dynamodb.h"
+#include "svc/eventbridge.h"
+#include "svc/sqs.h"
+
+struct eddy_runtime {
+    uv_loop_t loop;
+    struct eddy_http *http;
+    struct eddy_creds *creds;
+    struct eddy_aws aws;
+    struct eddy_ddb ddb;
+    struct eddy_sqs sqs;
+    struct eddy_eb eb;
+    struct eddy_machine_ref machine;
+    const struct eddy_machine *m; /* machine.machine */
+    const char *ns;               /* EDDY_NAMESPACE or the machine's name */
+    unsigned parts;               /* what was initialised, for cleanup */
+};
+
+/* Build the runtime. needs_table/needs_queue check the required settings. */
+eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_context *ctx,
+                           struct eddy_error *err);
+/* Returns 0 when the loop closed cleanly, else a negative libuv code. */
+int eddy_runtime_cleanup(struct eddy_runtime *rt);
+
+#endif
