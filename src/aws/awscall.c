@@ -1,0 +1,770 @@
+/*
+ * awscall.c - the AWS JSON protocol call (see awscall.h): sign, send,
+ * classify, retry with backoff, cancel.
+ *
+ * A call moves through: credentials (only when eddy_creds_current has none)
+ * -> http -> done, or -> backoff -> credentials/http again. Header lines that
+ * never change (Host, Content-Type) are built once per client; the ones that
+ * change per attempt are built in the client's scratch buffers, because the
+ * transport copies the request on send. The payload hash is computed once
+ * per call, and the SigV4 signing key is cached per client.
+ */
+#include "aws/awscall.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/alloc.h"
+
+#define MAX_OP_NAME 64
+
+enum call_state { CALL_IDLE, CALL_CREDS, CALL_HTTP, CALL_BACKOFF, CALL_DONE };
+
+struct eddy_aws_call {
+    struct eddy_aws_client *c;
+    struct eddy_aws_call *prev, *next; /* the client's list of calls in flight */
+    const char *op;
+    eddy_aws_cb cb;
+    void *ud;
+    struct eddy_buf body;
+    char payload_hash[65];
+    uint32_t timeout_ms;
+    bool idempotent;
+    bool canceled;
+    bool creds_pending; /* an eddy_creds_get callback is owed to this call */
+    bool timer_init;
+    enum call_state state;
+    unsigned max_attempts;
+    unsigned attempts;
+    struct eddy_retry_call retry;
+    uint64_t http_id;
+    uv_timer_t timer;
+    /* the outcome of the last attempt */
+    long status;
+    cJSON *json;
+    char request_id[96];
+    char *error_code;
+    char *error_message;
+    struct eddy_error error;
+};
+
+/* ---- context and clients ---- */
+
+eddy_err eddy_aws_init(struct eddy_aws *aws, const struct eddy_aws_config *cfg,
+                       struct eddy_error *err)
+{
+    memset(aws, 0, sizeof *aws);
+    if (cfg == NULL || cfg->loop == NULL || cfg->transport.ops == NULL || cfg->creds == NULL)
+        return eddy_error_set(err, EDDY_EINVAL, "aws: loop, transport and creds are required");
+    aws->loop = cfg->loop;
+    aws->transport = cfg->transport;
+    aws->creds = cfg->creds;
+    aws->clock = cfg->clock ? cfg->clock : eddy_clock_system();
+    eddy_err rc;
+    if (cfg->region) {
+        if (strlen(cfg->region) >= EDDY_REGION_MAX || cfg->region[0] == '\0')
+            return eddy_error_set(err, EDDY_ECONFIG, "aws: bad region");
+        snprintf(aws->region, sizeof aws->region, "%s", cfg->region);
+    } else if ((rc = eddy_region_from_env(aws->region, err)) != EDDY_OK) {
+        return rc;
+    }
+    if (cfg->max_attempts)
+        aws->max_attempts = cfg->max_attempts;
+    else if ((rc = eddy_retry_max_attempts_env(&aws->max_attempts, err)) != EDDY_OK)
+        return rc;
+    aws->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : EDDY_RETRY_BASE_MS;
+    aws->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : EDDY_RETRY_CAP_MS;
+    uint64_t seed =
+        cfg->seed ? cfg->seed : eddy_clock_mono_ms(aws->clock) ^ (uint64_t)uv_os_getpid();
+    eddy_rng_seed(&aws->rng, seed);
+    return EDDY_OK;
+}
+
+void eddy_aws_cleanup(struct eddy_aws *aws)
+{
+    memset(aws, 0, sizeof *aws);
+}
+
+static char *header_line(const char *name, const char *value)
+{
+    size_t n = strlen(name) + 2 + strlen(value) + 1;
+    char *s = eddy_malloc(n);
+    snprintf(s, n, "%s: %s", name, value);
+    return s;
+}
+
+eddy_err eddy_aws_client_init(struct eddy_aws_client *c, struct eddy_aws *aws,
+                              enum eddy_aws_service svc, const struct eddy_endpoint *ep,
+                              struct eddy_error *err)
+{
+    memset(c, 0, sizeof *c);
+    c->info = eddy_aws_service_info(svc);
+    if (aws == NULL || c->info == NULL)
+        return eddy_error_set(err, EDDY_EINVAL, "aws client: unknown service");
+    if (ep) {
+        c->ep.url = eddy_strdup(ep->url);
+        c->ep.host = eddy_strdup(ep->host);
+        c->ep.path = eddy_strdup(ep->path);
+        c->ep.tls = ep->tls;
+    } else {
+        eddy_err rc = eddy_endpoint_resolve(svc, aws->region, &c->ep, err);
+        if (rc)
+            return rc;
+    }
+    c->aws = aws;
+    c->svc = svc;
+    eddy_retry_quota_init(&c->quota);
+    eddy_sigv4_result_init(&c->sig);
+    c->host_line = header_line("Host", c->ep.host);
+    c->ctype_line = header_line("Content-Type", c->info->content_type);
+    eddy_buf_init(&c->token_line, 0);
+    eddy_buf_init(&c->auth_line, 0);
+    return EDDY_OK;
+}
+
+void eddy_aws_client_cleanup(struct eddy_aws_client *c)
+{
+    if (c->aws == NULL)
+        return;
+    eddy_endpoint_cleanup(&c->ep);
+    eddy_sigv4_key_cache_cleanup(&c->keys);
+    eddy_sigv4_result_cleanup(&c->sig);
+    free(c->host_line);
+    free(c->ctype_line);
+    if (c->token_line.ptr)
+        eddy_wipe(c->token_line.ptr, c->token_line.cap);
+    eddy_buf_cleanup(&c->token_line);
+    eddy_buf_cleanup(&c->auth_line);
+    memset(c, 0, sizeof *c);
+}
+
+void eddy_aws_client_cancel_all(struct eddy_aws_client *c)
+{
+    /* cancel never finishes a call synchronously, so the list stays intact */
+    for (struct eddy_aws_call *call = c->calls; call; call = call->next)
+        eddy_aws_call_cancel(call);
+}
+
+eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out)
+{
+    char *s = cJSON_PrintUnformatted(json);
+    if (s == NULL)
+        abort(); /* cJSON fails only when out of memory */
+    eddy_buf_reset(out);
+    eddy_err rc = eddy_buf_appends(out, s);
+    free(s);
+    return rc;
+}
+
+/* ---- error replies ---- */
+
+struct eddy_str eddy_aws_error_code(struct eddy_str type)
+{
+    const char *p = type.ptr, *end = type.ptr + type.len;
+    const char *hash = type.len ? memchr(p, '#', type.len) : NULL;
+    if (hash)
+        p = hash + 1;
+    const char *colon = p < end ? memchr(p, ':', (size_t)(end - p)) : NULL;
+    if (colon)
+        end = colon;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return (struct eddy_str){p, (size_t)(end - p)};
+}
+
+static bool code_in(const char *code, const char *const *list)
+{
+    /* "KMS.ThrottlingException", "AWS.SimpleQueueService.RequestThrottled":
+     * the last dotted part counts too */
+    const char *dot = strrchr(code, '.');
+    const char *last = dot ? dot + 1 : code;
+    for (; *list; list++)
+        if (strcmp(code, *list) == 0 || strcmp(last, *list) == 0)
+            return true;
+    return false;
+}
+
+static const char *const throttling_codes[] = {"Throttling",
+                                               "ThrottlingException",
+                                               "ThrottledException",
+                                               "RequestThrottledException",
+                                               "TooManyRequestsException",
+                                               "ProvisionedThroughputExceededException",
+                                               "TransactionInProgressException",
+                                               "RequestLimitExceeded",
+                                               "BandwidthLimitExceeded",
+                                               "LimitExceededException",
+                                               "RequestThrottled",
+                                               "SlowDown",
+                                               "PriorRequestNotComplete",
+                                               "EC2ThrottledException",
+                                               NULL};
+static const char *const transient_codes[] = {"RequestTimeout",
+                                              "RequestTimeoutException",
+                                              "InternalError",
+                                              "InternalFailure",
+                                              "InternalServerError",
+                                              "ServiceUnavailable",
+                                              "ServiceUnavailableException",
+                                              "TransactionConflictException",
+                                              NULL};
+static const char *const auth_codes[] = {"UnrecognizedClientException",
+                                         "InvalidSignatureException",
+                                         "SignatureDoesNotMatch",
+                                         "IncompleteSignature",
+                                         "IncompleteSignatureException",
+                                         "MissingAuthenticationToken",
+                                         "MissingAuthenticationTokenException",
+                                         "InvalidClientTokenId",
+                                         "AuthFailure",
+                                         "InvalidAccessKeyId",
+                                         NULL};
+
+eddy_err eddy_aws_classify(long status, const char *code)
+{
+    if (code && *code) {
+        if (code_in(code, throttling_codes))
+            return EDDY_ETHROTTLED;
+        if (strcmp(code, "ConditionalCheckFailedException") == 0)
+            return EDDY_ECONDITION;
+        if (strcmp(code, "TransactionCanceledException") == 0)
+            return EDDY_ETXN_CANCELED;
+        if (code_in(code, auth_codes) || strncmp(code, "AccessDenied", 12) == 0 ||
+            strncmp(code, "ExpiredToken", 12) == 0)
+            return EDDY_EAUTH;
+        if (code_in(code, transient_codes))
+            return EDDY_ETRANSIENT;
+    }
+    if (status == 429)
+        return EDDY_ETHROTTLED;
+    if (status >= 500)
+        return EDDY_ETRANSIENT;
+    if (status == 401 || status == 403)
+        return EDDY_EAUTH;
+    return EDDY_EAWS;
+}
+
+static const char *json_string(const cJSON *obj, const char *a, const char *b)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, a);
+    if (!cJSON_IsString(v) && b)
+        v = cJSON_GetObjectItemCaseSensitive(obj, b);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Fill call->error_code and error_message from an error reply; return its
+ * class. SQS sends both a query-protocol code (in x-amzn-query-error, the one
+ * callers know) and a __type: either may mark throttling. */
+static eddy_err read_error(struct eddy_aws_call *call, const struct eddy_http_response *resp)
+{
+    struct eddy_str code = {NULL, 0}, tcode = {NULL, 0}, v;
+    if (eddy_http_response_header(resp, "x-amzn-query-error", &v) && v.len) {
+        const char *semi = memchr(v.ptr, ';', v.len);
+        code = (struct eddy_str){v.ptr, semi ? (size_t)(semi - v.ptr) : v.len};
+    }
+    const char *type = call->json ? json_string(call->json, "__type", "code") : NULL;
+    if (type)
+        tcode = eddy_aws_error_code(eddy_str_c(type));
+    else if (eddy_http_response_header(resp, "x-amzn-ErrorType", &v))
+        tcode = eddy_aws_error_code(v);
+    if (code.len == 0)
+        code = tcode;
+    if (code.len)
+        call->error_code = eddy_strndup(code.ptr, code.len);
+    else
+        call->error_code = eddy_strdup(resp->status >= 500 ? "InternalFailure" : "HTTPError");
+    const char *msg = call->json ? json_string(call->json, "message", "Message") : NULL;
+    call->error_message = eddy_strdup(msg ? msg : "");
+    eddy_err e = eddy_aws_classify(resp->status, call->error_code);
+    if (e == EDDY_EAWS && tcode.len && !eddy_str_eq(tcode, code)) {
+        char *t = eddy_strndup(tcode.ptr, tcode.len);
+        e = eddy_aws_classify(resp->status, t);
+        free(t);
+    }
+    return e;
+}
+
+static void reset_outcome(struct eddy_aws_call *call)
+{
+    call->status = 0;
+    cJSON_Delete(call->json);
+    call->json = NULL;
+    call->request_id[0] = '\0';
+    free(call->error_code);
+    free(call->error_message);
+    call->error_code = call->error_message = NULL;
+    eddy_error_clear(&call->error);
+}
+
+static void read_request_id(struct eddy_aws_call *call, const struct eddy_http_response *resp)
+{
+    struct eddy_str v;
+    if (eddy_http_response_header(resp, "x-amzn-RequestId", &v) ||
+        eddy_http_response_header(resp, "x-amz-request-id", &v)) {
+        size_t n = v.len < sizeof call->request_id ? v.len : sizeof call->request_id - 1;
+        memcpy(call->request_id, v.ptr, n);
+        call->request_id[n] = '\0';
+    }
+}
+
+/* Parse the body into call->json; EDDY_EPARSE with detail when not JSON. */
+static eddy_err parse_body(struct eddy_aws_call *call, struct eddy_str body)
+{
+    const char *end = NULL;
+    call->json = cJSON_ParseWithLengthOpts(body.ptr, body.len, &end, false);
+    if (call->json && !cJSON_IsObject(call->json)) {
+        cJSON_Delete(call->json);
+        call->json = NULL;
+        end = NULL;
+    }
+    if (call->json)
+        return EDDY_OK;
+    size_t at = end && end >= body.ptr ? (size_t)(end - body.ptr) : 0;
+    return eddy_error_set(&call->error, EDDY_EPARSE,
+                          "%s %s: HTTP %ld reply is not a JSON object (%zu bytes, bad at byte "
+                          "%zu, request id %s)",
+                          call->c->info->name, call->op, call->status, body.len, at,
+                          call->request_id[0] ? call->request_id : "none");
+}
+
+/* The outcome of one HTTP response: EDDY_OK or the class of the error. */
+static eddy_err read_response(struct eddy_aws_call *call, const struct eddy_http_response *resp)
+{
+    call->status = resp->status;
+    read_request_id(call, resp);
+    bool ok = resp->status >= 200 && resp->status < 300;
+    if (ok && resp->body.len == 0) {
+        call->json = cJSON_CreateObject(); /* an operation with no output */
+        return EDDY_OK;
+    }
+    eddy_err prc = resp->body.len ? parse_body(call, resp->body) : EDDY_EPARSE;
+    if (ok)
+        return prc;
+    eddy_error_clear(&call->error); /* an error page need not be JSON */
+    eddy_err e = read_error(call, resp);
+    eddy_error_set(&call->error, e, "%s %s: %s: %s (HTTP %ld, request id %s, attempt %u)",
+                   call->c->info->name, call->op, call->error_code,
+                   call->error_message[0] ? call->error_message : "no message", resp->status,
+                   call->request_id[0] ? call->request_id : "none", call->attempts);
+    return e;
+}
+
+/* ---- the call ---- */
+
+static void on_http(eddy_err err, const struct eddy_http_response *resp, void *ud);
+static void on_timer(uv_timer_t *t);
+
+/* Sign one attempt and hand it to the transport. */
+static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_credentials *cr,
+                             struct eddy_error *err)
+{
+    struct eddy_aws_client *c = call->c;
+    int64_t unix_s = eddy_clock_unix_ms(c->aws->clock) / 1000;
+    char amz_date[17];
+    eddy_time_amz(unix_s, amz_date);
+    snprintf(c->date_line, sizeof c->date_line, "X-Amz-Date: %s", amz_date);
+    snprintf(c->target_line, sizeof c->target_line, "X-Amz-Target: %s.%s", c->info->target_prefix,
+             call->op);
+    bool token = cr->session_token && cr->session_token[0];
+    struct eddy_sigv4_header sh[5] = {
+        {EDDY_STR_LIT("Host"), eddy_str_c(c->ep.host)},
+        {EDDY_STR_LIT("Content-Type"), eddy_str_c(c->info->content_type)},
+        {EDDY_STR_LIT("X-Amz-Date"), eddy_str_c(amz_date)},
+        {EDDY_STR_LIT("X-Amz-Target"), eddy_str_c(c->target_line + 14)},
+        {EDDY_STR_LIT("X-Amz-Security-Token"), eddy_str_c(token ? cr->session_token : "")},
+    };
+    struct eddy_sigv4_request sreq = {
+        EDDY_STR_LIT("POST"), eddy_str_c(c->ep.path), {"", 0},        sh,
+        token ? 5 : 4,        call->body.ptr,         call->body.len, call->payload_hash};
+    struct eddy_sigv4_params params = {c->aws->region, c->info->signing_name, unix_s, true, false};
+    struct eddy_sigv4_credentials sc = {cr->access_key_id, cr->secret_access_key,
+                                        token ? cr->session_token : NULL};
+    eddy_err rc = eddy_sigv4_sign(&params, &sc, &sreq, &c->keys, false, &c->sig, err);
+    if (rc)
+        return rc;
+    eddy_buf_reset(&c->auth_line);
+    eddy_buf_appends(&c->auth_line, "Authorization: ");
+    eddy_buf_append_str(&c->auth_line, eddy_buf_str(&c->sig.authorization));
+    const char *lines[8] = {
+        c->host_line, c->ctype_line, c->target_line, c->date_line, eddy_buf_cstr(&c->auth_line),
+        "Expect:"};
+    size_t n = 6;
+    if (token) {
+        eddy_buf_reset(&c->token_line);
+        eddy_buf_appends(&c->token_line, "X-Amz-Security-Token: ");
+        eddy_buf_appends(&c->token_line, cr->session_token);
+        lines[n++] = eddy_buf_cstr(&c->token_line);
+    }
+    struct eddy_http_request hreq = {"POST",         c->ep.url,        lines, n, call->body.ptr,
+                                     call->body.len, call->timeout_ms, 0};
+    rc = eddy_transport_send(&c->aws->transport, &hreq, on_http, call, &call->http_id);
+    if (rc)
+        return eddy_error_set(err, rc, "%s %s: could not send: %s", c->info->name, call->op,
+                              eddy_err_msg(rc));
+    call->state = CALL_HTTP;
+    return EDDY_OK;
+}
+
+static void on_creds(eddy_err err, const struct eddy_credentials *creds, const char *detail,
+                     void *ud);
+
+/* Start attempt number call->attempts + 1. */
+static eddy_err attempt_start(struct eddy_aws_call *call, struct eddy_error *err)
+{
+    call->attempts++;
+    const struct eddy_credentials *cr = eddy_creds_current(call->c->aws->creds);
+    if (cr)
+        return send_attempt(call, cr, err);
+    eddy_err rc = eddy_creds_get(call->c->aws->creds, on_creds, call);
+    if (rc)
+        return eddy_error_set(err, rc == EDDY_ECANCELED ? rc : EDDY_ECREDENTIALS,
+                              "%s %s: no credentials: %s", call->c->info->name, call->op,
+                              eddy_err_msg(rc));
+    call->creds_pending = true;
+    call->state = CALL_CREDS;
+    return EDDY_OK;
+}
+
+static void on_timer_close(uv_handle_t *h)
+{
+    free(eddy_container_of(h, struct eddy_aws_call, timer));
+}
+
+/* Free call once nothing refers to it any more. */
+static void call_release(struct eddy_aws_call *call)
+{
+    if (call->creds_pending)
+        return; /* on_creds comes back for it */
+    eddy_buf_cleanup(&call->body);
+    reset_outcome(call);
+    if (call->timer_init)
+        uv_close((uv_handle_t *)&call->timer, on_timer_close);
+    else
+        free(call);
+}
+
+static void unlink_call(struct eddy_aws_call *call)
+{
+    struct eddy_aws_client *c = call->c;
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        c->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+    c->inflight--;
+}
+
+static void finish(struct eddy_aws_call *call, eddy_err e)
+{
+    if (e == EDDY_ECANCELED) {
+        reset_outcome(call);
+        eddy_error_set(&call->error, e, "%s %s: canceled", call->c->info->name, call->op);
+    } else if (e != EDDY_OK && call->error.code == EDDY_OK)
+        eddy_error_set(&call->error, e, "%s %s: %s", call->c->info->name, call->op,
+                       eddy_err_msg(e));
+    else if (e == EDDY_OK)
+        eddy_error_clear(&call->error);
+    call->state = CALL_DONE;
+    if (call->timer_init)
+        uv_timer_stop(&call->timer);
+    unlink_call(call);
+    struct eddy_aws_reply reply = {call->status,
+                                   call->json,
+                                   call->request_id,
+                                   call->error_code,
+                                   call->error_message ? call->error_message : "",
+                                   call->attempts,
+                                   &call->error};
+    call->cb(e, &reply, call->ud);
+    call_release(call);
+}
+
+/* The retry class of an attempt that ended in e. retry.h knows the SDKs'
+ * codes; the reply's own class adds codes it spells differently
+ * ("KMS.ThrottlingException", TransactionConflictException). */
+static enum eddy_retry_class retry_class(const struct eddy_aws_call *call, eddy_err transport_err,
+                                         eddy_err e)
+{
+    if (e == EDDY_OK || e == EDDY_EPARSE)
+        return EDDY_RETRY_NO;
+    enum eddy_retry_class cls = eddy_retry_classify(transport_err, call->status, call->error_code);
+    if (cls == EDDY_RETRY_NO && e == EDDY_ETHROTTLED)
+        cls = EDDY_RETRY_THROTTLE;
+    if (cls == EDDY_RETRY_NO && e == EDDY_ETRANSIENT)
+        cls = EDDY_RETRY_TRANSIENT;
+    if (cls == EDDY_RETRY_TIMEOUT && !call->idempotent)
+        cls = EDDY_RETRY_NO; /* it may have been applied: the caller decides */
+    return cls;
+}
+
+/* Wait, then try again; false when no retry is allowed. */
+static bool schedule_retry(struct eddy_aws_call *call, enum eddy_retry_class cls)
+{
+    struct eddy_aws *aws = call->c->aws;
+    uint32_t delay = 0;
+    if (call->canceled || !eddy_retry_decide(&call->c->quota, &call->retry, cls, call->max_attempts,
+                                             &aws->rng, &delay)) {
+        if (call->retry.stop == EDDY_RETRY_STOP_QUOTA) {
+            char was[EDDY_ERROR_DETAIL_MAX];
+            memcpy(was, call->error.detail, sizeof was);
+            eddy_error_set(&call->error, call->error.code, "%.400s (retry quota exhausted)", was);
+        }
+        return false;
+    }
+    if (aws->backoff_base_ms != EDDY_RETRY_BASE_MS || aws->backoff_max_ms != EDDY_RETRY_CAP_MS)
+        delay = eddy_backoff_full_jitter(&aws->rng, call->retry.failed - 1, aws->backoff_base_ms,
+                                         aws->backoff_max_ms);
+    if (!call->timer_init) {
+        uv_timer_init(aws->loop, &call->timer);
+        call->timer_init = true;
+    }
+    call->state = CALL_BACKOFF;
+    uv_timer_start(&call->timer, on_timer, delay, 0);
+    return true;
+}
+
+static void on_http(eddy_err err, const struct eddy_http_response *resp, void *ud)
+{
+    struct eddy_aws_call *call = ud;
+    call->state = CALL_IDLE;
+    if (call->canceled || err == EDDY_ECANCELED) {
+        finish(call, EDDY_ECANCELED);
+        return;
+    }
+    reset_outcome(call);
+    eddy_err e;
+    if (err != EDDY_OK || resp == NULL) {
+        e = err != EDDY_OK ? err : EDDY_ENET;
+        eddy_error_set(&call->error, e, "%s %s: %s (attempt %u)", call->c->info->name, call->op,
+                       e == EDDY_ELIMIT ? "reply over its size cap" : eddy_err_msg(e),
+                       call->attempts);
+    } else {
+        e = read_response(call, resp);
+    }
+    if (e == EDDY_OK) {
+        eddy_retry_on_success(&call->c->quota, &call->retry);
+        finish(call, e);
+        return;
+    }
+    enum eddy_retry_class cls = retry_class(call, err, e);
+    if (cls != EDDY_RETRY_NO && e == EDDY_EAWS)
+        e = eddy_retry_class_err(cls); /* a 5xx or throttle without a known code */
+    if (cls == EDDY_RETRY_NO || !schedule_retry(call, cls))
+        finish(call, e);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct eddy_aws_call *call = eddy_container_of(t, struct eddy_aws_call, timer);
+    if (call->canceled) {
+        finish(call, EDDY_ECANCELED);
+        return;
+    }
+    struct eddy_error err = {0};
+    eddy_err rc = attempt_start(call, &err);
+    if (rc) {
+        call->error = err;
+        finish(call, rc);
+    }
+}
+
+static void on_creds(eddy_err err, const struct eddy_credentials *creds, const char *detail,
+                     void *ud)
+{
+    struct eddy_aws_call *call = ud;
+    call->creds_pending = false;
+    if (call->state == CALL_DONE) { /* canceled meanwhile and already answered */
+        call_release(call);
+        return;
+    }
+    if (call->canceled)
+        return; /* the 0 ms timer set by cancel answers */
+    if (err != EDDY_OK || creds == NULL) {
+        eddy_err e = err == EDDY_ECANCELED || err == EDDY_ECONFIG ? err : EDDY_ECREDENTIALS;
+        eddy_error_set(&call->error, e, "%s %s: %s", call->c->info->name, call->op,
+                       detail && *detail ? detail : eddy_err_msg(e));
+        finish(call, e);
+        return;
+    }
+    eddy_err rc = send_attempt(call, creds, &call->error);
+    if (rc)
+        finish(call, rc);
+}
+
+eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_buf *body,
+                       const struct eddy_aws_call_opts *opts, eddy_aws_cb cb, void *ud,
+                       struct eddy_aws_call **handle, struct eddy_error *err)
+{
+    if (c == NULL || c->aws == NULL || op == NULL || body == NULL || cb == NULL ||
+        strlen(op) > MAX_OP_NAME) {
+        if (body)
+            eddy_buf_cleanup(body);
+        return eddy_error_set(err, EDDY_EINVAL, "aws call: client, op, body and cb are required");
+    }
+    struct eddy_aws_call *call = eddy_calloc(1, sizeof *call);
+    call->c = c;
+    call->op = op;
+    call->cb = cb;
+    call->ud = ud;
+    call->body = *body;
+    eddy_buf_init(body, body->max);
+    if (call->body.len == 0)
+        eddy_buf_appends(&call->body, "{}");
+    eddy_sha256_hex(call->body.ptr, call->body.len, call->payload_hash);
+    call->timeout_ms = opts ? opts->timeout_ms : 0;
+    call->idempotent = opts ? opts->idempotent : true;
+    call->max_attempts = opts && opts->max_attempts ? opts->max_attempts : c->aws->max_attempts;
+    eddy_retry_call_init(&call->retry);
+    eddy_err rc = attempt_start(call, err);
+    if (rc) {
+        eddy_buf_cleanup(&call->body);
+        free(call);
+        return rc;
+    }
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    c->inflight++;
+    if (handle)
+        *handle = call;
+    return EDDY_OK;
+}
+
+void eddy_aws_call_cancel(struct eddy_aws_call *call)
+{
+    if (call == NULL || call->canceled || call->state == CALL_DONE)
+        return;
+    call->canceled = true;
+    switch (call->state) {
+    case CALL_HTTP:
+        eddy_transport_cancel(&call->c->aws->transport, call->http_id);
+        break;
+    case CALL_CREDS:
+    case CALL_BACKOFF:
+        if (!call->timer_init) {
+            uv_timer_init(call->c->aws->loop, &call->timer);
+            call->timer_init = true;
+        }
+        uv_timer_start(&call->timer, on_timer, 0, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- the JSON writer ---- */
+
+void eddy_jw_init(struct eddy_jw *w, size_t max)
+{
+    eddy_buf_init(&w->buf, max);
+    w->rc = EDDY_OK;
+    w->comma = false;
+}
+
+void eddy_jw_cleanup(struct eddy_jw *w)
+{
+    eddy_buf_cleanup(&w->buf);
+}
+
+static void jw_put(struct eddy_jw *w, const char *p, size_t n)
+{
+    if (w->rc == EDDY_OK)
+        w->rc = eddy_buf_append(&w->buf, p, n);
+}
+
+static void jw_sep(struct eddy_jw *w)
+{
+    if (w->comma)
+        jw_put(w, ",", 1);
+    w->comma = true;
+}
+
+void eddy_jw_open(struct eddy_jw *w, char brace)
+{
+    jw_sep(w);
+    jw_put(w, &brace, 1);
+    w->comma = false;
+}
+
+void eddy_jw_close(struct eddy_jw *w, char brace)
+{
+    jw_put(w, &brace, 1);
+    w->comma = true;
+}
+
+void eddy_jw_key(struct eddy_jw *w, const char *key)
+{
+    eddy_jw_cstr(w, key);
+    jw_put(w, ":", 1);
+    w->comma = false;
+}
+
+void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    jw_sep(w);
+    jw_put(w, "\"", 1);
+    size_t run = 0; /* bytes that need no escape, copied in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        jw_put(w, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
+        size_t en = 2;
+        if (ch == '\n')
+            esc[1] = 'n';
+        else if (ch == '\r')
+            esc[1] = 'r';
+        else if (ch == '\t')
+            esc[1] = 't';
+        else if (ch < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            en = 6;
+        }
+        jw_put(w, esc, en);
+    }
+    jw_put(w, s + run, n - run);
+    jw_put(w, "\"", 1);
+}
+
+void eddy_jw_cstr(struct eddy_jw *w, const char *s)
+{
+    eddy_jw_str(w, s, strlen(s));
+}
+
+void eddy_jw_int(struct eddy_jw *w, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", (long long)v);
+    jw_sep(w);
+    jw_put(w, num, (size_t)n);
+}
+
+void eddy_jw_bool(struct eddy_jw *w, bool v)
+{
+    jw_sep(w);
+    jw_put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s)
+{
+    eddy_jw_key(w, key);
+    eddy_jw_cstr(w, s);
+}
+
+void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v)
+{
+    eddy_jw_key(w, key);
+    eddy_jw_int(w, v);
+}

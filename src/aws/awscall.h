@@ -1,0 +1,186 @@
+/*
+ * awscall.h - one call of the AWS JSON protocol (awsJson1_0 / awsJson1_1),
+ * signed, retried and classified.
+ *
+ * struct eddy_aws is what every service client shares: the loop, the
+ * transport, the credentials, the clock, a seeded generator for backoff
+ * jitter and AWS_MAX_ATTEMPTS. struct eddy_aws_client is one per service: its
+ * endpoint, its retry quota (as the SDKs keep one per client), its SigV4 key
+ * cache and the header lines that never change, built once.
+ *
+ * A call POSTs the JSON body with X-Amz-Target "<prefix>.<Operation>",
+ * signs every attempt afresh (new X-Amz-Date, X-Amz-Security-Token when the
+ * credentials carry one), and retries as the SDKs' standard mode does:
+ * throttling, transient errors, 5xx, connection errors and timeouts, with
+ * exponential backoff and full jitter capped at 20 s, while the retry quota
+ * lasts, up to max attempts. Errors are read from `__type` (namespace and
+ * ":..." suffix dropped), `message`/`Message`, and the x-amzn-query-error
+ * header SQS sends for compatibility with its query protocol.
+ *
+ * Async contract: eddy_aws_call that returns an error never calls cb;
+ * otherwise cb runs exactly once, later, from the loop.
+ */
+#ifndef EDDY_AWS_AWSCALL_H
+#define EDDY_AWS_AWSCALL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <cjson/cJSON.h>
+
+#include "aws/credentials.h"
+#include "aws/endpoint.h"
+#include "aws/http.h"
+#include "aws/retry.h"
+#include "aws/sigv4.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "eddy/rng.h"
+
+struct eddy_aws_config {
+    uv_loop_t *loop;
+    struct eddy_transport transport;
+    struct eddy_creds *creds;       /* borrowed; outlives the context */
+    const struct eddy_clock *clock; /* NULL: the system clock */
+    const char *region;             /* NULL: from the environment */
+    unsigned max_attempts;          /* 0: AWS_MAX_ATTEMPTS, else 3 */
+    uint64_t seed;                  /* backoff jitter; 0: from the clock */
+    /* Test hooks: backoff base and cap in ms (0: the standard 1000 and 20000). */
+    uint32_t backoff_base_ms;
+    uint32_t backoff_max_ms;
+};
+
+/* The shared context. Embed it; fields are read-only for users. */
+struct eddy_aws {
+    uv_loop_t *loop;
+    struct eddy_transport transport;
+    struct eddy_creds *creds;
+    const struct eddy_clock *clock;
+    struct eddy_rng rng;
+    unsigned max_attempts;    /* AWS_MAX_ATTEMPTS */
+    uint32_t backoff_base_ms; /* EDDY_RETRY_BASE_MS unless a test says */
+    uint32_t backoff_max_ms;  /* EDDY_RETRY_CAP_MS unless a test says */
+    char region[EDDY_REGION_MAX];
+};
+
+/* EDDY_ECONFIG (with the variable named) when the region or AWS_MAX_ATTEMPTS
+ * from the environment is missing or invalid. */
+eddy_err eddy_aws_init(struct eddy_aws *aws, const struct eddy_aws_config *cfg,
+                       struct eddy_error *err);
+void eddy_aws_cleanup(struct eddy_aws *aws);
+
+struct eddy_aws_call;
+
+/* One per service. Embed it; cleanup only when no call is in flight. */
+struct eddy_aws_client {
+    struct eddy_aws *aws;
+    enum eddy_aws_service svc;
+    const struct eddy_aws_service_info *info;
+    struct eddy_endpoint ep;
+    struct eddy_sigv4_key_cache keys;
+    struct eddy_retry_quota quota; /* standard mode: one per client, shared by its calls */
+    struct eddy_sigv4_result sig;  /* reused from one signature to the next */
+    char *host_line;               /* "Host: ..." */
+    char *ctype_line;              /* "Content-Type: ..." */
+    /* per-attempt header lines; the transport copies them on send */
+    char target_line[128];
+    char date_line[32];
+    struct eddy_buf token_line; /* holds a session token: wiped */
+    struct eddy_buf auth_line;
+    struct eddy_aws_call *calls; /* in flight, for cancel_all */
+    size_t inflight;
+};
+
+/* ep NULL: resolve from the environment (eddy_endpoint_resolve). ep is copied. */
+eddy_err eddy_aws_client_init(struct eddy_aws_client *c, struct eddy_aws *aws,
+                              enum eddy_aws_service svc, const struct eddy_endpoint *ep,
+                              struct eddy_error *err);
+void eddy_aws_client_cleanup(struct eddy_aws_client *c);
+/* Cancel every call in flight (shutdown); each callback runs with EDDY_ECANCELED. */
+void eddy_aws_client_cancel_all(struct eddy_aws_client *c);
+
+struct eddy_aws_call_opts {
+    uint32_t timeout_ms;   /* per attempt; 0: the transport's default (long polls: wait + margin) */
+    bool idempotent;       /* false: a timed-out attempt is not repeated (it may have applied) */
+    unsigned max_attempts; /* 0: the context's */
+};
+
+/*
+ * What the service answered, valid during the callback only. json is the
+ * parsed body (an object; NULL when the body was not JSON); the callback may
+ * detach items from it to keep them. error_code is set for every non-2xx
+ * reply: the x-amzn-query-error code when present, else __type without its
+ * namespace, else the HTTP status as text.
+ */
+struct eddy_aws_reply {
+    long status; /* 0 when no response was received */
+    cJSON *json;
+    const char *request_id;    /* "" when none */
+    const char *error_code;    /* NULL on success */
+    const char *error_message; /* "" when none */
+    unsigned attempts;
+    const struct eddy_error *error; /* code EDDY_OK on success, else the detail */
+};
+
+/*
+ * err: EDDY_OK (2xx with a JSON object body), EDDY_ETHROTTLED, EDDY_ETRANSIENT
+ * (5xx and transient codes), EDDY_ECONDITION (ConditionalCheckFailedException),
+ * EDDY_ETXN_CANCELED (TransactionCanceledException: read CancellationReasons
+ * from reply->json), EDDY_EAUTH, EDDY_EAWS (other 4xx), EDDY_EPARSE (reply not
+ * JSON), EDDY_ENET, EDDY_ETIMEOUT, EDDY_ELIMIT (reply over its cap),
+ * EDDY_ECREDENTIALS, EDDY_ECANCELED. reply is never NULL.
+ */
+typedef void (*eddy_aws_cb)(eddy_err err, const struct eddy_aws_reply *reply, void *ud);
+
+/*
+ * Call op (e.g. "GetItem") with body, a JSON object. The body is taken
+ * over: *body is left empty whatever the outcome. opts may be NULL. *handle
+ * (handle may be NULL) stays valid until cb runs. op must stay valid until cb.
+ */
+eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_buf *body,
+                       const struct eddy_aws_call_opts *opts, eddy_aws_cb cb, void *ud,
+                       struct eddy_aws_call **handle, struct eddy_error *err);
+
+/* Abort the attempt in flight or the backoff wait; cb runs later with
+ * EDDY_ECANCELED (unless it already ran, in which case do not call this). */
+void eddy_aws_call_cancel(struct eddy_aws_call *call);
+
+/*
+ * Pure helpers, exposed for tests: the error code in a __type value
+ * ("com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" and
+ * "...#X:http://..." give the part after '#' and before ':'), and the class
+ * of an error reply.
+ */
+struct eddy_str eddy_aws_error_code(struct eddy_str type);
+eddy_err eddy_aws_classify(long status, const char *code);
+
+/* A cJSON tree as the body of a call (printed unformatted into out, which
+ * is reset first); EDDY_ELIMIT past out's cap. */
+eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out);
+
+/*
+ * A small JSON writer for request bodies made of strings and numbers (SQS,
+ * EventBridge): straight into one buffer, no tree. Commas are placed by the
+ * writer; an error (the buffer's cap) sticks in rc and is checked once.
+ */
+struct eddy_jw {
+    struct eddy_buf buf;
+    eddy_err rc;
+    bool comma; /* a value precedes at this level */
+};
+void eddy_jw_init(struct eddy_jw *w, size_t max);
+void eddy_jw_cleanup(struct eddy_jw *w);
+void eddy_jw_open(struct eddy_jw *w, char brace);  /* '{' or '[' */
+void eddy_jw_close(struct eddy_jw *w, char brace); /* '}' or ']' */
+void eddy_jw_key(struct eddy_jw *w, const char *key);
+void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n);
+void eddy_jw_cstr(struct eddy_jw *w, const char *s);
+void eddy_jw_int(struct eddy_jw *w, int64_t v);
+void eddy_jw_bool(struct eddy_jw *w, bool v);
+/* key and string value together */
+void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s);
+void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * endpoint.h - which region and which URL each AWS service is called at.
+ *
+ * The region comes from AWS_REGION, else AWS_DEFAULT_REGION. A service's
+ * endpoint comes from AWS_ENDPOINT_URL_<SERVICE> (SQS, DYNAMODB, EVENTBRIDGE,
+ * as the SDKs name them), else AWS_ENDPOINT_URL, else the public one,
+ * https://<prefix>.<region>.amazonaws.com. A URL given in the environment is
+ * checked once at start (scheme http or https, a host, an optional port, an
+ * optional path prefix, no query or fragment) and a bad one is an
+ * EDDY_ECONFIG error naming the variable.
+ *
+ * This module reads the environment and parses strings; it does no I/O.
+ */
+#ifndef EDDY_AWS_ENDPOINT_H
+#define EDDY_AWS_ENDPOINT_H
+
+#include <stdbool.h>
+
+#include "base/err.h"
+
+enum eddy_aws_service {
+    EDDY_AWS_SQS,
+    EDDY_AWS_DYNAMODB,
+    EDDY_AWS_EVENTBRIDGE,
+    EDDY_AWS_SERVICE_COUNT
+};
+
+/* Static facts about a service. */
+struct eddy_aws_service_info {
+    const char *name;          /* "SQS", "DynamoDB", "EventBridge" (for messages) */
+    const char *env_suffix;    /* "SQS": AWS_ENDPOINT_URL_SQS */
+    const char *prefix;        /* host prefix: "sqs", "dynamodb", "events" */
+    const char *signing_name;  /* SigV4 service: "sqs", "dynamodb", "events" */
+    const char *target_prefix; /* X-Amz-Target: "AmazonSQS", "DynamoDB_20120810", "AWSEvents" */
+    const char *content_type;  /* "application/x-amz-json-1.0" or "-1.1" */
+};
+const struct eddy_aws_service_info *eddy_aws_service_info(enum eddy_aws_service svc);
+
+#define EDDY_REGION_MAX 64
+
+/* The region from the environment into out; EDDY_ECONFIG naming both
+ * variables when neither is set, or when the value is not a region name. */
+eddy_err eddy_region_from_env(char out[EDDY_REGION_MAX], struct eddy_error *err);
+
+/* A resolved endpoint. All strings owned (eddy_endpoint_cleanup). */
+struct eddy_endpoint {
+    char *url;  /* what requests are sent to: scheme://host[:port]/prefix/ */
+    char *host; /* Host header value; the port only when not the scheme's default */
+    char *path; /* the path signed and sent: "/" or "/prefix/" */
+    bool tls;
+};
+
+/*
+ * Parse url (from variable varname, used in error messages) into out.
+ * A path prefix keeps a trailing '/', so requests go to "<prefix>/".
+ */
+eddy_err eddy_endpoint_parse(const char *url, const char *varname, struct eddy_endpoint *out,
+                             struct eddy_error *err);
+
+/* The endpoint of svc in region, following the environment as above. */
+eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const char *region,
+                               struct eddy_endpoint *out, struct eddy_error *err);
+
+void eddy_endpoint_cleanup(struct eddy_endpoint *e);
+
+#endif

@@ -1,0 +1,470 @@
+/*
+ * dynamodb.c - DynamoDB over the JSON protocol (see dynamodb.h). Requests are
+ * cJSON trees whose items are references to the caller's trees (printed,
+ * never copied); results are subtrees detached from the parsed reply.
+ */
+#include "svc/dynamodb.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+enum op_kind { OP_ITEM, OP_BATCH_GET, OP_QUERY, OP_TXN, OP_BATCH_WRITE };
+
+struct op {
+    enum op_kind kind;
+    union {
+        eddy_ddb_item_cb item;
+        eddy_ddb_batch_get_cb batch_get;
+        eddy_ddb_query_cb query;
+        eddy_ddb_txn_cb txn;
+        eddy_ddb_batch_write_cb batch_write;
+    } cb;
+    void *ud;
+    size_t n;        /* transaction items */
+    char table[256]; /* BatchGetItem, BatchWriteItem: the table to read results for */
+};
+
+eddy_err eddy_ddb_init(struct eddy_ddb *d, struct eddy_aws *aws, const struct eddy_endpoint *ep,
+                       struct eddy_error *err)
+{
+    return eddy_aws_client_init(&d->client, aws, EDDY_AWS_DYNAMODB, ep, err);
+}
+
+void eddy_ddb_cleanup(struct eddy_ddb *d)
+{
+    eddy_aws_client_cleanup(&d->client);
+}
+
+static void on_reply(eddy_err err, const struct eddy_aws_reply *reply, void *ud);
+
+static struct op *op_new(enum op_kind kind, void *ud, const char *table)
+{
+    struct op *o = eddy_calloc(1, sizeof *o);
+    o->kind = kind;
+    o->ud = ud;
+    if (table)
+        snprintf(o->table, sizeof o->table, "%s", table);
+    return o;
+}
+
+/* Reference a caller's tree from obj (cJSON's API is not const-correct;
+ * a reference is never modified or freed through). */
+static void add_ref(cJSON *obj, const char *key, const cJSON *v)
+{
+    if (v)
+        cJSON_AddItemReferenceToObject(obj, key, (cJSON *)(uintptr_t)v);
+}
+
+static void add_expr(cJSON *o, const struct eddy_ddb_expr *e)
+{
+    if (e == NULL)
+        return;
+    if (e->condition)
+        cJSON_AddStringToObject(o, "ConditionExpression", e->condition);
+    if (e->update)
+        cJSON_AddStringToObject(o, "UpdateExpression", e->update);
+    add_ref(o, "ExpressionAttributeNames", e->names);
+    add_ref(o, "ExpressionAttributeValues", e->values);
+    if (e->return_old_on_fail)
+        cJSON_AddStringToObject(o, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+}
+
+/* Print req, free it, and start the call; frees o when the start fails. */
+static eddy_err start(struct eddy_ddb *d, const char *opname, cJSON *req, size_t max_bytes,
+                      struct op *o, bool idempotent, struct eddy_aws_call **handle,
+                      struct eddy_error *err)
+{
+    struct eddy_buf body;
+    eddy_buf_init(&body, 0);
+    eddy_err rc = eddy_aws_json_body(req, &body);
+    cJSON_Delete(req);
+    if (rc == EDDY_OK && max_bytes && body.len > max_bytes)
+        rc = EDDY_ELIMIT;
+    if (rc) {
+        eddy_error_set(err, rc, "DynamoDB %s request is %zu bytes, over the %zu byte limit", opname,
+                       body.len, max_bytes);
+        eddy_buf_cleanup(&body);
+        free(o);
+        return rc;
+    }
+    struct eddy_aws_call_opts opts = {0, idempotent, 0};
+    rc = eddy_aws_call(&d->client, opname, &body, &opts, on_reply, o, handle, err);
+    if (rc)
+        free(o);
+    return rc;
+}
+
+/* ---- single items ---- */
+
+void eddy_ddb_item_result_cleanup(struct eddy_ddb_item_result *r)
+{
+    cJSON_Delete(r->item);
+    r->item = NULL;
+}
+
+static eddy_err item_call(struct eddy_ddb *d, const char *opname, const char *table,
+                          const char *what, const cJSON *item, const struct eddy_ddb_expr *expr,
+                          const char *return_values, bool consistent, eddy_ddb_item_cb cb, void *ud,
+                          struct eddy_aws_call **handle, struct eddy_error *err)
+{
+    if (d == NULL || table == NULL || !cJSON_IsObject(item) || cb == NULL)
+        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB %s: table, %s object and cb required",
+                              opname, what);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "TableName", table);
+    add_ref(req, what, item);
+    add_expr(req, expr);
+    if (return_values)
+        cJSON_AddStringToObject(req, "ReturnValues", return_values);
+    if (consistent)
+        cJSON_AddTrueToObject(req, "ConsistentRead");
+    struct op *o = op_new(OP_ITEM, ud, NULL);
+    o->cb.item = cb;
+    /* Get and conditional writes repeat safely; an unconditional put or
+     * delete also ends in the same state */
+    return start(d, opname, req, 0, o, true, handle, err);
+}
+
+eddy_err eddy_ddb_get_item(struct eddy_ddb *d, const char *table, const cJSON *key, bool consistent,
+                           eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                           struct eddy_error *err)
+{
+    return item_call(d, "GetItem", table, "Key", key, NULL, NULL, consistent, cb, ud, handle, err);
+}
+
+eddy_err eddy_ddb_put_item(struct eddy_ddb *d, const char *table, const cJSON *item,
+                           const struct eddy_ddb_expr *expr, const char *return_values,
+                           eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                           struct eddy_error *err)
+{
+    return item_call(d, "PutItem", table, "Item", item, expr, return_values, false, cb, ud, handle,
+                     err);
+}
+
+eddy_err eddy_ddb_update_item(struct eddy_ddb *d, const char *table, const cJSON *key,
+                              const struct eddy_ddb_expr *expr, const char *return_values,
+                              eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                              struct eddy_error *err)
+{
+    if (expr == NULL || expr->update == NULL)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB UpdateItem: an update expression is "
+                              "required");
+    return item_call(d, "UpdateItem", table, "Key", key, expr, return_values, false, cb, ud, handle,
+                     err);
+}
+
+eddy_err eddy_ddb_delete_item(struct eddy_ddb *d, const char *table, const cJSON *key,
+                              const struct eddy_ddb_expr *expr, const char *return_values,
+                              eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                              struct eddy_error *err)
+{
+    return item_call(d, "DeleteItem", table, "Key", key, expr, return_values, false, cb, ud, handle,
+                     err);
+}
+
+/* ---- BatchGetItem ---- */
+
+void eddy_ddb_batch_get_result_cleanup(struct eddy_ddb_batch_get_result *r)
+{
+    cJSON_Delete(r->items);
+    cJSON_Delete(r->unprocessed);
+    r->items = r->unprocessed = NULL;
+}
+
+eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table, const cJSON *const *keys,
+                            size_t n, bool consistent, eddy_ddb_batch_get_cb cb, void *ud,
+                            struct eddy_aws_call **handle, struct eddy_error *err)
+{
+    if (d == NULL || table == NULL || keys == NULL || cb == NULL || n == 0)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB BatchGetItem: table, keys and cb "
+                              "required");
+    if (n > EDDY_DDB_MAX_BATCH_GET)
+        return eddy_error_set(err, EDDY_ELIMIT,
+                              "DynamoDB BatchGetItem takes at most %d keys (got %zu)",
+                              EDDY_DDB_MAX_BATCH_GET, n);
+    if (strlen(table) >= sizeof((struct op *)0)->table)
+        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB BatchGetItem: table name too long");
+    cJSON *req = cJSON_CreateObject();
+    cJSON *t = cJSON_AddObjectToObject(cJSON_AddObjectToObject(req, "RequestItems"), table);
+    cJSON *ka = cJSON_AddArrayToObject(t, "Keys");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemReferenceToArray(ka, (cJSON *)(uintptr_t)keys[i]);
+    if (consistent)
+        cJSON_AddTrueToObject(t, "ConsistentRead");
+    struct op *o = op_new(OP_BATCH_GET, ud, table);
+    o->cb.batch_get = cb;
+    return start(d, "BatchGetItem", req, 0, o, true, handle, err);
+}
+
+/* ---- Query ---- */
+
+void eddy_ddb_query_result_cleanup(struct eddy_ddb_query_result *r)
+{
+    cJSON_Delete(r->items);
+    cJSON_Delete(r->last_key);
+    r->items = r->last_key = NULL;
+}
+
+eddy_err eddy_ddb_query(struct eddy_ddb *d, const struct eddy_ddb_query_params *p,
+                        eddy_ddb_query_cb cb, void *ud, struct eddy_aws_call **handle,
+                        struct eddy_error *err)
+{
+    if (d == NULL || p == NULL || p->table == NULL || p->key_condition == NULL || cb == NULL)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB Query: table, key condition and cb "
+                              "required");
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "TableName", p->table);
+    if (p->index)
+        cJSON_AddStringToObject(req, "IndexName", p->index);
+    cJSON_AddStringToObject(req, "KeyConditionExpression", p->key_condition);
+    if (p->filter)
+        cJSON_AddStringToObject(req, "FilterExpression", p->filter);
+    if (p->projection)
+        cJSON_AddStringToObject(req, "ProjectionExpression", p->projection);
+    add_ref(req, "ExpressionAttributeNames", p->names);
+    add_ref(req, "ExpressionAttributeValues", p->values);
+    if (p->consistent)
+        cJSON_AddTrueToObject(req, "ConsistentRead");
+    if (p->backward)
+        cJSON_AddFalseToObject(req, "ScanIndexForward");
+    if (p->limit > 0)
+        cJSON_AddNumberToObject(req, "Limit", p->limit);
+    add_ref(req, "ExclusiveStartKey", p->start_key);
+    struct op *o = op_new(OP_QUERY, ud, NULL);
+    o->cb.query = cb;
+    return start(d, "Query", req, 0, o, true, handle, err);
+}
+
+/* ---- TransactWriteItems ---- */
+
+void eddy_ddb_txn_result_cleanup(struct eddy_ddb_txn_result *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->reasons[i].code);
+        free(r->reasons[i].message);
+        cJSON_Delete(r->reasons[i].item);
+    }
+    free(r->reasons);
+    r->reasons = NULL;
+    r->n = 0;
+}
+
+static const char *const txn_names[] = {"Put", "Update", "Delete", "ConditionCheck"};
+
+static eddy_err txn_item(cJSON *arr, const struct eddy_ddb_txn_item *it, size_t i,
+                         struct eddy_error *err)
+{
+    if ((unsigned)it->kind > EDDY_DDB_CHECK || it->table == NULL || !cJSON_IsObject(it->item))
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB TransactWriteItems: item %zu needs a kind, a table and "
+                              "an item or key",
+                              i);
+    if (it->kind == EDDY_DDB_UPDATE && it->expr.update == NULL)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB TransactWriteItems: item %zu (Update) has no update "
+                              "expression",
+                              i);
+    if (it->kind == EDDY_DDB_CHECK && it->expr.condition == NULL)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB TransactWriteItems: item %zu (ConditionCheck) has no "
+                              "condition",
+                              i);
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, w);
+    cJSON *o = cJSON_AddObjectToObject(w, txn_names[it->kind]);
+    cJSON_AddStringToObject(o, "TableName", it->table);
+    add_ref(o, it->kind == EDDY_DDB_PUT ? "Item" : "Key", it->item);
+    add_expr(o, &it->expr);
+    return EDDY_OK;
+}
+
+eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_item *items,
+                                 size_t n, const char *client_token, eddy_ddb_txn_cb cb, void *ud,
+                                 struct eddy_aws_call **handle, struct eddy_error *err)
+{
+    if (d == NULL || items == NULL || n == 0 || cb == NULL)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB TransactWriteItems: items and cb "
+                              "required");
+    if (n > EDDY_DDB_MAX_TRANSACT_ITEMS)
+        return eddy_error_set(err, EDDY_ELIMIT,
+                              "DynamoDB TransactWriteItems takes at most %d items (got %zu)",
+                              EDDY_DDB_MAX_TRANSACT_ITEMS, n);
+    cJSON *req = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(req, "TransactItems");
+    for (size_t i = 0; i < n; i++) {
+        eddy_err rc = txn_item(arr, &items[i], i, err);
+        if (rc) {
+            cJSON_Delete(req);
+            return rc;
+        }
+    }
+    if (client_token)
+        cJSON_AddStringToObject(req, "ClientRequestToken", client_token);
+    struct op *o = op_new(OP_TXN, ud, NULL);
+    o->cb.txn = cb;
+    o->n = n;
+    /* without a token a repeat after a timeout would meet its own writes; the
+     * conditions then fail and the caller reloads, which is safe but slower */
+    return start(d, "TransactWriteItems", req, EDDY_DDB_MAX_TRANSACT_BYTES, o, client_token != NULL,
+                 handle, err);
+}
+
+static void txn_parse(cJSON *json, size_t n, struct eddy_ddb_txn_result *r)
+{
+    cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "CancellationReasons");
+    if (!cJSON_IsArray(arr))
+        return; /* n stays 0: nothing is known item by item */
+    r->reasons = eddy_calloc(n, sizeof *r->reasons);
+    r->n = n;
+    cJSON *e = arr->child;
+    for (size_t i = 0; i < n; i++, e = e ? e->next : NULL) {
+        cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "Code");
+        cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "Message");
+        r->reasons[i].code = eddy_strdup(cJSON_IsString(code) ? code->valuestring
+                                         : e                  ? "None"
+                                                              : "Unknown");
+        r->reasons[i].message = eddy_strdup(cJSON_IsString(msg) ? msg->valuestring : "");
+        if (cJSON_IsObject(e))
+            r->reasons[i].item = cJSON_DetachItemFromObjectCaseSensitive(e, "Item");
+    }
+}
+
+/* ---- BatchWriteItem ---- */
+
+void eddy_ddb_batch_write_result_cleanup(struct eddy_ddb_batch_write_result *r)
+{
+    cJSON_Delete(r->unprocessed);
+    r->unprocessed = NULL;
+    r->nunprocessed = 0;
+}
+
+eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
+                              const struct eddy_ddb_write_req *reqs, size_t n,
+                              eddy_ddb_batch_write_cb cb, void *ud, struct eddy_aws_call **handle,
+                              struct eddy_error *err)
+{
+    if (d == NULL || table == NULL || reqs == NULL || n == 0 || cb == NULL)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "DynamoDB BatchWriteItem: table, requests and cb "
+                              "required");
+    if (n > EDDY_DDB_MAX_BATCH_WRITE)
+        return eddy_error_set(err, EDDY_ELIMIT,
+                              "DynamoDB BatchWriteItem takes at most %d requests (got %zu)",
+                              EDDY_DDB_MAX_BATCH_WRITE, n);
+    if (strlen(table) >= sizeof((struct op *)0)->table)
+        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB BatchWriteItem: table name too long");
+    cJSON *req = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(cJSON_AddObjectToObject(req, "RequestItems"), table);
+    for (size_t i = 0; i < n; i++) {
+        bool put = reqs[i].put_item != NULL;
+        if (put == (reqs[i].delete_key != NULL)) {
+            cJSON_Delete(req);
+            return eddy_error_set(err, EDDY_EINVAL,
+                                  "DynamoDB BatchWriteItem: request %zu needs exactly one of a "
+                                  "put item and a delete key",
+                                  i);
+        }
+        cJSON *w = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, w);
+        cJSON *o = cJSON_AddObjectToObject(w, put ? "PutRequest" : "DeleteRequest");
+        add_ref(o, put ? "Item" : "Key", put ? reqs[i].put_item : reqs[i].delete_key);
+    }
+    struct op *o = op_new(OP_BATCH_WRITE, ud, table);
+    o->cb.batch_write = cb;
+    return start(d, "BatchWriteItem", req, 0, o, true, handle, err);
+}
+
+/* ---- replies ---- */
+
+/* json[a][b] detached, or NULL. */
+static cJSON *detach2(cJSON *json, const char *a, const char *b)
+{
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(json, a);
+    return b ? cJSON_DetachItemFromObjectCaseSensitive(p, b)
+             : cJSON_DetachItemFromObjectCaseSensitive(json, a);
+}
+
+static cJSON *nonempty_or_null(cJSON *arr)
+{
+    if (arr && (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)) {
+        cJSON_Delete(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+static void deliver_reads(struct op *o, eddy_err err, cJSON *json, const struct eddy_aws_reply *r)
+{
+    if (o->kind == OP_BATCH_GET) {
+        struct eddy_ddb_batch_get_result res = {0};
+        if (json && err == EDDY_OK) {
+            res.items = detach2(json, "Responses", o->table);
+            if (!cJSON_IsArray(res.items)) {
+                cJSON_Delete(res.items);
+                res.items = cJSON_CreateArray();
+            }
+            cJSON *uk = cJSON_GetObjectItemCaseSensitive(json, "UnprocessedKeys");
+            res.unprocessed = nonempty_or_null(detach2(uk, o->table, "Keys"));
+        }
+        o->cb.batch_get(err, &res, r, o->ud);
+        return;
+    }
+    struct eddy_ddb_query_result res = {0};
+    if (json && err == EDDY_OK) {
+        res.items = detach2(json, "Items", NULL);
+        if (!cJSON_IsArray(res.items)) {
+            cJSON_Delete(res.items);
+            res.items = cJSON_CreateArray();
+        }
+        res.last_key = detach2(json, "LastEvaluatedKey", NULL);
+    }
+    o->cb.query(err, &res, r, o->ud);
+}
+
+static void on_reply(eddy_err err, const struct eddy_aws_reply *reply, void *ud)
+{
+    struct op *o = ud;
+    cJSON *json = reply->json; /* the callback may take subtrees */
+    switch (o->kind) {
+    case OP_ITEM: {
+        struct eddy_ddb_item_result res = {0};
+        if (json && err == EDDY_OK)
+            res.item = cJSON_DetachItemFromObjectCaseSensitive(
+                json, cJSON_GetObjectItemCaseSensitive(json, "Item") ? "Item" : "Attributes");
+        else if (json && err == EDDY_ECONDITION)
+            res.item = cJSON_DetachItemFromObjectCaseSensitive(json, "Item");
+        o->cb.item(err, &res, reply, o->ud);
+        break;
+    }
+    case OP_BATCH_GET:
+    case OP_QUERY:
+        deliver_reads(o, err, json, reply);
+        break;
+    case OP_TXN: {
+        struct eddy_ddb_txn_result res = {0};
+        if (json && err == EDDY_ETXN_CANCELED)
+            txn_parse(json, o->n, &res);
+        o->cb.txn(err, &res, reply, o->ud);
+        break;
+    }
+    case OP_BATCH_WRITE: {
+        struct eddy_ddb_batch_write_result res = {0};
+        if (json && err == EDDY_OK) {
+            cJSON *ui = cJSON_GetObjectItemCaseSensitive(json, "UnprocessedItems");
+            res.unprocessed = nonempty_or_null(detach2(ui, o->table, NULL));
+            res.nunprocessed = res.unprocessed ? (size_t)cJSON_GetArraySize(res.unprocessed) : 0;
+        }
+        o->cb.batch_write(err, &res, reply, o->ud);
+        break;
+    }
+    }
+    free(o);
+}

@@ -1,0 +1,181 @@
+/*
+ * dynamodb.h - the DynamoDB calls eddy makes, with typed results.
+ *
+ * Items, keys and expression values are cJSON objects in DynamoDB's
+ * attribute-value JSON ({"_pk":{"S":"..."}}); this module carries them and
+ * never converts them. They are borrowed by the starts (referenced while the
+ * body is printed, not copied). Results hand over cJSON trees detached from
+ * the reply, so an item is never copied either.
+ *
+ * Limits are checked before the call (EDDY_ELIMIT naming the limit):
+ * TransactWriteItems 100 items and 4 MB, BatchWriteItem 25 requests,
+ * BatchGetItem 100 keys.
+ *
+ * Every callback gets a result it owns, to release with the matching
+ * _cleanup (after errors too; a zeroed result is fine to clean). The starts
+ * follow the async contract of awscall.h.
+ */
+#ifndef EDDY_SVC_DYNAMODB_H
+#define EDDY_SVC_DYNAMODB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "aws/awscall.h"
+
+#define EDDY_DDB_MAX_TRANSACT_ITEMS 100
+#define EDDY_DDB_MAX_TRANSACT_BYTES (4u << 20)
+#define EDDY_DDB_MAX_BATCH_WRITE 25
+#define EDDY_DDB_MAX_BATCH_GET 100
+
+struct eddy_ddb {
+    struct eddy_aws_client client;
+};
+
+eddy_err eddy_ddb_init(struct eddy_ddb *d, struct eddy_aws *aws, const struct eddy_endpoint *ep,
+                       struct eddy_error *err);
+void eddy_ddb_cleanup(struct eddy_ddb *d);
+
+/* Expressions shared by the writes (all optional, borrowed). */
+struct eddy_ddb_expr {
+    const char *condition;   /* ConditionExpression */
+    const char *update;      /* UpdateExpression (UpdateItem, transaction Update) */
+    const cJSON *names;      /* ExpressionAttributeNames */
+    const cJSON *values;     /* ExpressionAttributeValues */
+    bool return_old_on_fail; /* ReturnValuesOnConditionCheckFailure ALL_OLD */
+};
+
+/* ---- single items: GetItem, PutItem, UpdateItem, DeleteItem ---- */
+
+/* item: GetItem's Item (NULL when there is none); a write's Attributes
+ * (with return_values); after EDDY_ECONDITION with return_old_on_fail, the
+ * item as it was. */
+struct eddy_ddb_item_result {
+    cJSON *item;
+};
+void eddy_ddb_item_result_cleanup(struct eddy_ddb_item_result *r);
+
+typedef void (*eddy_ddb_item_cb)(eddy_err err, struct eddy_ddb_item_result *res,
+                                 const struct eddy_aws_reply *reply, void *ud);
+
+eddy_err eddy_ddb_get_item(struct eddy_ddb *d, const char *table, const cJSON *key, bool consistent,
+                           eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                           struct eddy_error *err);
+/* return_values: "ALL_OLD", "ALL_NEW", ... or NULL. */
+eddy_err eddy_ddb_put_item(struct eddy_ddb *d, const char *table, const cJSON *item,
+                           const struct eddy_ddb_expr *expr, const char *return_values,
+                           eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                           struct eddy_error *err);
+eddy_err eddy_ddb_update_item(struct eddy_ddb *d, const char *table, const cJSON *key,
+                              const struct eddy_ddb_expr *expr, const char *return_values,
+                              eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                              struct eddy_error *err);
+eddy_err eddy_ddb_delete_item(struct eddy_ddb *d, const char *table, const cJSON *key,
+                              const struct eddy_ddb_expr *expr, const char *return_values,
+                              eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                              struct eddy_error *err);
+
+/* ---- BatchGetItem (one table) ---- */
+
+struct eddy_ddb_batch_get_result {
+    cJSON *items;       /* array of items found, in no particular order */
+    cJSON *unprocessed; /* array of keys to ask again, or NULL */
+};
+void eddy_ddb_batch_get_result_cleanup(struct eddy_ddb_batch_get_result *r);
+
+typedef void (*eddy_ddb_batch_get_cb)(eddy_err err, struct eddy_ddb_batch_get_result *res,
+                                      const struct eddy_aws_reply *reply, void *ud);
+
+eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table, const cJSON *const *keys,
+                            size_t n, bool consistent, eddy_ddb_batch_get_cb cb, void *ud,
+                            struct eddy_aws_call **handle, struct eddy_error *err);
+
+/* ---- Query ---- */
+
+struct eddy_ddb_query_params {
+    const char *table;
+    const char *index;         /* IndexName or NULL */
+    const char *key_condition; /* KeyConditionExpression */
+    const char *filter;        /* FilterExpression or NULL */
+    const char *projection;    /* ProjectionExpression or NULL */
+    const cJSON *names;
+    const cJSON *values;
+    bool consistent;
+    bool backward;          /* ScanIndexForward false */
+    int limit;              /* 0: none */
+    const cJSON *start_key; /* ExclusiveStartKey, e.g. the last page's last_key */
+};
+
+struct eddy_ddb_query_result {
+    cJSON *items;    /* array */
+    cJSON *last_key; /* LastEvaluatedKey: more pages follow; NULL at the end */
+};
+void eddy_ddb_query_result_cleanup(struct eddy_ddb_query_result *r);
+
+typedef void (*eddy_ddb_query_cb)(eddy_err err, struct eddy_ddb_query_result *res,
+                                  const struct eddy_aws_reply *reply, void *ud);
+
+eddy_err eddy_ddb_query(struct eddy_ddb *d, const struct eddy_ddb_query_params *p,
+                        eddy_ddb_query_cb cb, void *ud, struct eddy_aws_call **handle,
+                        struct eddy_error *err);
+
+/* ---- TransactWriteItems ---- */
+
+enum eddy_ddb_txn_kind { EDDY_DDB_PUT, EDDY_DDB_UPDATE, EDDY_DDB_DELETE, EDDY_DDB_CHECK };
+
+struct eddy_ddb_txn_item {
+    enum eddy_ddb_txn_kind kind;
+    const char *table;
+    const cJSON *item; /* PUT: the item; the others: the key */
+    struct eddy_ddb_expr expr;
+};
+
+/* One per transaction item, in order: code "None" for items that did not
+ * fail, else "ConditionalCheckFailed", "TransactionConflict",
+ * "ThrottlingError", "ValidationError", ...; item with return_old_on_fail. */
+struct eddy_ddb_cancel_reason {
+    char *code;
+    char *message;
+    cJSON *item;
+};
+
+/* Filled after EDDY_ETXN_CANCELED (n = the number of items sent). */
+struct eddy_ddb_txn_result {
+    struct eddy_ddb_cancel_reason *reasons;
+    size_t n;
+};
+void eddy_ddb_txn_result_cleanup(struct eddy_ddb_txn_result *r);
+
+typedef void (*eddy_ddb_txn_cb)(eddy_err err, struct eddy_ddb_txn_result *res,
+                                const struct eddy_aws_reply *reply, void *ud);
+
+/* client_token: ClientRequestToken (makes the call idempotent), or NULL. */
+eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_item *items,
+                                 size_t n, const char *client_token, eddy_ddb_txn_cb cb, void *ud,
+                                 struct eddy_aws_call **handle, struct eddy_error *err);
+
+/* ---- BatchWriteItem (one table) ---- */
+
+/* Exactly one of put_item and delete_key. */
+struct eddy_ddb_write_req {
+    const cJSON *put_item;
+    const cJSON *delete_key;
+};
+
+struct eddy_ddb_batch_write_result {
+    /* UnprocessedItems for the table: an array of {"PutRequest":{"Item":..}}
+     * / {"DeleteRequest":{"Key":..}}, or NULL when all were written */
+    cJSON *unprocessed;
+    size_t nunprocessed;
+};
+void eddy_ddb_batch_write_result_cleanup(struct eddy_ddb_batch_write_result *r);
+
+typedef void (*eddy_ddb_batch_write_cb)(eddy_err err, struct eddy_ddb_batch_write_result *res,
+                                        const struct eddy_aws_reply *reply, void *ud);
+
+eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
+                              const struct eddy_ddb_write_req *reqs, size_t n,
+                              eddy_ddb_batch_write_cb cb, void *ud, struct eddy_aws_call **handle,
+                              struct eddy_error *err);
+
+#endif

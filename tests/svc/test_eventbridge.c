@@ -1,0 +1,218 @@
+/* Unit tests for svc/eventbridge: the PutEvents body, per-entry results,
+ * the entry and size limits. Against the fake transport. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fake_transport.h"
+#include "svc/eventbridge.h"
+
+/* The test rig: a loop, the fake transport, static credentials, a clock
+ * that moves one second each time it is read (so each attempt is signed at
+ * a new time), and tiny backoff delays. */
+struct rig {
+    uv_loop_t loop;
+    struct eddy_fake_transport *fake;
+    struct eddy_creds *creds;
+    int64_t now_ms;
+    struct eddy_clock clock;
+    struct eddy_aws aws;
+    struct eddy_endpoint ep;
+};
+
+static uint64_t rig_mono(void *ud)
+{
+    return (uint64_t)((struct rig *)ud)->now_ms;
+}
+
+static int64_t rig_unix(void *ud)
+{
+    struct rig *r = ud;
+    int64_t t = r->now_ms;
+    r->now_ms += 1000;
+    return t;
+}
+
+static void rig_init(struct rig *r, const char *token, unsigned max_attempts)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    r->fake = eddy_fake_new(&r->loop);
+    r->creds = eddy_creds_new_static(&r->loop, "AKIDEXAMPLE", "SECRETEXAMPLE", token);
+    assert_non_null(r->creds);
+    r->now_ms = 1700000000000; /* 2023-11-14T22:13:20Z */
+    r->clock = (struct eddy_clock){r, rig_mono, rig_unix};
+    struct eddy_aws_config cfg = {.loop = &r->loop,
+                                  .transport = eddy_fake_transport(r->fake),
+                                  .creds = r->creds,
+                                  .clock = &r->clock,
+                                  .region = "us-east-1",
+                                  .max_attempts = max_attempts,
+                                  .seed = 42,
+                                  .backoff_base_ms = 1,
+                                  .backoff_max_ms = 4};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_aws_init(&r->aws, &cfg, &err), EDDY_OK);
+    assert_int_equal(eddy_endpoint_parse("http://127.0.0.1:4566", "test", &r->ep, &err), EDDY_OK);
+}
+
+static void rig_close(struct rig *r)
+{
+    eddy_fake_close(r->fake, NULL, NULL);
+    eddy_creds_close(r->creds);
+    eddy_endpoint_cleanup(&r->ep);
+    eddy_aws_cleanup(&r->aws);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&r->loop), 0);
+}
+
+/* The recorded body of request i, parsed (cJSON_Delete it). */
+static cJSON *sent_json(struct rig *r, size_t i)
+{
+    const struct eddy_fake_request *q = eddy_fake_request_at(r->fake, i);
+    assert_non_null(q);
+    cJSON *j = cJSON_Parse(q->body);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *jget(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnumber(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+struct got {
+    int calls;
+    eddy_err err;
+    struct eddy_eb_put_result res;
+};
+
+static void on_put(eddy_err err, struct eddy_eb_put_result *res, const struct eddy_aws_reply *reply,
+                   void *ud)
+{
+    struct got *g = ud;
+    assert_non_null(reply);
+    g->calls++;
+    g->err = err;
+    g->res = *res;
+}
+
+static void test_put_events(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_eb e;
+    assert_int_equal(eddy_eb_init(&e, &r.aws, &r.ep, NULL), EDDY_OK);
+    const char *res[1] = {"arn:aws:dynamodb:us-east-1:1:table/t"};
+    struct eddy_eb_entry en[3] = {
+        {"eddy.slot", "GameResult", "{\"win\":true}", "bus", res, 1, "Root=1-x", 1700000000},
+        {"eddy.slot", "Payout", "{\"n\":4}", NULL, NULL, 0, NULL, 0},
+        {"eddy.slot", "Payout", "{\"n\":5}", NULL, NULL, 0, NULL, 0},
+    };
+    eddy_fake_push_json(r.fake, 200,
+                        "{\"FailedEntryCount\":1,\"Entries\":[{\"EventId\":\"ev-1\"},"
+                        "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"try again\"},"
+                        "{\"EventId\":\"ev-3\"}]}");
+    struct got g = {0};
+    assert_int_equal(eddy_eb_put_events(&e, en, 3, on_put, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.err, EDDY_OK);
+    assert_int_equal(g.res.n, 3);
+    assert_int_equal(g.res.failed_count, 1);
+    assert_string_equal(g.res.entries[0].event_id, "ev-1");
+    assert_null(g.res.entries[0].error_code);
+    assert_null(g.res.entries[1].event_id);
+    assert_string_equal(g.res.entries[1].error_code, "InternalFailure");
+    assert_string_equal(g.res.entries[1].error_message, "try again");
+    assert_string_equal(g.res.entries[2].event_id, "ev-3");
+    eddy_eb_put_result_cleanup(&g.res);
+
+    const struct eddy_fake_request *q = eddy_fake_last(r.fake);
+    assert_string_equal(eddy_fake_request_header(q, "X-Amz-Target"), "AWSEvents.PutEvents");
+    assert_string_equal(eddy_fake_request_header(q, "Content-Type"), "application/x-amz-json-1.1");
+    cJSON *b = sent_json(&r, 0);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(b, "Entries");
+    assert_int_equal(cJSON_GetArraySize(arr), 3);
+    const cJSON *e0 = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(jget(e0, "Source"), "eddy.slot");
+    assert_string_equal(jget(e0, "DetailType"), "GameResult");
+    assert_string_equal(jget(e0, "Detail"), "{\"win\":true}");
+    assert_string_equal(jget(e0, "EventBusName"), "bus");
+    assert_string_equal(jget(e0, "TraceHeader"), "Root=1-x");
+    assert_int_equal((int64_t)jnumber(e0, "Time"), 1700000000);
+    assert_string_equal(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(e0, "Resources"), 0)->valuestring,
+        res[0]);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, 1), "EventBusName"));
+    cJSON_Delete(b);
+
+    /* a short reply: the missing entry counts as failed */
+    eddy_fake_push_json(r.fake, 200, "{\"FailedEntryCount\":0,\"Entries\":[{\"EventId\":\"a\"}]}");
+    assert_int_equal(eddy_eb_put_events(&e, en, 2, on_put, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.res.failed_count, 1);
+    assert_string_equal(g.res.entries[1].error_code, "NoResult");
+    eddy_eb_put_result_cleanup(&g.res);
+
+    /* a reply without Entries is malformed */
+    eddy_fake_push_json(r.fake, 200, "{\"FailedEntryCount\":0}");
+    assert_int_equal(eddy_eb_put_events(&e, en, 1, on_put, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_EPARSE);
+    eddy_eb_put_result_cleanup(&g.res);
+    eddy_eb_cleanup(&e);
+    rig_close(&r);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_eb e;
+    assert_int_equal(eddy_eb_init(&e, &r.aws, &r.ep, NULL), EDDY_OK);
+    struct eddy_eb_entry en[11];
+    for (int i = 0; i < 11; i++)
+        en[i] = (struct eddy_eb_entry){"s", "t", "{}", NULL, NULL, 0, NULL, 0};
+    struct got g = {0};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_eb_put_events(&e, en, 11, on_put, &g, NULL, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "10 entries"));
+    size_t half = EDDY_EB_MAX_BYTES / 2 + 1;
+    char *big = malloc(half + 1);
+    memset(big, 'x', half);
+    big[half] = '\0';
+    en[0].detail = big;
+    en[1].detail = big;
+    assert_int_equal(eddy_eb_put_events(&e, en, 2, on_put, &g, NULL, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "256 KiB"));
+    assert_int_equal(eddy_eb_put_events(&e, en, 0, on_put, &g, NULL, &err), EDDY_EINVAL);
+    free(big);
+    assert_int_equal(g.calls, 0);
+    assert_int_equal(eddy_fake_count(r.fake), 0);
+    eddy_eb_cleanup(&e);
+    rig_close(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_events),
+        cmocka_unit_test(test_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

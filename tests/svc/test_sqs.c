@@ -1,0 +1,410 @@
+/* Unit tests for svc/sqs: request bodies, typed results, per-entry batch
+ * failures, limits checked before the call. Against the fake transport. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fake_transport.h"
+#include "svc/sqs.h"
+
+/* The test rig: a loop, the fake transport, static credentials, a clock
+ * that moves one second each time it is read (so each attempt is signed at
+ * a new time), and tiny backoff delays. */
+struct rig {
+    uv_loop_t loop;
+    struct eddy_fake_transport *fake;
+    struct eddy_creds *creds;
+    int64_t now_ms;
+    struct eddy_clock clock;
+    struct eddy_aws aws;
+    struct eddy_endpoint ep;
+};
+
+static uint64_t rig_mono(void *ud)
+{
+    return (uint64_t)((struct rig *)ud)->now_ms;
+}
+
+static int64_t rig_unix(void *ud)
+{
+    struct rig *r = ud;
+    int64_t t = r->now_ms;
+    r->now_ms += 1000;
+    return t;
+}
+
+static void rig_init(struct rig *r, const char *token, unsigned max_attempts)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    r->fake = eddy_fake_new(&r->loop);
+    r->creds = eddy_creds_new_static(&r->loop, "AKIDEXAMPLE", "SECRETEXAMPLE", token);
+    assert_non_null(r->creds);
+    r->now_ms = 1700000000000; /* 2023-11-14T22:13:20Z */
+    r->clock = (struct eddy_clock){r, rig_mono, rig_unix};
+    struct eddy_aws_config cfg = {.loop = &r->loop,
+                                  .transport = eddy_fake_transport(r->fake),
+                                  .creds = r->creds,
+                                  .clock = &r->clock,
+                                  .region = "us-east-1",
+                                  .max_attempts = max_attempts,
+                                  .seed = 42,
+                                  .backoff_base_ms = 1,
+                                  .backoff_max_ms = 4};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_aws_init(&r->aws, &cfg, &err), EDDY_OK);
+    assert_int_equal(eddy_endpoint_parse("http://127.0.0.1:4566", "test", &r->ep, &err), EDDY_OK);
+}
+
+static void rig_close(struct rig *r)
+{
+    eddy_fake_close(r->fake, NULL, NULL);
+    eddy_creds_close(r->creds);
+    eddy_endpoint_cleanup(&r->ep);
+    eddy_aws_cleanup(&r->aws);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&r->loop), 0);
+}
+
+/* The recorded body of request i, parsed (cJSON_Delete it). */
+static cJSON *sent_json(struct rig *r, size_t i)
+{
+    const struct eddy_fake_request *q = eddy_fake_request_at(r->fake, i);
+    assert_non_null(q);
+    cJSON *j = cJSON_Parse(q->body);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *jget(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnumber(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+#define QURL "http://127.0.0.1:4566/123456789012/jobs"
+
+struct got {
+    int calls;
+    eddy_err err;
+    struct eddy_sqs_receive_result recv;
+    struct eddy_sqs_batch_result batch;
+    struct eddy_sqs_send_result send;
+    struct eddy_sqs_queue_attrs attrs;
+};
+
+static void on_recv(eddy_err err, struct eddy_sqs_receive_result *res,
+                    const struct eddy_aws_reply *reply, void *ud)
+{
+    struct got *g = ud;
+    assert_non_null(reply);
+    g->calls++;
+    g->err = err;
+    g->recv = *res; /* keep it past the callback */
+}
+
+static void on_batch(eddy_err err, struct eddy_sqs_batch_result *res,
+                     const struct eddy_aws_reply *reply, void *ud)
+{
+    struct got *g = ud;
+    assert_non_null(reply);
+    g->calls++;
+    g->err = err;
+    g->batch = *res;
+}
+
+static void on_send(eddy_err err, struct eddy_sqs_send_result *res,
+                    const struct eddy_aws_reply *reply, void *ud)
+{
+    struct got *g = ud;
+    assert_non_null(reply);
+    g->calls++;
+    g->err = err;
+    g->send = *res;
+}
+
+static void on_attrs(eddy_err err, struct eddy_sqs_queue_attrs *res,
+                     const struct eddy_aws_reply *reply, void *ud)
+{
+    struct got *g = ud;
+    assert_non_null(reply);
+    g->calls++;
+    g->err = err;
+    g->attrs = *res;
+}
+
+static void sqs_init(struct rig *r, struct eddy_sqs *s)
+{
+    assert_int_equal(eddy_sqs_init(s, &r->aws, &r->ep, NULL), EDDY_OK);
+}
+
+static const char *recv_reply =
+    "{\"Messages\":[{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"rh-1\",\"MD5OfBody\":\"abc\","
+    "\"Body\":\"{\\\"detail\\\":{\\\"id\\\":\\\"e1\\\"}}\",\"Attributes\":{"
+    "\"ApproximateReceiveCount\":\"3\",\"SentTimestamp\":\"1700000000123\","
+    "\"MessageGroupId\":\"g1\",\"AWSTraceHeader\":\"Root=1-abc\"},"
+    "\"MessageAttributes\":{\"eddy-error\":{\"DataType\":\"String\",\"StringValue\":\"bad\"},"
+    "\"n\":{\"DataType\":\"Number\",\"StringValue\":\"5\"}}},"
+    "{\"MessageId\":\"m-2\",\"ReceiptHandle\":\"rh-2\",\"Body\":\"plain\"}]}";
+
+static void test_receive(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_sqs s;
+    sqs_init(&r, &s);
+    eddy_fake_push_json(r.fake, 200, recv_reply);
+    struct eddy_sqs_receive_params p = {QURL, 20, 10, 30};
+    struct got g = {0};
+    assert_int_equal(eddy_sqs_receive(&s, &p, on_recv, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.err, EDDY_OK);
+    assert_int_equal(g.recv.n, 2);
+    struct eddy_sqs_message *m = &g.recv.msgs[0];
+    assert_string_equal(m->message_id, "m-1");
+    assert_string_equal(m->receipt_handle, "rh-1");
+    assert_string_equal(m->body, "{\"detail\":{\"id\":\"e1\"}}");
+    assert_int_equal(m->body_len, strlen(m->body));
+    assert_string_equal(m->md5_of_body, "abc");
+    assert_int_equal(m->receive_count, 3);
+    assert_int_equal(m->sent_ms, 1700000000123);
+    assert_string_equal(m->group_id, "g1");
+    assert_string_equal(m->trace_header, "Root=1-abc");
+    assert_null(m->dedup_id);
+    assert_int_equal(m->nattrs, 2);
+    assert_string_equal(m->attrs[0].name, "eddy-error");
+    assert_string_equal(m->attrs[0].type, "String");
+    assert_string_equal(m->attrs[0].value, "bad");
+    assert_string_equal(m->attrs[1].value, "5");
+    m = &g.recv.msgs[1];
+    assert_string_equal(m->body, "plain");
+    assert_int_equal(m->receive_count, 0);
+    assert_null(m->group_id);
+    assert_int_equal(m->nattrs, 0);
+    /* a message taken out of the result lives on its own */
+    struct eddy_sqs_message kept = g.recv.msgs[0];
+    memset(&g.recv.msgs[0], 0, sizeof kept);
+    eddy_sqs_receive_result_cleanup(&g.recv);
+    assert_string_equal(kept.receipt_handle, "rh-1");
+    eddy_sqs_message_cleanup(&kept);
+
+    const struct eddy_fake_request *q = eddy_fake_last(r.fake);
+    assert_string_equal(eddy_fake_request_header(q, "X-Amz-Target"), "AmazonSQS.ReceiveMessage");
+    assert_int_equal(q->timeout_ms, 20000 + EDDY_SQS_POLL_MARGIN_MS);
+    cJSON *b = sent_json(&r, 0);
+    assert_string_equal(jget(b, "QueueUrl"), QURL);
+    assert_int_equal((int)jnumber(b, "MaxNumberOfMessages"), 10);
+    assert_int_equal((int)jnumber(b, "WaitTimeSeconds"), 20);
+    assert_int_equal((int)jnumber(b, "VisibilityTimeout"), 30);
+    const cJSON *names = cJSON_GetObjectItemCaseSensitive(b, "MessageSystemAttributeNames");
+    assert_string_equal(cJSON_GetArrayItem(names, 0)->valuestring, "All");
+    names = cJSON_GetObjectItemCaseSensitive(b, "MessageAttributeNames");
+    assert_string_equal(cJSON_GetArrayItem(names, 0)->valuestring, "All");
+    cJSON_Delete(b);
+    eddy_sqs_cleanup(&s);
+    rig_close(&r);
+}
+
+static void test_receive_empty_limits_and_bad_reply(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_sqs s;
+    sqs_init(&r, &s);
+    struct got g = {0};
+    struct eddy_error err = {0};
+    struct eddy_sqs_receive_params p = {QURL, 0, 11, -1};
+    assert_int_equal(eddy_sqs_receive(&s, &p, on_recv, &g, NULL, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "10"));
+    p.max = 10;
+    p.wait_s = 21;
+    assert_int_equal(eddy_sqs_receive(&s, &p, on_recv, &g, NULL, &err), EDDY_ELIMIT);
+    p.wait_s = 0;
+
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_sqs_receive(&s, &p, on_recv, &g, NULL, &err), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.err, EDDY_OK);
+    assert_int_equal(g.recv.n, 0);
+    cJSON *b = sent_json(&r, 0);
+    assert_null(cJSON_GetObjectItemCaseSensitive(b, "VisibilityTimeout"));
+    cJSON_Delete(b);
+
+    eddy_fake_push_json(r.fake, 200, "{\"Messages\":[{\"MessageId\":\"m\"}]}");
+    assert_int_equal(eddy_sqs_receive(&s, &p, on_recv, &g, NULL, &err), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 2);
+    assert_int_equal(g.err, EDDY_EPARSE);
+    assert_int_equal(g.recv.n, 0);
+    eddy_sqs_receive_result_cleanup(&g.recv);
+    eddy_sqs_cleanup(&s);
+    rig_close(&r);
+}
+
+static void test_delete_batch_partial(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_sqs s;
+    sqs_init(&r, &s);
+    eddy_fake_push_json(r.fake, 200,
+                        "{\"Successful\":[{\"Id\":\"0\"}],\"Failed\":[{\"Id\":\"1\","
+                        "\"Code\":\"ReceiptHandleIsInvalid\",\"Message\":\"bad handle\","
+                        "\"SenderFault\":true}]}");
+    struct eddy_sqs_batch_entry e[3] = {{"rh-a", 0}, {"rh-b", 0}, {"rh-c", 0}};
+    struct got g = {0};
+    assert_int_equal(eddy_sqs_delete_batch(&s, QURL, e, 3, on_batch, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_OK);
+    assert_int_equal(g.batch.n, 3);
+    assert_int_equal(g.batch.nfailed, 2);
+    assert_true(g.batch.entries[0].ok);
+    assert_false(g.batch.entries[1].ok);
+    assert_true(g.batch.entries[1].sender_fault);
+    assert_string_equal(g.batch.entries[1].code, "ReceiptHandleIsInvalid");
+    assert_string_equal(g.batch.entries[1].message, "bad handle");
+    assert_string_equal(g.batch.entries[2].code, "NoResult");
+    eddy_sqs_batch_result_cleanup(&g.batch);
+    const struct eddy_fake_request *q = eddy_fake_last(r.fake);
+    assert_string_equal(eddy_fake_request_header(q, "X-Amz-Target"),
+                        "AmazonSQS.DeleteMessageBatch");
+    cJSON *b = sent_json(&r, 0);
+    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "Entries");
+    assert_int_equal(cJSON_GetArraySize(entries), 3);
+    assert_string_equal(jget(cJSON_GetArrayItem(entries, 2), "Id"), "2");
+    assert_string_equal(jget(cJSON_GetArrayItem(entries, 2), "ReceiptHandle"), "rh-c");
+    cJSON_Delete(b);
+
+    struct eddy_sqs_batch_entry many[11];
+    for (int i = 0; i < 11; i++)
+        many[i] = (struct eddy_sqs_batch_entry){"rh", 0};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_sqs_delete_batch(&s, QURL, many, 11, on_batch, &g, NULL, &err),
+                     EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "1..10"));
+    assert_int_equal(g.calls, 1);
+    eddy_sqs_cleanup(&s);
+    rig_close(&r);
+}
+
+static void test_change_visibility(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_sqs s;
+    sqs_init(&r, &s);
+    eddy_fake_push_json(r.fake, 200, "{\"Successful\":[{\"Id\":\"0\"},{\"Id\":\"1\"}]}");
+    struct eddy_sqs_batch_entry e[2] = {{"rh-a", 0}, {"rh-b", 120}};
+    struct got g = {0};
+    assert_int_equal(eddy_sqs_change_visibility_batch(&s, QURL, e, 2, on_batch, &g, NULL, NULL),
+                     EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_OK);
+    assert_int_equal(g.batch.nfailed, 0);
+    eddy_sqs_batch_result_cleanup(&g.batch);
+    assert_string_equal(eddy_fake_request_header(eddy_fake_last(r.fake), "X-Amz-Target"),
+                        "AmazonSQS.ChangeMessageVisibilityBatch");
+    cJSON *b = sent_json(&r, 0);
+    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "Entries");
+    assert_int_equal((int)jnumber(cJSON_GetArrayItem(entries, 1), "VisibilityTimeout"), 120);
+    cJSON_Delete(b);
+    eddy_sqs_cleanup(&s);
+    rig_close(&r);
+}
+
+static void test_send(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_sqs s;
+    sqs_init(&r, &s);
+    eddy_fake_push_json(r.fake, 200, "{\"MessageId\":\"new-1\",\"SequenceNumber\":\"77\"}");
+    struct eddy_sqs_attr a = {"eddy-error", "String", "no entity id"};
+    struct eddy_sqs_send_params p = {QURL, "body \"quoted\"\n", &a, 1, "grp", "dd-1", 5};
+    struct got g = {0};
+    assert_int_equal(eddy_sqs_send(&s, &p, on_send, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_OK);
+    assert_string_equal(g.send.message_id, "new-1");
+    assert_string_equal(g.send.sequence_number, "77");
+    eddy_sqs_send_result_cleanup(&g.send);
+    cJSON *b = sent_json(&r, 0);
+    assert_string_equal(jget(b, "MessageBody"), "body \"quoted\"\n");
+    assert_string_equal(jget(b, "MessageGroupId"), "grp");
+    assert_string_equal(jget(b, "MessageDeduplicationId"), "dd-1");
+    assert_int_equal((int)jnumber(b, "DelaySeconds"), 5);
+    const cJSON *ma = cJSON_GetObjectItemCaseSensitive(b, "MessageAttributes");
+    const cJSON *ea = cJSON_GetObjectItemCaseSensitive(ma, "eddy-error");
+    assert_string_equal(jget(ea, "DataType"), "String");
+    assert_string_equal(jget(ea, "StringValue"), "no entity id");
+    cJSON_Delete(b);
+
+    /* over 256 KiB: refused before the call */
+    char *big = malloc(EDDY_SQS_MAX_MESSAGE_BYTES + 2);
+    memset(big, 'x', EDDY_SQS_MAX_MESSAGE_BYTES + 1);
+    big[EDDY_SQS_MAX_MESSAGE_BYTES + 1] = '\0';
+    struct eddy_sqs_send_params pb = {QURL, big, NULL, 0, NULL, NULL, -1};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_sqs_send(&s, &pb, on_send, &g, NULL, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "256 KiB"));
+    free(big);
+    assert_int_equal(eddy_fake_count(r.fake), 1);
+    eddy_sqs_cleanup(&s);
+    rig_close(&r);
+}
+
+static void test_queue_attributes(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_sqs s;
+    sqs_init(&r, &s);
+    eddy_fake_push_json(
+        r.fake, 200,
+        "{\"Attributes\":{\"VisibilityTimeout\":\"45\",\"FifoQueue\":\"true\","
+        "\"RedrivePolicy\":\"{\\\"deadLetterTargetArn\\\":\\\"arn:aws:sqs:us-east-1:"
+        "123456789012:dlq\\\",\\\"maxReceiveCount\\\":5}\"}}");
+    struct got g = {0};
+    assert_int_equal(eddy_sqs_get_queue_attributes(&s, QURL, on_attrs, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_OK);
+    assert_int_equal(g.attrs.visibility_timeout_s, 45);
+    assert_true(g.attrs.fifo);
+    assert_string_equal(g.attrs.dlq_arn, "arn:aws:sqs:us-east-1:123456789012:dlq");
+    assert_int_equal(g.attrs.max_receive_count, 5);
+    eddy_sqs_queue_attrs_cleanup(&g.attrs);
+    eddy_sqs_cleanup(&s);
+    rig_close(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_receive),
+        cmocka_unit_test(test_receive_empty_limits_and_bad_reply),
+        cmocka_unit_test(test_delete_batch_partial),
+        cmocka_unit_test(test_change_visibility),
+        cmocka_unit_test(test_send),
+        cmocka_unit_test(test_queue_attributes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
