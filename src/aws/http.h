@@ -8,10 +8,19 @@
  *
  * Async contract: send() that returns an error never calls cb. Otherwise cb
  * runs exactly once, later, from the loop, with EDDY_OK and a response (any
- * status), or an error and a NULL response: EDDY_ENET (connect, DNS, reset),
- * EDDY_ETIMEOUT, EDDY_ECANCELED, EDDY_ELIMIT (response body over its cap).
+ * status), or an error and a NULL response: EDDY_ENET (connect, DNS, reset,
+ * connection closed without an answer), EDDY_ETIMEOUT, EDDY_ECANCELED,
+ * EDDY_ELIMIT (response body or header block over its cap), EDDY_ECONFIG
+ * (TLS peer verification failed, unreadable CA bundle), EDDY_EINVAL (a URL
+ * curl cannot use). send() itself fails with EDDY_EINVAL (no method or url,
+ * body_len without body, a header line without "Name:" or with CR/LF) or
+ * EDDY_ECANCELED (the client is closing).
  * The request (url, headers, body) is copied by send(); the response is valid
  * during cb only.
+ *
+ * The real client never blocks the loop: names are resolved by libcurl's
+ * asynchronous (threaded) resolver, and eddy_http_new refuses a libcurl
+ * built without one. TLS peers are always verified.
  */
 #ifndef EDDY_AWS_HTTP_H
 #define EDDY_AWS_HTTP_H
@@ -26,18 +35,19 @@
 struct eddy_http_request {
     const char *method;         /* "GET", "PUT", "POST" */
     const char *url;            /* absolute URL */
-    const char *const *headers; /* "Name: value" lines */
+    const char *const *headers; /* "Name: value" lines; "Name:" sends an empty value */
     size_t nheaders;
     const char *body; /* may be NULL when body_len is 0 */
     size_t body_len;
-    uint32_t timeout_ms;  /* whole exchange; 0 = the client's default */
-    size_t max_response;  /* body cap; 0 = the client's default */
+    uint32_t timeout_ms; /* whole exchange; 0 = the client's default */
+    size_t max_response; /* body cap; 0 = the client's default */
 };
 
 struct eddy_http_response {
     long status;
     struct eddy_str body;
-    struct eddy_str headers; /* the raw header block of the final response */
+    struct eddy_str headers; /* "Name: value\r\n" lines of the final response
+                                (no status line), at most 64 KiB */
 };
 
 /* Find a response header by case-insensitive name, value trimmed. */
@@ -82,16 +92,20 @@ struct eddy_http_config {
 
 struct eddy_http;
 
-/* Create a client on loop. Returns NULL and fills err when curl cannot start. */
+/* Create a client on loop (cfg may be NULL: all defaults; zero fields take
+ * their default). Returns NULL and fills err when curl cannot start or has
+ * no asynchronous resolver. Proxies come from curl's own handling of
+ * HTTPS_PROXY, HTTP_PROXY and NO_PROXY. */
 struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *cfg,
                                 struct eddy_error *err);
 struct eddy_transport eddy_http_transport(struct eddy_http *h);
-/* Cancel every request in flight (their callbacks run with EDDY_ECANCELED). */
+/* Cancel every request in flight (their callbacks run later, from the loop,
+ * with EDDY_ECANCELED). */
 void eddy_http_cancel_all(struct eddy_http *h);
-/* Number of requests in flight. */
+/* Number of requests whose callback has not run yet. */
 size_t eddy_http_inflight(const struct eddy_http *h);
 /* Cancel everything, close the uv handles, free h, then call cb (may be NULL)
- * from the loop. */
+ * from the loop. Callbacks still owed run (EDDY_ECANCELED) before cb. */
 void eddy_http_close(struct eddy_http *h, void (*cb)(void *ud), void *ud);
 
 #endif
