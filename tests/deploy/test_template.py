@@ -1,0 +1,130 @@
+"""What deploy/cloudformation.yaml promises, checked on the template itself.
+
+The parts moto cannot create (queue policy, IAM, ECS, autoscaling) are checked
+here against issue-level requirements: least privilege, the health check, the
+stop timeout, the backlog-per-task scaling metric, the DeployService condition.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from cfnlint.decode import decode_str
+
+ROOT = Path(os.environ.get("EDDY_SOURCE_ROOT", Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import awsenv  # noqa: E402
+
+TEMPLATE, PROBLEMS = decode_str((ROOT / "deploy" / "cloudformation.yaml").read_text())
+RES = TEMPLATE["Resources"] if TEMPLATE else {}
+DATA = {"Table", "DeadLetterQueue", "Queue", "EventBus", "InboundRule", "QueuePolicy"}
+
+
+def getatt(name, attr):
+    return {"Fn::GetAtt": [name, attr]}
+
+
+def test_parses():
+    assert not PROBLEMS, PROBLEMS
+
+
+def test_data_resources_unconditional_service_conditional():
+    for name, res in RES.items():
+        if name in DATA:
+            assert "Condition" not in res, name
+        else:
+            assert res.get("Condition") == "CreateService", name
+    assert DATA <= set(RES)
+
+
+def test_table_ttl_recovery_encryption():
+    props = RES["Table"]["Properties"]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "_ttl", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert RES["Table"]["DeletionPolicy"] == "Retain"
+
+
+def test_queue_policy_only_rule_sends():
+    statements = RES["QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert len(statements) == 1
+    st = statements[0]
+    assert st["Effect"] == "Allow" and st["Action"] == "sqs:SendMessage"
+    assert st["Principal"] == {"Service": "events.amazonaws.com"}
+    assert st["Resource"] == getatt("Queue", "Arn")
+    assert st["Condition"] == {"ArnEquals": {"aws:SourceArn": getatt("InboundRule", "Arn")}}
+
+
+def test_task_role_least_privilege():
+    policies = RES["TaskRole"]["Properties"]["Policies"]
+    assert len(policies) == 1
+    grants = {}
+    for st in policies[0]["PolicyDocument"]["Statement"]:
+        assert st["Effect"] == "Allow"
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for action in actions:
+            assert "*" not in action, action
+            for resource in resources:
+                grants.setdefault(action, []).append(resource)
+    queues = [getatt("Queue", "Arn"), getatt("DeadLetterQueue", "Arn")]
+    expected = {a: queues for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                    "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")}
+    expected["sqs:SendMessage"] = [getatt("DeadLetterQueue", "Arn")]
+    for a in ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem",
+              "BatchWriteItem", "ConditionCheckItem"):
+        expected["dynamodb:" + a] = [getatt("Table", "Arn")]
+    expected["events:PutEvents"] = [getatt("EventBus", "Arn")]
+    assert grants == expected, grants
+
+
+def test_task_definition():
+    props = RES["TaskDefinition"]["Properties"]
+    assert props["RequiresCompatibilities"] == ["FARGATE"]
+    (container,) = props["ContainerDefinitions"]
+    assert container["StopTimeout"] == 30
+    assert container["HealthCheck"]["Command"] == ["CMD", "/usr/local/bin/eddy", "healthcheck"]
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    names = {e["Name"] for e in container["Environment"]}
+    assert names == {"EDDY_QUEUE_URL", "EDDY_DLQ_URL", "EDDY_TABLE", "EDDY_EVENT_BUS",
+                     "EDDY_MACHINE", "AWS_REGION"}, names
+
+
+def test_visibility_exceeds_drain():
+    default = TEMPLATE["Parameters"]["QueueVisibilityTimeout"]
+    assert default["Default"] >= 60 and default["MinValue"] > 25
+    redrive = RES["Queue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 5
+    assert redrive["deadLetterTargetArn"] == getatt("DeadLetterQueue", "Arn")
+
+
+def test_scaling_on_backlog_per_task():
+    config = RES["BacklogScalingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    metrics = {m["Id"]: m for m in config["CustomizedMetricSpecification"]["Metrics"]}
+    visible = metrics["visible"]["MetricStat"]["Metric"]
+    assert visible["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    tasks = metrics["tasks"]["MetricStat"]["Metric"]
+    assert tasks["MetricName"] == "RunningTaskCount"
+    returned = [m for m in metrics.values() if m.get("ReturnData")]
+    assert len(returned) == 1 and returned[0]["Expression"] == "visible / tasks"
+
+
+def test_outputs_cover_names_and_urls():
+    outputs = set(TEMPLATE["Outputs"])
+    assert {"TableName", "QueueUrl", "DeadLetterQueueUrl", "EventBusName", "EventBusArn",
+            "InboundRuleArn", "ClusterName", "ServiceName", "LogGroupName"} <= outputs
+
+
+if __name__ == "__main__":
+    awsenv.run_tests([
+        test_parses,
+        test_data_resources_unconditional_service_conditional,
+        test_table_ttl_recovery_encryption,
+        test_queue_policy_only_rule_sends,
+        test_task_role_least_privilege,
+        test_task_definition,
+        test_visibility_exceeds_drain,
+        test_scaling_on_backlog_per_task,
+        test_outputs_cover_names_and_urls,
+    ])

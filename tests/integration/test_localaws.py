@@ -1,0 +1,151 @@
+"""Smoke test of the local AWS the integration tests run against.
+
+Proves the pipeline the C integration tests rely on:
+  - the plain instance serves SQS on AWS_ENDPOINT_URL and DynamoDB on its own
+    endpoint, in a separate moto process (state not shared);
+  - the DynamoDB endpoint handles concurrent requests one at a time, so a
+    failed transaction cannot undo the writes of another;
+  - with SigV4 verification on ("auth"), a wrong secret is refused and the real
+    key is accepted, on both endpoints;
+  - over TLS ("tls"), clients verify moto with AWS_CA_BUNDLE, and without the
+    CA the connection is refused.
+"""
+
+import concurrent.futures
+import ssl
+import urllib.request
+
+from botocore.exceptions import ClientError, SSLError
+
+import awsenv
+
+
+def test_plain_endpoints():
+    env = awsenv.Env.current()
+    assert env.endpoint("dynamodb") != env.endpoint("sqs")
+    queue = awsenv.create_queue(env, awsenv.unique_name("smoke"))
+    env.sqs().send_message(QueueUrl=queue["url"], MessageBody="hello")
+    assert awsenv.receive_all(env, queue["url"], 1) == ["hello"]
+    table = awsenv.create_table(env, awsenv.unique_name("smoke"))
+    assert table in env.dynamodb().list_tables()["TableNames"]
+    # The main process has its own DynamoDB state: the table is not there.
+    main = awsenv.Env({k: v for k, v in env.values.items()
+                       if k != "AWS_ENDPOINT_URL_DYNAMODB"})
+    assert table not in main.dynamodb().list_tables()["TableNames"]
+
+
+def transact_increment(ddb, table, key, fail):
+    """Add 1 to n on `key`; with fail, a transaction whose condition fails."""
+    items = [{"Update": {
+        "TableName": table, "Key": {"_pk": {"S": key}, "_sk": {"S": "STATE"}},
+        "UpdateExpression": "ADD n :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}}}}]
+    if fail:
+        items.append({"ConditionCheck": {
+            "TableName": table, "Key": {"_pk": {"S": "absent"}, "_sk": {"S": "X"}},
+            "ConditionExpression": "attribute_exists(#p)",
+            "ExpressionAttributeNames": {"#p": "_pk"}}})
+    try:
+        ddb.transact_write_items(TransactItems=items)
+        return True
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        return False
+
+
+def test_dynamodb_serialized():
+    env = awsenv.Env.current()
+    table = awsenv.create_table(env, awsenv.unique_name("serial"))
+    # Filler items make moto's per-transaction table copy slow, which widens
+    # the window in which a failed transaction would restore a stale copy.
+    filler = [{"PutRequest": {"Item": {
+        "_pk": {"S": f"filler{i}"}, "_sk": {"S": "X"}, "pad": {"S": "p" * 200}}}}
+        for i in range(100)]
+    for start in range(0, len(filler), 25):
+        env.dynamodb().batch_write_item(RequestItems={table: filler[start:start + 25]})
+    clients = [env.dynamodb() for _ in range(8)]
+    jobs = [(clients[i % 8], f"k{i % 4}", i % 3 == 0) for i in range(48)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda j: transact_increment(j[0], table, j[1], j[2]), jobs))
+    expected = {}
+    for (_, key, _), ok in zip(jobs, results):
+        expected[key] = expected.get(key, 0) + (1 if ok else 0)
+    assert results.count(False) == 16, results.count(False)
+    for key, count in expected.items():
+        item = env.dynamodb().get_item(
+            TableName=table, Key={"_pk": {"S": key}, "_sk": {"S": "STATE"}},
+            ConsistentRead=True)["Item"]
+        assert int(item["n"]["N"]) == count, (key, item, count)
+
+
+def refused(call):
+    try:
+        call()
+    except ClientError as err:
+        return err.response["Error"]["Code"]
+    return None
+
+
+def test_auth_rejects_wrong_secret():
+    env = awsenv.Env.variant("auth")
+    secret = env.values["AWS_SECRET_ACCESS_KEY"]
+    wrong = secret[:-1] + ("x" if secret[-1] != "x" else "y")
+    bad_sqs = env.client("sqs", secret=wrong, max_attempts=1)
+    bad_ddb = env.client("dynamodb", secret=wrong, max_attempts=1)
+    code = refused(bad_sqs.list_queues)
+    assert code is not None, "sqs accepted a wrong signature"
+    code = refused(bad_ddb.list_tables)
+    assert code is not None, "dynamodb accepted a wrong signature"
+    unknown = awsenv.Env(dict(env.values, AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE"))
+    assert refused(unknown.client("sqs", max_attempts=1).list_queues) is not None
+
+
+def test_auth_accepts_right_key():
+    env = awsenv.Env.variant("auth")
+    assert env.values["AWS_ACCESS_KEY_ID"] != "test"
+    queue = awsenv.create_queue(env, awsenv.unique_name("auth"))
+    env.sqs().send_message(QueueUrl=queue["url"], MessageBody="signed")
+    assert awsenv.receive_all(env, queue["url"], 1) == ["signed"]
+    table = awsenv.create_table(env, awsenv.unique_name("auth"))
+    assert table in env.dynamodb().list_tables()["TableNames"]
+
+
+def test_tls_with_ca_bundle():
+    env = awsenv.Env.variant("tls")
+    assert env.endpoint("sqs").startswith("https://127.0.0.1:")
+    assert env.endpoint("dynamodb").startswith("https://127.0.0.1:")
+    assert env.ca_bundle
+    queue = awsenv.create_queue(env, awsenv.unique_name("tls"))
+    assert queue["url"]
+    awsenv.create_table(env, awsenv.unique_name("tls"))
+
+
+def test_tls_refused_without_ca():
+    env = awsenv.Env.variant("tls")
+    no_ca = awsenv.Env({k: v for k, v in env.values.items() if k != "AWS_CA_BUNDLE"})
+    try:
+        no_ca.client("sqs", max_attempts=1).list_queues()
+    except SSLError:
+        pass
+    else:
+        raise AssertionError("TLS without the run's CA was accepted")
+    ctx = ssl.create_default_context(cafile=env.ca_bundle)
+    url = env.endpoint("sqs") + "/moto-api/reset-auth"
+    try:
+        urllib.request.urlopen(url, context=ctx, timeout=5)
+    except urllib.error.HTTPError as err:
+        assert err.code == 400  # an answer over verified TLS
+    else:
+        raise AssertionError("expected moto's 400 for GET reset-auth")
+
+
+if __name__ == "__main__":
+    awsenv.run_tests([
+        test_plain_endpoints,
+        test_dynamodb_serialized,
+        test_auth_rejects_wrong_secret,
+        test_auth_accepts_right_key,
+        test_tls_with_ca_bundle,
+        test_tls_refused_without_ca,
+    ])

@@ -1,0 +1,525 @@
+"""A local AWS for eddy's tests, demo and benchmark: moto servers on 127.0.0.1.
+
+`start` runs two moto servers, each in its own process, at free ports:
+  - "main" serves every service (SQS, EventBridge, IAM, CloudFormation, ...) from
+    a threaded server;
+  - "dynamodb" serves DynamoDB (AWS_ENDPOINT_URL_DYNAMODB) and handles ONE request
+    at a time. moto's DynamoDB is not safe under concurrent requests: a failed
+    transaction restores copies of the tables and can undo writes that ran
+    meanwhile. The server keeps HTTP/1.1 keep-alive (connections are served by
+    threads) but a lock lets only one request run in moto at a time.
+
+Each process has its own moto state. A table created through CloudFormation on the
+main endpoint is therefore not seen on the DynamoDB endpoint: `deploy` (and
+deploy_stack() below) creates a stack in both processes, so the table lives where
+DynamoDB is served and the queues, bus and rule where the rest is served.
+
+Options: --tls serves HTTPS with a CA generated for the run (AWS_CA_BUNDLE);
+--auth turns on moto's SigV4 verification after creating an IAM user with an
+admin policy and an access key (the same key in both processes), and exports it.
+
+The environment for clients is printed as shell `export` lines and written to
+DIR/env. `stop` ends the processes recorded in DIR. This is a development tool,
+not part of the eddy binary; it never talks to anything but 127.0.0.1.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shlex
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+HOST = "127.0.0.1"
+SERVERS = ("main", "dynamodb")
+ADMIN_USER = "eddy-local-admin"
+ADMIN_POLICY = "eddy-local-admin"
+DUMMY_KEY = ("test", "test")
+START_TIMEOUT_S = 60.0
+KEY_ENV = "EDDY_LOCALAWS_IMPORT_KEY"
+ADMIN_DOCUMENT = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+)
+
+
+class LocalAwsError(Exception):
+    """A failure with a message meant for the person running the tool."""
+
+
+# --- the server process -------------------------------------------------------
+
+
+def serialized(app):
+    """Wrap a WSGI app so that only one request runs in it at a time.
+
+    The body is produced inside the lock, so no part of a request overlaps another.
+    """
+    lock = threading.Lock()
+
+    def wrapped(environ, start_response):
+        with lock:
+            result = app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+    return wrapped
+
+
+def import_admin_key(key_id, secret):
+    """Create the admin user in this process's moto with a given access key.
+
+    Used for the second process under --auth, so both accept one key: moto's
+    CreateAccessKey cannot be told which key to make.
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    backend.create_user(REGION, ADMIN_USER)
+    policy = backend.create_policy("admin", "/", ADMIN_DOCUMENT, ADMIN_POLICY, [])
+    backend.attach_user_policy(policy.arn, ADMIN_USER)
+    key = backend.create_access_key(ADMIN_USER)
+    del backend.access_keys[key.physical_resource_id]
+    key.access_key_id = key_id
+    key.secret_access_key = secret
+    backend.access_keys[key.physical_resource_id] = key
+
+
+def cmd_serve(args):
+    """Run one moto server until SIGTERM; write its port to DIR/NAME.port."""
+    import logging
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    if not args.verbose:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    imported = os.environ.pop(KEY_ENV, "")
+    if imported:
+        key_id, _, secret = imported.partition(":")
+        import_admin_key(key_id, secret)
+    app = DomainDispatcherApplication(create_backend_app)
+    if args.serialize:
+        app = serialized(app)
+    run_dir = Path(args.dir)
+    ssl_context = None
+    if args.tls:
+        ssl_context = (str(run_dir / "server.pem"), str(run_dir / "server.key"))
+    server = make_server(
+        HOST,
+        0,
+        app,
+        threaded=True,
+        request_handler=MotoRequestHandler,
+        ssl_context=ssl_context,
+    )
+    port = server.socket.getsockname()[1]
+    tmp = run_dir / f"{args.name}.port.tmp"
+    tmp.write_text(f"{port}\n")
+    tmp.rename(run_dir / f"{args.name}.port")
+
+    def on_signal(_signum, _frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+# --- certificates -------------------------------------------------------------
+
+
+def run_openssl(args, cwd):
+    proc = subprocess.run(
+        ["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise LocalAwsError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
+
+
+def make_certificates(run_dir):
+    """A CA for this run and a server certificate for 127.0.0.1 and localhost."""
+    (run_dir / "server.ext").write_text(
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        "extendedKeyUsage = serverAuth\n"
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+        "subjectKeyIdentifier = hash\n"
+        "authorityKeyIdentifier = keyid, issuer\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run_openssl(
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "7",
+         "-subj", "/CN=eddy local test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        run_dir,
+    )
+    run_openssl(
+        ["req", "-new", *ec, "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=localhost"],
+        run_dir,
+    )
+    run_openssl(
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "7", "-extfile", "server.ext", "-out", "server.pem"],
+        run_dir,
+    )
+    for name in ("ca.key", "server.key"):
+        (run_dir / name).chmod(0o600)
+
+
+# --- start / stop -------------------------------------------------------------
+
+
+def pid_alive(pid):
+    """True when pid runs this tool's serve command (a recycled pid is not ours)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(arg.endswith(b"localaws.py") for arg in cmdline) and b"serve" in cmdline
+
+
+def read_pid(run_dir, name):
+    try:
+        return int((run_dir / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def spawn(run_dir, name, tls, serialize, verbose, extra_env=None):
+    for suffix in (".port", ".port.tmp"):
+        (run_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--name", name,
+            "--dir", str(run_dir)]
+    argv += ["--tls"] if tls else []
+    argv += ["--serialize"] if serialize else []
+    argv += ["--verbose"] if verbose else []
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    with open(run_dir / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            start_new_session=True,
+        )
+    (run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def ssl_context_for(run_dir, tls):
+    if not tls:
+        return None
+    return ssl.create_default_context(cafile=str(run_dir / "ca.pem"))
+
+
+def moto_api(port, tls_ctx, method, path, body=None, timeout=5.0):
+    """One request to moto's own API; returns (status, body)."""
+    if tls_ctx is not None:
+        conn = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=tls_ctx)
+    else:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def wait_ready(run_dir, name, proc, tls_ctx, deadline):
+    """Wait for the port file, then for an HTTP answer; return the port."""
+    port_file = run_dir / f"{name}.port"
+    while True:
+        if proc.poll() is not None:
+            log = (run_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise LocalAwsError(f"moto server '{name}' exited at start:\n{log}")
+        if time.monotonic() > deadline:
+            raise LocalAwsError(f"moto server '{name}' not ready in {START_TIMEOUT_S:.0f} s")
+        if port_file.exists():
+            port = int(port_file.read_text())
+            try:
+                status, _ = moto_api(port, tls_ctx, "GET", "/moto-api/reset-auth")
+                if status == 400:  # moto's answer to a GET there: it is serving
+                    return port
+            except (OSError, http.client.HTTPException):
+                pass
+        time.sleep(0.05)
+
+
+def client(service, endpoint, key, ca_bundle, max_attempts=1):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        service, region_name=REGION, endpoint_url=endpoint, aws_access_key_id=key[0],
+        aws_secret_access_key=key[1], verify=ca_bundle if ca_bundle else True,
+        config=Config(retries={"max_attempts": max_attempts, "mode": "standard"}),
+    )
+
+
+def create_admin_key(endpoint, ca_bundle):
+    """The IAM user, admin policy and access key, created through moto's IAM API."""
+    iam = client("iam", endpoint, DUMMY_KEY, ca_bundle)
+    iam.create_user(UserName=ADMIN_USER)
+    arn = iam.create_policy(PolicyName=ADMIN_POLICY, PolicyDocument=ADMIN_DOCUMENT)[
+        "Policy"]["Arn"]
+    iam.attach_user_policy(UserName=ADMIN_USER, PolicyArn=arn)
+    key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def check_auth(endpoints, key, ca_bundle):
+    """With verification on, the right secret passes and a wrong one is refused."""
+    from botocore.exceptions import ClientError
+
+    calls = {"main": ("sqs", "list_queues"), "dynamodb": ("dynamodb", "list_tables")}
+    for name, (service, op) in calls.items():
+        getattr(client(service, endpoints[name], key, ca_bundle), op)()
+        wrong = (key[0], key[1][:-1] + ("A" if key[1][-1] != "A" else "B"))
+        try:
+            getattr(client(service, endpoints[name], wrong, ca_bundle), op)()
+        except ClientError:
+            continue
+        raise LocalAwsError(f"moto '{name}' accepted a wrong secret with auth on")
+
+
+def start_servers(run_dir, opts, tls_ctx, deadline):
+    """Spawn both servers; under --auth the key is made on main and imported."""
+    scheme = "https" if opts.tls else "http"
+    ca_bundle = str(run_dir / "ca.pem") if opts.tls else None
+    procs = {"main": spawn(run_dir, "main", opts.tls, False, opts.verbose)}
+    extra = {}
+    if not opts.auth:
+        procs["dynamodb"] = spawn(run_dir, "dynamodb", opts.tls, True, opts.verbose)
+    ports = {"main": wait_ready(run_dir, "main", procs["main"], tls_ctx, deadline)}
+    key = DUMMY_KEY
+    if opts.auth:
+        key = create_admin_key(f"{scheme}://{HOST}:{ports['main']}", ca_bundle)
+        extra[KEY_ENV] = f"{key[0]}:{key[1]}"
+        procs["dynamodb"] = spawn(run_dir, "dynamodb", opts.tls, True, opts.verbose, extra)
+    ports["dynamodb"] = wait_ready(run_dir, "dynamodb", procs["dynamodb"], tls_ctx, deadline)
+    endpoints = {name: f"{scheme}://{HOST}:{port}" for name, port in ports.items()}
+    if opts.auth:
+        for name in SERVERS:
+            status, body = moto_api(ports[name], tls_ctx, "POST", "/moto-api/reset-auth", b"0")
+            if status != 200:
+                raise LocalAwsError(f"moto '{name}' refused reset-auth: {body!r}")
+        check_auth(endpoints, key, ca_bundle)
+    return endpoints, key, ca_bundle
+
+
+def env_lines(run_dir, endpoints, key, ca_bundle):
+    values = {
+        "AWS_ENDPOINT_URL": endpoints["main"],
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoints["dynamodb"],
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": key[0],
+        "AWS_SECRET_ACCESS_KEY": key[1],
+        "EDDY_LOCAL_AWS_DIR": str(run_dir),
+    }
+    if ca_bundle:
+        values["AWS_CA_BUNDLE"] = ca_bundle
+    no_proxy = os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))
+    loopback = "127.0.0.1,localhost"
+    values["NO_PROXY"] = loopback + ("," + no_proxy if no_proxy else "")
+    values["no_proxy"] = values["NO_PROXY"]
+    lines = ["unset AWS_SESSION_TOKEN AWS_PROFILE AWS_CA_BUNDLE"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_start(opts):
+    run_dir = Path(opts.dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    running = [n for n in SERVERS if (p := read_pid(run_dir, n)) and pid_alive(p)]
+    if running:
+        raise LocalAwsError(f"already running in {run_dir} ({', '.join(running)}); "
+                            f"run: tools/local-aws stop --dir {shlex.quote(str(run_dir))}")
+    (run_dir / "env").unlink(missing_ok=True)
+    if opts.tls:
+        make_certificates(run_dir)
+    tls_ctx = ssl_context_for(run_dir, opts.tls)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        endpoints, key, ca_bundle = start_servers(run_dir, opts, tls_ctx, deadline)
+    except BaseException:
+        stop_dir(run_dir)
+        raise
+    text = env_lines(run_dir, endpoints, key, ca_bundle)
+    env_file = run_dir / "env"
+    env_file.write_text(text)
+    env_file.chmod(0o600)
+    sys.stdout.write(text)
+
+
+def stop_dir(run_dir):
+    """SIGTERM the recorded servers, SIGKILL what is left after 5 s."""
+    pids = {}
+    for name in SERVERS:
+        pid = read_pid(run_dir, name)
+        if pid and pid_alive(pid):
+            pids[name] = pid
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 5.0
+    while any(pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids.values():
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for name in SERVERS:
+        for suffix in (".pid", ".port"):
+            (run_dir / f"{name}{suffix}").unlink(missing_ok=True)
+
+
+def cmd_stop(opts):
+    stop_dir(Path(opts.dir).resolve())
+
+
+# --- CloudFormation on the local AWS ------------------------------------------
+
+
+def read_env_file(path):
+    """Parse an env file written by `start` into a dict."""
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            parsed = shlex.split(value)
+            values[name] = parsed[0] if parsed else ""
+    return values
+
+
+def with_list_defaults(cfn, template_body, parameters):
+    """The parameters plus the defaults of list-typed ones not given.
+
+    moto splits a list parameter's value only when it is passed, not its default.
+    """
+    summary = cfn.get_template_summary(TemplateBody=template_body)
+    merged = dict(parameters)
+    for p in summary.get("Parameters", []):
+        is_list = "List" in p.get("ParameterType", "")
+        if is_list and p["ParameterKey"] not in merged and "DefaultValue" in p:
+            merged[p["ParameterKey"]] = p["DefaultValue"]
+    return merged
+
+
+def deploy_stack(env, template_body, stack_name, parameters, timeout_s=60.0):
+    """Create a CloudFormation stack in both moto processes; return its outputs.
+
+    Both processes get the whole stack: the DynamoDB process so that the table is
+    where AWS_ENDPOINT_URL_DYNAMODB points, the main one for everything else.
+    The outputs returned are the main process's (names are the same in both).
+    """
+    key = (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    outputs = {}
+    for var in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"):
+        cfn = client("cloudformation", env[var], key, env.get("AWS_CA_BUNDLE"), 3)
+        params = [{"ParameterKey": k, "ParameterValue": v}
+                  for k, v in with_list_defaults(cfn, template_body, parameters).items()]
+        cfn.create_stack(StackName=stack_name, TemplateBody=template_body,
+                         Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"])
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+            if stack["StackStatus"] == "CREATE_COMPLETE":
+                break
+            if not stack["StackStatus"].endswith("IN_PROGRESS"):
+                raise LocalAwsError(f"stack {stack_name} on {env[var]}: "
+                                    f"{stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+            if time.monotonic() > deadline:
+                raise LocalAwsError(f"stack {stack_name} not created in {timeout_s:.0f} s")
+            time.sleep(0.1)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return outputs
+
+
+def cmd_deploy(opts):
+    env_file = Path(opts.dir).resolve() / "env"
+    if not env_file.exists():
+        raise LocalAwsError(f"no local AWS in {env_file.parent}: run tools/local-aws start")
+    params = {"DeployService": "false"}
+    for item in opts.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise LocalAwsError(f"--param wants NAME=VALUE, got {item!r}")
+        params[name] = value
+    template = Path(opts.template).read_text()
+    outputs = deploy_stack(read_env_file(env_file), template, opts.stack, params)
+    json.dump(outputs, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+# --- command line -------------------------------------------------------------
+
+
+def parse_args(argv):
+    default_dir = str(ROOT / ".run" / "local-aws")
+    parser = argparse.ArgumentParser(
+        prog="tools/local-aws",
+        description="Run moto on 127.0.0.1 as a local AWS for eddy (see tools/localaws.py).")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{start,stop,deploy}")
+    start = sub.add_parser("start", help="start the servers, print export lines")
+    start.add_argument("--tls", action="store_true", help="HTTPS with a CA made for the run")
+    start.add_argument("--auth", action="store_true", help="SigV4 verification on")
+    start.add_argument("--verbose", action="store_true", help="log every request")
+    stop = sub.add_parser("stop", help="stop the servers started in DIR")
+    deploy = sub.add_parser("deploy", help="create a CloudFormation stack (data only)")
+    deploy.add_argument("--template", default=str(ROOT / "deploy" / "cloudformation.yaml"))
+    deploy.add_argument("--stack", default="eddy")
+    deploy.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    serve = sub.add_parser("serve")  # internal: one server process
+    serve.add_argument("--name", required=True)
+    serve.add_argument("--tls", action="store_true")
+    serve.add_argument("--serialize", action="store_true")
+    serve.add_argument("--verbose", action="store_true")
+    for p in (start, stop, deploy, serve):
+        p.add_argument("--dir", default=default_dir, help=f"state directory ({default_dir})")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    handlers = {"start": cmd_start, "stop": cmd_stop, "deploy": cmd_deploy,
+                "serve": cmd_serve}
+    try:
+        handlers[opts.command](opts)
+    except LocalAwsError as err:
+        print(f"local-aws: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
