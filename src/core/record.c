@@ -21,7 +21,7 @@
 
 static const char *const reserved[] = {
     "_pk",   "_sk",  "_seq",      "_typ", "_namespace", "_ts",
-    "_date", "_eid", "_rejected", "_ttl", "_eddy",
+    "_date", "_eid", "_rejected", "_ttl", "_eddy", "_tms",
 };
 
 static bool is_reserved(const char *name)
@@ -335,17 +335,27 @@ eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expi
 
 /* ---- the outbox entry ---- */
 
-/* Detail: the event's object plus "_eddy" metadata; printed exactly. */
-static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const cJSON *data,
-                           const char *event_id)
+/*
+ * Detail: the event's object plus the "eddy" metadata object
+ * {"entity", "namespace", "seq", "idx", "id"}, where id is the stable
+ * "<ns>/<id>/<seq>/<idx>" consumers use to drop duplicates. Printed exactly.
+ * NULL when the event itself has a member "eddy" (it would be overwritten).
+ */
+static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const cJSON *data)
 {
+    if (data && cJSON_GetObjectItemCaseSensitive(data, "eddy"))
+        return NULL;
     cJSON *detail = data ? cJSON_Duplicate(data, true) : cJSON_CreateObject();
-    cJSON *meta = cJSON_AddObjectToObject(detail, "_eddy");
+    cJSON *meta = cJSON_AddObjectToObject(detail, "eddy");
+    cJSON_AddStringToObject(meta, "entity", e->id);
     cJSON_AddStringToObject(meta, "namespace", e->ns);
-    cJSON_AddStringToObject(meta, "id", e->id);
     cJSON_AddNumberToObject(meta, "seq", (double)e->seq);
     cJSON_AddNumberToObject(meta, "idx", (double)idx);
-    cJSON_AddStringToObject(meta, "eventId", event_id);
+    struct eddy_buf id;
+    eddy_buf_init(&id, 0);
+    eddy_buf_appendf(&id, "%s/%s/%lld/%zu", e->ns, e->id, (long long)e->seq, idx);
+    cJSON_AddStringToObject(meta, "id", eddy_buf_cstr(&id));
+    eddy_buf_cleanup(&id);
     char *text = cJSON_PrintUnformatted(detail);
     cJSON_Delete(detail);
     return text;
@@ -403,7 +413,12 @@ static eddy_err outbox_attrs(cJSON *item, const struct eddy_record_entity *e, si
     cJSON_Delete(check);
     if (rc)
         return eddy_error_set(err, inner.code, "%s", inner.detail);
-    detail = outbox_detail(e, idx, data, eid);
+    detail = outbox_detail(e, idx, data);
+    if (detail == NULL)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "outbound event %.64s of %.64s/%.64s has a member \"eddy\", which "
+                              "is reserved for eddy's metadata",
+                              type, e->ns, e->id);
     size_t size = entry_size(pub, type, detail);
     if (size > EDDY_RECORD_ENTRY_MAX) {
         rc = eddy_error_set(err, EDDY_ELIMIT,
@@ -421,6 +436,7 @@ static eddy_err outbox_attrs(cJSON *item, const struct eddy_record_entity *e, si
     put_s(item, "_typ", type);
     put_s(item, "_eid", eid);
     put_n(item, "_ts", e->now_s);
+    put_n(item, "_tms", e->now_ms ? e->now_ms : e->now_s * 1000);
     put_s(item, "_date", date);
     put_s(item, "DetailType", type);
     put_s(item, "Detail", detail);

@@ -31,17 +31,18 @@
  * needs to order, group and delete it, so the relay never splits a key:
  *   _namespace (S), _id (S, the entity id), _seq (N), _idx (N),
  *   _typ (S, the outbound type), _eid (S, the stable event id, equal to _sk),
- *   _ts (N), _date (S),
+ *   _ts (N), _tms (N, unix ms: the commit time, for relay latency and lag), _date (S),
  *   DetailType (S), Detail (S, JSON text), and when known Source (S),
  *   Resources (L of S), TraceHeader (S), EventBusName (S) - named as in
  *   PutEvents.
- * Detail is the event's JSON object plus a member "_eddy" holding
- *   {"namespace", "id", "seq", "idx", "eventId"} so consumers can drop
- * duplicates.
+ * Detail is the event's JSON object plus a member "eddy" holding
+ *   {"entity", "namespace", "seq", "idx", "id"}, id being the stable
+ *   "<ns>/<id>/<seq>/<idx>", so consumers can drop duplicates. An outbound
+ *   event may not have a member "eddy" of its own.
  *
  * Reserved names: state and event fields may not use the attribute names
  * eddy writes (_pk, _sk, _seq, _typ, _namespace, _ts, _date, _eid, _rejected,
- * _ttl) nor "_eddy"; a builder refuses them rather than overwrite them.
+ * _ttl, _tms) nor "_eddy"; a builder refuses them rather than overwrite them.
  * Parsers drop exactly these names and keep every other field.
  */
 #ifndef EDDY_CORE_RECORD_H
@@ -93,6 +94,7 @@ struct eddy_record_entity {
     const char *id;
     int64_t seq;   /* the new _seq */
     int64_t now_s; /* unix seconds, for _ts and _date */
+    int64_t now_ms; /* unix ms for an outbox entry's _tms; 0: now_s * 1000 */
 };
 
 /*

@@ -22,7 +22,7 @@
 /* 2023-11-14T22:13:20Z */
 #define NOW 1700000000
 
-static const struct eddy_record_entity entity = {"machine", "abc", 12, NOW};
+static const struct eddy_record_entity entity = {"machine", "abc", 12, NOW, 0};
 
 static cJSON *json(const char *text)
 {
@@ -182,7 +182,7 @@ static void test_outbox(void **state)
 {
     (void)state;
     /* An id with '/' in it: the relay reads it from _id, not from the key. */
-    const struct eddy_record_entity e = {"machine", "a/b", 12, NOW};
+    const struct eddy_record_entity e = {"machine", "a/b", 12, NOW, 0};
     cJSON *data = json("{\"userId\":\"u1\",\"amount\":12345678901234567890123}"), *item = NULL;
     cJSON *resources = cJSON_Parse("[\"arn:aws:x\"]");
     struct eddy_record_publish pub = {"eddy.test", resources, "Root=1-abc", NULL};
@@ -209,18 +209,19 @@ static void test_outbox(void **state)
     assert_string_equal(cJSON_GetObjectItem(o.resources->child, "S")->valuestring, "arn:aws:x");
     /* Detail: the event plus metadata, numbers exact. */
     assert_string_equal(o.detail, "{\"userId\":\"u1\",\"amount\":12345678901234567890123,"
-                                  "\"_eddy\":{\"namespace\":\"machine\",\"id\":\"a/b\",\"seq\":12,"
-                                  "\"idx\":1,\"eventId\":\"machine/a/b/00000000000000000012/"
-                                  "0001\"}}");
+                                  "\"eddy\":{\"entity\":\"a/b\",\"namespace\":\"machine\","
+                                  "\"seq\":12,\"idx\":1,\"id\":\"machine/a/b/12/1\"}}");
     cJSON_Delete(item);
     /* Without Source the relay fills its own in. */
     assert_int_equal(eddy_record_build_outbox(&e, 16, 0, "GameResult", NULL, NULL, &item, &err),
                      EDDY_OK);
     assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
     assert_null(o.source);
-    assert_string_equal(o.detail, "{\"_eddy\":{\"namespace\":\"machine\",\"id\":\"a/b\","
-                                  "\"seq\":12,\"idx\":0,\"eventId\":\"machine/a/b/"
-                                  "00000000000000000012/0000\"}}");
+    assert_string_equal(o.detail, "{\"eddy\":{\"entity\":\"a/b\",\"namespace\":\"machine\","
+                                  "\"seq\":12,\"idx\":0,\"id\":\"machine/a/b/12/0\"}}");
+    /* _tms: the commit time in ms, from now_s when now_ms is not given */
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "_tms"), "N")->valuestring,
+                        "1700000000000");
     cJSON_DeleteItemFromObject(item, "_id");
     assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_EPARSE);
     assert_non_null(strstr(err.detail, "missing _id"));
@@ -264,7 +265,7 @@ static void test_ids(void **state)
     expect_id_error("\xc3(", "entity id is not valid UTF-8");
     assert_int_equal(eddy_record_check_id("entity id", "caf\xc3\xa9/1", &err), EDDY_OK);
     /* The builders check too, naming the entity. */
-    struct eddy_record_entity bad = {"machine", "a\tb", 1, NOW};
+    struct eddy_record_entity bad = {"machine", "a\tb", 1, NOW, 0};
     cJSON *item = NULL;
     assert_int_equal(eddy_record_build_state(&bad, NULL, false, &item, &err), EDDY_EINVAL);
     assert_string_equal(err.detail, "entity id has a control character (0x09) at byte 1");
