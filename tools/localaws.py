@@ -6,8 +6,9 @@
   - "dynamodb" serves DynamoDB (AWS_ENDPOINT_URL_DYNAMODB) and handles ONE request
     at a time. moto's DynamoDB is not safe under concurrent requests: a failed
     transaction restores copies of the tables and can undo writes that ran
-    meanwhile. The server keeps HTTP/1.1 keep-alive (connections are served by
-    threads) but a lock lets only one request run in moto at a time.
+    meanwhile. Connections are kept alive (HTTP/1.1, served by waitress; with
+    --tls by werkzeug, which closes them), but a lock lets only one request run
+    in moto at a time.
 
 Each process has its own moto state. A table created through CloudFormation on the
 main endpoint is therefore not seen on the DynamoDB endpoint: `deploy` (and
@@ -118,28 +119,34 @@ def cmd_serve(args):
     if imported:
         key_id, _, secret = imported.partition(":")
         import_admin_key(key_id, secret)
-    class KeepAliveHandler(MotoRequestHandler):
-        # HTTP/1.1 keeps connections open between requests, as AWS does;
-        # werkzeug's default (HTTP/1.0) would make every call reconnect, and
-        # the cost of that would swamp what eddy's own benchmarks measure.
-        protocol_version = "HTTP/1.1"
-
     app = DomainDispatcherApplication(create_backend_app)
     if args.serialize:
         app = serialized(app)
     run_dir = Path(args.dir)
-    ssl_context = None
     if args.tls:
-        ssl_context = (str(run_dir / "server.pem"), str(run_dir / "server.key"))
-    server = make_server(
-        HOST,
-        0,
-        app,
-        threaded=True,
-        request_handler=KeepAliveHandler,
-        ssl_context=ssl_context,
-    )
-    port = server.socket.getsockname()[1]
+        # werkzeug serves TLS; it closes the connection after every response.
+        server = make_server(
+            HOST,
+            0,
+            app,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            ssl_context=(str(run_dir / "server.pem"), str(run_dir / "server.key")),
+        )
+        port = server.socket.getsockname()[1]
+        serve = server.serve_forever
+    else:
+        # waitress keeps HTTP/1.1 connections alive between requests, as AWS
+        # does; werkzeug's server would make every call reconnect, and that
+        # cost would swamp what eddy's benchmarks measure.
+        import waitress
+
+        logging.getLogger("waitress").setLevel(logging.ERROR)
+        server = waitress.create_server(
+            app, host=HOST, port=0, threads=8, channel_timeout=120, ident="moto"
+        )
+        port = server.effective_port
+        serve = server.run
     tmp = run_dir / f"{args.name}.port.tmp"
     tmp.write_text(f"{port}\n")
     tmp.rename(run_dir / f"{args.name}.port")
@@ -150,9 +157,12 @@ def cmd_serve(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        server.serve_forever()
+        serve()
     finally:
-        server.server_close()
+        if args.tls:
+            server.server_close()
+        else:
+            server.close()
 
 
 # --- certificates -------------------------------------------------------------
