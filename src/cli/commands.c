@@ -6,16 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static int not_built(struct eddy_cli_context *ctx)
-{
-    (void)ctx;
-    fprintf(stderr, "eddy: this command is not part of this build yet\n");
-    return 3;
-}
+int eddy_cmd_worker(struct eddy_cli_context *ctx); /* cmd_worker.c */
+int eddy_cmd_get(struct eddy_cli_context *ctx);     /* cmd_store.c */
+int eddy_cmd_history(struct eddy_cli_context *ctx); /* cmd_store.c */
+int eddy_cmd_replay(struct eddy_cli_context *ctx);  /* cmd_store.c */
 
 static const struct eddy_command commands[] = {
-    {"worker", not_built}, {"relay", not_built},  {"get", not_built},
-    {"history", not_built}, {"replay", not_built},
+    {"worker", eddy_cmd_worker}, {"relay", eddy_cmd_relay},  {"get", eddy_cmd_get},
+    {"history", eddy_cmd_history}, {"replay", eddy_cmd_replay},
 };
 
 const struct eddy_command *eddy_command_find(const char *name)

@@ -26,6 +26,9 @@ struct eddy_command {
     int (*run)(struct eddy_cli_context *ctx);
 };
 
+/* `eddy relay` (cmd_relay.c). */
+int eddy_cmd_relay(struct eddy_cli_context *ctx);
+
 /* The command called name, or NULL. */
 const struct eddy_command *eddy_command_find(const char *name);
 

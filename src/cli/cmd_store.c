@@ -1,0 +1,685 @@
+/*
+ * cmd_store.c - the commands that read an entity back: get, history, replay
+ * (and replay --repair).
+ *
+ *   eddy get <id>        {"id":..,"namespace":..,"seq":N,"state":{...}}; exit 1
+ *                        when the entity has no state item
+ *   eddy history <id>    one JSON object a line per item of the entity's
+ *                        partition, in (seq, kind, idx) order:
+ *                        {"kind":"inbound","seq":3,"idx":0,"type":..,"eventId":..,
+ *                         "rejected":..,"ts":..,"sk":..,"data":{...}}
+ *                        kinds: inbound, outbound, dedupe, state_version, state
+ *   eddy replay <id>     re-runs the stored inbound events in (seq, idx) order
+ *                        through the current machine from its initial state, the
+ *                        rng seeded from each stored event id (_eid), and prints
+ *                        one line per difference:
+ *                          {"diff":"state","stored":{..},"replayed":{..}}
+ *                          {"diff":"outbound","seq":..,"idx":..,"stored":..,"replayed":..}
+ *                          {"diff":"outcome","seq":..,"idx":..,"stored":..,"replayed":..}
+ *                        then a summary {"id":..,"seq":..,"events":N,"equal":bool}.
+ *                        Exit 0 when equal, 1 when different.
+ *   --repair             when different, writes the replayed state as the next
+ *                        version in one transaction conditioned on the _seq the
+ *                        replay read (OCC), with an inbound record of type
+ *                        eddy.Repair holding the new state's fields and its
+ *                        dedupe marker. Exit 0 when repaired (or equal), 3 when
+ *                        the entity moved meanwhile (run replay again).
+ * An eddy.Repair record is authoritative for replay: its fields become the
+ * state at that point, and the outcomes and outbound events of the steps
+ * before it are settled (history is never rewritten), so they are not
+ * compared; a replay right after a repair is equal.
+ *
+ * These are one-shot commands, so they run the loop until each call is done.
+ * Ids come from the command line and from attributes, never from keys.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "cli/commands.h"
+#include "cli/runtime.h"
+#include "core/machine.h"
+#include "core/record.h"
+
+#define REPAIR_TYPE "eddy.Repair"
+
+/* ---- calls run to completion ---- */
+
+struct sync {
+    bool done;
+    eddy_err err;
+    struct eddy_error detail;
+    cJSON *items;    /* Query: array; GetItem: the item */
+    cJSON *last_key; /* Query */
+};
+
+static void sync_fail(struct sync *s, eddy_err err, const struct eddy_aws_reply *reply)
+{
+    s->err = err;
+    if (err != EDDY_OK && reply && reply->error)
+        s->detail = *reply->error;
+    s->done = true;
+}
+
+static void got_item(eddy_err err, struct eddy_ddb_item_result *res,
+                     const struct eddy_aws_reply *reply, void *ud)
+{
+    struct sync *s = ud;
+    s->items = res->item;
+    res->item = NULL;
+    sync_fail(s, err, reply);
+}
+
+static void got_page(eddy_err err, struct eddy_ddb_query_result *res,
+                     const struct eddy_aws_reply *reply, void *ud)
+{
+    struct sync *s = ud;
+    cJSON *item;
+    while (res->items && (item = cJSON_DetachItemViaPointer(res->items, res->items->child)))
+        cJSON_AddItemToArray(s->items, item);
+    cJSON_Delete(s->last_key);
+    s->last_key = res->last_key;
+    res->last_key = NULL;
+    eddy_ddb_query_result_cleanup(res);
+    sync_fail(s, err, reply);
+}
+
+static void got_txn(eddy_err err, struct eddy_ddb_txn_result *res,
+                    const struct eddy_aws_reply *reply, void *ud)
+{
+    eddy_ddb_txn_result_cleanup(res);
+    sync_fail(ud, err, reply);
+}
+
+static eddy_err sync_wait(struct eddy_runtime *rt, struct sync *s, eddy_err started)
+{
+    if (started != EDDY_OK)
+        return started;
+    while (!s->done)
+        uv_run(&rt->loop, UV_RUN_ONCE);
+    return s->err;
+}
+
+/* Every item of pk, all pages, consistent reads. */
+static eddy_err query_entity(struct eddy_runtime *rt, const char *table, const char *pk,
+                             cJSON **items, struct eddy_error *err)
+{
+    cJSON *names = cJSON_CreateObject();
+    cJSON_AddStringToObject(names, "#pk", "_pk");
+    cJSON *values = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(values, ":pk"), "S", pk);
+    struct sync s = {0};
+    s.items = cJSON_CreateArray();
+    eddy_err rc;
+    do {
+        struct eddy_ddb_query_params q = {.table = table,
+                                          .key_condition = "#pk = :pk",
+                                          .names = names,
+                                          .values = values,
+                                          .consistent = true,
+                                          .start_key = s.last_key};
+        cJSON *start = s.last_key;
+        s.last_key = NULL;
+        s.done = false;
+        q.start_key = start;
+        rc = sync_wait(rt, &s, eddy_ddb_query(&rt->ddb, &q, got_page, &s, NULL, err));
+        cJSON_Delete(start);
+        if (rc != EDDY_OK && s.done)
+            *err = s.detail;
+    } while (rc == EDDY_OK && s.last_key);
+    cJSON_Delete(s.last_key);
+    cJSON_Delete(names);
+    cJSON_Delete(values);
+    if (rc != EDDY_OK) {
+        cJSON_Delete(s.items);
+        return rc;
+    }
+    *items = s.items;
+    return EDDY_OK;
+}
+
+/* ---- shared setup ---- */
+
+struct cmd {
+    struct eddy_runtime rt;
+    const char *name;
+    const char *id;
+    char *pk;
+};
+
+static int cmd_open(struct cmd *c, struct eddy_cli_context *ctx, const char *name)
+{
+    struct eddy_error err = {0};
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    if (ctx->cfg->nargs != 1) {
+        fprintf(stderr, "eddy %s: expected one entity id (eddy %s <id>)\n", name, name);
+        return 2;
+    }
+    c->id = ctx->cfg->args[0];
+    if (eddy_record_check_id("entity id", c->id, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy %s: %s\n", name, eddy_error_text(&err));
+        return 2;
+    }
+    if (eddy_runtime_init(&c->rt, ctx, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy %s: %s\n", name, eddy_error_text(&err));
+        return err.code == EDDY_ECONFIG ? 2 : 3;
+    }
+    c->pk = eddy_record_pk(c->rt.ns, c->id);
+    return 0;
+}
+
+static int cmd_close(struct cmd *c, int code)
+{
+    free(c->pk);
+    if (eddy_runtime_cleanup(&c->rt) != 0 && code == 0)
+        code = 3;
+    return code;
+}
+
+static void print_line(cJSON *o)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    puts(text);
+    free(text);
+    cJSON_Delete(o);
+}
+
+/* ---- get ---- */
+
+static int run_get(struct cmd *c, const char *table)
+{
+    struct eddy_error err = {0};
+    cJSON *key = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_pk"), "S", c->pk);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_sk"), "S", EDDY_RECORD_STATE_SK);
+    struct sync s = {0};
+    eddy_err rc = sync_wait(
+        &c->rt, &s, eddy_ddb_get_item(&c->rt.ddb, table, key, true, got_item, &s, NULL, &err));
+    cJSON_Delete(key);
+    if (rc != EDDY_OK) {
+        fprintf(stderr, "eddy get: %s\n", eddy_error_text(s.done ? &s.detail : &err));
+        cJSON_Delete(s.items);
+        return 3;
+    }
+    if (s.items == NULL) {
+        fprintf(stderr, "eddy get: %s has no state\n", c->pk);
+        return 1;
+    }
+    cJSON *state = NULL;
+    int64_t seq = 0;
+    rc = eddy_record_parse_state(s.items, &state, &seq, &err);
+    cJSON_Delete(s.items);
+    if (rc != EDDY_OK) {
+        fprintf(stderr, "eddy get: %s\n", eddy_error_text(&err));
+        return 3;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "id", c->id);
+    cJSON_AddStringToObject(out, "namespace", c->rt.ns);
+    cJSON_AddNumberToObject(out, "seq", (double)seq);
+    cJSON_AddItemToObject(out, "state", state);
+    print_line(out);
+    return 0;
+}
+
+static int cmd_get(struct eddy_cli_context *ctx)
+{
+    struct cmd c;
+    int code = cmd_open(&c, ctx, "get");
+    if (code)
+        return code;
+    return cmd_close(&c, run_get(&c, ctx->cfg->table_str));
+}
+
+/* ---- history ---- */
+
+struct rec {
+    struct eddy_record_history h;
+    const cJSON *item;
+};
+
+static int kind_rank(enum eddy_record_kind k)
+{
+    static const int rank[] = {
+        [EDDY_RECORD_INBOUND] = 0,       [EDDY_RECORD_OUTBOUND] = 1, [EDDY_RECORD_DEDUPE] = 2,
+        [EDDY_RECORD_STATE_VERSION] = 3, [EDDY_RECORD_STATE] = 4,    [EDDY_RECORD_OTHER] = 5};
+    return rank[k];
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const struct eddy_record_history *x = &((const struct rec *)a)->h;
+    const struct eddy_record_history *y = &((const struct rec *)b)->h;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    if (kind_rank(x->kind) != kind_rank(y->kind))
+        return kind_rank(x->kind) - kind_rank(y->kind);
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Parse and sort the items; *n of them. */
+static eddy_err parse_records(const cJSON *items, struct rec **out, size_t *n,
+                              struct eddy_error *err)
+{
+    size_t cap = (size_t)cJSON_GetArraySize(items);
+    struct rec *v = eddy_calloc(cap ? cap : 1, sizeof *v);
+    size_t k = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, items)
+    {
+        eddy_err rc = eddy_record_parse_history(item, &v[k].h, err);
+        if (rc != EDDY_OK) {
+            for (size_t i = 0; i < k; i++)
+                eddy_record_history_cleanup(&v[i].h);
+            free(v);
+            return rc;
+        }
+        v[k++].item = item;
+    }
+    qsort(v, k, sizeof *v, rec_cmp);
+    *out = v;
+    *n = k;
+    return EDDY_OK;
+}
+
+static void free_records(struct rec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        eddy_record_history_cleanup(&v[i].h);
+    free(v);
+}
+
+static const char *kind_name(enum eddy_record_kind k)
+{
+    static const char *const names[] = {"state",    "state_version", "inbound",
+                                        "outbound", "dedupe",        "other"};
+    return names[k];
+}
+
+static void add_opt_str(cJSON *o, const char *name, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, name, v);
+}
+
+static void print_record(const struct rec *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", kind_name(r->h.kind));
+    cJSON_AddNumberToObject(o, "seq", (double)r->h.seq);
+    if (r->h.kind == EDDY_RECORD_INBOUND || r->h.kind == EDDY_RECORD_OUTBOUND)
+        cJSON_AddNumberToObject(o, "idx", (double)r->h.idx);
+    add_opt_str(o, "type", r->h.type);
+    add_opt_str(o, "eventId", r->h.event_id);
+    add_opt_str(o, "rejected", r->h.rejected);
+    if (r->h.ts)
+        cJSON_AddNumberToObject(o, "ts", (double)r->h.ts);
+    const cJSON *sk =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r->item, "_sk"), "S");
+    add_opt_str(o, "sk", cJSON_IsString(sk) ? sk->valuestring : NULL);
+    if (r->h.data)
+        cJSON_AddItemReferenceToObject(o, "data", r->h.data);
+    print_line(o);
+}
+
+static int run_history(struct cmd *c, const char *table)
+{
+    struct eddy_error err = {0};
+    cJSON *items = NULL;
+    struct rec *v = NULL;
+    size_t n = 0;
+    if (query_entity(&c->rt, table, c->pk, &items, &err) != EDDY_OK ||
+        parse_records(items, &v, &n, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy history: %s\n", eddy_error_text(&err));
+        cJSON_Delete(items);
+        return 3;
+    }
+    for (size_t i = 0; i < n; i++)
+        print_record(&v[i]);
+    free_records(v, n);
+    cJSON_Delete(items);
+    if (n == 0) {
+        fprintf(stderr, "eddy history: %s has no records\n", c->pk);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_history(struct eddy_cli_context *ctx)
+{
+    struct cmd c;
+    int code = cmd_open(&c, ctx, "history");
+    if (code)
+        return code;
+    return cmd_close(&c, run_history(&c, ctx->cfg->table_str));
+}
+
+/* ---- replay ---- */
+
+struct replay {
+    const struct eddy_machine *m;
+    void *state;
+    struct eddy_emit emit;
+    cJSON *outbound; /* replayed: [{"seq","idx","type","data"}] in order */
+    size_t events;
+    bool differ;
+    int64_t out_seq;
+    int out_idx;
+    int64_t repaired_at; /* seq of the last eddy.Repair record; earlier steps are settled */
+};
+
+static void diff_line(struct replay *r, const char *what, int64_t seq, int64_t idx, cJSON *stored,
+                      cJSON *replayed)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "diff", what);
+    if (seq >= 0) {
+        cJSON_AddNumberToObject(o, "seq", (double)seq);
+        cJSON_AddNumberToObject(o, "idx", (double)idx);
+    }
+    cJSON_AddItemToObject(o, "stored", stored ? stored : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "replayed", replayed ? replayed : cJSON_CreateNull());
+    print_line(o);
+    r->differ = true;
+}
+
+static cJSON *str_or_null(const char *s)
+{
+    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static eddy_err replay_repair(struct replay *r, const struct rec *in, struct eddy_error *err)
+{
+    void *next = NULL;
+    char why[EDDY_MACHINE_ERR_MAX] = "";
+    if (r->m->state_load(in->h.data, &next, why, sizeof why) != 0)
+        return eddy_error_set(err, EDDY_EPARSE, "%s record at seq %" PRId64 " does not load: %s",
+                              REPAIR_TYPE, in->h.seq, why);
+    r->m->state_free(r->state);
+    r->state = next;
+    return EDDY_OK;
+}
+
+/* Run one stored inbound event; compare its outcome with the stored one. */
+static eddy_err replay_event(struct replay *r, const struct rec *in, struct eddy_error *err)
+{
+    r->events++;
+    if (in->h.type && strcmp(in->h.type, REPAIR_TYPE) == 0)
+        return replay_repair(r, in, err);
+    void *copy = eddy_machine_state_copy(r->m, r->state, err);
+    if (copy == NULL)
+        return EDDY_EMACHINE;
+    const char *eid = in->h.event_id ? in->h.event_id : "";
+    struct eddy_event ev = {in->h.type ? in->h.type : "", eid, in->h.data};
+    struct eddy_rng rng;
+    eddy_rng_seed_bytes(&rng, eid, strlen(eid));
+    char reason[EDDY_MACHINE_REASON_MAX] = "";
+    eddy_emit_reset(&r->emit);
+    enum eddy_outcome out = r->m->process(copy, &ev, &r->emit, &rng, reason, sizeof reason);
+    const char *now = out == EDDY_PROCESS_OK ? NULL : reason[0] ? reason : "rejected";
+    bool settled = in->h.seq < r->repaired_at;
+    if (!settled && ((now == NULL) != (in->h.rejected == NULL) || out == EDDY_PROCESS_FAILED))
+        diff_line(r, "outcome", in->h.seq, in->h.idx, str_or_null(in->h.rejected),
+                  out == EDDY_PROCESS_FAILED ? cJSON_CreateString("failed") : str_or_null(now));
+    if (out != EDDY_PROCESS_OK) {
+        r->m->state_free(copy);
+        return EDDY_OK;
+    }
+    r->m->state_free(r->state);
+    r->state = copy;
+    if (in->h.seq != r->out_seq) {
+        r->out_seq = in->h.seq;
+        r->out_idx = 0;
+    }
+    for (size_t j = 0; j < r->emit.n; j++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "seq", (double)in->h.seq);
+        cJSON_AddNumberToObject(o, "idx", r->out_idx++);
+        cJSON_AddStringToObject(o, "type", r->emit.v[j].type);
+        cJSON_AddItemToObject(o, "data", cJSON_Duplicate(r->emit.v[j].data, true));
+        cJSON_AddItemToArray(r->outbound, o);
+    }
+    return EDDY_OK;
+}
+
+static cJSON *event_json(const char *type, const cJSON *data)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type ? type : "");
+    cJSON_AddItemToObject(o, "data", data ? cJSON_Duplicate(data, true) : cJSON_CreateObject());
+    return o;
+}
+
+/* Stored outbound records (v, in order) against the replayed ones. */
+static void compare_outbound(struct replay *r, const struct rec *v, size_t n)
+{
+    const cJSON *rep = r->outbound->child;
+    size_t i = 0;
+    while (i < n || rep) {
+        while (i < n && v[i].h.kind != EDDY_RECORD_OUTBOUND)
+            i++;
+        const struct rec *st = i < n ? &v[i] : NULL;
+        if (st == NULL && rep == NULL)
+            break;
+        int64_t rs = rep ? (int64_t)cJSON_GetObjectItem(rep, "seq")->valuedouble : INT64_MAX;
+        int64_t ri = rep ? (int64_t)cJSON_GetObjectItem(rep, "idx")->valuedouble : 0;
+        int64_t ss = st ? st->h.seq : INT64_MAX, si = st ? st->h.idx : 0;
+        bool take_st = st && (ss < rs || (ss == rs && si <= ri));
+        bool take_rep = rep && (rs < ss || (rs == ss && ri <= si));
+        cJSON *sj = take_st ? event_json(st->h.type, st->h.data) : NULL;
+        cJSON *rj = take_rep ? event_json(cJSON_GetObjectItem(rep, "type")->valuestring,
+                                          cJSON_GetObjectItem(rep, "data"))
+                             : NULL;
+        bool settled = (take_st ? ss : rs) < r->repaired_at;
+        if (settled || (sj && rj && cJSON_Compare(sj, rj, true))) {
+            cJSON_Delete(sj);
+            cJSON_Delete(rj);
+        } else {
+            diff_line(r, "outbound", take_st ? ss : rs, take_st ? si : ri, sj, rj);
+        }
+        if (take_st)
+            i++;
+        if (take_rep)
+            rep = rep->next;
+    }
+}
+
+/* The stored state, normalised through the machine like the replayed one. */
+static cJSON *stored_state(struct replay *r, const struct rec *v, size_t n, int64_t *seq)
+{
+    *seq = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].h.kind != EDDY_RECORD_STATE)
+            continue;
+        *seq = v[i].h.seq;
+        void *st = NULL;
+        char why[EDDY_MACHINE_ERR_MAX];
+        if (r->m->state_load(v[i].h.data, &st, why, sizeof why) != 0)
+            return cJSON_Duplicate(v[i].h.data, true);
+        cJSON *json = r->m->state_save(st);
+        r->m->state_free(st);
+        return json;
+    }
+    return NULL;
+}
+
+/* Build the repair's items: state (+ version), the eddy.Repair record, its marker. */
+static eddy_err repair_items(struct cmd *c, const struct eddy_config *cfg, const cJSON *state,
+                             const struct eddy_record_entity *re, const char *eid, cJSON **items,
+                             size_t *n, struct eddy_error *err)
+{
+    eddy_err rc = eddy_record_build_state(re, state, false, &items[0], err);
+    if (rc == EDDY_OK)
+        rc = eddy_record_build_inbound(re, 0, REPAIR_TYPE, eid, state, NULL, &items[1], err);
+    if (rc == EDDY_OK)
+        rc = eddy_record_build_dedupe(re, eid, re->now_s + cfg->dedupe_ttl, &items[2], err);
+    *n = 3;
+    if (rc == EDDY_OK && cfg->state_history) {
+        rc = eddy_record_build_state(re, state, true, &items[3], err);
+        *n = 4;
+    }
+    (void)c;
+    return rc;
+}
+
+static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSON *state,
+                        int64_t seq)
+{
+    struct eddy_error err = {0};
+    int64_t now_ms = eddy_clock_unix_ms(eddy_clock_system());
+    struct eddy_record_entity re = {c->rt.ns, c->id, seq + 1, now_ms / 1000, now_ms};
+    char eid[64];
+    snprintf(eid, sizeof eid, "repair-%" PRId64 "-%" PRId64, seq + 1, now_ms);
+    cJSON *items[4] = {NULL};
+    size_t n = 0;
+    cJSON *names = cJSON_CreateObject(), *values = cJSON_CreateObject();
+    cJSON_AddStringToObject(names, "#pk", "_pk");
+    cJSON *snames = cJSON_Duplicate(names, true);
+    cJSON_AddStringToObject(snames, "#seq", "_seq");
+    char prev[24];
+    snprintf(prev, sizeof prev, "%" PRId64, seq);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(values, ":prev"), "N", prev);
+    struct sync s = {0};
+    eddy_err rc = repair_items(c, cfg, state, &re, eid, items, &n, &err);
+    if (rc == EDDY_OK) {
+        struct eddy_ddb_txn_item t[4];
+        for (size_t i = 0; i < n; i++) {
+            bool st = i == 0;
+            t[i] = (struct eddy_ddb_txn_item){
+                EDDY_DDB_PUT,
+                cfg->table_str,
+                items[i],
+                {st ? "attribute_not_exists(#pk) OR #seq = :prev" : "attribute_not_exists(#pk)",
+                 NULL, st ? snames : names, st ? values : NULL, false}};
+        }
+        rc = sync_wait(&c->rt, &s,
+                       eddy_ddb_transact_write(&c->rt.ddb, t, n, NULL, got_txn, &s, NULL, &err));
+        if (s.done)
+            err = s.detail;
+    }
+    for (size_t i = 0; i < 4; i++)
+        cJSON_Delete(items[i]);
+    cJSON_Delete(names);
+    cJSON_Delete(snames);
+    cJSON_Delete(values);
+    if (rc == EDDY_ETXN_CANCELED) {
+        fprintf(stderr,
+                "eddy replay: %s changed since the replay read it at seq %" PRId64
+                "; run replay again\n",
+                c->pk, seq);
+        return 3;
+    }
+    if (rc != EDDY_OK) {
+        fprintf(stderr, "eddy replay: repair failed: %s\n", eddy_error_text(&err));
+        return 3;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddTrueToObject(o, "repaired");
+    cJSON_AddStringToObject(o, "id", c->id);
+    cJSON_AddNumberToObject(o, "seq", (double)(seq + 1));
+    cJSON_AddStringToObject(o, "eventId", eid);
+    print_line(o);
+    return 0;
+}
+
+/* Replay v into r; then compare and print. Returns the exit code. */
+static int replay_records(struct cmd *c, const struct eddy_config *cfg, struct replay *r,
+                          const struct rec *v, size_t n)
+{
+    struct eddy_error err = {0};
+    for (size_t i = 0; i < n; i++) {
+        /* a repair accepted what came before it: only later steps are compared */
+        if (v[i].h.kind == EDDY_RECORD_INBOUND && v[i].h.type &&
+            strcmp(v[i].h.type, REPAIR_TYPE) == 0)
+            r->repaired_at = v[i].h.seq;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].h.kind == EDDY_RECORD_INBOUND && replay_event(r, &v[i], &err) != EDDY_OK) {
+            fprintf(stderr, "eddy replay: %s: %s\n", c->pk, eddy_error_text(&err));
+            return 3;
+        }
+    }
+    compare_outbound(r, v, n);
+    int64_t seq = 0;
+    cJSON *stored = stored_state(r, v, n, &seq);
+    cJSON *replayed = r->m->state_save(r->state);
+    if (stored == NULL || !cJSON_Compare(stored, replayed, true))
+        diff_line(r, "state", -1, -1, cJSON_Duplicate(stored, true),
+                  cJSON_Duplicate(replayed, true));
+    cJSON *sum = cJSON_CreateObject();
+    cJSON_AddStringToObject(sum, "id", c->id);
+    cJSON_AddNumberToObject(sum, "seq", (double)seq);
+    cJSON_AddNumberToObject(sum, "events", (double)r->events);
+    cJSON_AddBoolToObject(sum, "equal", !r->differ);
+    print_line(sum);
+    int code = r->differ ? 1 : 0;
+    if (r->differ && cfg->repair)
+        code = write_repair(c, cfg, replayed, seq);
+    cJSON_Delete(stored);
+    cJSON_Delete(replayed);
+    return code;
+}
+
+static int run_replay(struct cmd *c, const struct eddy_config *cfg)
+{
+    struct eddy_error err = {0};
+    cJSON *items = NULL;
+    struct rec *v = NULL;
+    size_t n = 0;
+    if (query_entity(&c->rt, cfg->table_str, c->pk, &items, &err) != EDDY_OK ||
+        parse_records(items, &v, &n, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy replay: %s\n", eddy_error_text(&err));
+        cJSON_Delete(items);
+        return 3;
+    }
+    int code = 1;
+    struct replay r = {.m = c->rt.m, .out_seq = -1};
+    r.state = n ? r.m->state_new(c->id) : NULL;
+    if (n == 0)
+        fprintf(stderr, "eddy replay: %s has no records\n", c->pk);
+    else if (r.state == NULL)
+        fprintf(stderr, "eddy replay: %s: state_new failed\n", r.m->name), code = 3;
+    if (r.state) {
+        eddy_emit_init(&r.emit);
+        r.outbound = cJSON_CreateArray();
+        code = replay_records(c, cfg, &r, v, n);
+        eddy_emit_cleanup(&r.emit);
+        cJSON_Delete(r.outbound);
+        r.m->state_free(r.state);
+    }
+    free_records(v, n);
+    cJSON_Delete(items);
+    return code;
+}
+
+static int cmd_replay(struct eddy_cli_context *ctx)
+{
+    struct cmd c;
+    int code = cmd_open(&c, ctx, "replay");
+    if (code)
+        return code;
+    return cmd_close(&c, run_replay(&c, ctx->cfg));
+}
+
+/* The commands, for the table in commands.c. */
+int eddy_cmd_get(struct eddy_cli_context *ctx);
+int eddy_cmd_history(struct eddy_cli_context *ctx);
+int eddy_cmd_replay(struct eddy_cli_context *ctx);
+
+int eddy_cmd_get(struct eddy_cli_context *ctx)
+{
+    return cmd_get(ctx);
+}
+
+int eddy_cmd_history(struct eddy_cli_context *ctx)
+{
+    return cmd_history(ctx);
+}
+
+int eddy_cmd_replay(struct eddy_cli_context *ctx)
+{
+    return cmd_replay(ctx);
+}

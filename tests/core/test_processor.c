@@ -1,0 +1,730 @@
+/*
+ * Unit tests for core/processor: what goes into TransactWriteItems, how
+ * cancellations are classified, grouping, splitting and limits. DynamoDB is
+ * the fake transport replaying canned replies; the machine is the counter
+ * of counter_machine.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "core/processor.h"
+#include "fake_transport.h"
+#include "svc/dynamodb.h"
+
+extern const struct eddy_machine eddy_test_counter;
+
+struct rig {
+    uv_loop_t loop;
+    struct eddy_fake_transport *fake;
+    struct eddy_creds *creds;
+    struct eddy_clock_fake clock;
+    struct eddy_aws aws;
+    struct eddy_ddb ddb;
+    struct eddy_processor *p;
+    uint32_t outbox_calls;
+    int called;
+};
+
+static void on_outbox(uint32_t shard, void *ud)
+{
+    struct rig *r = ud;
+    (void)shard;
+    r->outbox_calls++;
+}
+
+static void rig_init(struct rig *r, size_t group_max)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    r->fake = eddy_fake_new(&r->loop);
+    r->creds = eddy_creds_new_static(&r->loop, "AKIDEXAMPLE", "SECRETEXAMPLE", NULL);
+    eddy_clock_fake_init(&r->clock, 1700000000000);
+    struct eddy_aws_config cfg = {.loop = &r->loop,
+                                  .transport = eddy_fake_transport(r->fake),
+                                  .creds = r->creds,
+                                  .clock = &r->clock.clock,
+                                  .region = "us-east-1",
+                                  .max_attempts = 1,
+                                  .seed = 1};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_aws_init(&r->aws, &cfg, &err), EDDY_OK);
+    struct eddy_endpoint ep;
+    assert_int_equal(eddy_endpoint_parse("http://127.0.0.1:4566", "dynamodb", &ep, &err), EDDY_OK);
+    assert_int_equal(eddy_ddb_init(&r->ddb, &r->aws, &ep, &err), EDDY_OK);
+    eddy_endpoint_cleanup(&ep);
+    struct eddy_processor_config pc = {.table = "T",
+                                       .machine = &eddy_test_counter,
+                                       .dedupe_ttl_s = 100,
+                                       .occ_retries = 3,
+                                       .outbox_shards = 4,
+                                       .cache_entities = 100,
+                                       .group_max_items = group_max,
+                                       .on_outbox = on_outbox,
+                                       .on_outbox_ud = r,
+                                       .backoff_base_ms = 1,
+                                       .backoff_max_ms = 2};
+    r->p = eddy_processor_new(&r->loop, &r->ddb, &pc, &r->clock.clock, 7, &err);
+    assert_non_null(r->p);
+}
+
+static void closed(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+static void rig_close(struct rig *r)
+{
+    int done = 0;
+    eddy_processor_close(r->p, closed, &done);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    assert_int_equal(done, 1);
+    eddy_ddb_cleanup(&r->ddb);
+    eddy_fake_close(r->fake, NULL, NULL);
+    eddy_creds_close(r->creds);
+    eddy_aws_cleanup(&r->aws);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&r->loop), 0);
+}
+
+/* A batch with its storage. */
+struct tb {
+    struct eddy_proc_batch b;
+    struct eddy_proc_event ev[100];
+    char ids[100][16];
+    cJSON *data[100];
+    eddy_err err;
+    int calls;
+    struct rig *r;
+};
+
+static void batch_cb(struct eddy_proc_batch *b, eddy_err err, void *ud)
+{
+    struct tb *t = ud;
+    (void)b;
+    t->err = err;
+    t->calls++;
+    t->r->called++;
+}
+
+static void tb_init(struct tb *t, struct rig *r, const char *entity, size_t n, const char *type)
+{
+    memset(t, 0, sizeof *t);
+    t->r = r;
+    t->b.entity_id = entity;
+    t->b.events = t->ev;
+    t->b.nevents = n;
+    t->b.cb = batch_cb;
+    t->b.ud = t;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(t->ids[i], sizeof t->ids[i], "%s-%zu", entity, i);
+        t->ev[i].type = type;
+        t->ev[i].event_id = t->ids[i];
+    }
+}
+
+static void tb_cleanup(struct tb *t)
+{
+    for (size_t i = 0; i < 100; i++)
+        cJSON_Delete(t->data[i]);
+}
+
+static void push_empty_load(struct rig *r)
+{
+    eddy_fake_push_json(r->fake, 200, "{\"Responses\":{\"T\":[]},\"UnprocessedKeys\":{}}");
+}
+
+static void push_load(struct rig *r, const char *pk, int seq, const char *count_av)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"Responses\":{\"T\":[{\"_pk\":{\"S\":\"%s\"},\"_sk\":{\"S\":\"STATE\"},"
+             "\"_seq\":{\"N\":\"%d\"},\"id\":{\"S\":\"%s\"},\"count\":%s}]},"
+             "\"UnprocessedKeys\":{}}",
+             pk, seq, strchr(pk, '/') + 1, count_av);
+    eddy_fake_push_json(r->fake, 200, body);
+}
+
+/* A TransactionCanceledException with codes[i] for item i ("None" when NULL). */
+static void push_cancel(struct rig *r, size_t n, const char *const *codes)
+{
+    char body[4096];
+    assert_true(n <= 50);
+    size_t len = (size_t)sprintf(body, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
+                                       "TransactionCanceledException\",\"message\":\"x\","
+                                       "\"CancellationReasons\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(body + len, "%s{\"Code\":\"%s\"}", i ? "," : "",
+                               codes[i] ? codes[i] : "None");
+    sprintf(body + len, "]}");
+    eddy_fake_push_json(r->fake, 400, body);
+}
+
+static cJSON *req_body(struct rig *r, size_t i)
+{
+    const struct eddy_fake_request *q = eddy_fake_request_at(r->fake, i);
+    assert_non_null(q);
+    cJSON *j = cJSON_Parse(q->body);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *req_op(struct rig *r, size_t i)
+{
+    const char *t = eddy_fake_request_header(eddy_fake_request_at(r->fake, i), "X-Amz-Target");
+    assert_non_null(t);
+    return strchr(t, '.') + 1;
+}
+
+static const cJSON *txn_items(const cJSON *body)
+{
+    return cJSON_GetObjectItemCaseSensitive(body, "TransactItems");
+}
+
+static const char *put_attr(const cJSON *ti, const char *name, const char *type)
+{
+    const cJSON *put = cJSON_GetObjectItemCaseSensitive(ti, "Put");
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(put, "Item");
+    const cJSON *av = cJSON_GetObjectItemCaseSensitive(item, name);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(av, type);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *put_cond(const cJSON *ti)
+{
+    const cJSON *put = cJSON_GetObjectItemCaseSensitive(ti, "Put");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(put, "ConditionExpression");
+    return cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+/* The item of txn body whose _sk starts with prefix (nth match). */
+static const cJSON *find_sk(const cJSON *body, const char *prefix, int nth)
+{
+    const cJSON *ti;
+    cJSON_ArrayForEach(ti, txn_items(body))
+    {
+        const char *sk = put_attr(ti, "_sk", "S");
+        if (sk && strncmp(sk, prefix, strlen(prefix)) == 0 && nth-- == 0)
+            return ti;
+    }
+    return NULL;
+}
+
+static int count_sk(const cJSON *body, const char *prefix)
+{
+    int n = 0;
+    while (find_sk(body, prefix, n))
+        n++;
+    return n;
+}
+
+static void run(struct rig *r)
+{
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+}
+
+static void test_commit_shape(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    assert_int_equal(t.calls, 0); /* never inside submit */
+    run(&r);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[0].seq, 1);
+    assert_int_equal(t.ev[0].idx, 0);
+    assert_int_equal(eddy_fake_count(r.fake), 2);
+    assert_string_equal(req_op(&r, 0), "BatchGetItem");
+    cJSON *load = req_body(&r, 0);
+    cJSON *tk = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(load, "RequestItems"), "T");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "ConsistentRead")));
+    cJSON_Delete(load);
+    assert_string_equal(req_op(&r, 1), "TransactWriteItems");
+    cJSON *body = req_body(&r, 1);
+    assert_int_equal(cJSON_GetArraySize(txn_items(body)), 5);
+    const cJSON *st = find_sk(body, "STATE", 0);
+    assert_non_null(st);
+    assert_string_equal(put_cond(st), "attribute_not_exists(#pk) OR #seq = :prev");
+    assert_string_equal(put_attr(st, "_seq", "N"), "1");
+    assert_string_equal(put_attr(st, "count", "N"), "1");
+    const cJSON *vals = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(st, "Put"), "ExpressionAttributeValues");
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vals, ":prev"), "N")
+            ->valuestring,
+        "0");
+    const cJSON *in = find_sk(body, "INBOUND/1/0/Increment", 0);
+    assert_non_null(in);
+    assert_string_equal(put_cond(in), "attribute_not_exists(#pk)");
+    assert_string_equal(put_attr(in, "_eid", "S"), "e1-0");
+    const cJSON *dd = find_sk(body, "EVENT/e1-0", 0);
+    assert_non_null(dd);
+    assert_string_equal(put_cond(dd), "attribute_not_exists(#pk)");
+    assert_string_equal(put_attr(dd, "_ttl", "N"), "1700000100");
+    assert_non_null(find_sk(body, "OUTBOUND/1/0/Counted", 0));
+    const cJSON *ob = find_sk(body, "counter/e1/", 0);
+    assert_non_null(ob);
+    assert_string_equal(put_attr(ob, "_id", "S"), "e1");
+    assert_non_null(strstr(put_attr(ob, "_pk", "S"), "#outbox/"));
+    cJSON_Delete(body);
+    assert_int_equal(r.outbox_calls, 1);
+    /* the next batch of the entity comes from the cache */
+    struct tb t2;
+    tb_init(&t2, &r, "e1", 1, "Increment");
+    snprintf(t2.ids[0], sizeof t2.ids[0], "again");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t2.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t2.ev[0].seq, 2);
+    assert_int_equal(eddy_fake_count(r.fake), 3);
+    struct eddy_processor_stats s;
+    eddy_processor_stats(r.p, &s);
+    assert_int_equal(s.cache_hits, 1);
+    assert_int_equal(s.transactions, 2);
+    rig_close(&r);
+}
+
+static void test_coalesced_ten(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 10, "Increment");
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(eddy_fake_count(r.fake), 2);
+    cJSON *body = req_body(&r, 1);
+    assert_int_equal(count_sk(body, "INBOUND/1/"), 10);
+    assert_int_equal(count_sk(body, "STATE"), 1);
+    for (int i = 0; i < 10; i++) {
+        char sk[64];
+        snprintf(sk, sizeof sk, "INBOUND/1/%d/Increment", i);
+        assert_non_null(find_sk(body, sk, 0));
+        assert_int_equal(t.ev[i].result, EDDY_EV_APPLIED);
+        assert_int_equal(t.ev[i].seq, 1);
+        assert_int_equal(t.ev[i].idx, i);
+    }
+    assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "10");
+    cJSON_Delete(body);
+    rig_close(&r);
+}
+
+static const char *prev_of(struct rig *r, size_t i)
+{
+    static char out[32];
+    cJSON *body = req_body(r, i);
+    const cJSON *put = cJSON_GetObjectItemCaseSensitive(find_sk(body, "STATE", 0), "Put");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(put, "ExpressionAttributeValues"), ":prev");
+    snprintf(out, sizeof out, "%s", cJSON_GetObjectItemCaseSensitive(v, "N")->valuestring);
+    cJSON_Delete(body);
+    return out;
+}
+
+static void test_conflict_reloads(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    push_load(&r, "counter/e1", 5, "{\"N\":\"5\"}");
+    const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"}; /* state is last */
+    push_cancel(&r, 5, codes);
+    push_load(&r, "counter/e1", 6, "{\"N\":\"6\"}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(eddy_fake_count(r.fake), 4);
+    assert_string_equal(req_op(&r, 2), "BatchGetItem");
+    assert_string_equal(prev_of(&r, 1), "5");
+    assert_string_equal(prev_of(&r, 3), "6");
+    assert_int_equal(t.ev[0].seq, 7);
+    cJSON *body = req_body(&r, 3);
+    assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "7");
+    cJSON_Delete(body);
+    struct eddy_processor_stats s;
+    eddy_processor_stats(r.p, &s);
+    assert_int_equal(s.conflicts, 1);
+    rig_close(&r);
+}
+
+static void test_conflict_gives_up(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"};
+    for (int i = 0; i < 4; i++) { /* occ_retries 3: four attempts */
+        push_load(&r, "counter/e1", i, "{\"N\":\"0\"}");
+        push_cancel(&r, 5, codes);
+    }
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_ECONFLICT);
+    assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
+    assert_non_null(strstr(t.b.error.detail, "EDDY_OCC_RETRIES"));
+    assert_int_equal(eddy_fake_count(r.fake), 8);
+    rig_close(&r);
+}
+
+static void test_duplicate_marker(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 3, "Increment");
+    push_empty_load(&r);
+    /* items: per event inbound, dedupe, outbound, outbox; then the state */
+    const char *codes[13] = {NULL};
+    codes[5] = "ConditionalCheckFailed"; /* the dedupe marker of event 1 */
+    push_cancel(&r, 13, codes);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(eddy_fake_count(r.fake), 3); /* no reload: the state did not move */
+    cJSON *first = req_body(&r, 1);
+    assert_string_equal(put_attr(cJSON_GetArrayItem(txn_items(first), 5), "_sk", "S"),
+                        "EVENT/e1-1");
+    cJSON_Delete(first);
+    assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
+    assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[2].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[0].idx, 0);
+    assert_int_equal(t.ev[2].idx, 1);
+    assert_int_equal(t.ev[2].seq, 1);
+    cJSON *body = req_body(&r, 2);
+    assert_int_equal(count_sk(body, "INBOUND/1/"), 2);
+    assert_non_null(find_sk(body, "EVENT/e1-2", 0));
+    assert_null(find_sk(body, "EVENT/e1-1", 0));
+    assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "2");
+    cJSON_Delete(body);
+    rig_close(&r);
+}
+
+static int count_pk(const cJSON *body, const char *pk)
+{
+    int n = 0;
+    const cJSON *ti;
+    cJSON_ArrayForEach(ti, txn_items(body))
+    {
+        const char *v = put_attr(ti, "_pk", "S");
+        n += v && strcmp(v, pk) == 0;
+    }
+    return n;
+}
+
+static void test_group_three(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb a, b, c;
+    tb_init(&a, &r, "a", 1, "Increment");
+    tb_init(&b, &r, "b", 1, "Increment");
+    tb_init(&c, &r, "c", 1, "Increment");
+    push_empty_load(&r);
+    const char *codes[15] = {NULL};
+    codes[9] = "ConditionalCheckFailed"; /* b's state: items 5..9 */
+    push_cancel(&r, 15, codes);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    push_load(&r, "counter/b", 3, "{\"N\":\"3\"}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &a.b), EDDY_OK);
+    assert_int_equal(eddy_processor_submit(r.p, &b.b), EDDY_OK);
+    assert_int_equal(eddy_processor_submit(r.p, &c.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(r.called, 3);
+    assert_int_equal(eddy_fake_count(r.fake), 5);
+    cJSON *load = req_body(&r, 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+                         cJSON_GetObjectItemCaseSensitive(
+                             cJSON_GetObjectItemCaseSensitive(load, "RequestItems"), "T"),
+                         "Keys")),
+                     3);
+    cJSON_Delete(load);
+    cJSON *g = req_body(&r, 1);
+    /* inbound, dedupe, outbound history and state of each; the outbox elsewhere */
+    assert_int_equal(count_pk(g, "counter/a"), 4);
+    assert_int_equal(count_pk(g, "counter/b"), 4);
+    assert_int_equal(count_pk(g, "counter/c"), 4);
+    assert_int_equal(cJSON_GetArraySize(txn_items(g)), 15);
+    assert_string_equal(put_attr(cJSON_GetArrayItem(txn_items(g), 9), "_pk", "S"), "counter/b");
+    cJSON_Delete(g);
+    /* a and c are committed again at once, without b */
+    assert_string_equal(req_op(&r, 2), "TransactWriteItems");
+    cJSON *again = req_body(&r, 2);
+    assert_int_equal(count_pk(again, "counter/a"), 4);
+    assert_int_equal(count_pk(again, "counter/c"), 4);
+    assert_int_equal(count_pk(again, "counter/b"), 0);
+    cJSON_Delete(again);
+    assert_string_equal(req_op(&r, 3), "BatchGetItem");
+    assert_int_equal(a.ev[0].seq, 1);
+    assert_int_equal(c.ev[0].seq, 1);
+    assert_int_equal(b.ev[0].seq, 4);
+    rig_close(&r);
+}
+
+static void test_split_over_100_items(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 60, "Increment"); /* 4 items each: 24 per transaction */
+    push_empty_load(&r);
+    for (int i = 0; i < 3; i++)
+        eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(eddy_fake_count(r.fake), 4);
+    for (int i = 1; i < 4; i++) {
+        cJSON *body = req_body(&r, (size_t)i);
+        assert_true(cJSON_GetArraySize(txn_items(body)) <= 100);
+        cJSON_Delete(body);
+    }
+    assert_int_equal(t.ev[0].seq, 1);
+    assert_int_equal(t.ev[23].seq, 1);
+    assert_int_equal(t.ev[24].seq, 2);
+    assert_int_equal(t.ev[24].idx, 0);
+    assert_int_equal(t.ev[59].seq, 3);
+    assert_int_equal(t.ev[59].idx, 11);
+    rig_close(&r);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 4, "Emit");
+    /* 0: an inbound event over 400 KB */
+    char *big = eddy_malloc(410 * 1024);
+    memset(big, 'y', 410 * 1024 - 1);
+    big[410 * 1024 - 1] = '\0';
+    t.ev[0].type = "Increment";
+    t.data[0] = cJSON_CreateObject();
+    cJSON_AddStringToObject(t.data[0], "blob", big);
+    free(big);
+    /* 1: 60 outbound events: 122 items */
+    t.data[1] = cJSON_Parse("{\"n\":60,\"size\":1}");
+    /* 2: one outbound event over the 256 KB PutEvents entry */
+    t.data[2] = cJSON_Parse("{\"n\":1,\"size\":300000}");
+    /* 3: fine */
+    t.data[3] = cJSON_Parse("{\"n\":1,\"size\":10}");
+    for (int i = 0; i < 4; i++)
+        t.ev[i].data = t.data[i];
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
+    assert_non_null(strstr(t.ev[0].reason, "400 KB item size limit"));
+    assert_int_equal(t.ev[1].result, EDDY_EV_FAILED);
+    assert_non_null(strstr(t.ev[1].reason, "100-item"));
+    assert_int_equal(t.ev[2].result, EDDY_EV_FAILED);
+    assert_non_null(strstr(t.ev[2].reason, "256 KB"));
+    assert_int_equal(t.ev[3].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[3].idx, 0);
+    cJSON *body = req_body(&r, 1);
+    assert_int_equal(cJSON_GetArraySize(txn_items(body)), 5);
+    cJSON_Delete(body);
+    tb_cleanup(&t);
+    rig_close(&r);
+}
+
+static void test_state_over_limit(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 2, "Grow");
+    t.data[0] = cJSON_Parse("{\"size\":500000}");
+    t.ev[1].type = "Increment"; /* keeps the pad: the state stays too big until Grow fails */
+    t.ev[0].data = t.data[0];
+    t.ev[1].data = t.data[1];
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
+    assert_non_null(strstr(t.ev[0].reason, "state item"));
+    assert_non_null(strstr(t.ev[0].reason, "400 KB"));
+    assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
+    cJSON *body = req_body(&r, 1);
+    assert_null(put_attr(find_sk(body, "STATE", 0), "pad", "S"));
+    assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "1");
+    cJSON_Delete(body);
+    tb_cleanup(&t);
+    rig_close(&r);
+}
+
+static void test_rejected_and_failed(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 3, "Refuse");
+    t.ev[1].type = "Fail";
+    t.ev[2].type = "NoSuchType";
+    push_load(&r, "counter/e1", 4, "{\"N\":\"9\"}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.ev[0].result, EDDY_EV_REJECTED);
+    assert_string_equal(t.ev[0].reason, "refused on purpose");
+    assert_int_equal(t.ev[0].seq, 5);
+    assert_int_equal(t.ev[1].result, EDDY_EV_FAILED);
+    assert_string_equal(t.ev[1].reason, "failed on purpose");
+    assert_int_equal(t.ev[2].result, EDDY_EV_REJECTED);
+    assert_string_equal(t.ev[2].reason, "unknown event type NoSuchType");
+    cJSON *body = req_body(&r, 1);
+    const cJSON *in = find_sk(body, "INBOUND/5/0/Refuse", 0);
+    assert_non_null(in);
+    assert_string_equal(put_attr(in, "_rejected", "S"), "refused on purpose");
+    assert_non_null(find_sk(body, "INBOUND/5/1/NoSuchType", 0));
+    assert_int_equal(count_sk(body, "INBOUND/"), 2);
+    assert_int_equal(count_sk(body, "OUTBOUND/"), 0);
+    const cJSON *st = find_sk(body, "STATE", 0);
+    assert_string_equal(put_attr(st, "_seq", "N"), "5");
+    assert_string_equal(put_attr(st, "count", "N"), "9");
+    cJSON_Delete(body);
+    rig_close(&r);
+}
+
+static void test_only_failed_writes_nothing(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Fail");
+    push_empty_load(&r);
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
+    assert_int_equal(eddy_fake_count(r.fake), 1);
+    rig_close(&r);
+}
+
+static void test_malformed_state(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    push_load(&r, "counter/e1", 2, "{\"S\":\"abc\"}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_EPARSE);
+    assert_non_null(strstr(t.b.error.detail, "counter/e1"));
+    assert_non_null(strstr(t.b.error.detail, "count"));
+    assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
+    assert_int_equal(eddy_fake_count(r.fake), 1);
+    rig_close(&r);
+}
+
+static void test_bad_ids(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "bad\nid", 1, "Increment");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_EINVAL);
+    assert_non_null(strstr(t.b.error.detail, "control character"));
+    char *long_id = eddy_malloc(1026);
+    memset(long_id, 'a', 1025);
+    long_id[1025] = '\0';
+    tb_init(&t, &r, long_id, 1, "Increment");
+    t.b.entity_id = long_id;
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_EINVAL);
+    assert_non_null(strstr(t.b.error.detail, "1024"));
+    free(long_id);
+    /* a bad event id fails that event only */
+    tb_init(&t, &r, "a/b/c", 2, "Increment");
+    t.ev[0].event_id = "x\x01y";
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
+    assert_non_null(strstr(t.ev[0].reason, "event id"));
+    assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[1].idx, 0);
+    assert_int_equal(r.called, 1);
+    rig_close(&r);
+}
+
+static void test_throttled_then_ok(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    push_empty_load(&r);
+    const char *codes[5] = {"TransactionConflict", NULL, NULL, NULL, NULL};
+    push_cancel(&r, 5, codes);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].seq, 1);
+    assert_int_equal(eddy_fake_count(r.fake), 3); /* no reload */
+    struct eddy_processor_stats s;
+    eddy_processor_stats(r.p, &s);
+    assert_int_equal(s.retries, 1);
+    rig_close(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commit_shape),
+        cmocka_unit_test(test_coalesced_ten),
+        cmocka_unit_test(test_conflict_reloads),
+        cmocka_unit_test(test_conflict_gives_up),
+        cmocka_unit_test(test_duplicate_marker),
+        cmocka_unit_test(test_group_three),
+        cmocka_unit_test(test_split_over_100_items),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_state_over_limit),
+        cmocka_unit_test(test_rejected_and_failed),
+        cmocka_unit_test(test_only_failed_writes_nothing),
+        cmocka_unit_test(test_malformed_state),
+        cmocka_unit_test(test_bad_ids),
+        cmocka_unit_test(test_throttled_then_ok),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,375 @@
+"""The event-sourced core against moto: the processor (through core_driver),
+`eddy get/history/replay [--repair]`, and a round trip with a second program
+that follows github.com/a-h/stream's store.go rules.
+
+The machines: the counter of tests/core/counter_machine.c, built as
+counter.so (Increment adds 1) and counter_v2.so (Increment adds 2, the "new
+rules" replay must notice), and the built-in slot machine.
+
+Paths come from the environment (set by tests/integration/meson.build):
+EDDY_CORE_DRIVER, EDDY_BIN, EDDY_COUNTER_SO, EDDY_COUNTER_V2_SO.
+"""
+
+import json
+import os
+import random
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import awsenv
+
+DRIVER = os.environ["EDDY_CORE_DRIVER"]
+EDDY = os.environ["EDDY_BIN"]
+COUNTER = os.environ["EDDY_COUNTER_SO"]
+COUNTER_V2 = os.environ["EDDY_COUNTER_V2_SO"]
+
+ENV = awsenv.Env.current()
+DDB = ENV.dynamodb()
+TABLE = None  # one table per test, deleted after it: moto copies every table per transaction
+
+
+def with_table(test):
+    def run():
+        global TABLE
+        TABLE = awsenv.create_table(ENV, awsenv.unique_name("core"))
+        try:
+            test()
+        finally:
+            DDB.delete_table(TableName=TABLE)
+    run.__name__ = test.__name__
+    return run
+
+
+def child_env(machine, **extra):
+    env = dict(os.environ)
+    env.update(ENV.values)
+    env.update({"EDDY_TABLE": TABLE, "EDDY_MACHINE": machine, "EDDY_LOG_LEVEL": "warn"})
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def events_text(events):
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def drive(events, machine=COUNTER, expect_rc=0, **extra):
+    """Run core_driver on events; return ({id: last result}, stats, stderr)."""
+    proc = subprocess.run([DRIVER], input=events_text(events), capture_output=True, text=True,
+                          env=child_env(machine, **extra), timeout=300)
+    assert proc.returncode == expect_rc, f"driver exit {proc.returncode}: {proc.stderr[-2000:]}"
+    results = {}
+    drive.lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    for r in drive.lines:
+        results[r["id"]] = r
+    stats = json.loads(proc.stderr.strip().splitlines()[-1])
+    return results, stats, proc.stderr
+
+
+def eddy(args, machine=COUNTER, expect_rc=0):
+    proc = subprocess.run([EDDY] + args, capture_output=True, text=True,
+                          env=child_env(machine), timeout=120)
+    assert proc.returncode == expect_rc, \
+        f"eddy {args} exit {proc.returncode} (want {expect_rc}): {proc.stdout}{proc.stderr}"
+    return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def incs(entity, prefix, n, start=0, type="Increment"):
+    return [{"entity": entity, "type": type, "id": f"{prefix}-{i}", "data": {}}
+            for i in range(start, start + n)]
+
+
+def items_of(pk):
+    out, kwargs = [], {}
+    while True:
+        page = DDB.query(TableName=TABLE, KeyConditionExpression="#p = :p",
+                         ExpressionAttributeNames={"#p": "_pk"},
+                         ExpressionAttributeValues={":p": {"S": pk}}, ConsistentRead=True,
+                         **kwargs)
+        out += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return out
+        kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def state_item(pk):
+    return DDB.get_item(TableName=TABLE, Key={"_pk": {"S": pk}, "_sk": {"S": "STATE"}},
+                        ConsistentRead=True).get("Item")
+
+
+def test_two_processes_no_lost_update():
+    """Two OS processes, 250 increments each, one entity: the count is 500."""
+    entity = awsenv.unique_name("hot")
+    procs = []
+    for name in ("p1", "p2"):
+        procs.append(subprocess.Popen(
+            [DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=child_env(COUNTER, EDDY_COALESCE_MAX=25, EDDY_OCC_RETRIES=1000)))
+    for p, name in zip(procs, ("p1", "p2")):
+        p.stdin.write(events_text(incs(entity, name, 250, type="Tick")))
+        p.stdin.close()
+    outs = [(p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.wait(timeout=600)
+    conflicts = 0
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+        results = [json.loads(line) for line in out.splitlines()]
+        assert len(results) == 250
+        assert all(r["result"] == "applied" for r in results), results[:3]
+        conflicts += json.loads(err.strip().splitlines()[-1])["conflicts"]
+    item = state_item(f"counter/{entity}")
+    assert item["count"]["N"] == "500", item
+    inbound = [i for i in items_of(f"counter/{entity}") if i["_sk"]["S"].startswith("INBOUND/")]
+    assert len(inbound) == 500
+    # every step is one _seq: the steps written are exactly 1.._seq
+    seqs = {int(i["_seq"]["N"]) for i in inbound}
+    assert seqs == set(range(1, int(item["_seq"]["N"]) + 1))
+    assert conflicts > 0, "the two processes never met: the test proves nothing"
+    print(f"     two processes: {conflicts} conflicts, final _seq {item['_seq']['N']}")
+
+
+def test_duplicate_applied_once():
+    entity = awsenv.unique_name("dup")
+    first, _, _ = drive(incs(entity, "d", 2))
+    assert [first[f"d-{i}"]["result"] for i in range(2)] == ["applied", "applied"]
+    # d-1 again (a redelivery), and twice within one batch
+    again = incs(entity, "d", 2, start=1) + incs(entity, "d", 1, start=2)
+    drive(again, EDDY_COALESCE_MAX=16)
+    second = [(r["id"], r["result"]) for r in drive.lines]
+    assert second == [("d-1", "duplicate"), ("d-2", "applied"), ("d-2", "duplicate")], second
+    assert state_item(f"counter/{entity}")["count"]["N"] == "3"
+
+
+def test_coalesced_commit_of_ten():
+    entity = awsenv.unique_name("ten")
+    results, stats, _ = drive(incs(entity, "t", 10), EDDY_COALESCE_MAX=10)
+    assert stats["transactions"] == 1
+    assert sorted((r["seq"], r["idx"]) for r in results.values()) == [(1, i) for i in range(10)]
+    keys = sorted(i["_sk"]["S"] for i in items_of(f"counter/{entity}"))
+    assert [k for k in keys if k.startswith("INBOUND/")] == \
+        sorted(f"INBOUND/1/{i}/Increment" for i in range(10))
+    item = state_item(f"counter/{entity}")
+    assert (item["_seq"]["N"], item["count"]["N"]) == ("1", "10")
+
+
+def test_over_limit_errors():
+    entity = awsenv.unique_name("limits")
+    events = [
+        {"entity": entity, "type": "Increment", "id": "big", "data": {"blob": "y" * 420000}},
+        {"entity": entity, "type": "Emit", "id": "many", "data": {"n": 60, "size": 1}},
+        {"entity": entity, "type": "Emit", "id": "wide", "data": {"n": 1, "size": 300000}},
+        {"entity": entity, "type": "Increment", "id": "fine", "data": {}},
+    ]
+    results, _, _ = drive(events, EDDY_COALESCE_MAX=16)
+    assert results["big"]["result"] == "failed" and "400 KB" in results["big"]["reason"]
+    assert results["many"]["result"] == "failed" and "100-item" in results["many"]["reason"]
+    assert results["wide"]["result"] == "failed" and "256 KB" in results["wide"]["reason"]
+    assert results["fine"]["result"] == "applied"
+    written = {i.get("_eid", {}).get("S") for i in items_of(f"counter/{entity}")}
+    assert "fine" in written and not written & {"big", "many", "wide"}
+
+
+def test_bad_input():
+    entity = awsenv.unique_name("bad")
+    DDB.put_item(TableName=TABLE, Item={
+        "_pk": {"S": f"counter/{entity}"}, "_sk": {"S": "STATE"}, "_seq": {"N": "3"},
+        "id": {"S": entity}, "count": {"S": "three"}})
+    _, _, err = drive(incs(entity, "b", 1), expect_rc=1)
+    assert f"counter/{entity}" in err and "count" in err, err
+    assert state_item(f"counter/{entity}")["_seq"]["N"] == "3"
+    _, err = eddy(["get", "bad\x01id"], expect_rc=2)
+    assert "control character" in err
+    _, err = eddy(["get", "x" * 1025], expect_rc=2)
+    assert "1024" in err
+    # ids with '/' are fine: nothing splits keys
+    slashed = awsenv.unique_name("a/b/c")
+    drive(incs(slashed, "s", 2))
+    lines, _ = eddy(["get", slashed])
+    assert lines[0]["id"] == slashed and lines[0]["state"]["count"] == 2
+    refused, _, _ = drive([{"entity": slashed, "type": "Nope", "id": "n1", "data": {}}])
+    assert refused["n1"]["result"] == "rejected" and "unknown event type" in refused["n1"]["reason"]
+
+
+def test_replay_and_repair():
+    entity = awsenv.unique_name("replay")
+    events = incs(entity, "r", 5) + [
+        {"entity": entity, "type": "Refuse", "id": "r-refuse", "data": {}},
+        {"entity": entity, "type": "Draw", "id": "r-draw-1", "data": {}},
+        {"entity": entity, "type": "Draw", "id": "r-draw-2", "data": {}},
+    ]
+    drive(events, EDDY_COALESCE_MAX=3)
+    lines, _ = eddy(["replay", entity])
+    assert lines[-1]["equal"] is True and lines[-1]["events"] == 8, lines
+    history, _ = eddy(["history", entity])
+    kinds = [h["kind"] for h in history]
+    assert kinds.count("inbound") == 8 and kinds[-1] == "state"
+    assert any(h.get("rejected") == "refused on purpose" for h in history)
+    # the new rules: replay sees the divergence
+    lines, _ = eddy(["replay", entity], machine=COUNTER_V2, expect_rc=1)
+    diffs = {d["diff"] for d in lines[:-1]}
+    assert diffs == {"state", "outbound"}, lines
+    state_diff = next(d for d in lines if d["diff"] == "state")
+    assert state_diff["replayed"]["count"] == state_diff["stored"]["count"] + 5
+    # --repair writes it as the next version; replay is then equal
+    before = int(state_item(f"counter/{entity}")["_seq"]["N"])
+    lines, _ = eddy(["replay", entity, "--repair"], machine=COUNTER_V2)
+    assert lines[-1]["repaired"] is True and lines[-1]["seq"] == before + 1
+    eddy(["replay", entity], machine=COUNTER_V2)
+    got, _ = eddy(["get", entity])
+    assert got[0]["seq"] == before + 1
+    assert got[0]["state"]["count"] == state_diff["replayed"]["count"]
+    history, _ = eddy(["history", entity])
+    assert any(h.get("type") == "eddy.Repair" for h in history)
+    # later events build on the repaired state
+    drive(incs(entity, "after", 1), machine=COUNTER_V2)
+    eddy(["replay", entity], machine=COUNTER_V2)
+
+
+def test_slotmachine_replay_equal():
+    entity = awsenv.unique_name("slot")
+    events = []
+    for i in range(20):
+        events.append({"entity": entity, "type": "InsertCoin", "id": f"c{i}", "data": {}})
+        events.append({"entity": entity, "type": "PullHandle", "id": f"p{i}",
+                       "data": {"userId": "u1"}})
+    events.append({"entity": entity, "type": "PullHandle", "id": "nocoin",
+                   "data": {"userId": "u1"}})
+    results, _, _ = drive(events, machine="slotmachine", EDDY_COALESCE_MAX=7)
+    assert results["nocoin"]["result"] == "rejected"
+    lines, _ = eddy(["replay", entity], machine="slotmachine")
+    assert lines[-1]["equal"] is True
+    got, _ = eddy(["get", entity], machine="slotmachine")
+    st = got[0]["state"]
+    assert st["games"] == 20 and st["wins"] + st["losses"] == 20
+
+
+# ---- a second program on the same table, following a-h/stream's store.go ----
+
+def av_to_py(av):
+    (t, v), = av.items()
+    if t == "N":
+        return int(v) if v.lstrip("-").isdigit() else float(v)
+    if t == "M":
+        return {k: av_to_py(x) for k, x in v.items()}
+    if t == "L":
+        return [av_to_py(x) for x in v]
+    return v  # S, BOOL
+
+
+def py_to_av(v):
+    if isinstance(v, bool):
+        return {"BOOL": v}
+    if isinstance(v, (int, float)):
+        return {"N": repr(v)}
+    if isinstance(v, dict):
+        return {"M": {k: py_to_av(x) for k, x in v.items()}}
+    return {"S": v}
+
+
+class StreamStore:
+    """DynamoDBStore of a-h/stream: Get and Put as store.go writes them."""
+
+    def __init__(self, namespace):
+        self.ns = namespace
+
+    def pk(self, ident):
+        return f"{self.ns}/{ident}"  # createPartitionKey
+
+    def get(self, ident):
+        item = DDB.get_item(TableName=TABLE, ConsistentRead=True,
+                            Key={"_pk": {"S": self.pk(ident)}, "_sk": {"S": "STATE"}})["Item"]
+        state = {k: av_to_py(v) for k, v in item.items() if not k.startswith("_")}
+        return int(item["_seq"]["N"]), state  # getRecordSequenceNumber: ParseInt
+
+    def record(self, ident, sk, seq, fields, name):  # createRecord
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        rec = {k: py_to_av(v) for k, v in fields.items()}
+        rec.update({"_namespace": {"S": self.ns}, "_pk": {"S": self.pk(ident)},
+                    "_seq": {"N": str(seq)}, "_sk": {"S": sk}, "_typ": {"S": name},
+                    "_ts": {"N": str(int(now.timestamp()))},
+                    "_date": {"S": now.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+        return rec
+
+    def put(self, ident, at_seq, state, inbound, outbound):
+        at_seq += 1
+        items = [{"Put": {
+            "TableName": TABLE, "Item": self.record(ident, "STATE", at_seq, state, self.ns),
+            "ConditionExpression": "attribute_not_exists(#_pk) OR #_seq = :_seq",
+            "ExpressionAttributeNames": {"#_pk": "_pk", "#_seq": "_seq"},
+            "ExpressionAttributeValues": {":_seq": {"N": str(at_seq - 1)}}}}]
+        for kind, events in (("INBOUND", inbound), ("OUTBOUND", outbound)):
+            for i, (name, fields) in enumerate(events):
+                items.append({"Put": {
+                    "TableName": TABLE,
+                    "Item": self.record(ident, f"{kind}/{at_seq}/{i}/{name}", at_seq, fields,
+                                        name),
+                    "ConditionExpression": "attribute_not_exists(#_pk)",
+                    "ExpressionAttributeNames": {"#_pk": "_pk"}}})
+        DDB.transact_write_items(TransactItems=items)
+
+
+def slot_insert_coin(state):
+    if state["isCoinInSlot"]:
+        raise ValueError("cannot insert coin")
+    state["isCoinInSlot"] = True
+    return []
+
+
+def slot_pull_handle(state, user, rng):
+    if not state["isCoinInSlot"]:
+        raise ValueError("cannot pull handle")
+    state["isCoinInSlot"] = False
+    state["games"] += 1
+    win = rng.random() < state["winChance"]
+    out = [("GameResult", {"machineId": state["id"], "win": win})]
+    if win:
+        state["wins"] += 1
+        state["balance"] -= state["payout"] - 1
+        out.append(("Payout", {"userId": user, "amount": state["payout"]}))
+    else:
+        state["losses"] += 1
+        state["balance"] += 1
+    return out
+
+
+def test_interop_round_trip():
+    """eddy writes a slot machine, the store.go program advances it, eddy advances that."""
+    entity = awsenv.unique_name("interop")
+    drive([{"entity": entity, "type": "InsertCoin", "id": "e1", "data": {}},
+           {"entity": entity, "type": "PullHandle", "id": "e2", "data": {"userId": "u"}}],
+          machine="slotmachine", EDDY_COALESCE_MAX=1)
+    store = StreamStore("machine")
+    seq, state = store.get(entity)
+    assert seq == 2 and state["games"] == 1 and state["payout"] == 4, (seq, state)
+    assert state["winChance"] == 0.18
+    out = slot_insert_coin(state)
+    store.put(entity, seq, state, [("InsertCoin", {})], out)
+    seq, state = store.get(entity)
+    out = slot_pull_handle(state, "go-user", random.Random(7))
+    store.put(entity, seq, state, [("PullHandle", {"userId": "go-user"})], out)
+    seq, state = store.get(entity)
+    assert seq == 4 and state["games"] == 2
+    results, _, _ = drive(
+        [{"entity": entity, "type": "InsertCoin", "id": "e3", "data": {}},
+         {"entity": entity, "type": "PullHandle", "id": "e4", "data": {"userId": "u"}}],
+        machine="slotmachine", EDDY_COALESCE_MAX=1)
+    assert (results["e3"]["seq"], results["e4"]["seq"]) == (5, 6)
+    got, _ = eddy(["get", entity], machine="slotmachine")
+    assert got[0]["seq"] == 6 and got[0]["state"]["games"] == 3
+    # and back: the other program reads what eddy wrote last
+    seq, state = store.get(entity)
+    assert seq == 6 and state["games"] == 3 and state["isCoinInSlot"] is False
+
+
+if __name__ == "__main__":
+    awsenv.run_tests([with_table(t) for t in (
+        test_duplicate_applied_once,
+        test_coalesced_commit_of_ten,
+        test_over_limit_errors,
+        test_bad_input,
+        test_replay_and_repair,
+        test_slotmachine_replay_equal,
+        test_interop_round_trip,
+        test_two_processes_no_lost_update,
+    )])
