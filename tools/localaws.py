@@ -61,22 +61,29 @@ class LocalAwsError(Exception):
 # --- the server process -------------------------------------------------------
 
 
-def serialized(app):
+def serialized(app, lock=None, local=None):
     """Wrap a WSGI app so that only one request runs in it at a time.
 
     The body is produced inside the lock, so no part of a request overlaps another.
+    local.held tells code running inside that the lock is held (see
+    serialize_queues).
     """
-    lock = threading.Lock()
+    lock = lock or threading.Lock()
+    local = local or threading.local()
 
     def wrapped(environ, start_response):
         with lock:
-            result = app(environ, start_response)
+            local.held = True
             try:
-                body = b"".join(result)
+                result = app(environ, start_response)
+                try:
+                    body = b"".join(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                local.held = False
         return [body]
 
     return wrapped
@@ -155,6 +162,54 @@ def undo_log_transactions():
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def serialize_queues(app):
+    """Run SQS and EventBridge requests one at a time in the main process.
+
+    moto's SQS is not safe under concurrent requests: two ReceiveMessage calls
+    (or a receive and a PutEvents delivering to the queue) race on the queue's
+    sets ("Set changed size during iteration"), and the losing call answers 500
+    after marking messages received, so they stay hidden for a visibility
+    timeout. A long poll gives the lock up while it waits for messages, so
+    waiting pollers do not hold everything else back.
+    """
+    import moto.sqs.models as sqs_models
+
+    lock = threading.Lock()
+    local = threading.local()
+    wait = sqs_models.Queue.wait_for_messages
+
+    def wait_for_messages(self, timeout):
+        if not getattr(local, "held", False):
+            return wait(self, timeout)
+        lock.release()
+        try:
+            return wait(self, timeout)
+        finally:
+            lock.acquire()
+
+    sqs_models.Queue.wait_for_messages = wait_for_messages
+    inner = serialized(app, lock, local)
+
+    def dispatch(environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(("AmazonSQS.", "AWSEvents.")):
+            return inner(environ, start_response)
+        return app(environ, start_response)
+
+    return dispatch
+
+
+def cache_jsonpath():
+    """moto's EventBridge compiles the JSONPath of a rule target's input for
+    every event it delivers (a PLY parser build, ~65 ms); the parsed
+    expressions are immutable, so they are cached."""
+    import functools
+
+    import jsonpath_ng.ext
+
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
+
+
 def import_admin_key(key_id, secret):
     """Create the admin user in this process's moto with a given access key.
 
@@ -193,9 +248,12 @@ def cmd_serve(args):
         key_id, _, secret = imported.partition(":")
         import_admin_key(key_id, secret)
     app = DomainDispatcherApplication(create_backend_app)
+    cache_jsonpath()
     if args.serialize:
         undo_log_transactions()
         app = serialized(app)
+    else:
+        app = serialize_queues(app)
     run_dir = Path(args.dir)
     if args.tls:
         # werkzeug serves TLS; it closes the connection after every response.

@@ -1,0 +1,545 @@
+"""The eddy benchmark: K slot-machine events through the whole pipeline on moto.
+
+Run by tools/bench after it has bootstrapped and built build-bench/ (release).
+It measures; it asserts nothing about time. Method:
+
+Phase 1, throughput and cost (the worker, not the producer). K events in the
+EventBridge envelope shape are sent straight into the SQS queue first
+(SendMessageBatch, 10 a call), then `eddy worker` starts. The clock runs from its
+start until the queue is drained (every message deleted, so committed: eddy
+deletes nothing before its effect is durable) and then until the outbox is empty
+(every outbound event published). Each entity alternates InsertCoin and
+PullHandle, entities taken in turn.
+  - messages/s = K / (drained - started);
+  - worker CPU per message = (utime + stime of the worker process, from
+    /proc/<pid>/stat) at "published" / K, so it covers decoding, processing,
+    commits, deletes and relaying; also given at "drained";
+  - peak RSS = VmHWM from /proc/<pid>/status;
+  - AWS calls per message by operation: the worker talks to moto through a
+    counting proxy (this file, `proxy` command, in its own process) that counts
+    each request's X-Amz-Target; the bench's own calls bypass it.
+
+Phase 2, end-to-end latency. L more events (fresh entities, same count) go
+through EventBridge PutEvents at a steady rate below phase 1's throughput. A rule
+on the bus sends what eddy publishes to a downstream queue. For each accepted
+PullHandle: latency = SentTimestamp of the first downstream message of the
+transaction that recorded it (matched by the inbound record's _eid and the
+published event's eddy.seq) - the time the bench called PutEvents. The worker's
+own EMF percentiles (processing, commit to publish) are reported next to it.
+
+Results are printed and written as JSON to .run/bench/result.json.
+"""
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import signal
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+SERVICES = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "AWSEvents": "events"}
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
+               "upgrade", "content-length"}
+
+
+# --- the counting proxy (its own process) ---------------------------------------
+
+
+class Counter:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = {}
+
+    def add(self, op):
+        with self.lock:
+            self.counts[op] = self.counts.get(op, 0) + 1
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.counts)
+
+
+def operation(headers, body):
+    target = headers.get("X-Amz-Target")
+    if target:
+        prefix, _, op = target.partition(".")
+        return f"{SERVICES.get(prefix, prefix)}.{op}"
+    action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+    return f"query.{action[0]}" if action else "other"
+
+
+def make_handler(upstream, counter):
+    up = urlparse(upstream)
+    local = threading.local()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def upstream_conn(self, fresh=False):
+            if fresh or getattr(local, "conn", None) is None:
+                local.conn = http.client.HTTPConnection(up.hostname, up.port, timeout=120)
+            return local.conn
+
+        def forward(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path == "/__eddy_bench_counts":
+                data = json.dumps(counter.snapshot()).encode()
+                return self.reply(200, [("Content-Type", "application/json")], data)
+            counter.add(operation(self.headers, body))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+            for attempt in (0, 1):
+                conn = self.upstream_conn(fresh=attempt == 1)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    break
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    local.conn = None
+                    if attempt == 1:
+                        return self.reply(502, [], b"bench proxy: upstream failed")
+            out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS]
+            return self.reply(resp.status, out, data)
+
+        def reply(self, status, headers, data):
+            try:
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                self.close_connection = True
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward
+
+    return Handler
+
+
+class ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the worker opens many connections at once
+
+
+def cmd_proxy(opts):
+    """Serve one counting proxy per upstream; write their ports to opts.ports_file."""
+    counter = Counter()
+    servers = []
+    for upstream in opts.upstream:
+        srv = ThreadingServer(("127.0.0.1", 0), make_handler(upstream, counter))
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+    ports = [s.server_address[1] for s in servers]
+    tmp = Path(opts.ports_file + ".tmp")
+    tmp.write_text(json.dumps(ports))
+    tmp.rename(opts.ports_file)
+    signal.sigwait([signal.SIGTERM, signal.SIGINT])
+    return 0
+
+
+class Proxy:
+    """The counting proxy as a child process."""
+
+    def __init__(self, run_dir, upstreams):
+        self.ports_file = run_dir / "proxy.ports"
+        self.ports_file.unlink(missing_ok=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT])
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, "proxy", "--ports-file", str(self.ports_file),
+                 *sum((["--upstream", u] for u in upstreams), [])],
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+        deadline = time.monotonic() + 20
+        while not self.ports_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the counting proxy did not start")
+            time.sleep(0.05)
+        self.ports = json.loads(self.ports_file.read_text())
+        self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
+
+    def counts(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports[0], timeout=10)
+        try:
+            conn.request("GET", "/__eddy_bench_counts")
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- measuring the worker -------------------------------------------------------
+
+
+def cpu_seconds(pid):
+    """utime + stime of the process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks  # utime, stime
+
+
+def peak_rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
+
+
+# --- the run -------------------------------------------------------------------
+
+
+def envelope(detail_type, detail):
+    from demo import envelope as demo_envelope
+
+    return json.dumps(demo_envelope(detail_type, detail))
+
+
+def event_plan(entities, count):
+    """(entity, type, detail) in order: entities in turn, each alternating coin/pull."""
+    coin = {e: False for e in entities}
+    plan = []
+    for i in range(count):
+        e = entities[i % len(entities)]
+        if coin[e]:
+            plan.append((e, "PullHandle", {"id": e, "userId": f"user-{i % 7}"}))
+        else:
+            plan.append((e, "InsertCoin", {"id": e}))
+        coin[e] = not coin[e]
+    return plan
+
+
+def preload(sqs, queue, plan):
+    for i in range(0, len(plan), 10):
+        entries = [{"Id": str(j), "MessageBody": envelope(t, d)}
+                   for j, (_e, t, d) in enumerate(plan[i:i + 10])]
+        res = sqs.send_message_batch(QueueUrl=queue, Entries=entries)
+        if res.get("Failed"):
+            raise RuntimeError(f"SendMessageBatch failed: {res['Failed']}")
+
+
+def outbox_empty(ddb, table, shards):
+    for shard in range(shards):
+        got = ddb.query(TableName=table, ConsistentRead=True, Limit=1,
+                        KeyConditionExpression="#pk = :pk",
+                        ExpressionAttributeNames={"#pk": "_pk"},
+                        ExpressionAttributeValues={":pk": {"S": f"#outbox/{shard}"}})
+        if got.get("Items"):
+            return False
+    return True
+
+
+def wait_until(pred, timeout_s, worker, what, interval_s=0.05):
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        worker.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not reached in {timeout_s:.0f} s "
+                               f"(worker log {worker.log_path})")
+        time.sleep(interval_s)
+    return time.monotonic()
+
+
+def phase_throughput(opts, aws, out, worker, proxy, result):
+    import demo
+
+    sqs, ddb = aws.client("sqs"), aws.client("dynamodb")
+    entities = [f"b-{i:04d}" for i in range(opts.entities)]
+    plan = event_plan(entities, opts.events)
+    t0 = time.monotonic()
+    preload(sqs, out["QueueUrl"], plan)
+    demo.say(f"   preloaded {len(plan)} messages in {time.monotonic() - t0:.1f} s")
+    worker.start()
+    started = worker.started_at
+    pid = worker.proc.pid
+    timeout = 300 + opts.events / 5
+    drained = wait_until(lambda: demo.queue_backlog(sqs, out["QueueUrl"]) == 0, timeout,
+                         worker, "queue drained")
+    cpu_drained = cpu_seconds(pid)
+    calls_drained = proxy.counts() if proxy else {}
+    published = wait_until(lambda: outbox_empty(ddb, out["TableName"], 8), timeout, worker,
+                           "outbox empty", interval_s=0.2)
+    cpu_published = cpu_seconds(pid)
+    calls = proxy.counts() if proxy else {}
+    k = opts.events
+    result["throughput"] = {
+        "messages": k,
+        "seconds_to_drained": round(drained - started, 3),
+        "seconds_to_published": round(published - started, 3),
+        "messages_per_s": round(k / (drained - started), 1),
+        "cpu_us_per_message": round(sum(cpu_published) * 1e6 / k, 1),
+        "cpu_us_per_message_user_sys": [round(c * 1e6 / k, 1) for c in cpu_published],
+        "cpu_us_per_message_at_drained": round(sum(cpu_drained) * 1e6 / k, 1),
+        "aws_calls_per_message": {op: round(n / k, 4) for op, n in sorted(calls.items())},
+        "aws_calls_per_message_total": round(sum(calls.values()) / k, 4) if calls else None,
+        "aws_calls_at_drained": calls_drained,
+        "aws_calls": calls,
+    }
+    return calls
+
+
+def phase_latency(opts, aws, out, downstream_url, rate, result):
+    import demo
+
+    sqs, events = aws.client("sqs"), aws.client("events")
+    sqs.purge_queue(QueueUrl=downstream_url)
+    count = opts.latency_events
+    entities = [f"lat-{i:04d}" for i in range(opts.entities)]
+    plan = event_plan(entities, count)
+    sent_at = {}  # event id -> unix time of the PutEvents call
+    interval = 10.0 / rate
+    next_t = time.monotonic()
+    for i in range(0, len(plan), 10):
+        entries = [{"Source": demo.SOURCE_IN, "DetailType": t, "Detail": json.dumps(d),
+                    "EventBusName": out["EventBusName"]} for _e, t, d in plan[i:i + 10]]
+        now = time.time()
+        res = events.put_events(Entries=entries)
+        for entry in res["Entries"]:
+            if "EventId" in entry:
+                sent_at[entry["EventId"]] = now
+        next_t += interval
+        time.sleep(max(0.0, next_t - time.monotonic()))
+    return entities, sent_at
+
+
+def collect_latency(aws, out, downstream_url, entities, sent_at, result):
+    import demo
+
+    sqs, ddb = aws.client("sqs"), aws.client("dynamodb")
+    first = {}  # (entity, seq) -> earliest SentTimestamp (ms)
+    while True:
+        got = sqs.receive_message(QueueUrl=downstream_url, MaxNumberOfMessages=10,
+                                  WaitTimeSeconds=1, AttributeNames=["SentTimestamp"]
+                                  ).get("Messages", [])
+        if not got:
+            break
+        for m in got:
+            meta = demo.eddy_meta(json.loads(m["Body"]))
+            key = (meta.get("entity"), int(meta.get("seq", -1)))
+            ts = int(m["Attributes"]["SentTimestamp"])
+            first[key] = min(ts, first.get(key, ts))
+        sqs.delete_message_batch(QueueUrl=downstream_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+    lat = []
+    for e in entities:
+        for r in demo.inbound_records(ddb, out["TableName"], e):
+            if r.get("_typ") != "PullHandle" or r.get("_rejected"):
+                continue
+            ts = first.get((e, int(r["_seq"])))
+            t0 = sent_at.get(r.get("_eid"))
+            if ts is not None and t0 is not None:
+                lat.append(ts - t0 * 1000.0)
+    result["latency"] = {
+        "events": len(sent_at),
+        "samples": len(lat),
+        "end_to_end_ms_p50": round(percentile(lat, 0.50), 1) if lat else None,
+        "end_to_end_ms_p99": round(percentile(lat, 0.99), 1) if lat else None,
+        "end_to_end_ms_max": round(max(lat), 1) if lat else None,
+    }
+
+
+def worker_metrics(worker, result):
+    lines = worker.emf_lines()
+    totals = {}
+    for line in lines:
+        for d in line["_aws"]["CloudWatchMetrics"]:
+            for m in d["Metrics"]:
+                name = m["Name"]
+                if not name.endswith(("_p50", "_p99")) and name in line:
+                    totals[name] = totals.get(name, 0) + line[name]
+    last = lines[-1] if lines else {}
+    result["worker_metrics"] = {
+        "totals": totals,
+        "last_line_percentiles_ms": {k: v for k, v in last.items()
+                                     if k.endswith(("_p50", "_p99"))},
+    }
+
+
+def run(opts, run_dir, result):
+    import demo
+
+    aws = demo.LocalAws(run_dir)
+    proxy = worker = None
+    try:
+        demo.step("local AWS (moto) and the template's data resources")
+        aws.start()
+        out = demo.deploy(aws, stack="eddy-bench")
+        downstream_url = demo.add_downstream(aws, out["EventBusName"], "eddy-bench-downstream")
+        worker_env = dict(aws.env)
+        if not opts.no_count:
+            proxy = Proxy(run_dir, [aws.env["AWS_ENDPOINT_URL"], aws.env["AWS_ENDPOINT_URL_DYNAMODB"]])
+            worker_env["AWS_ENDPOINT_URL"], worker_env["AWS_ENDPOINT_URL_DYNAMODB"] = proxy.urls
+        settings = {
+            "EDDY_MACHINE": "slotmachine", "EDDY_TABLE": out["TableName"],
+            "EDDY_QUEUE_URL": out["QueueUrl"], "EDDY_DLQ_URL": out["DeadLetterQueueUrl"],
+            "EDDY_EVENT_BUS": out["EventBusName"], "EDDY_METRICS_INTERVAL": "3600",
+            "EDDY_LOG_LEVEL": "warn", "EDDY_DRAIN_SECONDS": "10",
+            # moto's SQS is not safe under concurrent calls: now and then it marks
+            # messages received and then fails the call, so they come back only after
+            # the visibility timeout. A short one keeps that from dominating the clock.
+            "EDDY_VISIBILITY_TIMEOUT": "10",
+        }
+        if opts.coalesce is not None:
+            settings["EDDY_COALESCE_MAX"] = str(opts.coalesce)
+        if opts.no_cache:
+            settings["EDDY_CACHE_ENTITIES"] = "0"
+        worker = demo.Worker(opts.eddy, run_dir, worker_env, settings)
+        result["settings"] = settings
+
+        demo.step(f"phase 1: {opts.events} messages preloaded into SQS, then the worker")
+        phase_throughput(opts, aws, out, worker, proxy, result)
+        show_throughput(result["throughput"])
+        rss_after_1 = peak_rss_kib(worker.proc.pid)
+
+        if opts.latency_events:
+            rate = max(20.0, min(500.0, result["throughput"]["messages_per_s"] * 0.5))
+            demo.step(f"phase 2: {opts.latency_events} events through PutEvents at {rate:.0f}/s")
+            entities, sent_at = phase_latency(opts, aws, out, downstream_url, rate, result)
+            sqs, ddb = aws.client("sqs"), aws.client("dynamodb")
+            timeout = 300 + opts.latency_events / 5
+            wait_until(lambda: demo.queue_backlog(sqs, out["QueueUrl"]) == 0, timeout, worker,
+                       "phase 2 drained")
+            wait_until(lambda: outbox_empty(ddb, out["TableName"], 8), timeout, worker,
+                       "phase 2 published", interval_s=0.2)
+            collect_latency(aws, out, downstream_url, entities, sent_at, result)
+            result["latency"]["rate_per_s"] = rate
+            show_latency(result["latency"])
+
+        result["peak_rss_kib"] = peak_rss_kib(worker.proc.pid)
+        result["peak_rss_kib_after_phase_1"] = rss_after_1
+        rc, took = worker.stop()
+        result["worker_exit"] = {"status": rc, "drain_seconds": round(took, 2)}
+        worker_metrics(worker, result)
+    finally:
+        if worker:
+            worker.kill()
+        if proxy:
+            proxy.stop()
+        aws.stop()
+
+
+def show_throughput(t):
+    import demo
+
+    demo.say(f"   messages/s                 {t['messages_per_s']}  "
+             f"(drained in {t['seconds_to_drained']} s, all published at {t['seconds_to_published']} s)")
+    demo.say(f"   worker CPU per message     {t['cpu_us_per_message']} us "
+             f"(user {t['cpu_us_per_message_user_sys'][0]}, sys {t['cpu_us_per_message_user_sys'][1]}; "
+             f"{t['cpu_us_per_message_at_drained']} us when drained)")
+    if t["aws_calls"]:
+        demo.say(f"   AWS calls per message      {t['aws_calls_per_message_total']}")
+        for op, n in t["aws_calls_per_message"].items():
+            demo.say(f"     {op:<38} {n:>8}  ({t['aws_calls'][op]} calls)")
+
+
+def show_latency(lat):
+    import demo
+
+    demo.say(f"   end to end (PutEvents -> published downstream), {lat['samples']} pulls: "
+             f"p50 {lat['end_to_end_ms_p50']} ms, p99 {lat['end_to_end_ms_p99']} ms, "
+             f"max {lat['end_to_end_ms_max']} ms")
+
+
+def parse_args(argv):
+    if argv and argv[0] == "proxy":
+        p = argparse.ArgumentParser(prog="tools/bench.py proxy")
+        p.add_argument("cmd")
+        p.add_argument("--upstream", action="append", required=True)
+        p.add_argument("--ports-file", required=True)
+        return p.parse_args(argv)
+    p = argparse.ArgumentParser(prog="tools/bench", description=__doc__.split("\n")[0])
+    p.add_argument("--eddy", default=str(ROOT / "build-bench" / "eddy"))
+    p.add_argument("--events", type=int, default=10000, help="K, messages of phase 1 (10000)")
+    p.add_argument("--entities", type=int, default=100, help="machines, spread (100)")
+    p.add_argument("--hot", type=int, metavar="N", help="N hot machines (same as --entities N)")
+    p.add_argument("--coalesce", type=int, help="EDDY_COALESCE_MAX (default: eddy's)")
+    p.add_argument("--no-cache", action="store_true", help="EDDY_CACHE_ENTITIES=0")
+    p.add_argument("--latency-events", type=int, help="events of phase 2 (default K/5, "
+                   "at most 2000; 0 skips it)")
+    p.add_argument("--no-count", action="store_true",
+                   help="no counting proxy: the worker talks to moto directly")
+    p.add_argument("--out", default=str(ROOT / ".run" / "bench" / "result.json"))
+    opts = p.parse_args(argv)
+    opts.cmd = "bench"
+    if opts.hot:
+        opts.entities = opts.hot
+    if opts.latency_events is None:
+        opts.latency_events = min(2000, max(100, opts.events // 5))
+    opts.latency_events -= opts.latency_events % 10
+    if opts.events < 10 or opts.entities < 1:
+        p.error("--events must be at least 10 and --entities at least 1")
+    return opts
+
+
+def main(argv=None):
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.cmd == "proxy":
+        return cmd_proxy(opts)
+    import demo
+
+    run_dir = ROOT / ".run" / "bench"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = {
+        "tool": "tools/bench",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "events": opts.events, "entities": opts.entities,
+        "layout": "hot" if opts.hot else "spread",
+        "coalesce_max": opts.coalesce, "cache": not opts.no_cache,
+        "counting_proxy": not opts.no_count,
+        "cpus": os.cpu_count(),
+        "method": __doc__.split("\n\n", 1)[1].strip(),
+    }
+    try:
+        run(opts, run_dir, result)
+    except (RuntimeError, demo.DemoError) as err:
+        demo.say(f"bench: {err}")
+        return 1
+    except KeyboardInterrupt:
+        demo.say("bench: interrupted")
+        return 1
+    Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
+    demo.step("result")
+    demo.say(f"   peak RSS {result['peak_rss_kib']} KiB; worker exit {result['worker_exit']['status']} "
+             f"after {result['worker_exit']['drain_seconds']} s")
+    wm = result["worker_metrics"]
+    demo.say(f"   worker's own metrics: {json.dumps(wm['totals'])}")
+    demo.say(f"   worker's percentiles (whole run, ms): {json.dumps(wm['last_line_percentiles_ms'])}")
+    demo.say(f"   written to {opts.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
