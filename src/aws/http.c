@@ -12,9 +12,11 @@
  * threaded one in Debian's libcurl4-openssl); eddy_http_new refuses a libcurl
  * built without one. Connections are kept alive and reused from the multi
  * handle's pool, at most max_host_connections per host; easy handles and
- * their buffers are recycled through a free list. TLS is always verified
- * (AWS_CA_BUNDLE becomes CURLOPT_CAINFO); proxies come from curl's own
- * handling of HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+ * their buffers are recycled through a free list, and a connection's socket
+ * keeps one uv_poll_t for its whole life (see struct http_sock). TLS is
+ * always verified (AWS_CA_BUNDLE becomes CURLOPT_CAINFO); proxies come from
+ * curl's own handling of HTTPS_PROXY / HTTP_PROXY / NO_PROXY when such a
+ * variable is set as the client is created (otherwise none is used).
  *
  * It is not a general HTTP client: no redirects, no compression, no HTTP/2,
  * no cookies. Request headers are never logged (they carry signatures).
@@ -25,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -38,20 +42,39 @@
 /* Recycled buffers above this size are released rather than kept. */
 #define HTTP_KEEP_BUF ((size_t)256 << 10)
 
-/* One socket curl asked us to watch. */
+/*
+ * One socket and its uv_poll_t. A connection's socket is opened and closed
+ * through our CURLOPT_OPENSOCKETFUNCTION / CURLOPT_CLOSESOCKETFUNCTION
+ * ("owned"), so its handle lives exactly as long as the socket: curl says
+ * CURL_POLL_REMOVE whenever a transfer ends, even when the connection stays
+ * in its pool, and closing and re-creating the handle for every request
+ * would cost about seven epoll_ctl and an ioctl each time. Any other socket
+ * curl watches (the threaded resolver's socket pair) is closed by curl
+ * without telling us, so its handle goes at CURL_POLL_REMOVE, before that.
+ */
 struct http_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct eddy_http *h;
-    struct http_sock *prev, *next; /* h->socks, while curl watches it */
+    struct http_sock *prev, *next; /* h->socks, until the handle is closed */
+    int events;                    /* what the handle watches now; 0 = stopped */
+    bool owned;                    /* close_socket will tell us when it goes */
+    bool idle;                     /* curl does not watch it (pooled connection) */
     bool counted;                  /* its close is awaited by eddy_http_close */
 };
 
-/* One request, from send() to its callback; recycled with its easy handle. */
+/* One request, from send() to its callback; recycled with its easy handle
+ * and every buffer, so a request in the steady state allocates nothing
+ * here: the header list's nodes and text, and the request body, live in
+ * buffers of the xfer that curl reads (CURLOPT_HTTPHEADER and
+ * CURLOPT_POSTFIELDS do not copy). */
 struct http_xfer {
     struct eddy_http *h;
     CURL *easy;
-    struct curl_slist *hdrs;
+    struct curl_slist *hnodes; /* CURLOPT_HTTPHEADER: nodes into htext */
+    size_t hnodes_cap;
+    struct eddy_buf htext;   /* the header lines, each NUL-terminated */
+    struct eddy_buf reqbody; /* CURLOPT_POSTFIELDS */
     struct eddy_buf body;
     struct eddy_buf headers;
     eddy_http_cb cb;
@@ -75,7 +98,11 @@ struct eddy_http {
     struct http_xfer *free_list;
     size_t nactive, ncanceled, nfree;
     struct http_sock *socks;
+    struct http_sock **byfd; /* socks by descriptor */
+    size_t nbyfd;
+    struct eddy_http_stats stats;
     uint64_t next_id;
+    bool env_proxy; /* a proxy variable was set when h was created */
     bool closing;
     size_t pending_closes;
     void (*close_cb)(void *ud);
@@ -83,7 +110,9 @@ struct eddy_http {
 };
 
 static void check_multi_info(struct eddy_http *h);
+static void easy_setup(struct eddy_http *h, struct http_xfer *x);
 static void close_step(struct eddy_http *h);
+static void on_poll(uv_poll_t *poll, int status, int events);
 
 /* ---- the xfer lists ---- */
 
@@ -125,36 +154,48 @@ static struct http_xfer *xfer_get(struct eddy_http *h)
         free(x);
         return NULL;
     }
+    /* No cap of our own on what the caller sends. */
+    eddy_buf_init(&x->htext, SIZE_MAX / 2);
+    eddy_buf_init(&x->reqbody, SIZE_MAX / 2);
     eddy_buf_init(&x->body, 0);
     eddy_buf_init(&x->headers, HTTP_MAX_HEADER_BLOCK);
+    easy_setup(h, x);
     return x;
 }
 
 static void xfer_destroy(struct http_xfer *x)
 {
-    curl_slist_free_all(x->hdrs);
     curl_easy_cleanup(x->easy);
+    free(x->hnodes);
+    eddy_buf_cleanup(&x->htext);
+    eddy_buf_cleanup(&x->reqbody);
     eddy_buf_cleanup(&x->body);
     eddy_buf_cleanup(&x->headers);
     free(x);
 }
 
-/* Back to the free list: curl_easy_reset keeps nothing of the old request
- * but the handle itself (connections live in the multi handle's pool). */
+static void buf_trim(struct eddy_buf *b)
+{
+    if (b->cap > HTTP_KEEP_BUF)
+        eddy_buf_cleanup(b);
+    eddy_buf_reset(b);
+}
+
+/* Back to the free list. The easy handle keeps its options (those set once
+ * by easy_setup, and the request's, which the next send() sets again):
+ * curl_easy_reset and setting some twenty options anew cost more than the
+ * request's own work here. Connections live in the multi handle's pool. */
 static void xfer_recycle(struct eddy_http *h, struct http_xfer *x)
 {
-    curl_slist_free_all(x->hdrs);
-    x->hdrs = NULL;
     x->cb = NULL;
     x->ud = NULL;
     if (h->nfree >= HTTP_FREE_LIST_MAX || h->closing) {
         xfer_destroy(x);
         return;
     }
-    curl_easy_reset(x->easy);
-    if (x->body.cap > HTTP_KEEP_BUF)
-        eddy_buf_cleanup(&x->body);
-    eddy_buf_reset(&x->body);
+    buf_trim(&x->htext);
+    buf_trim(&x->reqbody);
+    buf_trim(&x->body);
     eddy_buf_reset(&x->headers);
     x->next = h->free_list;
     h->free_list = x;
@@ -192,6 +233,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* ---- sockets ---- */
+
 static void on_poll_closed(uv_handle_t *handle)
 {
     struct http_sock *s = eddy_container_of((uv_poll_t *)handle, struct http_sock, poll);
@@ -202,10 +245,94 @@ static void on_poll_closed(uv_handle_t *handle)
         close_step(h);
 }
 
+static struct http_sock *sock_find(const struct eddy_http *h, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < h->nbyfd ? h->byfd[fd] : NULL;
+}
+
+static void sock_map(struct eddy_http *h, curl_socket_t fd, struct http_sock *s)
+{
+    if ((size_t)fd >= h->nbyfd) {
+        size_t n = h->nbyfd ? h->nbyfd : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        h->byfd = eddy_realloc(h->byfd, n * sizeof *h->byfd);
+        memset(h->byfd + h->nbyfd, 0, (n - h->nbyfd) * sizeof *h->byfd);
+        h->nbyfd = n;
+    }
+    h->byfd[fd] = s;
+}
+
+/* Watch events (0: stop). libuv's uv_poll_start always removes the
+ * descriptor from epoll and adds it again, so it runs only on a change. */
+static void sock_watch(struct http_sock *s, int events)
+{
+    if (events == s->events)
+        return;
+    struct eddy_http *h = s->h;
+    if (events && !s->events)
+        h->stats.polls_watching++;
+    else if (!events)
+        h->stats.polls_watching--;
+    s->events = events;
+    h->stats.poll_updates++;
+    if (events)
+        uv_poll_start(&s->poll, events, on_poll);
+    else
+        uv_poll_stop(&s->poll);
+}
+
+/* Off the list and the map, and uv_close: from here the descriptor may be
+ * closed and its number reused; the memory goes in on_poll_closed. */
+static void sock_close(struct eddy_http *h, struct http_sock *s)
+{
+    sock_watch(s, 0);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    if (sock_find(h, s->fd) == s)
+        h->byfd[s->fd] = NULL;
+    h->stats.polls_closed++;
+    uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+}
+
+static struct http_sock *sock_new(struct eddy_http *h, curl_socket_t fd, bool owned)
+{
+    struct http_sock *stale = sock_find(h, fd);
+    if (stale) /* its socket was closed behind our back: the number is reused */
+        sock_close(h, stale);
+    struct http_sock *s = eddy_calloc(1, sizeof *s);
+    if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->fd = fd;
+    s->h = h;
+    s->owned = owned;
+    s->next = h->socks;
+    if (h->socks)
+        h->socks->prev = s;
+    h->socks = s;
+    sock_map(h, fd, s);
+    h->stats.polls_created++;
+    return s;
+}
+
 static void on_poll(uv_poll_t *poll, int status, int events)
 {
     struct http_sock *s = eddy_container_of(poll, struct http_sock, poll);
     struct eddy_http *h = s->h;
+    if (s->idle) {
+        /* A pooled connection became readable: the peer closed it (or
+         * misbehaves). Stop watching so the loop does not spin; curl finds
+         * it dead when it next considers reusing it. */
+        sock_watch(s, 0);
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -259,62 +386,80 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud)
     return 0;
 }
 
-static void sock_forget(struct eddy_http *h, struct http_sock *s)
+/* CURL_POLL_REMOVE of a connection's socket: it goes back to curl's pool
+ * (or is about to be closed through close_socket). Keep its handle, still
+ * watching for input, so the next request on it needs no epoll_ctl at all;
+ * unreferenced, so an idle pool does not keep the loop running. */
+static void sock_park(struct http_sock *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-}
-
-static struct http_sock *sock_new(struct eddy_http *h, curl_socket_t fd)
-{
-    struct http_sock *s = eddy_calloc(1, sizeof *s);
-    if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
-        free(s);
-        return NULL;
-    }
-    s->fd = fd;
-    s->h = h;
-    s->next = h->socks;
-    if (h->socks)
-        h->socks->prev = s;
-    h->socks = s;
-    curl_multi_assign(h->multi, fd, s);
-    return s;
+    if (s->events != UV_READABLE)
+        sock_watch(s, 0); /* writable would fire at once, and forever */
+    s->idle = true;
+    uv_unref((uv_handle_t *)&s->poll);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: start, change or stop watching one socket. */
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
 {
     (void)easy;
+    (void)sockp;
     struct eddy_http *h = ud;
-    struct http_sock *s = sockp;
+    struct http_sock *s = sock_find(h, fd);
     if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            sock_forget(h, s);
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, on_poll_closed);
-            curl_multi_assign(h->multi, fd, NULL);
-        }
+        if (s && s->owned)
+            sock_park(s);
+        else if (s)
+            sock_close(h, s);
         return 0;
     }
     if (h->closing)
         return 0;
-    if (!s && !(s = sock_new(h, fd))) {
+    if (!s && !(s = sock_new(h, fd, false))) {
         EDDY_DEBUG("http: cannot watch socket %d", (int)fd);
         return -1;
+    }
+    if (s->idle) {
+        s->idle = false;
+        uv_ref((uv_handle_t *)&s->poll);
     }
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
+    sock_watch(s, events);
     return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: a connection's socket, and its handle. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct eddy_http *h = ud;
+    if (purpose != CURLSOCKTYPE_IPCXN || h->closing)
+        return CURL_SOCKET_BAD;
+    curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd == CURL_SOCKET_BAD)
+        return CURL_SOCKET_BAD;
+    if (!sock_new(h, fd, true)) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    h->stats.sockets_opened++;
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the handle goes first, while the descriptor
+ * is still ours; once closed, the kernel may give its number to the next
+ * socket at once. Also runs from curl_multi_cleanup, after
+ * eddy_http_close closed every handle. */
+static int on_close_socket(void *ud, curl_socket_t fd)
+{
+    struct eddy_http *h = ud;
+    struct http_sock *s = sock_find(h, fd);
+    if (s)
+        sock_close(h, s);
+    h->stats.sockets_closed++;
+    return close(fd);
 }
 
 /* ---- finishing a transfer ---- */
@@ -465,63 +610,125 @@ static bool header_valid(const char *line)
     return colon && colon != line && !strpbrk(line, "\r\n");
 }
 
-/* Copy the caller's headers into an slist. curl drops "Name:" with nothing
- * after it, so an empty value is sent in curl's "Name;" form. Expect,
- * Accept and (with a body) Content-Type defaults of curl are suppressed. */
-static eddy_err build_headers(const struct eddy_http_request *req, struct curl_slist **out)
+static void header_add(struct eddy_buf *text, const char *p, size_t n)
 {
-    struct curl_slist *l = NULL;
+    eddy_buf_append(text, p, n);
+    eddy_buf_appendc(text, '\0');
+}
+
+/* Point the xfer's list nodes at the n lines in htext (after it stopped
+ * growing, so the pointers stay valid). */
+static void header_link(struct http_xfer *x, size_t n)
+{
+    if (n > x->hnodes_cap) {
+        x->hnodes_cap = n < 16 ? 16 : n;
+        x->hnodes = eddy_realloc(x->hnodes, x->hnodes_cap * sizeof *x->hnodes);
+    }
+    char *p = x->htext.ptr;
+    for (size_t i = 0; i < n; i++) {
+        x->hnodes[i].data = p;
+        x->hnodes[i].next = i + 1 < n ? &x->hnodes[i + 1] : NULL;
+        p += strlen(p) + 1;
+    }
+}
+
+/* Copy the caller's headers into the xfer's list. curl drops "Name:" with
+ * nothing after it, so an empty value is sent in curl's "Name;" form.
+ * Expect, Accept and (with a body) Content-Type defaults of curl are
+ * suppressed. The list is built in the xfer's own buffers (no allocation
+ * once they have grown); the buffers have no cap but the caller's lines. */
+static eddy_err build_headers(struct http_xfer *x, const struct eddy_http_request *req)
+{
+    struct eddy_buf *text = &x->htext;
     bool expect = false, accept = false, ctype = false;
+    eddy_buf_reset(text);
     for (size_t i = 0; i < req->nheaders; i++) {
         const char *line = req->headers[i];
-        if (!line || !header_valid(line)) {
-            curl_slist_free_all(l);
+        if (!line || !header_valid(line))
             return EDDY_EINVAL;
-        }
         expect |= header_named(line, "Expect");
         accept |= header_named(line, "Accept");
         ctype |= header_named(line, "Content-Type");
         const char *colon = strchr(line, ':');
-        if (colon[strspn(colon + 1, " \t") + 1] == '\0') {
-            size_t n = (size_t)(colon - line);
-            char *semi = eddy_malloc(n + 2);
-            memcpy(semi, line, n);
-            memcpy(semi + n, ";", 2);
-            l = curl_slist_append(l, semi);
-            free(semi);
+        const char *value = colon + 1 + strspn(colon + 1, " \t");
+        if (*value == '\0') {
+            eddy_buf_append(text, line, (size_t)(colon - line));
+            header_add(text, ";", 1);
         } else {
-            l = curl_slist_append(l, line);
+            header_add(text, line, (size_t)(value - line) + strlen(value));
         }
     }
+    size_t n = req->nheaders;
     if (!expect)
-        l = curl_slist_append(l, "Expect:");
+        header_add(text, "Expect:", 7), n++;
     if (!accept)
-        l = curl_slist_append(l, "Accept:");
+        header_add(text, "Accept:", 7), n++;
     if (!ctype)
-        l = curl_slist_append(l, "Content-Type:");
-    *out = l;
+        header_add(text, "Content-Type:", 13), n++;
+    header_link(x, n);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, n ? x->hnodes : NULL);
     return EDDY_OK;
 }
 
-/* Method and body. The body is copied (CURLOPT_COPYPOSTFIELDS) so the
- * caller's buffer may go as soon as send() returns. */
-static void set_method(CURL *e, const struct eddy_http_request *req)
+/* Method and body; every option one request may set is set (or cleared)
+ * for each, since the handle keeps them. The body is copied into the xfer
+ * so the caller's buffer may go as soon as send() returns. */
+static void set_method(struct http_xfer *x, const struct eddy_http_request *req)
 {
+    CURL *e = x->easy;
     const char *m = req->method;
     bool bodyless = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "DELETE") == 0;
+    const char *custom = NULL;
     if (bodyless && req->body_len == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-        if (strcmp(m, "HEAD") == 0)
-            curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-        else if (strcmp(m, "GET") != 0)
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
-        return;
+        bool head = strcmp(m, "HEAD") == 0;
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* after POSTFIELDS, which means POST */
+        curl_easy_setopt(e, CURLOPT_NOBODY, head ? 1L : 0L);
+        if (!head && strcmp(m, "GET") != 0)
+            custom = m;
+    } else {
+        eddy_buf_reset(&x->reqbody);
+        eddy_buf_append(&x->reqbody, req->body_len ? req->body : "", req->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, eddy_buf_cstr(&x->reqbody));
+        curl_easy_setopt(e, CURLOPT_POST, 1L); /* also clears a HEAD's NOBODY */
+        if (strcmp(m, "POST") != 0)
+            custom = m;
     }
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body_len ? req->body : "");
-    if (strcmp(m, "POST") != 0)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, custom);
+}
+
+/* The options every request of this client shares, set once per handle. */
+static void easy_setup(struct eddy_http *h, struct http_xfer *x)
+{
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)x);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (h->ca_bundle)
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_bundle);
+    /* No proxy variable at all: say so, or curl reads the environment
+     * (five or more getenv calls) for every request. */
+    if (!h->env_proxy) {
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)x);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)h);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)h);
 }
 
 static void set_options(struct eddy_http *h, struct http_xfer *x,
@@ -530,27 +737,10 @@ static void set_options(struct eddy_http *h, struct http_xfer *x,
     CURL *e = x->easy;
     long total = req->timeout_ms ? (long)req->timeout_ms : (long)h->cfg.timeout_ms;
     long connect = (long)h->cfg.connect_timeout_ms;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)x);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect < total ? connect : total);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (h->ca_bundle)
-        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_bundle);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)x);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-    set_method(e, req);
+    set_method(x, req);
 }
 
 static eddy_err http_send(void *self, const struct eddy_http_request *req, eddy_http_cb cb,
@@ -565,7 +755,7 @@ static eddy_err http_send(void *self, const struct eddy_http_request *req, eddy_
     struct http_xfer *x = xfer_get(h);
     if (!x)
         return EDDY_ENET;
-    eddy_err err = build_headers(req, &x->hdrs);
+    eddy_err err = build_headers(x, req);
     if (err != EDDY_OK)
         goto fail;
     x->body.max = req->max_response ? req->max_response : h->cfg.max_response;
@@ -580,6 +770,7 @@ static eddy_err http_send(void *self, const struct eddy_http_request *req, eddy_
         goto fail;
     }
     active_add(h, x);
+    h->stats.requests++;
     if (id)
         *id = x->id;
     return EDDY_OK;
@@ -607,6 +798,20 @@ static void apply_defaults(struct eddy_http_config *c)
         c->max_response = HTTP_DEFAULT_MAX_RESPONSE;
     if (c->max_host_connections <= 0)
         c->max_host_connections = HTTP_DEFAULT_HOST_CONNS;
+}
+
+/* Whether any variable curl would take a proxy from is set. Read once:
+ * the environment of a running worker does not change. */
+static bool env_proxy(void)
+{
+    static const char *const names[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                        "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(names); i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v)
+            return true;
+    }
+    return false;
 }
 
 /* curl_global_init once; the process is single-threaded when clients are
@@ -647,6 +852,7 @@ struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *
     if (cfg)
         h->cfg = *cfg;
     apply_defaults(&h->cfg);
+    h->env_proxy = env_proxy();
     h->ca_bundle = h->cfg.ca_bundle && h->cfg.ca_bundle[0] ? eddy_strdup(h->cfg.ca_bundle) : NULL;
     h->cfg.ca_bundle = h->ca_bundle;
     uv_timer_init(loop, &h->timer);
@@ -658,6 +864,11 @@ struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *
     curl_multi_setopt(multi, CURLMOPT_TIMERDATA, (void *)h);
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, h->cfg.max_host_connections);
     return h;
+}
+
+void eddy_http_stats(const struct eddy_http *h, struct eddy_http_stats *out)
+{
+    *out = h->stats;
 }
 
 /* Runs once per closed handle; the last one delivers what is still owed,
@@ -676,6 +887,7 @@ static void close_step(struct eddy_http *h)
         xfer_destroy(x);
     }
     curl_multi_cleanup(h->multi);
+    free(h->byfd);
     void (*cb)(void *) = h->close_cb;
     void *ud = h->close_ud;
     free(h->ca_bundle);
@@ -704,14 +916,14 @@ void eddy_http_close(struct eddy_http *h, void (*cb)(void *ud), void *ud)
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);
     uv_close((uv_handle_t *)&h->now, on_handle_closed);
     uv_close((uv_handle_t *)&h->later, on_handle_closed);
-    for (struct http_sock *s = h->socks, *next; s; s = next) {
-        next = s->next;
-        sock_forget(h, s);
+    /* Every socket's handle, idle pooled ones too: curl closes those
+     * sockets later, in curl_multi_cleanup (on_close_socket finds no
+     * handle then). */
+    while (h->socks) {
+        struct http_sock *s = h->socks;
         s->counted = true;
         h->pending_closes++;
-        curl_multi_assign(h->multi, s->fd, NULL);
-        uv_poll_stop(&s->poll);
-        uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+        sock_close(h, s);
     }
 }
 

@@ -95,7 +95,8 @@ struct eddy_http;
 /* Create a client on loop (cfg may be NULL: all defaults; zero fields take
  * their default). Returns NULL and fills err when curl cannot start or has
  * no asynchronous resolver. Proxies come from curl's own handling of
- * HTTPS_PROXY, HTTP_PROXY and NO_PROXY. */
+ * HTTPS_PROXY, HTTP_PROXY and NO_PROXY; when no proxy variable is set as
+ * the client is created, it uses no proxy and never looks again. */
 struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *cfg,
                                 struct eddy_error *err);
 struct eddy_transport eddy_http_transport(struct eddy_http *h);
@@ -107,5 +108,22 @@ size_t eddy_http_inflight(const struct eddy_http *h);
 /* Cancel everything, close the uv handles, free h, then call cb (may be NULL)
  * from the loop. Callbacks still owed run (EDDY_ECANCELED) before cb. */
 void eddy_http_close(struct eddy_http *h, void (*cb)(void *ud), void *ud);
+
+/* Counters since eddy_http_new, for tests and benchmarks. A connection's
+ * socket gets one uv_poll_t for its whole life (kept, and not keeping the
+ * loop alive, while the connection waits in curl's pool), so on a
+ * keep-alive connection polls_created stays at one however many requests
+ * it carries, and poll_updates (each costs a few epoll_ctl) does not grow
+ * with them. */
+struct eddy_http_stats {
+    uint64_t requests;       /* accepted by send() */
+    uint64_t sockets_opened; /* connections' sockets curl opened */
+    uint64_t sockets_closed; /* ... and closed */
+    uint64_t polls_created;  /* uv_poll_t handles initialised */
+    uint64_t polls_closed;   /* ... and closed */
+    uint64_t poll_updates;   /* uv_poll_start / uv_poll_stop calls */
+    size_t polls_watching;   /* handles started now */
+};
+void eddy_http_stats(const struct eddy_http *h, struct eddy_http_stats *out);
 
 #endif

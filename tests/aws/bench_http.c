@@ -5,11 +5,15 @@
  * call) and prints requests per second and CPU microseconds per request.
  *
  *     bench_http [N] [URL]
+ *     bench_http --serve
  *
  * Without URL, the loopback test server runs on the same loop in the same
  * process, so the CPU figure is client + server. With URL (any HTTP/1.1
  * keep-alive server in another process, on loopback), the figure is the
- * client's alone. Not a test: it asserts only that every request got 200.
+ * client's alone. --serve runs only that server, with the same answers:
+ * it prints its URL and serves until it is killed, so that
+ * `bench_http N URL` in another process measures the client alone.
+ * Not a test: it asserts only that every request got 200.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,9 +100,23 @@ static void run(struct bench *b, long n)
     uv_run(&b->loop, UV_RUN_DEFAULT); /* until on_done calls uv_stop */
 }
 
+/* The server half alone, for a client in another process. */
+static int serve(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct eddy_testserver *s = eddy_testserver_start(&loop, handler, NULL);
+    printf("%s/\n", eddy_testserver_url(s));
+    fflush(stdout);
+    uv_run(&loop, UV_RUN_DEFAULT); /* until killed */
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct bench b;
+    if (argc > 1 && strcmp(argv[1], "--serve") == 0)
+        return serve();
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 10000;
     if (n <= 0)
         n = 10000;

@@ -134,6 +134,12 @@ static uint64_t send_req(struct ctx *c, const char *method, const char *path,
     return id;
 }
 
+static void on_closed(void *ud)
+{
+    int *closed = ud;
+    (*closed)++;
+}
+
 /* ---- handlers ---- */
 
 /* Echo: checks nothing, answers with what it saw. */
@@ -216,6 +222,49 @@ static void test_get_post_roundtrip(void **state)
     ctx_close(&c);
 }
 
+/* Answers with the body it got (so HEAD gets Content-Length: 0). */
+static void method_handler(const struct eddy_testserver_request *req,
+                           struct eddy_testserver_reply *reply, void *ud)
+{
+    char *seen = ud;
+    const char *cl = eddy_testserver_header(req, "Content-Length");
+    snprintf(seen, 512, "%s cl=%s body=%s", req->method, cl ? cl : "-", req->body);
+    reply->body = req->body;
+}
+
+/* One recycled handle carries requests of every shape in turn: nothing of
+ * one request's method, body or headers leaks into the next. */
+static void test_methods_in_turn(void **state)
+{
+    (void)state;
+    char seen[512] = "";
+    struct ctx c;
+    ctx_init(&c, method_handler, seen, NULL);
+    static const struct {
+        const char *method, *body, *seen;
+    } steps[] = {
+        {"POST", "one", "POST cl=3 body=one"},   {"HEAD", NULL, "HEAD cl=- body="},
+        {"POST", "two", "POST cl=3 body=two"},   {"DELETE", NULL, "DELETE cl=- body="},
+        {"PUT", NULL, "PUT cl=0 body="},         {"GET", NULL, "GET cl=- body="},
+        {"PUT", "three", "PUT cl=5 body=three"}, {"HEAD", NULL, "HEAD cl=- body="},
+        {"GET", NULL, "GET cl=- body="},         {"DELETE", "four", "DELETE cl=4 body=four"},
+    };
+    struct result r = {0};
+    const char *with_header[] = {"X-Test: yes"};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(steps); i++) {
+        send_req(&c, steps[i].method, "/m", i % 2 ? with_header : NULL, i % 2, steps[i].body, &r);
+        run_until(&c.loop, &r.calls, (int)i + 1);
+        assert_int_equal(r.err, EDDY_OK);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(seen, steps[i].seen);
+        bool head = strcmp(steps[i].method, "HEAD") == 0;
+        assert_string_equal(r.body, head || !steps[i].body ? "" : steps[i].body);
+    }
+    assert_int_equal(eddy_testserver_connections(c.server), 1);
+    result_cleanup(&r);
+    ctx_close(&c);
+}
+
 /* A request body bigger than a socket buffer, copied at send(). */
 static void test_large_body_copied(void **state)
 {
@@ -256,6 +305,152 @@ static void test_keepalive_reuse(void **state)
     }
     assert_int_equal(eddy_testserver_requests(c.server), 20);
     assert_int_equal(eddy_testserver_connections(c.server), 1);
+    result_cleanup(&r);
+    ctx_close(&c);
+}
+
+/* UV_POLL handles on the loop: how many, and how many keep it alive. */
+struct poll_census {
+    int handles;
+    int active;
+    int referenced;
+};
+
+static void count_poll(uv_handle_t *handle, void *ud)
+{
+    struct poll_census *pc = ud;
+    if (handle->type != UV_POLL || uv_is_closing(handle))
+        return;
+    pc->handles++;
+    pc->active += uv_is_active(handle) != 0;
+    pc->referenced += uv_is_active(handle) && uv_has_ref(handle);
+}
+
+static struct poll_census poll_census(uv_loop_t *loop)
+{
+    struct poll_census pc = {0};
+    uv_walk(loop, count_poll, &pc);
+    return pc;
+}
+
+static void close_after_handler(const struct eddy_testserver_request *req,
+                                struct eddy_testserver_reply *reply, void *ud)
+{
+    (void)ud;
+    reply->body = req->target;
+    reply->close_after = true;
+}
+
+/* A connection's socket has one uv_poll_t for its whole life: created once
+ * however many requests the connection carries, kept (watching, but not
+ * keeping the loop alive) while the connection waits in curl's pool, and
+ * closed when curl closes the socket. */
+static void test_poll_handle_per_connection(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    struct server_opts o = {0};
+    struct ctx c;
+    ctx_init(&c, opts_handler, &o, NULL);
+    struct result r = {0};
+    for (int i = 0; i < N; i++) {
+        send_req(&c, "POST", "/reuse", NULL, 0, "body", &r);
+        run_until(&c.loop, &r.calls, i + 1);
+        assert_int_equal(r.err, EDDY_OK);
+        /* Between requests: pooled, watched, not keeping the loop alive. */
+        struct poll_census pc = poll_census(&c.loop);
+        assert_int_equal(pc.handles, 1);
+        assert_int_equal(pc.active, 1);
+        assert_int_equal(pc.referenced, 0);
+    }
+    assert_int_equal(eddy_testserver_connections(c.server), 1);
+    struct eddy_http_stats st;
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(st.requests, N);
+    assert_int_equal(st.sockets_opened, 1);
+    assert_int_equal(st.sockets_closed, 0);
+    assert_int_equal(st.polls_created, 1);
+    assert_int_equal(st.polls_closed, 0);
+    assert_int_equal(st.polls_watching, 1);
+    assert_true(st.poll_updates <= 2); /* not one or more per request */
+
+    /* "Connection: close" on every answer: curl closes each socket, and
+     * its handle goes with it. The first reuses the pooled connection. */
+    eddy_testserver_set_handler(c.server, close_after_handler, NULL);
+    for (int i = 0; i < 5; i++) {
+        send_req(&c, "GET", "/close", NULL, 0, NULL, &r);
+        run_until(&c.loop, &r.calls, N + i + 1);
+        assert_int_equal(r.err, EDDY_OK);
+        assert_string_equal(r.body, "/close");
+    }
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(eddy_testserver_connections(c.server), 5);
+    assert_int_equal(st.sockets_opened, 5);
+    assert_int_equal(st.sockets_closed, 5);
+    assert_int_equal(st.polls_created, 5);
+    assert_int_equal(st.polls_closed, 5);
+    assert_int_equal(st.polls_watching, 0);
+
+    /* One more pooled connection, then close the client with it idle. */
+    eddy_testserver_set_handler(c.server, opts_handler, &o);
+    send_req(&c, "GET", "/last", NULL, 0, NULL, &r);
+    run_until(&c.loop, &r.calls, N + 6);
+    assert_int_equal(poll_census(&c.loop).handles, 1);
+    int closed = 0;
+    eddy_http_close(c.http, on_closed, &closed);
+    c.http = NULL;
+    while (!closed)
+        run_once(&c);
+    assert_int_equal(poll_census(&c.loop).handles, 0);
+    result_cleanup(&r);
+    ctx_close(&c);
+}
+
+/* The server closes a pooled connection: the idle handle sees it and stops
+ * watching (no busy loop), and the next request opens a new connection.
+ * Closing the client then closes both sockets' handles. */
+static void test_pooled_connection_closed_by_peer(void **state)
+{
+    (void)state;
+    struct server_opts o = {0};
+    struct ctx c;
+    ctx_init(&c, opts_handler, &o, NULL);
+    struct result r = {0};
+    send_req(&c, "GET", "/one", NULL, 0, NULL, &r);
+    run_until(&c.loop, &r.calls, 1);
+    assert_int_equal(r.err, EDDY_OK);
+    struct eddy_http_stats st;
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(st.polls_watching, 1);
+
+    eddy_testserver_close(c.server, NULL, NULL);
+    c.server = eddy_testserver_start(&c.loop, opts_handler, &o);
+    for (int i = 0; i < 400 && st.polls_watching; i++) {
+        run_once(&c);
+        eddy_http_stats(c.http, &st);
+    }
+    assert_int_equal(st.polls_watching, 0);
+    uint64_t updates = st.poll_updates;
+    for (int i = 0; i < 5; i++)
+        run_once(&c);
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(st.poll_updates, updates);
+    assert_int_equal(st.polls_closed, 0); /* curl has not looked at it yet */
+
+    send_req(&c, "GET", "/two", NULL, 0, NULL, &r);
+    run_until(&c.loop, &r.calls, 2);
+    assert_int_equal(r.err, EDDY_OK);
+    assert_string_equal(r.body, "/two");
+    /* The dead connection was to another port, so curl leaves it in the
+     * pool (to be pruned later); its handle stays, stopped, until then. */
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(st.sockets_opened, 2);
+    assert_int_equal(st.polls_created, 2);
+    assert_int_equal(st.polls_closed, st.sockets_closed);
+    struct poll_census pc = poll_census(&c.loop);
+    assert_int_equal(pc.handles, 2 - (int)st.sockets_closed);
+    assert_int_equal(pc.active, 1);
+    assert_int_equal(pc.referenced, 0);
     result_cleanup(&r);
     ctx_close(&c);
 }
@@ -330,8 +525,15 @@ static void test_concurrency(void **state)
         assert_string_equal(r[i].body, path);
         result_cleanup(&r[i]);
     }
-    /* All were in flight together: one connection each. */
+    /* All were in flight together: one connection each, one poll handle
+     * each; curl's pool keeps some of them, and closes the others. */
     assert_int_equal(eddy_testserver_connections(c.server), N);
+    struct eddy_http_stats st;
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(st.sockets_opened, N);
+    assert_int_equal(st.polls_created, N);
+    assert_int_equal(st.polls_closed, st.sockets_closed);
+    assert_int_equal(poll_census(&c.loop).handles, N - (int)st.sockets_closed);
     assert_int_equal(eddy_http_inflight(c.http), 0);
     ctx_close(&c);
 }
@@ -513,12 +715,6 @@ static void test_cancel_before_start(void **state)
     assert_int_equal(eddy_testserver_requests(c.server), 0);
     result_cleanup(&r);
     ctx_close(&c);
-}
-
-static void on_closed(void *ud)
-{
-    int *closed = ud;
-    (*closed)++;
 }
 
 struct close_order {
@@ -711,9 +907,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_post_roundtrip),
+        cmocka_unit_test(test_methods_in_turn),
         cmocka_unit_test(test_large_body_copied),
         cmocka_unit_test(test_keepalive_reuse),
         cmocka_unit_test(test_keepalive_from_callback),
+        cmocka_unit_test(test_poll_handle_per_connection),
+        cmocka_unit_test(test_pooled_connection_closed_by_peer),
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_host_connection_cap),
         cmocka_unit_test(test_timeout),
