@@ -1,0 +1,316 @@
+/*
+ * cmd_worker.c - `eddy worker`, the default command: configuration ->
+ * runtime -> processor (+ relay) -> consumer, one libuv loop, until a signal.
+ *
+ * Shutdown. The first SIGTERM or SIGINT starts the drain, in this order: the
+ * consumer stops polling (long polls are aborted), releases the messages not
+ * started, waits for the transactions in flight and flushes the deletes; the
+ * processor closes; the relay finishes the batch in hand and gives its leases
+ * back; the last metric line is written; every handle is closed and the loop
+ * closes. A timer enforces EDDY_DRAIN_SECONDS: when it fires the process
+ * says so and exits 1. A second signal exits at once (1): safe, because an
+ * event that was committed and not yet deleted is received again and found
+ * by its dedupe marker.
+ *
+ * Metrics: one EMF line on stdout every EDDY_METRICS_INTERVAL and at exit.
+ * Logs go to stderr (cli.c configures them).
+ */
+#include "cli/commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "cli/runtime.h"
+#include "core/processor.h"
+#include "relay/relay.h"
+#include "worker/consumer.h"
+#include "worker/envelope.h"
+#include "worker/health.h"
+#include "worker/metrics.h"
+
+int eddy_cmd_worker(struct eddy_cli_context *ctx);
+
+struct worker {
+    struct eddy_runtime rt;
+    const struct eddy_config *cfg;
+    struct eddy_envelope_spec spec;
+    bool spec_ok;
+    struct eddy_metrics *metrics;
+    struct eddy_health health;
+    struct eddy_processor *proc;
+    struct eddy_relay *relay;
+    struct eddy_consumer *cons;
+    char *event_source;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t metrics_timer, drain_timer;
+    struct eddy_processor_stats last;
+    int exit_code;
+    int signals;
+    bool draining;
+};
+
+static void emit_metrics(struct worker *w)
+{
+    if (w->proc) {
+        struct eddy_processor_stats s;
+        eddy_processor_stats(w->proc, &s);
+        eddy_metrics_add(w->metrics, EDDY_METRIC_conflicts, s.conflicts - w->last.conflicts);
+        eddy_metrics_add(w->metrics, EDDY_METRIC_retries, s.retries - w->last.retries);
+        w->last = s;
+    }
+    eddy_metrics_emit(w->metrics, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy");
+    fflush(stdout);
+}
+
+static void metrics_tick(uv_timer_t *t)
+{
+    emit_metrics(eddy_container_of(t, struct worker, metrics_timer));
+}
+
+static eddy_err submit(void *ud, struct eddy_proc_batch *batch)
+{
+    return eddy_processor_submit(ud, batch);
+}
+
+/* ---- shutdown, in order: consumer, processor, relay, handles ---- */
+
+static void finish_loop(struct worker *w)
+{
+    /* the last line, after every commit and delete */
+    emit_metrics(w);
+    w->proc = NULL;
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+    uv_close((uv_handle_t *)&w->metrics_timer, NULL);
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+}
+
+static void relay_stopped(void *ud)
+{
+    finish_loop(ud);
+}
+
+static void processor_closed(void *ud)
+{
+    struct worker *w = ud;
+    w->proc = NULL;
+    if (w->relay)
+        eddy_relay_stop(w->relay, relay_stopped, w);
+    else
+        finish_loop(w);
+}
+
+static void consumer_drained(void *ud)
+{
+    struct worker *w = ud;
+    struct eddy_processor_stats s;
+    eddy_processor_stats(w->proc, &s);
+    eddy_metrics_add(w->metrics, EDDY_METRIC_conflicts, s.conflicts - w->last.conflicts);
+    eddy_metrics_add(w->metrics, EDDY_METRIC_retries, s.retries - w->last.retries);
+    w->last = s;
+    eddy_processor_close(w->proc, processor_closed, w);
+}
+
+static void drain_expired(uv_timer_t *t)
+{
+    struct worker *w = eddy_container_of(t, struct worker, drain_timer);
+    eddy_log(EDDY_LOG_ERROR, NULL, "drain did not finish within %lld s; exiting",
+             (long long)w->cfg->drain_seconds);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(1);
+}
+
+static void start_drain(struct worker *w, const char *why)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    eddy_log(EDDY_LOG_INFO, NULL, "%s: draining (at most %lld s)", why,
+             (long long)w->cfg->drain_seconds);
+    uv_timer_start(&w->drain_timer, drain_expired, (uint64_t)w->cfg->drain_seconds * 1000, 0);
+    eddy_consumer_drain(w->cons, consumer_drained, w);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct worker *w = s->data;
+    if (++w->signals > 1) {
+        /* Safe: committed events not yet deleted come back and meet their
+         * dedupe markers. */
+        eddy_log(EDDY_LOG_WARN, NULL, "second signal (%s): exiting now", strsignal(signum));
+        fflush(stdout);
+        fflush(stderr);
+        _exit(1);
+    }
+    start_drain(w, strsignal(signum));
+}
+
+static void on_fatal(const struct eddy_error *err, void *ud)
+{
+    struct worker *w = ud;
+    (void)err; /* logged where it was found */
+    w->exit_code = 3;
+    start_drain(w, "cannot consume the queue");
+}
+
+/* ---- setup ---- */
+
+static eddy_err make_processor(struct worker *w, struct eddy_error *err)
+{
+    const struct eddy_config *cfg = w->cfg;
+    if (cfg->event_source_str == NULL) {
+        size_t n = strlen(w->rt.ns) + 6;
+        w->event_source = eddy_malloc(n);
+        snprintf(w->event_source, n, "eddy.%s", w->rt.ns);
+    }
+    bool relay_on = cfg->relay && cfg->event_bus_str != NULL;
+    struct eddy_processor_config pc = {
+        .table = cfg->table_str,
+        .ns = w->rt.ns,
+        .machine = w->rt.m,
+        .dedupe_ttl_s = cfg->dedupe_ttl,
+        .state_history = cfg->state_history != 0,
+        .occ_retries = (int)cfg->occ_retries,
+        .outbox_shards = (uint32_t)cfg->outbox_shards,
+        .event_source = cfg->event_source_str ? cfg->event_source_str : w->event_source,
+        .event_bus = cfg->event_bus_str,
+        .cache_entities = (size_t)cfg->cache_entities,
+        .on_reject = (enum eddy_reject_policy)cfg->on_reject,
+        .group_max_items = 100,
+    };
+    uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    if (relay_on) {
+        struct eddy_relay_config rc = {
+            .table = cfg->table_str,
+            .shards = (uint32_t)cfg->outbox_shards,
+            .event_bus = cfg->event_bus_str,
+            .event_source = pc.event_source,
+            .poll_ms = (uint32_t)cfg->relay_poll_ms,
+            .lease_ms = (uint32_t)cfg->lease_ms,
+            .seed = seed + 7,
+        };
+        w->relay = eddy_relay_new(&w->rt.loop, &w->rt.ddb, &w->rt.eb, &rc, NULL, w->metrics, err);
+        if (w->relay == NULL)
+            return err->code;
+        pc.on_outbox = eddy_relay_on_outbox;
+        pc.on_outbox_ud = w->relay;
+    } else if (cfg->relay) {
+        eddy_log(EDDY_LOG_INFO, NULL, "EDDY_EVENT_BUS is not set: the outbox relay is off");
+    }
+    w->proc = eddy_processor_new(&w->rt.loop, &w->rt.ddb, &pc, eddy_clock_system(), seed, err);
+    return w->proc ? EDDY_OK : err->code;
+}
+
+static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
+{
+    const struct eddy_config *cfg = w->cfg;
+    enum eddy_poison_policy pp = cfg->dlq_url_str ? EDDY_POISON_DLQ : EDDY_POISON_REDRIVE;
+    if (cfg->on_poison_str && !eddy_poison_policy_parse(cfg->on_poison_str, &pp))
+        return eddy_error_set(err, EDDY_ECONFIG, "EDDY_ON_POISON: \"%s\" is not dlq|redrive|drop",
+                              cfg->on_poison_str);
+    struct eddy_consumer_config cc = {
+        .queue_url = cfg->queue_url_str,
+        .dlq_url = cfg->dlq_url_str,
+        .max_inflight = (int)cfg->max_inflight,
+        .pollers = (int)cfg->pollers,
+        .wait_s = (int)cfg->wait_seconds,
+        .visibility_s = (int)cfg->visibility_timeout,
+        .coalesce_max = (int)cfg->coalesce_max,
+        .on_reject = (enum eddy_reject_policy)cfg->on_reject,
+        .on_poison = pp,
+        .spec = &w->spec,
+        .submit = submit,
+        .submit_ud = w->proc,
+        .metrics = w->metrics,
+        .health = &w->health,
+        .seed = uv_hrtime() * 2654435761u,
+        .on_fatal = on_fatal,
+        .on_fatal_ud = w,
+    };
+    w->cons = eddy_consumer_new(&w->rt.loop, &w->rt.sqs, &cc, err);
+    return w->cons ? EDDY_OK : err->code;
+}
+
+static eddy_err setup(struct worker *w, struct eddy_error *err)
+{
+    const struct eddy_config *cfg = w->cfg;
+    eddy_err rc = eddy_envelope_spec_init(&w->spec, cfg->entity_ptr_str, cfg->type_ptr_str,
+                                          cfg->id_ptr_str, cfg->data_ptr_str, err);
+    if (rc)
+        return rc;
+    w->spec_ok = true;
+    enum eddy_metrics_mode mode = EDDY_METRICS_EMF;
+    eddy_metrics_mode_parse(cfg->metrics_str, &mode);
+    w->metrics = eddy_metrics_new(mode);
+    eddy_health_init(&w->health, cfg->health_file_str);
+    if ((rc = make_processor(w, err)) != EDDY_OK)
+        return rc;
+    return make_consumer(w, err);
+}
+
+static void start(struct worker *w)
+{
+    uv_loop_t *loop = &w->rt.loop;
+    uv_signal_init(loop, &w->sigterm);
+    uv_signal_init(loop, &w->sigint);
+    w->sigterm.data = w->sigint.data = w;
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_timer_init(loop, &w->metrics_timer);
+    uv_timer_init(loop, &w->drain_timer);
+    uint64_t every = (uint64_t)w->cfg->metrics_interval * 1000;
+    uv_timer_start(&w->metrics_timer, metrics_tick, every, every);
+    if (w->relay) {
+        eddy_err rc = eddy_relay_start(w->relay);
+        if (rc != EDDY_OK)
+            eddy_log(EDDY_LOG_ERROR, NULL, "relay: %s", eddy_err_msg(rc));
+    }
+    eddy_consumer_start(w->cons);
+}
+
+static void teardown(struct worker *w)
+{
+    eddy_consumer_free(w->cons);
+    eddy_relay_free(w->relay);
+    if (w->spec_ok)
+        eddy_envelope_spec_cleanup(&w->spec);
+    eddy_health_cleanup(&w->health);
+    eddy_metrics_free(w->metrics);
+    free(w->event_source);
+}
+
+int eddy_cmd_worker(struct eddy_cli_context *ctx)
+{
+    struct worker *w = eddy_calloc(1, sizeof *w);
+    w->cfg = ctx->cfg;
+    struct eddy_error err;
+    eddy_error_clear(&err);
+    int code = 0;
+    if (eddy_runtime_init(&w->rt, ctx, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy worker: %s\n", eddy_error_text(&err));
+        code = err.code == EDDY_ECONFIG ? 2 : 3;
+        goto out;
+    }
+    if (setup(w, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy worker: %s\n", eddy_error_text(&err));
+        code = err.code == EDDY_ECONFIG ? 2 : 3;
+        if (w->proc)
+            eddy_processor_close(w->proc, NULL, NULL);
+        goto cleanup;
+    }
+    start(w);
+    uv_run(&w->rt.loop, UV_RUN_DEFAULT);
+    code = w->exit_code;
+cleanup:
+    teardown(w);
+    if (eddy_runtime_cleanup(&w->rt) != 0 && code == 0)
+        code = 3;
+out:
+    free(w);
+    return code;
+}

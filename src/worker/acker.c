@@ -1,0 +1,341 @@
+/*
+ * acker.c - batched DeleteMessageBatch and ChangeMessageVisibilityBatch with
+ * retries of failed entries (see acker.h).
+ *
+ * Entries and calls come from free lists that grow to the high-water mark and
+ * are reused, so a steady stream of acknowledgements allocates nothing.
+ */
+#include "worker/acker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/retry.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "worker/metrics.h"
+
+struct ack_entry {
+    struct ack_entry *next;
+    enum eddy_ack_kind kind;
+    enum eddy_ack_reason why;
+    int visibility_s;
+    unsigned attempts;
+    char handle[EDDY_ACK_HANDLE_MAX + 1];
+};
+
+struct ack_call {
+    struct ack_call *next; /* in the free list */
+    struct eddy_acker *a;
+    enum eddy_ack_kind kind;
+    size_t n;
+    struct ack_entry *e[EDDY_SQS_MAX_BATCH];
+    struct eddy_sqs_batch_entry req[EDDY_SQS_MAX_BATCH];
+};
+
+static const char *const kind_name[EDDY_ACK_KINDS] = {"DeleteMessageBatch",
+                                                      "ChangeMessageVisibilityBatch"};
+
+static void list_push(struct eddy_acker_list *l, struct ack_entry *e)
+{
+    e->next = NULL;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+    l->n++;
+}
+
+static struct ack_entry *list_pop(struct eddy_acker_list *l)
+{
+    struct ack_entry *e = l->head;
+    if (e) {
+        l->head = e->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        l->n--;
+    }
+    return e;
+}
+
+static void entry_put(struct eddy_acker *a, struct ack_entry *e)
+{
+    e->next = a->free_entries;
+    a->free_entries = e;
+}
+
+static void check_closed(struct eddy_acker *a);
+static void send_batches(struct eddy_acker *a, bool partial);
+
+void eddy_acker_init(struct eddy_acker *a, uv_loop_t *loop, struct eddy_sqs *sqs,
+                     const struct eddy_acker_config *cfg)
+{
+    memset(a, 0, sizeof *a);
+    a->loop = loop;
+    a->sqs = sqs;
+    a->queue_url = eddy_strdup(cfg->queue_url);
+    a->metrics = cfg->metrics;
+    a->flush_ms = cfg->flush_ms ? cfg->flush_ms : EDDY_ACK_FLUSH_MS;
+    a->max_attempts = cfg->max_attempts ? cfg->max_attempts : EDDY_ACK_MAX_ATTEMPTS;
+    a->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 100;
+    a->retry_cap_ms = cfg->retry_cap_ms ? cfg->retry_cap_ms : 5000;
+    eddy_rng_seed(&a->rng, cfg->seed);
+    uv_timer_init(loop, &a->flush_timer);
+    uv_timer_init(loop, &a->retry_timer);
+}
+
+static void flush_timer_cb(uv_timer_t *t)
+{
+    struct eddy_acker *a = eddy_container_of(t, struct eddy_acker, flush_timer);
+    send_batches(a, true);
+}
+
+static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const char *handle,
+                        int visibility_s, enum eddy_ack_reason why)
+{
+    if (a->shut)
+        return EDDY_ECANCELED;
+    size_t len = strlen(handle);
+    if (len > EDDY_ACK_HANDLE_MAX) {
+        eddy_log(EDDY_LOG_ERROR, NULL, "receipt handle of %zu bytes is over %d; not sent to %s",
+                 len, EDDY_ACK_HANDLE_MAX, kind_name[kind]);
+        return EDDY_ELIMIT;
+    }
+    struct ack_entry *e = a->free_entries;
+    if (e)
+        a->free_entries = e->next;
+    else
+        e = eddy_malloc(sizeof *e);
+    e->kind = kind;
+    e->why = why;
+    e->visibility_s = visibility_s;
+    e->attempts = 0;
+    memcpy(e->handle, handle, len + 1);
+    list_push(&a->pending[kind], e);
+    if (a->pending[kind].n >= EDDY_SQS_MAX_BATCH || a->closing)
+        send_batches(a, a->closing);
+    if (a->pending[kind].n > 0 && !uv_is_active((uv_handle_t *)&a->flush_timer))
+        uv_timer_start(&a->flush_timer, flush_timer_cb, a->flush_ms, 0);
+    return EDDY_OK;
+}
+
+eddy_err eddy_acker_delete(struct eddy_acker *a, const char *receipt_handle)
+{
+    return enqueue(a, EDDY_ACK_DELETE, receipt_handle, 0, EDDY_ACK_RELEASE);
+}
+
+eddy_err eddy_acker_visibility(struct eddy_acker *a, const char *receipt_handle, int visibility_s,
+                               enum eddy_ack_reason why)
+{
+    if (visibility_s < 0)
+        visibility_s = 0;
+    if (visibility_s > 43200)
+        visibility_s = 43200;
+    return enqueue(a, EDDY_ACK_VISIBILITY, receipt_handle, visibility_s, why);
+}
+
+static void retry_timer_cb(uv_timer_t *t)
+{
+    struct eddy_acker *a = eddy_container_of(t, struct eddy_acker, retry_timer);
+    struct ack_entry *e;
+    while ((e = list_pop(&a->retry)) != NULL)
+        list_push(&a->pending[e->kind], e);
+    send_batches(a, true);
+}
+
+/* An entry that failed: queue it for a retry, or give up on it. */
+static void retry_or_drop(struct eddy_acker *a, struct ack_entry *e, const char *code,
+                          bool permanent)
+{
+    e->attempts++;
+    if (permanent || e->attempts >= a->max_attempts) {
+        a->dropped[e->kind]++;
+        struct eddy_log_fields f = {.error = code, .seq = EDDY_LOG_NOSEQ};
+        eddy_log(permanent ? EDDY_LOG_INFO : EDDY_LOG_WARN, &f,
+                 "%s entry given up after %u attempt(s)%s", kind_name[e->kind], e->attempts,
+                 permanent ? ": the receipt handle is no longer valid" : "");
+        entry_put(a, e);
+        return;
+    }
+    list_push(&a->retry, e);
+    if (!uv_is_active((uv_handle_t *)&a->retry_timer)) {
+        uint32_t ms =
+            a->retry_base_ms +
+            eddy_backoff_full_jitter(&a->rng, e->attempts - 1, a->retry_base_ms, a->retry_cap_ms);
+        uv_timer_start(&a->retry_timer, retry_timer_cb, ms, 0);
+    }
+}
+
+/* SQS's codes for a receipt handle that will never work again. */
+static bool permanent_code(const char *code)
+{
+    static const char *const codes[] = {"ReceiptHandleIsInvalid", "InvalidParameterValue",
+                                        "MessageNotInflight", "InvalidReceiptHandle",
+                                        "AWS.SimpleQueueService.MessageNotInflight"};
+    for (size_t i = 0; code && i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+static void count_sent(struct eddy_acker *a, const struct ack_entry *e)
+{
+    a->sent[e->kind]++;
+    if (a->metrics == NULL)
+        return;
+    if (e->kind == EDDY_ACK_DELETE)
+        eddy_metrics_inc(a->metrics, EDDY_METRIC_deleted);
+    else if (e->why == EDDY_ACK_RELEASE)
+        eddy_metrics_inc(a->metrics, EDDY_METRIC_released);
+    else if (e->why == EDDY_ACK_HEARTBEAT)
+        eddy_metrics_inc(a->metrics, EDDY_METRIC_heartbeats);
+}
+
+static void call_done(struct eddy_acker *a, struct ack_call *c)
+{
+    c->next = a->free_calls;
+    a->free_calls = c;
+    a->calls_inflight--;
+    a->entries_inflight -= c->n;
+    send_batches(a, a->closing);
+    check_closed(a);
+}
+
+static void batch_cb(eddy_err err, struct eddy_sqs_batch_result *res,
+                     const struct eddy_aws_reply *reply, void *ud)
+{
+    struct ack_call *c = ud;
+    struct eddy_acker *a = c->a;
+    if (err != EDDY_OK) {
+        struct eddy_log_fields f = {.request_id = reply->request_id,
+                                    .error = eddy_error_text(reply->error),
+                                    .seq = EDDY_LOG_NOSEQ};
+        eddy_log(EDDY_LOG_WARN, &f, "%s of %zu entries failed", kind_name[c->kind], c->n);
+        for (size_t i = 0; i < c->n; i++)
+            retry_or_drop(a, c->e[i], eddy_err_name(err), false);
+    } else {
+        for (size_t i = 0; i < c->n; i++) {
+            const struct eddy_sqs_entry_result *r = i < res->n ? &res->entries[i] : NULL;
+            if (r && r->ok) {
+                count_sent(a, c->e[i]);
+                entry_put(a, c->e[i]);
+                continue;
+            }
+            const char *code = r && r->code ? r->code : "NoResult";
+            bool permanent = permanent_code(code) || (r && r->sender_fault);
+            retry_or_drop(a, c->e[i], code, permanent);
+        }
+    }
+    eddy_sqs_batch_result_cleanup(res);
+    call_done(a, c);
+}
+
+static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind)
+{
+    struct ack_call *c = a->free_calls;
+    if (c)
+        a->free_calls = c->next;
+    else
+        c = eddy_malloc(sizeof *c);
+    c->a = a;
+    c->kind = kind;
+    c->n = 0;
+    struct ack_entry *e;
+    while (c->n < EDDY_SQS_MAX_BATCH && (e = list_pop(&a->pending[kind])) != NULL) {
+        c->e[c->n] = e;
+        c->req[c->n].receipt_handle = e->handle;
+        c->req[c->n].visibility_s = e->visibility_s;
+        c->n++;
+    }
+    a->calls_inflight++;
+    a->entries_inflight += c->n;
+    struct eddy_error err;
+    eddy_err rc =
+        kind == EDDY_ACK_DELETE
+            ? eddy_sqs_delete_batch(a->sqs, a->queue_url, c->req, c->n, batch_cb, c, NULL, &err)
+            : eddy_sqs_change_visibility_batch(a->sqs, a->queue_url, c->req, c->n, batch_cb, c,
+                                               NULL, &err);
+    if (rc != EDDY_OK) {
+        struct eddy_log_fields f = {.error = eddy_error_text(&err), .seq = EDDY_LOG_NOSEQ};
+        eddy_log(EDDY_LOG_WARN, &f, "%s could not start", kind_name[kind]);
+        for (size_t i = 0; i < c->n; i++)
+            retry_or_drop(a, c->e[i], eddy_err_name(rc), false);
+        c->next = a->free_calls;
+        a->free_calls = c;
+        a->calls_inflight--;
+        a->entries_inflight -= c->n;
+    }
+}
+
+/* Send full batches; with partial, also what is left over. */
+static void send_batches(struct eddy_acker *a, bool partial)
+{
+    for (int k = 0; k < EDDY_ACK_KINDS; k++) {
+        while (a->calls_inflight < EDDY_ACK_MAX_CALLS &&
+               (a->pending[k].n >= EDDY_SQS_MAX_BATCH || (partial && a->pending[k].n > 0)))
+            send_one(a, (enum eddy_ack_kind)k);
+    }
+    bool left = a->pending[EDDY_ACK_DELETE].n > 0 || a->pending[EDDY_ACK_VISIBILITY].n > 0;
+    if (!left)
+        uv_timer_stop(&a->flush_timer);
+    else if (!uv_is_active((uv_handle_t *)&a->flush_timer))
+        uv_timer_start(&a->flush_timer, flush_timer_cb, a->flush_ms, 0);
+}
+
+void eddy_acker_flush(struct eddy_acker *a)
+{
+    send_batches(a, true);
+}
+
+size_t eddy_acker_outstanding(const struct eddy_acker *a)
+{
+    return a->pending[0].n + a->pending[1].n + a->retry.n + a->entries_inflight;
+}
+
+static void free_pools(struct eddy_acker *a)
+{
+    while (a->free_entries) {
+        struct ack_entry *e = a->free_entries;
+        a->free_entries = e->next;
+        free(e);
+    }
+    while (a->free_calls) {
+        struct ack_call *c = a->free_calls;
+        a->free_calls = c->next;
+        free(c);
+    }
+    free(a->queue_url);
+    a->queue_url = NULL;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct eddy_acker *a = h->data;
+    if (++a->closed_handles < 2)
+        return;
+    free_pools(a);
+    if (a->close_cb)
+        a->close_cb(a->close_ud);
+}
+
+static void check_closed(struct eddy_acker *a)
+{
+    if (!a->closing || a->shut || a->calls_inflight > 0 || a->retry.n > 0 || a->pending[0].n > 0 ||
+        a->pending[1].n > 0)
+        return;
+    a->shut = true; /* enqueue refuses from now on */
+    a->flush_timer.data = a;
+    a->retry_timer.data = a;
+    uv_close((uv_handle_t *)&a->flush_timer, timer_closed);
+    uv_close((uv_handle_t *)&a->retry_timer, timer_closed);
+}
+
+void eddy_acker_close(struct eddy_acker *a, void (*cb)(void *ud), void *ud)
+{
+    a->close_cb = cb;
+    a->close_ud = ud;
+    a->closing = true;
+    send_batches(a, true);
+    check_closed(a);
+}

@@ -1,0 +1,113 @@
+/*
+ * acker.h - batched acknowledgements of SQS messages: deletes, and visibility
+ * changes (release, backoff, heartbeat).
+ *
+ * The consumer hands the acker a receipt handle and forgets the message: the
+ * handle is copied into a pooled entry (no allocation per message once the
+ * pool is warm). Entries of one kind are sent together, up to 10 per
+ * DeleteMessageBatch or ChangeMessageVisibilityBatch call: a batch leaves as
+ * soon as 10 are queued, or flush_ms after the first of a partial batch was
+ * queued. So the cost of an acknowledgement is a tenth of a call under load,
+ * and a few milliseconds of delay when idle.
+ *
+ * Failures. A call that fails as a whole (after the AWS layer's own retries)
+ * and entries that fail for a reason that may pass (5xx, throttling, an entry
+ * SQS did not answer for) are queued again after a full-jitter backoff, up to
+ * max_attempts. An entry whose receipt handle SQS refuses
+ * (ReceiptHandleIsInvalid, InvalidParameterValue, MessageNotInflight: the
+ * message expired, was received again elsewhere, or is already gone) is
+ * logged and dropped: retrying cannot help, and the worst that follows is
+ * one more delivery, which dedupe absorbs. Nothing here loops forever.
+ *
+ * The acker is not the place that decides what is safe to delete: the
+ * consumer queues a delete only after the message's effect is durable.
+ */
+#ifndef EDDY_WORKER_ACKER_H
+#define EDDY_WORKER_ACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "eddy/rng.h"
+#include "svc/sqs.h"
+
+struct eddy_metrics;
+
+/* Longest receipt handle the acker holds (SQS documents 1,024 characters). */
+#define EDDY_ACK_HANDLE_MAX 1024
+#define EDDY_ACK_FLUSH_MS 5
+#define EDDY_ACK_MAX_ATTEMPTS 6
+#define EDDY_ACK_MAX_CALLS 32 /* batch calls in flight at once */
+
+enum eddy_ack_kind { EDDY_ACK_DELETE, EDDY_ACK_VISIBILITY, EDDY_ACK_KINDS };
+
+struct eddy_acker_config {
+    const char *queue_url;        /* copied */
+    uint32_t flush_ms;            /* 0: EDDY_ACK_FLUSH_MS */
+    unsigned max_attempts;        /* 0: EDDY_ACK_MAX_ATTEMPTS */
+    uint32_t retry_base_ms;       /* 0: 100 */
+    uint32_t retry_cap_ms;        /* 0: 5000 */
+    struct eddy_metrics *metrics; /* may be NULL: counts deleted, released, heartbeats */
+    uint64_t seed;                /* backoff jitter */
+};
+
+struct ack_entry;
+struct ack_call;
+
+struct eddy_acker_list {
+    struct ack_entry *head, *tail;
+    size_t n;
+};
+
+struct eddy_acker {
+    uv_loop_t *loop;
+    struct eddy_sqs *sqs;
+    char *queue_url;
+    struct eddy_metrics *metrics;
+    uint32_t flush_ms, retry_base_ms, retry_cap_ms;
+    unsigned max_attempts;
+    struct eddy_rng rng;
+    uv_timer_t flush_timer;
+    uv_timer_t retry_timer;
+    struct eddy_acker_list pending[EDDY_ACK_KINDS];
+    struct eddy_acker_list retry; /* waiting for retry_timer */
+    struct ack_entry *free_entries;
+    struct ack_call *free_calls;
+    size_t calls_inflight;
+    size_t entries_inflight;
+    /* totals, for tests and logs */
+    uint64_t sent[EDDY_ACK_KINDS];    /* entries confirmed by SQS */
+    uint64_t dropped[EDDY_ACK_KINDS]; /* entries given up on */
+    bool closing;                     /* eddy_acker_close was called */
+    bool shut;                        /* the timers are closing: nothing more is accepted */
+    int closed_handles;
+    void (*close_cb)(void *ud);
+    void *close_ud;
+};
+
+/* Why a visibility change is made: only for the metrics. */
+enum eddy_ack_reason { EDDY_ACK_RELEASE, EDDY_ACK_BACKOFF, EDDY_ACK_HEARTBEAT };
+
+void eddy_acker_init(struct eddy_acker *a, uv_loop_t *loop, struct eddy_sqs *sqs,
+                     const struct eddy_acker_config *cfg);
+/* Queue a DeleteMessageBatch entry. EDDY_ELIMIT when the handle is too long
+ * (logged); EDDY_ECANCELED after close. */
+eddy_err eddy_acker_delete(struct eddy_acker *a, const char *receipt_handle);
+/* Queue a ChangeMessageVisibilityBatch entry (0..43200 s). */
+eddy_err eddy_acker_visibility(struct eddy_acker *a, const char *receipt_handle, int visibility_s,
+                               enum eddy_ack_reason why);
+/* Send what is queued now, without waiting for the flush timer. */
+void eddy_acker_flush(struct eddy_acker *a);
+/* Entries queued, waiting for a retry or in flight. */
+size_t eddy_acker_outstanding(const struct eddy_acker *a);
+/*
+ * Flush everything (retries keep their backoff), wait for the calls in
+ * flight, close the timers, then call cb from the loop. Nothing may be queued
+ * afterwards. The storage of a stays the caller's.
+ */
+void eddy_acker_close(struct eddy_acker *a, void (*cb)(void *ud), void *ud);
+
+#endif

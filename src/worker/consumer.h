@@ -1,0 +1,124 @@
+/*
+ * consumer.h - the SQS consumer: long polls, in-flight accounting, decoding,
+ * entity lanes with coalescing, FIFO groups, failure policies, heartbeat and
+ * drain.
+ *
+ * Messages come in through several long polls (ReceiveMessage, up to 10 at a
+ * time), which run only while the messages in hand stay under max_inflight.
+ * Each body is decoded (envelope.h); one that does not decode is poison.
+ * A decoded message joins the lane of its entity (on a FIFO queue: of its
+ * MessageGroupId). A lane runs one processor batch at a time, built from up
+ * to coalesce_max of its pending messages in receive order, so a process
+ * never races itself on an entity and an entity's events keep their order.
+ * On a FIFO queue a group lane also waits while another lane has a batch of
+ * the same entity in flight, and a batch holds one entity: the processor's
+ * one-batch-per-entity rule holds across groups.
+ *
+ * After a batch the per-event results decide (nothing is deleted before the
+ * processor reports it durable):
+ *   APPLIED, DUPLICATE, REJECTED (policy record or drop) -> delete;
+ *   REJECTED with policy dlq -> SendMessage to the DLQ, then delete;
+ *   FAILED (the machine failed, a limit) -> the poison policy;
+ *   ERROR, or the batch failed -> made visible again after a backoff that
+ *   grows with ApproximateReceiveCount: min(2^count, 900) s, jittered to
+ *   between half and all of that.
+ * On a FIFO queue, after a transient or machine failure the rest of that
+ * group in hand is released (visibility 0), not processed out of order.
+ *
+ * Poison policies: dlq sends the original body to the DLQ with String
+ * message attributes eddy-error (the reason) and eddy-message-id, then
+ * deletes; redrive leaves the message with a growing visibility delay so the
+ * queue's redrive policy moves it after maxReceiveCount receives; drop
+ * deletes and logs. A DLQ send that fails falls back to the redrive delay.
+ *
+ * Unknown event types: a body whose event type is missing or unusable is
+ * poison (the envelope cannot be decoded). A type the machine does not handle
+ * is the machine's call: it rejects (recorded, like any refusal, and replay
+ * sees the same) or fails (then it is poison, as above).
+ *
+ * Heartbeat: a message in hand for half its visibility timeout since it was
+ * received or last extended is extended by the timeout (batched, acker.h).
+ *
+ * Drain: eddy_consumer_drain stops the pollers (their calls are canceled),
+ * releases the messages not started, waits for the batches in flight and the
+ * DLQ sends, flushes the acknowledgements, then calls back.
+ *
+ * The processor is reached through a submit function (the worker passes
+ * eddy_processor_submit), so the consumer can be tested with a fake.
+ */
+#ifndef EDDY_WORKER_CONSUMER_H
+#define EDDY_WORKER_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "core/processor.h"
+#include "svc/sqs.h"
+#include "worker/acker.h"
+#include "worker/envelope.h"
+
+struct eddy_metrics;
+struct eddy_health;
+
+enum eddy_poison_policy { EDDY_POISON_DLQ, EDDY_POISON_REDRIVE, EDDY_POISON_DROP };
+
+/* Largest visibility delay a transient failure or redrive sets, in seconds. */
+#define EDDY_CONSUMER_BACKOFF_MAX_S 900
+
+typedef eddy_err (*eddy_consumer_submit_fn)(void *ud, struct eddy_proc_batch *batch);
+
+struct eddy_consumer_config {
+    const char *queue_url; /* copied */
+    const char *dlq_url;   /* copied; NULL: none (policy dlq then needs one) */
+    int max_inflight;      /* >= 1 */
+    int pollers;           /* 0: clamp(max_inflight / 10, 1, 8); 1 on a FIFO queue */
+    int wait_s;            /* long-poll wait, 0..20 */
+    int visibility_s;      /* 0: the queue's (GetQueueAttributes at start) */
+    int coalesce_max;      /* events per batch, >= 1 */
+    enum eddy_reject_policy on_reject;
+    enum eddy_poison_policy on_poison;
+    const struct eddy_envelope_spec *spec; /* borrowed, outlives the consumer */
+    eddy_consumer_submit_fn submit;
+    void *submit_ud;
+    struct eddy_metrics *metrics;   /* borrowed, required */
+    struct eddy_health *health;     /* borrowed, may be NULL */
+    const struct eddy_clock *clock; /* NULL: the system clock */
+    uint64_t seed;                  /* jitter and lane hashing */
+    uint32_t ack_flush_ms;          /* 0: EDDY_ACK_FLUSH_MS */
+    /* A failure the consumer cannot get past (the queue does not exist, access
+     * is denied): the worker should stop. May be NULL. */
+    void (*on_fatal)(const struct eddy_error *err, void *ud);
+    void *on_fatal_ud;
+};
+
+struct eddy_consumer;
+
+/* EDDY_ECONFIG when the configuration is incomplete (names the setting). */
+struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
+                                        const struct eddy_consumer_config *cfg,
+                                        struct eddy_error *err);
+/* Read the queue's attributes (visibility timeout, FIFO), then start polling. */
+void eddy_consumer_start(struct eddy_consumer *c);
+/* Stop, release what has not started, finish what has, flush; then cb. */
+void eddy_consumer_drain(struct eddy_consumer *c, void (*cb)(void *ud), void *ud);
+/* Free after the drain callback (or before start). */
+void eddy_consumer_free(struct eddy_consumer *c);
+
+/* Messages in hand (received, not yet handed to the acker). */
+size_t eddy_consumer_inflight(const struct eddy_consumer *c);
+/* Whether the queue is treated as FIFO (known after start). */
+bool eddy_consumer_fifo(const struct eddy_consumer *c);
+/* The visibility timeout in use (known after start). */
+int eddy_consumer_visibility(const struct eddy_consumer *c);
+/* The acker, for tests. */
+struct eddy_acker *eddy_consumer_acker(struct eddy_consumer *c);
+/* The visibility delay for the receive_count-th receive, before jitter. */
+int eddy_consumer_backoff_s(uint32_t receive_count);
+/* Parse "dlq", "redrive", "drop". */
+bool eddy_poison_policy_parse(const char *s, enum eddy_poison_policy *out);
+
+#endif

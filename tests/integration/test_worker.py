@@ -1,0 +1,192 @@
+"""`eddy worker` end to end against the local AWS, driven by boto3.
+
+PutEvents -> rule -> queue -> eddy -> DynamoDB; duplicates; rejections;
+poison to the DLQ; a FIFO queue's per-group order; the health file; drain.
+"""
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+
+import awsenv
+import workerkit as wk
+from workerkit import Worker
+
+ENV = awsenv.Env.current()
+
+
+def setup(fifo=False, dlq=False, **queue_args):
+    table = awsenv.create_table(ENV, awsenv.unique_name("worker"))
+    dlq_q = awsenv.create_queue(ENV, awsenv.unique_name("worker-dlq"), fifo=fifo) if dlq else None
+    q = awsenv.create_queue(ENV, awsenv.unique_name("worker-q"), fifo=fifo, **queue_args)
+    return table, q, dlq_q
+
+
+def test_eventbridge_to_dynamodb():
+    table, q, _ = setup()
+    bus = awsenv.create_bus_to_queue(ENV, awsenv.unique_name("worker-bus"), q,
+                                     ["InsertCoin", "PullHandle"])
+    w = Worker(ENV, table, q["url"])
+    try:
+        events = ENV.events()
+        entities = [f"eb-{i}" for i in range(4)]
+        # one entity's events in order, one PutEvents call per round of games
+        for g in range(3):
+            for typ in ("InsertCoin", "PullHandle"):
+                entries = [{"EventBusName": bus["bus"], "Source": "test.slots",
+                            "DetailType": typ,
+                            "Detail": json.dumps({"id": e, "userId": "u"})} for e in entities]
+                assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+                # standard queues may reorder; let a round land before the next
+                awsenv.wait_for(lambda: wk.queue_count(ENV, q["url"]) == 0, timeout_s=30,
+                                interval_s=0.1, what="round processed")
+        for e in entities:
+            st, recs = wk.check_entity(ENV, table, e)
+            assert st["games"] == 3 and len(recs) == 6, (e, st, len(recs))
+        assert awsenv.wait_for(lambda: (w.dir / "health").exists(), what="health file")
+        hc = subprocess.run([str(wk.EDDY), "healthcheck"], env=w.env, capture_output=True)
+        assert hc.returncode == 0, hc.stderr
+    finally:
+        wk.stop_ok(w)
+    m = w.metrics()
+    assert m["processed"] == 24 and m["received"] == 24, m
+    assert '"level":"info"' in w.logs()
+
+
+def test_duplicates_applied_once():
+    table, q, _ = setup()
+    eid_coin, eid_pull = str(uuid.uuid4()), str(uuid.uuid4())
+    coin = wk.body("dup-1", "InsertCoin", eid_coin)
+    pull = wk.body("dup-1", "PullHandle", eid_pull)
+    wk.send_all(ENV, q["url"], [coin, coin, coin])
+    w = Worker(ENV, table, q["url"])
+    try:
+        wk.wait_drained(ENV, q["url"])
+        wk.send_all(ENV, q["url"], [pull, pull])
+        wk.wait_drained(ENV, q["url"])
+        wk.send_all(ENV, q["url"], [coin])  # again, after it was applied long ago
+        wk.wait_drained(ENV, q["url"])
+    finally:
+        wk.stop_ok(w)
+    st, recs = wk.check_entity(ENV, table, "dup-1")
+    assert [r["_eid"]["S"] for r in recs] == [eid_coin, eid_pull], recs
+    assert st["seq"] == 2 and st["games"] == 1, st
+    m = w.metrics()
+    assert m["duplicates"] == 4 and m["processed"] == 2, m
+
+
+def test_rejections_recorded():
+    table, q, _ = setup()
+    wk.send_all(ENV, q["url"], [wk.body("rej-1", "PullHandle")])
+    w = Worker(ENV, table, q["url"])
+    try:
+        wk.wait_drained(ENV, q["url"])
+        wk.send_all(ENV, q["url"], [wk.body("rej-1", "InsertCoin")])
+        wk.wait_drained(ENV, q["url"])
+        wk.send_all(ENV, q["url"], [wk.body("rej-1", "InsertCoin")])
+        wk.wait_drained(ENV, q["url"])
+    finally:
+        wk.stop_ok(w)
+    st, recs = wk.check_entity(ENV, table, "rej-1")
+    reasons = [r.get("_rejected", {}).get("S") for r in recs]
+    assert reasons == ["cannot pull handle", None, "cannot insert coin"], reasons
+    assert st["seq"] == 3 and st["coin"] is True, st
+    assert w.metrics()["rejected"] == 2
+
+
+def test_poison_to_dlq():
+    table, q, dlq = setup(dlq=True)
+    bodies = {
+        "not-json": "this is {not json",
+        "no-entity": json.dumps({"id": "p1", "detail-type": "InsertCoin", "detail": {}}),
+        "no-type": json.dumps({"id": "p2", "detail": {"id": "x"}}),
+        "over-size": json.dumps({"id": "p3", "detail-type": "InsertCoin",
+                                 "detail": {"id": "x", "pad": "x" * 270000}}),
+    }
+    sqs = ENV.sqs()
+    ids = {}
+    for name, b in bodies.items():
+        ids[sqs.send_message(QueueUrl=q["url"], MessageBody=b)["MessageId"]] = name
+    wk.send_all(ENV, q["url"], [wk.body("ok-1", "InsertCoin")])
+    w = Worker(ENV, table, q["url"], EDDY_DLQ_URL=dlq["url"])
+    try:
+        wk.wait_drained(ENV, q["url"], timeout_s=30)
+    finally:
+        wk.stop_ok(w)
+    got = {}
+    deadline = time.monotonic() + 10
+    while len(got) < len(bodies) and time.monotonic() < deadline:
+        for m in sqs.receive_message(QueueUrl=dlq["url"], MaxNumberOfMessages=10,
+                                     WaitTimeSeconds=1, MessageAttributeNames=["All"]
+                                     ).get("Messages", []):
+            attrs = m.get("MessageAttributes", {})
+            name = ids[attrs["eddy-message-id"]["StringValue"]]
+            got[name] = (m["Body"], attrs["eddy-error"]["StringValue"])
+            if name == "over-size":
+                assert attrs["eddy-truncated"]["StringValue"] == str(len(bodies[name]))
+    assert set(got) == set(bodies), got.keys()
+    for name, (b, reason) in got.items():
+        if name == "over-size":  # too big for any queue: cut to fit, length kept
+            assert len(b) > 200000 and bodies[name].startswith(b), len(b)
+        else:
+            assert b == bodies[name], name
+        assert reason, name
+    assert "JSON" in got["not-json"][1] or "json" in got["not-json"][1], got["not-json"][1]
+    assert "entity id" in got["no-entity"][1], got["no-entity"][1]
+    assert "type" in got["no-type"][1], got["no-type"][1]
+    assert "256 KB" in got["over-size"][1], got["over-size"][1]
+    assert wk.state(ENV, table, "ok-1")["seq"] == 1
+    assert w.metrics()["poison"] == 4
+
+
+def test_fifo_keeps_group_order():
+    table, q, _ = setup(fifo=True)
+    # every group is one entity: a strict alternation that only its order makes valid
+    entities = [f"fifo-{i}" for i in range(3)]
+    bodies = wk.game_bodies(entities, 8)
+    wk.send_all(ENV, q["url"], bodies, fifo_group=lambda b: json.loads(b)["detail"]["id"])
+    w = Worker(ENV, table, q["url"], EDDY_COALESCE_MAX=3)
+    try:
+        wk.wait_drained(ENV, q["url"], timeout_s=60)
+    finally:
+        wk.stop_ok(w)
+    for e in entities:
+        st, recs = wk.check_entity(ENV, table, e)
+        assert not any("_rejected" in r for r in recs), f"{e}: out of order"
+        assert st["games"] == 8, st
+        sent = [json.loads(b)["id"] for b in bodies if json.loads(b)["detail"]["id"] == e]
+        assert [r["_eid"]["S"] for r in recs] == sent
+
+
+def test_sigterm_under_load_exits_in_time():
+    table, q, _ = setup()
+    entities = [f"term-{i}" for i in range(10)]
+    bodies = wk.game_bodies(entities, 4)
+    wk.send_all(ENV, q["url"], bodies)
+    w = Worker(ENV, table, q["url"], EDDY_DRAIN_SECONDS=10, EDDY_WAIT_SECONDS=20)
+    awsenv.wait_for(lambda: w.metrics().get("processed", 0) > 0 or
+                    "applied" in w.logs(), timeout_s=30, interval_s=0.05, what="work started")
+    t0 = time.monotonic()
+    rc = w.stop(signal.SIGTERM, timeout=15)
+    took = time.monotonic() - t0
+    assert rc == 0, f"exit {rc}\n{w.logs()[-2000:]}"
+    assert took < 10, took
+    # nothing lost: a second worker finishes what was released
+    w2 = Worker(ENV, table, q["url"])
+    try:
+        wk.wait_drained(ENV, q["url"], timeout_s=120)
+    finally:
+        wk.stop_ok(w2)
+    total = 0
+    for e in entities:
+        st, recs = wk.check_entity(ENV, table, e)
+        total += len(recs)
+    assert total == len(bodies), (total, len(bodies))
+
+
+if __name__ == "__main__":
+    awsenv.run_tests([test_eventbridge_to_dynamodb, test_duplicates_applied_once,
+                      test_rejections_recorded, test_poison_to_dlq, test_fifo_keeps_group_order,
+                      test_sigterm_under_load_exits_in_time])

@@ -1,0 +1,158 @@
+/*
+ * test_acker.c - batched deletes and visibility changes against the fake
+ * transport: batching at 10, the flush timer, retries of failed entries,
+ * receipt handles given up on, close.
+ */
+#include "worker_rig.h"
+
+#include <stdio.h>
+
+#include "worker/acker.h"
+#include "worker/metrics.h"
+
+static int closed;
+static void on_closed(void *ud)
+{
+    (void)ud;
+    closed = 1;
+}
+
+static void close_acker(struct rig *r, struct eddy_acker *a)
+{
+    closed = 0;
+    eddy_acker_close(a, on_closed, NULL);
+    rig_run_until(r, &closed, 1000);
+    assert_true(closed);
+}
+
+static void test_batches_of_ten(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r);
+    struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_OFF);
+    struct eddy_acker a;
+    struct eddy_acker_config cfg = {.queue_url = QURL, .flush_ms = 5, .metrics = m};
+    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    for (int i = 0; i < 3; i++)
+        eddy_fake_push_json(r.fake, 200, ALL_OK);
+    char h[32];
+    for (int i = 0; i < 25; i++) {
+        snprintf(h, sizeof h, "rh-%d", i);
+        assert_int_equal(eddy_acker_delete(&a, h), EDDY_OK);
+    }
+    /* two full batches leave at once; the rest waits for the timer */
+    assert_int_equal(eddy_fake_count(r.fake), 2);
+    close_acker(&r, &a);
+    assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 3);
+    assert_non_null(strstr(eddy_fake_request_at(r.fake, 0)->body, "\"rh-9\""));
+    assert_null(strstr(eddy_fake_request_at(r.fake, 0)->body, "\"rh-10\""));
+    assert_non_null(strstr(eddy_fake_request_at(r.fake, 2)->body, "\"rh-24\""));
+    assert_int_equal(a.sent[EDDY_ACK_DELETE], 25);
+    assert_int_equal(eddy_metrics_total(m, EDDY_METRIC_deleted), 25);
+    eddy_metrics_free(m);
+    rig_close(&r);
+}
+
+static void test_flush_timer_and_visibility(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r);
+    struct eddy_acker a;
+    struct eddy_acker_config cfg = {.queue_url = QURL, .flush_ms = 5};
+    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    eddy_fake_push_json(r.fake, 200, ALL_OK);
+    eddy_acker_visibility(&a, "rh-a", 0, EDDY_ACK_RELEASE);
+    eddy_acker_visibility(&a, "rh-b", 99999, EDDY_ACK_BACKOFF); /* clamped to 43200 */
+    assert_int_equal(eddy_fake_count(r.fake), 0);
+    while (a.sent[EDDY_ACK_VISIBILITY] < 2)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    assert_string_equal(rig_op(&r, 0), "ChangeMessageVisibilityBatch");
+    const char *body = eddy_fake_request_at(r.fake, 0)->body;
+    assert_non_null(strstr(body, "43200"));
+    assert_non_null(strstr(body, "\"rh-a\""));
+    close_acker(&r, &a);
+    rig_close(&r);
+}
+
+static void test_failed_entries(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r);
+    struct eddy_acker a;
+    struct eddy_acker_config cfg = {
+        .queue_url = QURL, .flush_ms = 1, .retry_base_ms = 1, .retry_cap_ms = 2};
+    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    /* entry 0 ok, 1 gone for good, 2 a passing failure; then a failed call; then ok */
+    eddy_fake_push_json(r.fake, 200,
+                        "{\"Successful\":[{\"Id\":\"0\"}],\"Failed\":["
+                        "{\"Id\":\"1\",\"Code\":\"ReceiptHandleIsInvalid\",\"SenderFault\":true},"
+                        "{\"Id\":\"2\",\"Code\":\"InternalError\",\"SenderFault\":false}]}");
+    eddy_fake_push_status(r.fake, 500, NULL, "{\"__type\":\"InternalFailure\"}");
+    eddy_fake_push_json(r.fake, 200, ALL_OK);
+    eddy_acker_delete(&a, "rh-0");
+    eddy_acker_delete(&a, "rh-1");
+    eddy_acker_delete(&a, "rh-2");
+    close_acker(&r, &a);
+    assert_int_equal(eddy_fake_count(r.fake), 3);
+    for (size_t i = 1; i < 3; i++) {
+        const char *body = eddy_fake_request_at(r.fake, i)->body;
+        assert_non_null(strstr(body, "\"rh-2\""));
+        assert_null(strstr(body, "\"rh-1\""));
+        assert_null(strstr(body, "\"rh-0\""));
+    }
+    assert_int_equal(a.sent[EDDY_ACK_DELETE], 2);
+    assert_int_equal(a.dropped[EDDY_ACK_DELETE], 1);
+    rig_close(&r);
+}
+
+static void test_gives_up_after_max_attempts(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r);
+    struct eddy_acker a;
+    struct eddy_acker_config cfg = {
+        .queue_url = QURL, .flush_ms = 1, .max_attempts = 3, .retry_base_ms = 1, .retry_cap_ms = 2};
+    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    for (int i = 0; i < 3; i++)
+        eddy_fake_push_error(r.fake, EDDY_ENET);
+    eddy_acker_delete(&a, "rh-x");
+    close_acker(&r, &a);
+    assert_int_equal(eddy_fake_count(r.fake), 3);
+    assert_int_equal(a.dropped[EDDY_ACK_DELETE], 1);
+    assert_int_equal(eddy_acker_outstanding(&a), 0);
+    rig_close(&r);
+}
+
+static void test_refuses_long_handle_and_after_close(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r);
+    struct eddy_acker a;
+    struct eddy_acker_config cfg = {.queue_url = QURL};
+    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    char big[EDDY_ACK_HANDLE_MAX + 2];
+    memset(big, 'h', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(eddy_acker_delete(&a, big), EDDY_ELIMIT);
+    close_acker(&r, &a);
+    assert_int_equal(eddy_acker_delete(&a, "rh"), EDDY_ECANCELED);
+    assert_int_equal(eddy_fake_count(r.fake), 0);
+    rig_close(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batches_of_ten),
+        cmocka_unit_test(test_flush_timer_and_visibility),
+        cmocka_unit_test(test_failed_entries),
+        cmocka_unit_test(test_gives_up_after_max_attempts),
+        cmocka_unit_test(test_refuses_long_handle_and_after_close),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

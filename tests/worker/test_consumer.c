@@ -1,0 +1,310 @@
+/*
+ * test_consumer.c - the consumer against the fake transport and a fake
+ * processor: lanes and coalescing, per-event results and the failure
+ * policies, FIFO release after a failure, poison to the DLQ, drain.
+ */
+#include "worker_rig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "worker/consumer.h"
+#include "worker/metrics.h"
+
+#define ATTRS "{\"Attributes\":{\"VisibilityTimeout\":\"30\"}}"
+
+struct fakeproc {
+    struct eddy_proc_batch *b[16];
+    int n;
+};
+
+static eddy_err fake_submit(void *ud, struct eddy_proc_batch *batch)
+{
+    struct fakeproc *fp = ud;
+    assert_true(fp->n < 16);
+    fp->b[fp->n++] = batch;
+    return EDDY_OK;
+}
+
+static void complete(struct eddy_proc_batch *b, const enum eddy_event_result *res)
+{
+    for (size_t i = 0; i < b->nevents; i++) {
+        b->events[i].result = res[i];
+        snprintf(b->events[i].reason, sizeof b->events[i].reason, "reason %zu", i);
+    }
+    b->cb(b, EDDY_OK, b->ud);
+}
+
+static char *message(const char *id, const char *entity, const char *type)
+{
+    static char buf[512];
+    if (entity == NULL) {
+        snprintf(buf, sizeof buf,
+                 "{\"MessageId\":\"%s\",\"ReceiptHandle\":\"rh-%s\",\"Body\":\"nope {\","
+                 "\"Attributes\":{\"ApproximateReceiveCount\":\"1\"}}",
+                 id, id);
+    } else {
+        snprintf(buf, sizeof buf,
+                 "{\"MessageId\":\"%s\",\"ReceiptHandle\":\"rh-%s\",\"Body\":"
+                 "\"{\\\"id\\\":\\\"ev-%s\\\",\\\"detail-type\\\":\\\"%s\\\",\\\"detail\\\":"
+                 "{\\\"id\\\":\\\"%s\\\"}}\",\"Attributes\":{\"ApproximateReceiveCount\":\"1\","
+                 "\"MessageGroupId\":\"g1\"}}",
+                 id, id, id, type, entity);
+    }
+    return buf;
+}
+
+/* {"Messages":[...]} from (id, entity) pairs; entity NULL: a poison body. */
+static void push_receive(struct rig *r, const char *const *ids, const char *const *entities, int n)
+{
+    char *json = malloc(8192);
+    strcpy(json, "{\"Messages\":[");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            strcat(json, ",");
+        strcat(json, message(ids[i], entities[i], "InsertCoin"));
+    }
+    strcat(json, "]}");
+    eddy_fake_push_json(r->fake, 200, json);
+    free(json);
+}
+
+struct setup {
+    struct rig r;
+    struct eddy_envelope_spec spec;
+    struct eddy_metrics *m;
+    struct fakeproc fp;
+    struct eddy_consumer *c;
+    int drained;
+};
+
+static void on_drained(void *ud)
+{
+    ((struct setup *)ud)->drained = 1;
+}
+
+static void setup_start(struct setup *s, const char *url, const char *dlq)
+{
+    memset(s, 0, sizeof *s);
+    rig_init(&s->r);
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_envelope_spec_init(&s->spec, NULL, NULL, NULL, NULL, &err), EDDY_OK);
+    s->m = eddy_metrics_new(EDDY_METRICS_OFF);
+    struct eddy_consumer_config cfg = {.queue_url = url,
+                                       .dlq_url = dlq,
+                                       .max_inflight = 10,
+                                       .pollers = 1,
+                                       .wait_s = 0,
+                                       .coalesce_max = 16,
+                                       .on_reject = EDDY_REJECT_RECORD,
+                                       .on_poison = dlq ? EDDY_POISON_DLQ : EDDY_POISON_REDRIVE,
+                                       .spec = &s->spec,
+                                       .submit = fake_submit,
+                                       .submit_ud = &s->fp,
+                                       .metrics = s->m,
+                                       .seed = 3,
+                                       .ack_flush_ms = 1};
+    s->c = eddy_consumer_new(&s->r.loop, &s->r.sqs, &cfg, &err);
+    assert_non_null(s->c);
+    eddy_fake_push_json(s->r.fake, 200, ATTRS);
+    eddy_consumer_start(s->c);
+}
+
+static void drain_and_close(struct setup *s)
+{
+    eddy_consumer_drain(s->c, on_drained, s);
+    for (int i = 0; i < 8; i++)
+        eddy_fake_push_json(s->r.fake, 200, ALL_OK);
+    rig_run_until(&s->r, &s->drained, 2000);
+    assert_true(s->drained);
+    assert_int_equal(eddy_consumer_inflight(s->c), 0);
+    eddy_consumer_free(s->c);
+    eddy_metrics_free(s->m);
+    eddy_envelope_spec_cleanup(&s->spec);
+    rig_close(&s->r);
+}
+
+/* Every request of op whose body holds needle. */
+static int bodies_with(struct rig *r, const char *op, const char *needle)
+{
+    int n = 0;
+    for (size_t i = 0; i < eddy_fake_count(r->fake); i++)
+        if (strcmp(rig_op(r, i), op) == 0 && strstr(eddy_fake_request_at(r->fake, i)->body, needle))
+            n++;
+    return n;
+}
+
+static int fp_at_least(struct setup *s, int n)
+{
+    for (int turns = 0; s->fp.n < n && turns < 2000; turns++)
+        uv_run(&s->r.loop, UV_RUN_ONCE);
+    return s->fp.n >= n;
+}
+
+static void test_lanes_coalesce_and_results(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL, NULL);
+    const char *ids[] = {"b1", "a1", "a2", "a3", "p1"};
+    const char *ents[] = {"B", "A", "A", "A", NULL};
+    push_receive(&s.r, ids, ents, 5);
+    assert_true(fp_at_least(&s, 2));
+    assert_string_equal(s.fp.b[0]->entity_id, "B");
+    assert_string_equal(s.fp.b[1]->entity_id, "A");
+    assert_int_equal(s.fp.b[1]->nevents, 1);
+    assert_int_equal(eddy_consumer_inflight(s.c), 4); /* the poison left at once */
+    /* A's first batch done: the two waiting events go together, in order */
+    complete(s.fp.b[1], (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    assert_true(fp_at_least(&s, 3));
+    assert_int_equal(s.fp.b[2]->nevents, 2);
+    assert_string_equal(s.fp.b[2]->events[0].event_id, "ev-a2");
+    assert_string_equal(s.fp.b[2]->events[1].event_id, "ev-a3");
+    eddy_consumer_drain(s.c, on_drained, &s);
+    complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_REJECTED});
+    complete(s.fp.b[2], (enum eddy_event_result[]){EDDY_EV_DUPLICATE, EDDY_EV_ERROR});
+    drain_and_close(&s);
+}
+
+static void test_results_reach_sqs(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL, NULL);
+    const char *ids[] = {"x1", "y1", "p1"};
+    const char *ents[] = {"X", "Y", NULL};
+    push_receive(&s.r, ids, ents, 3);
+    assert_true(fp_at_least(&s, 2));
+    eddy_consumer_drain(s.c, on_drained, &s);
+    complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    complete(s.fp.b[1], (enum eddy_event_result[]){EDDY_EV_ERROR});
+    for (int i = 0; i < 8; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-x1\""), 1);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-y1\""), 0);
+    /* transient and poison (redrive): visible again after 1..2 s (receive count 1) */
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-y1\""), 1);
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-p1\""), 1);
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"VisibilityTimeout\":0"),
+                     0);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_received), 3);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_processed), 1);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_poison), 1);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_retries), 1);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
+static void test_fifo_releases_rest_of_group(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL ".fifo", NULL);
+    const char *ids[] = {"f1", "f2", "f3"};
+    const char *ents[] = {"E1", "E1", "E2"};
+    push_receive(&s.r, ids, ents, 3);
+    assert_true(fp_at_least(&s, 1));
+    assert_true(eddy_consumer_fifo(s.c));
+    assert_int_equal(s.fp.b[0]->nevents, 1);
+    eddy_consumer_drain(s.c, on_drained, &s);
+    complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_ERROR});
+    for (int i = 0; i < 8; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    assert_int_equal(s.fp.n, 1); /* f2 and f3 were never processed */
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-f2\""), 1);
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-f3\""), 1);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "rh-f"), 0);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
+static void test_poison_to_dlq(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    const char *ids[] = {"p9"};
+    const char *ents[] = {NULL};
+    push_receive(&s.r, ids, ents, 1);
+    for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    assert_int_equal(rig_count(&s.r, "SendMessage"), 1);
+    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
+    for (int i = 0; i < 4; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "eddy-error"), 1);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "not JSON"), 1);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "\"p9\""), 1);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-p9\""), 1);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
+static void test_backoff_grows(void **state)
+{
+    (void)state;
+    assert_int_equal(eddy_consumer_backoff_s(0), 2);
+    assert_int_equal(eddy_consumer_backoff_s(1), 2);
+    assert_int_equal(eddy_consumer_backoff_s(5), 32);
+    assert_int_equal(eddy_consumer_backoff_s(9), 512);
+    assert_int_equal(eddy_consumer_backoff_s(10), EDDY_CONSUMER_BACKOFF_MAX_S);
+    assert_int_equal(eddy_consumer_backoff_s(1000), EDDY_CONSUMER_BACKOFF_MAX_S);
+    enum eddy_poison_policy p;
+    assert_true(eddy_poison_policy_parse("redrive", &p));
+    assert_int_equal(p, EDDY_POISON_REDRIVE);
+    assert_false(eddy_poison_policy_parse("later", &p));
+}
+
+static void test_config_checked(void **state)
+{
+    (void)state;
+    struct eddy_envelope_spec spec;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_envelope_spec_init(&spec, NULL, NULL, NULL, NULL, &err), EDDY_OK);
+    struct eddy_consumer_config cfg = {.queue_url = QURL,
+                                       .max_inflight = 10,
+                                       .coalesce_max = 1,
+                                       .spec = &spec,
+                                       .submit = fake_submit,
+                                       .on_poison = EDDY_POISON_DLQ};
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_OFF);
+    cfg.metrics = m;
+    assert_null(eddy_consumer_new(&loop, NULL, &cfg, &err));
+    assert_int_equal(err.code, EDDY_ECONFIG);
+    assert_non_null(strstr(err.detail, "EDDY_DLQ_URL"));
+    cfg.on_poison = EDDY_POISON_REDRIVE;
+    cfg.queue_url = NULL;
+    assert_null(eddy_consumer_new(&loop, NULL, &cfg, &err));
+    assert_non_null(strstr(err.detail, "EDDY_QUEUE_URL"));
+    eddy_metrics_free(m);
+    eddy_envelope_spec_cleanup(&spec);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lanes_coalesce_and_results),
+        cmocka_unit_test(test_results_reach_sqs),
+        cmocka_unit_test(test_fifo_releases_rest_of_group),
+        cmocka_unit_test(test_poison_to_dlq),
+        cmocka_unit_test(test_backoff_grows),
+        cmocka_unit_test(test_config_checked),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
