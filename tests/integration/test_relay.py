@@ -150,7 +150,7 @@ def test_fault_proxy_failed_entries_only_resent():
     w = World()
     proxy = FaultProxy(w.env.endpoint("events"), [
         {"op": "PutEvents", "action": "fail_entries", "each": 2,
-         "match": {"field": "Detail", "regex": r'"id":"f[0-4]","seq":[24],'}},
+         "match": {"field": "Detail", "regex": r'"entity":"f[0-4]","namespace":"slot","seq":[24],'}},
     ]).start()
     try:
         want = w.write("f", entities=10, events=5)
