@@ -37,7 +37,7 @@
 #include "core/machine.h"
 #include "core/record.h"
 #include "svc/dynamodb.h"
-#include "worker/lru.h"
+#include "base/lru.h"
 
 #define COND_NEW "attribute_not_exists(#pk)"
 #define COND_STATE "attribute_not_exists(#pk) OR #seq = :prev"

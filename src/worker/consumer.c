@@ -17,7 +17,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "worker/health.h"
-#include "worker/lru.h"
+#include "base/lru.h"
 #include "worker/metrics.h"
 
 enum action { ACT_DELETE, ACT_BACKOFF, ACT_RELEASE };

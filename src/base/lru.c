@@ -6,7 +6,7 @@
  * LRU stores one node per key as the map's value; the node holds a pointer to
  * the key bytes of its map entry, so evicting the tail needs no second copy.
  */
-#include "worker/lru.h"
+#include "base/lru.h"
 
 #include <stdlib.h>
 #include <string.h>

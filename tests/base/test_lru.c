@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "base/alloc.h"
-#include "worker/lru.h"
+#include "base/lru.h"
 
 /* Values are heap ints; freed ones are recorded so tests can see what went. */
 static int freed[64];
