@@ -25,7 +25,7 @@
 #include "core/attr.h"
 #include "core/processor.h"
 #include "eddy/eddy.h"
-#include "worker/lru.h"
+#include "base/lru.h"
 
 struct ev {
     char *entity, *type, *id;
