@@ -333,7 +333,8 @@ def phase_latency(opts, aws, out, downstream_url, rate, result):
     sqs, events = aws.client("sqs"), aws.client("events")
     sqs.purge_queue(QueueUrl=downstream_url)
     count = opts.latency_events
-    entities = [f"lat-{i:04d}" for i in range(opts.entities)]
+    # at least four events a machine, so each gets coins and pulls to measure
+    entities = [f"lat-{i:04d}" for i in range(max(1, min(opts.entities, count // 4)))]
     plan = event_plan(entities, count)
     sent_at = {}  # event id -> unix time of the PutEvents call
     interval = 10.0 / rate
