@@ -238,6 +238,8 @@ static enum eddy_outcome slot_process(void *state, const struct eddy_event *ev,
     return EDDY_PROCESS_REJECTED;
 }
 
+static const char *const slot_event_types[] = {"InsertCoin", "PullHandle", NULL};
+
 const struct eddy_machine eddy_slotmachine = {
     .abi_version = EDDY_MACHINE_ABI,
     .name = "machine",
@@ -247,6 +249,7 @@ const struct eddy_machine eddy_slotmachine = {
     .state_free = slot_free,
     .state_copy = slot_copy,
     .process = slot_process,
+    .event_types = slot_event_types,
 };
 
 #ifdef EDDY_SLOTMACHINE_SHARED

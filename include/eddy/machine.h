@@ -114,6 +114,15 @@ struct eddy_machine {
      */
     enum eddy_outcome (*process)(void *state, const struct eddy_event *ev, struct eddy_emit *emit,
                                  struct eddy_rng *rng, char *reason, size_t reasonlen);
+
+    /*
+     * Optional: the inbound event types the machine handles, ending with NULL.
+     * When set, the worker treats a message of any other type as poison (sent
+     * to the DLQ with "unknown event type X") instead of recording a refusal.
+     * process() should still refuse an unknown type with a reason, for replay
+     * and for callers that do not check.
+     */
+    const char *const *event_types;
 };
 
 /*

@@ -224,6 +224,7 @@ static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
         .on_reject = (enum eddy_reject_policy)cfg->on_reject,
         .on_poison = pp,
         .spec = &w->spec,
+        .event_types = w->rt.m->event_types,
         .submit = submit,
         .submit_ud = w->proc,
         .metrics = w->metrics,

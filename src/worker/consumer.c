@@ -531,6 +531,17 @@ static void lane_kick(struct lane *l)
 
 /* ---- receiving ---- */
 
+/* Whether type is among the machine's types (always, when it lists none). */
+static bool known_type(const char *const *types, const char *type)
+{
+    if (types == NULL)
+        return true;
+    for (; *types; types++)
+        if (strcmp(*types, type) == 0)
+            return true;
+    return false;
+}
+
 static void on_message(struct eddy_consumer *c, struct eddy_sqs_message *m)
 {
     struct cmsg *msg = msg_get(c);
@@ -552,6 +563,12 @@ static void on_message(struct eddy_consumer *c, struct eddy_sqs_message *m)
         /* Order does not matter for poison, even on a FIFO queue: it is never
          * processed, only moved aside. */
         poison(msg, eddy_error_text(&err));
+        return;
+    }
+    if (!known_type(c->cfg.event_types, msg->env.event_type)) {
+        char reason[1100];
+        snprintf(reason, sizeof reason, "unknown event type %s", msg->env.event_type);
+        poison(msg, reason);
         return;
     }
     if (eddy_log_enabled(EDDY_LOG_DEBUG)) {

@@ -82,6 +82,9 @@ struct eddy_consumer_config {
     enum eddy_reject_policy on_reject;
     enum eddy_poison_policy on_poison;
     const struct eddy_envelope_spec *spec; /* borrowed, outlives the consumer */
+    /* The machine's inbound types, NULL-terminated; another type is poison.
+     * NULL: every type goes to the machine. Borrowed. */
+    const char *const *event_types;
     eddy_consumer_submit_fn submit;
     void *submit_ud;
     struct eddy_metrics *metrics;   /* borrowed, required */

@@ -102,6 +102,8 @@ def test_poison_to_dlq():
         "not-json": "this is {not json",
         "no-entity": json.dumps({"id": "p1", "detail-type": "InsertCoin", "detail": {}}),
         "no-type": json.dumps({"id": "p2", "detail": {"id": "x"}}),
+        "unknown-type": json.dumps({"id": "p4", "detail-type": "KickMachine",
+                                    "detail": {"id": "x"}}),
         "over-size": json.dumps({"id": "p3", "detail-type": "InsertCoin",
                                  "detail": {"id": "x", "pad": "x" * 270000}}),
     }
@@ -137,8 +139,9 @@ def test_poison_to_dlq():
     assert "entity id" in got["no-entity"][1], got["no-entity"][1]
     assert "type" in got["no-type"][1], got["no-type"][1]
     assert "256 KB" in got["over-size"][1], got["over-size"][1]
+    assert got["unknown-type"][1] == "unknown event type KickMachine", got["unknown-type"][1]
     assert wk.state(ENV, table, "ok-1")["seq"] == 1
-    assert w.metrics()["poison"] == 4
+    assert w.metrics()["poison"] == 5
 
 
 def test_fifo_keeps_group_order():
