@@ -58,7 +58,8 @@ eddy_err eddy_buf_append_str(struct eddy_buf *b, struct eddy_str s);
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-eddy_err eddy_buf_appendf(struct eddy_buf *b, const char *fmt, ...);
+eddy_err
+eddy_buf_appendf(struct eddy_buf *b, const char *fmt, ...);
 /* Append lowercase hex of n bytes. */
 eddy_err eddy_buf_append_hex(struct eddy_buf *b, const unsigned char *p, size_t n);
 /* Drop bytes past len (len <= b->len). */

@@ -74,7 +74,8 @@ struct eddy_error {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-eddy_err eddy_error_set(struct eddy_error *err, eddy_err code, const char *fmt, ...);
+eddy_err
+eddy_error_set(struct eddy_error *err, eddy_err code, const char *fmt, ...);
 eddy_err eddy_error_vset(struct eddy_error *err, eddy_err code, const char *fmt, va_list ap);
 void eddy_error_clear(struct eddy_error *err);
 /* The detail when set, else the code's message. */

@@ -95,7 +95,8 @@ void eddy_log(enum eddy_log_level level, const struct eddy_log_fields *f, const 
     struct eddy_buf b;
     eddy_buf_init(&b, 16384);
     if (out_format == EDDY_LOG_JSON) {
-        eddy_buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level_names[level]);
+        eddy_buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
+                         level_names[level]);
         json_escape(&b, msg);
         eddy_buf_appendc(&b, '"');
     } else {

@@ -80,8 +80,8 @@ static int cmd_healthcheck(const struct eddy_config *cfg)
     }
     time_t age = time(NULL) - st.st_mtime;
     if (age > cfg->health_max_age) {
-        fprintf(stderr, "eddy healthcheck: no progress for %lld s (limit %lld s)\n",
-                (long long)age, (long long)cfg->health_max_age);
+        fprintf(stderr, "eddy healthcheck: no progress for %lld s (limit %lld s)\n", (long long)age,
+                (long long)cfg->health_max_age);
         return 1;
     }
     return 0;

@@ -118,9 +118,8 @@ static eddy_err set_value(struct eddy_config *cfg, const struct setting *s, cons
         return EDDY_OK;
     case EDDY_CFG_INT:
         if (!parse_int(value, &v) || v < s->min || v > s->max)
-            return eddy_error_set(err, EDDY_ECONFIG,
-                                  "%s: \"%s\" is not an integer in %lld..%lld", source, value,
-                                  (long long)s->min, (long long)s->max);
+            return eddy_error_set(err, EDDY_ECONFIG, "%s: \"%s\" is not an integer in %lld..%lld",
+                                  source, value, (long long)s->min, (long long)s->max);
         break;
     case EDDY_CFG_SECS:
         if (!parse_secs(value, &v) || v < s->min || v > s->max)
@@ -136,8 +135,8 @@ static eddy_err set_value(struct eddy_config *cfg, const struct setting *s, cons
     case EDDY_CFG_ENUM:
         v = choice_index(s->choices, value);
         if (v < 0)
-            return eddy_error_set(err, EDDY_ECONFIG, "%s: \"%s\" is not one of %s", source,
-                                  value, s->choices);
+            return eddy_error_set(err, EDDY_ECONFIG, "%s: \"%s\" is not one of %s", source, value,
+                                  s->choices);
         break;
     }
     *valp = v;

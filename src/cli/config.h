@@ -68,8 +68,8 @@ enum eddy_config_type {
       "how long dedupe markers live (DynamoDB TTL)")                                               \
     X(state_history, "EDDY_STATE_HISTORY", "state-history", EDDY_CFG_BOOL, "0", 0, 0, NULL,        \
       "also write each state version as STATE/<seq>")                                              \
-    X(repair, "EDDY_REPAIR", "repair", EDDY_CFG_BOOL, "0", 0, 0, NULL,                           \
-      "replay: write the recomputed state as the next version (an eddy.Repair event)")           \
+    X(repair, "EDDY_REPAIR", "repair", EDDY_CFG_BOOL, "0", 0, 0, NULL,                             \
+      "replay: write the recomputed state as the next version (an eddy.Repair event)")             \
     X(event_bus, "EDDY_EVENT_BUS", "event-bus", EDDY_CFG_STR, NULL, 0, 0, NULL,                    \
       "EventBridge bus name or ARN (required for the relay)")                                      \
     X(event_source, "EDDY_EVENT_SOURCE", "event-source", EDDY_CFG_STR, NULL, 0, 0, NULL,           \

@@ -61,8 +61,8 @@ eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_contex
         return eddy_error_set(err, EDDY_ECONFIG, "EDDY_MACHINE is required (e.g. slotmachine)");
     if (cfg->table_str == NULL)
         return eddy_error_set(err, EDDY_ECONFIG, "EDDY_TABLE is required");
-    eddy_err rc = eddy_machine_select(cfg->machine_str, ctx->machines, ctx->nmachines,
-                                      &rt->machine, err);
+    eddy_err rc =
+        eddy_machine_select(cfg->machine_str, ctx->machines, ctx->nmachines, &rt->machine, err);
     if (rc)
         return rc;
     rt->parts |= PART_MACHINE;

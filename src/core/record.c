@@ -21,7 +21,7 @@
 
 static const char *const reserved[] = {
     "_pk",   "_sk",  "_seq",      "_typ", "_namespace", "_ts",
-    "_date", "_eid", "_rejected", "_ttl", "_eddy", "_tms",
+    "_date", "_eid", "_rejected", "_ttl", "_eddy",      "_tms",
 };
 
 static bool is_reserved(const char *name)

@@ -92,8 +92,8 @@ uint32_t eddy_record_shard(const char *pk, uint32_t shards);
 struct eddy_record_entity {
     const char *ns;
     const char *id;
-    int64_t seq;   /* the new _seq */
-    int64_t now_s; /* unix seconds, for _ts and _date */
+    int64_t seq;    /* the new _seq */
+    int64_t now_s;  /* unix seconds, for _ts and _date */
     int64_t now_ms; /* unix ms for an outbox entry's _tms; 0: now_s * 1000 */
 };
 
