@@ -665,9 +665,6 @@ static int cmd_replay(struct eddy_cli_context *ctx)
 }
 
 /* The commands, for the table in commands.c. */
-int eddy_cmd_get(struct eddy_cli_context *ctx);
-int eddy_cmd_history(struct eddy_cli_context *ctx);
-int eddy_cmd_replay(struct eddy_cli_context *ctx);
 
 int eddy_cmd_get(struct eddy_cli_context *ctx)
 {

@@ -32,7 +32,6 @@
 #include "worker/health.h"
 #include "worker/metrics.h"
 
-int eddy_cmd_worker(struct eddy_cli_context *ctx);
 
 struct worker {
     struct eddy_runtime rt;

@@ -6,10 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int eddy_cmd_worker(struct eddy_cli_context *ctx);  /* cmd_worker.c */
-int eddy_cmd_get(struct eddy_cli_context *ctx);     /* cmd_store.c */
-int eddy_cmd_history(struct eddy_cli_context *ctx); /* cmd_store.c */
-int eddy_cmd_replay(struct eddy_cli_context *ctx);  /* cmd_store.c */
 
 static const struct eddy_command commands[] = {
     {"worker", eddy_cmd_worker},   {"relay", eddy_cmd_relay},   {"get", eddy_cmd_get},
