@@ -32,7 +32,6 @@
 #include "worker/health.h"
 #include "worker/metrics.h"
 
-
 struct worker {
     struct eddy_runtime rt;
     const struct eddy_config *cfg;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static const struct eddy_command commands[] = {
     {"worker", eddy_cmd_worker},   {"relay", eddy_cmd_relay},   {"get", eddy_cmd_get},
     {"history", eddy_cmd_history}, {"replay", eddy_cmd_replay},
