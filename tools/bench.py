@@ -424,9 +424,9 @@ def run(opts, run_dir, result):
             "EDDY_QUEUE_URL": out["QueueUrl"], "EDDY_DLQ_URL": out["DeadLetterQueueUrl"],
             "EDDY_EVENT_BUS": out["EventBusName"], "EDDY_METRICS_INTERVAL": "3600",
             "EDDY_LOG_LEVEL": "warn", "EDDY_DRAIN_SECONDS": "10",
-            # moto's SQS is not safe under concurrent calls: now and then it marks
-            # messages received and then fails the call, so they come back only after
-            # the visibility timeout. A short one keeps that from dominating the clock.
+            # A message whose receive reply is lost (a dropped connection) comes
+            # back after the visibility timeout; a short one keeps such a loss
+            # from holding the clock up.
             "EDDY_VISIBILITY_TIMEOUT": "10",
         }
         if opts.coalesce is not None:
