@@ -52,6 +52,8 @@ enum eddy_config_type {
       43200, NULL, "visibility per message (0: the queue's)")                                      \
     X(coalesce_max, "EDDY_COALESCE_MAX", "coalesce-max", EDDY_CFG_INT, "16", 1, 100, NULL,         \
       "events of one entity per transaction")                                                      \
+    X(max_commits, "EDDY_MAX_COMMITS", "max-commits", EDDY_CFG_INT, "4", 1, 1000, NULL,            \
+      "TransactWriteItems calls in flight at once (fewer: more events per call)")                  \
     X(cache_entities, "EDDY_CACHE_ENTITIES", "cache-entities", EDDY_CFG_INT, "10000", 0, 10000000, \
       NULL, "cached entity states (LRU; 0 disables the cache)")                                    \
     X(on_reject, "EDDY_ON_REJECT", "on-reject", EDDY_CFG_ENUM, "record", 0, 0, "record|dlq|drop",  \

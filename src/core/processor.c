@@ -43,6 +43,7 @@
 #define COND_STATE "attribute_not_exists(#pk) OR #seq = :prev"
 #define DEFAULT_BACKOFF_BASE_MS 10u
 #define DEFAULT_BACKOFF_MAX_MS 2000u
+#define DEFAULT_COMMITS_MAX 4u
 
 enum role { ROLE_STATE, ROLE_VERSION, ROLE_INBOUND, ROLE_DEDUPE, ROLE_OUTBOUND, ROLE_OUTBOX };
 
@@ -112,6 +113,7 @@ struct eddy_processor {
     struct list queue, ready, waiting;
     size_t pending;  /* batches submitted and not called back */
     size_t inflight; /* loads and transactions in flight */
+    size_t commits;  /* transactions in flight */
     struct eddy_lru cache;
     cJSON *names_new, *names_state;
     struct eddy_emit emit;
@@ -135,6 +137,14 @@ static void list_push(struct list *l, struct entity *e)
     else
         l->head = e;
     l->tail = e;
+}
+
+static void list_push_front(struct list *l, struct entity *e)
+{
+    e->next = l->head;
+    l->head = e;
+    if (l->tail == NULL)
+        l->tail = e;
 }
 
 static struct entity *list_pop(struct list *l)
@@ -666,6 +676,7 @@ static void group_start(struct eddy_processor *p, struct group *g)
     free(items);
     if (rc == EDDY_OK) {
         p->inflight++;
+        p->commits++;
         return;
     }
     for (size_t j = 0; j < g->nents; j++) {
@@ -773,6 +784,7 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
     struct group *g = ud;
     struct eddy_processor *p = g->p;
     p->inflight--;
+    p->commits--;
     if (err == EDDY_OK) {
         txn_ok(g);
     } else if (err == EDDY_ETXN_CANCELED && res->n == g->nrefs) {
@@ -982,11 +994,14 @@ static void load_cold(struct eddy_processor *p, struct list *cold)
         load_start(p, l);
 }
 
+/* Ready entities into groups, as many groups as there is room for in flight;
+ * the rest wait for a transaction to finish (its callback pumps again). */
 static void commit_ready(struct eddy_processor *p)
 {
+    size_t max = p->cfg.commits_max ? p->cfg.commits_max : DEFAULT_COMMITS_MAX;
     struct group *g = NULL;
     struct entity *e;
-    while ((e = list_pop(&p->ready)) != NULL) {
+    while ((g != NULL || p->commits < max) && (e = list_pop(&p->ready)) != NULL) {
         if (prepare(e) == BROKEN) {
             finish(e, e->b->error.code);
             continue;
@@ -999,6 +1014,11 @@ static void commit_ready(struct eddy_processor *p)
                   g->bytes + e->bytes > EDDY_RECORD_TXN_BYTES_MAX)) {
             group_start(p, g);
             g = NULL;
+            if (p->commits >= max) { /* built again when its turn comes */
+                step_clear(e);
+                list_push_front(&p->ready, e);
+                break;
+            }
         }
         if (g == NULL) {
             g = eddy_calloc(1, sizeof *g);

@@ -116,6 +116,10 @@ struct eddy_processor_config {
     size_t cache_entities;    /* LRU size; 0 disables */
     enum eddy_reject_policy on_reject;
     size_t group_max_items; /* items per TransactWriteItems, <= 100 */
+    /* TransactWriteItems calls in flight at once (0: 4). While they are all
+     * out, ready entities wait and join the next group: under load each call
+     * carries more events (group commit). */
+    size_t commits_max;
     /* called after a commit for each outbox shard it wrote to (relay fast path) */
     void (*on_outbox)(uint32_t shard, void *ud);
     void *on_outbox_ud;

@@ -38,7 +38,7 @@ struct eddy_metrics;
 
 /* Longest receipt handle the acker holds (SQS documents 1,024 characters). */
 #define EDDY_ACK_HANDLE_MAX 1024
-#define EDDY_ACK_FLUSH_MS 5
+#define EDDY_ACK_FLUSH_MS 20
 #define EDDY_ACK_MAX_ATTEMPTS 6
 #define EDDY_ACK_MAX_CALLS 32 /* batch calls in flight at once */
 

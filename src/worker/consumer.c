@@ -634,7 +634,11 @@ static void poll_once(struct poller *p)
         return;
     size_t used = c->inflight + c->reserved;
     size_t room = used >= (size_t)c->cfg.max_inflight ? 0 : (size_t)c->cfg.max_inflight - used;
-    if (room == 0) {
+    /* Poll only for a full batch: under load, asking for the one or two
+     * slots just freed would cost a call per message or two. */
+    size_t batch = c->cfg.max_inflight < EDDY_SQS_MAX_BATCH ? (size_t)c->cfg.max_inflight
+                                                            : EDDY_SQS_MAX_BATCH;
+    if (room < batch) {
         p->idle = true;
         return;
     }

@@ -39,7 +39,7 @@ static void on_outbox(uint32_t shard, void *ud)
     r->outbox_calls++;
 }
 
-static void rig_init(struct rig *r, size_t group_max)
+static void rig_init_commits(struct rig *r, size_t group_max, size_t commits_max)
 {
     memset(r, 0, sizeof *r);
     assert_int_equal(uv_loop_init(&r->loop), 0);
@@ -66,12 +66,18 @@ static void rig_init(struct rig *r, size_t group_max)
                                        .outbox_shards = 4,
                                        .cache_entities = 100,
                                        .group_max_items = group_max,
+                                       .commits_max = commits_max,
                                        .on_outbox = on_outbox,
                                        .on_outbox_ud = r,
                                        .backoff_base_ms = 1,
                                        .backoff_max_ms = 2};
     r->p = eddy_processor_new(&r->loop, &r->ddb, &pc, &r->clock.clock, 7, &err);
     assert_non_null(r->p);
+}
+
+static void rig_init(struct rig *r, size_t group_max)
+{
+    rig_init_commits(r, group_max, 0);
 }
 
 static void closed(void *ud)
@@ -488,6 +494,58 @@ static void test_group_three(void **state)
     rig_close(&r);
 }
 
+/* Checked while the first transaction is out (its reply is held back). */
+struct commits_probe {
+    uv_timer_t timer;
+    struct rig *r;
+    size_t requests, inflight;
+};
+
+static void probe_cb(uv_timer_t *t)
+{
+    struct commits_probe *pr = (struct commits_probe *)t;
+    pr->requests = eddy_fake_count(pr->r->fake);
+    pr->inflight = eddy_fake_inflight(pr->r->fake);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_commits_max_holds_groups_back(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init_commits(&r, 10, 1); /* two entities (5 items each) per transaction, one out */
+    struct tb t[6];
+    const char *ids[6] = {"a", "b", "c", "d", "e", "f"};
+    for (int i = 0; i < 6; i++)
+        tb_init(&t[i], &r, ids[i], 1, "Increment");
+    push_empty_load(&r);
+    struct eddy_fake_reply held = {.status = 200, .body = "{}", .delay_ms = 50};
+    eddy_fake_push(r.fake, &held);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(eddy_processor_submit(r.p, &t[i].b), EDDY_OK);
+    struct commits_probe pr = {.r = &r};
+    uv_timer_init(&r.loop, &pr.timer);
+    uv_timer_start(&pr.timer, probe_cb, 10, 0);
+    run(&r);
+    /* while the first group was out, the other two waited */
+    assert_int_equal(pr.requests, 2);
+    assert_int_equal(pr.inflight, 1);
+    assert_int_equal(r.called, 6);
+    assert_int_equal(eddy_fake_count(r.fake), 4);
+    for (size_t i = 1; i < 4; i++) {
+        cJSON *body = req_body(&r, i);
+        assert_int_equal(cJSON_GetArraySize(txn_items(body)), 10);
+        cJSON_Delete(body);
+    }
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(t[i].err, EDDY_OK);
+        assert_int_equal(t[i].ev[0].seq, 1);
+    }
+    rig_close(&r);
+}
+
 static void test_split_over_100_items(void **state)
 {
     (void)state;
@@ -717,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_conflict_gives_up),
         cmocka_unit_test(test_duplicate_marker),
         cmocka_unit_test(test_group_three),
+        cmocka_unit_test(test_commits_max_holds_groups_back),
         cmocka_unit_test(test_split_over_100_items),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_state_over_limit),
