@@ -664,6 +664,10 @@ void eddy_aws_call_cancel(struct eddy_aws_call *call)
 void eddy_jw_init(struct eddy_jw *w, size_t max)
 {
     eddy_buf_init(&w->buf, max);
+    /* Bodies and records mostly fit in 1 KB: growing from a few bytes would
+     * cost a realloc and a copy at every doubling. Past a small cap the
+     * first write reports the limit. */
+    (void)eddy_buf_reserve(&w->buf, 1024);
     w->rc = EDDY_OK;
     w->comma = false;
 }
@@ -755,6 +759,12 @@ void eddy_jw_bool(struct eddy_jw *w, bool v)
 {
     jw_sep(w);
     jw_put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n)
+{
+    jw_sep(w);
+    jw_put(w, json, n);
 }
 
 void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s)

@@ -179,6 +179,8 @@ void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n);
 void eddy_jw_cstr(struct eddy_jw *w, const char *s);
 void eddy_jw_int(struct eddy_jw *w, int64_t v);
 void eddy_jw_bool(struct eddy_jw *w, bool v);
+/* A value that is JSON text already (an item rendered earlier), as it is. */
+void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n);
 /* key and string value together */
 void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s);
 void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v);

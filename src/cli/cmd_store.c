@@ -549,11 +549,12 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
         for (size_t i = 0; i < n; i++) {
             bool st = i == 0;
             t[i] = (struct eddy_ddb_txn_item){
-                EDDY_DDB_PUT,
-                cfg->table_str,
-                items[i],
-                {st ? "attribute_not_exists(#pk) OR #seq = :prev" : "attribute_not_exists(#pk)",
-                 NULL, st ? snames : names, st ? values : NULL, false}};
+                .kind = EDDY_DDB_PUT,
+                .table = cfg->table_str,
+                .item = items[i],
+                .expr = {st ? "attribute_not_exists(#pk) OR #seq = :prev"
+                            : "attribute_not_exists(#pk)",
+                         NULL, st ? snames : names, st ? values : NULL, false}};
         }
         rc = sync_wait(&c->rt, &s,
                        eddy_ddb_transact_write(&c->rt.ddb, t, n, NULL, got_txn, &s, NULL, &err));

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "aws/awscall.h"
 #include "base/buf.h"
 
 /* The longest number cJSON 1.7 parses itself; longer ones are patched in. */
@@ -455,10 +456,15 @@ static cJSON *av_wrap(const char *type, cJSON *v)
 static size_t path_push(struct eddy_buf *path, const char *name, size_t index)
 {
     size_t old = path->len;
-    if (name)
-        eddy_buf_appendf(path, "%s%s", path->len ? "." : "", name);
-    else
-        eddy_buf_appendf(path, "[%zu]", index);
+    if (name) {
+        if (path->len)
+            eddy_buf_appendc(path, '.');
+        eddy_buf_appends(path, name);
+    } else {
+        char text[24];
+        int n = snprintf(text, sizeof text, "[%zu]", index);
+        eddy_buf_append(path, text, (size_t)n);
+    }
     return old;
 }
 
@@ -606,6 +612,142 @@ eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_
     }
     *out = m;
     return m ? EDDY_OK : EDDY_ENOMEM;
+}
+
+/* ---- JSON -> attribute values, written as text ---- */
+
+/*
+ * The same conversion as above, written straight into a JSON writer with
+ * the DynamoDB size counted on the way: the commit path renders each record
+ * once into the request instead of building, printing and freeing a tree.
+ */
+
+static size_t number_size(const char *text);
+
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
+                         size_t *size, struct eddy_error *err);
+
+static void write_typed(struct eddy_jw *w, const char *type, const char *s)
+{
+    eddy_jw_open(w, '{');
+    eddy_jw_kstr(w, type, s);
+    eddy_jw_close(w, '}');
+}
+
+static eddy_err write_number(struct eddy_jw *w, const cJSON *j, const char *path, size_t *size,
+                             struct eddy_error *err)
+{
+    char text[32];
+    const char *t = text;
+    if (cJSON_IsRaw(j)) {
+        t = j->valuestring ? j->valuestring : "";
+    } else if (!eddy_attr_format_double(j->valuedouble, text)) {
+        return eddy_error_set(err, EDDY_EINVAL, "%s: NaN or infinity cannot be stored",
+                              path_or_value(path));
+    }
+    eddy_err rc = eddy_attr_check_number(t, path, err);
+    if (rc)
+        return rc;
+    write_typed(w, "N", t);
+    *size += number_size(t);
+    return EDDY_OK;
+}
+
+/* The members of j (a map's "name": value pairs or a list's values); *size
+ * gets the names and values as an item counts them (no element overhead). */
+static eddy_err write_members(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
+                              size_t *size, size_t *count, struct eddy_error *err)
+{
+    bool is_map = cJSON_IsObject(j);
+    if (depth > EDDY_ATTR_DEPTH_MAX)
+        return eddy_error_set(err, EDDY_EINVAL, "%s: nested deeper than DynamoDB's %d levels",
+                              path_or_value(eddy_buf_cstr(path)), EDDY_ATTR_DEPTH_MAX);
+    const char *dup = is_map ? duplicate_name(j) : NULL;
+    if (dup)
+        return eddy_error_set(err, EDDY_EINVAL, "%s: member \"%.64s\" appears twice",
+                              path_or_value(eddy_buf_cstr(path)), dup);
+    size_t index = 0;
+    for (const cJSON *c = j->child; c; c = c->next, index++) {
+        size_t old = path_push(path, is_map ? c->string : NULL, index);
+        eddy_err rc = EDDY_OK;
+        if (is_map && !eddy_utf8_valid(c->string))
+            rc = eddy_error_set(err, EDDY_EINVAL, "%s: name is not valid UTF-8",
+                                eddy_buf_cstr(path));
+        if (rc == EDDY_OK && is_map) {
+            eddy_jw_key(w, c->string);
+            *size += strlen(c->string);
+        }
+        if (rc == EDDY_OK)
+            rc = write_av(w, c, path, depth + 1, size, err);
+        eddy_buf_truncate(path, old);
+        if (rc)
+            return rc;
+    }
+    *count = index;
+    return EDDY_OK;
+}
+
+static eddy_err write_container(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
+                                size_t *size, struct eddy_error *err)
+{
+    bool is_map = cJSON_IsObject(j);
+    size_t inner = 0, count = 0;
+    eddy_jw_open(w, '{');
+    eddy_jw_key(w, is_map ? "M" : "L");
+    eddy_jw_open(w, is_map ? '{' : '[');
+    eddy_err rc = write_members(w, j, path, depth, &inner, &count, err);
+    eddy_jw_close(w, is_map ? '}' : ']');
+    eddy_jw_close(w, '}');
+    *size += 3 + count + inner; /* 3 bytes, and 1 per element */
+    return rc;
+}
+
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
+                         size_t *size, struct eddy_error *err)
+{
+    const char *p = eddy_buf_cstr(path);
+    if (cJSON_IsNumber(j) || cJSON_IsRaw(j))
+        return write_number(w, j, p, size, err);
+    if (cJSON_IsObject(j) || cJSON_IsArray(j))
+        return write_container(w, j, path, depth, size, err);
+    if (cJSON_IsString(j)) {
+        if (!eddy_utf8_valid(j->valuestring))
+            return eddy_error_set(err, EDDY_EINVAL, "%s: string is not valid UTF-8",
+                                  path_or_value(p));
+        write_typed(w, "S", j->valuestring);
+        *size += strlen(j->valuestring);
+    } else if (cJSON_IsBool(j) || cJSON_IsNull(j)) {
+        eddy_jw_open(w, '{');
+        eddy_jw_key(w, cJSON_IsNull(j) ? "NULL" : "BOOL");
+        eddy_jw_bool(w, cJSON_IsNull(j) || cJSON_IsTrue(j));
+        eddy_jw_close(w, '}');
+        *size += 1;
+    } else {
+        return eddy_error_set(err, EDDY_EINVAL, "%s: not a JSON value", path_or_value(p));
+    }
+    return EDDY_OK;
+}
+
+eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t *size,
+                                 struct eddy_error *err)
+{
+    if (!cJSON_IsObject(object))
+        return eddy_error_set(err, EDDY_EINVAL, "an item must be a JSON object");
+    for (const cJSON *c = object->child; c; c = c->next) {
+        if (c->string[0] == '\0')
+            return eddy_error_set(err, EDDY_EINVAL, "an attribute name may not be empty");
+    }
+    struct eddy_buf path;
+    eddy_buf_init(&path, 0);
+    size_t count = 0;
+    eddy_err rc = write_members(w, object, &path, 0, size, &count, err);
+    eddy_buf_cleanup(&path);
+    return rc;
+}
+
+size_t eddy_attr_number_size(const char *text)
+{
+    return number_size(text);
 }
 
 /* ---- attribute values -> JSON ---- */

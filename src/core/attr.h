@@ -59,6 +59,16 @@ eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
                              struct eddy_error *err);
 /* A JSON object -> an item (the object's members become attributes). */
 eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_error *err);
+/*
+ * The same conversion as eddy_attr_item_from_json, written as text: the
+ * object's members as "name": attribute-value pairs into w (the caller
+ * writes the braces), with their DynamoDB item size added to *size.
+ */
+struct eddy_jw;
+eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t *size,
+                                 struct eddy_error *err);
+/* DynamoDB's size of the number in text (see eddy_attr_item_size). */
+size_t eddy_attr_number_size(const char *text);
 /* One attribute value -> JSON. */
 eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out, struct eddy_error *err);
 /* An item -> a JSON object. */

@@ -64,7 +64,7 @@ struct entity {
     unsigned conflicts, throttles;
     uint64_t due; /* uv_now when a backoff ends */
     /* the step being built or committed */
-    cJSON **items;
+    struct eddy_record_text *items; /* rendered, sent as they are */
     enum role *roles;
     size_t *role_ev;
     size_t nitems, cap, bytes;
@@ -203,7 +203,7 @@ static void cache_put(struct eddy_processor *p, struct entity *e)
 static void step_clear(struct entity *e)
 {
     for (size_t i = 0; i < e->nitems; i++)
-        cJSON_Delete(e->items[i]);
+        eddy_record_text_cleanup(&e->items[i]);
     e->nitems = 0;
     e->bytes = 0;
     e->nsev = 0;
@@ -223,7 +223,7 @@ static void drop_state(struct entity *e)
     e->state = NULL;
 }
 
-static void step_add(struct entity *e, cJSON *item, enum role role, size_t ev, size_t size)
+static void step_add(struct entity *e, struct eddy_record_text *item, enum role role, size_t ev)
 {
     if (e->nitems == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 8;
@@ -231,18 +231,18 @@ static void step_add(struct entity *e, cJSON *item, enum role role, size_t ev, s
         e->roles = eddy_realloc(e->roles, e->cap * sizeof *e->roles);
         e->role_ev = eddy_realloc(e->role_ev, e->cap * sizeof *e->role_ev);
     }
-    e->items[e->nitems] = item;
+    e->items[e->nitems] = *item;
     e->roles[e->nitems] = role;
     e->role_ev[e->nitems] = ev;
     e->nitems++;
-    e->bytes += size;
+    e->bytes += item->size;
 }
 
 /* Drop the items added since mark (an event that did not fit). */
 static void step_truncate(struct entity *e, size_t mark, size_t bytes)
 {
     while (e->nitems > mark)
-        cJSON_Delete(e->items[--e->nitems]);
+        eddy_record_text_cleanup(&e->items[--e->nitems]);
     e->bytes = bytes;
 }
 
@@ -275,15 +275,15 @@ static size_t state_items(const struct eddy_processor *p)
 }
 
 /* Build and size one item; false (and the event failed) when a builder refused. */
-static bool add_built(struct entity *e, eddy_err rc, cJSON *item, enum role role, size_t ev,
-                      const struct eddy_error *err)
+static bool add_built(struct entity *e, eddy_err rc, struct eddy_record_text *item, enum role role,
+                      size_t ev, const struct eddy_error *err)
 {
     struct eddy_proc_event *pe = &e->b->events[ev];
     if (rc != EDDY_OK) {
         event_final(pe, EDDY_EV_FAILED, err->detail);
         return false;
     }
-    step_add(e, item, role, ev, eddy_attr_item_size(item));
+    step_add(e, item, role, ev);
     return true;
 }
 
@@ -294,13 +294,13 @@ static bool add_inbound(struct entity *e, const struct eddy_record_entity *re, s
     struct eddy_processor *p = e->p;
     struct eddy_proc_event *ev = &e->b->events[i];
     struct eddy_error err;
-    cJSON *item = NULL;
-    eddy_err rc =
-        eddy_record_build_inbound(re, idx, ev->type, ev->event_id, ev->data, rejected, &item, &err);
-    if (!add_built(e, rc, item, ROLE_INBOUND, i, &err))
+    struct eddy_record_text item = {0};
+    eddy_err rc = eddy_record_render_inbound(re, idx, ev->type, ev->event_id, ev->data, rejected,
+                                             &item, &err);
+    if (!add_built(e, rc, &item, ROLE_INBOUND, i, &err))
         return false;
-    rc = eddy_record_build_dedupe(re, ev->event_id, re->now_s + p->cfg.dedupe_ttl_s, &item, &err);
-    return add_built(e, rc, item, ROLE_DEDUPE, i, &err);
+    rc = eddy_record_render_dedupe(re, ev->event_id, re->now_s + p->cfg.dedupe_ttl_s, &item, &err);
+    return add_built(e, rc, &item, ROLE_DEDUPE, i, &err);
 }
 
 /* History record and outbox entry of every event process() emitted. */
@@ -314,13 +314,13 @@ static bool add_outbound(struct entity *e, const struct eddy_record_entity *re, 
     for (size_t j = 0; j < p->emit.n; j++) {
         const struct eddy_emitted *em = &p->emit.v[j];
         struct eddy_error err;
-        cJSON *item = NULL;
-        eddy_err rc = eddy_record_build_outbound(re, *out_idx, em->type, em->data, &item, &err);
-        if (!add_built(e, rc, item, ROLE_OUTBOUND, i, &err))
+        struct eddy_record_text item = {0};
+        eddy_err rc = eddy_record_render_outbound(re, *out_idx, em->type, em->data, &item, &err);
+        if (!add_built(e, rc, &item, ROLE_OUTBOUND, i, &err))
             return false;
-        rc = eddy_record_build_outbox(re, p->cfg.outbox_shards, *out_idx, em->type, em->data, &pub,
-                                      &item, &err);
-        if (!add_built(e, rc, item, ROLE_OUTBOX, i, &err))
+        rc = eddy_record_render_outbox(re, p->cfg.outbox_shards, *out_idx, em->type, em->data, &pub,
+                                       &item, &err);
+        if (!add_built(e, rc, &item, ROLE_OUTBOX, i, &err))
             return false;
         (*out_idx)++;
         e->outbox = true;
@@ -454,11 +454,11 @@ static enum build add_state(struct entity *e, const struct eddy_record_entity *r
         eddy_error_set(&err, EDDY_EMACHINE, "%s: state_save failed", e->pk);
     eddy_err rc = json ? EDDY_OK : EDDY_EMACHINE;
     for (int v = 0; rc == EDDY_OK && v < (int)state_items(p); v++) {
-        cJSON *item = NULL;
-        rc = eddy_record_build_state(re, json, v == 1, &item, &err);
+        struct eddy_record_text item = {0};
+        rc = eddy_record_render_state(re, json, v == 1, &item, &err);
         if (rc == EDDY_OK) {
-            e->state_bytes = eddy_attr_item_size(item);
-            step_add(e, item, v == 1 ? ROLE_VERSION : ROLE_STATE, 0, e->state_bytes);
+            e->state_bytes = item.size;
+            step_add(e, &item, v == 1 ? ROLE_VERSION : ROLE_STATE, 0);
         }
     }
     cJSON_Delete(json);
@@ -662,7 +662,7 @@ static void group_start(struct eddy_processor *p, struct group *g)
         bool st = e->roles[k] == ROLE_STATE;
         items[i].kind = EDDY_DDB_PUT;
         items[i].table = p->cfg.table;
-        items[i].item = e->items[k];
+        items[i].item_json = e->items[k].json;
         items[i].expr.condition = st ? COND_STATE : COND_NEW;
         items[i].expr.names = st ? p->names_state : p->names_new;
         items[i].expr.values = st ? e->prev : NULL;

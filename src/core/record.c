@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/awscall.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -125,22 +126,48 @@ uint32_t eddy_record_shard(const char *pk, uint32_t shards)
 
 /* ---- building ---- */
 
-static void put_s(cJSON *item, const char *name, const char *v)
+/*
+ * Records are rendered as DynamoDB JSON text, with their DynamoDB size
+ * counted on the way (the commit path sends the text as it is); the cJSON
+ * builders parse that text back for the callers that want a tree.
+ */
+struct render {
+    struct eddy_jw w;
+    size_t size;
+};
+
+/* Room for an item well past the 400 KB limit, so the limit is what refuses it. */
+#define RENDER_MAX ((size_t)8 << 20)
+
+static void render_start(struct render *r)
 {
-    cJSON *av = cJSON_AddObjectToObject(item, name);
-    cJSON_AddStringToObject(av, "S", v);
+    eddy_jw_init(&r->w, RENDER_MAX);
+    eddy_jw_open(&r->w, '{');
+    r->size = 0;
 }
 
-static void put_n(cJSON *item, const char *name, int64_t v)
+static void put_s(struct render *r, const char *name, const char *v)
+{
+    eddy_jw_key(&r->w, name);
+    eddy_jw_open(&r->w, '{');
+    eddy_jw_kstr(&r->w, "S", v);
+    eddy_jw_close(&r->w, '}');
+    r->size += strlen(name) + strlen(v);
+}
+
+static void put_n(struct render *r, const char *name, int64_t v)
 {
     char text[24];
     snprintf(text, sizeof text, "%" PRId64, v);
-    cJSON *av = cJSON_AddObjectToObject(item, name);
-    cJSON_AddStringToObject(av, "N", text);
+    eddy_jw_key(&r->w, name);
+    eddy_jw_open(&r->w, '{');
+    eddy_jw_kstr(&r->w, "N", text);
+    eddy_jw_close(&r->w, '}');
+    r->size += strlen(name) + eddy_attr_number_size(text);
 }
 
 /* Key lengths are DynamoDB's: 2048 bytes of partition key, 1024 of sort key. */
-static eddy_err put_keys(cJSON *item, const char *pk, const char *sk, struct eddy_error *err)
+static eddy_err put_keys(struct render *r, const char *pk, const char *sk, struct eddy_error *err)
 {
     if (strlen(pk) > EDDY_RECORD_PK_MAX)
         return eddy_error_set(err, EDDY_ELIMIT,
@@ -152,8 +179,8 @@ static eddy_err put_keys(cJSON *item, const char *pk, const char *sk, struct edd
                               "sort key %.64s... of %s is %zu bytes, over DynamoDB's %d-byte "
                               "sort key limit",
                               sk, pk, strlen(sk), EDDY_RECORD_SK_MAX);
-    put_s(item, "_pk", pk);
-    put_s(item, "_sk", sk);
+    put_s(r, "_pk", pk);
+    put_s(r, "_sk", sk);
     return EDDY_OK;
 }
 
@@ -167,15 +194,12 @@ static eddy_err check_entity(const struct eddy_record_entity *e, struct eddy_err
     return rc;
 }
 
-/* The fields of data as an item, refusing reserved names. */
-static eddy_err fields_item(const struct eddy_record_entity *e, const char *what, const cJSON *data,
-                            cJSON **item, struct eddy_error *err)
+/* The fields of data as attributes, refusing reserved names. */
+static eddy_err put_fields(struct render *r, const struct eddy_record_entity *e, const char *what,
+                           const cJSON *data, struct eddy_error *err)
 {
-    *item = NULL;
-    if (data == NULL) {
-        *item = cJSON_CreateObject();
+    if (data == NULL)
         return EDDY_OK;
-    }
     if (!cJSON_IsObject(data))
         return eddy_error_set(err, EDDY_EINVAL, "%s of %s/%s is not a JSON object", what, e->ns,
                               e->id);
@@ -186,69 +210,104 @@ static eddy_err fields_item(const struct eddy_record_entity *e, const char *what
                                   e->id, c->string);
     }
     struct eddy_error inner;
-    if (eddy_attr_item_from_json(data, item, &inner) != EDDY_OK)
+    if (eddy_attr_write_members(&r->w, data, &r->size, &inner) != EDDY_OK)
         return eddy_error_set(err, inner.code, "%s of %s/%s: %s", what, e->ns, e->id, inner.detail);
     return EDDY_OK;
 }
 
-static eddy_err check_size(const cJSON *item, const char *what, const struct eddy_record_entity *e,
-                           struct eddy_error *err)
+/* Close the item, check its size and hand the text over; frees r either way. */
+static eddy_err render_end(struct render *r, const char *what, const struct eddy_record_entity *e,
+                           eddy_err rc, struct eddy_record_text *out, struct eddy_error *err)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s of %.64s/%.64s", what, e->ns, e->id);
-    return eddy_record_check_item_size(item, name, NULL, err);
+    eddy_jw_close(&r->w, '}');
+    if (rc == EDDY_OK && (r->w.rc != EDDY_OK || r->size > EDDY_RECORD_ITEM_MAX)) {
+        char name[256];
+        snprintf(name, sizeof name, "%s of %.64s/%.64s", what, e->ns, e->id);
+        rc = r->w.rc != EDDY_OK
+                 ? eddy_error_set(err, EDDY_ELIMIT,
+                                  "%s is over %zu bytes, over DynamoDB's 400 KB item size limit",
+                                  name, RENDER_MAX)
+                 : eddy_error_set(err, EDDY_ELIMIT,
+                                  "%s is %zu bytes, over DynamoDB's 400 KB item size limit", name,
+                                  r->size);
+    }
+    if (rc == EDDY_OK) {
+        out->size = r->size;
+        out->json = eddy_buf_take(&r->w.buf, &out->len);
+    }
+    eddy_jw_cleanup(&r->w);
+    return rc;
 }
 
 /* a-h/stream's createRecord: fields + _namespace _pk _seq _sk _typ _ts _date. */
-static eddy_err build_record(const struct eddy_record_entity *e, const char *sk, const char *typ,
-                             const char *what, const cJSON *data, cJSON **out,
-                             struct eddy_error *err)
+static eddy_err put_record(struct render *r, const struct eddy_record_entity *e, const char *sk,
+                           const char *typ, const char *what, const cJSON *data,
+                           struct eddy_error *err)
 {
-    cJSON *item = NULL;
-    char *pk = NULL;
-    *out = NULL;
     eddy_err rc = check_entity(e, err);
     if (rc == EDDY_OK)
-        rc = fields_item(e, what, data, &item, err);
+        rc = put_fields(r, e, what, data, err);
     if (rc)
-        goto done;
-    pk = eddy_record_pk(e->ns, e->id);
-    rc = put_keys(item, pk, sk, err);
+        return rc;
+    char *pk = eddy_record_pk(e->ns, e->id);
+    rc = put_keys(r, pk, sk, err);
+    free(pk);
     if (rc)
-        goto done;
+        return rc;
     char date[21];
     eddy_time_rfc3339(e->now_s, date);
-    put_s(item, "_namespace", e->ns);
-    put_n(item, "_seq", e->seq);
-    put_s(item, "_typ", typ);
-    put_n(item, "_ts", e->now_s);
-    put_s(item, "_date", date);
-    *out = item;
-    item = NULL;
-done:
-    cJSON_Delete(item);
-    free(pk);
+    put_s(r, "_namespace", e->ns);
+    put_n(r, "_seq", e->seq);
+    put_s(r, "_typ", typ);
+    put_n(r, "_ts", e->now_s);
+    put_s(r, "_date", date);
+    return EDDY_OK;
+}
+
+void eddy_record_text_cleanup(struct eddy_record_text *t)
+{
+    free(t->json);
+    t->json = NULL;
+    t->len = t->size = 0;
+}
+
+/* The tree form of a rendered item, for the cJSON builders. */
+static eddy_err text_to_item(eddy_err rc, struct eddy_record_text *t, cJSON **item)
+{
+    *item = NULL;
+    if (rc == EDDY_OK) {
+        *item = cJSON_ParseWithLength(t->json, t->len);
+        if (*item == NULL)
+            abort(); /* the text was just written: only memory can fail here */
+    }
+    eddy_record_text_cleanup(t);
     return rc;
+}
+
+eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSON *state,
+                                  bool version, struct eddy_record_text *out,
+                                  struct eddy_error *err)
+{
+    char *sk = version ? eddy_record_sk_state_version(e->seq) : eddy_strdup(EDDY_RECORD_STATE_SK);
+    struct render r;
+    render_start(&r);
+    eddy_err rc = put_record(&r, e, sk, e->ns, "state", state, err);
+    free(sk);
+    return render_end(&r, "state item", e, rc, out, err);
 }
 
 eddy_err eddy_record_build_state(const struct eddy_record_entity *e, const cJSON *state,
                                  bool version, cJSON **item, struct eddy_error *err)
 {
-    char *sk = version ? eddy_record_sk_state_version(e->seq) : eddy_strdup(EDDY_RECORD_STATE_SK);
-    eddy_err rc = build_record(e, sk, e->ns, "state", state, item, err);
-    free(sk);
-    if (rc == EDDY_OK && (rc = check_size(*item, "state item", e, err)) != EDDY_OK) {
-        cJSON_Delete(*item);
-        *item = NULL;
-    }
-    return rc;
+    struct eddy_record_text t = {0};
+    return text_to_item(eddy_record_render_state(e, state, version, &t, err), &t, item);
 }
 
-eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx, const char *type,
-                                   const char *event_id, const cJSON *data, const char *rejected,
-                                   cJSON **item, struct eddy_error *err)
+eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
+                                    const char *type, const char *event_id, const cJSON *data,
+                                    const char *rejected, struct eddy_record_text *out,
+                                    struct eddy_error *err)
 {
-    *item = NULL;
     eddy_err rc = eddy_record_check_id("event type", type, err);
     if (rc == EDDY_OK)
         rc = eddy_record_check_id("event id", event_id, err);
@@ -257,44 +316,56 @@ eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t id
     char *sk = eddy_record_sk_inbound(e->seq, idx, type);
     char what[96];
     snprintf(what, sizeof what, "inbound event %.64s", type);
-    rc = build_record(e, sk, type, what, data, item, err);
+    struct render r;
+    render_start(&r);
+    rc = put_record(&r, e, sk, type, what, data, err);
     free(sk);
-    if (rc)
-        return rc;
-    put_s(*item, "_eid", event_id);
-    if (rejected)
-        put_s(*item, "_rejected", rejected);
-    if ((rc = check_size(*item, what, e, err)) != EDDY_OK) {
-        cJSON_Delete(*item);
-        *item = NULL;
+    if (rc == EDDY_OK) {
+        put_s(&r, "_eid", event_id);
+        if (rejected)
+            put_s(&r, "_rejected", rejected);
     }
-    return rc;
+    return render_end(&r, what, e, rc, out, err);
 }
 
-eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
-                                    const char *type, const cJSON *data, cJSON **item,
-                                    struct eddy_error *err)
+eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx, const char *type,
+                                   const char *event_id, const cJSON *data, const char *rejected,
+                                   cJSON **item, struct eddy_error *err)
 {
-    *item = NULL;
+    struct eddy_record_text t = {0};
+    return text_to_item(eddy_record_render_inbound(e, idx, type, event_id, data, rejected, &t, err),
+                        &t, item);
+}
+
+eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t idx,
+                                     const char *type, const cJSON *data,
+                                     struct eddy_record_text *out, struct eddy_error *err)
+{
     eddy_err rc = eddy_record_check_id("outbound event type", type, err);
     if (rc)
         return rc;
     char *sk = eddy_record_sk_outbound(e->seq, idx, type);
     char what[96];
     snprintf(what, sizeof what, "outbound event %.64s", type);
-    rc = build_record(e, sk, type, what, data, item, err);
+    struct render r;
+    render_start(&r);
+    rc = put_record(&r, e, sk, type, what, data, err);
     free(sk);
-    if (rc == EDDY_OK && (rc = check_size(*item, what, e, err)) != EDDY_OK) {
-        cJSON_Delete(*item);
-        *item = NULL;
-    }
-    return rc;
+    return render_end(&r, what, e, rc, out, err);
 }
 
-eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e, const char *event_id,
-                                  int64_t ttl_unix_s, cJSON **item, struct eddy_error *err)
+eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
+                                    const char *type, const cJSON *data, cJSON **item,
+                                    struct eddy_error *err)
 {
-    *item = NULL;
+    struct eddy_record_text t = {0};
+    return text_to_item(eddy_record_render_outbound(e, idx, type, data, &t, err), &t, item);
+}
+
+eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const char *event_id,
+                                   int64_t ttl_unix_s, struct eddy_record_text *out,
+                                   struct eddy_error *err)
+{
     eddy_err rc = check_entity(e, err);
     if (rc == EDDY_OK)
         rc = eddy_record_check_id("event id", event_id, err);
@@ -302,18 +373,23 @@ eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e, const char
         return rc;
     char *pk = eddy_record_pk(e->ns, e->id);
     char *sk = eddy_record_sk_event(event_id);
-    cJSON *out = cJSON_CreateObject();
-    rc = put_keys(out, pk, sk, err);
+    struct render r;
+    render_start(&r);
+    rc = put_keys(&r, pk, sk, err);
     free(pk);
     free(sk);
-    if (rc) {
-        cJSON_Delete(out);
-        return rc;
+    if (rc == EDDY_OK) {
+        put_n(&r, "_seq", e->seq);
+        put_n(&r, "_ttl", ttl_unix_s);
     }
-    put_n(out, "_seq", e->seq);
-    put_n(out, "_ttl", ttl_unix_s);
-    *item = out;
-    return EDDY_OK;
+    return render_end(&r, "dedupe marker", e, rc, out, err);
+}
+
+eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e, const char *event_id,
+                                  int64_t ttl_unix_s, cJSON **item, struct eddy_error *err)
+{
+    struct eddy_record_text t = {0};
+    return text_to_item(eddy_record_render_dedupe(e, event_id, ttl_unix_s, &t, err), &t, item);
 }
 
 eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expires_ms,
@@ -324,13 +400,15 @@ eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expi
     if (rc)
         return rc;
     char *sk = eddy_record_lease_sk(shard);
-    cJSON *out = cJSON_CreateObject();
-    put_keys(out, EDDY_RECORD_LEASE_PK, sk, err); /* short keys: cannot fail */
+    struct render r;
+    render_start(&r);
+    put_keys(&r, EDDY_RECORD_LEASE_PK, sk, err); /* short keys: cannot fail */
     free(sk);
-    put_s(out, "owner", owner);
-    put_n(out, "expires", expires_ms);
-    *item = out;
-    return EDDY_OK;
+    put_s(&r, "owner", owner);
+    put_n(&r, "expires", expires_ms);
+    struct eddy_record_entity none = {"lease", owner, 0, 0, 0};
+    struct eddy_record_text t = {0};
+    return text_to_item(render_end(&r, "lease", &none, EDDY_OK, &t, err), &t, item);
 }
 
 /* ---- the outbox entry ---- */
@@ -338,52 +416,79 @@ eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expi
 /*
  * Detail: the event's object plus the "eddy" metadata object
  * {"entity", "namespace", "seq", "idx", "id"}, where id is the stable
- * "<ns>/<id>/<seq>/<idx>" consumers use to drop duplicates. Printed exactly.
- * NULL when the event itself has a member "eddy" (it would be overwritten).
+ * "<ns>/<id>/<seq>/<idx>" consumers use to drop duplicates. Printed exactly
+ * (long numbers are Raw items and print as they came). NULL when the event
+ * itself has a member "eddy" (it would be overwritten).
  */
 static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const cJSON *data)
 {
     if (data && cJSON_GetObjectItemCaseSensitive(data, "eddy"))
         return NULL;
-    cJSON *detail = data ? cJSON_Duplicate(data, true) : cJSON_CreateObject();
-    cJSON *meta = cJSON_AddObjectToObject(detail, "eddy");
-    cJSON_AddStringToObject(meta, "entity", e->id);
-    cJSON_AddStringToObject(meta, "namespace", e->ns);
-    cJSON_AddNumberToObject(meta, "seq", (double)e->seq);
-    cJSON_AddNumberToObject(meta, "idx", (double)idx);
-    struct eddy_buf id;
-    eddy_buf_init(&id, 0);
-    eddy_buf_appendf(&id, "%s/%s/%lld/%zu", e->ns, e->id, (long long)e->seq, idx);
-    cJSON_AddStringToObject(meta, "id", eddy_buf_cstr(&id));
-    eddy_buf_cleanup(&id);
-    char *text = cJSON_PrintUnformatted(detail);
-    cJSON_Delete(detail);
-    return text;
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    if (data && data->child) {
+        char *text = cJSON_PrintUnformatted(data);
+        if (text == NULL)
+            abort(); /* cJSON fails only when out of memory */
+        size_t n = strlen(text);
+        eddy_buf_append(&w.buf, text, n - 1); /* without its closing brace */
+        free(text);
+        w.comma = true;
+    } else {
+        eddy_buf_appendc(&w.buf, '{');
+    }
+    char id[64];
+    snprintf(id, sizeof id, "/%lld/%zu", (long long)e->seq, idx);
+    eddy_jw_key(&w, "eddy");
+    eddy_jw_open(&w, '{');
+    eddy_jw_kstr(&w, "entity", e->id);
+    eddy_jw_kstr(&w, "namespace", e->ns);
+    eddy_jw_kint(&w, "seq", e->seq);
+    eddy_jw_kint(&w, "idx", (int64_t)idx);
+    eddy_jw_key(&w, "id");
+    struct eddy_buf full;
+    eddy_buf_init(&full, 0);
+    eddy_buf_appendf(&full, "%s/%s%s", e->ns, e->id, id);
+    eddy_jw_str(&w, eddy_buf_cstr(&full), full.len);
+    eddy_buf_cleanup(&full);
+    eddy_jw_close(&w, '}');
+    eddy_jw_close(&w, '}');
+    return eddy_buf_take(&w.buf, NULL);
 }
 
-static eddy_err put_publish(cJSON *item, const struct eddy_record_publish *pub,
+static eddy_err put_publish(struct render *r, const struct eddy_record_publish *pub,
                             struct eddy_error *err)
 {
     if (pub == NULL)
         return EDDY_OK;
     if (pub->source)
-        put_s(item, "Source", pub->source);
+        put_s(r, "Source", pub->source);
     if (pub->trace_header)
-        put_s(item, "TraceHeader", pub->trace_header);
+        put_s(r, "TraceHeader", pub->trace_header);
     if (pub->event_bus)
-        put_s(item, "EventBusName", pub->event_bus);
+        put_s(r, "EventBusName", pub->event_bus);
     if (pub->resources) {
-        cJSON *av = NULL;
         if (!cJSON_IsArray(pub->resources))
             return eddy_error_set(err, EDDY_EINVAL, "Resources must be an array of strings");
-        for (const cJSON *r = pub->resources->child; r; r = r->next) {
-            if (!cJSON_IsString(r))
+        size_t n = 0, inner = 0;
+        eddy_jw_key(&r->w, "Resources");
+        eddy_jw_open(&r->w, '{');
+        eddy_jw_key(&r->w, "L");
+        eddy_jw_open(&r->w, '[');
+        for (const cJSON *c = pub->resources->child; c; c = c->next, n++) {
+            if (!cJSON_IsString(c))
                 return eddy_error_set(err, EDDY_EINVAL, "Resources must be an array of strings");
+            if (!eddy_utf8_valid(c->valuestring))
+                return eddy_error_set(err, EDDY_EINVAL, "Resources[%zu]: string is not valid UTF-8",
+                                      n);
+            eddy_jw_open(&r->w, '{');
+            eddy_jw_kstr(&r->w, "S", c->valuestring);
+            eddy_jw_close(&r->w, '}');
+            inner += strlen(c->valuestring);
         }
-        eddy_err rc = eddy_attr_from_json(pub->resources, "Resources", &av, err);
-        if (rc)
-            return rc;
-        cJSON_AddItemToObject(item, "Resources", av);
+        eddy_jw_close(&r->w, ']');
+        eddy_jw_close(&r->w, '}');
+        r->size += strlen("Resources") + 3 + n + inner;
     }
     return EDDY_OK;
 }
@@ -401,19 +506,26 @@ static size_t entry_size(const struct eddy_record_publish *pub, const char *type
     return n;
 }
 
-static eddy_err outbox_attrs(cJSON *item, const struct eddy_record_entity *e, size_t idx,
+/* The event's fields must be storable as they are in the history record. */
+static eddy_err check_fields(const struct eddy_record_entity *e, const cJSON *data,
+                             struct eddy_error *err)
+{
+    struct render scratch;
+    render_start(&scratch);
+    eddy_err rc = put_fields(&scratch, e, "outbound event", data, err);
+    eddy_jw_cleanup(&scratch.w);
+    return rc;
+}
+
+static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *e, size_t idx,
                              const char *type, const char *eid, const cJSON *data,
                              const struct eddy_record_publish *pub, struct eddy_error *err)
 {
     struct eddy_error inner;
-    char *detail = NULL;
-    cJSON *check = NULL;
-    /* The Detail text must carry numbers exactly, as the records do. */
-    eddy_err rc = fields_item(e, "outbound event", data, &check, &inner);
-    cJSON_Delete(check);
+    eddy_err rc = check_fields(e, data, &inner);
     if (rc)
         return eddy_error_set(err, inner.code, "%s", inner.detail);
-    detail = outbox_detail(e, idx, data);
+    char *detail = outbox_detail(e, idx, data);
     if (detail == NULL)
         return eddy_error_set(err, EDDY_EINVAL,
                               "outbound event %.64s of %.64s/%.64s has a member \"eddy\", which "
@@ -425,33 +537,31 @@ static eddy_err outbox_attrs(cJSON *item, const struct eddy_record_entity *e, si
                             "outbound event %.64s of %.64s/%.64s is %zu bytes as an EventBridge "
                             "entry, over the 256 KB PutEvents entry limit",
                             type, e->ns, e->id, size);
-        goto done;
+        free(detail);
+        return rc;
     }
     char date[21];
     eddy_time_rfc3339(e->now_s, date);
-    put_s(item, "_namespace", e->ns);
-    put_s(item, "_id", e->id);
-    put_n(item, "_seq", e->seq);
-    put_n(item, "_idx", (int64_t)idx);
-    put_s(item, "_typ", type);
-    put_s(item, "_eid", eid);
-    put_n(item, "_ts", e->now_s);
-    put_n(item, "_tms", e->now_ms ? e->now_ms : e->now_s * 1000);
-    put_s(item, "_date", date);
-    put_s(item, "DetailType", type);
-    put_s(item, "Detail", detail);
-    rc = put_publish(item, pub, err);
-done:
+    put_s(r, "_namespace", e->ns);
+    put_s(r, "_id", e->id);
+    put_n(r, "_seq", e->seq);
+    put_n(r, "_idx", (int64_t)idx);
+    put_s(r, "_typ", type);
+    put_s(r, "_eid", eid);
+    put_n(r, "_ts", e->now_s);
+    put_n(r, "_tms", e->now_ms ? e->now_ms : e->now_s * 1000);
+    put_s(r, "_date", date);
+    put_s(r, "DetailType", type);
+    put_s(r, "Detail", detail);
     free(detail);
-    return rc;
+    return put_publish(r, pub, err);
 }
 
-eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
-                                  const char *type, const cJSON *data,
-                                  const struct eddy_record_publish *pub, cJSON **item,
-                                  struct eddy_error *err)
+eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                                   const char *type, const cJSON *data,
+                                   const struct eddy_record_publish *pub,
+                                   struct eddy_record_text *out, struct eddy_error *err)
 {
-    *item = NULL;
     eddy_err rc = check_entity(e, err);
     if (rc == EDDY_OK)
         rc = eddy_record_check_id("outbound event type", type, err);
@@ -462,20 +572,25 @@ eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t s
     char *pk = eddy_record_pk(e->ns, e->id);
     char *opk = eddy_record_outbox_pk(eddy_record_shard(pk, shards));
     char *osk = eddy_record_outbox_sk(e->ns, e->id, e->seq, idx);
-    cJSON *out = cJSON_CreateObject();
-    rc = put_keys(out, opk, osk, err);
+    struct render r;
+    render_start(&r);
+    rc = put_keys(&r, opk, osk, err);
     if (rc == EDDY_OK)
-        rc = outbox_attrs(out, e, idx, type, osk, data, pub, err);
-    if (rc == EDDY_OK)
-        rc = check_size(out, "outbox entry", e, err);
+        rc = outbox_attrs(&r, e, idx, type, osk, data, pub, err);
     free(pk);
     free(opk);
     free(osk);
-    if (rc)
-        cJSON_Delete(out);
-    else
-        *item = out;
-    return rc;
+    return render_end(&r, "outbox entry", e, rc, out, err);
+}
+
+eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                                  const char *type, const cJSON *data,
+                                  const struct eddy_record_publish *pub, cJSON **item,
+                                  struct eddy_error *err)
+{
+    struct eddy_record_text t = {0};
+    return text_to_item(eddy_record_render_outbox(e, shards, idx, type, data, pub, &t, err), &t,
+                        item);
 }
 
 /* ---- parsing ---- */

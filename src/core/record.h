@@ -129,6 +129,36 @@ eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t s
 eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expires_ms,
                                  cJSON **item, struct eddy_error *err);
 
+/*
+ * The same records rendered as DynamoDB JSON text (the attribute map,
+ * braces included) with their DynamoDB item size, for the commit path:
+ * written once, sent as is. Same checks and errors as the builders above,
+ * which parse this text into a tree.
+ */
+struct eddy_record_text {
+    char *json; /* owned */
+    size_t len;
+    size_t size; /* DynamoDB's size of the item (eddy_attr_item_size) */
+};
+void eddy_record_text_cleanup(struct eddy_record_text *t);
+eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSON *state,
+                                  bool version, struct eddy_record_text *out,
+                                  struct eddy_error *err);
+eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
+                                    const char *type, const char *event_id, const cJSON *data,
+                                    const char *rejected, struct eddy_record_text *out,
+                                    struct eddy_error *err);
+eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t idx,
+                                     const char *type, const cJSON *data,
+                                     struct eddy_record_text *out, struct eddy_error *err);
+eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const char *event_id,
+                                   int64_t ttl_unix_s, struct eddy_record_text *out,
+                                   struct eddy_error *err);
+eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                                   const char *type, const cJSON *data,
+                                   const struct eddy_record_publish *pub,
+                                   struct eddy_record_text *out, struct eddy_error *err);
+
 /* A state item -> the state's JSON (reserved attributes dropped) and _seq. */
 eddy_err eddy_record_parse_state(const cJSON *item, cJSON **state, int64_t *seq,
                                  struct eddy_error *err);

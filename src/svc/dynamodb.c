@@ -258,10 +258,24 @@ void eddy_ddb_txn_result_cleanup(struct eddy_ddb_txn_result *r)
 
 static const char *const txn_names[] = {"Put", "Update", "Delete", "ConditionCheck"};
 
-static eddy_err txn_item(cJSON *arr, const struct eddy_ddb_txn_item *it, size_t i,
+/* A tree (item, key, names, values) into the body as its JSON text. */
+static void jw_tree(struct eddy_jw *w, const char *key, const cJSON *v)
+{
+    if (v == NULL)
+        return;
+    char *text = cJSON_PrintUnformatted(v);
+    if (text == NULL)
+        abort(); /* cJSON fails only when out of memory */
+    eddy_jw_key(w, key);
+    eddy_jw_raw(w, text, strlen(text));
+    free(text);
+}
+
+static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, size_t i,
                          struct eddy_error *err)
 {
-    if ((unsigned)it->kind > EDDY_DDB_CHECK || it->table == NULL || !cJSON_IsObject(it->item))
+    if ((unsigned)it->kind > EDDY_DDB_CHECK || it->table == NULL ||
+        (it->item_json == NULL && !cJSON_IsObject(it->item)))
         return eddy_error_set(err, EDDY_EINVAL,
                               "DynamoDB TransactWriteItems: item %zu needs a kind, a table and "
                               "an item or key",
@@ -276,15 +290,33 @@ static eddy_err txn_item(cJSON *arr, const struct eddy_ddb_txn_item *it, size_t 
                               "DynamoDB TransactWriteItems: item %zu (ConditionCheck) has no "
                               "condition",
                               i);
-    cJSON *w = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, w);
-    cJSON *o = cJSON_AddObjectToObject(w, txn_names[it->kind]);
-    cJSON_AddStringToObject(o, "TableName", it->table);
-    add_ref(o, it->kind == EDDY_DDB_PUT ? "Item" : "Key", it->item);
-    add_expr(o, &it->expr);
+    const char *name = it->kind == EDDY_DDB_PUT ? "Item" : "Key";
+    const struct eddy_ddb_expr *e = &it->expr;
+    eddy_jw_open(w, '{');
+    eddy_jw_key(w, txn_names[it->kind]);
+    eddy_jw_open(w, '{');
+    eddy_jw_kstr(w, "TableName", it->table);
+    if (it->item_json) {
+        eddy_jw_key(w, name);
+        eddy_jw_raw(w, it->item_json, strlen(it->item_json));
+    } else {
+        jw_tree(w, name, it->item);
+    }
+    if (e->condition)
+        eddy_jw_kstr(w, "ConditionExpression", e->condition);
+    if (e->update)
+        eddy_jw_kstr(w, "UpdateExpression", e->update);
+    jw_tree(w, "ExpressionAttributeNames", e->names);
+    jw_tree(w, "ExpressionAttributeValues", e->values);
+    if (e->return_old_on_fail)
+        eddy_jw_kstr(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+    eddy_jw_close(w, '}');
+    eddy_jw_close(w, '}');
     return EDDY_OK;
 }
 
+/* The body is written straight into one buffer: items given as text (the
+ * commit path's records) are copied once, not parsed or printed. */
 eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_item *items,
                                  size_t n, const char *client_token, eddy_ddb_txn_cb cb, void *ud,
                                  struct eddy_aws_call **handle, struct eddy_error *err)
@@ -297,24 +329,41 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
         return eddy_error_set(err, EDDY_ELIMIT,
                               "DynamoDB TransactWriteItems takes at most %d items (got %zu)",
                               EDDY_DDB_MAX_TRANSACT_ITEMS, n);
-    cJSON *req = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(req, "TransactItems");
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    eddy_jw_key(&w, "TransactItems");
+    eddy_jw_open(&w, '[');
     for (size_t i = 0; i < n; i++) {
-        eddy_err rc = txn_item(arr, &items[i], i, err);
+        eddy_err rc = txn_item(&w, &items[i], i, err);
         if (rc) {
-            cJSON_Delete(req);
+            eddy_jw_cleanup(&w);
             return rc;
         }
     }
+    eddy_jw_close(&w, ']');
     if (client_token)
-        cJSON_AddStringToObject(req, "ClientRequestToken", client_token);
+        eddy_jw_kstr(&w, "ClientRequestToken", client_token);
+    eddy_jw_close(&w, '}');
+    if (w.rc != EDDY_OK || w.buf.len > EDDY_DDB_MAX_TRANSACT_BYTES) {
+        size_t len = w.buf.len;
+        eddy_jw_cleanup(&w);
+        return eddy_error_set(err, EDDY_ELIMIT,
+                              "DynamoDB TransactWriteItems request is %zu bytes, over the %u byte "
+                              "limit",
+                              len, EDDY_DDB_MAX_TRANSACT_BYTES);
+    }
     struct op *o = op_new(OP_TXN, ud, NULL);
     o->cb.txn = cb;
     o->n = n;
     /* without a token a repeat after a timeout would meet its own writes; the
      * conditions then fail and the caller reloads, which is safe but slower */
-    return start(d, "TransactWriteItems", req, EDDY_DDB_MAX_TRANSACT_BYTES, o, client_token != NULL,
-                 handle, err);
+    struct eddy_aws_call_opts opts = {0, client_token != NULL, 0};
+    eddy_err rc =
+        eddy_aws_call(&d->client, "TransactWriteItems", &w.buf, &opts, on_reply, o, handle, err);
+    if (rc)
+        free(o);
+    return rc;
 }
 
 static void txn_parse(cJSON *json, size_t n, struct eddy_ddb_txn_result *r)

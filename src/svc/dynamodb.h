@@ -128,6 +128,8 @@ struct eddy_ddb_txn_item {
     const char *table;
     const cJSON *item; /* PUT: the item; the others: the key */
     struct eddy_ddb_expr expr;
+    /* instead of item: the item or key as DynamoDB JSON text, sent as is */
+    const char *item_json;
 };
 
 /* One per transaction item, in order: code "None" for items that did not

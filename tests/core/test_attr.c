@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/awscall.h"
 #include "core/attr.h"
 
 static cJSON *parse_ok(const char *text)
@@ -330,6 +331,59 @@ static void test_item_size(void **state)
     assert_int_equal(size_of("{\"\xc3\xa9\":{\"S\":\"\xe6\x97\xa5\"}}"), 2 + 3);
 }
 
+/* The text writer against the tree conversion: same attributes, same size,
+ * same refusals with the same reasons. */
+static void check_written(const char *json)
+{
+    cJSON *j = parse_ok(json);
+    struct eddy_error e1, e2;
+    eddy_error_clear(&e1);
+    eddy_error_clear(&e2);
+    cJSON *tree = NULL;
+    eddy_err want = eddy_attr_item_from_json(j, &tree, &e1);
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    size_t size = 0;
+    eddy_err got = eddy_attr_write_members(&w, j, &size, &e2);
+    eddy_jw_close(&w, '}');
+    assert_int_equal(got, want);
+    if (want == EDDY_OK) {
+        cJSON *text = cJSON_Parse(eddy_buf_cstr(&w.buf));
+        assert_non_null(text);
+        assert_true(cJSON_Compare(text, tree, true));
+        assert_int_equal(size, eddy_attr_item_size(tree));
+        cJSON_Delete(text);
+    } else {
+        assert_string_equal(e2.detail, e1.detail);
+    }
+    eddy_jw_cleanup(&w);
+    cJSON_Delete(tree);
+    cJSON_Delete(j);
+}
+
+static void test_write_members(void **state)
+{
+    (void)state;
+    check_written("{}");
+    check_written("{\"a\":1,\"b\":\"x\\\"y\\n\",\"c\":true,\"d\":false,\"e\":null}");
+    check_written("{\"n\":[1,2.5,-0.125,1e20,[],{}],\"m\":{\"k\":{\"l\":[\"s\",{\"z\":0}]}}}");
+    check_written("{\"big\":123456789012345678901234567890123456,\"tiny\":1e-130}");
+    check_written("{\"unicode\":\"\\u00e9\\u4e2d\\ud83d\\ude00\",\"\\u00fc\":1}");
+    check_written("{\"bad\":1e200}");
+    check_written("{\"deep\":{\"x\":123456789012345678901234567890123456789}}");
+    check_written("{\"dup\":{\"a\":1,\"a\":2}}");
+    check_written("{\"\":1}");
+    char deep[128] = "{\"l\":"; /* 34 nested lists: past DynamoDB's 32 levels */
+    for (int k = 0; k < 34; k++)
+        strcat(deep, "[");
+    strcat(deep, "1");
+    for (int k = 0; k < 34; k++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    check_written(deep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_nested_and_types),  cmocka_unit_test(test_unicode),
         cmocka_unit_test(test_parse_strict),      cmocka_unit_test(test_from_other_writers),
         cmocka_unit_test(test_depth_limit),       cmocka_unit_test(test_item_size),
+        cmocka_unit_test(test_write_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

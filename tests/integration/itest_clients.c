@@ -689,10 +689,11 @@ static void ddb_txn_cancel(struct itest_rig *r, const char *table)
     cJSON *c = item_of("txn/1", "c", 3);
     cJSON *d = item_of("txn/1", "d", 4);
     cJSON *vals = itest_json("{\":five\":{\"N\":\"5\"},\":one\":{\"N\":\"1\"}}");
+    char *d_text = cJSON_PrintUnformatted(d); /* an item as text goes as it is */
     struct eddy_ddb_txn_item items[3] = {
-        {EDDY_DDB_PUT, table, c, {.condition = "attribute_not_exists(#pk)"}},
-        {EDDY_DDB_UPDATE, table, a, {.condition = "n = :five", .update = "SET n = n + :one"}},
-        {EDDY_DDB_PUT, table, d, {0}},
+        {EDDY_DDB_PUT, table, c, {.condition = "attribute_not_exists(#pk)"}, NULL},
+        {EDDY_DDB_UPDATE, table, a, {.condition = "n = :five", .update = "SET n = n + :one"}, NULL},
+        {EDDY_DDB_PUT, table, NULL, {0}, d_text},
     };
     cJSON *names = itest_json("{\"#pk\":\"_pk\"}");
     items[0].expr.names = names;
@@ -718,6 +719,7 @@ static void ddb_txn_cancel(struct itest_rig *r, const char *table)
     cJSON_Delete(names);
     cJSON_Delete(vals);
     cJSON_Delete(d);
+    free(d_text);
     cJSON_Delete(c);
     cJSON_Delete(a);
 }
@@ -729,8 +731,8 @@ static void ddb_txn_ok(struct itest_rig *r, const char *table)
     cJSON *vals = itest_json("{\":seven\":{\"N\":\"7\"}}");
     cJSON *names = itest_json("{\"#pk\":\"_pk\"}");
     struct eddy_ddb_txn_item items[2] = {
-        {EDDY_DDB_PUT, table, a, {.condition = "attribute_not_exists(#pk)", .names = names}},
-        {EDDY_DDB_UPDATE, table, bkey, {.update = "SET n = :seven", .values = vals}},
+        {EDDY_DDB_PUT, table, a, {.condition = "attribute_not_exists(#pk)", .names = names}, NULL},
+        {EDDY_DDB_UPDATE, table, bkey, {.update = "SET n = :seven", .values = vals}, NULL},
     };
     struct txn_out o;
     expect(ddb_txn(r, items, 2, &o), EDDY_OK, &o.w, "TransactWriteItems");

@@ -176,16 +176,18 @@ static void test_transact_canceled(void **state)
     cJSON *s = key("slot/1", "STATE"), *in = key("slot/1", "INBOUND/1/0/InsertCoin"),
           *dd = key("slot/1", "EVENT/e1"), *old = key("#outbox/0", "x");
     cJSON *vals = cJSON_Parse("{\":prev\":{\"N\":\"0\"}}");
+    char *in_text = cJSON_PrintUnformatted(in); /* an item given as text is sent as is */
     struct eddy_ddb_txn_item items[4] = {
         {EDDY_DDB_PUT,
          "tbl",
          s,
          {.condition = "attribute_not_exists(_pk) OR _seq = :prev",
           .values = vals,
-          .return_old_on_fail = true}},
-        {EDDY_DDB_PUT, "tbl", in, {.condition = "attribute_not_exists(_pk)"}},
-        {EDDY_DDB_CHECK, "tbl", dd, {.condition = "attribute_not_exists(_pk)"}},
-        {EDDY_DDB_DELETE, "tbl", old, {0}},
+          .return_old_on_fail = true},
+         NULL},
+        {EDDY_DDB_PUT, "tbl", NULL, {.condition = "attribute_not_exists(_pk)"}, in_text},
+        {EDDY_DDB_CHECK, "tbl", dd, {.condition = "attribute_not_exists(_pk)"}, NULL},
+        {EDDY_DDB_DELETE, "tbl", old, {0}, NULL},
     };
     eddy_fake_push_json(
         r.fake, 400,
@@ -221,6 +223,8 @@ static void test_transact_canceled(void **state)
     assert_string_equal(jget(put, "TableName"), "tbl");
     assert_string_equal(jget(put, "ReturnValuesOnConditionCheckFailure"), "ALL_OLD");
     assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(put, "Item"), s, true));
+    const cJSON *put_text = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ti, 1), "Put");
+    assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(put_text, "Item"), in, true));
     const cJSON *chk =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ti, 2), "ConditionCheck");
     assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(chk, "Key"), dd, true));
@@ -245,6 +249,7 @@ static void test_transact_canceled(void **state)
     assert_int_equal(g.calls, 2);
     cJSON_Delete(s);
     cJSON_Delete(in);
+    free(in_text);
     cJSON_Delete(dd);
     cJSON_Delete(old);
     cJSON_Delete(vals);
