@@ -6,7 +6,8 @@ Point a client's endpoint (AWS_ENDPOINT_URL_EVENTBRIDGE, ..._SQS, ...) at the
 proxy; it forwards to --upstream and applies rules per operation (the part of
 X-Amz-Target after the dot: PutEvents, ReceiveMessage, Query, ...; "*" for all).
 
-Rules are JSON objects:
+Rules are JSON objects; any of them may carry a "name", the label its faults
+get in the journal and in counts() (default: the action).
   {"op": "PutEvents", "action": "fail_entries",
    "match": {"field": "Detail", "regex": "\\"seq\\":3\\b"},
    "each": 2, "times": 0, "code": "InternalFailure", "message": "..."}
@@ -16,12 +17,18 @@ Rules are JSON objects:
       first N tries (0: always); "times": at most N failures in all (0: no cap).
   {"op": "*", "action": "status", "status": 500, "code": "InternalException",
    "rate": 0.3, "times": 0}
-      answer with that HTTP status and an AWS JSON error body, without
-      forwarding; "rate" is the share of matching calls (default 1), "times"
-      caps how many (0: no cap). status 400 with code ThrottlingException is
-      throttling.
-  {"op": "...", "action": "drop", "rate": 0.1}   close the connection unanswered
+      answer with that HTTP status and an AWS JSON error body (plus the
+      x-amzn-query-error header SQS sends), without forwarding; "rate" is the
+      share of matching calls (default 1), "times" caps how many (0: no cap).
+      status 400 with code ThrottlingException is throttling.
+  {"op": "...", "action": "drop", "rate": 0.1, "after": false}
+      close the connection unanswered: before forwarding (the call never
+      happened) or, with "after", once upstream has answered (it happened, the
+      reply is lost)
   {"op": "...", "action": "delay", "ms": 200}    forward after a delay
+A call gets at most one of status/drop/delay: one random draw per call, each
+rule taking a slice of it as wide as its rate, so the rates of rules on the
+same op add up. random_faults(share) is the mix the worker tests use.
 
 Control (same port, paths under /_proxy/):
   GET  /_proxy/journal   every call: op, what happened, PutEvents entries with
@@ -32,13 +39,15 @@ Control (same port, paths under /_proxy/):
 Command line:
   faultproxy.py --upstream URL [--port N] [--port-file F] [--rule JSON]... [--seed N]
 prints "faultproxy listening on http://127.0.0.1:PORT" once ready. From Python:
-  proxy = FaultProxy(upstream, rules); proxy.start(); proxy.url; proxy.stop().
+  proxy = FaultProxy(upstream, rules, seed).start(); proxy.url; proxy.journal();
+  proxy.counts(); proxy.set_rules(rules); proxy.stop().
 
 Loopback only; SigV4 is not re-signed, so rewriting a PutEvents body works with
 an upstream that does not verify signatures (the plain local AWS).
 """
 
 import argparse
+import collections
 import http.client
 import json
 import random
@@ -59,6 +68,7 @@ class Rule:
         self.spec = dict(spec)
         self.op = spec.get("op", "*")
         self.action = spec["action"]
+        self.name = spec.get("name", self.action)
         if self.action not in ("fail_entries", "status", "drop", "delay"):
             raise ValueError(f"unknown action {self.action!r}")
         match = spec.get("match") or {}
@@ -75,13 +85,6 @@ class Rule:
 
     def spent(self):
         return self.times and self.hits >= self.times
-
-    def fire(self, rng):
-        """For call-level actions: does this call get it?"""
-        if self.spent() or rng.random() >= self.rate:
-            return False
-        self.hits += 1
-        return True
 
     def fails_entry(self, entry):
         if self.spent():
@@ -116,9 +119,16 @@ class State:
             self.journal = []
 
     def call_action(self, op):
+        """The call-level rule this call gets, if any. One draw per call keeps a
+        seeded run's choices the same however many rules there are."""
         with self.lock:
+            draw, edge = self.rng.random(), 0.0
             for rule in self.rules:
-                if rule.action != "fail_entries" and rule.applies(op) and rule.fire(self.rng):
+                if rule.action == "fail_entries" or not rule.applies(op) or rule.spent():
+                    continue
+                edge += rule.rate
+                if draw < edge:
+                    rule.hits += 1
                     return rule
         return None
 
@@ -168,8 +178,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def send_json(self, status, obj, content_type="application/json"):
-        self.send(status, json.dumps(obj).encode(), [("Content-Type", content_type)])
+    def send_json(self, status, obj):
+        self.send(status, json.dumps(obj).encode(), [("Content-Type", "application/json")])
 
     def forward(self, body):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -221,11 +231,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def call_fault(self, op, rule):
         """Apply a call-level rule; True when the call was answered (or dropped)."""
-        self.state().record({"op": op, "fault": rule.action, "status": rule.spec.get("status")})
+        self.state().record({"op": op, "fault": rule.name, "status": rule.spec.get("status")})
         if rule.action == "delay":
             time.sleep(float(rule.spec.get("ms", 100)) / 1000)
             return False
         if rule.action == "drop":
+            if rule.spec.get("after"):
+                self.forward(self.body)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -233,9 +245,13 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             return True
         code = rule.spec.get("code", "InternalException")
-        self.send_json(int(rule.spec.get("status", 500)),
-                       {"__type": code, "message": rule.spec.get("message", "injected fault")},
-                       "application/x-amz-json-1.1")
+        status = int(rule.spec.get("status", 500))
+        body = {"__type": code, "message": rule.spec.get("message", "injected fault")}
+        # SQS names the error in this header as well, and clients read it first.
+        side = "Receiver" if status >= 500 else "Sender"
+        self.send(status, json.dumps(body).encode(), [
+            ("Content-Type", self.headers.get("Content-Type", "application/x-amz-json-1.1")),
+            ("x-amzn-query-error", f"{code};{side}")])
         return True
 
     def put_events(self):
@@ -278,12 +294,37 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_one()
 
 
+def random_faults(share):
+    """Rules failing `share` of all calls, in four equal parts: a 500
+    InternalFailure, a 400 ThrottlingException, the connection dropped before
+    forwarding, and dropped after it."""
+    part = share / 4
+    return [
+        {"name": "500", "action": "status", "status": 500, "code": "InternalFailure",
+         "message": "injected", "rate": part},
+        {"name": "throttle", "action": "status", "status": 400, "code": "ThrottlingException",
+         "message": "Rate exceeded (injected)", "rate": part},
+        {"name": "drop_before", "action": "drop", "rate": part},
+        {"name": "drop_after", "action": "drop", "after": True, "rate": part},
+    ]
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # a worker opens many connections at once
+
+    def handle_error(self, request, client_address):
+        # A client hanging up mid-reply (a worker stopped during a long poll)
+        # is ordinary here; anything else is worth the traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FaultProxy:
     """The proxy in a background thread (for Python tests)."""
 
     def __init__(self, upstream, rules=(), seed=0, port=0):
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.state = State(upstream, rules, seed)
         self.thread = None
 
@@ -306,6 +347,10 @@ class FaultProxy:
     def journal(self):
         with self.server.state.lock:
             return list(self.server.state.journal)
+
+    def counts(self):
+        """Journal entries by what happened: a fault's name, or "forwarded"."""
+        return collections.Counter(c.get("fault", "forwarded") for c in self.journal())
 
     def stop(self):
         self.server.shutdown()

@@ -8,7 +8,7 @@ import time
 
 import awsenv
 import workerkit as wk
-from worker_faultproxy import FaultProxy
+from faultproxy import FaultProxy, random_faults
 from workerkit import Worker
 
 ENV = awsenv.Env.current()
@@ -35,19 +35,18 @@ def test_faults_through_proxy():
     entities = [f"flt-{i}" for i in range(8)]
     bodies = wk.game_bodies(entities, 5)
     wk.send_all(ENV, q["url"], bodies)
-    main = FaultProxy(ENV.endpoint("sqs"), share=0.12, seed=11)
-    ddb = FaultProxy(ENV.endpoint("dynamodb"), share=0.12, seed=12)
+    main = FaultProxy(ENV.endpoint("sqs"), random_faults(0.12), seed=11).start()
+    ddb = FaultProxy(ENV.endpoint("dynamodb"), random_faults(0.12), seed=12).start()
     w = Worker(ENV, table, q["url"], AWS_ENDPOINT_URL=main.url,
                AWS_ENDPOINT_URL_DYNAMODB=ddb.url, AWS_MAX_ATTEMPTS=4)
     try:
         wk.wait_drained(ENV, q["url"], timeout_s=150)
     finally:
         wk.stop_ok(w)
-        main.close()
-        ddb.close()
-    faults = sum(v for k, v in main.counts.items() if k != "forwarded") + \
-        sum(v for k, v in ddb.counts.items() if k != "forwarded")
-    assert faults > 0, (main.counts, ddb.counts)
+        main.stop()
+        ddb.stop()
+    counts = main.counts() + ddb.counts()
+    assert sum(n for k, n in counts.items() if k != "forwarded") > 0, counts
     check_all(table, entities, len(bodies))
 
 
