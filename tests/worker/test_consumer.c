@@ -166,6 +166,29 @@ static void test_lanes_coalesce_and_results(void **state)
     drain_and_close(&s);
 }
 
+/* A poll asks for a full batch of 10, and only when 10 fit under max_inflight. */
+static void test_polls_for_full_batches(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL, NULL); /* max_inflight 10, one poller */
+    const char *ids[] = {"a1", "b1", "c1"};
+    const char *ents[] = {"A", "B", "C"};
+    push_receive(&s.r, ids, ents, 3);
+    assert_true(fp_at_least(&s, 3));
+    for (int i = 0; i < 20; i++)
+        uv_run(&s.r.loop, UV_RUN_NOWAIT);
+    /* 3 in flight: no poll for the 7 slots left */
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 1);
+    for (int i = 0; i < 3; i++)
+        complete(s.fp.b[i], (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    for (int turns = 0; rig_count(&s.r, "ReceiveMessage") < 2 && turns < 2000; turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 2);
+    assert_int_equal(bodies_with(&s.r, "ReceiveMessage", "\"MaxNumberOfMessages\":10"), 2);
+    drain_and_close(&s);
+}
+
 static void test_results_reach_sqs(void **state)
 {
     (void)state;
@@ -301,6 +324,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lanes_coalesce_and_results),
         cmocka_unit_test(test_results_reach_sqs),
+        cmocka_unit_test(test_polls_for_full_batches),
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
         cmocka_unit_test(test_backoff_grows),
