@@ -4,11 +4,13 @@
  * Per shard: one round at a time. A round owns the items its queries
  * returned (a cJSON array) and an index of them, sorted by entity and
  * (seq, idx); every entity is a group with a cursor at its next entry to
- * publish. The pump fills PutEvents calls with the ready heads of the
- * groups (a head is in flight, or waits for its backoff, or is ready), so an
- * entity never has two entries out at once and an entity that waits never
- * holds the others back. Published keys go to a delete queue, sent 25 at a
- * time. The round ends when nothing is ready, nothing is in flight and the
+ * publish. The pump puts the ready heads of the groups (a head is in flight,
+ * or waits for its backoff, or is ready) into the relay's open PutEvents
+ * call, which the shards pumped in the same loop turn share and which is
+ * sent when full or at the end of the turn; so an entity never has two
+ * entries out at once, an entity that waits never holds the others back, and
+ * a few busy entities spread over the shards still fill calls of ten. Published keys go to a delete
+ * queue, sent 25 at a time. The round ends when nothing is ready, nothing is in flight and the
  * delete queue is empty.
  *
  * It is not: the commit path (the processor writes the outbox entries and
@@ -55,11 +57,16 @@ struct group {
     size_t first, end, next;
 };
 
+/* One PutEvents call: the heads of entities of one or more shards. */
 struct put_call {
-    struct relay_shard *s;
-    size_t n;
-    size_t idx[EDDY_EB_MAX_ENTRIES];
+    size_t n, bytes;
+    struct {
+        struct relay_shard *s;
+        size_t idx; /* in s->entries */
+    } at[EDDY_EB_MAX_ENTRIES];
     struct eddy_eb_entry ents[EDDY_EB_MAX_ENTRIES];
+    struct relay_shard *shards[EDDY_EB_MAX_ENTRIES]; /* the distinct ones */
+    size_t nshards;
 };
 
 struct relay_shard {
@@ -75,6 +82,7 @@ struct relay_shard {
     struct group *groups;
     size_t ngroups, cursor;
     unsigned puts, deletes; /* calls in flight */
+    unsigned queued;        /* entries in the relay's open call, not sent yet */
     cJSON *del_queue;       /* keys to delete */
     unsigned del_attempt;
     uv_timer_t retry_timer, del_timer;
@@ -94,6 +102,12 @@ struct eddy_relay {
     struct relay_shard *shards;
     struct eddy_lease *lease; /* NULL without leases */
     uv_timer_t poll;
+    /* The PutEvents call being filled: the shards pumped in one loop turn
+     * share it, so entities of different shards go in one call of up to 10
+     * instead of one small call per shard. Sent when full, or from the idle
+     * handle at the end of the turn. */
+    struct put_call *open;
+    uv_idle_t flush;
     bool started, stopping, lease_stopping, closing;
     unsigned open_handles;
     struct eddy_relay_stats st;
@@ -683,12 +697,11 @@ static void on_put(eddy_err rc, struct eddy_eb_put_result *res, const struct edd
                    void *ud)
 {
     struct put_call *pc = ud;
-    struct relay_shard *s = pc->s;
-    int64_t now = eddy_clock_unix_ms(s->r->clock);
-    s->puts--;
+    int64_t now = eddy_clock_unix_ms(pc->at[0].s->r->clock);
     for (size_t k = 0; k < pc->n; k++) {
-        struct entry *e = &s->entries[pc->idx[k]];
-        struct group *g = group_of(s, pc->idx[k]);
+        struct relay_shard *s = pc->at[k].s;
+        struct entry *e = &s->entries[pc->at[k].idx];
+        struct group *g = group_of(s, pc->at[k].idx);
         const struct eddy_eb_entry_result *er =
             rc == EDDY_OK && k < res->n ? &res->entries[k] : NULL;
         if (rc != EDDY_OK)
@@ -701,30 +714,83 @@ static void on_put(eddy_err rc, struct eddy_eb_put_result *res, const struct edd
             entry_published(s, g, e, now);
     }
     eddy_eb_put_result_cleanup(res);
+    for (size_t k = 0; k < pc->nshards; k++)
+        pc->shards[k]->puts--;
+    struct relay_shard *shards[EDDY_EB_MAX_ENTRIES];
+    size_t nshards = pc->nshards;
+    memcpy(shards, pc->shards, nshards * sizeof *shards);
     free(pc);
-    pump(s);
+    for (size_t k = 0; k < nshards; k++)
+        pump(shards[k]);
 }
 
-static void put_send(struct relay_shard *s, struct put_call *pc)
+static void on_retry_timer(uv_timer_t *t);
+
+/* Send the open call. Its shards count it in flight from now on. */
+static void put_send(struct eddy_relay *r)
 {
-    struct eddy_relay *r = s->r;
+    struct put_call *pc = r->open;
+    r->open = NULL;
+    uv_idle_stop(&r->flush);
+    if (pc == NULL)
+        return;
+    for (size_t k = 0; k < pc->n; k++)
+        pc->at[k].s->queued--;
+    for (size_t k = 0; k < pc->nshards; k++)
+        pc->shards[k]->puts++;
     struct eddy_error err = {0};
     r->st.put_calls++;
-    if (eddy_eb_put_events(r->eb, pc->ents, pc->n, on_put, pc, NULL, &err) == EDDY_OK) {
-        s->puts++;
+    if (eddy_eb_put_events(r->eb, pc->ents, pc->n, on_put, pc, NULL, &err) == EDDY_OK)
         return;
+    for (size_t k = 0; k < pc->n; k++) {
+        struct relay_shard *s = pc->at[k].s;
+        entry_failed(s, group_of(s, pc->at[k].idx), &s->entries[pc->at[k].idx],
+                     eddy_err_name(err.code), eddy_error_text(&err));
     }
-    for (size_t k = 0; k < pc->n; k++)
-        entry_failed(s, group_of(s, pc->idx[k]), &s->entries[pc->idx[k]], eddy_err_name(err.code),
-                     eddy_error_text(&err));
+    for (size_t k = 0; k < pc->nshards; k++) { /* each shard retries from the loop */
+        struct relay_shard *s = pc->shards[k];
+        s->puts--;
+        if (!uv_is_active((uv_handle_t *)&s->retry_timer))
+            uv_timer_start(&s->retry_timer, on_retry_timer, 1, 0);
+    }
     free(pc);
 }
 
-/* Fill one PutEvents call with ready heads, from the cursor on. */
-static struct put_call *put_fill(struct relay_shard *s, uint64_t now)
+static void on_flush(uv_idle_t *h)
 {
-    struct put_call *pc = NULL;
-    size_t bytes = 0;
+    put_send(eddy_container_of(h, struct eddy_relay, flush));
+}
+
+static void put_add(struct eddy_relay *r, struct relay_shard *s, size_t idx)
+{
+    struct entry *e = &s->entries[idx];
+    if (r->open == NULL) {
+        r->open = eddy_calloc(1, sizeof *r->open);
+        uv_idle_start(&r->flush, on_flush);
+    }
+    struct put_call *pc = r->open;
+    size_t k = 0;
+    while (k < pc->nshards && pc->shards[k] != s)
+        k++;
+    if (k == pc->nshards)
+        pc->shards[pc->nshards++] = s;
+    pc->at[pc->n].s = s;
+    pc->at[pc->n].idx = idx;
+    pc->ents[pc->n++] = e->eb;
+    pc->bytes += e->size;
+    s->queued++;
+    e->st = E_INFLIGHT;
+    if (e->failures)
+        s->r->st.retries++;
+    if (e->failures && s->r->metrics)
+        eddy_metrics_inc(s->r->metrics, EDDY_METRIC_retries);
+}
+
+/* Put this shard's ready heads into the open call, from the cursor on,
+ * sending it whenever it is full, while the shard has calls to spare. */
+static void put_fill(struct relay_shard *s, uint64_t now)
+{
+    struct eddy_relay *r = s->r;
     for (size_t k = 0; k < s->ngroups; k++) {
         struct group *g = &s->groups[(s->cursor + k) % s->ngroups];
         if (g->next >= g->end)
@@ -732,23 +798,16 @@ static struct put_call *put_fill(struct relay_shard *s, uint64_t now)
         struct entry *e = &s->entries[g->next];
         if (e->st != E_PENDING || e->ready_at > now)
             continue;
-        if (pc && (pc->n == EDDY_EB_MAX_ENTRIES || bytes + e->size > EDDY_EB_MAX_BYTES)) {
-            s->cursor = (s->cursor + k) % s->ngroups;
-            return pc;
+        struct put_call *pc = r->open;
+        if (pc && (pc->n == EDDY_EB_MAX_ENTRIES || pc->bytes + e->size > EDDY_EB_MAX_BYTES)) {
+            put_send(r);
+            if (s->puts >= r->cfg.inflight_max) {
+                s->cursor = (s->cursor + k) % s->ngroups;
+                return;
+            }
         }
-        if (pc == NULL)
-            pc = eddy_calloc(1, sizeof *pc);
-        pc->s = s;
-        pc->idx[pc->n] = g->next;
-        pc->ents[pc->n++] = e->eb;
-        bytes += e->size;
-        e->st = E_INFLIGHT;
-        if (e->failures)
-            s->r->st.retries++;
-        if (e->failures && s->r->metrics)
-            eddy_metrics_inc(s->r->metrics, EDDY_METRIC_retries);
+        put_add(r, s, g->next);
     }
-    return pc;
 }
 
 /* The earliest backoff among the heads, 0 when none waits. */
@@ -779,13 +838,9 @@ static void pump(struct relay_shard *s)
     uv_update_time(s->r->loop);
     uint64_t now = uv_now(s->r->loop); /* backoffs run on the loop's timers */
     bool sending = shard_holds(s);
-    while (sending && s->puts < s->r->cfg.inflight_max) {
-        struct put_call *pc = put_fill(s, now);
-        if (pc == NULL)
-            break;
-        put_send(s, pc);
-    }
-    if (s->puts > 0)
+    if (sending && s->puts < s->r->cfg.inflight_max)
+        put_fill(s, now);
+    if (s->puts > 0 || s->queued > 0)
         return;
     uint64_t ready = sending ? next_ready(s) : 0;
     if (ready) {
@@ -832,11 +887,12 @@ eddy_err eddy_relay_start(struct eddy_relay *r)
     }
     r->started = true;
     uv_timer_init(r->loop, &r->poll);
+    uv_idle_init(r->loop, &r->flush);
     for (uint32_t i = 0; i < r->cfg.shards; i++) {
         uv_timer_init(r->loop, &r->shards[i].retry_timer);
         uv_timer_init(r->loop, &r->shards[i].del_timer);
     }
-    r->open_handles = 1 + 2 * r->cfg.shards;
+    r->open_handles = 2 + 2 * r->cfg.shards;
     uv_timer_start(&r->poll, on_poll, r->lease ? r->cfg.poll_ms : 0, r->cfg.poll_ms);
     if (r->lease)
         eddy_lease_start(r->lease);
@@ -858,19 +914,20 @@ static void on_handle_closed(uv_handle_t *h)
         r->stop_cb(r->stop_ud);
 }
 
-static void close_handle(struct eddy_relay *r, uv_timer_t *t)
+static void close_handle(struct eddy_relay *r, uv_handle_t *h)
 {
-    t->data = r;
-    uv_close((uv_handle_t *)t, on_handle_closed);
+    h->data = r;
+    uv_close(h, on_handle_closed);
 }
 
 static void close_all(struct eddy_relay *r)
 {
     r->closing = true;
-    close_handle(r, &r->poll);
+    close_handle(r, (uv_handle_t *)&r->poll);
+    close_handle(r, (uv_handle_t *)&r->flush);
     for (uint32_t i = 0; i < r->cfg.shards; i++) {
-        close_handle(r, &r->shards[i].retry_timer);
-        close_handle(r, &r->shards[i].del_timer);
+        close_handle(r, (uv_handle_t *)&r->shards[i].retry_timer);
+        close_handle(r, (uv_handle_t *)&r->shards[i].del_timer);
     }
 }
 
@@ -908,7 +965,7 @@ void eddy_relay_stop(struct eddy_relay *r, void (*cb)(void *ud), void *ud)
         uv_timer_init(r->loop, &r->poll);
         r->open_handles = 1;
         r->closing = true;
-        close_handle(r, &r->poll);
+        close_handle(r, (uv_handle_t *)&r->poll);
         return;
     }
     for (uint32_t i = 0; i < r->cfg.shards; i++) {

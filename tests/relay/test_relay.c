@@ -1,7 +1,7 @@
 /* Unit tests for relay/relay: the rounds against a fake table and bus
  * (fakeaws.h): order per entity, only failed entries resent, an entity
  * waiting for its failed entry while the others go on, the 10 entry and
- * 256 KB limits, entries left in the outbox, unprocessed deletes, paging,
+ * 256 KB limits, shards sharing calls, entries left in the outbox, unprocessed deletes, paging,
  * wake-ups during a round, and stop finishing the batch in hand. No
  * leases here (lease_ms 0): test_lease.c covers them. */
 #include <setjmp.h>
@@ -267,6 +267,35 @@ static void test_batches_of_ten(void **state)
     rig_close(&r);
 }
 
+static bool all_published(struct fakeaws *w, void *ud)
+{
+    return (size_t)cJSON_GetArraySize(w->published) == *(size_t *)ud;
+}
+
+/* Shards read in the same loop turn share their PutEvents call. */
+static void test_shards_share_calls(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r);
+    r.cfg.shards = 4;
+    bool used[4] = {false};
+    for (int i = 0; i < 8; i++) {
+        char id[16], pk[32];
+        snprintf(id, sizeof id, "m%d", i);
+        snprintf(pk, sizeof pk, "slot/%s", id);
+        used[eddy_record_shard(pk, 4)] = true;
+        fakeaws_put_outbox(&r.w, 4, "slot", id, 1, 0, 0);
+    }
+    assert_true(used[0] + used[1] + used[2] + used[3] >= 2);
+    rig_start(&r);
+    size_t want = 8;
+    assert_true(fakeaws_run(&r.w, all_published, &want, 5000));
+    assert_int_equal(r.w.put_calls, 1);
+    assert_int_equal(r.w.max_call_entries, 8);
+    rig_close(&r);
+}
+
 static void test_batches_under_256k(void **state)
 {
     (void)state;
@@ -500,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_failed_entry_resent_alone_entity_waits),
         cmocka_unit_test(test_failed_call_retried),
         cmocka_unit_test(test_batches_of_ten),
+        cmocka_unit_test(test_shards_share_calls),
         cmocka_unit_test(test_batches_under_256k),
         cmocka_unit_test(test_oversize_entry_left),
         cmocka_unit_test(test_unprocessed_deletes_retried),
