@@ -636,8 +636,8 @@ static void poll_once(struct poller *p)
     size_t room = used >= (size_t)c->cfg.max_inflight ? 0 : (size_t)c->cfg.max_inflight - used;
     /* Poll only for a full batch: under load, asking for the one or two
      * slots just freed would cost a call per message or two. */
-    size_t batch = c->cfg.max_inflight < EDDY_SQS_MAX_BATCH ? (size_t)c->cfg.max_inflight
-                                                            : EDDY_SQS_MAX_BATCH;
+    size_t batch =
+        c->cfg.max_inflight < EDDY_SQS_MAX_BATCH ? (size_t)c->cfg.max_inflight : EDDY_SQS_MAX_BATCH;
     if (room < batch) {
         p->idle = true;
         return;
