@@ -468,17 +468,26 @@ static size_t path_push(struct eddy_buf *path, const char *name, size_t index)
     return old;
 }
 
-static eddy_err number_to_av(const cJSON *j, const char *path, cJSON **out, struct eddy_error *err)
+/* A JSON number's decimal text (its own text when Raw), checked against
+ * DynamoDB's limits; *out points into buf or into j. */
+static eddy_err number_text(const cJSON *j, const char *path, char buf[32], const char **out,
+                            struct eddy_error *err)
 {
-    char text[32];
-    const char *t = text;
+    *out = buf;
     if (cJSON_IsRaw(j)) {
-        t = j->valuestring ? j->valuestring : "";
-    } else if (!eddy_attr_format_double(j->valuedouble, text)) {
+        *out = j->valuestring ? j->valuestring : "";
+    } else if (!eddy_attr_format_double(j->valuedouble, buf)) {
         return eddy_error_set(err, EDDY_EINVAL, "%s: NaN or infinity cannot be stored",
                               path_or_value(path));
     }
-    eddy_err rc = eddy_attr_check_number(t, path, err);
+    return eddy_attr_check_number(*out, path, err);
+}
+
+static eddy_err number_to_av(const cJSON *j, const char *path, cJSON **out, struct eddy_error *err)
+{
+    char buf[32];
+    const char *t;
+    eddy_err rc = number_text(j, path, buf, &t, err);
     if (rc)
         return rc;
     *out = av_wrap("N", cJSON_CreateString(t));
@@ -637,15 +646,9 @@ static void write_typed(struct eddy_jw *w, const char *type, const char *s)
 static eddy_err write_number(struct eddy_jw *w, const cJSON *j, const char *path, size_t *size,
                              struct eddy_error *err)
 {
-    char text[32];
-    const char *t = text;
-    if (cJSON_IsRaw(j)) {
-        t = j->valuestring ? j->valuestring : "";
-    } else if (!eddy_attr_format_double(j->valuedouble, text)) {
-        return eddy_error_set(err, EDDY_EINVAL, "%s: NaN or infinity cannot be stored",
-                              path_or_value(path));
-    }
-    eddy_err rc = eddy_attr_check_number(t, path, err);
+    char buf[32];
+    const char *t;
+    eddy_err rc = number_text(j, path, buf, &t, err);
     if (rc)
         return rc;
     write_typed(w, "N", t);
