@@ -176,33 +176,29 @@ struct eddy_str eddy_aws_error_code(struct eddy_str type)
     return (struct eddy_str){p, (size_t)(end - p)};
 }
 
+/* "KMS.ThrottlingException", "AWS.SimpleQueueService.RequestThrottled":
+ * the last dotted part of a code counts too. */
+static const char *last_part(const char *code)
+{
+    const char *dot = strrchr(code, '.');
+    return dot ? dot + 1 : code;
+}
+
 static bool code_in(const char *code, const char *const *list)
 {
-    /* "KMS.ThrottlingException", "AWS.SimpleQueueService.RequestThrottled":
-     * the last dotted part counts too */
-    const char *dot = strrchr(code, '.');
-    const char *last = dot ? dot + 1 : code;
     for (; *list; list++)
-        if (strcmp(code, *list) == 0 || strcmp(last, *list) == 0)
+        if (strcmp(code, *list) == 0 || strcmp(last_part(code), *list) == 0)
             return true;
     return false;
 }
 
-static const char *const throttling_codes[] = {"Throttling",
-                                               "ThrottlingException",
-                                               "ThrottledException",
-                                               "RequestThrottledException",
-                                               "TooManyRequestsException",
-                                               "ProvisionedThroughputExceededException",
-                                               "TransactionInProgressException",
-                                               "RequestLimitExceeded",
-                                               "BandwidthLimitExceeded",
-                                               "LimitExceededException",
-                                               "RequestThrottled",
-                                               "SlowDown",
-                                               "PriorRequestNotComplete",
-                                               "EC2ThrottledException",
-                                               NULL};
+static bool throttling(const char *code)
+{
+    const char *last = last_part(code);
+    return eddy_retry_throttling_code(code, strlen(code)) ||
+           eddy_retry_throttling_code(last, strlen(last));
+}
+
 static const char *const transient_codes[] = {"RequestTimeout",
                                               "RequestTimeoutException",
                                               "InternalError",
@@ -227,7 +223,7 @@ static const char *const auth_codes[] = {"UnrecognizedClientException",
 eddy_err eddy_aws_classify(long status, const char *code)
 {
     if (code && *code) {
-        if (code_in(code, throttling_codes))
+        if (throttling(code))
             return EDDY_ETHROTTLED;
         if (strcmp(code, "ConditionalCheckFailedException") == 0)
             return EDDY_ECONDITION;

@@ -47,6 +47,11 @@ static bool in_list(const char *const *list, size_t n, const char *code, size_t 
     return false;
 }
 
+bool eddy_retry_throttling_code(const char *code, size_t len)
+{
+    return in_list(throttle_codes, sizeof throttle_codes / sizeof *throttle_codes, code, len);
+}
+
 enum eddy_retry_class eddy_retry_classify(eddy_err transport_err, long http_status,
                                           const char *error_code)
 {
@@ -61,7 +66,7 @@ enum eddy_retry_class eddy_retry_classify(eddy_err transport_err, long http_stat
         const char *hash = strrchr(error_code, '#');
         const char *code = hash ? hash + 1 : error_code;
         size_t len = strcspn(code, ";:");
-        if (in_list(throttle_codes, sizeof throttle_codes / sizeof *throttle_codes, code, len))
+        if (eddy_retry_throttling_code(code, len))
             return EDDY_RETRY_THROTTLE;
         if (in_list(transient_codes, sizeof transient_codes / sizeof *transient_codes, code, len))
             return EDDY_RETRY_TRANSIENT;

@@ -23,6 +23,7 @@
 #define EDDY_AWS_RETRY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -53,6 +54,9 @@ enum eddy_retry_class {
  */
 enum eddy_retry_class eddy_retry_classify(eddy_err transport_err, long http_status,
                                           const char *error_code);
+/* True when the len bytes at code are one of the SDKs' throttling codes
+ * ("ThrottlingException", "SlowDown", ...): the one list of them. */
+bool eddy_retry_throttling_code(const char *code, size_t len);
 /* "throttle", "transient", "timeout" or "no", for logs and metrics. */
 const char *eddy_retry_class_name(enum eddy_retry_class cls);
 /* The error a call ends with when it stops on a failure of this class:
