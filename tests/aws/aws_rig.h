@@ -1,9 +1,11 @@
-/* svc_rig.h - the rig the service-client unit tests share: a loop, the fake
- * transport, static credentials, a clock that moves one second each time it is
- * read (so each attempt is signed at a new time), tiny backoff delays, and
- * helpers to read the recorded request bodies. Include after cmocka.h. */
-#ifndef EDDY_TESTS_SVC_RIG_H
-#define EDDY_TESTS_SVC_RIG_H
+/* aws_rig.h - the rig the JSON-protocol and service-client unit tests share: a
+ * loop, the fake transport, static credentials, a clock that moves one second
+ * each time it is read (so each attempt is signed at a new time), tiny backoff
+ * delays, and helpers to read the recorded request bodies. Include after
+ * cmocka.h. Helpers a test does not use are static inline, so they cost
+ * nothing there. */
+#ifndef EDDY_TESTS_AWS_RIG_H
+#define EDDY_TESTS_AWS_RIG_H
 
 #include <string.h>
 
