@@ -440,18 +440,6 @@ bool eddy_utf8_valid(const char *str)
     return true;
 }
 
-static cJSON *av_wrap(const char *type, cJSON *v)
-{
-    cJSON *av = cJSON_CreateObject();
-    if (av == NULL || v == NULL) {
-        cJSON_Delete(av);
-        cJSON_Delete(v);
-        return NULL;
-    }
-    cJSON_AddItemToObject(av, type, v);
-    return av;
-}
-
 /* Extend path by ".name" or "[i]"; returns the old length to restore. */
 static size_t path_push(struct eddy_buf *path, const char *name, size_t index)
 {
@@ -483,20 +471,6 @@ static eddy_err number_text(const cJSON *j, const char *path, char buf[32], cons
     return eddy_attr_check_number(*out, path, err);
 }
 
-static eddy_err number_to_av(const cJSON *j, const char *path, cJSON **out, struct eddy_error *err)
-{
-    char buf[32];
-    const char *t;
-    eddy_err rc = number_text(j, path, buf, &t, err);
-    if (rc)
-        return rc;
-    *out = av_wrap("N", cJSON_CreateString(t));
-    return *out ? EDDY_OK : EDDY_ENOMEM;
-}
-
-static eddy_err to_av(const cJSON *j, struct eddy_buf *path, int depth, cJSON **out,
-                      struct eddy_error *err);
-
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -523,112 +497,11 @@ static const char *duplicate_name(const cJSON *obj)
     return dup;
 }
 
-static eddy_err container_to_av(const cJSON *j, struct eddy_buf *path, int depth, cJSON **out,
-                                struct eddy_error *err)
-{
-    bool is_map = cJSON_IsObject(j);
-    if (depth > EDDY_ATTR_DEPTH_MAX)
-        return eddy_error_set(err, EDDY_EINVAL, "%s: nested deeper than DynamoDB's %d levels",
-                              path_or_value(eddy_buf_cstr(path)), EDDY_ATTR_DEPTH_MAX);
-    const char *dup = is_map ? duplicate_name(j) : NULL;
-    if (dup)
-        return eddy_error_set(err, EDDY_EINVAL, "%s: member \"%.64s\" appears twice",
-                              path_or_value(eddy_buf_cstr(path)), dup);
-    cJSON *body = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
-    size_t index = 0;
-    for (const cJSON *c = j->child; c; c = c->next, index++) {
-        size_t old = path_push(path, is_map ? c->string : NULL, index);
-        cJSON *v = NULL;
-        eddy_err rc = EDDY_OK;
-        if (is_map && !eddy_utf8_valid(c->string))
-            rc = eddy_error_set(err, EDDY_EINVAL, "%s: name is not valid UTF-8",
-                                eddy_buf_cstr(path));
-        if (rc == EDDY_OK)
-            rc = to_av(c, path, depth + 1, &v, err);
-        eddy_buf_truncate(path, old);
-        if (rc) {
-            cJSON_Delete(body);
-            return rc;
-        }
-        if (is_map)
-            cJSON_AddItemToObject(body, c->string, v);
-        else
-            cJSON_AddItemToArray(body, v);
-    }
-    *out = av_wrap(is_map ? "M" : "L", body);
-    return *out ? EDDY_OK : EDDY_ENOMEM;
-}
-
-static eddy_err to_av(const cJSON *j, struct eddy_buf *path, int depth, cJSON **out,
-                      struct eddy_error *err)
-{
-    const char *p = eddy_buf_cstr(path);
-    *out = NULL;
-    if (cJSON_IsNumber(j) || cJSON_IsRaw(j))
-        return number_to_av(j, p, out, err);
-    if (cJSON_IsObject(j) || cJSON_IsArray(j))
-        return container_to_av(j, path, depth, out, err);
-    if (cJSON_IsString(j)) {
-        if (!eddy_utf8_valid(j->valuestring))
-            return eddy_error_set(err, EDDY_EINVAL, "%s: string is not valid UTF-8",
-                                  path_or_value(p));
-        *out = av_wrap("S", cJSON_CreateString(j->valuestring));
-    } else if (cJSON_IsBool(j)) {
-        *out = av_wrap("BOOL", cJSON_CreateBool(cJSON_IsTrue(j)));
-    } else if (cJSON_IsNull(j)) {
-        *out = av_wrap("NULL", cJSON_CreateTrue());
-    } else {
-        return eddy_error_set(err, EDDY_EINVAL, "%s: not a JSON value", path_or_value(p));
-    }
-    return *out ? EDDY_OK : EDDY_ENOMEM;
-}
-
-/* depth: the nesting level json's own container would have (an item is 0). */
-static eddy_err from_json_at(const cJSON *json, const char *path, int depth, cJSON **out,
-                             struct eddy_error *err)
-{
-    struct eddy_buf p;
-    eddy_buf_init(&p, 0);
-    eddy_buf_appends(&p, path ? path : "");
-    eddy_err rc = to_av(json, &p, depth, out, err);
-    eddy_buf_cleanup(&p);
-    return rc;
-}
-
-eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
-                             struct eddy_error *err)
-{
-    return from_json_at(json, path, 1, out, err);
-}
-
-eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_error *err)
-{
-    *out = NULL;
-    if (!cJSON_IsObject(object))
-        return eddy_error_set(err, EDDY_EINVAL, "an item must be a JSON object");
-    cJSON *av = NULL;
-    eddy_err rc = from_json_at(object, "", 0, &av, err);
-    if (rc)
-        return rc;
-    /* Unwrap {"M": {...}} into the item itself. */
-    cJSON *m = cJSON_DetachItemFromObjectCaseSensitive(av, "M");
-    cJSON_Delete(av);
-    for (const cJSON *c = m ? m->child : NULL; c; c = c->next) {
-        if (c->string[0] == '\0') {
-            cJSON_Delete(m);
-            return eddy_error_set(err, EDDY_EINVAL, "an attribute name may not be empty");
-        }
-    }
-    *out = m;
-    return m ? EDDY_OK : EDDY_ENOMEM;
-}
-
-/* ---- JSON -> attribute values, written as text ---- */
-
 /*
- * The same conversion as above, written straight into a JSON writer with
- * the DynamoDB size counted on the way: the commit path renders each record
- * once into the request instead of building, printing and freeing a tree.
+ * Written straight into a JSON writer, with the DynamoDB size counted on the
+ * way: the commit path renders each record once into its request. The
+ * tree forms (eddy_attr_from_json, eddy_attr_item_from_json) parse what was
+ * written, so there is one set of conversion rules.
  */
 
 static size_t number_size(const char *text);
@@ -746,6 +619,46 @@ eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t 
     eddy_err rc = write_members(w, object, &path, 0, size, &count, err);
     eddy_buf_cleanup(&path);
     return rc;
+}
+
+/* The tree form of what w holds; w is cleaned up. */
+static eddy_err written_tree(struct eddy_jw *w, eddy_err rc, cJSON **out)
+{
+    *out = NULL;
+    if (rc == EDDY_OK && w->rc != EDDY_OK)
+        rc = w->rc;
+    if (rc == EDDY_OK) {
+        *out = cJSON_ParseWithLength(w->buf.ptr, w->buf.len);
+        if (*out == NULL)
+            abort(); /* the text was just written: only memory can fail here */
+    }
+    eddy_jw_cleanup(w);
+    return rc;
+}
+
+eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
+                             struct eddy_error *err)
+{
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    struct eddy_buf p;
+    eddy_buf_init(&p, 0);
+    eddy_buf_appends(&p, path ? path : "");
+    size_t size = 0;
+    eddy_err rc = write_av(&w, json, &p, 1, &size, err);
+    eddy_buf_cleanup(&p);
+    return written_tree(&w, rc, out);
+}
+
+eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_error *err)
+{
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    size_t size = 0;
+    eddy_err rc = eddy_attr_write_members(&w, object, &size, err);
+    eddy_jw_close(&w, '}');
+    return written_tree(&w, rc, out);
 }
 
 size_t eddy_attr_number_size(const char *text)

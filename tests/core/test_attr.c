@@ -331,8 +331,8 @@ static void test_item_size(void **state)
     assert_int_equal(size_of("{\"\xc3\xa9\":{\"S\":\"\xe6\x97\xa5\"}}"), 2 + 3);
 }
 
-/* The text writer against the tree conversion: same attributes, same size,
- * same refusals with the same reasons. */
+/* The text writer against the tree form (parsed from the same text) and
+ * against eddy_attr_item_size, which counts a tree on its own. */
 static void check_written(const char *json)
 {
     cJSON *j = parse_ok(json);
