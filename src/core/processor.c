@@ -314,14 +314,12 @@ static bool add_outbound(struct entity *e, const struct eddy_record_entity *re, 
     for (size_t j = 0; j < p->emit.n; j++) {
         const struct eddy_emitted *em = &p->emit.v[j];
         struct eddy_error err;
-        struct eddy_record_text item = {0};
-        eddy_err rc = eddy_record_render_outbound(re, *out_idx, em->type, em->data, &item, &err);
-        if (!add_built(e, rc, &item, ROLE_OUTBOUND, i, &err))
+        struct eddy_record_text history = {0}, outbox = {0};
+        eddy_err rc = eddy_record_render_emitted(re, p->cfg.outbox_shards, *out_idx, em->type,
+                                                 em->data, &pub, &history, &outbox, &err);
+        if (!add_built(e, rc, &history, ROLE_OUTBOUND, i, &err))
             return false;
-        rc = eddy_record_render_outbox(re, p->cfg.outbox_shards, *out_idx, em->type, em->data, &pub,
-                                       &item, &err);
-        if (!add_built(e, rc, &item, ROLE_OUTBOX, i, &err))
-            return false;
+        add_built(e, rc, &outbox, ROLE_OUTBOX, i, &err);
         (*out_idx)++;
         e->outbox = true;
     }

@@ -517,12 +517,14 @@ static eddy_err check_fields(const struct eddy_record_entity *e, const cJSON *da
     return rc;
 }
 
+/* checked: the event's fields were rendered already (its history record). */
 static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *e, size_t idx,
                              const char *type, const char *eid, const cJSON *data,
-                             const struct eddy_record_publish *pub, struct eddy_error *err)
+                             const struct eddy_record_publish *pub, bool checked,
+                             struct eddy_error *err)
 {
     struct eddy_error inner;
-    eddy_err rc = check_fields(e, data, &inner);
+    eddy_err rc = checked ? EDDY_OK : check_fields(e, data, &inner);
     if (rc)
         return eddy_error_set(err, inner.code, "%s", inner.detail);
     char *detail = outbox_detail(e, idx, data);
@@ -557,10 +559,10 @@ static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *
     return put_publish(r, pub, err);
 }
 
-eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
-                                   const char *type, const cJSON *data,
-                                   const struct eddy_record_publish *pub,
-                                   struct eddy_record_text *out, struct eddy_error *err)
+static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                              const char *type, const cJSON *data,
+                              const struct eddy_record_publish *pub, bool checked,
+                              struct eddy_record_text *out, struct eddy_error *err)
 {
     eddy_err rc = check_entity(e, err);
     if (rc == EDDY_OK)
@@ -576,11 +578,34 @@ eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t 
     render_start(&r);
     rc = put_keys(&r, opk, osk, err);
     if (rc == EDDY_OK)
-        rc = outbox_attrs(&r, e, idx, type, osk, data, pub, err);
+        rc = outbox_attrs(&r, e, idx, type, osk, data, pub, checked, err);
     free(pk);
     free(opk);
     free(osk);
     return render_end(&r, "outbox entry", e, rc, out, err);
+}
+
+eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                                   const char *type, const cJSON *data,
+                                   const struct eddy_record_publish *pub,
+                                   struct eddy_record_text *out, struct eddy_error *err)
+{
+    return render_outbox(e, shards, idx, type, data, pub, false, out, err);
+}
+
+eddy_err eddy_record_render_emitted(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                                    const char *type, const cJSON *data,
+                                    const struct eddy_record_publish *pub,
+                                    struct eddy_record_text *history,
+                                    struct eddy_record_text *outbox, struct eddy_error *err)
+{
+    eddy_err rc = eddy_record_render_outbound(e, idx, type, data, history, err);
+    if (rc)
+        return rc;
+    rc = render_outbox(e, shards, idx, type, data, pub, true, outbox, err);
+    if (rc)
+        eddy_record_text_cleanup(history);
+    return rc;
 }
 
 eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,

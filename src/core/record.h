@@ -158,6 +158,13 @@ eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t 
                                    const char *type, const cJSON *data,
                                    const struct eddy_record_publish *pub,
                                    struct eddy_record_text *out, struct eddy_error *err);
+/* An emitted event's history record and outbox entry together: its fields
+ * are checked once, by the history record (the commit path's way). */
+eddy_err eddy_record_render_emitted(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
+                                    const char *type, const cJSON *data,
+                                    const struct eddy_record_publish *pub,
+                                    struct eddy_record_text *history,
+                                    struct eddy_record_text *outbox, struct eddy_error *err);
 
 /* A state item -> the state's JSON (reserved attributes dropped) and _seq. */
 eddy_err eddy_record_parse_state(const cJSON *item, cJSON **state, int64_t *seq,
