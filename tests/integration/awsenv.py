@@ -13,6 +13,7 @@ Tests share each instance and run in parallel, so every resource name comes
 from unique_name(). Nothing here talks to anything but 127.0.0.1.
 """
 
+import atexit
 import json
 import os
 import sys
@@ -31,6 +32,17 @@ import localaws  # noqa: E402  (tools/localaws.py: env files, CloudFormation on 
 VARIANTS = ("plain", "auth", "tls")
 ENV_NAMES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CA_BUNDLE")
+
+
+STARTED = []  # every process a test started, killed at exit so a failed test leaves none behind
+
+
+@atexit.register
+def kill_leftovers():
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 class NoLocalAws(RuntimeError):

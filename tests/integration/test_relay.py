@@ -10,7 +10,6 @@ two lease periods, nothing lost); SIGTERM finishing the batch in hand and giving
 the leases back; the fast path measured against poll-only; events/s of one relay.
 """
 
-import atexit
 import json
 import os
 import signal
@@ -29,17 +28,6 @@ TOOL = BUILD / "tests" / "relay" / "relay_tool"
 EDDY = BUILD / "eddy"
 SHARDS = 8
 LOGS = Path(tempfile.mkdtemp(prefix="eddy-relay-test-"))
-STARTED = []  # every relay process, killed at exit so a failed test leaves none behind
-
-
-@atexit.register
-def kill_leftovers():
-    for p in STARTED:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
 class World:
     """A table, a queue and a bus whose rule sends "Happened" to the queue."""
 
@@ -79,7 +67,7 @@ class World:
         p = subprocess.Popen([str(EDDY), "relay"], env=env, stdout=subprocess.DEVNULL,
                              stderr=log)
         self.procs.append(p)
-        STARTED.append(p)
+        awsenv.STARTED.append(p)
         return p
 
     def stop_all(self):

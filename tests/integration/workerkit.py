@@ -8,7 +8,6 @@ to check that the stored state is exactly the sequential result of the
 events it records.
 """
 
-import atexit
 import json
 import os
 import signal
@@ -58,17 +57,6 @@ def send_all(env, queue_url, bodies, fifo_group=None):
         assert not res.get("Failed"), res.get("Failed")
 
 
-STARTED = []  # every worker process, killed at exit so a failed test leaves none behind
-
-
-@atexit.register
-def kill_leftovers():
-    for p in STARTED:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
 class Worker:
     """One `eddy worker` process; stdout (metrics) and stderr (logs) go to files."""
 
@@ -88,7 +76,7 @@ class Worker:
         self.err = open(self.dir / "stderr", "wb")
         self.proc = subprocess.Popen([str(EDDY), "worker"], env=e, stdout=self.out,
                                      stderr=self.err)
-        STARTED.append(self.proc)
+        awsenv.STARTED.append(self.proc)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:
