@@ -2,9 +2,9 @@
  * test_sigv4.c - SigV4 against the AWS test suite, and unit tests.
  *
  * With `--case NAME` this runs one case of the AWS SigV4 test suite (the
- * aws-c-auth v4 vectors, read from ../shared/sigv4-test-suite relative to
- * the source root, never copied here): it parses the case's request.txt (request line,
- * headers with folded values and repeated names, body) and context.json,
+ * aws-c-auth v4 vectors in tests/aws/vectors, see its NOTICE.md): it parses
+ * the case's request.txt (request line, headers with folded values and
+ * repeated names, body) and context.json,
  * signs, and checks the canonical request, the string to sign, the signature
  * and the Authorization value separately, each with its own message.
  * tests/aws/meson.build registers one test per case in suite 'sigv4'.
@@ -237,7 +237,7 @@ static int case_setup(void **state)
         print_error("EDDY_SOURCE_ROOT is not set (meson test sets it)\n");
         return -1;
     }
-    snprintf(vc.dir, sizeof vc.dir, "%s/../shared/sigv4-test-suite/%s", root, vc.name);
+    snprintf(vc.dir, sizeof vc.dir, "%s/tests/aws/vectors/%s", root, vc.name);
     vc.request_txt = slurp(vc.dir, "request.txt");
     vc.context_json = slurp(vc.dir, "context.json");
     vc.expect_creq = slurp(vc.dir, "header-canonical-request.txt");
