@@ -436,6 +436,41 @@ static bool step_event(struct entity *e, const struct eddy_record_entity *re, si
 
 enum build { BUILT, REBUILD, BROKEN };
 
+enum repeat { REPEAT_NONE, REPEAT_WAIT, REPEAT_DUPLICATE };
+
+/*
+ * Whether event i repeats the id of an earlier event of its batch. An
+ * in-batch copy is a duplicate only once the earlier one is known to be
+ * written (applied, recorded as rejected, or found applied before); while
+ * the earlier one is still pending it waits for the next step, and when the
+ * earlier one failed or was not written, i stands on its own: a poison copy
+ * must not take a valid one down with it.
+ */
+static enum repeat repeat_of(const struct eddy_proc_batch *b, size_t i)
+{
+    const char *id = b->events[i].event_id;
+    for (size_t j = 0; j < i; j++) {
+        const struct eddy_proc_event *o = &b->events[j];
+        if (strcmp(o->event_id, id) != 0)
+            continue;
+        switch (o->result) {
+        case EDDY_EV_PENDING:
+            return REPEAT_WAIT;
+        case EDDY_EV_APPLIED:
+        case EDDY_EV_DUPLICATE:
+            return REPEAT_DUPLICATE;
+        case EDDY_EV_REJECTED:
+            if (o->seq > 0)
+                return REPEAT_DUPLICATE; /* recorded with _rejected */
+            break;
+        case EDDY_EV_FAILED:
+        case EDDY_EV_ERROR:
+            break;
+        }
+    }
+    return REPEAT_NONE;
+}
+
 /*
  * The state item(s) of the step from work. When the state cannot be stored
  * (over 400 KB, a number DynamoDB cannot hold), the step shrinks one event
@@ -492,6 +527,13 @@ static enum build build_step(struct entity *e, size_t *max_events)
     for (size_t i = 0; i < e->b->nevents && e->nsev < *max_events; i++) {
         if (e->b->events[i].result != EDDY_EV_PENDING)
             continue;
+        enum repeat r = repeat_of(e->b, i);
+        if (r == REPEAT_WAIT)
+            break; /* the earlier copy is in this step: decide after its commit */
+        if (r == REPEAT_DUPLICATE) {
+            event_final(&e->b->events[i], EDDY_EV_DUPLICATE, "event id repeated in the batch");
+            continue;
+        }
         if (!step_event(e, &re, i, &work, &out_idx, e->state_bytes))
             break;
     }
@@ -1114,24 +1156,16 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     return p;
 }
 
-/* Check one event's id and type; a bad one fails alone, the batch goes on. */
+/* Check one event's id and type; a bad one fails alone, the batch goes on.
+ * Repeated ids are decided while building steps (repeat_of). */
 static void check_event(struct eddy_proc_batch *b, size_t i)
 {
     struct eddy_proc_event *ev = &b->events[i];
     struct eddy_error err;
     event_final(ev, EDDY_EV_PENDING, NULL);
     if (eddy_record_check_id("event type", ev->type, &err) != EDDY_OK ||
-        eddy_record_check_id("event id", ev->event_id, &err) != EDDY_OK) {
+        eddy_record_check_id("event id", ev->event_id, &err) != EDDY_OK)
         event_final(ev, EDDY_EV_FAILED, err.detail);
-        return;
-    }
-    for (size_t j = 0; j < i; j++) {
-        const struct eddy_proc_event *o = &b->events[j];
-        if (o->result != EDDY_EV_FAILED && strcmp(o->event_id, ev->event_id) == 0) {
-            event_final(ev, EDDY_EV_DUPLICATE, "event id repeated in the batch");
-            return;
-        }
-    }
 }
 
 eddy_err eddy_processor_submit(struct eddy_processor *p, struct eddy_proc_batch *b)

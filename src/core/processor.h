@@ -28,7 +28,9 @@
  * Results, event by event: an event the machine rejects is committed with
  * _rejected under EDDY_REJECT_RECORD (state unchanged, _seq advances); under
  * DLQ/DROP it is EDDY_EV_REJECTED and not written (seq 0, idx -1). An event
- * whose id repeats an earlier one of the same batch is EDDY_EV_DUPLICATE.
+ * whose id repeats an earlier one of the same batch waits for that one's
+ * outcome: EDDY_EV_DUPLICATE once it is written (applied or recorded), and
+ * processed on its own when the earlier one failed or was not written.
  * A bad event type or id, a machine failure, or an event that alone breaks a
  * limit (an item over 400 KB, an outbox entry over 256 KB, more than
  * group_max_items items or 4 MB with the state) is EDDY_EV_FAILED with a

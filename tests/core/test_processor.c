@@ -431,6 +431,91 @@ static void test_duplicate_marker(void **state)
     rig_close(&r);
 }
 
+/* A copy of an event id in one batch: a duplicate only once the first copy is
+ * written; a poison first copy leaves the valid one to be applied. */
+static void test_repeat_after_poison(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 4, "Increment");
+    t.ev[1].event_id = "X-1"; /* a reserved field name: fails when its record is built */
+    t.data[1] = cJSON_Parse("{\"_pk\":\"oops\"}");
+    t.ev[1].data = t.data[1];
+    t.ev[2].event_id = "X-1"; /* the valid copy */
+    t.ev[3].event_id = "Y-1"; /* a machine failure, then a valid copy */
+    t.ev[3].type = "Fail";
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[1].result, EDDY_EV_FAILED);
+    assert_non_null(strstr(t.ev[1].reason, "_pk"));
+    assert_int_equal(t.ev[2].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[2].idx, 1);
+    assert_int_equal(t.ev[3].result, EDDY_EV_FAILED);
+    cJSON *body = req_body(&r, 1);
+    assert_non_null(find_sk(body, "EVENT/X-1", 0));
+    assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "2");
+    cJSON_Delete(body);
+    tb_cleanup(&t);
+
+    /* Y-1 failed in the machine; its valid copy is applied on its own */
+    tb_init(&t, &r, "e2", 2, "Fail");
+    t.ev[0].event_id = t.ev[1].event_id = "Y-1";
+    t.ev[1].type = "Increment";
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
+    assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
+    assert_int_equal(eddy_fake_count(r.fake), 4);
+    rig_close(&r);
+}
+
+/* Two valid copies: the second waits for the first's commit, then is a
+ * duplicate; copies of an event found applied before are duplicates too. */
+static void test_repeat_waits_for_first(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 3, "Increment");
+    t.ev[1].event_id = t.ev[0].event_id;
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
+    assert_int_equal(t.ev[2].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[2].seq, 2); /* the step ended before the copy */
+    assert_int_equal(eddy_fake_count(r.fake), 3);
+    cJSON *body = req_body(&r, 1);
+    assert_int_equal(count_sk(body, "EVENT/"), 1);
+    cJSON_Delete(body);
+
+    /* the first copy's dedupe marker exists: both copies are duplicates */
+    tb_init(&t, &r, "e2", 2, "Increment");
+    t.ev[1].event_id = t.ev[0].event_id;
+    push_empty_load(&r);
+    const char *codes[5] = {NULL, "ConditionalCheckFailed", NULL, NULL, NULL};
+    push_cancel(&r, 5, codes);
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].result, EDDY_EV_DUPLICATE);
+    assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
+    assert_int_equal(eddy_fake_count(r.fake), 5);
+    rig_close(&r);
+}
+
 static int count_pk(const cJSON *body, const char *pk)
 {
     int n = 0;
@@ -774,6 +859,8 @@ int main(void)
         cmocka_unit_test(test_conflict_reloads),
         cmocka_unit_test(test_conflict_gives_up),
         cmocka_unit_test(test_duplicate_marker),
+        cmocka_unit_test(test_repeat_after_poison),
+        cmocka_unit_test(test_repeat_waits_for_first),
         cmocka_unit_test(test_group_three),
         cmocka_unit_test(test_commits_max_holds_groups_back),
         cmocka_unit_test(test_split_over_100_items),

@@ -144,6 +144,33 @@ def test_poison_to_dlq():
     assert w.metrics()["poison"] == 5
 
 
+def test_poison_copy_does_not_hide_valid_one():
+    """One receive: a pull, a poison InsertCoin (a reserved field in its detail)
+    and a valid InsertCoin under the same event id. The poison copy goes to the
+    DLQ; the valid copy is applied, not dropped as a duplicate of it."""
+    table, q, dlq = setup(dlq=True)
+    pull = wk.body("rep-1", "PullHandle", "first-1")
+    bad = json.loads(wk.body("rep-1", "InsertCoin", "X-1"))
+    bad["detail"]["_pk"] = "oops"
+    good = wk.body("rep-1", "InsertCoin", "X-1")
+    wk.send_all(ENV, q["url"], [pull, json.dumps(bad), good])
+    w = Worker(ENV, table, q["url"], EDDY_DLQ_URL=dlq["url"])
+    try:
+        wk.wait_drained(ENV, q["url"], timeout_s=30)
+    finally:
+        wk.stop_ok(w)
+    st, recs = wk.check_entity(ENV, table, "rep-1")
+    assert [r["_eid"]["S"] for r in recs] == ["first-1", "X-1"], recs
+    assert st["coin"] and st["seq"] == 2, st
+    got = ENV.sqs().receive_message(QueueUrl=dlq["url"], MaxNumberOfMessages=10,
+                                    WaitTimeSeconds=1, MessageAttributeNames=["All"])
+    msgs = got.get("Messages", [])
+    assert len(msgs) == 1 and json.loads(msgs[0]["Body"]) == bad, msgs
+    assert "_pk" in msgs[0]["MessageAttributes"]["eddy-error"]["StringValue"], msgs
+    m = w.metrics()
+    assert m["poison"] == 1 and m.get("duplicates", 0) == 0, m
+
+
 def test_fifo_keeps_group_order():
     table, q, _ = setup(fifo=True)
     # every group is one entity: a strict alternation that only its order makes valid
@@ -192,5 +219,6 @@ def test_sigterm_under_load_exits_in_time():
 
 if __name__ == "__main__":
     awsenv.run_tests([test_eventbridge_to_dynamodb, test_duplicates_applied_once,
-                      test_rejections_recorded, test_poison_to_dlq, test_fifo_keeps_group_order,
+                      test_rejections_recorded, test_poison_to_dlq,
+                      test_poison_copy_does_not_hide_valid_one, test_fifo_keeps_group_order,
                       test_sigterm_under_load_exits_in_time])
