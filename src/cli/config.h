@@ -39,7 +39,7 @@ enum eddy_config_type {
     X(type_ptr, "EDDY_EVENT_TYPE", "event-type", EDDY_CFG_STR, "/detail-type", 0, 0, NULL,         \
       "JSON Pointer to the event type")                                                            \
     X(id_ptr, "EDDY_EVENT_ID", "event-id", EDDY_CFG_STR, "/id", 0, 0, NULL,                        \
-      "JSON Pointer to the event id (falls back to the SQS MessageId)")                            \
+      "JSON Pointer to the event id (the SQS MessageId when absent; unusable: poison)")            \
     X(data_ptr, "EDDY_EVENT_DATA", "event-data", EDDY_CFG_STR, "/detail", 0, 0, NULL,              \
       "JSON Pointer to the event data")                                                            \
     X(max_inflight, "EDDY_MAX_INFLIGHT", "max-inflight", EDDY_CFG_INT, "100", 1, 100000, NULL,     \

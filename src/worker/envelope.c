@@ -293,16 +293,21 @@ static eddy_err take_event_type(struct eddy_envelope *env, const struct eddy_env
 }
 
 /*
- * The event id, else the MessageId. A string that is there but unusable is
- * poison rather than replaced: a quiet stand-in would defeat deduplication of
- * the copies EventBridge may deliver under different MessageIds.
+ * The event id, else (only when the pointer finds nothing) the MessageId. A
+ * value that is there but unusable (not a string, or an empty one, or null)
+ * is poison rather than replaced: a quiet stand-in would defeat
+ * deduplication of the copies SQS and EventBridge may deliver under
+ * different MessageIds, and the event would be applied once per copy.
  */
 static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
                               const char *message_id, struct eddy_error *err)
 {
     const char *ptr = spec->event_id.text;
     const cJSON *v = eddy_json_pointer_get(&spec->event_id, env->root);
-    if (cJSON_IsString(v) && v->valuestring != NULL && v->valuestring[0] != '\0') {
+    if (v != NULL) {
+        if (!cJSON_IsString(v) || v->valuestring == NULL)
+            return eddy_error_set(err, EDDY_EPOISON, "event id (%s) is %s, not a string", ptr,
+                                  type_name(v));
         eddy_err rc = check_text(v->valuestring, "event id", ptr, EDDY_ENVELOPE_ID_MAX, false, err);
         if (rc == EDDY_OK)
             env->event_id = eddy_strdup(v->valuestring);

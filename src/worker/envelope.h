@@ -8,7 +8,9 @@
  *                                     its decimal text)
  *   event type  default /detail-type  a non-empty string
  *   event id    default /id           a non-empty string; when the pointer
- *                                     finds nothing usable, the SQS MessageId
+ *                                     finds nothing, the SQS MessageId (a
+ *                                     value there but not a non-empty string
+ *                                     is poison, never replaced)
  *   event data  default /detail       an object
  *
  * Pointers are checked and split once, at start (eddy_envelope_spec_init):

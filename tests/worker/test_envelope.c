@@ -218,24 +218,44 @@ static void test_integer_entity_ids(void **state)
 static void test_message_id_fallback(void **state)
 {
     (void)state;
-    const char *bodies[] = {
-        "{\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}",             /* absent */
-        "{\"id\":17,\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}",   /* a number */
-        "{\"id\":null,\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}", /* null */
-        "{\"id\":\"\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}", /* empty */
-    };
-    for (size_t i = 0; i < EDDY_ARRAY_SIZE(bodies); i++) {
-        struct eddy_envelope env;
-        struct eddy_error err = {0};
-        assert_int_equal(decode(&env, bodies[i], "0d0c8f36-sqs", &err), EDDY_OK);
-        assert_string_equal(env.event_id, "0d0c8f36-sqs");
-        assert_true(env.event_id_is_message_id);
-        eddy_envelope_cleanup(&env);
-    }
+    const char *absent = "{\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}";
     struct eddy_envelope env;
     struct eddy_error err = {0};
-    assert_int_equal(decode(&env, bodies[0], NULL, &err), EDDY_EPOISON);
+    assert_int_equal(decode(&env, absent, "0d0c8f36-sqs", &err), EDDY_OK);
+    assert_string_equal(env.event_id, "0d0c8f36-sqs");
+    assert_true(env.event_id_is_message_id);
+    eddy_envelope_cleanup(&env);
+    assert_int_equal(decode(&env, absent, NULL, &err), EDDY_EPOISON);
     assert_string_equal(err.detail, "event id (/id) is missing and the message has no MessageId");
+}
+
+/* An event id that is there but unusable is poison, never replaced by the
+ * MessageId: each redelivered copy has a MessageId of its own, so the event
+ * would be applied once per copy. */
+static void test_unusable_event_id_is_poison(void **state)
+{
+    (void)state;
+    const struct {
+        const char *id, *why;
+    } cases[] = {
+        {"42", "event id (/id) is a number, not a string"},
+        {"null", "event id (/id) is null, not a string"},
+        {"\"\"", "event id (/id) is empty"},
+        {"{\"x\":1}", "event id (/id) is an object, not a string"},
+        {"[\"a\"]", "event id (/id) is an array, not a string"},
+        {"true", "event id (/id) is a boolean, not a string"},
+        {"12345678901234567890123", "event id (/id) is a number, not a string"},
+    };
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(cases); i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"id\":%s,\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}",
+                 cases[i].id);
+        struct eddy_envelope env;
+        struct eddy_error err = {0};
+        assert_int_equal(decode(&env, body, "0d0c8f36-sqs", &err), EDDY_EPOISON);
+        assert_string_equal(err.detail, cases[i].why);
+        assert_null(env.event_id);
+    }
 }
 
 /* A body of exactly n bytes: an envelope padded with spaces inside a string. */
@@ -394,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_bad_pointers_are_config_errors),
         cmocka_unit_test(test_integer_entity_ids),
         cmocka_unit_test(test_message_id_fallback),
+        cmocka_unit_test(test_unusable_event_id_is_poison),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_poison_reasons),
         cmocka_unit_test(test_data_must_be_object),
