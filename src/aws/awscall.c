@@ -16,9 +16,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aws/cbor.h"
 #include "base/alloc.h"
 
 #define MAX_OP_NAME 64
+
+#define RPCV2_PROTOCOL "rpc-v2-cbor"
 
 enum call_state { CALL_IDLE, CALL_CREDS, CALL_HTTP, CALL_BACKOFF, CALL_DONE };
 
@@ -120,6 +123,7 @@ eddy_err eddy_aws_client_init(struct eddy_aws_client *c, struct eddy_aws *aws,
     c->host_line = header_line("Host", c->ep.host);
     c->ctype_line = header_line("Content-Type", c->info->content_type);
     eddy_buf_init(&c->token_line, 0);
+    eddy_buf_init(&c->op_url, 0);
     eddy_buf_init(&c->auth_line, 0);
     return EDDY_OK;
 }
@@ -137,6 +141,7 @@ void eddy_aws_client_cleanup(struct eddy_aws_client *c)
         eddy_wipe(c->token_line.ptr, c->token_line.cap);
     eddy_buf_cleanup(&c->token_line);
     eddy_buf_cleanup(&c->auth_line);
+    eddy_buf_cleanup(&c->op_url);
     memset(c, 0, sizeof *c);
 }
 
@@ -307,9 +312,30 @@ static void read_request_id(struct eddy_aws_call *call, const struct eddy_http_r
     }
 }
 
+/* An RPC v2 body decoded into call->json; EDDY_EPARSE with detail when it
+ * is not one CBOR map. */
+static eddy_err parse_cbor_body(struct eddy_aws_call *call, struct eddy_str body)
+{
+    struct eddy_error perr = {0};
+    eddy_err rc = eddy_cbor_parse(body.ptr, body.len, &call->json, &perr);
+    if (rc == EDDY_OK && !cJSON_IsObject(call->json)) {
+        cJSON_Delete(call->json);
+        call->json = NULL;
+        eddy_error_set(&perr, EDDY_EPARSE, "CBOR: the top-level item is not a map");
+    }
+    if (call->json)
+        return EDDY_OK;
+    return eddy_error_set(&call->error, EDDY_EPARSE,
+                          "%s %s: HTTP %ld reply is not a CBOR map (%zu bytes, %s, request id %s)",
+                          call->c->info->name, call->op, call->status, body.len, perr.detail,
+                          call->request_id[0] ? call->request_id : "none");
+}
+
 /* Parse the body into call->json; EDDY_EPARSE with detail when not JSON. */
 static eddy_err parse_body(struct eddy_aws_call *call, struct eddy_str body)
 {
+    if (call->c->info->protocol == EDDY_AWS_RPCV2_CBOR)
+        return parse_cbor_body(call, body);
     const char *end = NULL;
     call->json = cJSON_ParseWithLengthOpts(body.ptr, body.len, &end, false);
     if (call->json && !cJSON_IsObject(call->json)) {
@@ -363,19 +389,36 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
     char amz_date[17];
     eddy_time_amz(unix_s, amz_date);
     snprintf(c->date_line, sizeof c->date_line, "X-Amz-Date: %s", amz_date);
-    snprintf(c->target_line, sizeof c->target_line, "X-Amz-Target: %s.%s", c->info->target_prefix,
-             call->op);
     bool token = cr->session_token && cr->session_token[0];
-    struct eddy_sigv4_header sh[5] = {
+    bool rpcv2 = c->info->protocol == EDDY_AWS_RPCV2_CBOR;
+    const char *url = c->ep.url, *path = c->ep.path;
+    struct eddy_sigv4_header sh[6] = {
         {EDDY_STR_LIT("Host"), eddy_str_c(c->ep.host)},
         {EDDY_STR_LIT("Content-Type"), eddy_str_c(c->info->content_type)},
         {EDDY_STR_LIT("X-Amz-Date"), eddy_str_c(amz_date)},
-        {EDDY_STR_LIT("X-Amz-Target"), eddy_str_c(c->target_line + 14)},
         {EDDY_STR_LIT("X-Amz-Security-Token"), eddy_str_c(token ? cr->session_token : "")},
+        {EDDY_STR_LIT("X-Amz-Target"), eddy_str_c("")},
+        {EDDY_STR_LIT("Smithy-Protocol"), eddy_str_c(RPCV2_PROTOCOL)},
     };
+    size_t nsh = token ? 4 : 3;
+    if (rpcv2) {
+        /* the operation is in the path; Accept is sent but left unsigned */
+        eddy_buf_reset(&c->op_url);
+        eddy_buf_appendf(&c->op_url, "%sservice/%s/operation/%s", c->ep.url, c->info->target_prefix,
+                         call->op);
+        url = eddy_buf_cstr(&c->op_url);
+        path = url + strlen(c->ep.url) - strlen(c->ep.path);
+        sh[nsh++] = sh[5];
+        snprintf(c->target_line, sizeof c->target_line, "Smithy-Protocol: %s", RPCV2_PROTOCOL);
+    } else {
+        snprintf(c->target_line, sizeof c->target_line, "X-Amz-Target: %s.%s",
+                 c->info->target_prefix, call->op);
+        sh[4].value = eddy_str_c(c->target_line + 14);
+        sh[nsh++] = sh[4];
+    }
     struct eddy_sigv4_request sreq = {
-        EDDY_STR_LIT("POST"), eddy_str_c(c->ep.path), {"", 0},        sh,
-        token ? 5 : 4,        call->body.ptr,         call->body.len, call->payload_hash};
+        EDDY_STR_LIT("POST"), eddy_str_c(path), {"", 0},           sh, nsh,
+        call->body.ptr,       call->body.len,   call->payload_hash};
     struct eddy_sigv4_params params = {c->aws->region, c->info->signing_name, unix_s, true, false};
     struct eddy_sigv4_credentials sc = {cr->access_key_id, cr->secret_access_key,
                                         token ? cr->session_token : NULL};
@@ -389,14 +432,16 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
         c->host_line, c->ctype_line, c->target_line, c->date_line, eddy_buf_cstr(&c->auth_line),
         "Expect:"};
     size_t n = 6;
+    if (rpcv2)
+        lines[n++] = "Accept: application/cbor";
     if (token) {
         eddy_buf_reset(&c->token_line);
         eddy_buf_appends(&c->token_line, "X-Amz-Security-Token: ");
         eddy_buf_appends(&c->token_line, cr->session_token);
         lines[n++] = eddy_buf_cstr(&c->token_line);
     }
-    struct eddy_http_request hreq = {"POST",         c->ep.url,        lines, n, call->body.ptr,
-                                     call->body.len, call->timeout_ms, 0};
+    struct eddy_http_request hreq = {
+        "POST", url, lines, n, call->body.ptr, call->body.len, call->timeout_ms, 0};
     rc = eddy_transport_send(&c->aws->transport, &hreq, on_http, call, &call->http_id);
     if (rc)
         return eddy_error_set(err, rc, "%s %s: could not send: %s", c->info->name, call->op,
@@ -610,8 +655,8 @@ eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_bu
     call->ud = ud;
     call->body = *body;
     eddy_buf_init(body, body->max);
-    if (call->body.len == 0)
-        eddy_buf_appends(&call->body, "{}");
+    if (call->body.len == 0) /* an operation without input: an empty object or map */
+        eddy_buf_appends(&call->body, c->info->protocol == EDDY_AWS_RPCV2_CBOR ? "\xa0" : "{}");
     eddy_sha256_hex(call->body.ptr, call->body.len, call->payload_hash);
     call->timeout_ms = opts ? opts->timeout_ms : 0;
     call->idempotent = opts ? opts->idempotent : true;

@@ -8,12 +8,15 @@
  * endpoint, its retry quota (as the SDKs keep one per client), its SigV4 key
  * cache and the header lines that never change, built once.
  *
- * A call POSTs the JSON body with X-Amz-Target "<prefix>.<Operation>",
- * signs every attempt afresh (new X-Amz-Date, X-Amz-Security-Token when the
- * credentials carry one), and retries as the SDKs' standard mode does:
- * throttling, transient errors, 5xx, connection errors and timeouts, with
- * exponential backoff and full jitter capped at 20 s, while the retry quota
- * lasts, up to max attempts. Errors are read from `__type` (namespace and
+ * A call POSTs the JSON body with X-Amz-Target "<prefix>.<Operation>"
+ * (services of the Smithy RPC v2 CBOR protocol: the CBOR body to
+ * <endpoint path>service/<prefix>/operation/<Operation> with
+ * "Smithy-Protocol: rpc-v2-cbor" and "Accept: application/cbor", the reply
+ * decoded by aws/cbor.h into the same cJSON tree), signs every attempt afresh (new X-Amz-Date,
+ * X-Amz-Security-Token when the credentials carry one), and retries as the SDKs' standard mode
+ * does: throttling, transient errors, 5xx, connection errors and timeouts, with exponential backoff
+ * and full jitter capped at 20 s, while the retry quota lasts, up to max attempts. Errors are read
+ * from `__type` (namespace and
  * ":..." suffix dropped), `message`/`Message`, and the x-amzn-query-error
  * header SQS sends for compatibility with its query protocol.
  *
@@ -85,7 +88,8 @@ struct eddy_aws_client {
     char *host_line;               /* "Host: ..." */
     char *ctype_line;              /* "Content-Type: ..." */
     /* per-attempt header lines; the transport copies them on send */
-    char target_line[128];
+    char target_line[128];  /* X-Amz-Target, or Smithy-Protocol */
+    struct eddy_buf op_url; /* RPC v2: the endpoint URL with the operation's path */
     char date_line[32];
     struct eddy_buf token_line; /* holds a session token: wiped */
     struct eddy_buf auth_line;
@@ -109,7 +113,8 @@ struct eddy_aws_call_opts {
 
 /*
  * What the service answered, valid during the callback only. json is the
- * parsed body (an object; NULL when the body was not JSON); the callback may
+ * parsed body (an object; NULL when the body was not JSON, or for RPC v2
+ * not a CBOR map); the callback may
  * detach items from it to keep them. error_code is set for every non-2xx
  * reply: the x-amzn-query-error code when present, else __type without its
  * namespace, else the HTTP status as text.

@@ -18,6 +18,8 @@ static const struct eddy_aws_service_info services[EDDY_AWS_SERVICE_COUNT] = {
                            "application/x-amz-json-1.0"},
     [EDDY_AWS_EVENTBRIDGE] = {"EventBridge", "EVENTBRIDGE", "events", "events", "AWSEvents",
                               "application/x-amz-json-1.1"},
+    [EDDY_AWS_EVENTBRIDGE2] = {"EventBridgeV2", "EVENTBRIDGEV2", "eventsv2", "events",
+                               "AWSEventsV2", "application/cbor", EDDY_AWS_RPCV2_CBOR},
 };
 
 const struct eddy_aws_service_info *eddy_aws_service_info(enum eddy_aws_service svc)
@@ -186,12 +188,30 @@ eddy_err eddy_endpoint_parse(const char *url, const char *varname, struct eddy_e
     return EDDY_OK;
 }
 
+static bool account_ok(const char *a)
+{
+    size_t n = a ? strlen(a) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] < '0' || a[i] > '9')
+            return false;
+    return n == 12;
+}
+
 eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const char *region,
                                struct eddy_endpoint *out, struct eddy_error *err)
 {
+    return eddy_endpoint_resolve_account(svc, region, NULL, out, err);
+}
+
+eddy_err eddy_endpoint_resolve_account(enum eddy_aws_service svc, const char *region,
+                                       const char *account, struct eddy_endpoint *out,
+                                       struct eddy_error *err)
+{
     const struct eddy_aws_service_info *info = eddy_aws_service_info(svc);
-    if (info == NULL || region == NULL || !region_ok(region))
-        return eddy_error_set(err, EDDY_EINVAL, "endpoint: unknown service or bad region");
+    if (info == NULL || region == NULL || !region_ok(region) ||
+        (account != NULL && !account_ok(account)))
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "endpoint: unknown service, bad region or bad account id");
     char var[64];
     snprintf(var, sizeof var, "AWS_ENDPOINT_URL_%s", info->env_suffix);
     const char *url = env_nonempty(var);
@@ -202,6 +222,7 @@ eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const char *region,
     if (url != NULL)
         return eddy_endpoint_parse(url, var, out, err);
     char def[160];
-    snprintf(def, sizeof def, "https://%s.%s.amazonaws.com", info->prefix, region);
+    snprintf(def, sizeof def, "https://%s%s%s.%s.amazonaws.com", account ? account : "",
+             account ? "." : "", info->prefix, region);
     return eddy_endpoint_parse(def, "default endpoint", out, err);
 }

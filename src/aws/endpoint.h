@@ -3,8 +3,10 @@
  *
  * The region comes from AWS_REGION, else AWS_DEFAULT_REGION. A service's
  * endpoint comes from AWS_ENDPOINT_URL_<SERVICE> (SQS, DYNAMODB, EVENTBRIDGE,
- * as the SDKs name them), else AWS_ENDPOINT_URL, else the public one,
- * https://<prefix>.<region>.amazonaws.com. A URL given in the environment is
+ * EVENTBRIDGEV2: the service id in capitals, as the SDKs name them), else
+ * AWS_ENDPOINT_URL, else the public one, https://<prefix>.<region>.amazonaws.com
+ * (the Custom Event Bus is reached at its account's host: see
+ * eddy_endpoint_resolve_account). A URL given in the environment is
  * checked once at start (scheme http or https, a host, an optional port, an
  * optional path prefix, no query or fragment) and a bad one is an
  * EDDY_ECONFIG error naming the variable.
@@ -22,17 +24,26 @@ enum eddy_aws_service {
     EDDY_AWS_SQS,
     EDDY_AWS_DYNAMODB,
     EDDY_AWS_EVENTBRIDGE,
+    EDDY_AWS_EVENTBRIDGE2, /* the Custom Event Bus API (eventbridgev2, 2025-05-15) */
     EDDY_AWS_SERVICE_COUNT
+};
+
+/* How a service's calls are framed (awscall.h). */
+enum eddy_aws_protocol {
+    EDDY_AWS_JSON,      /* awsJson1_0/1_1: POST /, X-Amz-Target, JSON bodies */
+    EDDY_AWS_RPCV2_CBOR /* smithy-rpc-v2-cbor: POST /service/<S>/operation/<Op>, CBOR */
 };
 
 /* Static facts about a service. */
 struct eddy_aws_service_info {
     const char *name;          /* "SQS", "DynamoDB", "EventBridge" (for messages) */
     const char *env_suffix;    /* "SQS": AWS_ENDPOINT_URL_SQS */
-    const char *prefix;        /* host prefix: "sqs", "dynamodb", "events" */
+    const char *prefix;        /* host prefix: "sqs", "dynamodb", "events", "eventsv2" */
     const char *signing_name;  /* SigV4 service: "sqs", "dynamodb", "events" */
-    const char *target_prefix; /* X-Amz-Target: "AmazonSQS", "DynamoDB_20120810", "AWSEvents" */
-    const char *content_type;  /* "application/x-amz-json-1.0" or "-1.1" */
+    const char *target_prefix; /* X-Amz-Target: "AmazonSQS", "DynamoDB_20120810", "AWSEvents";
+                                  RPC v2: the service in the path, "AWSEventsV2" */
+    const char *content_type;  /* "application/x-amz-json-1.0", "-1.1", "application/cbor" */
+    enum eddy_aws_protocol protocol;
 };
 const struct eddy_aws_service_info *eddy_aws_service_info(enum eddy_aws_service svc);
 
@@ -60,6 +71,14 @@ eddy_err eddy_endpoint_parse(const char *url, const char *varname, struct eddy_e
 /* The endpoint of svc in region, following the environment as above. */
 eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const char *region,
                                struct eddy_endpoint *out, struct eddy_error *err);
+
+/* As eddy_endpoint_resolve, but the public endpoint is the account's own
+ * host, https://<account>.<prefix>.<region>.amazonaws.com, as the service's
+ * endpoint rules route a call naming a resource of that account (the
+ * Custom Event Bus: the account of the bus ARN). account: 12 digits. */
+eddy_err eddy_endpoint_resolve_account(enum eddy_aws_service svc, const char *region,
+                                       const char *account, struct eddy_endpoint *out,
+                                       struct eddy_error *err);
 
 void eddy_endpoint_cleanup(struct eddy_endpoint *e);
 
