@@ -2,7 +2,8 @@
 
 `start` runs two moto servers, each in its own process, at free ports:
   - "main" serves every service (SQS, EventBridge, IAM, CloudFormation, ...) from
-    a threaded server;
+    a threaded server, and the EventBridge Custom Event Bus API, which moto does
+    not have, from eventsv2.py beside this file;
   - "dynamodb" serves DynamoDB (AWS_ENDPOINT_URL_DYNAMODB) and handles ONE request
     at a time. moto's DynamoDB is not safe under concurrent requests: a failed
     transaction restores copies of the tables and can undo writes that ran
@@ -36,6 +37,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import eventsv2
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -165,6 +168,9 @@ def undo_log_transactions():
 def serialize_queues(app):
     """Run SQS and EventBridge requests one at a time in the main process.
 
+    The Custom Event Bus (eventsv2.py) delivers to moto's queues, so it runs
+    under the same lock.
+
     moto's SQS is not safe under concurrent requests: two ReceiveMessage calls
     (or a receive and a PutEvents delivering to the queue) race on the queue's
     sets ("Set changed size during iteration"), and the losing call answers 500
@@ -192,7 +198,8 @@ def serialize_queues(app):
 
     def dispatch(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if target.startswith(("AmazonSQS.", "AWSEvents.")):
+        custom_bus = environ.get("PATH_INFO", "").startswith(eventsv2.PREFIX)
+        if custom_bus or target.startswith(("AmazonSQS.", "AWSEvents.")):
             return inner(environ, start_response)
         return app(environ, start_response)
 
@@ -408,6 +415,7 @@ def cmd_serve(args):
         undo_log_transactions()
         app = serialized(app)
     else:
+        app = eventsv2.wrap(app, eventsv2.EventsV2(eventsv2.moto_delivery()))
         app = serialize_queues(app)
     run_dir = Path(args.dir)
     if args.tls:
