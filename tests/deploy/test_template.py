@@ -68,15 +68,24 @@ def test_task_role_least_privilege():
             assert "*" not in action, action
             for resource in resources:
                 grants.setdefault(action, []).append(resource)
-    queues = [getatt("Queue", "Arn"), getatt("DeadLetterQueue", "Arn")]
-    expected = {a: queues for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage",
-                                    "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")}
-    expected["sqs:SendMessage"] = [getatt("DeadLetterQueue", "Arn")]
-    for a in ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem",
-              "BatchWriteItem", "ConditionCheckItem"):
-        expected["dynamodb:" + a] = [getatt("Table", "Arn")]
+    queue, table = [getatt("Queue", "Arn")], [getatt("Table", "Arn")]
+    expected = {a: queue for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                   "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")}
+    expected["sqs:SendMessage"] = [getatt("DeadLetterQueue", "Arn")]  # poison only
+    for a in ("BatchGetItem", "Query", "PutItem", "DeleteItem", "BatchWriteItem"):
+        expected["dynamodb:" + a] = table
     expected["events:PutEvents"] = [getatt("EventBus", "Arn")]
     assert grants == expected, grants
+
+
+def test_operator_policy_on_the_table():
+    policy = RES["OperatorPolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+        assert st["Effect"] == "Allow" and st["Resource"] == getatt("Table", "Arn"), st
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert all(a.startswith("dynamodb:") and "*" not in a for a in actions), actions
+    assert TEMPLATE["Outputs"]["OperatorPolicyArn"]["Value"] == {"Ref": "OperatorPolicy"}
 
 
 def test_task_definition():
@@ -123,6 +132,7 @@ if __name__ == "__main__":
         test_table_ttl_recovery_encryption,
         test_queue_policy_only_rule_sends,
         test_task_role_least_privilege,
+        test_operator_policy_on_the_table,
         test_task_definition,
         test_visibility_exceeds_drain,
         test_scaling_on_backlog_per_task,
