@@ -6,6 +6,7 @@ stop timeout, the backlog-per-task scaling metric, the DeployService condition.
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -119,6 +120,52 @@ def test_scaling_on_backlog_per_task():
     assert len(returned) == 1 and returned[0]["Expression"] == "visible / tasks"
 
 
+def emf_metric_names():
+    """The metric names the code writes in its EMF lines (the X-maps of the metrics header)."""
+    names = set()
+    for header in (ROOT / "src").rglob("*.h"):
+        text = header.read_text()
+        for kind, suffixes in (("COUNTER", ("",)), ("LATENCY", ("_p50", "_p99"))):
+            m = re.search(rf"#define EDDY_METRIC_{kind}_MAP\(X\)((?:.*\\\n)*.*)", text)
+            if m:
+                for name in re.findall(r"X\((\w+)\)", m.group(1)):
+                    names |= {name + s for s in suffixes}
+    assert names, "no EDDY_METRIC_*_MAP found under src/"
+    return names
+
+
+def alarm_metrics(props):
+    if "MetricName" in props:
+        return [props]
+    return [q["MetricStat"]["Metric"] for q in props["Metrics"] if "MetricStat" in q]
+
+
+def test_alarms():
+    alarms = {n: r for n, r in RES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {}
+    for name, res in alarms.items():
+        assert res.get("Condition") == "CreateService", name
+        props = res["Properties"]
+        topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+        assert props["AlarmActions"] == topic and props["OKActions"] == topic, name
+        for metric in alarm_metrics(props):
+            watched.setdefault((metric["Namespace"], metric["MetricName"]), []).append(
+                (name, metric["Dimensions"]))
+    assert TEMPLATE["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    queue = [{"Name": "QueueName", "Value": getatt("Queue", "QueueName")}]
+    dlq = [{"Name": "QueueName", "Value": getatt("DeadLetterQueue", "QueueName")}]
+    assert [d for _, d in watched[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]] == [dlq]
+    assert [d for _, d in watched[("AWS/SQS", "ApproximateAgeOfOldestMessage")]] == [queue]
+    assert ("eddy", "outbox_lag_p99") in watched, sorted(watched)
+    assert ("ECS/ContainerInsights", "RunningTaskCount") in watched, sorted(watched)
+    # Every eddy metric an alarm watches is one the code writes, with its dimension.
+    emitted = emf_metric_names()
+    for (ns, metric), uses in watched.items():
+        if ns == "eddy":
+            assert metric in emitted, f"{metric} is no metric of the code: {sorted(emitted)}"
+            assert all(d == [{"Name": "Service", "Value": "eddy"}] for _, d in uses), uses
+
+
 def test_outputs_cover_names_and_urls():
     outputs = set(TEMPLATE["Outputs"])
     assert {"TableName", "QueueUrl", "DeadLetterQueueUrl", "EventBusName", "EventBusArn",
@@ -136,5 +183,6 @@ if __name__ == "__main__":
         test_task_definition,
         test_visibility_exceeds_drain,
         test_scaling_on_backlog_per_task,
+        test_alarms,
         test_outputs_cover_names_and_urls,
     ])
