@@ -5,7 +5,9 @@
  * table of them; eddy then behaves exactly like the eddy binary (worker,
  * relay, get, history, replay, healthcheck), choosing the machine named by
  * --machine / EDDY_MACHINE among the table, or loading a shared object when
- * the value is a path.
+ * the value is a path. eddy_main_named() also gives each machine a name to
+ * be chosen by besides its namespace (the eddy binary offers its slot
+ * machine, namespace "machine", as "slotmachine").
  *
  *     static const struct eddy_machine *const machines[] = {&my_machine};
  *     int main(int argc, char **argv)
@@ -26,6 +28,8 @@ extern "C" {
 
 /* Run eddy; returns the process exit status. machines may be NULL when n is 0. */
 int eddy_main(int argc, char **argv, const struct eddy_machine *const *machines, size_t n);
+/* The same with a name for each machine. machines may be NULL when n is 0. */
+int eddy_main_named(int argc, char **argv, const struct eddy_named_machine *machines, size_t n);
 
 #ifdef __cplusplus
 }

@@ -126,6 +126,16 @@ struct eddy_machine {
 };
 
 /*
+ * A machine linked into a program, as eddy_main_named() is given it:
+ * --machine / EDDY_MACHINE picks it by name (when not NULL) or by its
+ * namespace.
+ */
+struct eddy_named_machine {
+    const char *name;
+    const struct eddy_machine *machine;
+};
+
+/*
  * A shared object exports a function with this name and type; eddy resolves
  * it with dlsym() after dlopen(). Write EDDY_MACHINE_EXPORT(my_machine) once
  * in the machine's source file.

@@ -40,6 +40,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "eddy/rng.h"
 
 struct eddy_aws_config {
@@ -164,30 +165,5 @@ eddy_err eddy_aws_classify(long status, const char *code);
 /* A cJSON tree as the body of a call (printed unformatted into out, which
  * is reset first); EDDY_ELIMIT past out's cap. */
 eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out);
-
-/*
- * A small JSON writer for request bodies made of strings and numbers (SQS,
- * EventBridge): straight into one buffer, no tree. Commas are placed by the
- * writer; an error (the buffer's cap) sticks in rc and is checked once.
- */
-struct eddy_jw {
-    struct eddy_buf buf;
-    eddy_err rc;
-    bool comma; /* a value precedes at this level */
-};
-void eddy_jw_init(struct eddy_jw *w, size_t max);
-void eddy_jw_cleanup(struct eddy_jw *w);
-void eddy_jw_open(struct eddy_jw *w, char brace);  /* '{' or '[' */
-void eddy_jw_close(struct eddy_jw *w, char brace); /* '}' or ']' */
-void eddy_jw_key(struct eddy_jw *w, const char *key);
-void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n);
-void eddy_jw_cstr(struct eddy_jw *w, const char *s);
-void eddy_jw_int(struct eddy_jw *w, int64_t v);
-void eddy_jw_bool(struct eddy_jw *w, bool v);
-/* A value that is JSON text already (an item rendered earlier), as it is. */
-void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n);
-/* key and string value together */
-void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s);
-void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v);
 
 #endif

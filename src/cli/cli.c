@@ -12,14 +12,16 @@
 #include "eddy/eddy.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/config.h"
-#include "eddy_version.h"
+#include "cli/eddy_version.h"
 
 static const char usage_head[] =
     "eddy %s - an event-sourced state-machine worker for AWS\n"
@@ -95,6 +97,17 @@ static void configure_logs(const struct eddy_config *cfg)
 }
 
 int eddy_main(int argc, char **argv, const struct eddy_machine *const *machines, size_t nmachines)
+{
+    struct eddy_named_machine *named = eddy_calloc(nmachines ? nmachines : 1, sizeof *named);
+    for (size_t i = 0; i < nmachines; i++)
+        named[i].machine = machines[i];
+    int rc = eddy_main_named(argc, argv, named, nmachines);
+    free(named);
+    return rc;
+}
+
+int eddy_main_named(int argc, char **argv, const struct eddy_named_machine *machines,
+                    size_t nmachines)
 {
     const char *cmd = "worker";
     int first = 1;

@@ -18,7 +18,7 @@
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "relay/relay.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 struct relay_cmd {
     struct eddy_runtime rt;

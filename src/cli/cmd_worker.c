@@ -30,7 +30,7 @@
 #include "worker/consumer.h"
 #include "worker/envelope.h"
 #include "worker/health.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 struct worker {
     struct eddy_runtime rt;

@@ -13,11 +13,11 @@
 
 #include "cli/config.h"
 
-struct eddy_machine;
+struct eddy_named_machine;
 
 struct eddy_cli_context {
     struct eddy_config *cfg;
-    const struct eddy_machine *const *machines;
+    const struct eddy_named_machine *machines;
     size_t nmachines;
 };
 

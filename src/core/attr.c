@@ -2,13 +2,12 @@
  * attr.c - exact JSON <-> DynamoDB attribute values (see attr.h).
  *
  * Numbers are the delicate part. Every decision about a number goes through
- * one canonical form (struct decimal: sign, significant digits, exponent of
+ * one canonical form (struct eddy_decimal: sign, significant digits, exponent of
  * the first digit), so "1.50", "15e-1" and the double 1.5 compare equal and
  * DynamoDB's limits (38 digits, 1E-130 .. 9.99E+125) are checked once, on
  * the digits rather than on a double that may already have rounded.
  *
- * Doubles are formatted and read with snprintf/strtod, which assume the C
- * locale's decimal point; eddy never calls setlocale().
+ * The canonical form and the strict reader are base/json's.
  */
 #include "core/attr.h"
 
@@ -19,165 +18,15 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "aws/awscall.h"
 #include "base/buf.h"
-
-/* The longest number cJSON 1.7 parses itself; longer ones are patched in. */
-#define CJSON_NUMBER_MAX 63
-/* Exponents are saturated here: anything near it is out of range anyway. */
-#define EXP_SATURATE 1000000000L
-
-struct decimal {
-    bool neg;
-    bool zero;
-    char *digits; /* significant digits, no leading or trailing zeros */
-    size_t ndigits;
-    long adj; /* value = d1.d2d3... x 10^adj */
-};
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static size_t skip_digits(const char *s, size_t n, size_t i)
-{
-    while (i < n && is_digit(s[i]))
-        i++;
-    return i;
-}
-
-/* Read the exponent digits at s[i..n) into *exp, saturating. */
-static size_t read_exponent(const char *s, size_t n, size_t i, long *exp)
-{
-    bool neg = false;
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-        neg = s[i++] == '-';
-    size_t start = i;
-    long e = 0;
-    for (; i < n && is_digit(s[i]); i++) {
-        if (e < EXP_SATURATE)
-            e = e * 10 + (s[i] - '0');
-    }
-    if (i == start)
-        return 0;
-    *exp = neg ? -e : e;
-    return i;
-}
-
-/* Collect the significant digits of int part + fraction into d. */
-static void collect_digits(const char *ip, size_t il, const char *fp, size_t fl, long exp,
-                           struct decimal *d)
-{
-    d->digits = eddy_malloc(il + fl + 1);
-    size_t lz = 0, n = 0;
-    bool seen = false;
-    for (size_t k = 0; k < il + fl; k++) {
-        char c = k < il ? ip[k] : fp[k - il];
-        if (!seen && c == '0') {
-            lz++;
-            continue;
-        }
-        seen = true;
-        d->digits[n++] = c;
-    }
-    while (n > 0 && d->digits[n - 1] == '0')
-        n--;
-    d->digits[n] = '\0';
-    d->ndigits = n;
-    d->zero = n == 0;
-    d->adj = d->zero ? 0 : (long)il - 1 - (long)lz + exp;
-}
-
-/*
- * Parse s[0..n) as a decimal. strict: JSON's grammar exactly. Otherwise
- * also a leading '+', leading zeros, ".5" and "5." (other writers of N).
- * On success d->digits must be freed.
- */
-static bool decimal_parse(const char *s, size_t n, bool strict, struct decimal *d)
-{
-    size_t i = 0;
-    d->digits = NULL;
-    d->neg = false;
-    if (i < n && (s[i] == '-' || (!strict && s[i] == '+')))
-        d->neg = s[i++] == '-';
-    size_t is = i;
-    i = skip_digits(s, n, i);
-    size_t il = i - is;
-    if (strict && (il == 0 || (il > 1 && s[is] == '0')))
-        return false;
-    size_t fs = i, fl = 0;
-    if (i < n && s[i] == '.') {
-        fs = ++i;
-        i = skip_digits(s, n, i);
-        fl = i - fs;
-        if (strict && fl == 0)
-            return false;
-    }
-    if (il + fl == 0)
-        return false;
-    long exp = 0;
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i = read_exponent(s, n, i + 1, &exp);
-        if (i == 0)
-            return false;
-    }
-    if (i != n)
-        return false;
-    collect_digits(s + is, il, s + fs, fl, exp, d);
-    return true;
-}
-
-static bool decimal_equal(const struct decimal *a, const struct decimal *b)
-{
-    if (a->zero || b->zero)
-        return a->zero && b->zero;
-    return a->neg == b->neg && a->adj == b->adj && a->ndigits == b->ndigits &&
-           memcmp(a->digits, b->digits, a->ndigits) == 0;
-}
-
-bool eddy_attr_format_double(double d, char out[32])
-{
-    if (!isfinite(d))
-        return false;
-    if (d == floor(d) && fabs(d) < 1e21) {
-        snprintf(out, 32, "%.0f", d);
-        return true;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, 32, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
-            break;
-    }
-    return true;
-}
-
-/*
- * True when text (a decimal of value v) survives the trip through a double:
- * the shortest text of the double names the same decimal value. *out gets
- * the double.
- */
-static bool fits_double(const char *text, const struct decimal *v, double *out)
-{
-    double d = strtod(text, NULL);
-    char back[32];
-    if (!eddy_attr_format_double(d, back))
-        return false;
-    struct decimal b;
-    if (!decimal_parse(back, strlen(back), false, &b))
-        return false;
-    bool same = decimal_equal(v, &b);
-    free(b.digits);
-    *out = d;
-    return same;
-}
+#include "base/json.h"
 
 static const char *path_or_value(const char *path)
 {
     return path && path[0] ? path : "value";
 }
 
-static eddy_err check_decimal(const struct decimal *d, const char *text, const char *path,
+static eddy_err check_decimal(const struct eddy_decimal *d, const char *text, const char *path,
                               struct eddy_error *err)
 {
     if (d->zero)
@@ -195,215 +44,12 @@ static eddy_err check_decimal(const struct decimal *d, const char *text, const c
 
 eddy_err eddy_attr_check_number(const char *text, const char *path, struct eddy_error *err)
 {
-    struct decimal d;
-    if (!decimal_parse(text, strlen(text), true, &d))
+    struct eddy_decimal d;
+    if (!eddy_decimal_parse(text, strlen(text), true, &d))
         return eddy_error_set(err, EDDY_EINVAL, "%s: \"%.64s\" is not a JSON number",
                               path_or_value(path), text);
     eddy_err rc = check_decimal(&d, text, path, err);
     free(d.digits);
-    return rc;
-}
-
-/* ---- strict JSON reading with exact numbers ---- */
-
-struct token {
-    size_t off;
-    size_t len;
-};
-
-struct scan {
-    const char *text;
-    size_t len;
-    struct token *tok;
-    size_t ntok;
-    size_t cap;
-    bool has_long;
-};
-
-/* Skip the string starting at the quote at i; returns the index after it. */
-static size_t skip_string(const char *s, size_t n, size_t i, struct eddy_error *err)
-{
-    for (i++; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"')
-            return i + 1;
-        if (c < 0x20) {
-            eddy_error_set(err, EDDY_EPARSE, "control character in a string at offset %zu", i);
-            return 0;
-        }
-        if (c == '\\') {
-            if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) {
-                eddy_error_set(err, EDDY_EPARSE, "\\u0000 in a string at offset %zu", i);
-                return 0;
-            }
-            i++;
-        }
-    }
-    eddy_error_set(err, EDDY_EPARSE, "unterminated string");
-    return 0;
-}
-
-static eddy_err add_token(struct scan *sc, size_t off, size_t len, struct eddy_error *err)
-{
-    struct decimal d;
-    if (!decimal_parse(sc->text + off, len, true, &d))
-        return eddy_error_set(err, EDDY_EPARSE, "malformed number \"%.*s\" at offset %zu",
-                              (int)(len > 64 ? 64 : len), sc->text + off, off);
-    free(d.digits);
-    if (sc->ntok == sc->cap) {
-        sc->cap = sc->cap ? sc->cap * 2 : 16;
-        sc->tok = eddy_realloc(sc->tok, sc->cap * sizeof *sc->tok);
-    }
-    sc->tok[sc->ntok++] = (struct token){off, len};
-    if (len > CJSON_NUMBER_MAX)
-        sc->has_long = true;
-    return EDDY_OK;
-}
-
-/* Find every number token of the text, in order, checking its grammar. */
-static eddy_err scan_numbers(struct scan *sc, struct eddy_error *err)
-{
-    const char *s = sc->text;
-    size_t n = sc->len, i = 0;
-    while (i < n) {
-        if (s[i] == '"') {
-            i = skip_string(s, n, i, err);
-            if (i == 0)
-                return EDDY_EPARSE;
-        } else if (s[i] == '-' || is_digit(s[i])) {
-            size_t start = i;
-            while (i < n && (is_digit(s[i]) || strchr("+-.eE", s[i]) != NULL) && s[i] != '\0')
-                i++;
-            eddy_err rc = add_token(sc, start, i - start, err);
-            if (rc)
-                return rc;
-        } else {
-            i++;
-        }
-    }
-    return EDDY_OK;
-}
-
-/* Put the exact value of token t into item: a number, or Raw with its text. */
-static eddy_err settle_number(cJSON *parent, cJSON *item, const struct scan *sc,
-                              const struct token *t, cJSON **root)
-{
-    char *text = eddy_strndup(sc->text + t->off, t->len);
-    struct decimal d;
-    double v;
-    decimal_parse(text, t->len, true, &d); /* checked by add_token */
-    bool fits = fits_double(text, &d, &v);
-    free(d.digits);
-    if (fits) {
-        cJSON_SetNumberValue(item, v);
-        free(text);
-        return EDDY_OK;
-    }
-    cJSON *raw = cJSON_CreateRaw(text);
-    free(text);
-    if (raw == NULL)
-        return EDDY_ENOMEM;
-    if (parent == NULL) {
-        cJSON_Delete(item);
-        *root = raw;
-        return EDDY_OK;
-    }
-    raw->string = item->string;
-    raw->type |= item->type & cJSON_StringIsConst;
-    item->string = NULL;
-    cJSON_ReplaceItemViaPointer(parent, item, raw);
-    return EDDY_OK;
-}
-
-/* Walk the tree in document order, pairing number items with tokens. */
-static eddy_err settle_tree(cJSON *node, const struct scan *sc, size_t *next, cJSON **root,
-                            struct eddy_error *err)
-{
-    if (cJSON_IsNumber(node)) {
-        if (*next >= sc->ntok)
-            return eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
-        return settle_number(NULL, node, sc, &sc->tok[(*next)++], root);
-    }
-    cJSON *child = node->child, *following;
-    for (; child; child = following) {
-        following = child->next;
-        eddy_err rc = EDDY_OK;
-        if (cJSON_IsNumber(child)) {
-            if (*next >= sc->ntok)
-                return eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
-            rc = settle_number(node, child, sc, &sc->tok[(*next)++], root);
-        } else if (cJSON_IsArray(child) || cJSON_IsObject(child)) {
-            rc = settle_tree(child, sc, next, root, err);
-        }
-        if (rc)
-            return rc;
-    }
-    return EDDY_OK;
-}
-
-/* cJSON cannot read numbers over 63 characters: blank them to "0   ". */
-static char *blank_long_numbers(const struct scan *sc)
-{
-    char *copy = eddy_malloc(sc->len + 1);
-    memcpy(copy, sc->text, sc->len);
-    copy[sc->len] = '\0';
-    for (size_t k = 0; k < sc->ntok; k++) {
-        if (sc->tok[k].len > CJSON_NUMBER_MAX) {
-            memset(copy + sc->tok[k].off, ' ', sc->tok[k].len);
-            copy[sc->tok[k].off] = '0';
-        }
-    }
-    return copy;
-}
-
-static cJSON *parse_whole(const char *text, size_t len, struct eddy_error *err)
-{
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (root == NULL) {
-        eddy_error_set(err, EDDY_EPARSE, "malformed JSON at offset %zu",
-                       end ? (size_t)(end - text) : (size_t)0);
-        return NULL;
-    }
-    for (const char *p = end; p < text + len; p++) {
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            eddy_error_set(err, EDDY_EPARSE, "trailing characters after JSON at offset %zu",
-                           (size_t)(p - text));
-            cJSON_Delete(root);
-            return NULL;
-        }
-    }
-    return root;
-}
-
-eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err)
-{
-    *out = NULL;
-    struct scan sc = {.text = text, .len = len};
-    char *copy = NULL;
-    cJSON *root = NULL;
-    eddy_err rc = scan_numbers(&sc, err);
-    if (rc)
-        goto done;
-    if (sc.has_long)
-        copy = blank_long_numbers(&sc);
-    root = parse_whole(copy ? copy : text, len, err);
-    if (root == NULL) {
-        rc = EDDY_EPARSE;
-        goto done;
-    }
-    size_t next = 0;
-    rc = settle_tree(root, &sc, &next, &root, err);
-    if (rc == EDDY_OK && next != sc.ntok)
-        rc = eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
-    if (rc == EDDY_OK) {
-        *out = root;
-        root = NULL;
-    }
-done:
-    cJSON_Delete(root);
-    free(copy);
-    free(sc.tok);
     return rc;
 }
 
@@ -464,7 +110,7 @@ static eddy_err number_text(const cJSON *j, const char *path, char buf[32], cons
     *out = buf;
     if (cJSON_IsRaw(j)) {
         *out = j->valuestring ? j->valuestring : "";
-    } else if (!eddy_attr_format_double(j->valuedouble, buf)) {
+    } else if (!eddy_json_format_double(j->valuedouble, buf)) {
         return eddy_error_set(err, EDDY_EINVAL, "%s: NaN or infinity cannot be stored",
                               path_or_value(path));
     }
@@ -669,7 +315,7 @@ size_t eddy_attr_number_size(const char *text)
 /* ---- attribute values -> JSON ---- */
 
 /* The JSON text of a canonical decimal: "-d.dddE+x". */
-static char *decimal_text(const struct decimal *d)
+static char *decimal_text(const struct eddy_decimal *d)
 {
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
@@ -687,17 +333,17 @@ static char *decimal_text(const struct decimal *d)
 static eddy_err number_from_text(const char *text, const char *path, cJSON **out,
                                  struct eddy_error *err)
 {
-    struct decimal d;
+    struct eddy_decimal d;
     size_t n = strlen(text);
-    if (!decimal_parse(text, n, false, &d))
+    if (!eddy_decimal_parse(text, n, false, &d))
         return eddy_error_set(err, EDDY_EPARSE, "%s: N value \"%.64s\" is not a number",
                               path_or_value(path), text);
     double v;
-    if (fits_double(text, &d, &v)) {
+    if (eddy_decimal_fits_double(text, &d, &v)) {
         *out = cJSON_CreateNumber(v);
     } else {
-        struct decimal strict;
-        bool is_json = decimal_parse(text, n, true, &strict);
+        struct eddy_decimal strict;
+        bool is_json = eddy_decimal_parse(text, n, true, &strict);
         free(strict.digits);
         char *t = is_json ? eddy_strdup(text) : decimal_text(&d);
         *out = cJSON_CreateRaw(t);
@@ -799,8 +445,8 @@ eddy_err eddy_attr_item_to_json(const cJSON *item, cJSON **out, struct eddy_erro
 
 static size_t number_size(const char *text)
 {
-    struct decimal d;
-    if (!decimal_parse(text, strlen(text), false, &d))
+    struct eddy_decimal d;
+    if (!eddy_decimal_parse(text, strlen(text), false, &d))
         return strlen(text) + 1;
     size_t n = (d.ndigits + 1) / 2 + 1;
     free(d.digits);

@@ -26,10 +26,8 @@
  * Every error names the path of the value (e.g. "balance",
  * "items[3].price") and the reason.
  *
- * eddy_json_parse is the JSON reader for anything whose numbers must stay
- * exact (event bodies): cJSON parses numbers into doubles, so it re-reads
- * the number tokens from the text and turns those a double would round
- * into Raw items holding the original text.
+ * Event bodies are read with eddy_json_parse (base/json.h), which keeps
+ * their numbers exact.
  */
 #ifndef EDDY_CORE_ATTR_H
 #define EDDY_CORE_ATTR_H
@@ -40,19 +38,13 @@
 #include <cjson/cJSON.h>
 
 #include "base/err.h"
+#include "base/json.h"
 
 /* DynamoDB's limits on numbers and on nesting. */
 #define EDDY_ATTR_NUMBER_DIGITS 38
 #define EDDY_ATTR_EXP_MIN (-130) /* smallest magnitude 1E-130 */
 #define EDDY_ATTR_EXP_MAX 125    /* largest magnitude 9.99..9E+125 */
 #define EDDY_ATTR_DEPTH_MAX 32
-
-/*
- * Parse len bytes of JSON text. Numbers a double cannot hold exactly become
- * cJSON Raw items with their text. Refuses what is not strict JSON
- * (EDDY_EPARSE, with the offset). *out is the caller's to cJSON_Delete.
- */
-eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err);
 
 /* One JSON value -> one attribute value. path names it in errors (may be ""). */
 eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
@@ -64,7 +56,6 @@ eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_
  * object's members as "name": attribute-value pairs into w (the caller
  * writes the braces), with their DynamoDB item size added to *size.
  */
-struct eddy_jw;
 eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t *size,
                                  struct eddy_error *err);
 /* DynamoDB's size of the number in text (see eddy_attr_item_size). */
@@ -74,12 +65,6 @@ eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out, struc
 /* An item -> a JSON object. */
 eddy_err eddy_attr_item_to_json(const cJSON *item, cJSON **out, struct eddy_error *err);
 
-/*
- * The decimal text DynamoDB gets for a double: shortest round-trip form,
- * integers below 1e21 without exponent. out must hold 32 bytes. Returns
- * false for NaN and infinities.
- */
-bool eddy_attr_format_double(double d, char out[32]);
 /*
  * Check that text is a JSON number DynamoDB can hold exactly; on failure
  * EDDY_EINVAL with "<path>: number <text> ..." in err.

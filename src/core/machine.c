@@ -2,7 +2,7 @@
  * machine.c - the machine registry and the emit collector (see machine.h).
  *
  * This file does not run machines and knows nothing of DynamoDB. It only
- * finds a machine table (linked in, built in, or in a shared object), checks
+ * finds a machine table (linked in or in a shared object), checks
  * it, and collects what process() emits.
  */
 #include "core/machine.h"
@@ -13,16 +13,6 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "examples/slotmachine/slotmachine.h"
-
-struct builtin {
-    const char *name;
-    const struct eddy_machine *machine;
-};
-
-static const struct builtin builtins[] = {
-    {"slotmachine", &eddy_slotmachine},
-};
 
 eddy_err eddy_machine_check(const struct eddy_machine *m, struct eddy_error *err)
 {
@@ -58,21 +48,17 @@ eddy_err eddy_machine_check(const struct eddy_machine *m, struct eddy_error *err
     return EDDY_OK;
 }
 
-const struct eddy_machine *eddy_machine_find(const struct eddy_machine *const *machines, size_t n,
+const struct eddy_machine *eddy_machine_find(const struct eddy_named_machine *machines, size_t n,
                                              const char *name)
 {
     for (size_t i = 0; i < n; i++) {
-        if (machines[i] && machines[i]->name && strcmp(machines[i]->name, name) == 0)
-            return machines[i];
+        if (machines[i].machine && machines[i].name && strcmp(machines[i].name, name) == 0)
+            return machines[i].machine;
     }
-    return NULL;
-}
-
-const struct eddy_machine *eddy_machine_builtin(const char *name)
-{
-    for (size_t i = 0; i < EDDY_ARRAY_SIZE(builtins); i++) {
-        if (strcmp(builtins[i].name, name) == 0 || strcmp(builtins[i].machine->name, name) == 0)
-            return builtins[i].machine;
+    for (size_t i = 0; i < n; i++) {
+        const struct eddy_machine *m = machines[i].machine;
+        if (m && m->name && strcmp(m->name, name) == 0)
+            return m;
     }
     return NULL;
 }
@@ -116,7 +102,7 @@ static int is_path(const char *spec)
     return strchr(spec, '/') != NULL || (n > 3 && strcmp(spec + n - 3, ".so") == 0);
 }
 
-eddy_err eddy_machine_select(const char *spec, const struct eddy_machine *const *machines, size_t n,
+eddy_err eddy_machine_select(const char *spec, const struct eddy_named_machine *machines, size_t n,
                              struct eddy_machine_ref *ref, struct eddy_error *err)
 {
     ref->machine = NULL;
@@ -128,8 +114,6 @@ eddy_err eddy_machine_select(const char *spec, const struct eddy_machine *const 
     if (is_path(spec))
         return eddy_machine_load(spec, ref, err);
     const struct eddy_machine *m = eddy_machine_find(machines, n, spec);
-    if (m == NULL)
-        m = eddy_machine_builtin(spec);
     if (m == NULL)
         return eddy_error_set(err, EDDY_ECONFIG, "no machine named \"%s\"", spec);
     eddy_err rc = eddy_machine_check(m, err);

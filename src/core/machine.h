@@ -5,9 +5,10 @@
  * A machine is picked by a spec string (--machine / EDDY_MACHINE):
  *   - a value containing '/' or ending in ".so" is a shared object path: it is
  *     dlopen()ed and its EDDY_MACHINE_SYMBOL ("eddy_machine_entry") called;
- *   - any other value is a name: first the table given to eddy_main() is
- *     searched by the machines' name (their namespace), then the built-in
- *     machines by their own name ("slotmachine") or namespace.
+ *   - any other value is a name: the table given to eddy_main() is searched
+ *     for a machine of that name or, failing that, of that namespace.
+ * libeddy has no machine of its own: the eddy binary passes the slot
+ * machine from main.c.
  * Whatever the source, the table is checked (ABI version, name, required
  * functions) before eddy uses it.
  *
@@ -30,15 +31,14 @@ struct eddy_machine_ref {
 
 /* Refuse a table with another ABI version, no name or a missing function. */
 eddy_err eddy_machine_check(const struct eddy_machine *m, struct eddy_error *err);
-/* The machine named name in machines[0..n), or NULL. */
-const struct eddy_machine *eddy_machine_find(const struct eddy_machine *const *machines, size_t n,
+/* The machine in machines[0..n) named name, else the one of that namespace,
+ * else NULL. */
+const struct eddy_machine *eddy_machine_find(const struct eddy_named_machine *machines, size_t n,
                                              const char *name);
-/* The machines built into libeddy, under their selection names. */
-const struct eddy_machine *eddy_machine_builtin(const char *name);
 /* dlopen path and fetch its table. EDDY_ECONFIG with the reason on failure. */
 eddy_err eddy_machine_load(const char *path, struct eddy_machine_ref *ref, struct eddy_error *err);
 /* Resolve a spec as described above. */
-eddy_err eddy_machine_select(const char *spec, const struct eddy_machine *const *machines, size_t n,
+eddy_err eddy_machine_select(const char *spec, const struct eddy_named_machine *machines, size_t n,
                              struct eddy_machine_ref *ref, struct eddy_error *err);
 /* dlclose when loaded. The machine must no longer be used. */
 void eddy_machine_release(struct eddy_machine_ref *ref);

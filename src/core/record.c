@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/awscall.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/json.h"
 #include "core/attr.h"
 #include "eddy/rng.h"
 

@@ -32,7 +32,7 @@
 #include "relay/lease.h"
 #include "svc/dynamodb.h"
 #include "svc/eventbridge.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 #define DELETE_ATTEMPTS 8
 

@@ -13,7 +13,7 @@
 #include "aws/retry.h"
 #include "base/alloc.h"
 #include "base/log.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 struct ack_entry {
     struct ack_entry *next;

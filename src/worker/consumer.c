@@ -18,7 +18,7 @@
 #include "base/log.h"
 #include "worker/health.h"
 #include "base/lru.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 enum action { ACT_DELETE, ACT_BACKOFF, ACT_RELEASE };
 enum state { ST_NEW, ST_STARTING, ST_RUNNING, ST_DRAINING, ST_CLOSING, ST_CLOSED };

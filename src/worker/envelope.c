@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "core/attr.h"
+#include "base/json.h"
 
 /* Unescape one reference token of len bytes: ~1 -> '/', ~0 -> '~'. */
 static eddy_err parse_token(const char *s, size_t len, char **out, const char *text,

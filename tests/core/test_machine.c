@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/machine.h"
-#include "examples/slotmachine/slotmachine.h"
+#include "slotmachine/slotmachine.h"
 
 static const char *so_path;
 
@@ -45,19 +45,19 @@ static void test_find_and_select(void **state)
     (void)state;
     struct eddy_machine mine = eddy_slotmachine;
     mine.name = "counter";
-    const struct eddy_machine *const table[] = {&mine};
-    assert_ptr_equal(eddy_machine_find(table, 1, "counter"), &mine);
+    const struct eddy_named_machine table[] = {{NULL, &mine}, {"slotmachine", &eddy_slotmachine}};
+    assert_ptr_equal(eddy_machine_find(table, 2, "counter"), &mine);
+    assert_ptr_equal(eddy_machine_find(table, 2, "slotmachine"), &eddy_slotmachine);
+    assert_ptr_equal(eddy_machine_find(table, 2, "machine"), &eddy_slotmachine);
     assert_null(eddy_machine_find(table, 1, "machine"));
-    assert_ptr_equal(eddy_machine_builtin("slotmachine"), &eddy_slotmachine);
-    assert_ptr_equal(eddy_machine_builtin("machine"), &eddy_slotmachine);
-    assert_null(eddy_machine_builtin("nope"));
+    assert_null(eddy_machine_find(table, 2, "nope"));
 
     struct eddy_machine_ref ref;
     struct eddy_error err;
-    assert_int_equal(eddy_machine_select("counter", table, 1, &ref, &err), EDDY_OK);
+    assert_int_equal(eddy_machine_select("counter", table, 2, &ref, &err), EDDY_OK);
     assert_ptr_equal(ref.machine, &mine);
     assert_null(ref.dl);
-    assert_int_equal(eddy_machine_select("slotmachine", table, 1, &ref, &err), EDDY_OK);
+    assert_int_equal(eddy_machine_select("slotmachine", table, 2, &ref, &err), EDDY_OK);
     assert_ptr_equal(ref.machine, &eddy_slotmachine);
     eddy_machine_release(&ref);
     assert_int_equal(eddy_machine_select("nope", NULL, 0, &ref, &err), EDDY_ECONFIG);

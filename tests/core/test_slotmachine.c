@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/machine.h"
-#include "examples/slotmachine/slotmachine.h"
+#include "slotmachine/slotmachine.h"
 
 static const struct eddy_machine *const m = &eddy_slotmachine;
 

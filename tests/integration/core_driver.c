@@ -26,6 +26,7 @@
 #include "core/processor.h"
 #include "eddy/eddy.h"
 #include "base/lru.h"
+#include "slotmachine/slotmachine.h"
 
 struct ev {
     char *entity, *type, *id;
@@ -250,7 +251,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "core_driver: %s\n", eddy_error_text(&err));
         return 2;
     }
-    struct eddy_cli_context ctx = {&cfg, NULL, 0};
+    static const struct eddy_named_machine machines[] = {{"slotmachine", &eddy_slotmachine}};
+    struct eddy_cli_context ctx = {&cfg, machines, 1};
     if (read_events(&d) != 0)
         return 2;
     d.coalesce = (size_t)cfg.coalesce_max;

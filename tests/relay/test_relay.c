@@ -17,7 +17,7 @@
 #include "base/log.h"
 #include "fakeaws.h"
 #include "relay/relay.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 #define PK0 "#outbox/0"
 

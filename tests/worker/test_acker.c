@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "worker/acker.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 static int closed;
 static void on_closed(void *ud)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "worker/consumer.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 #define ATTRS "{\"Attributes\":{\"VisibilityTimeout\":\"30\"}}"
 

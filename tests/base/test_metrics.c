@@ -12,7 +12,7 @@
 
 #include "base/alloc.h"
 #include "eddy/rng.h"
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 /* Emit into memory and parse the line back. */
 static cJSON *emit_json(struct eddy_metrics *m, int64_t unix_ms, const char *ns, char **line)

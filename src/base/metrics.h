@@ -1,5 +1,5 @@
 /*
- * metrics.h - the worker's counters and latency percentiles, written as
+ * metrics.h - the counters (worker and relay) and latency percentiles, written as
  * CloudWatch Embedded Metric Format (EMF) lines.
  *
  * Counters count since the last emit and since init. Latencies go into
@@ -19,8 +19,8 @@
  *
  * The struct is about 60 KB; allocate it with eddy_metrics_new.
  */
-#ifndef EDDY_WORKER_METRICS_H
-#define EDDY_WORKER_METRICS_H
+#ifndef EDDY_BASE_METRICS_H
+#define EDDY_BASE_METRICS_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -7,7 +7,7 @@
  * [2^e, 2^(e+1)), chosen by its SUB bits below the highest one. The index is
  * continuous across the two ranges, so one array holds them all.
  */
-#include "worker/metrics.h"
+#include "base/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,0 +1,482 @@
+/*
+ * json.c - JSON text in and out without trees where none is needed (see
+ * json.h): the writer, the canonical decimal form and the strict reader.
+ *
+ * Doubles are formatted and read with snprintf/strtod, which assume the C
+ * locale's decimal point; eddy never calls setlocale().
+ */
+#include "base/json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+/* The longest number cJSON 1.7 parses itself; longer ones are patched in. */
+#define CJSON_NUMBER_MAX 63
+/* Exponents are saturated here: anything near it is out of range anyway. */
+#define EXP_SATURATE 1000000000L
+
+/* ---- the JSON writer ---- */
+
+void eddy_jw_init(struct eddy_jw *w, size_t max)
+{
+    eddy_buf_init(&w->buf, max);
+    /* Bodies and records mostly fit in 1 KB: growing from a few bytes would
+     * cost a realloc and a copy at every doubling. Past a small cap the
+     * first write reports the limit. */
+    (void)eddy_buf_reserve(&w->buf, 1024);
+    w->rc = EDDY_OK;
+    w->comma = false;
+}
+
+void eddy_jw_cleanup(struct eddy_jw *w)
+{
+    eddy_buf_cleanup(&w->buf);
+}
+
+static void jw_put(struct eddy_jw *w, const char *p, size_t n)
+{
+    if (w->rc == EDDY_OK)
+        w->rc = eddy_buf_append(&w->buf, p, n);
+}
+
+static void jw_sep(struct eddy_jw *w)
+{
+    if (w->comma)
+        jw_put(w, ",", 1);
+    w->comma = true;
+}
+
+void eddy_jw_open(struct eddy_jw *w, char brace)
+{
+    jw_sep(w);
+    jw_put(w, &brace, 1);
+    w->comma = false;
+}
+
+void eddy_jw_close(struct eddy_jw *w, char brace)
+{
+    jw_put(w, &brace, 1);
+    w->comma = true;
+}
+
+void eddy_jw_key(struct eddy_jw *w, const char *key)
+{
+    eddy_jw_cstr(w, key);
+    jw_put(w, ":", 1);
+    w->comma = false;
+}
+
+void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    jw_sep(w);
+    jw_put(w, "\"", 1);
+    size_t run = 0; /* bytes that need no escape, copied in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        jw_put(w, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
+        size_t en = 2;
+        if (ch == '\n')
+            esc[1] = 'n';
+        else if (ch == '\r')
+            esc[1] = 'r';
+        else if (ch == '\t')
+            esc[1] = 't';
+        else if (ch < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            en = 6;
+        }
+        jw_put(w, esc, en);
+    }
+    jw_put(w, s + run, n - run);
+    jw_put(w, "\"", 1);
+}
+
+void eddy_jw_cstr(struct eddy_jw *w, const char *s)
+{
+    eddy_jw_str(w, s, strlen(s));
+}
+
+void eddy_jw_int(struct eddy_jw *w, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", (long long)v);
+    jw_sep(w);
+    jw_put(w, num, (size_t)n);
+}
+
+void eddy_jw_bool(struct eddy_jw *w, bool v)
+{
+    jw_sep(w);
+    jw_put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n)
+{
+    jw_sep(w);
+    jw_put(w, json, n);
+}
+
+void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s)
+{
+    eddy_jw_key(w, key);
+    eddy_jw_cstr(w, s);
+}
+
+void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v)
+{
+    eddy_jw_key(w, key);
+    eddy_jw_int(w, v);
+}
+
+/* ---- decimals ---- */
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static size_t skip_digits(const char *s, size_t n, size_t i)
+{
+    while (i < n && is_digit(s[i]))
+        i++;
+    return i;
+}
+
+/* Read the exponent digits at s[i..n) into *exp, saturating. */
+static size_t read_exponent(const char *s, size_t n, size_t i, long *exp)
+{
+    bool neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    size_t start = i;
+    long e = 0;
+    for (; i < n && is_digit(s[i]); i++) {
+        if (e < EXP_SATURATE)
+            e = e * 10 + (s[i] - '0');
+    }
+    if (i == start)
+        return 0;
+    *exp = neg ? -e : e;
+    return i;
+}
+
+/* Collect the significant digits of int part + fraction into d. */
+static void collect_digits(const char *ip, size_t il, const char *fp, size_t fl, long exp,
+                           struct eddy_decimal *d)
+{
+    d->digits = eddy_malloc(il + fl + 1);
+    size_t lz = 0, n = 0;
+    bool seen = false;
+    for (size_t k = 0; k < il + fl; k++) {
+        char c = k < il ? ip[k] : fp[k - il];
+        if (!seen && c == '0') {
+            lz++;
+            continue;
+        }
+        seen = true;
+        d->digits[n++] = c;
+    }
+    while (n > 0 && d->digits[n - 1] == '0')
+        n--;
+    d->digits[n] = '\0';
+    d->ndigits = n;
+    d->zero = n == 0;
+    d->adj = d->zero ? 0 : (long)il - 1 - (long)lz + exp;
+}
+
+/*
+ * Parse s[0..n) as a decimal. strict: JSON's grammar exactly. Otherwise
+ * also a leading '+', leading zeros, ".5" and "5." (other writers of N).
+ * On success d->digits must be freed.
+ */
+bool eddy_decimal_parse(const char *s, size_t n, bool strict, struct eddy_decimal *d)
+{
+    size_t i = 0;
+    d->digits = NULL;
+    d->neg = false;
+    if (i < n && (s[i] == '-' || (!strict && s[i] == '+')))
+        d->neg = s[i++] == '-';
+    size_t is = i;
+    i = skip_digits(s, n, i);
+    size_t il = i - is;
+    if (strict && (il == 0 || (il > 1 && s[is] == '0')))
+        return false;
+    size_t fs = i, fl = 0;
+    if (i < n && s[i] == '.') {
+        fs = ++i;
+        i = skip_digits(s, n, i);
+        fl = i - fs;
+        if (strict && fl == 0)
+            return false;
+    }
+    if (il + fl == 0)
+        return false;
+    long exp = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i = read_exponent(s, n, i + 1, &exp);
+        if (i == 0)
+            return false;
+    }
+    if (i != n)
+        return false;
+    collect_digits(s + is, il, s + fs, fl, exp, d);
+    return true;
+}
+
+bool eddy_decimal_equal(const struct eddy_decimal *a, const struct eddy_decimal *b)
+{
+    if (a->zero || b->zero)
+        return a->zero && b->zero;
+    return a->neg == b->neg && a->adj == b->adj && a->ndigits == b->ndigits &&
+           memcmp(a->digits, b->digits, a->ndigits) == 0;
+}
+
+bool eddy_json_format_double(double d, char out[32])
+{
+    if (!isfinite(d))
+        return false;
+    if (d == floor(d) && fabs(d) < 1e21) {
+        snprintf(out, 32, "%.0f", d);
+        return true;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, 32, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    return true;
+}
+
+/*
+ * True when text (a decimal of value v) survives the trip through a double:
+ * the shortest text of the double names the same decimal value. *out gets
+ * the double.
+ */
+bool eddy_decimal_fits_double(const char *text, const struct eddy_decimal *v, double *out)
+{
+    double d = strtod(text, NULL);
+    char back[32];
+    if (!eddy_json_format_double(d, back))
+        return false;
+    struct eddy_decimal b;
+    if (!eddy_decimal_parse(back, strlen(back), false, &b))
+        return false;
+    bool same = eddy_decimal_equal(v, &b);
+    free(b.digits);
+    *out = d;
+    return same;
+}
+
+/* ---- strict JSON reading with exact numbers ---- */
+
+struct token {
+    size_t off;
+    size_t len;
+};
+
+struct scan {
+    const char *text;
+    size_t len;
+    struct token *tok;
+    size_t ntok;
+    size_t cap;
+    bool has_long;
+};
+
+/* Skip the string starting at the quote at i; returns the index after it. */
+static size_t skip_string(const char *s, size_t n, size_t i, struct eddy_error *err)
+{
+    for (i++; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20) {
+            eddy_error_set(err, EDDY_EPARSE, "control character in a string at offset %zu", i);
+            return 0;
+        }
+        if (c == '\\') {
+            if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) {
+                eddy_error_set(err, EDDY_EPARSE, "\\u0000 in a string at offset %zu", i);
+                return 0;
+            }
+            i++;
+        }
+    }
+    eddy_error_set(err, EDDY_EPARSE, "unterminated string");
+    return 0;
+}
+
+static eddy_err add_token(struct scan *sc, size_t off, size_t len, struct eddy_error *err)
+{
+    struct eddy_decimal d;
+    if (!eddy_decimal_parse(sc->text + off, len, true, &d))
+        return eddy_error_set(err, EDDY_EPARSE, "malformed number \"%.*s\" at offset %zu",
+                              (int)(len > 64 ? 64 : len), sc->text + off, off);
+    free(d.digits);
+    if (sc->ntok == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 16;
+        sc->tok = eddy_realloc(sc->tok, sc->cap * sizeof *sc->tok);
+    }
+    sc->tok[sc->ntok++] = (struct token){off, len};
+    if (len > CJSON_NUMBER_MAX)
+        sc->has_long = true;
+    return EDDY_OK;
+}
+
+/* Find every number token of the text, in order, checking its grammar. */
+static eddy_err scan_numbers(struct scan *sc, struct eddy_error *err)
+{
+    const char *s = sc->text;
+    size_t n = sc->len, i = 0;
+    while (i < n) {
+        if (s[i] == '"') {
+            i = skip_string(s, n, i, err);
+            if (i == 0)
+                return EDDY_EPARSE;
+        } else if (s[i] == '-' || is_digit(s[i])) {
+            size_t start = i;
+            while (i < n && (is_digit(s[i]) || strchr("+-.eE", s[i]) != NULL) && s[i] != '\0')
+                i++;
+            eddy_err rc = add_token(sc, start, i - start, err);
+            if (rc)
+                return rc;
+        } else {
+            i++;
+        }
+    }
+    return EDDY_OK;
+}
+
+/* Put the exact value of token t into item: a number, or Raw with its text. */
+static eddy_err settle_number(cJSON *parent, cJSON *item, const struct scan *sc,
+                              const struct token *t, cJSON **root)
+{
+    char *text = eddy_strndup(sc->text + t->off, t->len);
+    struct eddy_decimal d;
+    double v;
+    eddy_decimal_parse(text, t->len, true, &d); /* checked by add_token */
+    bool fits = eddy_decimal_fits_double(text, &d, &v);
+    free(d.digits);
+    if (fits) {
+        cJSON_SetNumberValue(item, v);
+        free(text);
+        return EDDY_OK;
+    }
+    cJSON *raw = cJSON_CreateRaw(text);
+    free(text);
+    if (raw == NULL)
+        return EDDY_ENOMEM;
+    if (parent == NULL) {
+        cJSON_Delete(item);
+        *root = raw;
+        return EDDY_OK;
+    }
+    raw->string = item->string;
+    raw->type |= item->type & cJSON_StringIsConst;
+    item->string = NULL;
+    cJSON_ReplaceItemViaPointer(parent, item, raw);
+    return EDDY_OK;
+}
+
+/* Walk the tree in document order, pairing number items with tokens. */
+static eddy_err settle_tree(cJSON *node, const struct scan *sc, size_t *next, cJSON **root,
+                            struct eddy_error *err)
+{
+    if (cJSON_IsNumber(node)) {
+        if (*next >= sc->ntok)
+            return eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
+        return settle_number(NULL, node, sc, &sc->tok[(*next)++], root);
+    }
+    cJSON *child = node->child, *following;
+    for (; child; child = following) {
+        following = child->next;
+        eddy_err rc = EDDY_OK;
+        if (cJSON_IsNumber(child)) {
+            if (*next >= sc->ntok)
+                return eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
+            rc = settle_number(node, child, sc, &sc->tok[(*next)++], root);
+        } else if (cJSON_IsArray(child) || cJSON_IsObject(child)) {
+            rc = settle_tree(child, sc, next, root, err);
+        }
+        if (rc)
+            return rc;
+    }
+    return EDDY_OK;
+}
+
+/* cJSON cannot read numbers over 63 characters: blank them to "0   ". */
+static char *blank_long_numbers(const struct scan *sc)
+{
+    char *copy = eddy_malloc(sc->len + 1);
+    memcpy(copy, sc->text, sc->len);
+    copy[sc->len] = '\0';
+    for (size_t k = 0; k < sc->ntok; k++) {
+        if (sc->tok[k].len > CJSON_NUMBER_MAX) {
+            memset(copy + sc->tok[k].off, ' ', sc->tok[k].len);
+            copy[sc->tok[k].off] = '0';
+        }
+    }
+    return copy;
+}
+
+static cJSON *parse_whole(const char *text, size_t len, struct eddy_error *err)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (root == NULL) {
+        eddy_error_set(err, EDDY_EPARSE, "malformed JSON at offset %zu",
+                       end ? (size_t)(end - text) : (size_t)0);
+        return NULL;
+    }
+    for (const char *p = end; p < text + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            eddy_error_set(err, EDDY_EPARSE, "trailing characters after JSON at offset %zu",
+                           (size_t)(p - text));
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    return root;
+}
+
+eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err)
+{
+    *out = NULL;
+    struct scan sc = {.text = text, .len = len};
+    char *copy = NULL;
+    cJSON *root = NULL;
+    eddy_err rc = scan_numbers(&sc, err);
+    if (rc)
+        goto done;
+    if (sc.has_long)
+        copy = blank_long_numbers(&sc);
+    root = parse_whole(copy ? copy : text, len, err);
+    if (root == NULL) {
+        rc = EDDY_EPARSE;
+        goto done;
+    }
+    size_t next = 0;
+    rc = settle_tree(root, &sc, &next, &root, err);
+    if (rc == EDDY_OK && next != sc.ntok)
+        rc = eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
+    if (rc == EDDY_OK) {
+        *out = root;
+        root = NULL;
+    }
+done:
+    cJSON_Delete(root);
+    free(copy);
+    free(sc.tok);
+    return rc;
+}

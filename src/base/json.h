@@ -1,0 +1,86 @@
+/*
+ * json.h - JSON text without trees where none is needed, and numbers kept
+ * exact.
+ *
+ * The writer (struct eddy_jw) puts request bodies and records straight into
+ * one buffer. The decimal form (struct eddy_decimal) is the one canonical
+ * form every decision about a number goes through, so "1.50", "15e-1" and the
+ * double 1.5 compare equal. eddy_json_parse is the JSON reader for anything
+ * whose numbers must stay exact (event bodies): cJSON parses numbers into
+ * doubles, so it re-reads the number tokens from the text and turns those a
+ * double would round into Raw items holding the original text.
+ */
+#ifndef EDDY_BASE_JSON_H
+#define EDDY_BASE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+
+/*
+ * A small JSON writer for request bodies and records made of strings and
+ * numbers: straight into one buffer, no tree. Commas are placed by the
+ * writer; an error (the buffer's cap) sticks in rc and is checked once.
+ */
+struct eddy_jw {
+    struct eddy_buf buf;
+    eddy_err rc;
+    bool comma; /* a value precedes at this level */
+};
+void eddy_jw_init(struct eddy_jw *w, size_t max);
+void eddy_jw_cleanup(struct eddy_jw *w);
+void eddy_jw_open(struct eddy_jw *w, char brace);  /* '{' or '[' */
+void eddy_jw_close(struct eddy_jw *w, char brace); /* '}' or ']' */
+void eddy_jw_key(struct eddy_jw *w, const char *key);
+void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n);
+void eddy_jw_cstr(struct eddy_jw *w, const char *s);
+void eddy_jw_int(struct eddy_jw *w, int64_t v);
+void eddy_jw_bool(struct eddy_jw *w, bool v);
+/* A value that is JSON text already (an item rendered earlier), as it is. */
+void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n);
+/* key and string value together */
+void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s);
+void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v);
+
+/* A decimal number: value = [-]d1.d2d3... x 10^adj. */
+struct eddy_decimal {
+    bool neg;
+    bool zero;
+    char *digits; /* significant digits, no leading or trailing zeros */
+    size_t ndigits;
+    long adj;
+};
+
+/*
+ * Parse s[0..n) as a decimal. strict: JSON's grammar exactly. Otherwise
+ * also a leading '+', leading zeros, ".5" and "5." (other writers of numbers).
+ * On success d->digits must be freed.
+ */
+bool eddy_decimal_parse(const char *s, size_t n, bool strict, struct eddy_decimal *d);
+bool eddy_decimal_equal(const struct eddy_decimal *a, const struct eddy_decimal *b);
+/*
+ * True when text (a decimal of value v) survives the trip through a double:
+ * the shortest text of the double names the same decimal value. *out gets
+ * the double.
+ */
+bool eddy_decimal_fits_double(const char *text, const struct eddy_decimal *v, double *out);
+/*
+ * The text of a double: shortest round-trip form, integers below 1e21
+ * without exponent. out must hold 32 bytes. Returns false for NaN and
+ * infinities.
+ */
+bool eddy_json_format_double(double d, char out[32]);
+
+/*
+ * Parse len bytes of JSON text. Numbers a double cannot hold exactly become
+ * cJSON Raw items with their text. Refuses what is not strict JSON
+ * (EDDY_EPARSE, with the offset). *out is the caller's to cJSON_Delete.
+ */
+eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err);
+
+#endif
