@@ -237,29 +237,37 @@ static void dlq_cb(eddy_err err, struct eddy_sqs_send_result *res,
     finish(msg, ACT_BACKOFF);
 }
 
+/* What SQS counts of message attributes: name, type and value. */
+static size_t attrs_size(const struct eddy_sqs_attr *a, size_t n)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < n; i++)
+        size += strlen(a[i].name) + strlen(a[i].type) + strlen(a[i].value);
+    return size;
+}
+
 /*
- * The body to send to the DLQ. A body that is, alone, over what SQS accepts
- * (it cannot have come from SQS itself, but a compatible service or a
- * relaxed local queue may deliver one) cannot be forwarded whole: it goes
- * cut at a UTF-8 boundary to fit, with an attribute eddy-truncated holding
- * its original length. Any other body goes unchanged.
+ * The body to send to the DLQ. SQS counts the body and the attributes
+ * together against its 256 KiB limit, so a body that fitted on its way in
+ * can be too big to forward with eddy-error and eddy-message-id beside it.
+ * Such a body goes cut at a UTF-8 boundary so that body and attributes fit,
+ * with an attribute eddy-truncated holding its original length. Any other
+ * body goes unchanged.
  */
 static const char *dlq_body(struct cmsg *msg, size_t *nattrs)
 {
-    size_t attrs = 0;
-    for (size_t i = 0; i < *nattrs; i++)
-        attrs +=
-            strlen(msg->attrs[i].name) + strlen(msg->attrs[i].type) + strlen(msg->attrs[i].value);
-    attrs += 64; /* the eddy-truncated attribute */
-    if (msg->m.body_len <= EDDY_ENVELOPE_BODY_MAX || attrs >= EDDY_SQS_MAX_MESSAGE_BYTES)
+    if (msg->m.body_len + attrs_size(msg->attrs, *nattrs) <= EDDY_SQS_MAX_MESSAGE_BYTES)
         return msg->m.body;
-    size_t keep = EDDY_SQS_MAX_MESSAGE_BYTES - attrs;
-    while (keep > 0 && ((unsigned char)msg->m.body[keep] & 0xC0) == 0x80)
+    snprintf(msg->cut_len, sizeof msg->cut_len, "%zu", msg->m.body_len);
+    msg->attrs[*nattrs] = (struct eddy_sqs_attr){"eddy-truncated", "Number", msg->cut_len};
+    *nattrs += 1;
+    size_t attrs = attrs_size(msg->attrs, *nattrs);
+    size_t keep = attrs < EDDY_SQS_MAX_MESSAGE_BYTES ? EDDY_SQS_MAX_MESSAGE_BYTES - attrs : 0;
+    if (keep > msg->m.body_len)
+        keep = msg->m.body_len;
+    while (keep > 0 && keep < msg->m.body_len && ((unsigned char)msg->m.body[keep] & 0xC0) == 0x80)
         keep--;
     msg->cut = eddy_strndup(msg->m.body, keep);
-    snprintf(msg->cut_len, sizeof msg->cut_len, "%zu", msg->m.body_len);
-    msg->attrs[2] = (struct eddy_sqs_attr){"eddy-truncated", "Number", msg->cut_len};
-    *nattrs = 3;
     return msg->cut;
 }
 

@@ -276,6 +276,73 @@ static void test_poison_to_dlq(void **state)
     rig_close(&s.r);
 }
 
+/* A poison body just under 256 KiB: with eddy-error and eddy-message-id it no
+ * longer fits one SQS message, so it is cut until body and attributes fit,
+ * and eddy-truncated keeps its length. */
+static void test_poison_near_limit_fits_dlq(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    size_t len = EDDY_SQS_MAX_MESSAGE_BYTES - 40;
+    char *body = malloc(len + 1);
+    memset(body, 'x', len);
+    memcpy(body + len - 4, "\xe2\x82\xac!", 4); /* a 3-byte character near the cut */
+    body[len] = '\0';
+    cJSON *reply = cJSON_CreateObject();
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "MessageId", "big1");
+    cJSON_AddStringToObject(m, "ReceiptHandle", "rh-big1");
+    cJSON_AddStringToObject(m, "Body", body);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(reply, "Messages"), m);
+    char *json = cJSON_PrintUnformatted(reply);
+    eddy_fake_push_json(s.r.fake, 200, json);
+    free(json);
+    cJSON_Delete(reply);
+    /* sent to the DLQ, or (refused) its visibility changed for the redrive */
+    for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 &&
+                        rig_count(&s.r, "ChangeMessageVisibilityBatch") == 0 && turns < 2000;
+         turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    assert_int_equal(rig_count(&s.r, "SendMessage"), 1);
+    cJSON *sent = NULL;
+    for (size_t i = 0; i < eddy_fake_count(s.r.fake); i++)
+        if (strcmp(rig_op(&s.r, i), "SendMessage") == 0)
+            sent = cJSON_Parse(eddy_fake_request_at(s.r.fake, i)->body);
+    assert_non_null(sent);
+    const char *b = cJSON_GetObjectItemCaseSensitive(sent, "MessageBody")->valuestring;
+    size_t total = strlen(b);
+    const cJSON *attr;
+    cJSON_ArrayForEach(attr, cJSON_GetObjectItemCaseSensitive(sent, "MessageAttributes"))
+    {
+        total += strlen(attr->string);
+        total += strlen(cJSON_GetObjectItemCaseSensitive(attr, "DataType")->valuestring);
+        total += strlen(cJSON_GetObjectItemCaseSensitive(attr, "StringValue")->valuestring);
+    }
+    assert_true(total <= EDDY_SQS_MAX_MESSAGE_BYTES);
+    assert_true(strlen(b) < len && strncmp(b, body, strlen(b)) == 0);
+    assert_true(((unsigned char)body[strlen(b)] & 0xC0) != 0x80); /* cut between characters */
+    const cJSON *cut = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(sent, "MessageAttributes"), "eddy-truncated");
+    assert_non_null(cut);
+    char want[32];
+    snprintf(want, sizeof want, "%zu", len);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cut, "StringValue")->valuestring, want);
+    cJSON_Delete(sent);
+    free(body);
+    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
+    for (int i = 0; i < 4; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-big1\""), 1);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
 static void test_backoff_grows(void **state)
 {
     (void)state;
@@ -327,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_polls_for_full_batches),
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
+        cmocka_unit_test(test_poison_near_limit_fits_dlq),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_config_checked),
     };
