@@ -244,6 +244,7 @@ static eddy_err setup(struct worker *w, struct eddy_error *err)
     if (rc)
         return rc;
     w->spec_ok = true;
+    eddy_envelope_spec_namespace(&w->spec, w->rt.ns);
     enum eddy_metrics_mode mode = EDDY_METRICS_EMF;
     eddy_metrics_mode_parse(cfg->metrics_str, &mode);
     w->metrics = eddy_metrics_new(mode);

@@ -1121,7 +1121,7 @@ static eddy_err check_config(const struct eddy_processor_config *cfg, struct edd
                               "TransactWriteItems limit",
                               cfg->group_max_items, EDDY_RECORD_TXN_ITEMS_MAX);
     const char *ns = cfg->ns ? cfg->ns : cfg->machine->name;
-    return eddy_record_check_id("namespace", ns, err);
+    return eddy_record_check_namespace(ns, err);
 }
 
 struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
@@ -1163,8 +1163,8 @@ static void check_event(struct eddy_proc_batch *b, size_t i)
     struct eddy_proc_event *ev = &b->events[i];
     struct eddy_error err;
     event_final(ev, EDDY_EV_PENDING, NULL);
-    if (eddy_record_check_id("event type", ev->type, &err) != EDDY_OK ||
-        eddy_record_check_id("event id", ev->event_id, &err) != EDDY_OK)
+    if (eddy_record_check_type("event type", ev->type, &err) != EDDY_OK ||
+        eddy_record_check_event_id(ev->event_id, &err) != EDDY_OK)
         event_final(ev, EDDY_EV_FAILED, err.detail);
 }
 
@@ -1177,7 +1177,7 @@ eddy_err eddy_processor_submit(struct eddy_processor *p, struct eddy_proc_batch 
         return eddy_error_set(&b->error, EDDY_EINVAL, "processor: a batch needs events and a cb");
     if (p->closing)
         return eddy_error_set(&b->error, EDDY_ECANCELED, "processor: closing");
-    eddy_err rc = eddy_record_check_id("entity id", b->entity_id, &b->error);
+    eddy_err rc = eddy_record_check_entity_id(p->cfg.ns, b->entity_id, &b->error);
     if (rc)
         return rc;
     for (size_t i = 0; i < b->nevents; i++)

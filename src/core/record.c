@@ -53,6 +53,48 @@ eddy_err eddy_record_check_id(const char *what, const char *s, struct eddy_error
     return EDDY_OK;
 }
 
+size_t eddy_record_entity_id_max(const char *ns)
+{
+    size_t used = strlen(ns) + EDDY_RECORD_OUTBOX_SK_EXTRA;
+    return used < EDDY_RECORD_SK_MAX ? EDDY_RECORD_SK_MAX - used : 0;
+}
+
+/* An id over max bytes, said with the key that sets the limit. */
+static eddy_err check_key_part(const char *what, const char *s, size_t max, const char *key,
+                               struct eddy_error *err)
+{
+    eddy_err rc = eddy_record_check_id(what, s, err);
+    if (rc == EDDY_OK && strlen(s) > max)
+        rc = eddy_error_set(err, EDDY_EINVAL,
+                            "%s is %zu bytes, the limit is %zu bytes (the sort key %s must fit "
+                            "DynamoDB's %d bytes)",
+                            what, strlen(s), max, key, EDDY_RECORD_SK_MAX);
+    return rc;
+}
+
+eddy_err eddy_record_check_entity_id(const char *ns, const char *id, struct eddy_error *err)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%.64s/<id>/<seq>/<idx> of the outbox", ns);
+    return check_key_part("entity id", id, eddy_record_entity_id_max(ns), key, err);
+}
+
+eddy_err eddy_record_check_event_id(const char *id, struct eddy_error *err)
+{
+    return check_key_part("event id", id, EDDY_RECORD_EVENT_ID_MAX, "EVENT/<id>", err);
+}
+
+eddy_err eddy_record_check_type(const char *what, const char *type, struct eddy_error *err)
+{
+    return check_key_part(what, type, EDDY_RECORD_TYPE_MAX, "OUTBOUND/<seq>/<idx>/<type>", err);
+}
+
+eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err)
+{
+    return check_key_part("namespace", ns, EDDY_RECORD_NS_MAX,
+                          "<namespace>/<id>/<seq>/<idx> of the outbox", err);
+}
+
 /* Keys are built in an eddy_buf and handed over: the caller frees them. */
 
 char *eddy_record_pk(const char *ns, const char *id)

@@ -76,6 +76,29 @@
  */
 eddy_err eddy_record_check_id(const char *what, const char *s, struct eddy_error *err);
 
+/*
+ * The longest ids the keys leave room for: each id must fit the longest
+ * sort key eddy builds from it, under DynamoDB's 1,024 bytes.
+ *   entity id   the outbox entry's <ns>/<id>/<seq:020>/<idx:04>: 1,024 - 27
+ *               - the namespace's length (990 bytes for "machine")
+ *   event id    the dedupe marker's EVENT/<id>: 1,018 bytes
+ *   event type  OUTBOUND/<seq>/<idx>/<type> with a 19-digit seq and a
+ *               4-digit idx: 990 bytes (inbound and outbound types alike)
+ * A namespace leaves room for an entity id of at least one byte: at most
+ * 996 bytes.
+ */
+#define EDDY_RECORD_OUTBOX_SK_EXTRA 27 /* "/" "/" 20 digits "/" 4 digits */
+#define EDDY_RECORD_EVENT_ID_MAX (EDDY_RECORD_SK_MAX - 6)
+#define EDDY_RECORD_TYPE_MAX (EDDY_RECORD_SK_MAX - 34)
+#define EDDY_RECORD_NS_MAX (EDDY_RECORD_SK_MAX - EDDY_RECORD_OUTBOX_SK_EXTRA - 1)
+/* The longest entity id under namespace ns (0 when ns leaves no room). */
+size_t eddy_record_entity_id_max(const char *ns);
+/* eddy_record_check_id plus the limits above; errors name the key that sets them. */
+eddy_err eddy_record_check_entity_id(const char *ns, const char *id, struct eddy_error *err);
+eddy_err eddy_record_check_event_id(const char *id, struct eddy_error *err);
+eddy_err eddy_record_check_type(const char *what, const char *type, struct eddy_error *err);
+eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err);
+
 /* Keys (malloc'd; free them). They do not check lengths; the builders do. */
 char *eddy_record_pk(const char *ns, const char *id);
 char *eddy_record_sk_state_version(int64_t seq);

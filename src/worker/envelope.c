@@ -17,6 +17,7 @@
 
 #include "base/alloc.h"
 #include "base/json.h"
+#include "core/record.h"
 
 /* Unescape one reference token of len bytes: ~1 -> '/', ~0 -> '~'. */
 static eddy_err parse_token(const char *s, size_t len, char **out, const char *text,
@@ -141,9 +142,21 @@ eddy_err eddy_envelope_spec_init(struct eddy_envelope_spec *s, const char *entit
     if (rc == EDDY_OK)
         rc = spec_pointer(&s->event_data, event_data, EDDY_ENVELOPE_DEFAULT_EVENT_DATA,
                           "event data", err);
-    if (rc != EDDY_OK)
+    if (rc != EDDY_OK) {
         eddy_envelope_spec_cleanup(s);
-    return rc;
+        return rc;
+    }
+    eddy_envelope_spec_namespace(s, "");
+    s->event_id_max = EDDY_RECORD_EVENT_ID_MAX;
+    s->type_max = EDDY_RECORD_TYPE_MAX;
+    return EDDY_OK;
+}
+
+void eddy_envelope_spec_namespace(struct eddy_envelope_spec *s, const char *ns)
+{
+    free(s->ns);
+    s->ns = eddy_strdup(ns);
+    s->entity_id_max = eddy_record_entity_id_max(ns);
 }
 
 void eddy_envelope_spec_cleanup(struct eddy_envelope_spec *s)
@@ -152,6 +165,8 @@ void eddy_envelope_spec_cleanup(struct eddy_envelope_spec *s)
     eddy_json_pointer_cleanup(&s->event_type);
     eddy_json_pointer_cleanup(&s->event_id);
     eddy_json_pointer_cleanup(&s->event_data);
+    free(s->ns);
+    s->ns = NULL;
 }
 
 static const char *type_name(const cJSON *v)
@@ -190,18 +205,21 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 }
 
 /*
- * Check a string the envelope takes: not empty, at most max bytes, valid
- * UTF-8, and (when no_controls) free of C0, DEL and C1 control characters.
+ * Check a string the envelope takes: not empty, at most max bytes (key
+ * names the sort key that sets the limit), valid UTF-8, and (when
+ * no_controls) free of C0, DEL and C1 control characters.
  */
 static eddy_err check_text(const char *s, const char *what, const char *ptr, size_t max,
-                           bool no_controls, struct eddy_error *err)
+                           const char *key, bool no_controls, struct eddy_error *err)
 {
     size_t len = strlen(s);
     if (len == 0)
         return eddy_error_set(err, EDDY_EPOISON, "%s (%s) is empty", what, ptr);
     if (len > max)
-        return eddy_error_set(err, EDDY_EPOISON, "%s (%s) is %zu bytes, over the %zu-byte limit",
-                              what, ptr, len, max);
+        return eddy_error_set(err, EDDY_EPOISON,
+                              "%s (%s) is %zu bytes, over the %zu-byte limit (the sort key %s "
+                              "must fit DynamoDB's %d bytes)",
+                              what, ptr, len, max, key, EDDY_RECORD_SK_MAX);
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
         size_t n = utf8_seq(u + i, len - i);
@@ -271,8 +289,11 @@ static eddy_err take_entity_id(struct eddy_envelope *env, const struct eddy_enve
     const char *ptr = spec->entity_id.text;
     const cJSON *v = eddy_json_pointer_get(&spec->entity_id, env->root);
     eddy_err rc = entity_id_text(v, ptr, &env->entity_id, err);
-    if (rc == EDDY_OK)
-        rc = check_text(env->entity_id, "entity id", ptr, EDDY_ENVELOPE_ID_MAX, true, err);
+    if (rc == EDDY_OK) {
+        char key[128];
+        snprintf(key, sizeof key, "%.64s/<id>/<seq>/<idx> of the outbox", spec->ns ? spec->ns : "");
+        rc = check_text(env->entity_id, "entity id", ptr, spec->entity_id_max, key, true, err);
+    }
     return rc;
 }
 
@@ -286,7 +307,8 @@ static eddy_err take_event_type(struct eddy_envelope *env, const struct eddy_env
     if (!cJSON_IsString(v) || v->valuestring == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "event type (%s) is %s, not a string", ptr,
                               type_name(v));
-    eddy_err rc = check_text(v->valuestring, "event type", ptr, EDDY_ENVELOPE_TYPE_MAX, false, err);
+    eddy_err rc = check_text(v->valuestring, "event type", ptr, spec->type_max,
+                             "OUTBOUND/<seq>/<idx>/<type>", false, err);
     if (rc == EDDY_OK)
         env->event_type = eddy_strdup(v->valuestring);
     return rc;
@@ -308,7 +330,8 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
         if (!cJSON_IsString(v) || v->valuestring == NULL)
             return eddy_error_set(err, EDDY_EPOISON, "event id (%s) is %s, not a string", ptr,
                                   type_name(v));
-        eddy_err rc = check_text(v->valuestring, "event id", ptr, EDDY_ENVELOPE_ID_MAX, false, err);
+        eddy_err rc = check_text(v->valuestring, "event id", ptr, spec->event_id_max, "EVENT/<id>",
+                                 false, err);
         if (rc == EDDY_OK)
             env->event_id = eddy_strdup(v->valuestring);
         return rc;
@@ -316,7 +339,8 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
     if (message_id == NULL || message_id[0] == '\0')
         return eddy_error_set(err, EDDY_EPOISON,
                               "event id (%s) is missing and the message has no MessageId", ptr);
-    eddy_err rc = check_text(message_id, "event id", "MessageId", EDDY_ENVELOPE_ID_MAX, false, err);
+    eddy_err rc = check_text(message_id, "event id", "MessageId", spec->event_id_max, "EVENT/<id>",
+                             false, err);
     if (rc == EDDY_OK) {
         env->event_id = eddy_strdup(message_id);
         env->event_id_is_message_id = true;

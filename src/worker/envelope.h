@@ -38,9 +38,10 @@
 
 /* SQS's largest message body: 256 KiB. */
 #define EDDY_ENVELOPE_BODY_MAX ((size_t)256 * 1024)
-/* Longest entity id and event id, in bytes (DynamoDB's sort key limit). */
+/* An upper bound of every id length below, in bytes (DynamoDB's sort key
+ * limit); the limits a decode applies are the spec's, derived from the
+ * longest key built from each id (core/record.h). */
 #define EDDY_ENVELOPE_ID_MAX 1024
-/* Longest event type, in bytes. */
 #define EDDY_ENVELOPE_TYPE_MAX 1024
 
 #define EDDY_ENVELOPE_DEFAULT_ENTITY_ID "/detail/id"
@@ -66,12 +67,17 @@ void eddy_json_pointer_cleanup(struct eddy_json_pointer *p);
 /* The value p refers to in root, or NULL when there is none. Borrowed. */
 const cJSON *eddy_json_pointer_get(const struct eddy_json_pointer *p, const cJSON *root);
 
-/* The four pointers, parsed once and shared by every decode. */
+/* The four pointers, parsed once and shared by every decode, and the
+ * longest ids they may find. */
 struct eddy_envelope_spec {
     struct eddy_json_pointer entity_id;
     struct eddy_json_pointer event_type;
     struct eddy_json_pointer event_id;
     struct eddy_json_pointer event_data;
+    char *ns;             /* the namespace the entity ids are limited for */
+    size_t entity_id_max; /* the outbox sort key <ns>/<id>/<seq:020>/<idx:04> fits */
+    size_t event_id_max;  /* EVENT/<id> fits */
+    size_t type_max;      /* OUTBOUND/<seq>/<idx>/<type> fits */
 };
 
 /*
@@ -83,6 +89,12 @@ eddy_err eddy_envelope_spec_init(struct eddy_envelope_spec *s, const char *entit
                                  const char *event_type, const char *event_id,
                                  const char *event_data, struct eddy_error *err);
 void eddy_envelope_spec_cleanup(struct eddy_envelope_spec *s);
+/*
+ * Limit entity ids to what namespace ns leaves room for in the outbox sort
+ * key (990 bytes for "machine"). Until it is called the limit assumes an
+ * empty namespace (997 bytes). The worker calls it with its namespace.
+ */
+void eddy_envelope_spec_namespace(struct eddy_envelope_spec *s, const char *ns);
 
 /* One decoded message. The strings are NUL-terminated and owned. */
 struct eddy_envelope {

@@ -813,6 +813,24 @@ static void test_bad_ids(void **state)
     t.b.entity_id = long_id;
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_EINVAL);
     assert_non_null(strstr(t.b.error.detail, "1024"));
+    /* the outbox sort key counter/<id>/<seq:020>/<idx:04> leaves 990 bytes */
+    long_id[991] = '\0';
+    tb_init(&t, &r, long_id, 1, "Increment");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_EINVAL);
+    assert_non_null(strstr(t.b.error.detail, "the limit is 990 bytes"));
+    /* EVENT/<id> leaves 1,018 bytes to an event id: that event fails alone */
+    long_id[991] = 'a';
+    long_id[1019] = '\0';
+    tb_init(&t, &r, "e-long", 2, "Increment");
+    t.ev[0].event_id = long_id;
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
+    assert_non_null(strstr(t.ev[0].reason, "EVENT/<id>"));
+    assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
+    r.called = 0;
     free(long_id);
     /* a bad event id fails that event only */
     tb_init(&t, &r, "a/b/c", 2, "Increment");

@@ -357,30 +357,68 @@ static void test_data_must_be_object(void **state)
     eddy_envelope_spec_cleanup(&spec);
 }
 
+/* Decode {"id":event_id,"detail-type":type,"detail":{"id":entity}} with spec. */
+static eddy_err decode_ids(const struct eddy_envelope_spec *spec, size_t entity, size_t event_id,
+                           size_t type, const char *message_id, struct eddy_error *err)
+{
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    eddy_buf_appends(&b, "{");
+    if (event_id) {
+        eddy_buf_appends(&b, "\"id\":\"");
+        for (size_t i = 0; i < event_id; i++)
+            eddy_buf_appendc(&b, 'v');
+        eddy_buf_appends(&b, "\",");
+    }
+    eddy_buf_appends(&b, "\"detail-type\":\"");
+    for (size_t i = 0; i < type; i++)
+        eddy_buf_appendc(&b, 't');
+    eddy_buf_appends(&b, "\",\"detail\":{\"id\":\"");
+    for (size_t i = 0; i < entity; i++)
+        eddy_buf_appendc(&b, 'k');
+    eddy_buf_appends(&b, "\"}}");
+    struct eddy_envelope env;
+    eddy_err rc = eddy_envelope_decode(&env, spec, b.ptr, b.len, message_id, err);
+    eddy_envelope_cleanup(&env);
+    eddy_buf_cleanup(&b);
+    return rc;
+}
+
+/* Each id's limit is the longest key built from it: an entity id in the
+ * outbox sort key <ns>/<id>/<seq:020>/<idx:04>, an event id in EVENT/<id>,
+ * a type in OUTBOUND/<seq>/<idx>/<type>; all under 1,024 bytes. */
 static void test_long_ids(void **state)
 {
     (void)state;
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    char id[EDDY_ENVELOPE_ID_MAX + 2];
-    memset(id, 'k', sizeof id - 1);
-    id[EDDY_ENVELOPE_ID_MAX] = '\0'; /* exactly at the limit: fine */
-    eddy_buf_appendf(&b, "{\"detail-type\":\"T\",\"detail\":{\"id\":\"%s\"}}", id);
-    struct eddy_envelope env;
+    struct eddy_envelope_spec spec;
     struct eddy_error err = {0};
-    assert_int_equal(decode(&env, eddy_buf_cstr(&b), "m", &err), EDDY_OK);
-    assert_int_equal(strlen(env.entity_id), EDDY_ENVELOPE_ID_MAX);
-    eddy_envelope_cleanup(&env);
-    id[EDDY_ENVELOPE_ID_MAX] = 'k';
-    id[EDDY_ENVELOPE_ID_MAX + 1] = '\0';
-    eddy_buf_reset(&b);
-    eddy_buf_appendf(&b, "{\"detail-type\":\"T\",\"detail\":{\"id\":\"%s\"}}", id);
-    expect_poison(eddy_buf_cstr(&b),
-                  "entity id (/detail/id) is 1025 bytes, over the 1024-byte limit");
-    eddy_buf_reset(&b);
-    eddy_buf_appendf(&b, "{\"id\":\"%s\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\"}}", id);
-    expect_poison(eddy_buf_cstr(&b), "event id (/id) is 1025 bytes, over the 1024-byte limit");
-    eddy_buf_cleanup(&b);
+    assert_int_equal(eddy_envelope_spec_init(&spec, NULL, NULL, NULL, NULL, &err), EDDY_OK);
+    eddy_envelope_spec_namespace(&spec, "machine");
+    assert_int_equal(spec.entity_id_max, 990);
+    assert_int_equal(spec.event_id_max, 1018);
+    assert_int_equal(spec.type_max, 990);
+    assert_int_equal(decode_ids(&spec, 990, 1018, 990, "m", &err), EDDY_OK);
+    assert_int_equal(decode_ids(&spec, 991, 8, 8, "m", &err), EDDY_EPOISON);
+    assert_string_equal(err.detail, "entity id (/detail/id) is 991 bytes, over the 990-byte limit "
+                                    "(the sort key machine/<id>/<seq>/<idx> of the outbox must "
+                                    "fit DynamoDB's 1024 bytes)");
+    assert_int_equal(decode_ids(&spec, 8, 1019, 8, "m", &err), EDDY_EPOISON);
+    assert_string_equal(err.detail, "event id (/id) is 1019 bytes, over the 1018-byte limit (the "
+                                    "sort key EVENT/<id> must fit DynamoDB's 1024 bytes)");
+    assert_int_equal(decode_ids(&spec, 8, 8, 991, "m", &err), EDDY_EPOISON);
+    assert_non_null(strstr(err.detail, "event type (/detail-type) is 991 bytes"));
+    char mid[1020];
+    memset(mid, 'm', sizeof mid - 1);
+    mid[sizeof mid - 1] = '\0';
+    assert_int_equal(decode_ids(&spec, 8, 0, 8, mid, &err), EDDY_EPOISON);
+    assert_non_null(strstr(err.detail, "event id (MessageId) is 1019 bytes"));
+    /* a longer namespace leaves less room; without one, 997 bytes */
+    eddy_envelope_spec_namespace(&spec, "a-much-longer-namespace");
+    assert_int_equal(decode_ids(&spec, 975, 8, 8, "m", &err), EDDY_EPOISON);
+    assert_int_equal(decode_ids(&spec, 974, 8, 8, "m", &err), EDDY_OK);
+    eddy_envelope_spec_cleanup(&spec);
+    assert_int_equal(decode_ids(&default_spec, 997, 8, 8, "m", &err), EDDY_OK);
+    assert_int_equal(decode_ids(&default_spec, 998, 8, 8, "m", &err), EDDY_EPOISON);
 }
 
 /* Numbers a double would round reach the machine as their exact text. */
