@@ -18,6 +18,14 @@
  * curl's own handling of HTTPS_PROXY / HTTP_PROXY / NO_PROXY when such a
  * variable is set as the client is created (otherwise none is used).
  *
+ * What a new connection costs is paid as seldom as possible (see
+ * tls_setup): the pool keeps every connection a burst opened, not curl's
+ * default of four per transfer in progress; the TLS session cache is shared
+ * by all the easy handles (a curl share), so a reconnect on any of them
+ * resumes the session instead of a full handshake with its certificate
+ * checks; and the trusted certificates are read once into a store the
+ * multi handle keeps, instead of from the CA file for every connection.
+ *
  * It is not a general HTTP client: no redirects, no compression, no HTTP/2,
  * no cookies. Request headers are never logged (they carry signatures).
  */
@@ -37,6 +45,9 @@
 #define HTTP_DEFAULT_TIMEOUT_MS 30000
 #define HTTP_DEFAULT_MAX_RESPONSE ((size_t)16 << 20)
 #define HTTP_DEFAULT_HOST_CONNS 32
+/* Connections the pool keeps, per allowed connection to one host: eddy
+ * talks to SQS, DynamoDB, EventBridge and a credentials endpoint. */
+#define HTTP_POOL_HOSTS 4
 #define HTTP_MAX_HEADER_BLOCK ((size_t)64 << 10)
 #define HTTP_FREE_LIST_MAX 64
 /* Recycled buffers above this size are released rather than kept. */
@@ -88,6 +99,7 @@ struct http_xfer {
 struct eddy_http {
     uv_loop_t *loop;
     CURLM *multi;
+    CURLSH *share;    /* the TLS session cache of every easy handle */
     uv_timer_t timer; /* curl's timeout, when it is > 0 ms */
     uv_idle_t now;    /* curl's timeout, when it is 0 ms: "as soon as possible" */
     uv_timer_t later; /* delivers canceled callbacks from the loop */
@@ -102,7 +114,9 @@ struct eddy_http {
     size_t nbyfd;
     struct eddy_http_stats stats;
     uint64_t next_id;
-    bool env_proxy; /* a proxy variable was set when h was created */
+    bool env_proxy;
+    bool ca_file; /* the trusted CAs come from one file (cacheable) */ /* a proxy variable was set
+                                                                          when h was created */
     bool closing;
     size_t pending_closes;
     void (*close_cb)(void *ud);
@@ -714,6 +728,12 @@ static void easy_setup(struct eddy_http *h, struct http_xfer *x)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (h->ca_bundle)
         curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_bundle);
+    /* Trust the CA file alone (Debian's curl also looks in a directory of
+     * the same certificates): only then does curl keep the parsed store
+     * in the multi handle instead of reading the file for each connection. */
+    if (h->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    curl_easy_setopt(e, CURLOPT_SHARE, h->share);
     /* No proxy variable at all: say so, or curl reads the environment
      * (five or more getenv calls) for every request. */
     if (!h->env_proxy) {
@@ -814,6 +834,29 @@ static bool env_proxy(void)
     return false;
 }
 
+/* Set up what makes new connections cheap (see the top of the file): the
+ * share holding the TLS sessions, whether the CAs come from one file, and
+ * the pool size. eddy runs curl on one thread, so the share needs no locks. */
+static eddy_err tls_setup(struct eddy_http *h, struct eddy_error *err)
+{
+    h->share = curl_share_init();
+    if (!h->share ||
+        curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+        return eddy_error_set(err, EDDY_ECONFIG, "http: curl cannot share TLS sessions");
+    h->ca_file = h->ca_bundle != NULL;
+    if (!h->ca_file) {
+        /* The CA file curl was built to use, if any (else only a directory). */
+        CURL *probe = curl_easy_init();
+        char *builtin = NULL;
+        if (probe && curl_easy_getinfo(probe, CURLINFO_CAINFO, &builtin) == CURLE_OK)
+            h->ca_file = builtin != NULL && builtin[0] != '\0';
+        curl_easy_cleanup(probe);
+    }
+    long pool = h->cfg.max_host_connections * HTTP_POOL_HOSTS;
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, pool);
+    return EDDY_OK;
+}
+
 /* curl_global_init once; the process is single-threaded when clients are
  * created (curl's threaded resolver starts its own threads later). */
 static eddy_err global_init(struct eddy_error *err)
@@ -855,6 +898,14 @@ struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *
     h->env_proxy = env_proxy();
     h->ca_bundle = h->cfg.ca_bundle && h->cfg.ca_bundle[0] ? eddy_strdup(h->cfg.ca_bundle) : NULL;
     h->cfg.ca_bundle = h->ca_bundle;
+    if (tls_setup(h, err) != EDDY_OK) {
+        if (h->share)
+            curl_share_cleanup(h->share);
+        curl_multi_cleanup(multi);
+        free(h->ca_bundle);
+        free(h);
+        return NULL;
+    }
     uv_timer_init(loop, &h->timer);
     uv_idle_init(loop, &h->now);
     uv_timer_init(loop, &h->later);
@@ -887,6 +938,8 @@ static void close_step(struct eddy_http *h)
         xfer_destroy(x);
     }
     curl_multi_cleanup(h->multi);
+    if (h->share)
+        curl_share_cleanup(h->share); /* after every easy handle is gone */
     free(h->byfd);
     void (*cb)(void *) = h->close_cb;
     void *ud = h->close_ud;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "aws/http.h"
@@ -74,6 +75,22 @@ static void ctx_init(struct ctx *c, eddy_testserver_handler handler, void *ud,
     c->server = eddy_testserver_start(&c->loop, handler, ud);
     struct eddy_error err = {0};
     c->http = eddy_http_new(&c->loop, cfg, &err);
+    assert_non_null(c->http);
+    c->t = eddy_http_transport(c->http);
+}
+
+/* The same against the HTTPS test server, trusting its certificate. */
+static void ctx_init_tls(struct ctx *c, eddy_testserver_handler handler, void *ud,
+                         const struct eddy_http_config *cfg)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(uv_loop_init(&c->loop), 0);
+    uv_timer_init(&c->loop, &c->tick);
+    c->server = eddy_testserver_start_tls(&c->loop, handler, ud);
+    struct eddy_http_config with_ca = cfg ? *cfg : (struct eddy_http_config){0};
+    with_ca.ca_bundle = eddy_testserver_ca_file(c->server);
+    struct eddy_error err = {0};
+    c->http = eddy_http_new(&c->loop, &with_ca, &err);
     assert_non_null(c->http);
     c->t = eddy_http_transport(c->http);
 }
@@ -538,6 +555,144 @@ static void test_concurrency(void **state)
     ctx_close(&c);
 }
 
+/* Wait for n results at once. */
+static void run_all(struct ctx *c, struct result *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        run_until(&c->loop, &r[i].calls, 1);
+}
+
+/* A burst opens one connection per request; the connections stay in the
+ * pool however few requests run afterwards, so the next burst opens none.
+ * (curl's default pool holds four connections per transfer in progress:
+ * a lone request would close the burst's connections one by one.) */
+static void test_idle_connections_kept(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    struct server_opts o = {.delay_ms = 20};
+    struct ctx c;
+    ctx_init(&c, opts_handler, &o, NULL);
+    for (int round = 0; round < 2; round++) {
+        struct result r[N];
+        memset(r, 0, sizeof r);
+        for (int i = 0; i < N; i++)
+            send_req(&c, "GET", "/burst", NULL, 0, NULL, &r[i]);
+        run_all(&c, r, N);
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(r[i].err, EDDY_OK);
+            result_cleanup(&r[i]);
+        }
+        assert_int_equal(eddy_testserver_connections(c.server), N);
+        struct result one = {0};
+        for (int i = 0; i < 5; i++) {
+            send_req(&c, "GET", "/lone", NULL, 0, NULL, &one);
+            run_until(&c.loop, &one.calls, i + 1);
+            assert_int_equal(one.err, EDDY_OK);
+        }
+        result_cleanup(&one);
+    }
+    struct eddy_http_stats st;
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(st.sockets_opened, N);
+    assert_int_equal(st.sockets_closed, 0);
+    ctx_close(&c);
+}
+
+/* HTTPS, verified against the server's certificate: keep-alive carries
+ * every request on one connection and one handshake. Without the
+ * certificate in the trusted set the request fails as a configuration
+ * error (TLS is always verified). */
+static void test_tls_keepalive_verified(void **state)
+{
+    (void)state;
+    struct server_opts o = {0};
+    struct ctx c;
+    ctx_init_tls(&c, opts_handler, &o, NULL);
+    assert_non_null(strstr(eddy_testserver_url(c.server), "https://"));
+    struct result r = {0};
+    for (int i = 0; i < 10; i++) {
+        send_req(&c, "POST", "/tls", NULL, 0, "body", &r);
+        run_until(&c.loop, &r.calls, i + 1);
+        assert_int_equal(r.err, EDDY_OK);
+        assert_string_equal(r.body, "/tls");
+    }
+    assert_int_equal(eddy_testserver_connections(c.server), 1);
+    assert_int_equal(eddy_testserver_handshakes(c.server), 1);
+    result_cleanup(&r);
+
+    /* A client that trusts only the system's CAs refuses the server. */
+    struct eddy_error err = {0};
+    struct eddy_http *strict = eddy_http_new(&c.loop, NULL, &err);
+    assert_non_null(strict);
+    struct eddy_transport t = eddy_http_transport(strict);
+    char url[128];
+    snprintf(url, sizeof url, "%s/tls", eddy_testserver_url(c.server));
+    struct eddy_http_request req = {.method = "GET", .url = url};
+    struct result bad = {0};
+    assert_int_equal(eddy_transport_send(&t, &req, on_done, &bad, NULL), EDDY_OK);
+    run_until(&c.loop, &bad.calls, 1);
+    assert_int_equal(bad.err, EDDY_ECONFIG);
+    assert_int_equal(eddy_testserver_resumed(c.server), 0);
+    eddy_http_close(strict, NULL, NULL);
+    result_cleanup(&bad);
+    ctx_close(&c);
+}
+
+/* The server closes every connection after its answer. The first
+ * connection's session is resumed by the next connections, whichever of
+ * the client's transfer handles opens them: here two at once, so one runs
+ * on a handle that has never connected before. */
+static void test_tls_session_resumed_after_reconnect(void **state)
+{
+    (void)state;
+    struct ctx c;
+    ctx_init_tls(&c, close_after_handler, NULL, NULL);
+    struct result first = {0};
+    send_req(&c, "GET", "/first", NULL, 0, NULL, &first);
+    run_until(&c.loop, &first.calls, 1);
+    assert_int_equal(first.err, EDDY_OK);
+    assert_int_equal(eddy_testserver_handshakes(c.server), 1);
+    assert_int_equal(eddy_testserver_resumed(c.server), 0);
+
+    struct result r[2];
+    memset(r, 0, sizeof r);
+    send_req(&c, "GET", "/again", NULL, 0, NULL, &r[0]);
+    send_req(&c, "GET", "/again", NULL, 0, NULL, &r[1]);
+    run_all(&c, r, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(r[i].err, EDDY_OK);
+        assert_string_equal(r[i].body, "/again");
+        result_cleanup(&r[i]);
+    }
+    assert_int_equal(eddy_testserver_connections(c.server), 3);
+    assert_int_equal(eddy_testserver_handshakes(c.server), 3);
+    assert_int_equal(eddy_testserver_resumed(c.server), 2);
+    result_cleanup(&first);
+    ctx_close(&c);
+}
+
+/* The CA bundle is read once per client, not for every new connection:
+ * after the file is gone, a new connection is still set up and verified. */
+static void test_tls_ca_bundle_read_once(void **state)
+{
+    (void)state;
+    struct ctx c;
+    ctx_init_tls(&c, close_after_handler, NULL, NULL);
+    struct result r = {0};
+    send_req(&c, "GET", "/one", NULL, 0, NULL, &r);
+    run_until(&c.loop, &r.calls, 1);
+    assert_int_equal(r.err, EDDY_OK);
+    assert_int_equal(unlink(eddy_testserver_ca_file(c.server)), 0);
+    send_req(&c, "GET", "/two", NULL, 0, NULL, &r);
+    run_until(&c.loop, &r.calls, 2);
+    assert_int_equal(r.err, EDDY_OK);
+    assert_string_equal(r.body, "/two");
+    assert_int_equal(eddy_testserver_connections(c.server), 2);
+    result_cleanup(&r);
+    ctx_close(&c);
+}
+
 static void test_host_connection_cap(void **state)
 {
     (void)state;
@@ -915,6 +1070,10 @@ int main(void)
         cmocka_unit_test(test_pooled_connection_closed_by_peer),
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_host_connection_cap),
+        cmocka_unit_test(test_idle_connections_kept),
+        cmocka_unit_test(test_tls_keepalive_verified),
+        cmocka_unit_test(test_tls_session_resumed_after_reconnect),
+        cmocka_unit_test(test_tls_ca_bundle_read_once),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_default_timeout),
         cmocka_unit_test(test_connection_refused),

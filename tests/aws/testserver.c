@@ -7,13 +7,26 @@
  * ever) further input is only buffered. Memory of a connection is freed in
  * the close callback of its last handle; the server itself once the
  * listener and every connection are closed.
+ *
+ * With TLS (eddy_testserver_start_tls) each connection runs OpenSSL over two
+ * memory BIOs: bytes read from the socket go into one, and whatever OpenSSL
+ * writes (handshake, session tickets, records of the reply) is taken from
+ * the other and written to the socket. The request parser and the replies
+ * are the same; the parser sees the decrypted bytes. All connections share
+ * one SSL_CTX, so a client can resume a session on a new connection.
  */
 #include "testserver.h"
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -36,6 +49,8 @@ struct ts_conn {
     size_t out_len;
     enum eddy_testserver_action action;
     bool close_after;
+    SSL *ssl; /* with TLS: reads from rbio, writes to wbio */
+    BIO *rbio, *wbio;
     char chunk[TS_READ_CHUNK];
 };
 
@@ -43,6 +58,7 @@ struct ts_write {
     uv_write_t req;
     struct ts_conn *c;
     char *data;
+    bool reply; /* the end of a reply: carry on with the connection after it */
 };
 
 struct eddy_testserver {
@@ -53,7 +69,10 @@ struct eddy_testserver {
     int port;
     char url[64];
     unsigned nconn, nreq, nopen;
-    size_t live; /* connection structs not yet freed */
+    unsigned handshakes, resumed;
+    SSL_CTX *tls;      /* NULL: plain HTTP */
+    char ca_file[512]; /* the certificate, as PEM, for the client to trust */
+    size_t live;       /* connection structs not yet freed */
     struct ts_conn *conns;
     bool closing, listener_closed;
     void (*close_cb)(void *ud);
@@ -68,6 +87,10 @@ static void maybe_finish(struct eddy_testserver *s)
         return;
     void (*cb)(void *) = s->close_cb;
     void *ud = s->close_ud;
+    if (s->tls) {
+        SSL_CTX_free(s->tls);
+        unlink(s->ca_file);
+    }
     free(s);
     if (cb)
         cb(ud);
@@ -81,6 +104,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     struct eddy_testserver *s = c->s;
     eddy_buf_cleanup(&c->in);
     free(c->out);
+    SSL_free(c->ssl); /* and its BIOs */
     free(c);
     s->live--;
     maybe_finish(s);
@@ -190,19 +214,55 @@ static void on_written(uv_write_t *req, int status)
 {
     struct ts_write *w = eddy_container_of(req, struct ts_write, req);
     struct ts_conn *c = w->c;
+    bool reply = w->reply;
     free(w->data);
     free(w);
     if (c->closing)
         return;
-    if (status < 0 || c->close_after) {
+    if (status < 0 || (reply && c->close_after)) {
         conn_close(c);
         return;
     }
+    if (!reply)
+        return;
     size_t rest = c->in.len - c->consumed;
     memmove(c->in.ptr, c->in.ptr + c->consumed, rest);
     eddy_buf_truncate(&c->in, rest);
     c->busy = false;
     try_parse(c);
+}
+
+/* Write data (taken over) to the socket; false when the connection closed. */
+static bool conn_write(struct ts_conn *c, char *data, size_t len, bool reply)
+{
+    struct ts_write *w = eddy_calloc(1, sizeof *w);
+    w->c = c;
+    w->data = data;
+    w->reply = reply;
+    uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0) {
+        free(w->data);
+        free(w);
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+/* With TLS: write out what OpenSSL has put in the write BIO. */
+static bool tls_flush(struct ts_conn *c, bool reply)
+{
+    size_t pending = BIO_ctrl_pending(c->wbio);
+    if (!pending)
+        return true;
+    char *data = eddy_malloc(pending);
+    int n = BIO_read(c->wbio, data, (int)pending);
+    if (n <= 0) {
+        free(data);
+        conn_close(c);
+        return false;
+    }
+    return conn_write(c, data, (size_t)n, reply);
 }
 
 static void act(struct ts_conn *c)
@@ -211,16 +271,19 @@ static void act(struct ts_conn *c)
         conn_close(c);
         return;
     }
-    struct ts_write *w = eddy_calloc(1, sizeof *w);
-    w->c = c;
-    w->data = c->out;
+    char *out = c->out;
     c->out = NULL;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)c->out_len);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0) {
-        free(w->data);
-        free(w);
-        conn_close(c);
+    if (!c->ssl) {
+        conn_write(c, out, c->out_len, true);
+        return;
     }
+    int n = SSL_write(c->ssl, out, (int)c->out_len);
+    free(out);
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    tls_flush(c, true);
 }
 
 static void on_delay(uv_timer_t *t)
@@ -290,6 +353,39 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->chunk, sizeof c->chunk);
 }
 
+/* With TLS: the handshake (counted once done), then the decrypted bytes
+ * into the input buffer. False when the connection closed. */
+static bool tls_input(struct ts_conn *c)
+{
+    struct eddy_testserver *s = c->s;
+    if (!SSL_is_init_finished(c->ssl)) {
+        int rc = SSL_do_handshake(c->ssl);
+        if (rc == 1) {
+            s->handshakes++;
+            s->resumed += SSL_session_reused(c->ssl) == 1;
+        } else if (SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_READ) {
+            ERR_clear_error();
+            conn_close(c);
+            return false;
+        }
+    }
+    if (SSL_is_init_finished(c->ssl)) {
+        int n;
+        while ((n = SSL_read(c->ssl, c->chunk, (int)sizeof c->chunk)) > 0) {
+            if (eddy_buf_append(&c->in, c->chunk, (size_t)n) != EDDY_OK) {
+                conn_close(c);
+                return false;
+            }
+        }
+        if (SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) {
+            ERR_clear_error();
+            conn_close(c); /* close_notify or a broken record */
+            return false;
+        }
+    }
+    return tls_flush(c, false); /* handshake messages, session tickets */
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -298,7 +394,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (eddy_buf_append(&c->in, c->chunk, (size_t)nread) != EDDY_OK) {
+    if (c->ssl) {
+        if (BIO_write(c->rbio, c->chunk, (int)nread) != (int)nread || !tls_input(c))
+            return;
+    } else if (eddy_buf_append(&c->in, c->chunk, (size_t)nread) != EDDY_OK) {
         conn_close(c);
         return;
     }
@@ -328,6 +427,17 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->tls) {
+        c->ssl = SSL_new(s->tls);
+        c->rbio = BIO_new(BIO_s_mem());
+        c->wbio = BIO_new(BIO_s_mem());
+        if (!c->ssl || !c->rbio || !c->wbio) {
+            fprintf(stderr, "testserver: SSL_new failed\n");
+            abort();
+        }
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_accept_state(c->ssl);
+    }
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -352,6 +462,83 @@ struct eddy_testserver *eddy_testserver_start(uv_loop_t *loop, eddy_testserver_h
     s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
     snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
     return s;
+}
+
+/* A self-signed P-256 certificate for 127.0.0.1 (also its own CA), written
+ * as PEM to a fresh file in TMPDIR, and the SSL_CTX serving it. */
+static void tls_setup(struct eddy_testserver *s)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!key || !x || !ctx)
+        goto fail;
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"eddy test server",
+                               -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    static const char *const exts[][2] = {{"basicConstraints", "critical,CA:TRUE"},
+                                          {"keyUsage", "critical,digitalSignature,keyCertSign"},
+                                          {"subjectKeyIdentifier", "hash"},
+                                          {"subjectAltName", "IP:127.0.0.1"}};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        X509_EXTENSION *ext = X509V3_EXT_conf(NULL, &v3, exts[i][0], exts[i][1]);
+        if (!ext || !X509_add_ext(x, ext, -1)) {
+            X509_EXTENSION_free(ext);
+            goto fail;
+        }
+        X509_EXTENSION_free(ext);
+    }
+    if (!X509_sign(x, key, EVP_sha256()))
+        goto fail;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s->ca_file, sizeof s->ca_file, "%s/eddy-testserver-XXXXXX",
+             tmp && tmp[0] ? tmp : "/tmp");
+    int fd = mkstemp(s->ca_file);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
+        goto fail;
+    if (SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+        goto fail;
+    X509_free(x);
+    EVP_PKEY_free(key);
+    s->tls = ctx;
+    return;
+fail:
+    fprintf(stderr, "testserver: cannot make a TLS certificate\n");
+    abort();
+}
+
+struct eddy_testserver *eddy_testserver_start_tls(uv_loop_t *loop, eddy_testserver_handler handler,
+                                                  void *ud)
+{
+    struct eddy_testserver *s = eddy_testserver_start(loop, handler, ud);
+    tls_setup(s);
+    snprintf(s->url, sizeof s->url, "https://127.0.0.1:%d", s->port);
+    return s;
+}
+
+const char *eddy_testserver_ca_file(const struct eddy_testserver *s)
+{
+    return s->tls ? s->ca_file : NULL;
+}
+
+unsigned eddy_testserver_handshakes(const struct eddy_testserver *s)
+{
+    return s->handshakes;
+}
+
+unsigned eddy_testserver_resumed(const struct eddy_testserver *s)
+{
+    return s->resumed;
 }
 
 void eddy_testserver_set_handler(struct eddy_testserver *s, eddy_testserver_handler handler,

@@ -10,6 +10,9 @@
  * body of any size; the server counts the connections it accepted, so a
  * test can prove keep-alive reuse.
  *
+ * eddy_testserver_start_tls serves HTTPS instead, with a certificate made
+ * for the run, and counts full and resumed handshakes.
+ *
  * It is a test tool: it aborts the process when it cannot listen, and it
  * serves one request at a time per connection (no pipelining).
  *
@@ -83,6 +86,18 @@ struct eddy_testserver;
  * an empty body. Aborts on failure. */
 struct eddy_testserver *eddy_testserver_start(uv_loop_t *loop, eddy_testserver_handler handler,
                                               void *ud);
+/* The same over HTTPS: a self-signed certificate for 127.0.0.1 is made at
+ * start and written as PEM to a file that eddy_testserver_ca_file names
+ * (removed when the server is closed); the URL is "https://127.0.0.1:<port>".
+ * Every connection shares one SSL_CTX, so sessions can be resumed; the
+ * server counts completed handshakes and, of those, resumed ones. */
+struct eddy_testserver *eddy_testserver_start_tls(uv_loop_t *loop, eddy_testserver_handler handler,
+                                                  void *ud);
+/* The PEM file to trust (NULL without TLS). */
+const char *eddy_testserver_ca_file(const struct eddy_testserver *s);
+/* TLS handshakes completed, and how many of them resumed a session. */
+unsigned eddy_testserver_handshakes(const struct eddy_testserver *s);
+unsigned eddy_testserver_resumed(const struct eddy_testserver *s);
 /* Change the handler (takes effect for the next request). */
 void eddy_testserver_set_handler(struct eddy_testserver *s, eddy_testserver_handler handler,
                                  void *ud);
