@@ -7,18 +7,21 @@
   - "dynamodb" serves DynamoDB (AWS_ENDPOINT_URL_DYNAMODB) and handles ONE request
     at a time. moto's DynamoDB is not safe under concurrent requests: a failed
     transaction restores copies of the tables and can undo writes that ran
-    meanwhile. Connections are kept alive (HTTP/1.1, served by waitress; with
-    --tls by werkzeug, which closes them), but a lock lets only one request run
-    in moto at a time.
+    meanwhile. Connections are kept alive (HTTP/1.1, served by waitress), but a
+    lock lets only one request run in moto at a time.
 
 Each process has its own moto state. A table created through CloudFormation on the
 main endpoint is therefore not seen on the DynamoDB endpoint: `deploy` (and
 deploy_stack() below) creates a stack in both processes, so the table lives where
 DynamoDB is served and the queues, bus and rule where the rest is served.
 
-Options: --tls serves HTTPS with a CA generated for the run (AWS_CA_BUNDLE);
---auth turns on moto's SigV4 verification after creating an IAM user with an
-admin policy and an access key (the same key in both processes), and exports it.
+Options: --tls serves HTTPS with a CA generated for the run (AWS_CA_BUNDLE): an
+haproxy process (Debian's package) terminates TLS in front of the same
+keep-alive servers, and keeps client connections alive as AWS's endpoints do
+(idle up to 120 s); its statistics socket counts connections and full and
+resumed handshakes (`tls-stats`). --auth turns on moto's SigV4 verification
+after creating an IAM user with an admin policy and an access key (the same key
+in both processes), and exports it.
 
 The environment for clients is printed as shell `export` lines and written to
 DIR/env. `stop` ends the processes recorded in DIR. This is a development tool,
@@ -31,6 +34,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -44,6 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 HOST = "127.0.0.1"
 SERVERS = ("main", "dynamodb")
+TLS_PROXY = "tls"  # the haproxy process of --tls
+# How long a TLS client connection may sit idle between requests: as long as
+# the plain servers keep theirs (waitress's channel_timeout).
+IDLE_TIMEOUT_S = 120
 ADMIN_USER = "eddy-local-admin"
 ADMIN_POLICY = "eddy-local-admin"
 DUMMY_KEY = ("test", "test")
@@ -394,12 +402,7 @@ def cmd_serve(args):
     """Run one moto server until SIGTERM; write its port to DIR/NAME.port."""
     import logging
 
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -418,34 +421,21 @@ def cmd_serve(args):
         app = eventsv2.wrap(app, eventsv2.EventsV2(eventsv2.moto_delivery()))
         app = serialize_queues(app)
     run_dir = Path(args.dir)
-    if args.tls:
-        # werkzeug serves TLS; it closes the connection after every response.
-        server = make_server(
-            HOST,
-            0,
-            app,
-            threaded=True,
-            request_handler=MotoRequestHandler,
-            ssl_context=(str(run_dir / "server.pem"), str(run_dir / "server.key")),
-        )
-        port = server.socket.getsockname()[1]
-        serve = server.serve_forever
-    else:
-        # waitress keeps HTTP/1.1 connections alive between requests, as AWS
-        # does; werkzeug's server would make every call reconnect, and that
-        # cost would swamp what eddy's benchmarks measure.
-        import waitress
+    # waitress keeps HTTP/1.1 connections alive between requests, as AWS
+    # does; werkzeug's server would make every call reconnect, and that cost
+    # would swamp what eddy's benchmarks measure. With --tls, haproxy
+    # terminates TLS in front of it (see start_tls_proxy).
+    import waitress
 
-        logging.getLogger("waitress").setLevel(logging.ERROR)
-        # A long poll holds a thread for up to 20 s. With as few threads as a
-        # worker has pollers (8 by default), every other call (deletes,
-        # PutEvents) waited for a poll to end: seconds of latency, and deletes
-        # late enough for messages to come back as duplicates.
-        server = waitress.create_server(
-            app, host=HOST, port=0, threads=64, channel_timeout=120, ident="moto"
-        )
-        port = server.effective_port
-        serve = server.run
+    logging.getLogger("waitress").setLevel(logging.ERROR)
+    # A long poll holds a thread for up to 20 s. With as few threads as a
+    # worker has pollers (8 by default), every other call (deletes,
+    # PutEvents) waited for a poll to end: seconds of latency, and deletes
+    # late enough for messages to come back as duplicates.
+    server = waitress.create_server(
+        app, host=HOST, port=0, threads=64, channel_timeout=IDLE_TIMEOUT_S, ident="moto"
+    )
+    port = server.effective_port
     tmp = run_dir / f"{args.name}.port.tmp"
     tmp.write_text(f"{port}\n")
     tmp.rename(run_dir / f"{args.name}.port")
@@ -456,12 +446,9 @@ def cmd_serve(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        serve()
+        server.run()
     finally:
-        if args.tls:
-            server.server_close()
-        else:
-            server.close()
+        server.close()
 
 
 # --- certificates -------------------------------------------------------------
@@ -505,17 +492,24 @@ def make_certificates(run_dir):
     )
     for name in ("ca.key", "server.key"):
         (run_dir / name).chmod(0o600)
+    # haproxy reads the certificate and its key from one file.
+    bundle = run_dir / "server-bundle.pem"
+    bundle.write_bytes((run_dir / "server.pem").read_bytes() + (run_dir / "server.key").read_bytes())
+    bundle.chmod(0o600)
 
 
 # --- start / stop -------------------------------------------------------------
 
 
-def pid_alive(pid):
-    """True when pid runs this tool's serve command (a recycled pid is not ours)."""
+def pid_alive(pid, run_dir=None):
+    """True when pid runs this tool's serve command, or the TLS proxy of run_dir
+    (a recycled pid is not ours)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
+    if run_dir is not None and cmdline[0].endswith(b"haproxy"):
+        return str(tls_config_path(run_dir)).encode() in cmdline
     return any(arg.endswith(b"localaws.py") for arg in cmdline) and b"serve" in cmdline
 
 
@@ -526,12 +520,11 @@ def read_pid(run_dir, name):
         return None
 
 
-def spawn(run_dir, name, tls, serialize, verbose, extra_env=None):
+def spawn(run_dir, name, serialize, verbose, extra_env=None):
     for suffix in (".port", ".port.tmp"):
         (run_dir / f"{name}{suffix}").unlink(missing_ok=True)
     argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--name", name,
             "--dir", str(run_dir)]
-    argv += ["--tls"] if tls else []
     argv += ["--serialize"] if serialize else []
     argv += ["--verbose"] if verbose else []
     env = dict(os.environ)
@@ -622,27 +615,159 @@ def check_auth(endpoints, key, ca_bundle):
         raise LocalAwsError(f"moto '{name}' accepted a wrong secret with auth on")
 
 
+def tls_config_path(run_dir):
+    return Path(run_dir).resolve() / "haproxy.cfg"
+
+
+def tls_socket_path(run_dir):
+    return Path(run_dir).resolve() / "haproxy.sock"
+
+
+def start_tls_proxy(run_dir, ports, verbose, bundle=None):
+    """haproxy terminating TLS for each server in ports (name -> plain port).
+
+    Each frontend listens on a socket bound here at a free port and handed
+    over as an inherited descriptor (no race for the port). Client
+    connections stay open between requests for up to IDLE_TIMEOUT_S, as on
+    the plain servers; connections to the servers are kept alive and reused.
+    TLS 1.2 and 1.3 with haproxy's defaults, session resumption included.
+    bundle is the certificate and key (default: the run's, in run_dir); the
+    configuration, statistics socket, log and pid file go into run_dir.
+    Returns the process and {name: TLS port}.
+    """
+    bundle = bundle or run_dir / "server-bundle.pem"
+    listeners, tls_ports, frontends = [], {}, []
+    try:
+        for name, port in ports.items():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listeners.append(sock)
+            sock.bind((HOST, 0))
+            sock.listen(256)
+            sock.set_inheritable(True)
+            tls_ports[name] = sock.getsockname()[1]
+            frontends.append(
+                f"frontend {name}\n"
+                f"    bind fd@{sock.fileno()} ssl crt {bundle}\n"
+                f"    default_backend {name}\n"
+                f"backend {name}\n"
+                f"    server moto {HOST}:{port}\n")
+        config = (
+            "global\n"
+            f"    stats socket {tls_socket_path(run_dir)} mode 600 level user\n"
+            "    nbthread 1\n"
+            "    maxconn 4096\n"
+            "defaults\n"
+            "    mode http\n"
+            "    timeout connect 5s\n"
+            # a long poll answers within 20 s; calls wait for moto's locks
+            "    timeout client 130s\n"
+            "    timeout server 130s\n"
+            f"    timeout http-keep-alive {IDLE_TIMEOUT_S}s\n"
+            "    http-reuse always\n"
+            + ("    option httplog\n    log stderr format raw local0\n" if verbose else "")
+            + "".join(frontends))
+        cfg = tls_config_path(run_dir)
+        cfg.write_text(config)
+        tls_socket_path(run_dir).unlink(missing_ok=True)
+        with open(run_dir / f"{TLS_PROXY}.log", "ab") as log:
+            proc = subprocess.Popen(
+                ["haproxy", "-f", str(cfg), "-db"], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, pass_fds=[s.fileno() for s in listeners], start_new_session=True)
+    except FileNotFoundError as err:
+        raise LocalAwsError("--tls needs haproxy (run tools/bootstrap)") from err
+    finally:
+        for sock in listeners:
+            sock.close()
+    (run_dir / f"{TLS_PROXY}.pid").write_text(f"{proc.pid}\n")
+    return proc, tls_ports
+
+
+def wait_tls_ready(run_dir, proc, ports, tls_ctx, deadline):
+    """Wait until haproxy answers over verified TLS on every port."""
+    for port in ports.values():
+        while True:
+            if proc.poll() is not None:
+                log = (run_dir / f"{TLS_PROXY}.log").read_text(errors="replace")[-2000:]
+                raise LocalAwsError(f"haproxy exited at start:\n{log}")
+            if time.monotonic() > deadline:
+                raise LocalAwsError(f"haproxy not ready in {START_TIMEOUT_S:.0f} s")
+            try:
+                status, _ = moto_api(port, tls_ctx, "GET", "/moto-api/reset-auth")
+                if status == 400:
+                    break
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.05)
+
+
+def plain_endpoints(run_dir):
+    """The moto servers' own plain-HTTP endpoints (behind the TLS proxy)."""
+    return {name: f"http://{HOST}:{int((Path(run_dir) / f'{name}.port').read_text())}"
+            for name in SERVERS}
+
+
+def tls_stats(run_dir):
+    """What the TLS proxy counted since it started, over both endpoints:
+    connections accepted (and open now), full handshakes (new sessions),
+    resumed handshakes and failed ones, and requests; the same for each
+    endpoint ("main", "dynamodb") under "endpoints". None without a TLS
+    proxy."""
+    path = tls_socket_path(run_dir)
+    if not path.exists():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(b"show stat -1 1 -1\n")  # frontends only
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    lines = data.decode().splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    fields = {"connections": "conn_tot", "open": "scur", "full_handshakes": "ssl_sess",
+              "resumed_handshakes": "ssl_reused_sess",
+              "failed_handshakes": "ssl_failed_handshake", "requests": "req_tot"}
+    total = dict.fromkeys(fields, 0)
+    total["endpoints"] = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("svname") != "FRONTEND":
+            continue
+        mine = {key: int(row.get(column) or 0) for key, column in fields.items()}
+        total["endpoints"][row["pxname"]] = mine
+        for key, value in mine.items():
+            total[key] += value
+    return total
+
+
 def start_servers(run_dir, opts, tls_ctx, deadline):
-    """Spawn both servers; under --auth the key is made on main and imported."""
-    scheme = "https" if opts.tls else "http"
-    ca_bundle = str(run_dir / "ca.pem") if opts.tls else None
-    procs = {"main": spawn(run_dir, "main", opts.tls, False, opts.verbose)}
+    """Spawn both servers (and the TLS proxy); under --auth the key is made on
+    main and imported."""
+    procs = {"main": spawn(run_dir, "main", False, opts.verbose)}
     extra = {}
     if not opts.auth:
-        procs["dynamodb"] = spawn(run_dir, "dynamodb", opts.tls, True, opts.verbose)
-    ports = {"main": wait_ready(run_dir, "main", procs["main"], tls_ctx, deadline)}
+        procs["dynamodb"] = spawn(run_dir, "dynamodb", True, opts.verbose)
+    ports = {"main": wait_ready(run_dir, "main", procs["main"], None, deadline)}
     key = DUMMY_KEY
     if opts.auth:
-        key = create_admin_key(f"{scheme}://{HOST}:{ports['main']}", ca_bundle)
+        key = create_admin_key(f"http://{HOST}:{ports['main']}", None)
         extra[KEY_ENV] = f"{key[0]}:{key[1]}"
-        procs["dynamodb"] = spawn(run_dir, "dynamodb", opts.tls, True, opts.verbose, extra)
-    ports["dynamodb"] = wait_ready(run_dir, "dynamodb", procs["dynamodb"], tls_ctx, deadline)
-    endpoints = {name: f"{scheme}://{HOST}:{port}" for name, port in ports.items()}
+        procs["dynamodb"] = spawn(run_dir, "dynamodb", True, opts.verbose, extra)
+    ports["dynamodb"] = wait_ready(run_dir, "dynamodb", procs["dynamodb"], None, deadline)
     if opts.auth:
         for name in SERVERS:
-            status, body = moto_api(ports[name], tls_ctx, "POST", "/moto-api/reset-auth", b"0")
+            status, body = moto_api(ports[name], None, "POST", "/moto-api/reset-auth", b"0")
             if status != 200:
                 raise LocalAwsError(f"moto '{name}' refused reset-auth: {body!r}")
+    ca_bundle = None
+    scheme = "http"
+    if opts.tls:
+        proc, ports = start_tls_proxy(run_dir, ports, opts.verbose)
+        wait_tls_ready(run_dir, proc, ports, tls_ctx, deadline)
+        ca_bundle = str(run_dir / "ca.pem")
+        scheme = "https"
+    endpoints = {name: f"{scheme}://{HOST}:{port}" for name, port in ports.items()}
+    if opts.auth:
         check_auth(endpoints, key, ca_bundle)
     return endpoints, key, ca_bundle
 
@@ -671,7 +796,8 @@ def env_lines(run_dir, endpoints, key, ca_bundle):
 def cmd_start(opts):
     run_dir = Path(opts.dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    running = [n for n in SERVERS if (p := read_pid(run_dir, n)) and pid_alive(p)]
+    running = [n for n in (*SERVERS, TLS_PROXY)
+               if (p := read_pid(run_dir, n)) and pid_alive(p, run_dir)]
     if running:
         raise LocalAwsError(f"already running in {run_dir} ({', '.join(running)}); "
                             f"run: tools/local-aws stop --dir {shlex.quote(str(run_dir))}")
@@ -695,30 +821,39 @@ def cmd_start(opts):
 def stop_dir(run_dir):
     """SIGTERM the recorded servers, SIGKILL what is left after 5 s."""
     pids = {}
-    for name in SERVERS:
+    for name in (*SERVERS, TLS_PROXY):
         pid = read_pid(run_dir, name)
-        if pid and pid_alive(pid):
+        if pid and pid_alive(pid, run_dir):
             pids[name] = pid
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + 5.0
-    while any(pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+    while any(pid_alive(p, run_dir) for p in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in pids.values():
-        if pid_alive(pid):
+        if pid_alive(pid, run_dir):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    for name in SERVERS:
+    for name in (*SERVERS, TLS_PROXY):
         for suffix in (".pid", ".port"):
             (run_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    tls_socket_path(run_dir).unlink(missing_ok=True)
 
 
 def cmd_stop(opts):
     stop_dir(Path(opts.dir).resolve())
+
+
+def cmd_tls_stats(opts):
+    stats = tls_stats(Path(opts.dir).resolve())
+    if stats is None:
+        raise LocalAwsError(f"no TLS proxy running in {opts.dir} (start with --tls)")
+    json.dump(stats, sys.stdout, indent=2)
+    sys.stdout.write("\n")
 
 
 # --- CloudFormation on the local AWS ------------------------------------------
@@ -804,22 +939,23 @@ def parse_args(argv):
         prog="tools/local-aws",
         description="Run moto on 127.0.0.1 as a local AWS for eddy (see tools/localaws.py).")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{start,stop,deploy}")
+                                metavar="{start,stop,deploy,tls-stats}")
     start = sub.add_parser("start", help="start the servers, print export lines")
     start.add_argument("--tls", action="store_true", help="HTTPS with a CA made for the run")
     start.add_argument("--auth", action="store_true", help="SigV4 verification on")
     start.add_argument("--verbose", action="store_true", help="log every request")
     stop = sub.add_parser("stop", help="stop the servers started in DIR")
+    stats = sub.add_parser("tls-stats", help="connections and TLS handshakes (full, "
+                           "resumed) the --tls proxy counted, as JSON")
     deploy = sub.add_parser("deploy", help="create a CloudFormation stack (data only)")
     deploy.add_argument("--template", default=str(ROOT / "deploy" / "cloudformation.yaml"))
     deploy.add_argument("--stack", default="eddy")
     deploy.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     serve = sub.add_parser("serve")  # internal: one server process
     serve.add_argument("--name", required=True)
-    serve.add_argument("--tls", action="store_true")
     serve.add_argument("--serialize", action="store_true")
     serve.add_argument("--verbose", action="store_true")
-    for p in (start, stop, deploy, serve):
+    for p in (start, stop, stats, deploy, serve):
         p.add_argument("--dir", default=default_dir, help=f"state directory ({default_dir})")
     return parser.parse_args(argv)
 
@@ -827,7 +963,7 @@ def parse_args(argv):
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     handlers = {"start": cmd_start, "stop": cmd_stop, "deploy": cmd_deploy,
-                "serve": cmd_serve}
+                "tls-stats": cmd_tls_stats, "serve": cmd_serve}
     try:
         handlers[opts.command](opts)
     except LocalAwsError as err:

@@ -8,12 +8,16 @@ Proves the pipeline the C integration tests rely on:
   - with SigV4 verification on ("auth"), a wrong secret is refused and the real
     key is accepted, on both endpoints;
   - over TLS ("tls"), clients verify moto with AWS_CA_BUNDLE, and without the
-    CA the connection is refused.
+    CA the connection is refused; connections stay open between requests, as
+    AWS's do, and the TLS proxy counts connections and handshakes.
 """
 
 import concurrent.futures
+import http.client
 import ssl
 import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError, SSLError
 
@@ -140,6 +144,33 @@ def test_tls_refused_without_ca():
         raise AssertionError("expected moto's 400 for GET reset-auth")
 
 
+def test_tls_keeps_connections_alive():
+    env = awsenv.Env.variant("tls")
+    run_dir = Path(env.values["EDDY_LOCAL_AWS_DIR"])
+    ctx = ssl.create_default_context(cafile=env.ca_bundle)
+    for service in ("sqs", "dynamodb"):
+        before = awsenv.localaws.tls_stats(run_dir)
+        url = urlparse(env.endpoint(service))
+        conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx, timeout=10)
+        try:
+            socks = set()
+            for _ in range(3):
+                conn.request("GET", "/moto-api/reset-auth")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 400
+                assert not resp.will_close, "the TLS endpoint closed the connection"
+                socks.add(id(conn.sock))
+            assert len(socks) == 1
+        finally:
+            conn.close()
+        after = awsenv.localaws.tls_stats(run_dir)
+        # other tests share the instance: at least ours were counted
+        assert after["requests"] - before["requests"] >= 3
+        assert after["connections"] > before["connections"]
+        assert after["full_handshakes"] + after["resumed_handshakes"] <= after["connections"]
+
+
 if __name__ == "__main__":
     awsenv.run_tests([
         test_plain_endpoints,
@@ -148,4 +179,5 @@ if __name__ == "__main__":
         test_auth_accepts_right_key,
         test_tls_with_ca_bundle,
         test_tls_refused_without_ca,
+        test_tls_keeps_connections_alive,
     ])
