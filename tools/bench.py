@@ -27,6 +27,19 @@ transaction that recorded it (matched by the inbound record's _eid and the
 published event's eddy.seq) - the time the bench called PutEvents. The worker's
 own EMF percentiles (processing, commit to publish) are reported next to it.
 
+Over HTTPS (--tls). The local AWS serves HTTPS (tools/local-aws start --tls) and
+the worker talks to an haproxy that terminates TLS in front of the counting
+proxy, so it keeps its connections alive as it would on AWS; the counting
+proxy, the moto servers and the bench's own calls are as in a plain run. The
+haproxy's statistics count the worker's side: new TLS connections, full
+handshakes (new sessions) and resumed ones, given per 1,000 messages next to
+the CPU per message. With --no-count the worker talks to the local AWS's own
+haproxy, whose counts then include the bench's few calls too.
+
+Plain against HTTPS (--compare N): N rounds of each, phase 1 only, interleaved
+plain, TLS, TLS, plain, ... (each round a fresh local AWS), then the medians and
+the ratio of the worker's CPU per message over HTTPS to over plain HTTP.
+
 Results are printed and written as JSON to .run/bench/result.json.
 """
 
@@ -36,7 +49,9 @@ import http.server
 import json
 import os
 import signal
+import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -60,6 +75,11 @@ class Counter:
     def __init__(self):
         self.lock = threading.Lock()
         self.counts = {}
+        self.connections = 0
+
+    def connected(self):
+        with self.lock:
+            self.connections += 1
 
     def add(self, op):
         with self.lock:
@@ -89,6 +109,10 @@ def make_handler(upstream, counter):
         def log_message(self, *args):
             pass
 
+        def setup(self):
+            super().setup()
+            counter.connected()
+
         def upstream_conn(self, fresh=False):
             if fresh or getattr(local, "conn", None) is None:
                 local.conn = http.client.HTTPConnection(up.hostname, up.port, timeout=120)
@@ -99,6 +123,9 @@ def make_handler(upstream, counter):
             body = self.rfile.read(length) if length else b""
             if self.path == "/__eddy_bench_counts":
                 data = json.dumps(counter.snapshot()).encode()
+                return self.reply(200, [("Content-Type", "application/json")], data)
+            if self.path == "/__eddy_bench_connections":
+                data = json.dumps(counter.connections).encode()
                 return self.reply(200, [("Content-Type", "application/json")], data)
             counter.add(operation(self.headers, body))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
@@ -136,6 +163,13 @@ def make_handler(upstream, counter):
 class ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the worker opens many connections at once
+
+    def handle_error(self, request, client_address):
+        # A client that went away: haproxy (--tls) drops idle connections to
+        # its servers with a reset, every few seconds.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def cmd_proxy(opts):
@@ -176,13 +210,20 @@ class Proxy:
         self.ports = json.loads(self.ports_file.read_text())
         self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
 
-    def counts(self):
+    def ask(self, path):
         conn = http.client.HTTPConnection("127.0.0.1", self.ports[0], timeout=10)
         try:
-            conn.request("GET", "/__eddy_bench_counts")
+            conn.request("GET", path)
             return json.loads(conn.getresponse().read())
         finally:
             conn.close()
+
+    def counts(self):
+        return self.ask("/__eddy_bench_counts")
+
+    def connections(self):
+        """Connections accepted so far (the bench's own questions included)."""
+        return self.ask("/__eddy_bench_connections")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -192,6 +233,51 @@ class Proxy:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class TlsFront:
+    """haproxy terminating TLS in front of the counting proxy (started the way
+    tools/local-aws starts its own), with the run's certificate: the worker
+    speaks HTTPS with keep-alive as on AWS, and the haproxy's statistics count
+    its connections and handshakes."""
+
+    def __init__(self, state_dir, upstream_ports, bundle, ca_file):
+        import localaws
+
+        self.dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        localaws.stop_dir(state_dir)
+        self.proc, ports = localaws.start_tls_proxy(
+            state_dir, dict(zip(localaws.SERVERS, upstream_ports)), False, bundle)
+        self.urls = [f"https://127.0.0.1:{ports[name]}" for name in localaws.SERVERS]
+        ctx = ssl.create_default_context(cafile=ca_file)
+        deadline = time.monotonic() + 20
+        for port in ports.values():  # ready once a handshake succeeds
+            while True:
+                try:
+                    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 1),
+                                         server_hostname="127.0.0.1"):
+                        break
+                except OSError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the TLS front (haproxy) did not start")
+                    time.sleep(0.05)
+
+    def stop(self):
+        import localaws
+
+        localaws.stop_dir(self.dir)
+
+
+def tls_counts(stats_dir):
+    import localaws
+
+    return localaws.tls_stats(stats_dir) if stats_dir else None
+
+
+def per_thousand(before, after, k):
+    return {key: round((after[key] - before[key]) * 1000 / k, 2) for key in before
+            if key not in ("open", "endpoints")}
 
 
 # --- measuring the worker -------------------------------------------------------
@@ -272,7 +358,7 @@ def wait_until(pred, timeout_s, worker, what, interval_s=0.05):
     return time.monotonic()
 
 
-def phase_throughput(opts, aws, out, worker, proxy, result):
+def phase_throughput(opts, aws, out, worker, proxy, result, stats_dir):
     import demo
 
     sqs, ddb = aws.client("sqs"), aws.client("dynamodb")
@@ -281,6 +367,8 @@ def phase_throughput(opts, aws, out, worker, proxy, result):
     t0 = time.monotonic()
     preload(sqs, out["QueueUrl"], plan)
     demo.say(f"   preloaded {len(plan)} messages in {time.monotonic() - t0:.1f} s")
+    tls_before = tls_counts(stats_dir)
+    conns_before = proxy.connections() if proxy else None
     worker.start()
     started = worker.started_at
     pid = worker.proc.pid
@@ -293,11 +381,13 @@ def phase_throughput(opts, aws, out, worker, proxy, result):
                            "outbox empty", interval_s=0.2)
     cpu_published = cpu_seconds(pid)
     calls = proxy.counts() if proxy else {}
+    tls_after = tls_counts(stats_dir)
+    conns_after = proxy.connections() if proxy else None
     # The worker's fixed cost per second (long polls, lease renewals, relay
     # polls, timers) is paid whatever the load; against a slow moto it swamps
     # the per-message cost. Measure it over an idle window and report the cost
     # net of it as well.
-    idle_s = 15.0
+    idle_s = 5.0 if opts.compare else 15.0
     time.sleep(idle_s)
     cpu_idle = sum(cpu_seconds(pid)) - sum(cpu_published)
     calls_idle = proxy.counts() if proxy else {}
@@ -324,6 +414,20 @@ def phase_throughput(opts, aws, out, worker, proxy, result):
         "aws_calls_at_drained": calls_drained,
         "aws_calls": calls,
     }
+    if tls_before is not None:
+        # counted by the haproxy the worker talks to, from the worker's start
+        # until all was published
+        result["throughput"]["tls_per_1000_messages"] = per_thousand(tls_before, tls_after, k)
+        result["throughput"]["tls_connections_open_when_published"] = tls_after["open"]
+        result["throughput"]["tls_by_endpoint_when_published"] = tls_after["endpoints"]
+        result["throughput"]["tls_counted_by"] = (
+            "the TLS front in front of the counting proxy" if proxy else
+            "the local AWS's TLS proxy (the bench's own calls included)")
+    elif conns_before is not None:
+        # the worker's connections to the counting proxy (the bench's two
+        # questions to it included)
+        result["throughput"]["connections_per_1000_messages"] = round(
+            max(conns_after - conns_before - 2, 0) * 1000 / k, 2)
     return calls
 
 
@@ -405,20 +509,34 @@ def worker_metrics(worker, result):
     }
 
 
-def run(opts, run_dir, result):
+def run(opts, run_dir, result, tls):
     import demo
+    import localaws
 
-    aws = demo.LocalAws(run_dir)
-    proxy = worker = None
+    aws = demo.LocalAws(run_dir, tls=tls)
+    proxy = worker = front = None
+    result["tls"] = tls
     try:
-        demo.step("local AWS (moto) and the template's data resources")
+        demo.step(f"local AWS (moto{', HTTPS' if tls else ''}) and the template's data resources")
         aws.start()
         out = demo.deploy(aws, stack="eddy-bench")
         downstream_url = demo.add_downstream(aws, out["EventBusName"], "eddy-bench-downstream")
         worker_env = dict(aws.env)
+        stats_dir = run_dir if tls else None  # whose TLS statistics count the worker
         if not opts.no_count:
-            proxy = Proxy(run_dir, [aws.env["AWS_ENDPOINT_URL"], aws.env["AWS_ENDPOINT_URL_DYNAMODB"]])
-            worker_env["AWS_ENDPOINT_URL"], worker_env["AWS_ENDPOINT_URL_DYNAMODB"] = proxy.urls
+            if tls:  # the proxy talks plain HTTP to moto, behind the TLS front
+                plain = localaws.plain_endpoints(run_dir)
+                upstreams = [plain["main"], plain["dynamodb"]]
+            else:
+                upstreams = [aws.env["AWS_ENDPOINT_URL"], aws.env["AWS_ENDPOINT_URL_DYNAMODB"]]
+            proxy = Proxy(run_dir, upstreams)
+            urls = proxy.urls
+            if tls:
+                front = TlsFront(run_dir / "tls-front", proxy.ports,
+                                 run_dir / "server-bundle.pem", aws.env["AWS_CA_BUNDLE"])
+                urls = front.urls
+                stats_dir = front.dir
+            worker_env["AWS_ENDPOINT_URL"], worker_env["AWS_ENDPOINT_URL_DYNAMODB"] = urls
         settings = {
             "EDDY_MACHINE": "slotmachine", "EDDY_TABLE": out["TableName"],
             "EDDY_QUEUE_URL": out["QueueUrl"], "EDDY_DLQ_URL": out["DeadLetterQueueUrl"],
@@ -437,7 +555,7 @@ def run(opts, run_dir, result):
         result["settings"] = settings
 
         demo.step(f"phase 1: {opts.events} messages preloaded into SQS, then the worker")
-        phase_throughput(opts, aws, out, worker, proxy, result)
+        phase_throughput(opts, aws, out, worker, proxy, result, stats_dir)
         show_throughput(result["throughput"])
         rss_after_1 = peak_rss_kib(worker.proc.pid)
 
@@ -463,6 +581,8 @@ def run(opts, run_dir, result):
     finally:
         if worker:
             worker.kill()
+        if front:
+            front.stop()
         if proxy:
             proxy.stop()
         aws.stop()
@@ -482,6 +602,15 @@ def show_throughput(t):
              f"{sum(t['aws_calls_per_message_net_of_idle'].values()):.3f} AWS calls per message")
     for op, n in t["aws_calls_per_message_net_of_idle"].items():
         demo.say(f"     {op:<38} {n:>8}")
+    if "tls_per_1000_messages" in t:
+        c = t["tls_per_1000_messages"]
+        demo.say(f"   TLS per 1,000 messages     {c['connections']} new connections, "
+                 f"{c['full_handshakes']} full and {c['resumed_handshakes']} resumed handshakes, "
+                 f"{c['failed_handshakes']} failed (counted by {t['tls_counted_by']}); "
+                 f"{t['tls_connections_open_when_published']} open at the end")
+    elif "connections_per_1000_messages" in t:
+        demo.say(f"   new connections            {t['connections_per_1000_messages']} "
+                 f"per 1,000 messages (counted by the counting proxy)")
     if t["aws_calls"]:
         demo.say(f"   AWS calls per message      {t['aws_calls_per_message_total']}")
         for op, n in t["aws_calls_per_message"].items():
@@ -494,6 +623,75 @@ def show_latency(lat):
     demo.say(f"   end to end (PutEvents -> published downstream), {lat['samples']} pulls: "
              f"p50 {lat['end_to_end_ms_p50']} ms, p99 {lat['end_to_end_ms_p99']} ms, "
              f"max {lat['end_to_end_ms_max']} ms")
+
+
+def median(values):
+    s = sorted(values)
+    n = len(s)
+    return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if s else None
+
+
+def compare(opts, run_dir, result):
+    """Rounds of plain and TLS, interleaved ABBA (plain, TLS, TLS, plain, ...) so
+    a drift in the machine's load falls on both alike."""
+    import demo
+
+    rounds = []
+    for i in range(opts.compare):
+        for tls in ((False, True) if i % 2 == 0 else (True, False)):
+            one = {}
+            load = os.getloadavg()[0]
+            run(opts, run_dir, one, tls)
+            t = one["throughput"]
+            rounds.append({
+                "tls": tls, "loadavg_1m_at_start": round(load, 2),
+                "cpu_us_per_message": t["cpu_us_per_message"],
+                "cpu_us_per_message_net_of_idle": t["cpu_us_per_message_net_of_idle"],
+                "messages_per_s": t["messages_per_s"],
+                "aws_calls_per_message": t["aws_calls_per_message_total"],
+                "peak_rss_kib": peak_rss_or_none(one),
+                "tls_per_1000_messages": t.get("tls_per_1000_messages"),
+                "connections_per_1000_messages": t.get("connections_per_1000_messages"),
+            })
+    summary = {}
+    for name, tls in (("plain", False), ("tls", True)):
+        mine = [r for r in rounds if r["tls"] == tls]
+        summary[name] = {key: median([r[key] for r in mine]) for key in (
+            "cpu_us_per_message", "cpu_us_per_message_net_of_idle", "messages_per_s",
+            "aws_calls_per_message")}
+    summary["tls"]["per_1000_messages"] = {
+        key: median([r["tls_per_1000_messages"][key] for r in rounds if r["tls"]])
+        for key in rounds[1]["tls_per_1000_messages"]} if any(
+            r["tls_per_1000_messages"] for r in rounds) else None
+    summary["cpu_ratio_tls_to_plain"] = round(
+        summary["tls"]["cpu_us_per_message"] / summary["plain"]["cpu_us_per_message"], 3)
+    summary["cpu_ratio_net_of_idle"] = round(
+        summary["tls"]["cpu_us_per_message_net_of_idle"]
+        / summary["plain"]["cpu_us_per_message_net_of_idle"], 3)
+    result["rounds"] = rounds
+    result["summary"] = summary
+    Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
+    demo.step(f"plain HTTP against HTTPS, {opts.compare} rounds each, interleaved")
+    demo.say("   round  mode   CPU us/msg  net of idle  msgs/s  calls/msg  load  TLS per 1,000 "
+             "(connections, full, resumed)")
+    for i, r in enumerate(rounds):
+        c = r["tls_per_1000_messages"]
+        tls_text = (f"{c['connections']}, {c['full_handshakes']}, {c['resumed_handshakes']}"
+                    if c else "-")
+        demo.say(f"   {i + 1:>5}  {'TLS' if r['tls'] else 'plain':<5}  {r['cpu_us_per_message']:>10}"
+                 f"  {r['cpu_us_per_message_net_of_idle']:>11}  {r['messages_per_s']:>6}"
+                 f"  {r['aws_calls_per_message'] or '-':>9}  {r['loadavg_1m_at_start']:>4}  {tls_text}")
+    demo.say(f"   medians: plain {summary['plain']['cpu_us_per_message']} us, "
+             f"TLS {summary['tls']['cpu_us_per_message']} us per message: "
+             f"ratio {summary['cpu_ratio_tls_to_plain']} "
+             f"({summary['cpu_ratio_net_of_idle']} net of idle)")
+    demo.say(f"   written to {opts.out}")
+    return 0
+
+
+def peak_rss_or_none(one):
+    return one.get("peak_rss_kib") or one.get("peak_rss_kib_after_phase_1")
 
 
 def parse_args(argv):
@@ -514,11 +712,21 @@ def parse_args(argv):
                    "at most 2000; 0 skips it)")
     p.add_argument("--no-count", action="store_true",
                    help="no counting proxy: the worker talks to moto directly")
+    p.add_argument("--tls", action="store_true",
+                   help="HTTPS with keep-alive (local AWS --tls); reports TLS connections "
+                   "and handshakes per 1,000 messages")
+    p.add_argument("--compare", type=int, metavar="N",
+                   help="N rounds each of plain HTTP and HTTPS, interleaved, phase 1 only; "
+                   "reports the ratio of CPU per message")
     p.add_argument("--out", default=str(ROOT / ".run" / "bench" / "result.json"))
     opts = p.parse_args(argv)
     opts.cmd = "bench"
     if opts.hot:
         opts.entities = opts.hot
+    if opts.compare is not None:
+        if opts.compare < 1 or opts.tls:
+            p.error("--compare wants N >= 1, and runs both plain and --tls rounds itself")
+        opts.latency_events = 0
     if opts.latency_events is None:
         opts.latency_events = min(2000, max(100, opts.events // 5))
     opts.latency_events -= opts.latency_events % 10
@@ -543,10 +751,13 @@ def main(argv=None):
         "coalesce_max": opts.coalesce, "cache": not opts.no_cache,
         "counting_proxy": not opts.no_count,
         "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
         "method": __doc__.split("\n\n", 1)[1].strip(),
     }
     try:
-        run(opts, run_dir, result)
+        if opts.compare:
+            return compare(opts, run_dir, result)
+        run(opts, run_dir, result, opts.tls)
     except (RuntimeError, demo.DemoError) as err:
         demo.say(f"bench: {err}")
         return 1

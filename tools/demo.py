@@ -74,8 +74,9 @@ def step(text):
 class LocalAws:
     """moto through tools/local-aws, with boto3 clients for it."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, tls=False):
         self.run_dir = run_dir
+        self.tls = tls  # HTTPS with the run's CA (tools/local-aws start --tls)
         self.env = {}
         self.started = False
 
@@ -89,7 +90,7 @@ class LocalAws:
 
     def start(self):
         self.tool("stop")  # a moto left behind by an earlier --keep run
-        self.tool("start")
+        self.tool("start", *(["--tls"] if self.tls else []))
         self.started = True
         self.env = localaws.read_env_file(self.run_dir / "env")
 
@@ -108,6 +109,7 @@ class LocalAws:
             service, region_name=self.env["AWS_REGION"], endpoint_url=endpoint,
             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            verify=self.env.get("AWS_CA_BUNDLE", True),
             config=Config(retries={"max_attempts": 5, "mode": "standard"}))
 
 
