@@ -41,7 +41,8 @@
     X(publish_failures)                                                                            \
     X(deleted)                                                                                     \
     X(released)                                                                                    \
-    X(heartbeats)
+    X(heartbeats)                                                                                  \
+    X(connections)
 
 /* X(name): emitted as <name>_p50 and <name>_p99. */
 #define EDDY_METRIC_LATENCY_MAP(X)                                                                 \

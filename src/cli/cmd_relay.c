@@ -32,6 +32,7 @@ struct relay_cmd {
 
 static void emit_metrics(struct relay_cmd *c)
 {
+    eddy_runtime_count_connections(&c->rt, c->metrics);
     if (eddy_metrics_emit(c->metrics, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy") ==
         EDDY_OK)
         fflush(stdout);

@@ -20,6 +20,16 @@ enum {
     PART_MACHINE = 128,
 };
 
+void eddy_runtime_count_connections(struct eddy_runtime *rt, struct eddy_metrics *m)
+{
+    if (!(rt->parts & PART_HTTP))
+        return;
+    struct eddy_http_stats st;
+    eddy_http_stats(rt->http, &st);
+    eddy_metrics_add(m, EDDY_METRIC_connections, st.sockets_opened - rt->connections_counted);
+    rt->connections_counted = st.sockets_opened;
+}
+
 static eddy_err init_clients(struct eddy_runtime *rt, struct eddy_error *err)
 {
     struct eddy_http_config hc = {0};

@@ -16,6 +16,7 @@
 #include "aws/awscall.h"
 #include "aws/credentials.h"
 #include "aws/http.h"
+#include "base/metrics.h"
 #include "cli/commands.h"
 #include "core/machine.h"
 #include "svc/dynamodb.h"
@@ -34,11 +35,15 @@ struct eddy_runtime {
     const struct eddy_machine *m; /* machine.machine */
     const char *ns;               /* EDDY_NAMESPACE or the machine's name */
     unsigned parts;               /* what was initialised, for cleanup */
+    uint64_t connections_counted; /* see eddy_runtime_count_connections */
 };
 
 /* Build the runtime. needs_table/needs_queue check the required settings. */
 eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_context *ctx,
                            struct eddy_error *err);
+/* Add the connections the HTTP client opened since the last call to the
+ * metric "connections". */
+void eddy_runtime_count_connections(struct eddy_runtime *rt, struct eddy_metrics *m);
 /* Returns 0 when the loop closed cleanly, else a negative libuv code. */
 int eddy_runtime_cleanup(struct eddy_runtime *rt);
 

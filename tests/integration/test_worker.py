@@ -52,6 +52,8 @@ def test_eventbridge_to_dynamodb():
         wk.stop_ok(w)
     m = w.metrics()
     assert m["processed"] == 24 and m["received"] == 24, m
+    # kept alive: connections are opened for calls in flight at once, not per call
+    assert 2 <= m["connections"] < m["received"], m
     assert '"level":"info"' in w.logs()
 
 
