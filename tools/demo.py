@@ -349,14 +349,18 @@ def queue_backlog(sqs, url):
 
 
 def inbound_records(ddb, table, machine):
-    """The inbound records of one machine, in (seq, idx) order."""
-    pages = ddb.get_paginator("query").paginate(
-        TableName=table, ConsistentRead=True,
-        KeyConditionExpression="#pk = :pk AND begins_with(#sk, :pre)",
-        ExpressionAttributeNames={"#pk": "_pk", "#sk": "_sk"},
-        ExpressionAttributeValues={":pk": {"S": f"{NAMESPACE}/{machine}"},
-                                   ":pre": {"S": "INBOUND/"}})
-    return [plain_item(i) for p in pages for i in p.get("Items", [])]
+    """The inbound records of one machine, applied (INBOUND/) and refused
+    (REJECTED/, carrying _rejected), in (seq, idx) order."""
+    out = []
+    for prefix in ("INBOUND/", "REJECTED/"):
+        pages = ddb.get_paginator("query").paginate(
+            TableName=table, ConsistentRead=True,
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :pre)",
+            ExpressionAttributeNames={"#pk": "_pk", "#sk": "_sk"},
+            ExpressionAttributeValues={":pk": {"S": f"{NAMESPACE}/{machine}"},
+                                       ":pre": {"S": prefix}})
+        out += [plain_item(i) for p in pages for i in p.get("Items", [])]
+    return sorted(out, key=lambda r: (int(r["_seq"]), int(r["_sk"].split("/")[2])))
 
 
 def state_of(ddb, table, machine):

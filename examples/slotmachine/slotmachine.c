@@ -194,11 +194,22 @@ static int emit_result(struct eddy_slotmachine_state *s, const char *user_id, bo
     return eddy_emit(emit, "Payout", payout);
 }
 
+/*
+ * An event field as a-h/stream's decoder finds it: the exact name, else one
+ * that matches without regard to case (its default store records Go field
+ * names, UserID).
+ */
+static const cJSON *event_field(const cJSON *data, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, name);
+    return v ? v : cJSON_GetObjectItem(data, name);
+}
+
 static enum eddy_outcome pull_handle(struct eddy_slotmachine_state *s, const cJSON *data,
                                      struct eddy_emit *emit, struct eddy_rng *rng, char *reason,
                                      size_t reasonlen)
 {
-    const cJSON *user = cJSON_GetObjectItemCaseSensitive(data, "userId");
+    const cJSON *user = event_field(data, "userId");
     if (!cJSON_IsString(user)) {
         sayf(reason, reasonlen, "PullHandle: userId must be a string");
         return EDDY_PROCESS_REJECTED;

@@ -74,7 +74,13 @@ enum eddy_outcome {
     EDDY_PROCESS_FAILED = 2,
 };
 
-/* One inbound event, borrowed for the duration of process(). */
+/*
+ * One inbound event, borrowed for the duration of process(). data holds the
+ * names its producer gave it; events a-h/stream's default store recorded
+ * carry Go field names (UserID), so a machine sharing a table with such a
+ * program reads event fields as its decoder does: the exact name, else one
+ * that matches without regard to case (the slot machine's event_field()).
+ */
 struct eddy_event {
     const char *type;  /* e.g. "PullHandle" */
     const char *id;    /* the source event id, the seed of the rng */
@@ -100,6 +106,13 @@ struct eddy_machine {
      * Load a state saved by state_save() (or written by another program
      * sharing the table). On failure return -1 and write into err a text
      * that names the field, e.g. "balance: expected an integer".
+     *
+     * Names arrive in the machine's own spelling: before this is called,
+     * eddy renames each stored member that matches a member of the saved
+     * form of a fresh state (state_save(state_new(id))) only without regard
+     * to case, as a-h/stream's decoder matches attributes to Go fields (its
+     * default store writes Balance, IsCoinInSlot). An exact name wins.
+     * Fields a fresh state does not save are matched only exactly.
      */
     int (*state_load)(const cJSON *json, void **state, char *err, size_t errlen);
     /* The state as a JSON object; the caller frees it. NULL on failure. */

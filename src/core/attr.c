@@ -20,6 +20,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/json.h"
+#include "core/names.h"
 
 static const char *path_or_value(const char *path)
 {
@@ -152,8 +153,8 @@ static const char *duplicate_name(const cJSON *obj)
 
 static size_t number_size(const char *text);
 
-static eddy_err write_av(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
-                         size_t *size, struct eddy_error *err);
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
+                         struct eddy_buf *path, int depth, size_t *size, struct eddy_error *err);
 
 static void write_typed(struct eddy_jw *w, const char *type, const char *s)
 {
@@ -175,10 +176,27 @@ static eddy_err write_number(struct eddy_jw *w, const cJSON *j, const char *path
     return EDDY_OK;
 }
 
+/* The stored attribute value matching member c of j: by name (names.h's
+ * rule) in a map's attributes, by position in a list's. */
+static const cJSON *kept_member(const cJSON *keep, bool is_map, const cJSON *c, size_t index)
+{
+    if (keep == NULL)
+        return NULL;
+    if (is_map)
+        return eddy_names_find(keep, c->string);
+    const cJSON *k = keep->child;
+    for (size_t i = 0; k && i < index; i++)
+        k = k->next;
+    return k;
+}
+
 /* The members of j (a map's "name": value pairs or a list's values); *size
- * gets the names and values as an item counts them (no element overhead). */
-static eddy_err write_members(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
-                              size_t *size, size_t *count, struct eddy_error *err)
+ * gets the names and values as an item counts them (no element overhead).
+ * keep: the stored attributes (an object for a map, an array for a list)
+ * whose types are kept (see eddy_attr_write_members_kept), or NULL. */
+static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
+                              struct eddy_buf *path, int depth, size_t *size, size_t *count,
+                              struct eddy_error *err)
 {
     bool is_map = cJSON_IsObject(j);
     if (depth > EDDY_ATTR_DEPTH_MAX)
@@ -200,7 +218,7 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, struct eddy_buf
             *size += strlen(c->string);
         }
         if (rc == EDDY_OK)
-            rc = write_av(w, c, path, depth + 1, size, err);
+            rc = write_av(w, c, kept_member(keep, is_map, c, index), path, depth + 1, size, err);
         eddy_buf_truncate(path, old);
         if (rc)
             return rc;
@@ -209,29 +227,52 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, struct eddy_buf
     return EDDY_OK;
 }
 
-static eddy_err write_container(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
-                                size_t *size, struct eddy_error *err)
+static eddy_err write_container(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
+                                struct eddy_buf *path, int depth, size_t *size,
+                                struct eddy_error *err)
 {
     bool is_map = cJSON_IsObject(j);
     size_t inner = 0, count = 0;
     eddy_jw_open(w, '{');
     eddy_jw_key(w, is_map ? "M" : "L");
     eddy_jw_open(w, is_map ? '{' : '[');
-    eddy_err rc = write_members(w, j, path, depth, &inner, &count, err);
+    eddy_err rc = write_members(w, j, keep, path, depth, &inner, &count, err);
     eddy_jw_close(w, is_map ? '}' : ']');
     eddy_jw_close(w, '}');
     *size += 3 + count + inner; /* 3 bytes, and 1 per element */
     return rc;
 }
 
-static eddy_err write_av(struct eddy_jw *w, const cJSON *j, struct eddy_buf *path, int depth,
-                         size_t *size, struct eddy_error *err)
+static eddy_err write_kept(struct eddy_jw *w, const cJSON *j, const cJSON *av, const char *path,
+                           size_t *size, struct eddy_error *err);
+
+/* A stored value of a type JSON does not have (B, SS, NS, BS): its type name, else NULL. */
+static const char *binary_or_set(const cJSON *av)
+{
+    const cJSON *v = cJSON_IsObject(av) ? av->child : NULL;
+    if (v == NULL || v->string == NULL)
+        return NULL;
+    static const char *const types[] = {"B", "SS", "NS", "BS"};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(types); i++) {
+        if (strcmp(v->string, types[i]) == 0)
+            return types[i];
+    }
+    return NULL;
+}
+
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
+                         struct eddy_buf *path, int depth, size_t *size, struct eddy_error *err)
 {
     const char *p = eddy_buf_cstr(path);
+    if (binary_or_set(keep))
+        return write_kept(w, j, keep, p, size, err);
+    const cJSON *kv = keep ? keep->child : NULL;
+    bool keep_map = kv && kv->string && strcmp(kv->string, "M") == 0 && cJSON_IsObject(j);
+    bool keep_list = kv && kv->string && strcmp(kv->string, "L") == 0 && cJSON_IsArray(j);
     if (cJSON_IsNumber(j) || cJSON_IsRaw(j))
         return write_number(w, j, p, size, err);
     if (cJSON_IsObject(j) || cJSON_IsArray(j))
-        return write_container(w, j, path, depth, size, err);
+        return write_container(w, j, keep_map || keep_list ? kv : NULL, path, depth, size, err);
     if (cJSON_IsString(j)) {
         if (!eddy_utf8_valid(j->valuestring))
             return eddy_error_set(err, EDDY_EINVAL, "%s: string is not valid UTF-8",
@@ -250,8 +291,152 @@ static eddy_err write_av(struct eddy_jw *w, const cJSON *j, struct eddy_buf *pat
     return EDDY_OK;
 }
 
+/* ---- keeping the stored types of binary and set attributes ---- */
+
+static bool is_base64(const char *s)
+{
+    size_t n = strlen(s), pad = 0;
+    if (n % 4 != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (c == '=' && i + 2 >= n && (i + 1 == n || s[i + 1] == '='))
+            pad++;
+        else if (!alnum && c != '+' && c != '/')
+            return false;
+    }
+    return pad <= 2;
+}
+
+/* Whether a and b (numbers, or strings) are the same set member. */
+static bool same_member(const cJSON *a, const cJSON *b, bool numbers)
+{
+    if (!numbers)
+        return strcmp(a->valuestring, b->valuestring) == 0;
+    char ba[32], bb[32];
+    const char *ta =
+        cJSON_IsRaw(a) ? a->valuestring : (eddy_json_format_double(a->valuedouble, ba), ba);
+    const char *tb =
+        cJSON_IsRaw(b) ? b->valuestring : (eddy_json_format_double(b->valuedouble, bb), bb);
+    struct eddy_decimal da, db;
+    bool same = false;
+    if (eddy_decimal_parse(ta, strlen(ta), false, &da)) {
+        if (eddy_decimal_parse(tb, strlen(tb), false, &db)) {
+            same = eddy_decimal_equal(&da, &db);
+            free(db.digits);
+        }
+        free(da.digits);
+    }
+    return same;
+}
+
+/* Why j cannot be a set of type t ("SS", "NS", "BS"), or NULL when it can. */
+static const char *set_misfit(const cJSON *j, const char *t)
+{
+    bool numbers = t[0] == 'N', binary = t[0] == 'B';
+    if (!cJSON_IsArray(j))
+        return "is not an array";
+    if (j->child == NULL)
+        return "is empty, and DynamoDB has no empty sets";
+    for (const cJSON *c = j->child; c; c = c->next) {
+        if (numbers ? !(cJSON_IsNumber(c) || cJSON_IsRaw(c)) : !cJSON_IsString(c))
+            return numbers ? "holds a member that is not a number"
+                           : "holds a member that is not a string";
+        if (binary && !is_base64(c->valuestring))
+            return "holds a member that is not base64 text";
+        if (!numbers && !eddy_utf8_valid(c->valuestring))
+            return "holds a string that is not valid UTF-8";
+        for (const cJSON *d = j->child; d != c; d = d->next) {
+            if (same_member(c, d, numbers))
+                return "holds a member twice";
+        }
+    }
+    return NULL;
+}
+
+static eddy_err write_set(struct eddy_jw *w, const cJSON *j, const char *t, const char *path,
+                          size_t *size, struct eddy_error *err)
+{
+    eddy_jw_open(w, '{');
+    eddy_jw_key(w, t);
+    eddy_jw_open(w, '[');
+    for (const cJSON *c = j->child; c; c = c->next) {
+        if (t[0] != 'N') {
+            eddy_jw_cstr(w, c->valuestring);
+            *size += strlen(c->valuestring);
+            continue;
+        }
+        char buf[32];
+        const char *text;
+        eddy_err rc = number_text(c, path, buf, &text, err);
+        if (rc)
+            return rc;
+        eddy_jw_cstr(w, text);
+        *size += number_size(text);
+    }
+    eddy_jw_close(w, ']');
+    eddy_jw_close(w, '}');
+    return EDDY_OK;
+}
+
+static const char *type_words(const char *t)
+{
+    return t[0] == 'B'   ? (t[1] ? "a binary set (BS)" : "binary (B)")
+           : t[0] == 'S' ? "a string set (SS)"
+                         : "a number set (NS)";
+}
+
+/*
+ * j where the stored value av is B, SS, NS or BS: written as stored when the
+ * machine left it as it read it, else in the stored type when j fits it,
+ * else refused.
+ */
+static eddy_err write_kept(struct eddy_jw *w, const cJSON *j, const cJSON *av, const char *path,
+                           size_t *size, struct eddy_error *err)
+{
+    const char *t = binary_or_set(av);
+    cJSON *was = NULL;
+    struct eddy_error ignored;
+    bool same =
+        eddy_attr_to_json(av, path, &was, &ignored) == EDDY_OK && cJSON_Compare(was, j, true);
+    cJSON_Delete(was);
+    if (same) {
+        char *text = cJSON_PrintUnformatted(av);
+        if (text == NULL)
+            abort(); /* eddy's out-of-memory policy */
+        eddy_jw_raw(w, text, strlen(text));
+        free(text);
+        *size += eddy_attr_value_size(av);
+        return EDDY_OK;
+    }
+    const char *misfit = NULL;
+    if (strcmp(t, "B") == 0) {
+        misfit = !cJSON_IsString(j)           ? "is not a string"
+                 : !is_base64(j->valuestring) ? "is not base64 text"
+                                              : NULL;
+        if (misfit == NULL) {
+            write_typed(w, "B", j->valuestring);
+            *size += (strlen(j->valuestring) + 3) / 4 * 3; /* as eddy_attr_value_size counts */
+            return EDDY_OK;
+        }
+    } else if ((misfit = set_misfit(j, t)) == NULL) {
+        return write_set(w, j, t, path, size, err);
+    }
+    return eddy_error_set(err, EDDY_EINVAL,
+                          "%s: stored as %s, and the new value %s; eddy keeps a stored "
+                          "attribute's type rather than change it",
+                          path_or_value(path), type_words(t), misfit);
+}
+
 eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t *size,
                                  struct eddy_error *err)
+{
+    return eddy_attr_write_members_kept(w, object, NULL, size, err);
+}
+
+eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJSON *object, const cJSON *keep,
+                                      size_t *size, struct eddy_error *err)
 {
     if (!cJSON_IsObject(object))
         return eddy_error_set(err, EDDY_EINVAL, "an item must be a JSON object");
@@ -262,7 +447,8 @@ eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t 
     struct eddy_buf path;
     eddy_buf_init(&path, 0);
     size_t count = 0;
-    eddy_err rc = write_members(w, object, &path, 0, size, &count, err);
+    eddy_err rc =
+        write_members(w, object, cJSON_IsObject(keep) ? keep : NULL, &path, 0, size, &count, err);
     eddy_buf_cleanup(&path);
     return rc;
 }
@@ -291,7 +477,7 @@ eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
     eddy_buf_init(&p, 0);
     eddy_buf_appends(&p, path ? path : "");
     size_t size = 0;
-    eddy_err rc = write_av(&w, json, &p, 1, &size, err);
+    eddy_err rc = write_av(&w, json, NULL, &p, 1, &size, err);
     eddy_buf_cleanup(&p);
     return written_tree(&w, rc, out);
 }
@@ -499,4 +685,32 @@ size_t eddy_attr_item_size(const cJSON *item)
     for (const cJSON *c = item ? item->child : NULL; c; c = c->next)
         n += (c->string ? strlen(c->string) : 0) + eddy_attr_value_size(c);
     return n;
+}
+
+/* Whether av holds B, SS, NS or BS, at any depth. */
+static bool holds_binary_or_set(const cJSON *av)
+{
+    if (binary_or_set(av))
+        return true;
+    const cJSON *v = cJSON_IsObject(av) ? av->child : NULL;
+    if (v == NULL || v->string == NULL || (strcmp(v->string, "M") && strcmp(v->string, "L")))
+        return false;
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (holds_binary_or_set(c))
+            return true;
+    }
+    return false;
+}
+
+cJSON *eddy_attr_item_keepers(const cJSON *item)
+{
+    cJSON *out = NULL;
+    for (const cJSON *c = cJSON_IsObject(item) ? item->child : NULL; c; c = c->next) {
+        if (c->string == NULL || !holds_binary_or_set(c))
+            continue;
+        if (out == NULL)
+            out = cJSON_CreateObject();
+        cJSON_AddItemToObject(out, c->string, cJSON_Duplicate(c, true));
+    }
+    return out;
 }

@@ -19,9 +19,10 @@
  *   N -> a cJSON number when a double holds the value exactly (in the sense
  *   that the shortest text of the double names the same decimal value, so
  *   "0.1" is a number), else a Raw item with the decimal text; S, BOOL, NULL,
- *   M, L as expected. Types written by other tools are read too, though they
- *   do not round-trip: SS -> array of strings, NS -> array of numbers,
- *   B -> the base64 string as is, BS -> array of base64 strings.
+ *   M, L as expected. Types written by other tools are read too: SS -> array
+ *   of strings, NS -> array of numbers, B -> the base64 string as is, BS ->
+ *   array of base64 strings; eddy_attr_write_members_kept writes them back
+ *   in their stored types.
  *
  * Every error names the path of the value (e.g. "balance",
  * "items[3].price") and the reason.
@@ -58,6 +59,29 @@ eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_
  */
 eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t *size,
                                  struct eddy_error *err);
+/*
+ * The same, keeping stored types. keep is the item as it was read (or the
+ * part eddy_attr_item_keepers returns): a member whose stored attribute
+ * (found by name as core/names.h matches names: exact, else without regard
+ * to case) is B, SS, NS or BS, at any depth inside M and L, is written
+ *   - as it was stored, when it converts to the same JSON (the machine left
+ *     it alone);
+ *   - else in the stored type when the new value fits it: B from base64
+ *     text, SS from distinct strings, NS from distinct numbers, BS from
+ *     distinct base64 strings, a set never empty;
+ *   - else refused (EDDY_EINVAL naming the field and the stored type):
+ *     eddy does not change a stored attribute's type behind the back of
+ *     the program that wrote it.
+ * Every other member is converted as eddy_attr_write_members does.
+ */
+eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJSON *object, const cJSON *keep,
+                                      size_t *size, struct eddy_error *err);
+/*
+ * The attributes of item whose values hold B, SS, NS or BS at any depth,
+ * copied (all eddy_attr_write_members_kept needs of the stored item), or
+ * NULL when there are none, which is the common case.
+ */
+cJSON *eddy_attr_item_keepers(const cJSON *item);
 /* DynamoDB's size of the number in text (see eddy_attr_item_size). */
 size_t eddy_attr_number_size(const char *text);
 /* One attribute value -> JSON. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "core/names.h"
 
 eddy_err eddy_machine_check(const struct eddy_machine *m, struct eddy_error *err)
 {
@@ -128,6 +129,31 @@ void eddy_machine_release(struct eddy_machine_ref *ref)
         dlclose(ref->dl);
     ref->dl = NULL;
     ref->machine = NULL;
+}
+
+cJSON *eddy_machine_state_model(const struct eddy_machine *m, const char *id)
+{
+    void *fresh = m->state_new(id ? id : "");
+    if (fresh == NULL)
+        return NULL;
+    cJSON *model = m->state_save(fresh);
+    m->state_free(fresh);
+    return model;
+}
+
+eddy_err eddy_machine_state_load(const struct eddy_machine *m, cJSON *json, const cJSON *model,
+                                 void **state, struct eddy_error *err)
+{
+    *state = NULL;
+    eddy_err rc = eddy_names_fold(json, model, err);
+    if (rc)
+        return rc;
+    char why[EDDY_MACHINE_ERR_MAX] = "";
+    if (m->state_load(json, state, why, sizeof why) != 0 || *state == NULL) {
+        *state = NULL; /* a machine that fails keeps nothing for us to free */
+        return eddy_error_set(err, EDDY_EPARSE, "%s", why[0] ? why : "state_load failed");
+    }
+    return EDDY_OK;
 }
 
 void *eddy_machine_state_copy(const struct eddy_machine *m, const void *state,

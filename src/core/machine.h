@@ -43,6 +43,21 @@ eddy_err eddy_machine_select(const char *spec, const struct eddy_named_machine *
 /* dlclose when loaded. The machine must no longer be used. */
 void eddy_machine_release(struct eddy_machine_ref *ref);
 
+/*
+ * The machine's own spelling of its state's fields: the saved form of a
+ * fresh state, state_save(state_new(id)). NULL when either fails (names are
+ * then taken as stored). The caller frees it.
+ */
+cJSON *eddy_machine_state_model(const struct eddy_machine *m, const char *id);
+/*
+ * Load a stored state: json's member names are first matched to model's
+ * spelling as a-h/stream's decoder matches them (core/names.h; json is
+ * changed in place), then state_load runs. EDDY_EPARSE with the machine's
+ * reason (or the ambiguous names) on failure.
+ */
+eddy_err eddy_machine_state_load(const struct eddy_machine *m, cJSON *json, const cJSON *model,
+                                 void **state, struct eddy_error *err);
+
 /* Copy a state with state_copy, or state_save + state_load. NULL on failure. */
 void *eddy_machine_state_copy(const struct eddy_machine *m, const void *state,
                               struct eddy_error *err);

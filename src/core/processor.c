@@ -60,6 +60,7 @@ struct entity {
     char *pk;
     void *state; /* NULL until loaded */
     int64_t seq;
+    cJSON *keep;        /* the stored attributes whose types a commit keeps (B, sets), or NULL */
     size_t state_bytes; /* size of the last state item built, an estimate for the next */
     unsigned conflicts, throttles;
     uint64_t due; /* uv_now when a backoff ends */
@@ -116,6 +117,8 @@ struct eddy_processor {
     size_t commits;  /* transactions in flight */
     struct eddy_lru cache;
     cJSON *names_new, *names_state;
+    cJSON *model;    /* the machine's spelling of its state's fields (core/names.h) */
+    bool model_made; /* model asked for (it may be NULL) */
     struct eddy_emit emit;
     struct eddy_processor_stats stats;
     bool closing, handles_closing;
@@ -165,12 +168,14 @@ struct cached {
     const struct eddy_machine *m;
     void *state;
     int64_t seq;
+    cJSON *keep;
 };
 
 static void cached_free(void *v)
 {
     struct cached *c = v;
     c->m->state_free(c->state);
+    cJSON_Delete(c->keep);
     free(c);
 }
 
@@ -181,6 +186,7 @@ static bool cache_take(struct eddy_processor *p, struct entity *e)
         return false;
     e->state = c->state;
     e->seq = c->seq;
+    e->keep = c->keep;
     free(c);
     p->stats.cache_hits++;
     return true;
@@ -194,7 +200,9 @@ static void cache_put(struct eddy_processor *p, struct entity *e)
     c->m = p->cfg.machine;
     c->state = e->state;
     c->seq = e->seq;
+    c->keep = e->keep;
     e->state = NULL;
+    e->keep = NULL;
     eddy_lru_put(&p->cache, eddy_str_c(e->pk), c);
 }
 
@@ -221,6 +229,8 @@ static void drop_state(struct entity *e)
     if (e->state)
         e->p->cfg.machine->state_free(e->state);
     e->state = NULL;
+    cJSON_Delete(e->keep);
+    e->keep = NULL;
 }
 
 static void step_add(struct entity *e, struct eddy_record_text *item, enum role role, size_t ev)
@@ -488,7 +498,7 @@ static enum build add_state(struct entity *e, const struct eddy_record_entity *r
     eddy_err rc = json ? EDDY_OK : EDDY_EMACHINE;
     for (int v = 0; rc == EDDY_OK && v < (int)state_items(p); v++) {
         struct eddy_record_text item = {0};
-        rc = eddy_record_render_state(re, json, v == 1, &item, &err);
+        rc = eddy_record_render_state_kept(re, json, e->keep, v == 1, &item, &err);
         if (rc == EDDY_OK) {
             e->state_bytes = item.size;
             step_add(e, &item, v == 1 ? ROLE_VERSION : ROLE_STATE, 0);
@@ -850,9 +860,16 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
 
 /* ---- loading ---- */
 
+/*
+ * A stored state, as a-h/stream's decoder reads it: names matched to the
+ * machine's own spelling without regard to case (core/names.h). Binary and
+ * set attributes are remembered so the commit writes them back in their
+ * stored types.
+ */
 static bool load_state(struct entity *e, const cJSON *item)
 {
-    const struct eddy_machine *m = e->p->cfg.machine;
+    struct eddy_processor *p = e->p;
+    const struct eddy_machine *m = p->cfg.machine;
     cJSON *json = NULL;
     int64_t seq = 0;
     struct eddy_error err;
@@ -860,17 +877,21 @@ static bool load_state(struct entity *e, const cJSON *item)
         eddy_error_set(&e->b->error, EDDY_EPARSE, "state item of %s: %s", e->pk, err.detail);
         return false;
     }
-    char why[EDDY_MACHINE_ERR_MAX] = "";
+    if (!p->model_made) {
+        p->model = eddy_machine_state_model(m, e->b->entity_id);
+        p->model_made = true;
+    }
     void *state = NULL;
-    int rc = m->state_load(json, &state, why, sizeof why);
+    eddy_err rc = eddy_machine_state_load(m, json, p->model, &state, &err);
     cJSON_Delete(json);
-    if (rc != 0 || state == NULL) {
+    if (rc != EDDY_OK) {
         eddy_error_set(&e->b->error, EDDY_EPARSE, "state item of %s does not load: %s", e->pk,
-                       why[0] ? why : "state_load failed");
+                       err.detail);
         return false;
     }
     e->state = state;
     e->seq = seq;
+    e->keep = eddy_attr_item_keepers(item);
     return true;
 }
 
@@ -1213,6 +1234,7 @@ static void on_handle_closed(uv_handle_t *h)
     eddy_lru_cleanup(&p->cache);
     cJSON_Delete(p->names_new);
     cJSON_Delete(p->names_state);
+    cJSON_Delete(p->model);
     eddy_emit_cleanup(&p->emit);
     void (*cb)(void *) = p->close_cb;
     void *ud = p->close_ud;

@@ -121,6 +121,22 @@ char *eddy_record_sk_inbound(int64_t seq, size_t idx, const char *type)
     return eddy_buf_take(&b, NULL);
 }
 
+char *eddy_record_sk_rejected(int64_t seq, size_t idx, const char *type)
+{
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    eddy_buf_appendf(&b, "REJECTED/%" PRId64 "/%zu/%s", seq, idx, type);
+    return eddy_buf_take(&b, NULL);
+}
+
+char *eddy_record_sk_repair(int64_t seq)
+{
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    eddy_buf_appendf(&b, "REPAIR/%" PRId64, seq);
+    return eddy_buf_take(&b, NULL);
+}
+
 char *eddy_record_sk_outbound(int64_t seq, size_t idx, const char *type)
 {
     struct eddy_buf b;
@@ -238,7 +254,7 @@ static eddy_err check_entity(const struct eddy_record_entity *e, struct eddy_err
 
 /* The fields of data as attributes, refusing reserved names. */
 static eddy_err put_fields(struct render *r, const struct eddy_record_entity *e, const char *what,
-                           const cJSON *data, struct eddy_error *err)
+                           const cJSON *data, const cJSON *keep, struct eddy_error *err)
 {
     if (data == NULL)
         return EDDY_OK;
@@ -252,7 +268,7 @@ static eddy_err put_fields(struct render *r, const struct eddy_record_entity *e,
                                   e->id, c->string);
     }
     struct eddy_error inner;
-    if (eddy_attr_write_members(&r->w, data, &r->size, &inner) != EDDY_OK)
+    if (eddy_attr_write_members_kept(&r->w, data, keep, &r->size, &inner) != EDDY_OK)
         return eddy_error_set(err, inner.code, "%s of %s/%s: %s", what, e->ns, e->id, inner.detail);
     return EDDY_OK;
 }
@@ -283,12 +299,12 @@ static eddy_err render_end(struct render *r, const char *what, const struct eddy
 
 /* a-h/stream's createRecord: fields + _namespace _pk _seq _sk _typ _ts _date. */
 static eddy_err put_record(struct render *r, const struct eddy_record_entity *e, const char *sk,
-                           const char *typ, const char *what, const cJSON *data,
+                           const char *typ, const char *what, const cJSON *data, const cJSON *keep,
                            struct eddy_error *err)
 {
     eddy_err rc = check_entity(e, err);
     if (rc == EDDY_OK)
-        rc = put_fields(r, e, what, data, err);
+        rc = put_fields(r, e, what, data, keep, err);
     if (rc)
         return rc;
     char *pk = eddy_record_pk(e->ns, e->id);
@@ -330,10 +346,17 @@ eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSO
                                   bool version, struct eddy_record_text *out,
                                   struct eddy_error *err)
 {
+    return eddy_record_render_state_kept(e, state, NULL, version, out, err);
+}
+
+eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e, const cJSON *state,
+                                       const cJSON *keep, bool version,
+                                       struct eddy_record_text *out, struct eddy_error *err)
+{
     char *sk = version ? eddy_record_sk_state_version(e->seq) : eddy_strdup(EDDY_RECORD_STATE_SK);
     struct render r;
     render_start(&r);
-    eddy_err rc = put_record(&r, e, sk, e->ns, "state", state, err);
+    eddy_err rc = put_record(&r, e, sk, e->ns, "state", state, keep, err);
     free(sk);
     return render_end(&r, "state item", e, rc, out, err);
 }
@@ -341,8 +364,15 @@ eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSO
 eddy_err eddy_record_build_state(const struct eddy_record_entity *e, const cJSON *state,
                                  bool version, cJSON **item, struct eddy_error *err)
 {
+    return eddy_record_build_state_kept(e, state, NULL, version, item, err);
+}
+
+eddy_err eddy_record_build_state_kept(const struct eddy_record_entity *e, const cJSON *state,
+                                      const cJSON *keep, bool version, cJSON **item,
+                                      struct eddy_error *err)
+{
     struct eddy_record_text t = {0};
-    return text_to_item(eddy_record_render_state(e, state, version, &t, err), &t, item);
+    return text_to_item(eddy_record_render_state_kept(e, state, keep, version, &t, err), &t, item);
 }
 
 eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
@@ -355,12 +385,14 @@ eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t i
         rc = eddy_record_check_id("event id", event_id, err);
     if (rc)
         return rc;
-    char *sk = eddy_record_sk_inbound(e->seq, idx, type);
+    /* A refusal goes where a-h/stream's history queries do not look. */
+    char *sk = rejected ? eddy_record_sk_rejected(e->seq, idx, type)
+                        : eddy_record_sk_inbound(e->seq, idx, type);
     char what[96];
     snprintf(what, sizeof what, "inbound event %.64s", type);
     struct render r;
     render_start(&r);
-    rc = put_record(&r, e, sk, type, what, data, err);
+    rc = put_record(&r, e, sk, type, what, data, NULL, err);
     free(sk);
     if (rc == EDDY_OK) {
         put_s(&r, "_eid", event_id);
@@ -379,6 +411,25 @@ eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t id
                         &t, item);
 }
 
+eddy_err eddy_record_build_repair(const struct eddy_record_entity *e, const char *event_id,
+                                  const cJSON *state, cJSON **item, struct eddy_error *err)
+{
+    eddy_err rc = eddy_record_check_id("event id", event_id, err);
+    if (rc) {
+        *item = NULL;
+        return rc;
+    }
+    char *sk = eddy_record_sk_repair(e->seq);
+    struct render r;
+    render_start(&r);
+    rc = put_record(&r, e, sk, EDDY_RECORD_REPAIR_TYPE, "repair", state, NULL, err);
+    free(sk);
+    if (rc == EDDY_OK)
+        put_s(&r, "_eid", event_id);
+    struct eddy_record_text t = {0};
+    return text_to_item(render_end(&r, "repair record", e, rc, &t, err), &t, item);
+}
+
 eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t idx,
                                      const char *type, const cJSON *data,
                                      struct eddy_record_text *out, struct eddy_error *err)
@@ -391,7 +442,7 @@ eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t 
     snprintf(what, sizeof what, "outbound event %.64s", type);
     struct render r;
     render_start(&r);
-    rc = put_record(&r, e, sk, type, what, data, err);
+    rc = put_record(&r, e, sk, type, what, data, NULL, err);
     free(sk);
     return render_end(&r, what, e, rc, out, err);
 }
@@ -554,7 +605,7 @@ static eddy_err check_fields(const struct eddy_record_entity *e, const cJSON *da
 {
     struct render scratch;
     render_start(&scratch);
-    eddy_err rc = put_fields(&scratch, e, "outbound event", data, err);
+    eddy_err rc = put_fields(&scratch, e, "outbound event", data, NULL, err);
     eddy_jw_cleanup(&scratch.w);
     return rc;
 }
@@ -770,6 +821,12 @@ static enum eddy_record_kind sk_kind(const char *sk, int64_t *idx)
         *idx = sk_idx(sk, 9);
         return EDDY_RECORD_OUTBOUND;
     }
+    if (strncmp(sk, "REJECTED/", 9) == 0) {
+        *idx = sk_idx(sk, 9);
+        return EDDY_RECORD_INBOUND;
+    }
+    if (strncmp(sk, "REPAIR/", 7) == 0)
+        return EDDY_RECORD_INBOUND;
     return EDDY_RECORD_OTHER;
 }
 
@@ -779,7 +836,8 @@ eddy_err eddy_record_parse_history(const cJSON *item, struct eddy_record_history
     memset(out, 0, sizeof *out);
     if (!cJSON_IsObject(item))
         return eddy_error_set(err, EDDY_EPARSE, "history item is not an object");
-    out->kind = sk_kind(get_s(item, "_sk"), &out->idx);
+    const char *sk = get_s(item, "_sk");
+    out->kind = sk_kind(sk, &out->idx);
     eddy_err rc = get_n(item, "_seq", out->kind != EDDY_RECORD_OTHER, &out->seq, err);
     if (rc == EDDY_OK)
         rc = get_n(item, "_ts", false, &out->ts, err);
@@ -788,6 +846,15 @@ eddy_err eddy_record_parse_history(const cJSON *item, struct eddy_record_history
     out->type = get_s(item, "_typ");
     out->event_id = get_s(item, "_eid");
     out->rejected = get_s(item, "_rejected");
+    /* Both forms: REPAIR/<seq> and REJECTED/..., and the INBOUND/... records
+     * with _typ eddy.Repair or _rejected that earlier versions wrote. */
+    bool repair_sk = sk && strncmp(sk, "REPAIR/", 7) == 0;
+    out->repair = out->kind == EDDY_RECORD_INBOUND &&
+                  (repair_sk || (out->type && strcmp(out->type, EDDY_RECORD_REPAIR_TYPE) == 0));
+    if (repair_sk)
+        out->type = EDDY_RECORD_REPAIR_TYPE;
+    if (out->rejected == NULL && sk && strncmp(sk, "REJECTED/", 9) == 0)
+        out->rejected = "rejected";
     if (out->kind == EDDY_RECORD_DEDUPE)
         return EDDY_OK;
     rc = fields_json(item, &out->data, err);

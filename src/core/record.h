@@ -13,9 +13,12 @@
  *   state version   <ns>/<id>        STATE/<seq>                  _seq, _typ = ns, _ts, _date
  *   inbound event   <ns>/<id>        INBOUND/<seq>/<idx>/<type>   event fields, _namespace,
  *                                                                 _seq, _typ = type, _ts,
- *                                                                 _date, _eid, _rejected
+ *                                                                 _date, _eid
+ *   refused event   <ns>/<id>        REJECTED/<seq>/<idx>/<type>  as inbound, and _rejected
+ *   repair          <ns>/<id>        REPAIR/<seq>                 the repaired state's fields,
+ *                                                                 as inbound, _typ = eddy.Repair
  *   outbound event  <ns>/<id>        OUTBOUND/<seq>/<idx>/<type>  event fields, as inbound
- *                                                                 without _eid, _rejected
+ *                                                                 without _eid
  *   dedupe marker   <ns>/<id>        EVENT/<event id>             _seq, _ttl
  *   outbox entry    #outbox/<shard>  <ns>/<id>/<seq:020>/<idx:04> see below
  *   relay lease     #lease           outbox/<shard>               owner, expires
@@ -23,9 +26,15 @@
  * As in a-h/stream, <seq> and <idx> in INBOUND/OUTBOUND/STATE sort keys are
  * plain decimals (not padded), _seq and _ts are N, _ts is unix seconds and
  * _date is RFC 3339 UTC of the same second ("2006-01-02T15:04:05Z").
- * eddy adds _eid (the source event id) and _rejected (the machine's reason,
- * only when it refused the event) to inbound records; a-h/stream ignores
- * attributes it does not know.
+ * eddy adds _eid (the source event id) to inbound records; a-h/stream ignores
+ * attributes it does not know. Records only eddy understands (refusals,
+ * repairs) go under the REJECTED/ and REPAIR/ prefixes, which a-h/stream's
+ * QueryWithHistory skips (it reads STATE, INBOUND and OUTBOUND only): a
+ * refusal under INBOUND/ would read there as an applied event, a repair as
+ * an event it has no reader for. They share the step's _seq and idx
+ * numbering with the inbound records, and each has its dedupe marker.
+ * Earlier versions of eddy wrote both under INBOUND/ (a refusal with
+ * _rejected, a repair with _typ eddy.Repair); the parsers read both forms.
  *
  * An outbox entry is a ready EventBridge PutEvents entry plus what the relay
  * needs to order, group and delete it, so the relay never splits a key:
@@ -68,6 +77,8 @@
 #define EDDY_RECORD_DEDUPE_TTL_S (14 * 24 * 3600)
 
 #define EDDY_RECORD_STATE_SK "STATE"
+/* The _typ of a repair record (eddy replay --repair). */
+#define EDDY_RECORD_REPAIR_TYPE "eddy.Repair"
 #define EDDY_RECORD_LEASE_PK "#lease"
 
 /*
@@ -104,6 +115,8 @@ char *eddy_record_pk(const char *ns, const char *id);
 char *eddy_record_sk_state_version(int64_t seq);
 char *eddy_record_sk_inbound(int64_t seq, size_t idx, const char *type);
 char *eddy_record_sk_outbound(int64_t seq, size_t idx, const char *type);
+char *eddy_record_sk_rejected(int64_t seq, size_t idx, const char *type);
+char *eddy_record_sk_repair(int64_t seq);
 char *eddy_record_sk_event(const char *event_id);
 char *eddy_record_outbox_pk(uint32_t shard);
 char *eddy_record_outbox_sk(const char *ns, const char *id, int64_t seq, size_t idx);
@@ -127,13 +140,25 @@ struct eddy_record_entity {
  */
 eddy_err eddy_record_build_state(const struct eddy_record_entity *e, const cJSON *state,
                                  bool version, cJSON **item, struct eddy_error *err);
-/* rejected: the machine's reason, or NULL when the event was applied. */
+/*
+ * The state item keeping the stored types of the attributes in keep (the
+ * stored item, or eddy_attr_item_keepers of it): B, SS, NS and BS survive a
+ * commit (see eddy_attr_write_members_kept). keep NULL: build_state.
+ */
+eddy_err eddy_record_build_state_kept(const struct eddy_record_entity *e, const cJSON *state,
+                                      const cJSON *keep, bool version, cJSON **item,
+                                      struct eddy_error *err);
+/* rejected: the machine's reason (the record goes under REJECTED/), or NULL
+ * when the event was applied (INBOUND/). */
 eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx, const char *type,
                                    const char *event_id, const cJSON *data, const char *rejected,
                                    cJSON **item, struct eddy_error *err);
 eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
                                     const char *type, const cJSON *data, cJSON **item,
                                     struct eddy_error *err);
+/* A repair record (REPAIR/<seq>) holding the repaired state's fields. */
+eddy_err eddy_record_build_repair(const struct eddy_record_entity *e, const char *event_id,
+                                  const cJSON *state, cJSON **item, struct eddy_error *err);
 /* ttl_unix_s: when DynamoDB may delete the marker (now + EDDY_DEDUPE_TTL). */
 eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e, const char *event_id,
                                   int64_t ttl_unix_s, cJSON **item, struct eddy_error *err);
@@ -167,6 +192,9 @@ void eddy_record_text_cleanup(struct eddy_record_text *t);
 eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSON *state,
                                   bool version, struct eddy_record_text *out,
                                   struct eddy_error *err);
+eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e, const cJSON *state,
+                                       const cJSON *keep, bool version,
+                                       struct eddy_record_text *out, struct eddy_error *err);
 eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
                                     const char *type, const char *event_id, const cJSON *data,
                                     const char *rejected, struct eddy_record_text *out,
@@ -202,7 +230,8 @@ enum eddy_record_kind {
     EDDY_RECORD_OTHER,
 };
 
-/* One item of an entity's partition, for history and replay. */
+/* One item of an entity's partition, for history and replay. Refusals and
+ * repairs, in either form, are of kind EDDY_RECORD_INBOUND. */
 struct eddy_record_history {
     enum eddy_record_kind kind;
     int64_t seq;          /* _seq */
@@ -211,6 +240,7 @@ struct eddy_record_history {
     const char *type;     /* _typ (borrowed from the item), NULL when absent */
     const char *event_id; /* _eid, NULL when absent (records written by a-h/stream) */
     const char *rejected; /* _rejected, NULL when the event was applied */
+    bool repair;          /* a repair record (REPAIR/<seq>, or INBOUND/ with _typ eddy.Repair) */
     cJSON *data;          /* the fields without reserved names (owned) */
 };
 /* Classify and read item; borrowed strings live as long as item. */

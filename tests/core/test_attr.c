@@ -384,6 +384,109 @@ static void test_write_members(void **state)
     check_written(deep);
 }
 
+/* JSON object new_text written against the stored attributes keep_text. */
+static eddy_err write_kept(const char *new_text, const char *keep_text, char **out,
+                           struct eddy_error *err)
+{
+    cJSON *j = parse_ok(new_text), *keep = cJSON_Parse(keep_text);
+    assert_non_null(keep);
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    size_t size = 0;
+    eddy_err rc = eddy_attr_write_members_kept(&w, j, keep, &size, err);
+    eddy_jw_close(&w, '}');
+    *out = rc == EDDY_OK ? eddy_buf_take(&w.buf, NULL) : NULL;
+    eddy_jw_cleanup(&w);
+    if (rc == EDDY_OK) { /* the size counted is the item's */
+        cJSON *item = cJSON_Parse(*out);
+        if (size != eddy_attr_item_size(item))
+            fail_msg("%s: size %zu, item size %zu", *out, size, eddy_attr_item_size(item));
+        cJSON_Delete(item);
+    }
+    cJSON_Delete(j);
+    cJSON_Delete(keep);
+    return rc;
+}
+
+static void expect_kept(const char *new_text, const char *keep_text, const char *want)
+{
+    char *out = NULL;
+    struct eddy_error err;
+    eddy_err rc = write_kept(new_text, keep_text, &out, &err);
+    if (rc != EDDY_OK)
+        fail_msg("%s: %s", new_text, err.detail);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void expect_kept_refused(const char *new_text, const char *keep_text, const char *want)
+{
+    char *out = NULL;
+    struct eddy_error err;
+    assert_int_equal(write_kept(new_text, keep_text, &out, &err), EDDY_EINVAL);
+    assert_string_equal(err.detail, want);
+}
+
+/* B, SS, NS and BS read as JSON strings and arrays keep their stored types. */
+static void test_kept_types(void **state)
+{
+    (void)state;
+    /* unchanged: written as stored, at any depth, names matched without case */
+    expect_kept("{\"photo\":\"AAEC\",\"tags\":[\"b\",\"a\"],\"n\":[7,1.5]}",
+                "{\"Photo\":{\"B\":\"AAEC\"},\"tags\":{\"SS\":[\"b\",\"a\"]},"
+                "\"n\":{\"NS\":[\"7\",\"1.50\"]}}",
+                "{\"photo\":{\"B\":\"AAEC\"},\"tags\":{\"SS\":[\"b\",\"a\"]},"
+                "\"n\":{\"NS\":[\"7\",\"1.50\"]}}");
+    expect_kept("{\"m\":{\"k\":[\"AA==\"],\"x\":1},\"l\":[{\"s\":[\"z\"]},2]}",
+                "{\"m\":{\"M\":{\"k\":{\"BS\":[\"AA==\"]},\"x\":{\"N\":\"1\"}}},"
+                "\"l\":{\"L\":[{\"M\":{\"s\":{\"SS\":[\"z\"]}}},{\"N\":\"2\"}]}}",
+                "{\"m\":{\"M\":{\"k\":{\"BS\":[\"AA==\"]},\"x\":{\"N\":\"1\"}}},"
+                "\"l\":{\"L\":[{\"M\":{\"s\":{\"SS\":[\"z\"]}}},{\"N\":\"2\"}]}}");
+    /* changed, and the new value fits the stored type */
+    expect_kept("{\"photo\":\"AAECAw==\",\"tags\":[\"a\",\"c\"],\"n\":[3]}",
+                "{\"photo\":{\"B\":\"AAEC\"},\"tags\":{\"SS\":[\"a\"]},\"n\":{\"NS\":[\"7\"]}}",
+                "{\"photo\":{\"B\":\"AAECAw==\"},\"tags\":{\"SS\":[\"a\",\"c\"]},"
+                "\"n\":{\"NS\":[\"3\"]}}");
+    /* members the stored item does not have, or plain types, convert as usual */
+    expect_kept("{\"new\":[\"a\"],\"s\":\"AAEC\"}", "{\"s\":{\"S\":\"AAEC\"}}",
+                "{\"new\":{\"L\":[{\"S\":\"a\"}]},\"s\":{\"S\":\"AAEC\"}}");
+    /* changed into something the type cannot hold: refused, naming the field */
+    expect_kept_refused(
+        "{\"tags\":[]}", "{\"tags\":{\"SS\":[\"a\"]}}",
+        "tags: stored as a string set (SS), and the new value is empty, and DynamoDB "
+        "has no empty sets; eddy keeps a stored attribute's type rather than change it");
+    expect_kept_refused(
+        "{\"tags\":[\"a\",\"a\"]}", "{\"tags\":{\"SS\":[\"a\"]}}",
+        "tags: stored as a string set (SS), and the new value holds a member twice; "
+        "eddy keeps a stored attribute's type rather than change it");
+    expect_kept_refused(
+        "{\"n\":[1,1.0]}", "{\"n\":{\"NS\":[\"1\"]}}",
+        "n: stored as a number set (NS), and the new value holds a member twice; eddy "
+        "keeps a stored attribute's type rather than change it");
+    expect_kept_refused(
+        "{\"m\":{\"p\":\"not base64!\"}}", "{\"m\":{\"M\":{\"p\":{\"B\":\"AA==\"}}}}",
+        "m.p: stored as binary (B), and the new value is not base64 text; eddy keeps "
+        "a stored attribute's type rather than change it");
+    expect_kept_refused(
+        "{\"b\":[\"AA=A\"]}", "{\"b\":{\"BS\":[\"AA==\"]}}",
+        "b: stored as a binary set (BS), and the new value holds a member that is not "
+        "base64 text; eddy keeps a stored attribute's type rather than change it");
+}
+
+static void test_item_keepers(void **state)
+{
+    (void)state;
+    cJSON *item = cJSON_Parse("{\"a\":{\"S\":\"x\"},\"b\":{\"L\":[{\"N\":\"1\"}]},"
+                              "\"c\":{\"M\":{\"d\":{\"L\":[{\"B\":\"AA==\"}]}}}}");
+    cJSON *keep = eddy_attr_item_keepers(item);
+    assert_printed(keep, "{\"c\":{\"M\":{\"d\":{\"L\":[{\"B\":\"AA==\"}]}}}}");
+    cJSON_Delete(keep);
+    cJSON_DeleteItemFromObject(item, "c");
+    assert_null(eddy_attr_item_keepers(item));
+    cJSON_Delete(item);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,7 +495,8 @@ int main(void)
         cmocka_unit_test(test_nested_and_types),  cmocka_unit_test(test_unicode),
         cmocka_unit_test(test_parse_strict),      cmocka_unit_test(test_from_other_writers),
         cmocka_unit_test(test_depth_limit),       cmocka_unit_test(test_item_size),
-        cmocka_unit_test(test_write_members),
+        cmocka_unit_test(test_write_members),     cmocka_unit_test(test_kept_types),
+        cmocka_unit_test(test_item_keepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

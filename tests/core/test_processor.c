@@ -729,6 +729,72 @@ static void test_state_over_limit(void **state)
     rig_close(&r);
 }
 
+/*
+ * A state written by a-h/stream's default store: Go field names, and types
+ * JSON does not have (B, SS). The machine reads its own names; the commit
+ * writes them back in its spelling and keeps the types it did not change.
+ */
+static void test_foreign_state(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    eddy_fake_push_json(r.fake, 200,
+                        "{\"Responses\":{\"T\":[{\"_pk\":{\"S\":\"counter/e1\"},"
+                        "\"_sk\":{\"S\":\"STATE\"},\"_seq\":{\"N\":\"4\"},"
+                        "\"ID\":{\"S\":\"e1\"},\"Count\":{\"N\":\"9\"}}]},"
+                        "\"UnprocessedKeys\":{}}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
+    cJSON *body = req_body(&r, 1);
+    const cJSON *st = find_sk(body, "STATE", 0);
+    assert_string_equal(put_attr(st, "count", "N"), "10");
+    assert_string_equal(put_attr(st, "id", "S"), "e1");
+    assert_null(put_attr(st, "Count", "N"));
+    cJSON_Delete(body);
+    rig_close(&r);
+}
+
+static void test_foreign_types_kept(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    /* the counter keeps "pad" as a string: stored as B, it stays B */
+    eddy_fake_push_json(r.fake, 200,
+                        "{\"Responses\":{\"T\":[{\"_pk\":{\"S\":\"counter/e1\"},"
+                        "\"_sk\":{\"S\":\"STATE\"},\"_seq\":{\"N\":\"4\"},"
+                        "\"id\":{\"S\":\"e1\"},\"count\":{\"N\":\"9\"},"
+                        "\"pad\":{\"B\":\"AAEC\"}}]},\"UnprocessedKeys\":{}}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    /* the cached state keeps them too: a second commit from the cache */
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
+    struct tb t2;
+    tb_init(&t2, &r, "e1", 1, "Increment");
+    snprintf(t2.ids[0], sizeof t2.ids[0], "second");
+    assert_int_equal(eddy_processor_submit(r.p, &t2.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t2.ev[0].result, EDDY_EV_APPLIED);
+    for (size_t i = 1; i <= 2; i++) {
+        cJSON *body = req_body(&r, i);
+        const cJSON *st = find_sk(body, "STATE", 0);
+        assert_string_equal(put_attr(st, "pad", "B"), "AAEC");
+        assert_null(put_attr(st, "pad", "S"));
+        cJSON_Delete(body);
+    }
+    rig_close(&r);
+}
+
 static void test_rejected_and_failed(void **state)
 {
     (void)state;
@@ -750,11 +816,14 @@ static void test_rejected_and_failed(void **state)
     assert_int_equal(t.ev[2].result, EDDY_EV_REJECTED);
     assert_string_equal(t.ev[2].reason, "unknown event type NoSuchType");
     cJSON *body = req_body(&r, 1);
-    const cJSON *in = find_sk(body, "INBOUND/5/0/Refuse", 0);
+    /* refusals go under REJECTED/, which a-h/stream's history queries skip */
+    const cJSON *in = find_sk(body, "REJECTED/5/0/Refuse", 0);
     assert_non_null(in);
     assert_string_equal(put_attr(in, "_rejected", "S"), "refused on purpose");
-    assert_non_null(find_sk(body, "INBOUND/5/1/NoSuchType", 0));
-    assert_int_equal(count_sk(body, "INBOUND/"), 2);
+    assert_non_null(find_sk(body, "REJECTED/5/1/NoSuchType", 0));
+    assert_int_equal(count_sk(body, "REJECTED/"), 2);
+    assert_int_equal(count_sk(body, "INBOUND/"), 0);
+    assert_int_equal(count_sk(body, "EVENT/"), 2);
     assert_int_equal(count_sk(body, "OUTBOUND/"), 0);
     const cJSON *st = find_sk(body, "STATE", 0);
     assert_string_equal(put_attr(st, "_seq", "N"), "5");
@@ -885,6 +954,8 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_state_over_limit),
         cmocka_unit_test(test_rejected_and_failed),
+        cmocka_unit_test(test_foreign_state),
+        cmocka_unit_test(test_foreign_types_kept),
         cmocka_unit_test(test_only_failed_writes_nothing),
         cmocka_unit_test(test_malformed_state),
         cmocka_unit_test(test_bad_ids),

@@ -131,6 +131,22 @@ static void test_pull_win(void **state)
     m->state_free(st);
 }
 
+/* a-h/stream's default store records PullHandle as {"UserID": ...}. */
+static void test_pull_go_field_name(void **state)
+{
+    (void)state;
+    char id[32];
+    find_id(true, id, sizeof id);
+    void *st = m->state_new("m1");
+    struct run r;
+    run(st, "InsertCoin", "coin", NULL, &r);
+    run(st, "PullHandle", id, "{\"UserID\":\"u2\"}", &r);
+    assert_int_equal(r.outcome, EDDY_PROCESS_OK);
+    assert_emitted(&r.emit, 1, "Payout", "{\"userId\":\"u2\",\"amount\":4}");
+    eddy_emit_cleanup(&r.emit);
+    m->state_free(st);
+}
+
 static void test_pull_loss(void **state)
 {
     (void)state;
@@ -286,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_insert_coin),
         cmocka_unit_test(test_pull_without_coin),
         cmocka_unit_test(test_pull_win),
+        cmocka_unit_test(test_pull_go_field_name),
         cmocka_unit_test(test_pull_loss),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_determinism_and_rate),

@@ -144,8 +144,10 @@ def state(env, table, entity):
 
 
 def inbound(env, table, entity):
-    """The entity's inbound records, in (seq, idx) order."""
-    recs = [i for i in items(env, table, f"{NS}/{entity}") if i["_sk"]["S"].startswith("INBOUND/")]
+    """The entity's inbound records, applied (INBOUND/) and refused (REJECTED/),
+    in (seq, idx) order."""
+    recs = [i for i in items(env, table, f"{NS}/{entity}")
+            if i["_sk"]["S"].startswith(("INBOUND/", "REJECTED/"))]
 
     def key(i):
         parts = i["_sk"]["S"].split("/")
@@ -235,7 +237,8 @@ def replay(records):
                     st["balance"] += 1
         else:
             rejected = "unknown"
-        if (rejected is not None) != ("_rejected" in r):
+        refused = r["_sk"]["S"].startswith("REJECTED/")
+        if (rejected is not None) != ("_rejected" in r) or refused != ("_rejected" in r):
             consistent = False
     return st, consistent
 
