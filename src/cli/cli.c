@@ -6,7 +6,7 @@
  *   eddy relay [flags]      run the outbox relay alone
  *   eddy get <id>           print an entity's state and _seq
  *   eddy history <id>       print an entity's records as JSON lines
- *   eddy replay <id> [--repair]
+ *   eddy replay <id> [--repair] [--after SEQ] [--contradict]
  *   eddy healthcheck        exit 0 while the worker makes progress
  */
 #include "eddy/eddy.h"
@@ -33,8 +33,13 @@ static const char usage_head[] =
     "  relay                  run the outbox relay alone\n"
     "  get <id>               print an entity's state JSON and its _seq\n"
     "  history <id>           print states, inbound and outbound records as JSON lines\n"
-    "  replay <id> [--repair] re-run stored inbound events through the machine; exit 1 on a\n"
-    "                         difference; --repair writes the recomputed state under OCC\n"
+    "  replay <id> [--repair] [--after SEQ] [--contradict]\n"
+    "                         re-run stored inbound events through the machine; exit 1 on a\n"
+    "                         difference, 4 when an event is not reproducible (no _eid:\n"
+    "                         written by another program); --repair writes the recomputed\n"
+    "                         state under OCC, refused (4) for events not reproducible and\n"
+    "                         (5) when it contradicts recorded outbound events unless\n"
+    "                         --contradict; --after SEQ starts from the state recorded there\n"
     "  healthcheck            exit 0 while the health file is fresh (container health check)\n"
     "  --version, --help\n"
     "\n"

@@ -10,24 +10,35 @@
  *                         "rejected":..,"ts":..,"sk":..,"data":{...}}
  *                        kinds: inbound, outbound, dedupe, state_version, state
  *   eddy replay <id>     re-runs the stored inbound events in (seq, idx) order
- *                        through the current machine from its initial state, the
- *                        rng seeded from each stored event id (_eid), and prints
- *                        one line per difference:
+ *                        through the current machine, the rng seeded from each
+ *                        stored event id (_eid), and prints one line per
+ *                        difference:
  *                          {"diff":"state","stored":{..},"replayed":{..}}
  *                          {"diff":"outbound","seq":..,"idx":..,"stored":..,"replayed":..}
  *                          {"diff":"outcome","seq":..,"idx":..,"stored":..,"replayed":..}
- *                        then a summary {"id":..,"seq":..,"events":N,"equal":bool}.
- *                        Exit 0 when equal, 1 when different.
+ *                          {"diff":"not_reproducible","seq":..,"idx":..,"type":..,"reason":..}
+ *                        then a summary {"id":..,"seq":..,"events":N,"equal":bool}
+ *                        (with "after", "notReproducible" and "unchecked" when
+ *                        they apply). Exit 0 when equal, 1 when different, 4
+ *                        when a record is not reproducible, 3 on errors.
+ *   --after <seq>        start from the state recorded at seq (a repair, a
+ *                        STATE/<seq> version or the state item): the records up
+ *                        to it are taken as they are.
  *   --repair             when different, writes the replayed state as the next
  *                        version in one transaction conditioned on the _seq the
- *                        replay read (OCC), with an inbound record of type
- *                        eddy.Repair holding the new state's fields and its
- *                        dedupe marker. Exit 0 when repaired (or equal), 3 when
- *                        the entity moved meanwhile (run replay again).
- * An eddy.Repair record is authoritative for replay: its fields become the
- * state at that point, and the outcomes and outbound events of the steps
- * before it are settled (history is never rewritten), so they are not
- * compared; a replay right after a repair is equal.
+ *                        replay read (OCC), with a REPAIR/<seq> record holding
+ *                        the new state's fields and its dedupe marker. Exit 0
+ *                        when repaired (or equal), 3 when the entity moved
+ *                        meanwhile (run replay again). It refuses (exit 4) while
+ *                        a record in the range is not reproducible, and (exit 5)
+ *                        when the replayed outbound events contradict recorded
+ *                        ones, unless --contradict.
+ * Where the replay starts: at the last repair (authoritative: its fields are
+ * the state at that point, and the steps before it are settled, history is
+ * never rewritten), or at --after, or from the machine's initial state. An
+ * inbound record without _eid was written by another program (a-h/stream):
+ * replay cannot seed its rng, so it says so rather than invent a result, and
+ * the steps after it, whose state is then unknown, are left unchecked.
  *
  * These are one-shot commands, so they run the loop until each call is done.
  * Ids come from the command line and from attributes, never from keys.
@@ -42,8 +53,6 @@
 #include "cli/runtime.h"
 #include "core/machine.h"
 #include "core/record.h"
-
-#define REPAIR_TYPE "eddy.Repair"
 
 /* ---- calls run to completion ---- */
 
@@ -359,16 +368,28 @@ static int cmd_history(struct eddy_cli_context *ctx)
 
 /* ---- replay ---- */
 
+/* Exit statuses of replay (README, "Inspect, replay, repair"). */
+enum {
+    REPLAY_EQUAL = 0,
+    REPLAY_DIFFERS = 1,
+    REPLAY_ERROR = 3, /* a failed call, or the entity moved under a repair */
+    REPLAY_NOT_REPRODUCIBLE = 4,
+    REPLAY_CONTRADICTS = 5, /* --repair refused: it would contradict recorded outbound events */
+};
+
 struct replay {
     const struct eddy_machine *m;
-    void *state;
+    cJSON *model; /* the machine's spelling of its fields (core/names.h) */
+    void *state;  /* NULL from a record that could not be reproduced on */
     struct eddy_emit emit;
     cJSON *outbound; /* replayed: [{"seq","idx","type","data"}] in order */
-    size_t events;
+    int64_t start;   /* the replay starts from the state recorded at this seq (0: initial) */
+    int64_t lost_at; /* seq of the first record not reproducible, INT64_MAX when none */
+    int64_t lost_last;
+    size_t events, foreign, unchecked, contradicts;
     bool differ;
     int64_t out_seq;
     int out_idx;
-    int64_t repaired_at; /* seq of the last eddy.Repair record; earlier steps are settled */
 };
 
 static void diff_line(struct replay *r, const char *what, int64_t seq, int64_t idx, cJSON *stored,
@@ -380,6 +401,8 @@ static void diff_line(struct replay *r, const char *what, int64_t seq, int64_t i
         cJSON_AddNumberToObject(o, "seq", (double)seq);
         cJSON_AddNumberToObject(o, "idx", (double)idx);
     }
+    if (stored && strcmp(what, "outbound") == 0)
+        r->contradicts++;
     cJSON_AddItemToObject(o, "stored", stored ? stored : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "replayed", replayed ? replayed : cJSON_CreateNull());
     print_line(o);
@@ -391,37 +414,68 @@ static cJSON *str_or_null(const char *s)
     return s ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
 
-static eddy_err replay_repair(struct replay *r, const struct rec *in, struct eddy_error *err)
+/* A recorded state (a repair, a state version, the state item) as the machine loads it. */
+static eddy_err load_recorded(struct replay *r, const struct rec *at, void **state,
+                              struct eddy_error *err)
 {
-    void *next = NULL;
-    char why[EDDY_MACHINE_ERR_MAX] = "";
-    if (r->m->state_load(in->h.data, &next, why, sizeof why) != 0)
-        return eddy_error_set(err, EDDY_EPARSE, "%s record at seq %" PRId64 " does not load: %s",
-                              REPAIR_TYPE, in->h.seq, why);
-    r->m->state_free(r->state);
-    r->state = next;
+    cJSON *json = cJSON_Duplicate(at->h.data, true);
+    struct eddy_error why;
+    eddy_err rc = eddy_machine_state_load(r->m, json, r->model, state, &why);
+    cJSON_Delete(json);
+    if (rc)
+        return eddy_error_set(err, EDDY_EPARSE,
+                              "the state recorded at seq %" PRId64 " does not load: %s", at->h.seq,
+                              why.detail);
     return EDDY_OK;
+}
+
+/*
+ * An inbound record without a source event id was written by another
+ * program (a-h/stream writes none): the rng cannot be seeded as it was, so
+ * replay does not invent a result. From here the state is unknown.
+ */
+static void not_reproducible(struct replay *r, const struct rec *in)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "diff", "not_reproducible");
+    cJSON_AddNumberToObject(o, "seq", (double)in->h.seq);
+    cJSON_AddNumberToObject(o, "idx", (double)in->h.idx);
+    cJSON_AddStringToObject(o, "type", in->h.type ? in->h.type : "");
+    cJSON_AddStringToObject(o, "reason",
+                            "no source event id (_eid): written by another program, "
+                            "so the rng cannot be seeded as it was");
+    print_line(o);
+    r->foreign++;
+    if (r->lost_at == INT64_MAX)
+        r->lost_at = in->h.seq;
+    r->lost_last = in->h.seq;
+    r->m->state_free(r->state);
+    r->state = NULL;
 }
 
 /* Run one stored inbound event; compare its outcome with the stored one. */
 static eddy_err replay_event(struct replay *r, const struct rec *in, struct eddy_error *err)
 {
+    if (in->h.event_id == NULL) {
+        not_reproducible(r, in);
+        return EDDY_OK;
+    }
+    if (r->state == NULL) { /* after a record not reproducible: nothing to run it on */
+        r->unchecked++;
+        return EDDY_OK;
+    }
     r->events++;
-    if (in->h.type && strcmp(in->h.type, REPAIR_TYPE) == 0)
-        return replay_repair(r, in, err);
     void *copy = eddy_machine_state_copy(r->m, r->state, err);
     if (copy == NULL)
         return EDDY_EMACHINE;
-    const char *eid = in->h.event_id ? in->h.event_id : "";
-    struct eddy_event ev = {in->h.type ? in->h.type : "", eid, in->h.data};
+    struct eddy_event ev = {in->h.type ? in->h.type : "", in->h.event_id, in->h.data};
     struct eddy_rng rng;
-    eddy_rng_seed_bytes(&rng, eid, strlen(eid));
+    eddy_rng_seed_bytes(&rng, in->h.event_id, strlen(in->h.event_id));
     char reason[EDDY_MACHINE_REASON_MAX] = "";
     eddy_emit_reset(&r->emit);
     enum eddy_outcome out = r->m->process(copy, &ev, &r->emit, &rng, reason, sizeof reason);
     const char *now = out == EDDY_PROCESS_OK ? NULL : reason[0] ? reason : "rejected";
-    bool settled = in->h.seq < r->repaired_at;
-    if (!settled && ((now == NULL) != (in->h.rejected == NULL) || out == EDDY_PROCESS_FAILED))
+    if ((now == NULL) != (in->h.rejected == NULL) || out == EDDY_PROCESS_FAILED)
         diff_line(r, "outcome", in->h.seq, in->h.idx, str_or_null(in->h.rejected),
                   out == EDDY_PROCESS_FAILED ? cJSON_CreateString("failed") : str_or_null(now));
     if (out != EDDY_PROCESS_OK) {
@@ -453,13 +507,19 @@ static cJSON *event_json(const char *type, const cJSON *data)
     return o;
 }
 
+/* Whether stored outbound record x is compared: after the start, before the state was lost. */
+static bool compared(const struct replay *r, const struct rec *x)
+{
+    return x->h.kind == EDDY_RECORD_OUTBOUND && x->h.seq > r->start && x->h.seq < r->lost_at;
+}
+
 /* Stored outbound records (v, in order) against the replayed ones. */
 static void compare_outbound(struct replay *r, const struct rec *v, size_t n)
 {
     const cJSON *rep = r->outbound->child;
     size_t i = 0;
     while (i < n || rep) {
-        while (i < n && v[i].h.kind != EDDY_RECORD_OUTBOUND)
+        while (i < n && !compared(r, &v[i]))
             i++;
         const struct rec *st = i < n ? &v[i] : NULL;
         if (st == NULL && rep == NULL)
@@ -473,8 +533,7 @@ static void compare_outbound(struct replay *r, const struct rec *v, size_t n)
         cJSON *rj = take_rep ? event_json(cJSON_GetObjectItem(rep, "type")->valuestring,
                                           cJSON_GetObjectItem(rep, "data"))
                              : NULL;
-        bool settled = (take_st ? ss : rs) < r->repaired_at;
-        if (settled || (sj && rj && cJSON_Compare(sj, rj, true))) {
+        if (sj && rj && cJSON_Compare(sj, rj, true)) {
             cJSON_Delete(sj);
             cJSON_Delete(rj);
         } else {
@@ -487,46 +546,102 @@ static void compare_outbound(struct replay *r, const struct rec *v, size_t n)
     }
 }
 
-/* The stored state, normalised through the machine like the replayed one. */
-static cJSON *stored_state(struct replay *r, const struct rec *v, size_t n, int64_t *seq)
+/* The stored state item, or NULL. */
+static const struct rec *state_rec(const struct rec *v, size_t n)
 {
-    *seq = 0;
     for (size_t i = 0; i < n; i++) {
-        if (v[i].h.kind != EDDY_RECORD_STATE)
-            continue;
-        *seq = v[i].h.seq;
-        void *st = NULL;
-        char why[EDDY_MACHINE_ERR_MAX];
-        if (r->m->state_load(v[i].h.data, &st, why, sizeof why) != 0)
-            return cJSON_Duplicate(v[i].h.data, true);
-        cJSON *json = r->m->state_save(st);
-        r->m->state_free(st);
-        return json;
+        if (v[i].h.kind == EDDY_RECORD_STATE)
+            return &v[i];
     }
     return NULL;
 }
 
-/* Build the repair's items: state (+ version), the eddy.Repair record, its marker. */
-static eddy_err repair_items(struct cmd *c, const struct eddy_config *cfg, const cJSON *state,
+/* The stored state, normalised through the machine like the replayed one. */
+static cJSON *stored_state(struct replay *r, const struct rec *st)
+{
+    if (st == NULL)
+        return NULL;
+    void *loaded = NULL;
+    struct eddy_error ignored;
+    if (load_recorded(r, st, &loaded, &ignored) != EDDY_OK)
+        return cJSON_Duplicate(st->h.data, true);
+    cJSON *json = r->m->state_save(loaded);
+    r->m->state_free(loaded);
+    return json;
+}
+
+/*
+ * Where the replay starts. Everything up to the last repair is settled (a
+ * repair accepted what came before it), and so is everything up to
+ * --after: the replay starts from the state recorded there, a repair, a
+ * state version (STATE/<seq>) or the state item, and never guesses one.
+ */
+static eddy_err replay_start(struct replay *r, const char *id, int64_t after, const struct rec *v,
+                             size_t n, struct eddy_error *err)
+{
+    const struct rec *from = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].h.kind == EDDY_RECORD_INBOUND && v[i].h.repair && v[i].h.seq > after)
+            from = &v[i];
+    }
+    for (size_t i = 0; i < n && from == NULL && after > 0; i++) {
+        const struct rec *x = &v[i];
+        if (x->h.seq == after && (x->h.repair || x->h.kind == EDDY_RECORD_STATE_VERSION ||
+                                  x->h.kind == EDDY_RECORD_STATE))
+            from = x;
+    }
+    if (from == NULL && after > 0)
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "no state is recorded at seq %" PRId64 " (a repair, a STATE/%" PRId64
+                              " version or the state item at "
+                              "that seq): replay cannot start after it",
+                              after, after);
+    r->start = from ? from->h.seq : 0;
+    if (from)
+        return load_recorded(r, from, &r->state, err);
+    r->state = r->m->state_new(id);
+    if (r->state == NULL)
+        return eddy_error_set(err, EDDY_EMACHINE, "%s: state_new failed", r->m->name);
+    return EDDY_OK;
+}
+
+static void print_summary(const struct replay *r, const char *id, int64_t seq)
+{
+    cJSON *sum = cJSON_CreateObject();
+    cJSON_AddStringToObject(sum, "id", id);
+    cJSON_AddNumberToObject(sum, "seq", (double)seq);
+    cJSON_AddNumberToObject(sum, "events", (double)r->events);
+    cJSON_AddBoolToObject(sum, "equal", !r->differ && r->foreign == 0);
+    if (r->start > 0)
+        cJSON_AddNumberToObject(sum, "after", (double)r->start);
+    if (r->foreign) {
+        cJSON_AddNumberToObject(sum, "notReproducible", (double)r->foreign);
+        cJSON_AddNumberToObject(sum, "unchecked", (double)r->unchecked);
+    }
+    print_line(sum);
+}
+
+/* Build the repair's items: state (+ version), the REPAIR/<seq> record, its marker. */
+static eddy_err repair_items(const struct eddy_config *cfg, const cJSON *state, const cJSON *keep,
                              const struct eddy_record_entity *re, const char *eid, cJSON **items,
                              size_t *n, struct eddy_error *err)
 {
-    eddy_err rc = eddy_record_build_state(re, state, false, &items[0], err);
+    eddy_err rc = eddy_record_build_state_kept(re, state, keep, false, &items[0], err);
     if (rc == EDDY_OK)
-        rc = eddy_record_build_inbound(re, 0, REPAIR_TYPE, eid, state, NULL, &items[1], err);
+        rc = eddy_record_build_repair(re, eid, state, &items[1], err);
     if (rc == EDDY_OK)
         rc = eddy_record_build_dedupe(re, eid, re->now_s + cfg->dedupe_ttl, &items[2], err);
     *n = 3;
     if (rc == EDDY_OK && cfg->state_history) {
-        rc = eddy_record_build_state(re, state, true, &items[3], err);
+        rc = eddy_record_build_state_kept(re, state, keep, true, &items[3], err);
         *n = 4;
     }
-    (void)c;
     return rc;
 }
 
+/* keep: the stored state item, whose binary and set attributes keep their types. */
 static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSON *state,
-                        int64_t seq)
+                        const cJSON *keep, int64_t seq, size_t contradicts)
 {
     struct eddy_error err = {0};
     int64_t now_ms = eddy_clock_unix_ms(eddy_clock_system());
@@ -543,7 +658,7 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
     snprintf(prev, sizeof prev, "%" PRId64, seq);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(values, ":prev"), "N", prev);
     struct sync s = {0};
-    eddy_err rc = repair_items(c, cfg, state, &re, eid, items, &n, &err);
+    eddy_err rc = repair_items(cfg, state, keep, &re, eid, items, &n, &err);
     if (rc == EDDY_OK) {
         struct eddy_ddb_txn_item t[4];
         for (size_t i = 0; i < n; i++) {
@@ -571,54 +686,78 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
                 "eddy replay: %s changed since the replay read it at seq %" PRId64
                 "; run replay again\n",
                 c->pk, seq);
-        return 3;
+        return REPLAY_ERROR;
     }
     if (rc != EDDY_OK) {
         fprintf(stderr, "eddy replay: repair failed: %s\n", eddy_error_text(&err));
-        return 3;
+        return REPLAY_ERROR;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddTrueToObject(o, "repaired");
     cJSON_AddStringToObject(o, "id", c->id);
     cJSON_AddNumberToObject(o, "seq", (double)(seq + 1));
     cJSON_AddStringToObject(o, "eventId", eid);
+    if (contradicts)
+        cJSON_AddNumberToObject(o, "contradicts", (double)contradicts);
     print_line(o);
+    return REPLAY_EQUAL;
+}
+
+/* What --repair may do after the comparison; the exit status when it may not. */
+static int repair_refused(const struct cmd *c, const struct eddy_config *cfg,
+                          const struct replay *r)
+{
+    if (r->foreign) {
+        fprintf(stderr,
+                "eddy replay: not repaired: %zu inbound record(s) of %s (seq %" PRId64 "..%" PRId64
+                ") carry no source event id; they were written by another program "
+                "and eddy cannot re-run them. To accept the history up to them as it is, repair "
+                "from the state recorded after them: --after %" PRId64 " (that needs a state "
+                "recorded at seq %" PRId64 ")\n",
+                r->foreign, c->pk, r->lost_at, r->lost_last, r->lost_last, r->lost_last);
+        return REPLAY_NOT_REPRODUCIBLE;
+    }
+    if (r->contradicts && !cfg->contradict) {
+        fprintf(stderr,
+                "eddy replay: not repaired: the replayed events contradict %zu recorded "
+                "outbound event(s) of %s (the \"outbound\" lines above with a stored event), "
+                "which may have been published already; a repair does not retract them. Pass "
+                "--contradict to repair anyway\n",
+                r->contradicts, c->pk);
+        return REPLAY_CONTRADICTS;
+    }
     return 0;
 }
 
-/* Replay v into r; then compare and print. Returns the exit code. */
+/* Replay v into r; then compare and print. Returns the exit status. */
 static int replay_records(struct cmd *c, const struct eddy_config *cfg, struct replay *r,
                           const struct rec *v, size_t n)
 {
     struct eddy_error err = {0};
     for (size_t i = 0; i < n; i++) {
-        /* a repair accepted what came before it: only later steps are compared */
-        if (v[i].h.kind == EDDY_RECORD_INBOUND && v[i].h.type &&
-            strcmp(v[i].h.type, REPAIR_TYPE) == 0)
-            r->repaired_at = v[i].h.seq;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].h.kind == EDDY_RECORD_INBOUND && replay_event(r, &v[i], &err) != EDDY_OK) {
+        const struct rec *x = &v[i];
+        if (x->h.kind != EDDY_RECORD_INBOUND || x->h.seq <= r->start || x->h.repair)
+            continue;
+        if (replay_event(r, x, &err) != EDDY_OK) {
             fprintf(stderr, "eddy replay: %s: %s\n", c->pk, eddy_error_text(&err));
-            return 3;
+            return REPLAY_ERROR;
         }
     }
     compare_outbound(r, v, n);
-    int64_t seq = 0;
-    cJSON *stored = stored_state(r, v, n, &seq);
-    cJSON *replayed = r->m->state_save(r->state);
-    if (stored == NULL || !cJSON_Compare(stored, replayed, true))
+    const struct rec *st = state_rec(v, n);
+    int64_t seq = st ? st->h.seq : 0;
+    cJSON *stored = stored_state(r, st);
+    cJSON *replayed = r->state ? r->m->state_save(r->state) : NULL;
+    if (r->state && (stored == NULL || !cJSON_Compare(stored, replayed, true)))
         diff_line(r, "state", -1, -1, cJSON_Duplicate(stored, true),
                   cJSON_Duplicate(replayed, true));
-    cJSON *sum = cJSON_CreateObject();
-    cJSON_AddStringToObject(sum, "id", c->id);
-    cJSON_AddNumberToObject(sum, "seq", (double)seq);
-    cJSON_AddNumberToObject(sum, "events", (double)r->events);
-    cJSON_AddBoolToObject(sum, "equal", !r->differ);
-    print_line(sum);
-    int code = r->differ ? 1 : 0;
-    if (r->differ && cfg->repair)
-        code = write_repair(c, cfg, replayed, seq);
+    print_summary(r, c->id, seq);
+    int code = r->foreign ? REPLAY_NOT_REPRODUCIBLE : r->differ ? REPLAY_DIFFERS : REPLAY_EQUAL;
+    if (cfg->repair && (r->foreign || r->differ)) {
+        code = repair_refused(c, cfg, r);
+        if (code == 0)
+            code = write_repair(c, cfg, replayed, st ? st->item : NULL, seq, r->contradicts);
+    }
     cJSON_Delete(stored);
     cJSON_Delete(replayed);
     return code;
@@ -634,23 +773,26 @@ static int run_replay(struct cmd *c, const struct eddy_config *cfg)
         parse_records(items, &v, &n, &err) != EDDY_OK) {
         fprintf(stderr, "eddy replay: %s\n", eddy_error_text(&err));
         cJSON_Delete(items);
-        return 3;
+        return REPLAY_ERROR;
     }
-    int code = 1;
-    struct replay r = {.m = c->rt.m, .out_seq = -1};
-    r.state = n ? r.m->state_new(c->id) : NULL;
-    if (n == 0)
+    int code = REPLAY_DIFFERS;
+    struct replay r = {.m = c->rt.m, .out_seq = -1, .lost_at = INT64_MAX};
+    r.model = eddy_machine_state_model(r.m, c->id);
+    if (n == 0) {
         fprintf(stderr, "eddy replay: %s has no records\n", c->pk);
-    else if (r.state == NULL)
-        fprintf(stderr, "eddy replay: %s: state_new failed\n", r.m->name), code = 3;
-    if (r.state) {
+    } else if (replay_start(&r, c->id, cfg->replay_after, v, n, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy replay: %s: %s\n", c->pk, eddy_error_text(&err));
+        code = REPLAY_ERROR;
+    } else {
         eddy_emit_init(&r.emit);
         r.outbound = cJSON_CreateArray();
         code = replay_records(c, cfg, &r, v, n);
         eddy_emit_cleanup(&r.emit);
         cJSON_Delete(r.outbound);
-        r.m->state_free(r.state);
     }
+    if (r.state)
+        r.m->state_free(r.state);
+    cJSON_Delete(r.model);
     free_records(v, n);
     cJSON_Delete(items);
     return code;

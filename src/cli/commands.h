@@ -4,7 +4,8 @@
  * Each command gets the parsed configuration and the linked-in machines and
  * returns the process exit code: 0 success, 1 a negative answer (replay found
  * a difference, healthcheck failed), 2 bad usage or configuration, 3 a
- * runtime failure.
+ * runtime failure; replay adds 4 (a record is not reproducible) and 5
+ * (--repair refused: it would contradict recorded outbound events).
  */
 #ifndef EDDY_CLI_COMMANDS_H
 #define EDDY_CLI_COMMANDS_H

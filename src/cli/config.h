@@ -71,7 +71,12 @@ enum eddy_config_type {
     X(state_history, "EDDY_STATE_HISTORY", "state-history", EDDY_CFG_BOOL, "0", 0, 0, NULL,        \
       "also write each state version as STATE/<seq>")                                              \
     X(repair, "EDDY_REPAIR", "repair", EDDY_CFG_BOOL, "0", 0, 0, NULL,                             \
-      "replay: write the recomputed state as the next version (an eddy.Repair event)")             \
+      "replay: write the recomputed state as the next version (a REPAIR/<seq> record)")            \
+    X(replay_after, "EDDY_REPLAY_AFTER", "after", EDDY_CFG_INT, "0", 0, INT64_MAX, NULL,           \
+      "replay: start from the state recorded at this seq, taking the records up to it as they "    \
+      "are (0: from the start)")                                                                   \
+    X(contradict, "EDDY_REPAIR_CONTRADICT", "contradict", EDDY_CFG_BOOL, "0", 0, 0, NULL,          \
+      "replay --repair: repair even when the replayed events contradict recorded outbound ones")   \
     X(event_bus, "EDDY_EVENT_BUS", "event-bus", EDDY_CFG_STR, NULL, 0, 0, NULL,                    \
       "EventBridge bus name or ARN (required for the relay)")                                      \
     X(event_source, "EDDY_EVENT_SOURCE", "event-source", EDDY_CFG_STR, NULL, 0, 0, NULL,           \

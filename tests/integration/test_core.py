@@ -211,10 +211,16 @@ def test_replay_and_repair():
     assert diffs == {"state", "outbound"}, lines
     state_diff = next(d for d in lines if d["diff"] == "state")
     assert state_diff["replayed"]["count"] == state_diff["stored"]["count"] + 5
-    # --repair writes it as the next version; replay is then equal
+    # the new rules contradict the Counted events recorded (and published):
+    # --repair says so and writes nothing until told to go ahead
     before = int(state_item(f"counter/{entity}")["_seq"]["N"])
-    lines, _ = eddy(["replay", entity, "--repair"], machine=COUNTER_V2)
+    _, err = eddy(["replay", entity, "--repair"], machine=COUNTER_V2, expect_rc=5)
+    assert "contradict" in err and int(state_item(f"counter/{entity}")["_seq"]["N"]) == before
+    # --repair --contradict writes it as the next version; replay is then equal
+    lines, _ = eddy(["replay", entity, "--repair", "--contradict"], machine=COUNTER_V2)
     assert lines[-1]["repaired"] is True and lines[-1]["seq"] == before + 1
+    assert lines[-1]["contradicts"] == sum(1 for x in lines if x.get("diff") == "outbound"
+                                           and x["stored"] is not None)
     eddy(["replay", entity], machine=COUNTER_V2)
     got, _ = eddy(["get", entity])
     assert got[0]["seq"] == before + 1
