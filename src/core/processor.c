@@ -13,7 +13,10 @@
  * loop turn is loaded and committed together. A "step" is what one entity
  * commits in one transaction: the events that still need writing, processed
  * in order on fresh copies of the state, with items built and limits checked
- * before the call. Several entities' steps form one TransactWriteItems; a
+ * before the call (a transaction's bytes are the request text the DynamoDB
+ * client will send and refuse over 4 MB, always more than DynamoDB's own
+ * item sizes, so both limits hold). Several entities' steps form one
+ * TransactWriteItems; a
  * table of item references maps CancellationReasons back to entity and
  * event. The pump is the only place that starts calls; callbacks only move
  * entities between lists and ask for a pump.
@@ -61,14 +64,14 @@ struct entity {
     void *state; /* NULL until loaded */
     int64_t seq;
     cJSON *keep;        /* the stored attributes whose types a commit keeps (B, sets), or NULL */
-    size_t state_bytes; /* size of the last state item built, an estimate for the next */
+    size_t state_bytes; /* text of the last state item built, an estimate for the next */
     unsigned conflicts, throttles;
     uint64_t due; /* uv_now when a backoff ends */
     /* the step being built or committed */
     struct eddy_record_text *items; /* rendered, sent as they are */
     enum role *roles;
     size_t *role_ev;
-    size_t nitems, cap, bytes;
+    size_t nitems, cap, bytes; /* bytes: of the request text, see item_bytes */
     struct step_event *sev;
     size_t nsev;
     void *new_state;
@@ -119,6 +122,9 @@ struct eddy_processor {
     cJSON *names_new, *names_state;
     cJSON *model;    /* the machine's spelling of its state's fields (core/names.h) */
     bool model_made; /* model asked for (it may be NULL) */
+    /* request text around an item's JSON (state put, other puts) and around
+     * the items, upper bounds from the DynamoDB client (item_bytes) */
+    size_t over_state, over_new, envelope;
     struct eddy_emit emit;
     struct eddy_processor_stats stats;
     bool closing, handles_closing;
@@ -233,6 +239,12 @@ static void drop_state(struct entity *e)
     e->keep = NULL;
 }
 
+/* What an item adds to the TransactWriteItems request text. */
+static size_t item_bytes(const struct eddy_processor *p, size_t json_len, enum role role)
+{
+    return json_len + (role == ROLE_STATE ? p->over_state : p->over_new);
+}
+
 static void step_add(struct entity *e, struct eddy_record_text *item, enum role role, size_t ev)
 {
     if (e->nitems == e->cap) {
@@ -245,7 +257,7 @@ static void step_add(struct entity *e, struct eddy_record_text *item, enum role 
     e->roles[e->nitems] = role;
     e->role_ev[e->nitems] = ev;
     e->nitems++;
-    e->bytes += item->size;
+    e->bytes += item_bytes(e->p, item->len, role);
 }
 
 /* Drop the items added since mark (an event that did not fit). */
@@ -375,22 +387,35 @@ static enum eddy_outcome run_event(struct entity *e, size_t i, const void *work,
     return out;
 }
 
-/* Whether the step, with its state items (estimated at state_bytes each), fits. */
-static bool step_fits(const struct entity *e, size_t state_bytes)
+/* Whether a transaction of items and bytes (items' text, see item_bytes)
+ * fits: DynamoDB's limits (record.h) and the configured group size. */
+static eddy_err txn_check(const struct eddy_processor *p, size_t items, size_t bytes,
+                          struct eddy_error *err)
 {
-    size_t items = e->nitems + state_items(e->p);
-    size_t bytes = e->bytes + state_bytes * state_items(e->p);
-    return items <= room_items(e->p) && bytes <= EDDY_RECORD_TXN_BYTES_MAX;
+    eddy_err rc = eddy_record_check_txn(items, bytes + p->envelope, err);
+    if (rc == EDDY_OK && items > room_items(p))
+        rc = eddy_error_set(err, EDDY_ELIMIT,
+                            "transaction has %zu items, over the group size of %zu items", items,
+                            room_items(p));
+    return rc;
 }
 
-static void fail_over_limit(struct entity *e, size_t i)
+/* Whether the step, with its state items (estimated at state_bytes of text
+ * each), fits; err says why not. */
+static bool step_fits(const struct entity *e, size_t state_bytes, struct eddy_error *err)
 {
-    char why[256];
-    snprintf(why, sizeof why,
-             "event %.64s of %.64s needs %zu items and %zu bytes with the state, over the "
-             "%zu-item / 4 MB TransactWriteItems limit",
-             e->b->events[i].event_id, e->pk, e->nitems + state_items(e->p), e->bytes,
-             room_items(e->p));
+    const struct eddy_processor *p = e->p;
+    size_t bytes = e->bytes + item_bytes(p, state_bytes, ROLE_STATE);
+    if (state_items(p) == 2)
+        bytes += item_bytes(p, state_bytes, ROLE_VERSION);
+    return txn_check(p, e->nitems + state_items(p), bytes, err) == EDDY_OK;
+}
+
+static void fail_over_limit(struct entity *e, size_t i, const struct eddy_error *limit)
+{
+    char why[512]; /* cut to the reason field by event_final */
+    snprintf(why, sizeof why, "event %.64s of %.64s alone (with the state): %.200s",
+             e->b->events[i].event_id, e->pk, limit->detail);
     event_final(&e->b->events[i], EDDY_EV_FAILED, why);
 }
 
@@ -416,14 +441,15 @@ static bool step_event(struct entity *e, const struct eddy_record_entity *re, si
     size_t mark = e->nitems, bytes = e->bytes, oidx = *out_idx;
     bool ok = add_inbound(e, re, i, e->nsev, rejected ? e->b->events[i].reason : NULL) &&
               (rejected || add_outbound(e, re, i, out_idx));
-    if (ok && !step_fits(e, state_bytes)) {
+    struct eddy_error limit;
+    if (ok && !step_fits(e, state_bytes, &limit)) {
         step_truncate(e, mark, bytes);
         *out_idx = oidx;
         if (next)
             p->cfg.machine->state_free(next);
         if (e->nsev > 0)
             return false;
-        fail_over_limit(e, i);
+        fail_over_limit(e, i, &limit);
         return true;
     }
     if (!ok) {
@@ -500,7 +526,7 @@ static enum build add_state(struct entity *e, const struct eddy_record_entity *r
         struct eddy_record_text item = {0};
         rc = eddy_record_render_state_kept(re, json, e->keep, v == 1, &item, &err);
         if (rc == EDDY_OK) {
-            e->state_bytes = item.size;
+            e->state_bytes = item.len;
             step_add(e, &item, v == 1 ? ROLE_VERSION : ROLE_STATE, 0);
         }
     }
@@ -553,12 +579,13 @@ static enum build build_step(struct entity *e, size_t *max_events)
     enum build rc = add_state(e, &re, work, max_events);
     if (rc != BUILT)
         return rc;
-    if (e->nitems > room_items(p) || e->bytes > EDDY_RECORD_TXN_BYTES_MAX) {
+    struct eddy_error limit;
+    if (txn_check(p, e->nitems, e->bytes, &limit) != EDDY_OK) {
         if (e->nsev > 1) {
             *max_events = e->nsev - 1;
             return REBUILD;
         }
-        fail_over_limit(e, e->sev[0].ev);
+        fail_over_limit(e, e->sev[0].ev, &limit);
         *max_events = SIZE_MAX;
         return REBUILD;
     }
@@ -1071,8 +1098,7 @@ static void commit_ready(struct eddy_processor *p)
             finish(e, EDDY_OK);
             continue;
         }
-        if (g && (g->nrefs + e->nitems > room_items(p) ||
-                  g->bytes + e->bytes > EDDY_RECORD_TXN_BYTES_MAX)) {
+        if (g && txn_check(p, g->nrefs + e->nitems, g->bytes + e->bytes, NULL) != EDDY_OK) {
             group_start(p, g);
             g = NULL;
             if (p->commits >= max) { /* built again when its turn comes */
@@ -1145,6 +1171,28 @@ static eddy_err check_config(const struct eddy_processor_config *cfg, struct edd
     return eddy_record_check_namespace(ns, err);
 }
 
+/* The request text around the items group_start sends, as upper bounds: the
+ * state put's :prev at its longest, a client token as long as group_start's. */
+static void txn_shape(struct eddy_processor *p)
+{
+    cJSON *prev = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(prev, ":prev"), "N", "-9223372036854775808");
+    struct eddy_ddb_txn_item it = {
+        EDDY_DDB_PUT,
+        p->cfg.table,
+        NULL,
+        {.condition = COND_STATE, .names = p->names_state, .values = prev},
+        NULL};
+    p->over_state = eddy_ddb_txn_item_overhead(&it);
+    it.expr = (struct eddy_ddb_expr){.condition = COND_NEW, .names = p->names_new};
+    p->over_new = eddy_ddb_txn_item_overhead(&it);
+    char token[33];
+    memset(token, 'f', 32);
+    token[32] = '\0';
+    p->envelope = eddy_ddb_txn_envelope_len(token);
+    cJSON_Delete(prev);
+}
+
 struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
                                           const struct eddy_processor_config *cfg,
                                           const struct eddy_clock *clock, uint64_t seed,
@@ -1173,6 +1221,7 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     cJSON_AddStringToObject(p->names_new, "#pk", "_pk");
     p->names_state = cJSON_Duplicate(p->names_new, true);
     cJSON_AddStringToObject(p->names_state, "#seq", "_seq");
+    txn_shape(p);
     eddy_emit_init(&p->emit);
     return p;
 }

@@ -938,8 +938,8 @@ eddy_err eddy_record_check_txn(size_t items, size_t bytes, struct eddy_error *er
                               items, EDDY_RECORD_TXN_ITEMS_MAX);
     if (bytes > EDDY_RECORD_TXN_BYTES_MAX)
         return eddy_error_set(err, EDDY_ELIMIT,
-                              "transaction is %zu bytes, over DynamoDB's 4 MB TransactWriteItems "
-                              "size limit",
+                              "transaction request is %zu bytes, over the 4 MB "
+                              "TransactWriteItems size limit",
                               bytes);
     return EDDY_OK;
 }

@@ -269,7 +269,9 @@ eddy_err eddy_record_parse_lease(const cJSON *item, const char **owner, int64_t 
 /*
  * Size checks (attr.h's item size). what names the item in the error
  * ("state item of machine/1"). check_txn takes the totals of one
- * TransactWriteItems call.
+ * TransactWriteItems call: its items and its request's bytes (the JSON text
+ * the DynamoDB client refuses over 4 MB, always more than DynamoDB's
+ * aggregate item size, whose limit is 4 MB too).
  */
 eddy_err eddy_record_check_item_size(const cJSON *item, const char *what, size_t *size,
                                      struct eddy_error *err);

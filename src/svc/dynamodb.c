@@ -315,6 +315,34 @@ static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, 
     return EDDY_OK;
 }
 
+size_t eddy_ddb_txn_item_overhead(const struct eddy_ddb_txn_item *it)
+{
+    struct eddy_ddb_txn_item shape = *it;
+    shape.item = NULL;
+    shape.item_json = "{}";
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    size_t n = txn_item(&w, &shape, 0, NULL) == EDDY_OK && w.rc == EDDY_OK ? w.buf.len - 1 : 0;
+    eddy_jw_cleanup(&w);
+    return n; /* - 2 for "{}", + 1 for the comma */
+}
+
+size_t eddy_ddb_txn_envelope_len(const char *client_token)
+{
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    eddy_jw_key(&w, "TransactItems");
+    eddy_jw_open(&w, '[');
+    eddy_jw_close(&w, ']');
+    if (client_token)
+        eddy_jw_kstr(&w, "ClientRequestToken", client_token);
+    eddy_jw_close(&w, '}');
+    size_t n = w.buf.len;
+    eddy_jw_cleanup(&w);
+    return n;
+}
+
 /* The body is written straight into one buffer: items given as text (the
  * commit path's records) are copied once, not parsed or printed. */
 eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_item *items,

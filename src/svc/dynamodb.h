@@ -156,6 +156,19 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
                                  size_t n, const char *client_token, eddy_ddb_txn_cb cb, void *ud,
                                  struct eddy_aws_call **handle, struct eddy_error *err);
 
+/*
+ * The request eddy_ddb_transact_write sends is refused over
+ * EDDY_DDB_MAX_TRANSACT_BYTES of JSON text. A caller that groups items can
+ * stay under it without rendering the body twice: the body is at most
+ * envelope_len(client_token) + the sum over its items of
+ * txn_item_overhead(item) + strlen(item->item_json) (one byte over, the
+ * first item's comma). The overhead is what txn_item writes around the
+ * item's text, a comma included; it->item and it->item_json are not read.
+ * 0 when it is not a valid item.
+ */
+size_t eddy_ddb_txn_item_overhead(const struct eddy_ddb_txn_item *it);
+size_t eddy_ddb_txn_envelope_len(const char *client_token);
+
 /* ---- BatchWriteItem (one table) ---- */
 
 /* Exactly one of put_item and delete_key. */

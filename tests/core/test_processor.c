@@ -659,6 +659,81 @@ static void test_split_over_100_items(void **state)
     rig_close(&r);
 }
 
+/* Data {"blob": n bytes of \x01}: n bytes to DynamoDB, 6n of JSON text ("\u0001"). */
+static cJSON *escaped_blob(size_t n)
+{
+    char *blob = eddy_malloc(n + 1);
+    memset(blob, 1, n);
+    blob[n] = '\0';
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "blob", blob);
+    free(blob);
+    return data;
+}
+
+/* Every request sent was a transaction under the client's 4 MB of text. */
+static void assert_bodies_fit(struct rig *r)
+{
+    for (size_t i = 1; i < eddy_fake_count(r->fake); i++)
+        assert_true(eddy_fake_request_at(r->fake, i)->body_len <= EDDY_DDB_MAX_TRANSACT_BYTES);
+}
+
+/* Three events whose records are 300 KB each to DynamoDB but 1.8 MB each as
+ * text: the step holds two, the third goes in the next one. */
+static void test_split_over_4mb_of_text(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 3, "Increment");
+    for (int i = 0; i < 3; i++)
+        t.ev[i].data = t.data[i] = escaped_blob(300 * 1000);
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(eddy_fake_count(r.fake), 3);
+    assert_bodies_fit(&r);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(t.ev[i].result, EDDY_EV_APPLIED);
+    assert_int_equal(t.ev[1].seq, 1);
+    assert_int_equal(t.ev[2].seq, 2);
+    tb_cleanup(&t);
+    rig_close(&r);
+}
+
+/* Entities whose steps fit alone but not together as text go in separate
+ * transactions. */
+static void test_group_split_by_text(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t[3];
+    const char *ids[3] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        tb_init(&t[i], &r, ids[i], 1, "Increment");
+        t[i].ev[0].data = t[i].data[0] = escaped_blob(250 * 1000);
+    }
+    push_empty_load(&r);
+    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(eddy_processor_submit(r.p, &t[i].b), EDDY_OK);
+    run(&r);
+    assert_int_equal(eddy_fake_count(r.fake), 3);
+    assert_bodies_fit(&r);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t[i].err, EDDY_OK);
+        assert_int_equal(t[i].ev[0].result, EDDY_EV_APPLIED);
+        tb_cleanup(&t[i]);
+    }
+    rig_close(&r);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -951,6 +1026,8 @@ int main(void)
         cmocka_unit_test(test_group_three),
         cmocka_unit_test(test_commits_max_holds_groups_back),
         cmocka_unit_test(test_split_over_100_items),
+        cmocka_unit_test(test_split_over_4mb_of_text),
+        cmocka_unit_test(test_group_split_by_text),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_state_over_limit),
         cmocka_unit_test(test_rejected_and_failed),

@@ -474,7 +474,7 @@ static void test_sizes(void **state)
                         "transaction has 101 items, over DynamoDB's 100-item TransactWriteItems "
                         "limit");
     assert_int_equal(eddy_record_check_txn(10, 4 * 1024 * 1024 + 1, &err), EDDY_ELIMIT);
-    assert_string_equal(err.detail, "transaction is 4194305 bytes, over DynamoDB's 4 MB "
+    assert_string_equal(err.detail, "transaction request is 4194305 bytes, over the 4 MB "
                                     "TransactWriteItems size limit");
 }
 

@@ -215,6 +215,15 @@ static void test_transact_canceled(void **state)
     assert_string_equal(g.txn.reasons[3].code, "None");
     eddy_ddb_txn_result_cleanup(&g.txn);
 
+    /* the length helpers account for the body exactly (less the first comma) */
+    size_t want = eddy_ddb_txn_envelope_len("tok-1") - 1;
+    for (int i = 0; i < 4; i++) {
+        char *text = items[i].item_json ? NULL : cJSON_PrintUnformatted(items[i].item);
+        want += eddy_ddb_txn_item_overhead(&items[i]) + strlen(text ? text : items[i].item_json);
+        free(text);
+    }
+    assert_int_equal(eddy_fake_request_at(r.fake, 0)->body_len, want);
+
     cJSON *b = sent_json(&r, 0);
     assert_string_equal(jget(b, "ClientRequestToken"), "tok-1");
     const cJSON *ti = cJSON_GetObjectItemCaseSensitive(b, "TransactItems");
