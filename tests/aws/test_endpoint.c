@@ -14,10 +14,14 @@
 
 static void clear_env(void)
 {
-    static const char *const vars[] = {
-        "AWS_REGION",           "AWS_DEFAULT_REGION",        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_EVENTBRIDGE",
-        "AWS_MAX_ATTEMPTS"};
+    static const char *const vars[] = {"AWS_REGION",
+                                       "AWS_DEFAULT_REGION",
+                                       "AWS_ENDPOINT_URL",
+                                       "AWS_ENDPOINT_URL_SQS",
+                                       "AWS_ENDPOINT_URL_DYNAMODB",
+                                       "AWS_ENDPOINT_URL_EVENTBRIDGE",
+                                       "AWS_ENDPOINT_URL_EVENTBRIDGEV2",
+                                       "AWS_MAX_ATTEMPTS"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
 }
@@ -80,6 +84,35 @@ static void test_resolve(void **state)
     assert_string_equal(eddy_aws_service_info(EDDY_AWS_EVENTBRIDGE)->signing_name, "events");
 }
 
+/* The Custom Event Bus API: the model's prefix, signing name and protocol,
+ * the SDKs' variable name, and the account's own host. */
+static void test_resolve_eventbridge2(void **state)
+{
+    (void)state;
+    const struct eddy_aws_service_info *info = eddy_aws_service_info(EDDY_AWS_EVENTBRIDGE2);
+    assert_string_equal(info->prefix, "eventsv2");
+    assert_string_equal(info->signing_name, "events");
+    assert_string_equal(info->target_prefix, "AWSEventsV2");
+    assert_string_equal(info->content_type, "application/cbor");
+    assert_int_equal(info->protocol, EDDY_AWS_RPCV2_CBOR);
+    assert_int_equal(eddy_aws_service_info(EDDY_AWS_EVENTBRIDGE)->protocol, EDDY_AWS_JSON);
+    check_ep(EDDY_AWS_EVENTBRIDGE2, "https://eventsv2.eu-west-1.amazonaws.com/",
+             "eventsv2.eu-west-1.amazonaws.com", "/", true);
+    struct eddy_endpoint ep;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_endpoint_resolve_account(EDDY_AWS_EVENTBRIDGE2, "eu-west-1",
+                                                   "123456789012", &ep, &err),
+                     EDDY_OK);
+    assert_string_equal(ep.url, "https://123456789012.eventsv2.eu-west-1.amazonaws.com/");
+    eddy_endpoint_cleanup(&ep);
+    assert_int_equal(
+        eddy_endpoint_resolve_account(EDDY_AWS_EVENTBRIDGE2, "eu-west-1", "12345", &ep, &err),
+        EDDY_EINVAL);
+    setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://127.0.0.1:1", 1); /* not this service's */
+    setenv("AWS_ENDPOINT_URL_EVENTBRIDGEV2", "http://127.0.0.1:2", 1);
+    check_ep(EDDY_AWS_EVENTBRIDGE2, "http://127.0.0.1:2/", "127.0.0.1:2", "/", false);
+}
+
 static void test_bad_urls(void **state)
 {
     (void)state;
@@ -131,6 +164,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_region, setup),
         cmocka_unit_test_setup(test_resolve, setup),
+        cmocka_unit_test_setup(test_resolve_eventbridge2, setup),
         cmocka_unit_test_setup(test_bad_urls, setup),
         cmocka_unit_test_setup(test_max_attempts, setup),
     };
