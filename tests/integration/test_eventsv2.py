@@ -192,8 +192,9 @@ def test_auth():
     env = awsenv.Env.variant("auth")
     check_publish(env)
     bus, _ = setup(env)
-    wrong = awsenv.Env(dict(env.values, AWS_SECRET_ACCESS_KEY=env.values[
-        "AWS_SECRET_ACCESS_KEY"][:-1] + "x"))
+    secret = env.values["AWS_SECRET_ACCESS_KEY"]
+    wrong = awsenv.Env(dict(env.values, AWS_SECRET_ACCESS_KEY=secret[:-1] + (
+        "A" if secret[-1] != "A" else "B")))
     out = drive(wrong, bus, driver_entries(["a"], 1))
     assert out["err"] == "EDDY_EAUTH", out
 
