@@ -1,6 +1,6 @@
-"""The event-sourced core against moto: the processor (through core_driver),
-`eddy get/history/replay [--repair]`, and a round trip with a second program
-that follows github.com/a-h/stream's store.go rules.
+"""The event-sourced core against moto: the processor (through core_driver) and
+`eddy get/history/replay [--repair]`. Sharing a table with a-h/stream is
+test_interop.py's.
 
 The machines: the counter of tests/core/counter_machine.c, built as
 counter.so (Increment adds 1) and counter_v2.so (Increment adds 2, the "new
@@ -12,10 +12,8 @@ EDDY_CORE_DRIVER, EDDY_BIN, EDDY_COUNTER_SO, EDDY_COUNTER_V2_SO.
 
 import json
 import os
-import random
 import subprocess
 import time
-from datetime import datetime, timezone
 
 import awsenv
 
@@ -250,124 +248,6 @@ def test_slotmachine_replay_equal():
     assert st["games"] == 20 and st["wins"] + st["losses"] == 20
 
 
-# ---- a second program on the same table, following a-h/stream's store.go ----
-
-def av_to_py(av):
-    (t, v), = av.items()
-    if t == "N":
-        return int(v) if v.lstrip("-").isdigit() else float(v)
-    if t == "M":
-        return {k: av_to_py(x) for k, x in v.items()}
-    if t == "L":
-        return [av_to_py(x) for x in v]
-    return v  # S, BOOL
-
-
-def py_to_av(v):
-    if isinstance(v, bool):
-        return {"BOOL": v}
-    if isinstance(v, (int, float)):
-        return {"N": repr(v)}
-    if isinstance(v, dict):
-        return {"M": {k: py_to_av(x) for k, x in v.items()}}
-    return {"S": v}
-
-
-class StreamStore:
-    """DynamoDBStore of a-h/stream: Get and Put as store.go writes them."""
-
-    def __init__(self, namespace):
-        self.ns = namespace
-
-    def pk(self, ident):
-        return f"{self.ns}/{ident}"  # createPartitionKey
-
-    def get(self, ident):
-        item = DDB.get_item(TableName=TABLE, ConsistentRead=True,
-                            Key={"_pk": {"S": self.pk(ident)}, "_sk": {"S": "STATE"}})["Item"]
-        state = {k: av_to_py(v) for k, v in item.items() if not k.startswith("_")}
-        return int(item["_seq"]["N"]), state  # getRecordSequenceNumber: ParseInt
-
-    def record(self, ident, sk, seq, fields, name):  # createRecord
-        now = datetime.now(timezone.utc).replace(microsecond=0)
-        rec = {k: py_to_av(v) for k, v in fields.items()}
-        rec.update({"_namespace": {"S": self.ns}, "_pk": {"S": self.pk(ident)},
-                    "_seq": {"N": str(seq)}, "_sk": {"S": sk}, "_typ": {"S": name},
-                    "_ts": {"N": str(int(now.timestamp()))},
-                    "_date": {"S": now.strftime("%Y-%m-%dT%H:%M:%SZ")}})
-        return rec
-
-    def put(self, ident, at_seq, state, inbound, outbound):
-        at_seq += 1
-        items = [{"Put": {
-            "TableName": TABLE, "Item": self.record(ident, "STATE", at_seq, state, self.ns),
-            "ConditionExpression": "attribute_not_exists(#_pk) OR #_seq = :_seq",
-            "ExpressionAttributeNames": {"#_pk": "_pk", "#_seq": "_seq"},
-            "ExpressionAttributeValues": {":_seq": {"N": str(at_seq - 1)}}}}]
-        for kind, events in (("INBOUND", inbound), ("OUTBOUND", outbound)):
-            for i, (name, fields) in enumerate(events):
-                items.append({"Put": {
-                    "TableName": TABLE,
-                    "Item": self.record(ident, f"{kind}/{at_seq}/{i}/{name}", at_seq, fields,
-                                        name),
-                    "ConditionExpression": "attribute_not_exists(#_pk)",
-                    "ExpressionAttributeNames": {"#_pk": "_pk"}}})
-        DDB.transact_write_items(TransactItems=items)
-
-
-def slot_insert_coin(state):
-    if state["isCoinInSlot"]:
-        raise ValueError("cannot insert coin")
-    state["isCoinInSlot"] = True
-    return []
-
-
-def slot_pull_handle(state, user, rng):
-    if not state["isCoinInSlot"]:
-        raise ValueError("cannot pull handle")
-    state["isCoinInSlot"] = False
-    state["games"] += 1
-    win = rng.random() < state["winChance"]
-    out = [("GameResult", {"machineId": state["id"], "win": win})]
-    if win:
-        state["wins"] += 1
-        state["balance"] -= state["payout"] - 1
-        out.append(("Payout", {"userId": user, "amount": state["payout"]}))
-    else:
-        state["losses"] += 1
-        state["balance"] += 1
-    return out
-
-
-def test_interop_round_trip():
-    """eddy writes a slot machine, the store.go program advances it, eddy advances that."""
-    entity = awsenv.unique_name("interop")
-    drive([{"entity": entity, "type": "InsertCoin", "id": "e1", "data": {}},
-           {"entity": entity, "type": "PullHandle", "id": "e2", "data": {"userId": "u"}}],
-          machine="slotmachine", EDDY_COALESCE_MAX=1)
-    store = StreamStore("machine")
-    seq, state = store.get(entity)
-    assert seq == 2 and state["games"] == 1 and state["payout"] == 4, (seq, state)
-    assert state["winChance"] == 0.18
-    out = slot_insert_coin(state)
-    store.put(entity, seq, state, [("InsertCoin", {})], out)
-    seq, state = store.get(entity)
-    out = slot_pull_handle(state, "go-user", random.Random(7))
-    store.put(entity, seq, state, [("PullHandle", {"userId": "go-user"})], out)
-    seq, state = store.get(entity)
-    assert seq == 4 and state["games"] == 2
-    results, _, _ = drive(
-        [{"entity": entity, "type": "InsertCoin", "id": "e3", "data": {}},
-         {"entity": entity, "type": "PullHandle", "id": "e4", "data": {"userId": "u"}}],
-        machine="slotmachine", EDDY_COALESCE_MAX=1)
-    assert (results["e3"]["seq"], results["e4"]["seq"]) == (5, 6)
-    got, _ = eddy(["get", entity], machine="slotmachine")
-    assert got[0]["seq"] == 6 and got[0]["state"]["games"] == 3
-    # and back: the other program reads what eddy wrote last
-    seq, state = store.get(entity)
-    assert seq == 6 and state["games"] == 3 and state["isCoinInSlot"] is False
-
-
 if __name__ == "__main__":
     awsenv.run_tests([with_table(t) for t in (
         test_duplicate_applied_once,
@@ -376,6 +256,5 @@ if __name__ == "__main__":
         test_bad_input,
         test_replay_and_repair,
         test_slotmachine_replay_equal,
-        test_interop_round_trip,
         test_two_processes_no_lost_update,
     )])

@@ -1,6 +1,7 @@
 """eddy and a-h/stream on one table, checked by a second program that follows
 a-h/stream's store.go rules (streamstore.py).
 
+- a round trip with a-h/stream's WithCodecTag("json") store;
 - a state and events written by a-h/stream's default store (Go field names)
   are read, advanced and replayed by eddy, and read back by a-h/stream;
 - a history holding eddy's refusals and repairs reads without error by
@@ -123,6 +124,24 @@ def tamper(pk, field, value):
     DDB.update_item(TableName=TABLE, Key={"_pk": {"S": pk}, "_sk": {"S": "STATE"}},
                     UpdateExpression="SET #f = :v", ExpressionAttributeNames={"#f": field},
                     ExpressionAttributeValues={":v": {"N": str(value)}})
+
+
+def test_json_codec_round_trip():
+    """WithCodecTag("json"): eddy writes, a-h/stream advances, eddy advances that."""
+    e = awsenv.unique_name("json")
+    drive([ev(e, "InsertCoin", "e1"), ev(e, "PullHandle", "e2", userId="u")])
+    store = ss.Store(DDB, TABLE, "machine", codec="json")
+    seq, st = store.get(e, ss.SLOT_MACHINE)
+    assert seq == 2 and st["Games"] == 1 and st["Payout"] == 4 and st["WinChance"] == 0.18
+    seq = go_games(store, e, seq, st, 1)
+    assert fields(state_item(f"machine/{e}")) == {
+        "id", "balance", "payout", "winChance", "games", "wins", "losses", "isCoinInSlot"}
+    res = drive([ev(e, "InsertCoin", "e5"), ev(e, "PullHandle", "e6", userId="u")])
+    assert (res["e5"]["seq"], res["e6"]["seq"]) == (5, 6), res
+    got, _ = eddy(["get", e])
+    assert got[0]["seq"] == 6 and got[0]["state"]["games"] == 3
+    seq, st = store.get(e, ss.SLOT_MACHINE)
+    assert seq == 6 and st["Games"] == 3 and st["IsCoinInSlot"] is False
 
 
 def test_go_field_names():
@@ -287,6 +306,7 @@ def test_binary_and_sets_survive():
 
 if __name__ == "__main__":
     awsenv.run_tests([with_table(t) for t in (
+        test_json_codec_round_trip,
         test_go_field_names,
         test_repair_after_foreign_records,
         test_refusals_and_repairs_read_by_stream,
