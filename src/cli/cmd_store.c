@@ -449,7 +449,8 @@ static void not_reproducible(struct replay *r, const struct rec *in)
     if (r->lost_at == INT64_MAX)
         r->lost_at = in->h.seq;
     r->lost_last = in->h.seq;
-    r->m->state_free(r->state);
+    if (r->state) /* a machine's state_free need not take NULL */
+        r->m->state_free(r->state);
     r->state = NULL;
 }
 
@@ -593,8 +594,8 @@ static eddy_err replay_start(struct replay *r, const char *id, int64_t after, co
     if (from == NULL && after > 0)
         return eddy_error_set(err, EDDY_EINVAL,
                               "no state is recorded at seq %" PRId64 " (a repair, a STATE/%" PRId64
-                              " version or the state item at "
-                              "that seq): replay cannot start after it",
+                              " version or the state item at that seq): replay cannot start "
+                              "after it",
                               after, after);
     r->start = from ? from->h.seq : 0;
     if (from)
