@@ -658,7 +658,7 @@ def compare(opts, run_dir, result):
         mine = [r for r in rounds if r["tls"] == tls]
         summary[name] = {key: median([r[key] for r in mine]) for key in (
             "cpu_us_per_message", "cpu_us_per_message_net_of_idle", "messages_per_s",
-            "aws_calls_per_message")}
+            "aws_calls_per_message", "peak_rss_kib")}
     summary["tls"]["per_1000_messages"] = {
         key: median([r["tls_per_1000_messages"][key] for r in rounds if r["tls"]])
         for key in rounds[1]["tls_per_1000_messages"]} if any(
@@ -673,19 +673,21 @@ def compare(opts, run_dir, result):
     Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
     Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
     demo.step(f"plain HTTP against HTTPS, {opts.compare} rounds each, interleaved")
-    demo.say("   round  mode   CPU us/msg  net of idle  msgs/s  calls/msg  load  TLS per 1,000 "
-             "(connections, full, resumed)")
+    demo.say("   round  mode   CPU us/msg  net of idle  msgs/s  calls/msg  RSS KiB  load  "
+             "TLS per 1,000 (connections, full, resumed)")
     for i, r in enumerate(rounds):
         c = r["tls_per_1000_messages"]
         tls_text = (f"{c['connections']}, {c['full_handshakes']}, {c['resumed_handshakes']}"
                     if c else "-")
         demo.say(f"   {i + 1:>5}  {'TLS' if r['tls'] else 'plain':<5}  {r['cpu_us_per_message']:>10}"
                  f"  {r['cpu_us_per_message_net_of_idle']:>11}  {r['messages_per_s']:>6}"
-                 f"  {r['aws_calls_per_message'] or '-':>9}  {r['loadavg_1m_at_start']:>4}  {tls_text}")
+                 f"  {r['aws_calls_per_message'] or '-':>9}  {r['peak_rss_kib']:>7}"
+                 f"  {r['loadavg_1m_at_start']:>4}  {tls_text}")
     demo.say(f"   medians: plain {summary['plain']['cpu_us_per_message']} us, "
              f"TLS {summary['tls']['cpu_us_per_message']} us per message: "
              f"ratio {summary['cpu_ratio_tls_to_plain']} "
-             f"({summary['cpu_ratio_net_of_idle']} net of idle)")
+             f"({summary['cpu_ratio_net_of_idle']} net of idle); peak RSS "
+             f"{summary['plain']['peak_rss_kib']} and {summary['tls']['peak_rss_kib']} KiB")
     demo.say(f"   written to {opts.out}")
     return 0
 
