@@ -19,6 +19,7 @@
 #include "base/json.h"
 #include "core/attr.h"
 #include "eddy/rng.h"
+#include "svc/eventbridge.h"
 
 static const char *const reserved[] = {
     "_pk",   "_sk",  "_seq",      "_typ", "_namespace", "_ts",
@@ -158,6 +159,14 @@ char *eddy_record_outbox_pk(uint32_t shard)
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
     eddy_buf_appendf(&b, "#outbox/%" PRIu32, shard);
+    return eddy_buf_take(&b, NULL);
+}
+
+char *eddy_record_outbox_dead_pk(uint32_t shard)
+{
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    eddy_buf_appendf(&b, "#outbox-dead/%" PRIu32, shard);
     return eddy_buf_take(&b, NULL);
 }
 
@@ -586,16 +595,34 @@ static eddy_err put_publish(struct render *r, const struct eddy_record_publish *
     return EDDY_OK;
 }
 
-/* EventBridge counts Source, DetailType, Detail, Resources and TraceHeader. */
-static size_t entry_size(const struct eddy_record_publish *pub, const char *type,
-                         const char *detail)
+/*
+ * The entry's PutEvents size, by the one rule the relay uses too
+ * (eddy_eb_entry_size: Time, Source, DetailType, Detail, Resources). The
+ * relay always sends Time (the commit second); without a recorded Source it
+ * sends "eddy.<namespace>" unless configured otherwise.
+ */
+static size_t entry_size(const struct eddy_record_entity *e, const struct eddy_record_publish *pub,
+                         const char *type, const char *detail)
 {
-    size_t n = strlen(type) + strlen(detail);
-    n += pub && pub->source ? strlen(pub->source) : 256; /* room for the configured one */
-    if (pub && pub->trace_header)
-        n += strlen(pub->trace_header);
+    char fallback[EDDY_RECORD_ID_MAX + 8];
+    snprintf(fallback, sizeof fallback, "eddy.%s", e->ns);
+    size_t nres = 0;
     for (const cJSON *r = pub && pub->resources ? pub->resources->child : NULL; r; r = r->next)
-        n += cJSON_IsString(r) ? strlen(r->valuestring) : 0;
+        nres++;
+    const char **res = nres ? eddy_calloc(nres, sizeof *res) : NULL;
+    size_t k = 0;
+    for (const cJSON *r = pub && pub->resources ? pub->resources->child : NULL; r; r = r->next)
+        res[k++] = cJSON_IsString(r) ? r->valuestring : NULL;
+    struct eddy_eb_entry en = {
+        .source = pub && pub->source ? pub->source : fallback,
+        .detail_type = type,
+        .detail = detail,
+        .resources = res,
+        .nresources = nres,
+        .time_s = e->now_s ? e->now_s : 1,
+    };
+    size_t n = eddy_eb_entry_size(&en);
+    free(res);
     return n;
 }
 
@@ -626,11 +653,12 @@ static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *
                               "outbound event %.64s of %.64s/%.64s has a member \"eddy\", which "
                               "is reserved for eddy's metadata",
                               type, e->ns, e->id);
-    size_t size = entry_size(pub, type, detail);
+    size_t size = entry_size(e, pub, type, detail);
     if (size > EDDY_RECORD_ENTRY_MAX) {
         rc = eddy_error_set(err, EDDY_ELIMIT,
                             "outbound event %.64s of %.64s/%.64s is %zu bytes as an EventBridge "
-                            "entry, over the 256 KB PutEvents entry limit",
+                            "entry (Time, Source, DetailType, Detail with eddy's metadata, "
+                            "Resources), over the 262,144 byte (256 KB) PutEvents entry limit",
                             type, e->ns, e->id, size);
         free(detail);
         return rc;

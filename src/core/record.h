@@ -21,7 +21,8 @@
  *                                                                 without _eid
  *   dedupe marker   <ns>/<id>        EVENT/<event id>             _seq, _ttl
  *   outbox entry    #outbox/<shard>  <ns>/<id>/<seq:020>/<idx:04> see below
- *   relay lease     #lease           outbox/<shard>               owner, expires
+ *   relay lease     #lease           outbox/<shard>, member/<o>   owner, expires (members: _ttl)
+ *   dead outbox     #outbox-dead/<s> as the outbox entry          the entry, error, attempts, _ts
  *
  * As in a-h/stream, <seq> and <idx> in INBOUND/OUTBOUND/STATE sort keys are
  * plain decimals (not padded), _seq and _ts are N, _ts is unix seconds and
@@ -119,6 +120,8 @@ char *eddy_record_sk_rejected(int64_t seq, size_t idx, const char *type);
 char *eddy_record_sk_repair(int64_t seq);
 char *eddy_record_sk_event(const char *event_id);
 char *eddy_record_outbox_pk(uint32_t shard);
+/* The dead-letter partition of a shard's outbox. */
+char *eddy_record_outbox_dead_pk(uint32_t shard);
 char *eddy_record_outbox_sk(const char *ns, const char *id, int64_t seq, size_t idx);
 char *eddy_record_lease_sk(uint32_t shard);
 /* The outbox shard of an entity: fnv1a32(_pk) % shards (shards > 0). */

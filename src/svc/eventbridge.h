@@ -59,7 +59,8 @@ eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entri
                             eddy_eb_put_cb cb, void *ud, struct eddy_aws_call **handle,
                             struct eddy_error *err);
 
-/* The size EventBridge counts for one entry against the 256 KiB limit. */
+/* The size EventBridge counts for one entry against the 256 KiB limit: the
+ * one rule, used by the commit path (record.c) and the relay alike. */
 size_t eddy_eb_entry_size(const struct eddy_eb_entry *entry);
 
 #endif

@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "core/attr.h"
 #include "core/record.h"
+#include "svc/eventbridge.h"
 #include "eddy/rng.h"
 
 /* 2023-11-14T22:13:20Z */
@@ -478,6 +480,62 @@ static void test_sizes(void **state)
                                     "TransactWriteItems size limit");
 }
 
+/* An entry of `bytes` as PutEvents counts it (eddy_eb_entry_size: Time,
+ * Source, DetailType, Detail), or the refusal: data {"pad": "x..."}. */
+static eddy_err entry_of(size_t bytes, size_t *got, struct eddy_error *err)
+{
+    struct eddy_record_entity e = {"machine", "1", 5, 1700000000, 0};
+    struct eddy_record_publish pub = {"eddy.machine", NULL, NULL, NULL};
+    /* the size without the pad: an empty pad's entry, less its "" */
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "pad", "");
+    cJSON *item = NULL;
+    assert_int_equal(eddy_record_build_outbox(&e, 16, 0, "Big", data, &pub, &item, err), EDDY_OK);
+    struct eddy_record_outbox o;
+    assert_int_equal(eddy_record_parse_outbox(item, &o, err), EDDY_OK);
+    struct eddy_eb_entry en = {
+        .source = o.source, .detail_type = o.detail_type, .detail = o.detail, .time_s = e.now_s};
+    size_t base = eddy_eb_entry_size(&en);
+    assert_int_equal(base, 14 + strlen("eddy.machine") + strlen("Big") + strlen(o.detail));
+    cJSON_Delete(item); /* o's strings with it */
+    cJSON_Delete(data);
+    char *pad = eddy_calloc(1, bytes - base + 1);
+    memset(pad, 'x', bytes - base);
+    data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "pad", pad);
+    free(pad);
+    item = NULL;
+    eddy_err rc = eddy_record_build_outbox(&e, 16, 0, "Big", data, &pub, &item, err);
+    if (rc == EDDY_OK) {
+        assert_int_equal(eddy_record_parse_outbox(item, &o, err), EDDY_OK);
+        en.source = o.source;
+        en.detail_type = o.detail_type;
+        en.detail = o.detail;
+        *got = eddy_eb_entry_size(&en); /* what the relay counts */
+    }
+    cJSON_Delete(item);
+    cJSON_Delete(data);
+    return rc;
+}
+
+/* One size rule at commit and at publish, Time included: every entry the
+ * commit path accepts is one PutEvents takes (262,144 bytes at most), and the
+ * next byte is refused at commit time with the limit named. */
+static void test_entry_size_boundary(void **state)
+{
+    (void)state;
+    struct eddy_error err = {0};
+    for (size_t bytes = 262131; bytes <= EDDY_EB_MAX_BYTES; bytes++) {
+        size_t got = 0;
+        assert_int_equal(entry_of(bytes, &got, &err), EDDY_OK);
+        assert_int_equal(got, bytes);
+    }
+    size_t got = 0;
+    assert_int_equal(entry_of(EDDY_EB_MAX_BYTES + 1, &got, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "262145 bytes"));
+    assert_non_null(strstr(err.detail, "262,144 byte"));
+}
+
 static void test_keys(void **state)
 {
     (void)state;
@@ -523,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_state_keeps_types),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_entry_size_boundary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
