@@ -39,6 +39,7 @@
     X(retries)                                                                                     \
     X(published)                                                                                   \
     X(publish_failures)                                                                            \
+    X(publish_dead)                                                                                \
     X(deleted)                                                                                     \
     X(released)                                                                                    \
     X(heartbeats)                                                                                  \

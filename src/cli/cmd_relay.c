@@ -94,6 +94,9 @@ static eddy_err relay_create(struct relay_cmd *c, const struct eddy_config *cfg,
         .event_source = eddy_buf_cstr(&source),
         .poll_ms = (uint32_t)cfg->relay_poll_ms,
         .lease_ms = (uint32_t)cfg->lease_ms,
+        .grace_ms = (uint32_t)cfg->outbox_grace * 1000,
+        .sweep_max_ms = (uint32_t)cfg->sweep_max * 1000,
+        .attempts = (uint32_t)cfg->publish_attempts,
     };
     c->relay = eddy_relay_new(&c->rt.loop, &c->rt.ddb, &c->rt.eb, &rc, NULL, c->metrics, err);
     eddy_buf_cleanup(&source);

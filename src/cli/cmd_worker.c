@@ -192,6 +192,9 @@ static eddy_err make_processor(struct worker *w, struct eddy_error *err)
             .event_source = pc.event_source,
             .poll_ms = (uint32_t)cfg->relay_poll_ms,
             .lease_ms = (uint32_t)cfg->lease_ms,
+            .grace_ms = (uint32_t)cfg->outbox_grace * 1000,
+            .sweep_max_ms = (uint32_t)cfg->sweep_max * 1000,
+            .attempts = (uint32_t)cfg->publish_attempts,
             .seed = seed + 7,
         };
         w->relay = eddy_relay_new(&w->rt.loop, &w->rt.ddb, &w->rt.eb, &rc, NULL, w->metrics, err);

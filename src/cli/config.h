@@ -86,8 +86,14 @@ enum eddy_config_type {
     X(relay, "EDDY_RELAY", "relay", EDDY_CFG_BOOL, "on", 0, 0, NULL,                               \
       "run the outbox relay in the worker")                                                        \
     X(relay_poll_ms, "EDDY_RELAY_POLL_MS", "relay-poll-ms", EDDY_CFG_INT, "1000", 10, 3600000,     \
-      NULL, "relay poll interval")                                                                 \
-    X(lease_ms, "EDDY_LEASE_MS", "lease-ms", EDDY_CFG_INT, "10000", 1000, 3600000, NULL,           \
+      NULL, "shortest interval between two sweeps of an outbox shard")                             \
+    X(outbox_grace, "EDDY_OUTBOX_GRACE", "outbox-grace", EDDY_CFG_SECS, "10", 0, 86400, NULL,      \
+      "sweeps publish only outbox rows older than this")                                           \
+    X(sweep_max, "EDDY_SWEEP_MAX", "sweep-max", EDDY_CFG_SECS, "30", 1, 3600, NULL,                \
+      "longest interval between two sweeps of an empty outbox shard")                              \
+    X(publish_attempts, "EDDY_PUBLISH_ATTEMPTS", "publish-attempts", EDDY_CFG_INT, "10", 1, 1000,  \
+      NULL, "refusals of an outbox entry before it is moved to the dead letters")                  \
+    X(lease_ms, "EDDY_LEASE_MS", "lease-ms", EDDY_CFG_INT, "30000", 1000, 3600000, NULL,           \
       "relay shard lease duration")                                                                \
     X(log_level, "EDDY_LOG_LEVEL", "log-level", EDDY_CFG_ENUM, "info", 0, 0,                       \
       "debug|info|warn|error", "log level")                                                        \

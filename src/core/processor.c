@@ -763,29 +763,26 @@ static void group_start(struct eddy_processor *p, struct group *g)
     group_free(g);
 }
 
+/* Hand the step's outbox rows, in (seq, idx) order, to the publisher. */
+static void hand_outbox(struct eddy_processor *p, const struct entity *e)
+{
+    if (!e->outbox || p->cfg.on_outbox == NULL)
+        return;
+    for (size_t k = 0; k < e->nitems; k++)
+        if (e->roles[k] == ROLE_OUTBOX)
+            p->cfg.on_outbox(e->items[k].json, e->items[k].len, p->cfg.on_outbox_ud);
+}
+
 static void txn_ok(struct group *g)
 {
     struct eddy_processor *p = g->p;
-    uint32_t *shards = eddy_calloc(g->nents, sizeof *shards);
-    size_t nshards = 0;
     p->stats.transactions++;
     for (size_t j = 0; j < g->nents; j++) {
         struct entity *e = g->ents[j];
-        bool outbox = e->outbox;
+        hand_outbox(p, e);
         committed(e);
         step_clear(e);
-        if (!outbox || p->cfg.on_outbox == NULL)
-            continue;
-        uint32_t shard = eddy_record_shard(e->pk, p->cfg.outbox_shards);
-        size_t k = 0;
-        while (k < nshards && shards[k] != shard)
-            k++;
-        if (k == nshards)
-            shards[nshards++] = shard;
     }
-    for (size_t k = 0; k < nshards; k++)
-        p->cfg.on_outbox(shards[k], p->cfg.on_outbox_ud);
-    free(shards);
     for (size_t j = 0; j < g->nents; j++) {
         struct entity *e = g->ents[j];
         if (has_pending(e))

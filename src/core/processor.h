@@ -122,8 +122,10 @@ struct eddy_processor_config {
      * out, ready entities wait and join the next group: under load each call
      * carries more events (group commit). */
     size_t commits_max;
-    /* called after a commit for each outbox shard it wrote to (relay fast path) */
-    void (*on_outbox)(uint32_t shard, void *ud);
+    /* called after a commit for each outbox row it wrote, in (seq, idx)
+     * order per entity, with the row's DynamoDB JSON (valid during the
+     * call): publish on commit */
+    void (*on_outbox)(const char *item_json, size_t len, void *ud);
     void *on_outbox_ud;
     /* backoff after a conflict or throttling: full jitter over
      * min(base * 2^n, max) ms; 0: 10 ms and 2000 ms */

@@ -59,6 +59,9 @@ struct eddy_lease {
     unsigned inflight;  /* DynamoDB calls in flight */
     unsigned tick_left; /* calls of the current tick still out */
     cJSON *seen_items;  /* the partition as the current tick reads it */
+    uint32_t *renew;    /* the shards the current tick renews */
+    size_t nrenew;
+    bool ticked_once;
     uint32_t members, fair;
     void (*stop_cb)(void *ud);
     void *stop_ud;
@@ -99,6 +102,7 @@ struct eddy_lease *eddy_lease_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     l->cb = cb;
     l->ud = ud;
     l->s = eddy_calloc(cfg->shards, sizeof *l->s);
+    l->renew = eddy_calloc(cfg->shards, sizeof *l->renew);
     l->members = 1;
     l->fair = cfg->shards;
     return l;
@@ -107,6 +111,7 @@ struct eddy_lease *eddy_lease_new(uv_loop_t *loop, struct eddy_ddb *ddb,
 static void lease_free(struct eddy_lease *l)
 {
     cJSON_Delete(l->seen_items);
+    free(l->renew);
     free(l->s);
     free(l->table);
     free(l->owner);
@@ -265,6 +270,25 @@ static void send_release(struct eddy_lease *l, uint32_t shard)
     free(sk);
 }
 
+/* Members of processes that are gone expire: DynamoDB deletes them after
+ * _ttl (unix s), an hour past their last heartbeat. */
+static int64_t member_ttl(const struct eddy_lease *l)
+{
+    return (eddy_clock_unix_ms(l->clock) + (int64_t)l->lease_ms) / 1000 + 3600;
+}
+
+static cJSON *member_doc(const struct eddy_lease *l)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddItemToObject(doc, "_pk", av_s(EDDY_RECORD_LEASE_PK));
+    cJSON_AddItemToObject(doc, "_sk", av_s(l->member_sk));
+    cJSON_AddItemToObject(doc, "owner", av_s(l->owner));
+    cJSON_AddItemToObject(doc, "expires",
+                          av_n(eddy_clock_unix_ms(l->clock) + (int64_t)l->lease_ms));
+    cJSON_AddItemToObject(doc, "_ttl", av_n(member_ttl(l)));
+    return doc;
+}
+
 static void send_member(struct eddy_lease *l)
 {
     struct lease_op *op = op_new(l, OP_MEMBER, 0);
@@ -274,6 +298,7 @@ static void send_member(struct eddy_lease *l)
     cJSON_AddItemToObject(op->doc, "owner", av_s(l->owner));
     cJSON_AddItemToObject(op->doc, "expires",
                           av_n(eddy_clock_unix_ms(l->clock) + (int64_t)l->lease_ms));
+    cJSON_AddItemToObject(op->doc, "_ttl", av_n(member_ttl(l)));
     op_send(op, NULL, false);
 }
 
@@ -347,6 +372,111 @@ static void on_item(eddy_err rc, struct eddy_ddb_item_result *res,
     maybe_finish(l);
 }
 
+/* ---- renewals: the membership and the leases held, in one call ---- */
+
+struct renew_txn {
+    struct eddy_lease *l;
+    uint64_t sent_mono;
+    uint32_t *shards;
+    size_t n;
+    cJSON **docs; /* the member, then one per shard */
+    cJSON *names, *values;
+};
+
+static void renew_txn_free(struct renew_txn *t)
+{
+    for (size_t i = 0; i <= t->n; i++)
+        cJSON_Delete(t->docs[i]);
+    free(t->docs);
+    free(t->shards);
+    cJSON_Delete(t->names);
+    cJSON_Delete(t->values);
+    free(t);
+}
+
+/* A cancelled transaction: the shards whose condition failed were taken;
+ * the others were not written and are renewed on the next tick, well
+ * before they run out. */
+static void on_renewals(eddy_err rc, struct eddy_ddb_txn_result *res,
+                        const struct eddy_aws_reply *reply, void *ud)
+{
+    struct renew_txn *t = ud;
+    struct eddy_lease *l = t->l;
+    l->inflight--;
+    l->tick_left--;
+    if (rc != EDDY_OK && rc != EDDY_ETXN_CANCELED)
+        EDDY_WARN("lease: renewing %zu leases: %s", t->n, eddy_error_text(reply->error));
+    for (size_t i = 0; i < t->n; i++) {
+        struct lease_shard *s = &l->s[t->shards[i]];
+        s->writing = false;
+        if (rc == EDDY_OK) {
+            s->valid_until = t->sent_mono + l->lease_ms - l->lease_ms / 10;
+        } else if (rc == EDDY_ETXN_CANCELED && i + 1 < res->n && res->reasons[i + 1].code &&
+                   strcmp(res->reasons[i + 1].code, "ConditionalCheckFailed") == 0) {
+            lose(l, t->shards[i]); /* someone took it after it ran out */
+        }
+        if (s->give_back && s->st == S_RELEASING && !l->stopping)
+            send_release(l, t->shards[i]);
+    }
+    eddy_ddb_txn_result_cleanup(res);
+    renew_txn_free(t);
+    maybe_finish(l);
+}
+
+/* One TransactWriteItems: the membership heartbeat and the renewal of
+ * every lease in l->renew, each renewal under the acquire condition. One
+ * call a tick, however many shards are held (up to 99; more go in further
+ * calls). */
+static void send_renewals(struct eddy_lease *l)
+{
+    size_t done = 0;
+    do {
+        size_t n = l->nrenew - done > 99 ? 99 : l->nrenew - done;
+        struct renew_txn *t = eddy_calloc(1, sizeof *t);
+        t->l = l;
+        t->sent_mono = eddy_clock_mono_ms(l->clock);
+        t->n = n;
+        t->shards = eddy_calloc(n ? n : 1, sizeof *t->shards);
+        t->docs = eddy_calloc(n + 1, sizeof *t->docs);
+        t->names = cond_names();
+        t->values = cJSON_CreateObject();
+        int64_t now = eddy_clock_unix_ms(l->clock);
+        cJSON_AddItemToObject(t->values, ":now", av_n(now));
+        cJSON_AddItemToObject(t->values, ":me", av_s(l->owner));
+        struct eddy_ddb_txn_item items[100];
+        t->docs[0] = member_doc(l);
+        items[0] =
+            (struct eddy_ddb_txn_item){.kind = EDDY_DDB_PUT, .table = l->table, .item = t->docs[0]};
+        for (size_t i = 0; i < n; i++) {
+            uint32_t shard = l->renew[done + i];
+            struct eddy_error err = {0};
+            t->shards[i] = shard;
+            if (eddy_record_build_lease(shard, l->owner, now + l->lease_ms, &t->docs[i + 1],
+                                        &err) != EDDY_OK)
+                abort(); /* the owner was checked at creation */
+            items[i + 1] = (struct eddy_ddb_txn_item){
+                .kind = EDDY_DDB_PUT,
+                .table = l->table,
+                .item = t->docs[i + 1],
+                .expr = {.condition = "attribute_not_exists(#o) OR #e < :now OR #o = :me",
+                         .names = t->names,
+                         .values = t->values}};
+        }
+        struct eddy_error err = {0};
+        if (eddy_ddb_transact_write(l->ddb, items, n + 1, NULL, on_renewals, t, NULL, &err) !=
+            EDDY_OK) {
+            EDDY_WARN("lease: cannot renew: %s", eddy_error_text(&err));
+            renew_txn_free(t);
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            l->s[t->shards[i]].writing = true;
+        l->inflight++;
+        l->tick_left++;
+        done += n;
+    } while (done < l->nrenew);
+}
+
 /* ---- the tick ---- */
 
 /* What the partition says about shard leases and live members. */
@@ -401,7 +531,7 @@ static uint32_t renew_held(struct eddy_lease *l, int64_t now)
         if (s->st == S_HELD)
             kept++;
         if (!s->writing)
-            send_lease_put(l, i, OP_RENEW);
+            l->renew[l->nrenew++] = i;
     }
     return kept;
 }
@@ -438,7 +568,9 @@ static void tick_decide(struct eddy_lease *l)
 {
     int64_t now = eddy_clock_unix_ms(l->clock);
     read_partition(l, now);
+    l->nrenew = 0;
     uint32_t held = renew_held(l, now);
+    send_renewals(l);
     if (held > l->fair)
         surrender_extra(l, held);
     else
@@ -500,7 +632,9 @@ bool eddy_lease_tick(struct eddy_lease *l)
     l->ticked = true;
     cJSON_Delete(l->seen_items);
     l->seen_items = cJSON_CreateArray();
-    send_member(l);
+    if (!l->ticked_once) /* be counted at once; later heartbeats go with the renewals */
+        send_member(l);
+    l->ticked_once = true;
     tick_query(l, NULL);
     maybe_finish(l);
     return true;

@@ -3,16 +3,21 @@
  * items, a fair share per live process.
  *
  * Every process that relays keeps, in the "#lease" partition of the table:
- *   - a membership item  _sk "member/<owner>"  owner, expires (N, unix ms)
+ *   - a membership item  _sk "member/<owner>"  owner, expires (N, unix ms),
+ *     _ttl (unix s: DynamoDB deletes the items of processes long gone)
  *   - one lease item per shard it holds  _sk "outbox/<shard>"  owner, expires
  * (the lease item is record.h's eddy_record_build_lease).
  *
- * A tick runs every third of the lease period: it renews the membership,
- * reads the whole "#lease" partition (one consistent Query), counts the live
- * members (expires in the future), and computes the fair share
- * ceil(shards / live members). It renews the leases it holds, acquires free
- * or expired ones up to its share, and asks its user to give back the ones
- * over its share (new members appeared). Every write is conditional:
+ * A tick runs every third of the lease period: it reads the whole "#lease"
+ * partition (one consistent Query), counts the live members (expires in
+ * the future), and computes the fair share ceil(shards / live members).
+ * It renews the membership and the leases it holds in one
+ * TransactWriteItems (two calls a tick however many shards it holds, so an
+ * idle process costs little), acquires free or expired ones up to its
+ * share, and asks its user to give back the ones over its share (new
+ * members appeared). A renewal cancelled by a failed condition loses that
+ * shard; the others of the call are renewed on the next tick, still valid.
+ * Every lease write is conditional:
  *   acquire and renew: attribute_not_exists(_pk) OR expires < :now OR owner = :me
  *   give back and release: owner = :me (a delete)
  * so two processes never both believe they hold a shard while its lease is

@@ -1,20 +1,25 @@
 /*
- * relay.c - the outbox relay (see relay.h for what a round does).
+ * relay.c - the outbox relay (see relay.h for what it guarantees).
  *
- * Per shard: one round at a time. A round owns the items its queries
- * returned (a cJSON array) and an index of them, sorted by entity and
- * (seq, idx); every entity is a group with a cursor at its next entry to
- * publish. The pump puts the ready heads of the groups (a head is in flight,
- * or waits for its backoff, or is ready) into the relay's open PutEvents
- * call, which the shards pumped in the same loop turn share and which is
- * sent when full or at the end of the turn; so an entity never has two
- * entries out at once, an entity that waits never holds the others back, and
- * a few busy entities spread over the shards still fill calls of ten. Published keys go to a delete
- * queue, sent 25 at a time. The round ends when nothing is ready, nothing is in flight and the
- * delete queue is empty.
+ * Entries: every entry held is an outbox row (a cJSON item it owns) in its
+ * entity's lane, a list in (seq, idx) order. A lane's head is its first
+ * entry not yet published; published entries stay in the lane until their
+ * delete is done, so a sweep never takes a row this process is still
+ * handling. Lanes whose head can be sent now wait in the ready list (FIFO:
+ * fair across entities); lanes whose head waits for a backoff wait in the
+ * backoff list, looked at when the backoff timer fires.
  *
- * It is not: the commit path (the processor writes the outbox entries and
- * refuses entries over 256 KB), nor the lease protocol (lease.c).
+ * Calls: the pump moves ready heads into the open PutEvents call, sent when
+ * full or at the end of the loop turn (an idle handle), so the entries of
+ * the commits of one turn share calls. Published entries go to the delete
+ * queue, sent 25 keys a call, or after a 20 ms linger. A dead entry is
+ * moved with one TransactWriteItems (delete the row, put the dead row).
+ *
+ * Sweeps: one per shard at a time, on the shard's timer (see relay.h).
+ *
+ * It is not: the commit path (the processor renders the outbox rows and
+ * refuses entries that could never be published), nor the lease protocol
+ * (lease.c).
  */
 #include "relay/relay.h"
 
@@ -28,86 +33,109 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/lru.h"
 #include "eddy/rng.h"
 #include "relay/lease.h"
 #include "svc/dynamodb.h"
-#include "svc/eventbridge.h"
 #include "base/metrics.h"
 
-#define DELETE_ATTEMPTS 8
+#define DELETE_ATTEMPTS 10
+#define DELETE_LINGER_MS 20
 
-enum entry_state { E_PENDING, E_INFLIGHT, E_DONE, E_LEFT };
+enum entry_state {
+    E_WAIT, /* to send (or sent again after its backoff) */
+    E_SENT, /* in a call (open or in flight) */
+    E_DONE, /* published; its delete is queued or in flight */
+    E_DEAD, /* to move to the dead-letter partition (or moving) */
+};
+
+struct lane;
 
 struct entry {
-    struct eddy_record_outbox o; /* strings borrowed from the round's items */
-    const cJSON *item;
-    int64_t ts_s;      /* _ts: commit second, the event's Time */
-    int64_t commit_ms; /* _tms when recorded, else _ts * 1000 */
+    struct lane *lane;
+    struct entry *prev, *next; /* in the lane */
+    cJSON *item;               /* the outbox row, owned */
+    struct eddy_record_outbox o;
+    uint32_t shard;
+    int64_t commit_ms;
     enum entry_state st;
-    unsigned failures;
-    uint64_t ready_at; /* uv_now() ms: when it may be sent again */
+    unsigned refusals, failures;
+    bool moving; /* the dead move is in flight */
+    uint64_t ready_at;
     struct eddy_eb_entry eb;
-    size_t size;  /* as EventBridge counts it */
-    char *source; /* "eddy.<namespace>" when built here */
+    size_t size;
+    char *source;        /* "eddy.<namespace>" when built here */
+    char error[512];     /* the last refusal, for the dead row */
+    struct entry *dnext; /* in the delete queue */
 };
 
-/* One entity's entries: entries[first, end), next = the head. A head that
- * is left (E_LEFT) holds its entity's later entries back for this round. */
-struct group {
-    size_t first, end, next;
+struct lane {
+    char *key; /* the entity's _pk */
+    struct entry *first, *last;
+    struct entry *head; /* the next to send, NULL when all are published */
+    size_t n;
+    bool listed;             /* in the ready or backoff list */
+    struct lane *next_ready; /* in that list */
 };
 
-/* One PutEvents call: the heads of entities of one or more shards. */
+struct lane_list {
+    struct lane *head, *tail;
+};
+
+/* One PutEvents call. */
 struct put_call {
+    struct eddy_relay *r;
     size_t n, bytes;
-    struct {
-        struct relay_shard *s;
-        size_t idx; /* in s->entries */
-    } at[EDDY_EB_MAX_ENTRIES];
-    struct eddy_eb_entry ents[EDDY_EB_MAX_ENTRIES];
-    struct relay_shard *shards[EDDY_EB_MAX_ENTRIES]; /* the distinct ones */
-    size_t nshards;
+    struct entry **at;
+    struct eddy_eb_entry *ents;
 };
 
 struct relay_shard {
     struct eddy_relay *r;
     uint32_t index;
     char *pk;
-    bool surrender; /* lease to give back when idle */
-    bool busy, again, more;
-    bool indexed; /* the round's queries are in and indexed: it may send */
-    cJSON *items;
-    struct entry *entries;
-    size_t n;
-    struct group *groups;
-    size_t ngroups, cursor;
-    unsigned puts, deletes; /* calls in flight */
-    unsigned queued;        /* entries in the relay's open call, not sent yet */
-    cJSON *del_queue;       /* keys to delete */
-    unsigned del_attempt;
-    uv_timer_t retry_timer, del_timer;
+    bool surrender; /* lease to give back when the sweep is done */
+    bool sweeping;
+    uv_timer_t timer;
+    uint32_t interval_ms; /* after an empty sweep: doubles up to sweep_max */
+    /* the sweep in hand */
+    char *after;      /* read rows after this sort key */
+    size_t read;      /* rows read */
+    size_t taken;     /* rows taken */
+    int64_t young_ms; /* the oldest row too young to take (its commit ms), 0: none */
+    int64_t oldest_ms;
+    char *ent_key; /* the entity of the last row read, and rows of it read */
+    size_t ent_rows;
     int64_t lag_ms;
-    char *left_sk; /* the last entry logged as left, not to log it every round */
+    uint64_t sent_at; /* loop time the Query in flight was sent, 0: none */
 };
 
 struct eddy_relay {
     uv_loop_t *loop;
     struct eddy_ddb *ddb;
-    struct eddy_eb *eb;
+    const struct eddy_relay_bus *bus;
+    void *bus_client;
     const struct eddy_clock *clock;
     struct eddy_metrics *metrics;
     struct eddy_relay_config cfg;
-    char *table, *bus, *source, *owner;
+    char *table, *ebus, *source, *owner;
     struct eddy_rng rng;
     struct relay_shard *shards;
     struct eddy_lease *lease; /* NULL without leases */
-    uv_timer_t poll;
-    /* The PutEvents call being filled: the shards pumped in one loop turn
-     * share it, so entities of different shards go in one call of up to 10
-     * instead of one small call per shard. Sent when full, or from the idle
-     * handle at the end of the turn. */
+    struct eddy_map lanes;    /* entity _pk -> struct lane */
+    /* Rows deleted while a sweep's Query was out: sort key -> loop time of
+     * the delete + 1. Such a Query may still return them (it read before the
+     * delete); a sweep skips a row deleted after its Query was sent. */
+    struct eddy_map gone;
+    struct lane_list ready, backoff;
+    size_t held;
     struct put_call *open;
+    unsigned puts, moves, deletes, sweeps; /* calls in flight */
+    struct entry *del_head, *del_tail;     /* published, to delete */
+    size_t del_queued;
+    unsigned del_attempt;
     uv_idle_t flush;
+    uv_timer_t retry_timer, del_timer, stop_timer;
     bool started, stopping, lease_stopping, closing;
     unsigned open_handles;
     struct eddy_relay_stats st;
@@ -115,10 +143,45 @@ struct eddy_relay {
     void *stop_ud;
 };
 
-static void round_start(struct relay_shard *s);
-static void round_lag(struct relay_shard *s);
-static void pump(struct relay_shard *s);
+static void pump(struct eddy_relay *r);
+static void on_flush(uv_idle_t *h);
 static void check_stopped(struct eddy_relay *r);
+static void sweep_start(struct relay_shard *s);
+
+/* ---- the classic bus ---- */
+
+static eddy_err classic_put(void *client, const struct eddy_eb_entry *entries, size_t n,
+                            eddy_eb_put_cb cb, void *ud, struct eddy_error *err)
+{
+    return eddy_eb_put_events(client, entries, n, cb, ud, NULL, err);
+}
+
+static bool classic_accepted(const struct eddy_eb_entry_result *res)
+{
+    return res->error_code == NULL || res->error_code[0] == '\0';
+}
+
+/* Codes that no retry changes; the others (InternalFailure, throttling)
+ * are retried up to the attempts. */
+static bool classic_refused_for_good(const char *code)
+{
+    static const char *const codes[] = {"ValidationException", "InvalidArgument", "MalformedDetail",
+                                        "InvalidEventPatternException"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+const struct eddy_relay_bus eddy_relay_bus_classic = {
+    .name = "classic",
+    .max_entries = EDDY_EB_MAX_ENTRIES,
+    .max_bytes = EDDY_EB_MAX_BYTES,
+    .entity_shares_call = false,
+    .put = classic_put,
+    .accepted = classic_accepted,
+    .refused_for_good = classic_refused_for_good,
+};
 
 /* ---- construction ---- */
 
@@ -138,12 +201,16 @@ static char *default_owner(struct eddy_rng *rng)
 static void apply_defaults(struct eddy_relay_config *c)
 {
     c->poll_ms = c->poll_ms ? c->poll_ms : 1000;
+    c->sweep_max_ms = c->sweep_max_ms ? c->sweep_max_ms : 30000;
+    if (c->sweep_max_ms < c->poll_ms)
+        c->sweep_max_ms = c->poll_ms;
+    c->attempts = c->attempts ? c->attempts : 10;
     c->page_size = c->page_size ? c->page_size : 100;
     c->round_max = c->round_max ? c->round_max : 1000;
-    c->inflight_max = c->inflight_max ? c->inflight_max : 4;
+    c->held_max = c->held_max ? c->held_max : 10000;
+    c->inflight_max = c->inflight_max ? c->inflight_max : 8;
     c->retry_base_ms = c->retry_base_ms ? c->retry_base_ms : 100;
     c->retry_cap_ms = c->retry_cap_ms ? c->retry_cap_ms : 5000;
-    c->retry_max = c->retry_max ? c->retry_max : 6;
 }
 
 static char *dup_or_null(const char *s)
@@ -156,8 +223,9 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
                                   const struct eddy_clock *clock, struct eddy_metrics *metrics,
                                   struct eddy_error *err)
 {
-    if (!loop || !ddb || !eb || !cfg || !cfg->table || !cfg->table[0]) {
-        eddy_error_set(err, EDDY_EINVAL, "relay: loop, DynamoDB, EventBridge and table needed");
+    if (!loop || !ddb || !cfg || !cfg->table || !cfg->table[0] ||
+        (cfg->bus ? cfg->bus_client == NULL : eb == NULL)) {
+        eddy_error_set(err, EDDY_EINVAL, "relay: loop, DynamoDB, a bus client and table needed");
         return NULL;
     }
     if (cfg->shards == 0 || cfg->shards > EDDY_LEASE_SHARDS_MAX) {
@@ -168,7 +236,8 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
     struct eddy_relay *r = eddy_calloc(1, sizeof *r);
     r->loop = loop;
     r->ddb = ddb;
-    r->eb = eb;
+    r->bus = cfg->bus ? cfg->bus : &eddy_relay_bus_classic;
+    r->bus_client = cfg->bus ? cfg->bus_client : (void *)eb;
     r->clock = clock ? clock : eddy_clock_system();
     r->metrics = metrics;
     r->cfg = *cfg;
@@ -177,35 +246,60 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
                                      : eddy_clock_mono_ms(r->clock) ^ ((uint64_t)getpid() << 32) ^
                                            (uint64_t)eddy_clock_unix_ms(r->clock));
     r->table = eddy_strdup(cfg->table);
-    r->bus = dup_or_null(cfg->event_bus);
+    r->ebus = dup_or_null(cfg->event_bus);
     r->source = dup_or_null(cfg->event_source);
     r->owner = cfg->owner ? eddy_strdup(cfg->owner) : default_owner(&r->rng);
     r->cfg.table = r->table;
-    r->cfg.event_bus = r->bus;
+    r->cfg.event_bus = r->ebus;
     r->cfg.event_source = r->source;
     r->cfg.owner = r->owner;
+    eddy_map_init(&r->lanes, eddy_rng_next(&r->rng));
+    eddy_map_init(&r->gone, eddy_rng_next(&r->rng));
     r->shards = eddy_calloc(cfg->shards, sizeof *r->shards);
     for (uint32_t i = 0; i < cfg->shards; i++) {
         r->shards[i].r = r;
         r->shards[i].index = i;
         r->shards[i].pk = eddy_record_outbox_pk(i);
-        r->shards[i].del_queue = cJSON_CreateArray();
+        r->shards[i].interval_ms = r->cfg.poll_ms;
     }
     return r;
+}
+
+static void entry_free(struct entry *e)
+{
+    free(e->source);
+    free((void *)e->eb.resources);
+    cJSON_Delete(e->item);
+    free(e);
+}
+
+static void lane_free(void *v)
+{
+    struct lane *l = v;
+    struct entry *e = l->first;
+    while (e) {
+        struct entry *next = e->next;
+        entry_free(e);
+        e = next;
+    }
+    free(l->key);
+    free(l);
 }
 
 void eddy_relay_free(struct eddy_relay *r)
 {
     if (r == NULL)
         return;
+    eddy_map_cleanup(&r->lanes, lane_free);
+    eddy_map_cleanup(&r->gone, NULL);
     for (uint32_t i = 0; i < r->cfg.shards; i++) {
         free(r->shards[i].pk);
-        free(r->shards[i].left_sk);
-        cJSON_Delete(r->shards[i].del_queue);
+        free(r->shards[i].after);
+        free(r->shards[i].ent_key);
     }
     free(r->shards);
     free(r->table);
-    free(r->bus);
+    free(r->ebus);
     free(r->source);
     free(r->owner);
     free(r);
@@ -216,65 +310,165 @@ const char *eddy_relay_owner(const struct eddy_relay *r)
     return r->owner;
 }
 
-/* ---- ownership ---- */
+/* ---- lanes ---- */
 
-static bool shard_holds(const struct relay_shard *s)
+static void list_push(struct lane_list *ls, struct lane *l)
 {
-    const struct eddy_relay *r = s->r;
-    if (r->stopping || s->surrender)
-        return false;
-    return r->lease == NULL ? r->started : eddy_lease_held(r->lease, s->index);
-}
-
-bool eddy_relay_holds(const struct eddy_relay *r, uint32_t shard)
-{
-    return shard < r->cfg.shards && shard_holds(&r->shards[shard]);
-}
-
-static void on_lease(uint32_t shard, enum eddy_lease_event ev, void *ud)
-{
-    struct eddy_relay *r = ud;
-    struct relay_shard *s = &r->shards[shard];
-    switch (ev) {
-    case EDDY_LEASE_ACQUIRED:
-        s->surrender = false;
-        if (!shard_holds(s))
-            break;
-        if (!s->busy)
-            round_start(s);
-        else
-            s->again = true;
-        break;
-    case EDDY_LEASE_SURRENDER:
-        s->surrender = true;
-        if (!s->busy)
-            eddy_lease_give_back(r->lease, shard);
-        break;
-    case EDDY_LEASE_LOST:
-        break; /* the round in hand sends nothing more (shard_holds) */
-    }
-}
-
-void eddy_relay_wake(struct eddy_relay *r, uint32_t shard)
-{
-    if (r == NULL || shard >= r->cfg.shards)
-        return;
-    struct relay_shard *s = &r->shards[shard];
-    if (!shard_holds(s))
-        return;
-    r->st.wakes++;
-    if (s->busy)
-        s->again = true;
+    l->next_ready = NULL;
+    if (ls->tail)
+        ls->tail->next_ready = l;
     else
-        round_start(s);
+        ls->head = l;
+    ls->tail = l;
+    l->listed = true;
 }
 
-void eddy_relay_on_outbox(uint32_t shard, void *ud)
+static struct lane *list_pop(struct lane_list *ls)
 {
-    eddy_relay_wake(ud, shard);
+    struct lane *l = ls->head;
+    if (l) {
+        ls->head = l->next_ready;
+        if (ls->head == NULL)
+            ls->tail = NULL;
+        l->next_ready = NULL;
+        l->listed = false;
+    }
+    return l;
 }
 
-/* ---- reading a round ---- */
+static void on_retry_timer(uv_timer_t *t);
+
+/* The lane's head can be sent or moved: list it (ready, or backoff). */
+static void lane_list(struct eddy_relay *r, struct lane *l)
+{
+    struct entry *e = l->head;
+    if (l->listed || e == NULL || e->moving || (e->st != E_WAIT && e->st != E_DEAD))
+        return;
+    uint64_t now = uv_now(r->loop);
+    if (e->ready_at > now) {
+        list_push(&r->backoff, l);
+        if (!uv_is_active((uv_handle_t *)&r->retry_timer) ||
+            uv_timer_get_due_in(&r->retry_timer) > e->ready_at - now)
+            uv_timer_start(&r->retry_timer, on_retry_timer, e->ready_at - now, 0);
+        return;
+    }
+    list_push(&r->ready, l);
+}
+
+/* The head: the first entry not published yet (one in flight holds the
+ * lane: an entity's later entries wait for it). */
+static void lane_rehead(struct lane *l)
+{
+    struct entry *e = l->first;
+    while (e && e->st == E_DONE)
+        e = e->next;
+    l->head = e;
+}
+
+static void lane_release(struct eddy_relay *r, struct lane *l)
+{
+    if (l->first != NULL || l->listed)
+        return;
+    eddy_map_remove(&r->lanes, eddy_str_c(l->key));
+    free(l->key);
+    free(l);
+}
+
+/* Take e out of its lane and free it; frees the lane when it is empty. */
+static void entry_remove(struct eddy_relay *r, struct entry *e)
+{
+    struct lane *l = e->lane;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->first = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->last = e->prev;
+    l->n--;
+    r->held--;
+    entry_free(e);
+    lane_rehead(l);
+    lane_list(r, l);
+    lane_release(r, l);
+}
+
+/* Stopping: the lane's entries not sent yet are left in the outbox, for a
+ * sweep, all of them (not a later one without an earlier one). */
+static void lane_drop_rest(struct eddy_relay *r, struct lane *l)
+{
+    bool listed = l->listed;
+    l->listed = true; /* neither listed nor freed while it empties */
+    struct entry *e = l->last;
+    while (e && (e->st == E_WAIT || (e->st == E_DEAD && !e->moving))) {
+        struct entry *prev = e->prev;
+        entry_remove(r, e);
+        e = prev;
+    }
+    l->listed = listed;
+    lane_release(r, l);
+}
+
+static int entry_cmp(const struct entry *a, const struct entry *b)
+{
+    if (a->o.seq != b->o.seq)
+        return a->o.seq < b->o.seq ? -1 : 1;
+    return (a->o.idx > b->o.idx) - (a->o.idx < b->o.idx);
+}
+
+static struct lane *lane_get(struct eddy_relay *r, const struct entry *e, bool create)
+{
+    char *key = eddy_record_pk(e->o.ns, e->o.id);
+    struct lane *l = eddy_map_get(&r->lanes, eddy_str_c(key));
+    if (l || !create) {
+        free(key);
+        return l;
+    }
+    l = eddy_calloc(1, sizeof *l);
+    l->key = key;
+    eddy_map_put(&r->lanes, eddy_str_c(key), l);
+    return l;
+}
+
+/* The lane already holds an entry at e's (seq, idx). */
+static bool lane_has(const struct lane *l, const struct entry *e)
+{
+    for (const struct entry *x = l ? l->last : NULL; x; x = x->prev) {
+        int c = entry_cmp(x, e);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            return false;
+    }
+    return false;
+}
+
+/* Insert e in (seq, idx) order (from the tail: entries come in order). An
+ * entry older than what was already published goes next. */
+static void lane_insert(struct eddy_relay *r, struct lane *l, struct entry *e)
+{
+    struct entry *x = l->last;
+    while (x && entry_cmp(x, e) > 0 && x->st != E_DONE && x->st != E_SENT && !x->moving)
+        x = x->prev;
+    e->lane = l;
+    e->prev = x;
+    e->next = x ? x->next : l->first;
+    if (e->next)
+        e->next->prev = e;
+    else
+        l->last = e;
+    if (x)
+        x->next = e;
+    else
+        l->first = e;
+    l->n++;
+    r->held++;
+    lane_rehead(l);
+    lane_list(r, l);
+}
+
+/* ---- entries ---- */
 
 static int64_t item_n(const cJSON *item, const char *name)
 {
@@ -283,20 +477,6 @@ static int64_t item_n(const cJSON *item, const char *name)
     return cJSON_IsString(n) ? strtoll(n->valuestring, NULL, 10) : 0;
 }
 
-static int entry_cmp(const void *pa, const void *pb)
-{
-    const struct entry *a = pa, *b = pb;
-    int c = strcmp(a->o.ns, b->o.ns);
-    if (c == 0)
-        c = strcmp(a->o.id, b->o.id);
-    if (c == 0)
-        c = (a->o.seq > b->o.seq) - (a->o.seq < b->o.seq);
-    if (c == 0)
-        c = (a->o.idx > b->o.idx) - (a->o.idx < b->o.idx);
-    return c;
-}
-
-/* Resources as the PutEvents entry wants them: an array of strings. */
 static void entry_resources(struct entry *e)
 {
     size_t n = (size_t)cJSON_GetArraySize(e->o.resources);
@@ -315,337 +495,367 @@ static void entry_resources(struct entry *e)
     e->eb.nresources = k;
 }
 
-static void entry_build(struct eddy_relay *r, struct entry *e)
+/* An entry from an outbox row (taken over); NULL (row freed, logged) when
+ * the row cannot be read. */
+static struct entry *entry_new(struct eddy_relay *r, cJSON *item)
 {
+    struct entry *e = eddy_calloc(1, sizeof *e);
+    struct eddy_error err = {0};
+    e->item = item;
+    if (eddy_record_parse_outbox(item, &e->o, &err) != EDDY_OK) {
+        EDDY_ERROR("relay: left an unreadable outbox row: %s", eddy_error_text(&err));
+        entry_free(e);
+        return NULL;
+    }
+    const char *shard = strchr(e->o.pk, '/');
+    e->shard = shard ? (uint32_t)strtoul(shard + 1, NULL, 10) : 0;
     if (e->o.source == NULL && r->source == NULL) {
         struct eddy_buf b;
         eddy_buf_init(&b, 0);
         eddy_buf_appendf(&b, "eddy.%s", e->o.ns);
         e->source = eddy_buf_take(&b, NULL);
     }
-    e->ts_s = item_n(e->item, "_ts");
-    int64_t tms = item_n(e->item, "_tms");
-    e->commit_ms = tms > 0 ? tms : e->ts_s * 1000;
+    int64_t ts = item_n(item, "_ts"), tms = item_n(item, "_tms");
+    e->commit_ms = tms > 0 ? tms : ts * 1000;
     e->eb.source = e->o.source ? e->o.source : e->source ? e->source : r->source;
     e->eb.detail_type = e->o.detail_type;
     e->eb.detail = e->o.detail;
-    e->eb.event_bus_name = e->o.event_bus ? e->o.event_bus : r->bus;
+    e->eb.event_bus_name = e->o.event_bus ? e->o.event_bus : r->ebus;
     e->eb.trace_header = e->o.trace_header;
-    e->eb.time_s = e->ts_s;
+    e->eb.time_s = ts;
     entry_resources(e);
     e->size = eddy_eb_entry_size(&e->eb);
-}
-
-/* Parse the items into entries; the unreadable ones are logged and left. */
-static void round_index(struct relay_shard *s)
-{
-    struct eddy_relay *r = s->r;
-    size_t total = (size_t)cJSON_GetArraySize(s->items);
-    s->entries = eddy_calloc(total ? total : 1, sizeof *s->entries);
-    s->n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, s->items)
-    {
-        struct entry *e = &s->entries[s->n];
-        struct eddy_error err = {0};
-        if (eddy_record_parse_outbox(it, &e->o, &err) != EDDY_OK) {
-            r->st.skipped++;
-            EDDY_WARN("relay: shard %" PRIu32 ": left an unreadable outbox entry: %s", s->index,
-                      eddy_error_text(&err));
-            continue;
-        }
-        e->item = it;
-        s->n++;
+    if (e->size > r->bus->max_bytes) { /* the commit path refuses these; older rows */
+        e->st = E_DEAD;
+        snprintf(e->error, sizeof e->error,
+                 "EntryTooLarge: the entry is %zu bytes, over the %zu byte PutEvents limit",
+                 e->size, r->bus->max_bytes);
     }
-    qsort(s->entries, s->n, sizeof *s->entries, entry_cmp);
-    for (size_t i = 0; i < s->n; i++)
-        entry_build(r, &s->entries[i]);
+    return e;
 }
 
-static void log_left(struct relay_shard *s, const struct entry *e, const char *why)
+/* Hold e (taken over) unless the lane has it already. */
+static bool hold(struct eddy_relay *r, struct entry *e)
 {
-    s->r->st.skipped++;
-    if (s->left_sk && strcmp(s->left_sk, e->o.sk) == 0)
-        return; /* logged by an earlier round */
-    free(s->left_sk);
-    s->left_sk = eddy_strdup(e->o.sk);
-    struct eddy_log_fields f = {.entity = e->o.id, .event_id = e->o.event_id, .seq = e->o.seq};
-    eddy_log(EDDY_LOG_ERROR, &f, "relay: outbox entry %s left in the outbox: %s", e->o.sk, why);
-}
-
-static bool same_entity(const struct entry *a, const struct entry *b)
-{
-    return strcmp(a->o.ns, b->o.ns) == 0 && strcmp(a->o.id, b->o.id) == 0;
-}
-
-/* Group by entity; an entry over the limit is left, and so its entity's
- * later entries wait behind it. */
-static void round_group(struct relay_shard *s)
-{
-    s->groups = eddy_calloc(s->n ? s->n : 1, sizeof *s->groups);
-    s->ngroups = 0;
-    s->cursor = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        struct entry *e = &s->entries[i];
-        if (i == 0 || !same_entity(e, e - 1))
-            s->groups[s->ngroups++] = (struct group){i, i, i};
-        s->groups[s->ngroups - 1].end = i + 1;
-        if (e->size > EDDY_EB_MAX_BYTES) {
-            e->st = E_LEFT;
-            log_left(s, e, "its PutEvents entry is over the 256 KB limit");
-        }
+    struct lane *l = lane_get(r, e, true);
+    if (lane_has(l, e)) {
+        entry_free(e);
+        lane_release(r, l);
+        return false;
     }
+    lane_insert(r, l, e);
+    return true;
 }
 
-/* The round's entries are in: index them and start sending. */
-static void round_ready(struct relay_shard *s)
+void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len)
 {
-    s->indexed = true;
-    round_index(s);
-    round_group(s);
-    round_lag(s);
-    pump(s);
-}
-
-static void round_lag(struct relay_shard *s)
-{
-    struct eddy_relay *r = s->r;
-    int64_t oldest = 0;
-    for (size_t i = 0; i < s->n; i++)
-        if (oldest == 0 || s->entries[i].commit_ms < oldest)
-            oldest = s->entries[i].commit_ms;
-    int64_t now = eddy_clock_unix_ms(r->clock);
-    s->lag_ms = oldest > 0 && now > oldest ? now - oldest : 0;
-    if (r->metrics && s->n)
-        eddy_metrics_observe(r->metrics, EDDY_LATENCY_outbox_lag, s->lag_ms * 1000);
-}
-
-static void round_free(struct relay_shard *s)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->entries[i].source);
-        free((void *)s->entries[i].eb.resources);
-    }
-    free(s->entries);
-    free(s->groups);
-    cJSON_Delete(s->items);
-    s->entries = NULL;
-    s->groups = NULL;
-    s->items = NULL;
-    s->n = s->ngroups = 0;
-    s->indexed = false;
-}
-
-/* ---- the query ---- */
-
-static void query_page(struct relay_shard *s, const cJSON *start_key);
-
-static void on_query(eddy_err rc, struct eddy_ddb_query_result *res,
-                     const struct eddy_aws_reply *reply, void *ud)
-{
-    struct relay_shard *s = ud;
-    if (rc != EDDY_OK) {
-        EDDY_WARN("relay: shard %" PRIu32 ": reading the outbox: %s", s->index,
-                  eddy_error_text(reply->error));
-        eddy_ddb_query_result_cleanup(res);
-        round_ready(s); /* the pages that came in are relayed */
+    if (r == NULL || r->closing)
+        return;
+    if (r->held >= r->cfg.held_max) {
+        r->st.overflow++; /* the row stays in the outbox: a sweep takes it */
         return;
     }
-    cJSON *it;
-    while ((it = cJSON_DetachItemViaPointer(res->items, res->items->child)) != NULL)
-        cJSON_AddItemToArray(s->items, it);
-    size_t have = (size_t)cJSON_GetArraySize(s->items);
-    if (res->last_key && have < s->r->cfg.round_max && !s->r->stopping) {
-        query_page(s, res->last_key);
-    } else {
-        s->more = res->last_key != NULL;
-        round_ready(s);
-    }
-    eddy_ddb_query_result_cleanup(res);
-}
-
-static void query_page(struct relay_shard *s, const cJSON *start_key)
-{
-    struct eddy_relay *r = s->r;
-    cJSON *names = cJSON_CreateObject();
-    cJSON_AddStringToObject(names, "#pk", "_pk");
-    cJSON *values = cJSON_CreateObject();
-    cJSON_AddItemToObject(values, ":pk", cJSON_CreateObject());
-    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(values, ":pk"), "S", s->pk);
-    size_t have = (size_t)cJSON_GetArraySize(s->items);
-    size_t want = r->cfg.round_max - have;
-    struct eddy_ddb_query_params p = {
-        .table = r->table,
-        .key_condition = "#pk = :pk",
-        .names = names,
-        .values = values,
-        .consistent = true,
-        .limit = (int)(want < r->cfg.page_size ? want : r->cfg.page_size),
-        .start_key = start_key,
-    };
-    struct eddy_error err = {0};
-    eddy_err rc = eddy_ddb_query(r->ddb, &p, on_query, s, NULL, &err);
-    cJSON_Delete(names);
-    cJSON_Delete(values);
-    r->st.queries++;
-    if (rc != EDDY_OK) {
-        EDDY_WARN("relay: shard %" PRIu32 ": cannot query the outbox: %s", s->index,
-                  eddy_error_text(&err));
-        round_ready(s);
-    }
-}
-
-static void round_start(struct relay_shard *s)
-{
-    s->busy = true;
-    s->again = false;
-    s->more = false;
-    s->items = cJSON_CreateArray();
-    s->r->st.rounds++;
-    query_page(s, NULL);
-}
-
-static void round_end(struct relay_shard *s)
-{
-    struct eddy_relay *r = s->r;
-    round_free(s);
-    s->busy = false;
-    s->del_attempt = 0;
-    if (r->stopping) {
-        check_stopped(r);
+    cJSON *item = cJSON_ParseWithLength(item_json, len);
+    if (item == NULL) {
+        EDDY_ERROR("relay: a committed outbox row is not JSON; left to the sweeps");
         return;
     }
-    if (s->surrender) {
-        eddy_lease_give_back(r->lease, s->index);
-        return;
-    }
-    if ((s->again || s->more) && shard_holds(s))
-        round_start(s);
+    struct entry *e = entry_new(r, item);
+    if (e && hold(r, e))
+        r->st.committed++;
+    pump(r);
+}
+
+void eddy_relay_on_outbox(const char *item_json, size_t len, void *ud)
+{
+    eddy_relay_publish(ud, item_json, len);
 }
 
 /* ---- deletes ---- */
 
+/* The oldest Query in flight (loop ms), 0 when none is. */
+static uint64_t oldest_query(const struct eddy_relay *r)
+{
+    uint64_t t = 0;
+    for (uint32_t i = 0; i < r->cfg.shards; i++) {
+        uint64_t at = r->shards[i].sent_at;
+        if (at && (t == 0 || at < t))
+            t = at;
+    }
+    return t;
+}
+
+/* e's row is deleted: remember it while a Query sent before may return it. */
+static void note_gone(struct eddy_relay *r, const struct entry *e)
+{
+    if (r->sweeps == 0)
+        return;
+    eddy_map_put(&r->gone, eddy_str_c(e->o.sk), (void *)(uintptr_t)(uv_now(r->loop) + 1));
+}
+
+/* Forget the deletes no Query in flight can have missed. */
+static void prune_gone(struct eddy_relay *r)
+{
+    uint64_t horizon = oldest_query(r);
+    if (horizon == 0) {
+        eddy_map_cleanup(&r->gone, NULL);
+        eddy_map_init(&r->gone, eddy_rng_next(&r->rng));
+        return;
+    }
+    struct eddy_map_iter it;
+    struct eddy_str key;
+    void *value;
+    eddy_map_iter_init(&r->gone, &it);
+    while (eddy_map_next(&it, &key, &value))
+        if ((uint64_t)(uintptr_t)value - 1 < horizon)
+            eddy_map_remove(&r->gone, key);
+}
+
 struct delete_call {
-    struct relay_shard *s;
-    cJSON *keys; /* array, owned */
+    struct eddy_relay *r;
+    struct entry *ents[EDDY_DDB_MAX_BATCH_WRITE];
+    cJSON *keys[EDDY_DDB_MAX_BATCH_WRITE];
+    size_t n;
 };
 
-static void delete_send(struct relay_shard *s);
+static void delete_send(struct eddy_relay *r, bool all);
 
-static void on_del_timer(uv_timer_t *t)
-{
-    struct relay_shard *s = eddy_container_of(t, struct relay_shard, del_timer);
-    delete_send(s);
-    pump(s);
-}
-
-/* Keys to send again: back to the queue, after a backoff. */
-static void delete_requeue(struct relay_shard *s, cJSON *keys)
-{
-    struct eddy_relay *r = s->r;
-    size_t n = (size_t)cJSON_GetArraySize(keys);
-    if (++s->del_attempt > DELETE_ATTEMPTS) {
-        EDDY_ERROR("relay: shard %" PRIu32 ": %zu published entries could not be deleted; "
-                   "they will be published again",
-                   s->index, n);
-        cJSON_Delete(keys);
-        return;
-    }
-    r->st.delete_retries += n;
-    cJSON *k;
-    while ((k = cJSON_DetachItemViaPointer(keys, keys->child)) != NULL)
-        cJSON_AddItemToArray(s->del_queue, k);
-    cJSON_Delete(keys);
-    uint32_t ms = eddy_backoff_full_jitter(&r->rng, s->del_attempt - 1, 50, 2000);
-    uv_timer_start(&s->del_timer, on_del_timer, ms ? ms : 1, 0);
-}
-
-static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
-                      const struct eddy_aws_reply *reply, void *ud)
-{
-    struct delete_call *dc = ud;
-    struct relay_shard *s = dc->s;
-    s->deletes--;
-    if (rc != EDDY_OK) {
-        EDDY_WARN("relay: shard %" PRIu32 ": deleting published entries: %s", s->index,
-                  eddy_error_text(reply->error));
-        delete_requeue(s, dc->keys);
-    } else {
-        size_t sent = (size_t)cJSON_GetArraySize(dc->keys);
-        cJSON *again = cJSON_CreateArray();
-        const cJSON *u;
-        cJSON_ArrayForEach(u, res->unprocessed)
-        {
-            const cJSON *key = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(u, "DeleteRequest"), "Key");
-            if (key)
-                cJSON_AddItemToArray(again, cJSON_Duplicate(key, true));
-        }
-        size_t left = (size_t)cJSON_GetArraySize(again);
-        s->r->st.deleted += sent - left;
-        cJSON_Delete(dc->keys);
-        if (left)
-            delete_requeue(s, again);
-        else
-            cJSON_Delete(again);
-    }
-    eddy_ddb_batch_write_result_cleanup(res);
-    free(dc);
-    pump(s);
-}
-
-/* Send 25 queued keys (none while a backoff runs). */
-static void delete_send_one(struct relay_shard *s)
-{
-    struct eddy_relay *r = s->r;
-    struct delete_call *dc = eddy_calloc(1, sizeof *dc);
-    dc->s = s;
-    dc->keys = cJSON_CreateArray();
-    struct eddy_ddb_write_req reqs[EDDY_DDB_MAX_BATCH_WRITE];
-    size_t n = 0;
-    cJSON *k;
-    while (n < EDDY_DDB_MAX_BATCH_WRITE &&
-           (k = cJSON_DetachItemViaPointer(s->del_queue, s->del_queue->child)) != NULL) {
-        cJSON_AddItemToArray(dc->keys, k);
-        reqs[n++] = (struct eddy_ddb_write_req){.delete_key = k};
-    }
-    struct eddy_error err = {0};
-    if (eddy_ddb_batch_write(r->ddb, r->table, reqs, n, on_delete, dc, NULL, &err) != EDDY_OK) {
-        EDDY_WARN("relay: shard %" PRIu32 ": cannot delete published entries: %s", s->index,
-                  eddy_error_text(&err));
-        delete_requeue(s, dc->keys);
-        free(dc);
-        return;
-    }
-    s->deletes++;
-}
-
-/* Send every queued key, 25 a call. */
-static void delete_send(struct relay_shard *s)
-{
-    while (s->del_queue->child != NULL && !uv_is_active((uv_handle_t *)&s->del_timer))
-        delete_send_one(s);
-}
-
-static void delete_queue_entry(struct relay_shard *s, const struct entry *e)
+static cJSON *entry_key(const struct entry *e)
 {
     cJSON *key = cJSON_CreateObject();
     cJSON_AddItemToObject(key, "_pk",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->item, "_pk"), true));
     cJSON_AddItemToObject(key, "_sk",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->item, "_sk"), true));
-    cJSON_AddItemToArray(s->del_queue, key);
-    if (cJSON_GetArraySize(s->del_queue) >= EDDY_DDB_MAX_BATCH_WRITE)
-        delete_send(s);
+    return key;
+}
+
+static void delete_queue(struct eddy_relay *r, struct entry *e)
+{
+    e->dnext = NULL;
+    if (r->del_tail)
+        r->del_tail->dnext = e;
+    else
+        r->del_head = e;
+    r->del_tail = e;
+    r->del_queued++;
+}
+
+static void on_del_timer(uv_timer_t *t)
+{
+    struct eddy_relay *r = eddy_container_of(t, struct eddy_relay, del_timer);
+    delete_send(r, true);
+    check_stopped(r);
+}
+
+static bool unprocessed(const cJSON *res_unprocessed, const struct entry *e)
+{
+    const cJSON *u;
+    cJSON_ArrayForEach(u, res_unprocessed)
+    {
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(u, "DeleteRequest"), "Key");
+        const cJSON *pk =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(key, "_pk"), "S");
+        const cJSON *sk =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(key, "_sk"), "S");
+        if (cJSON_IsString(pk) && cJSON_IsString(sk) && strcmp(pk->valuestring, e->o.pk) == 0 &&
+            strcmp(sk->valuestring, e->o.sk) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
+                      const struct eddy_aws_reply *reply, void *ud)
+{
+    struct delete_call *dc = ud;
+    struct eddy_relay *r = dc->r;
+    r->deletes--;
+    if (rc != EDDY_OK)
+        EDDY_WARN("relay: deleting published entries: %s", eddy_error_text(reply->error));
+    size_t again = 0;
+    for (size_t i = 0; i < dc->n; i++) {
+        cJSON_Delete(dc->keys[i]);
+        struct entry *e = dc->ents[i];
+        if (rc != EDDY_OK || unprocessed(res->unprocessed, e)) {
+            delete_queue(r, e);
+            again++;
+        } else {
+            r->st.deleted++;
+            note_gone(r, e);
+            entry_remove(r, e);
+        }
+    }
+    eddy_ddb_batch_write_result_cleanup(res);
+    free(dc);
+    if (again == 0) {
+        r->del_attempt = 0;
+    } else if (++r->del_attempt > DELETE_ATTEMPTS) {
+        EDDY_ERROR("relay: %zu published entries could not be deleted; a sweep will publish them "
+                   "again",
+                   again);
+        r->del_attempt = 0;
+        while (r->del_head) { /* forget them: the rows stay */
+            struct entry *e = r->del_head;
+            r->del_head = e->dnext;
+            entry_remove(r, e);
+        }
+        r->del_tail = NULL;
+        r->del_queued = 0;
+    } else {
+        r->st.delete_retries += again;
+        uint32_t ms = eddy_backoff_full_jitter(&r->rng, r->del_attempt - 1, 50, 2000);
+        uv_timer_start(&r->del_timer, on_del_timer, ms ? ms : 1, 0);
+    }
+    pump(r);
+    check_stopped(r);
+}
+
+static void delete_send_one(struct eddy_relay *r)
+{
+    struct delete_call *dc = eddy_calloc(1, sizeof *dc);
+    dc->r = r;
+    struct eddy_ddb_write_req reqs[EDDY_DDB_MAX_BATCH_WRITE];
+    while (dc->n < EDDY_DDB_MAX_BATCH_WRITE && r->del_head) {
+        struct entry *e = r->del_head;
+        r->del_head = e->dnext;
+        r->del_queued--;
+        dc->ents[dc->n] = e;
+        dc->keys[dc->n] = entry_key(e);
+        reqs[dc->n] = (struct eddy_ddb_write_req){.delete_key = dc->keys[dc->n]};
+        dc->n++;
+    }
+    if (r->del_head == NULL)
+        r->del_tail = NULL;
+    struct eddy_error err = {0};
+    r->st.delete_calls++;
+    if (eddy_ddb_batch_write(r->ddb, r->table, reqs, dc->n, on_delete, dc, NULL, &err) == EDDY_OK) {
+        r->deletes++;
+        return;
+    }
+    EDDY_WARN("relay: cannot delete published entries: %s", eddy_error_text(&err));
+    struct eddy_ddb_batch_write_result none = {0};
+    struct eddy_aws_reply reply = {.error = &err};
+    r->deletes++;
+    on_delete(err.code ? err.code : EDDY_EINVAL, &none, &reply, dc);
+}
+
+/* Send full batches; all: the partial one too (the linger is over). */
+static void delete_send(struct eddy_relay *r, bool all)
+{
+    if (uv_is_active((uv_handle_t *)&r->del_timer) && r->del_attempt > 0)
+        return; /* a backoff runs */
+    while (r->del_queued >= EDDY_DDB_MAX_BATCH_WRITE || (all && r->del_queued > 0))
+        delete_send_one(r);
+    if (r->del_queued > 0 && !uv_is_active((uv_handle_t *)&r->del_timer))
+        uv_timer_start(&r->del_timer, on_del_timer, r->stopping ? 1 : DELETE_LINGER_MS, 0);
+}
+
+/* ---- dead entries ---- */
+
+struct move_call {
+    struct eddy_relay *r;
+    struct entry *e;
+    cJSON *key, *dead;
+};
+
+static void dead_done(struct eddy_relay *r, struct entry *e)
+{
+    r->st.dead++;
+    if (r->metrics)
+        eddy_metrics_inc(r->metrics, EDDY_METRIC_publish_dead);
+    struct eddy_log_fields f = {.entity = e->o.id, .event_id = e->o.event_id, .seq = e->o.seq};
+    eddy_log(EDDY_LOG_ERROR, &f,
+             "relay: outbox entry %s moved to #outbox-dead/%" PRIu32 " after %u refusals: %s; "
+             "its entity's later entries go on",
+             e->o.sk, e->shard, e->refusals, e->error);
+    entry_remove(r, e);
+}
+
+static void on_move(eddy_err rc, struct eddy_ddb_txn_result *res,
+                    const struct eddy_aws_reply *reply, void *ud)
+{
+    struct move_call *mc = ud;
+    struct eddy_relay *r = mc->r;
+    struct entry *e = mc->e;
+    r->moves--;
+    eddy_ddb_txn_result_cleanup(res);
+    cJSON_Delete(mc->key);
+    cJSON_Delete(mc->dead);
+    free(mc);
+    e->moving = false;
+    if (rc == EDDY_OK) {
+        note_gone(r, e);
+        dead_done(r, e);
+    } else {
+        EDDY_WARN("relay: moving outbox entry %s to the dead letters: %s", e->o.sk,
+                  eddy_error_text(reply->error));
+        e->failures++;
+        e->ready_at =
+            uv_now(r->loop) + eddy_backoff_full_jitter(&r->rng, e->failures - 1,
+                                                       r->cfg.retry_base_ms, r->cfg.retry_cap_ms);
+        if (r->stopping) /* left in the outbox */
+            lane_drop_rest(r, e->lane);
+        else
+            lane_list(r, e->lane);
+    }
+    pump(r);
+    check_stopped(r);
+}
+
+static cJSON *dead_item(struct eddy_relay *r, const struct entry *e)
+{
+    cJSON *dead = cJSON_Duplicate(e->item, true);
+    char *pk = eddy_record_outbox_dead_pk(e->shard);
+    char n[32];
+    cJSON_DeleteItemFromObjectCaseSensitive(dead, "_pk");
+    cJSON_DeleteItemFromObjectCaseSensitive(dead, "error");
+    cJSON_DeleteItemFromObjectCaseSensitive(dead, "attempts");
+    cJSON_DeleteItemFromObjectCaseSensitive(dead, "_ts");
+    cJSON_AddItemToObject(dead, "_pk", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "_pk"), "S", pk);
+    cJSON_AddItemToObject(dead, "error", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "error"), "S", e->error);
+    snprintf(n, sizeof n, "%u", e->refusals);
+    cJSON_AddItemToObject(dead, "attempts", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "attempts"), "N", n);
+    snprintf(n, sizeof n, "%" PRId64, eddy_clock_unix_ms(r->clock) / 1000);
+    cJSON_AddItemToObject(dead, "_ts", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "_ts"), "N", n);
+    free(pk);
+    return dead;
+}
+
+/* Delete the row and put the dead one, in one transaction. */
+static void move_start(struct eddy_relay *r, struct entry *e)
+{
+    struct move_call *mc = eddy_calloc(1, sizeof *mc);
+    mc->r = r;
+    mc->e = e;
+    mc->key = entry_key(e);
+    mc->dead = dead_item(r, e);
+    struct eddy_ddb_txn_item items[2] = {
+        {.kind = EDDY_DDB_DELETE, .table = r->table, .item = mc->key},
+        {.kind = EDDY_DDB_PUT, .table = r->table, .item = mc->dead},
+    };
+    struct eddy_error err = {0};
+    e->moving = true;
+    r->moves++;
+    if (eddy_ddb_transact_write(r->ddb, items, 2, NULL, on_move, mc, NULL, &err) == EDDY_OK)
+        return;
+    struct eddy_ddb_txn_result none = {0};
+    struct eddy_aws_reply reply = {.error = &err};
+    on_move(err.code ? err.code : EDDY_EINVAL, &none, &reply, mc);
 }
 
 /* ---- publishing ---- */
 
-static void entry_published(struct relay_shard *s, struct group *g, struct entry *e, int64_t now_ms)
+static void entry_published(struct eddy_relay *r, struct entry *e, int64_t now_ms)
 {
-    struct eddy_relay *r = s->r;
+    struct lane *l = e->lane;
     e->st = E_DONE;
-    g->next++;
+    lane_rehead(l);
     r->st.published++;
     if (r->metrics) {
         eddy_metrics_inc(r->metrics, EDDY_METRIC_published);
@@ -654,218 +864,456 @@ static void entry_published(struct relay_shard *s, struct group *g, struct entry
     }
     if (r->cfg.on_publish)
         r->cfg.on_publish(&e->o, now_ms, r->cfg.on_publish_ud);
-    delete_queue_entry(s, e);
+    delete_queue(r, e);
+    lane_list(r, l);
 }
 
-static void entry_failed(struct relay_shard *s, struct group *g, struct entry *e, const char *code,
-                         const char *msg)
+/* code NULL: the call failed as a whole (sent again, without counting). */
+static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code, const char *msg)
 {
-    struct eddy_relay *r = s->r;
     r->st.failed_entries++;
     if (r->metrics)
         eddy_metrics_inc(r->metrics, EDDY_METRIC_publish_failures);
-    e->failures++;
     struct eddy_log_fields f = {.entity = e->o.id, .event_id = e->o.event_id, .seq = e->o.seq};
-    eddy_log(EDDY_LOG_WARN, &f, "relay: PutEvents refused %s (failure %u): %s %s", e->o.sk,
-             e->failures, code, msg ? msg : "");
-    (void)g;
-    if (e->failures >= r->cfg.retry_max) {
-        e->st = E_LEFT; /* the next round tries again, its entity still in order */
+    e->st = E_WAIT;
+    if (code) {
+        e->refusals++;
+        snprintf(e->error, sizeof e->error, "%s: %s", code, msg ? msg : "");
+        if (r->bus->refused_for_good(code) || e->refusals >= r->cfg.attempts)
+            e->st = E_DEAD;
+    }
+    e->failures++;
+    eddy_log(EDDY_LOG_WARN, &f, "relay: PutEvents %s %s (failure %u): %s %s",
+             code ? "refused" : "failed for", e->o.sk, e->failures, code ? code : "",
+             msg ? msg : "");
+    lane_rehead(e->lane);
+    if (r->stopping && e->st == E_WAIT) { /* left in the outbox for a sweep */
+        lane_drop_rest(r, e->lane);
         return;
     }
-    e->st = E_PENDING;
     e->ready_at =
-        uv_now(r->loop) + eddy_backoff_full_jitter(&r->rng, e->failures - 1, r->cfg.retry_base_ms,
-                                                   r->cfg.retry_cap_ms);
+        e->st == E_DEAD
+            ? 0
+            : uv_now(r->loop) + eddy_backoff_full_jitter(&r->rng, e->failures - 1,
+                                                         r->cfg.retry_base_ms, r->cfg.retry_cap_ms);
+    lane_list(r, e->lane);
 }
 
-/* The group an entry belongs to: the one whose range holds it. */
-static struct group *group_of(struct relay_shard *s, size_t i)
+static void put_call_free(struct put_call *pc)
 {
-    size_t lo = 0, hi = s->ngroups;
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (s->groups[mid].first <= i)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return &s->groups[lo];
+    free(pc->at);
+    free(pc->ents);
+    free(pc);
 }
 
 static void on_put(eddy_err rc, struct eddy_eb_put_result *res, const struct eddy_aws_reply *reply,
                    void *ud)
 {
     struct put_call *pc = ud;
-    int64_t now = eddy_clock_unix_ms(pc->at[0].s->r->clock);
+    struct eddy_relay *r = pc->r;
+    r->puts--;
+    int64_t now = eddy_clock_unix_ms(r->clock);
     for (size_t k = 0; k < pc->n; k++) {
-        struct relay_shard *s = pc->at[k].s;
-        struct entry *e = &s->entries[pc->at[k].idx];
-        struct group *g = group_of(s, pc->at[k].idx);
+        struct entry *e = pc->at[k];
         const struct eddy_eb_entry_result *er =
             rc == EDDY_OK && k < res->n ? &res->entries[k] : NULL;
         if (rc != EDDY_OK)
-            entry_failed(s, g, e, eddy_err_name(rc), eddy_error_text(reply->error));
+            entry_failed(r, e, NULL, eddy_error_text(reply->error));
         else if (er == NULL)
-            entry_failed(s, g, e, "MissingResult", "PutEvents answered fewer entries");
-        else if (er->error_code && er->error_code[0])
-            entry_failed(s, g, e, er->error_code, er->error_message);
+            entry_failed(r, e, "MissingResult", "PutEvents answered fewer entries");
+        else if (!r->bus->accepted(er))
+            entry_failed(r, e, er->error_code ? er->error_code : "Refused", er->error_message);
         else
-            entry_published(s, g, e, now);
+            entry_published(r, e, now);
     }
     eddy_eb_put_result_cleanup(res);
-    for (size_t k = 0; k < pc->nshards; k++)
-        pc->shards[k]->puts--;
-    struct relay_shard *shards[EDDY_EB_MAX_ENTRIES];
-    size_t nshards = pc->nshards;
-    memcpy(shards, pc->shards, nshards * sizeof *shards);
-    free(pc);
-    for (size_t k = 0; k < nshards; k++)
-        pump(shards[k]);
+    put_call_free(pc);
+    delete_send(r, false);
+    pump(r);
+    check_stopped(r);
 }
 
-static void on_retry_timer(uv_timer_t *t);
-
-/* Send the open call. Its shards count it in flight from now on. */
+/* Send the open call, unless calls are all out (it is sent when one is back). */
 static void put_send(struct eddy_relay *r)
 {
     struct put_call *pc = r->open;
-    r->open = NULL;
     uv_idle_stop(&r->flush);
-    if (pc == NULL)
+    if (pc == NULL || r->puts >= r->cfg.inflight_max)
         return;
-    for (size_t k = 0; k < pc->n; k++)
-        pc->at[k].s->queued--;
-    for (size_t k = 0; k < pc->nshards; k++)
-        pc->shards[k]->puts++;
+    r->open = NULL;
     struct eddy_error err = {0};
     r->st.put_calls++;
-    if (eddy_eb_put_events(r->eb, pc->ents, pc->n, on_put, pc, NULL, &err) == EDDY_OK)
+    r->puts++;
+    if (r->bus->put(r->bus_client, pc->ents, pc->n, on_put, pc, &err) == EDDY_OK)
         return;
-    for (size_t k = 0; k < pc->n; k++) {
-        struct relay_shard *s = pc->at[k].s;
-        entry_failed(s, group_of(s, pc->at[k].idx), &s->entries[pc->at[k].idx],
-                     eddy_err_name(err.code), eddy_error_text(&err));
-    }
-    for (size_t k = 0; k < pc->nshards; k++) { /* each shard retries from the loop */
-        struct relay_shard *s = pc->shards[k];
-        s->puts--;
-        if (!uv_is_active((uv_handle_t *)&s->retry_timer))
-            uv_timer_start(&s->retry_timer, on_retry_timer, 1, 0);
-    }
-    free(pc);
+    struct eddy_eb_put_result none = {0};
+    struct eddy_aws_reply reply = {.error = &err};
+    on_put(err.code ? err.code : EDDY_EINVAL, &none, &reply, pc);
 }
 
 static void on_flush(uv_idle_t *h)
 {
-    put_send(eddy_container_of(h, struct eddy_relay, flush));
+    struct eddy_relay *r = eddy_container_of(h, struct eddy_relay, flush);
+    put_send(r);
+    delete_send(r, false);
 }
 
-static void put_add(struct eddy_relay *r, struct relay_shard *s, size_t idx)
+/* Add e to the open call; false when the call is full (send it first). */
+static bool put_add(struct eddy_relay *r, struct entry *e)
 {
-    struct entry *e = &s->entries[idx];
-    if (r->open == NULL) {
-        r->open = eddy_calloc(1, sizeof *r->open);
+    struct put_call *pc = r->open;
+    if (pc == NULL) {
+        pc = r->open = eddy_calloc(1, sizeof *pc);
+        pc->r = r;
+        pc->at = eddy_calloc(r->bus->max_entries, sizeof *pc->at);
+        pc->ents = eddy_calloc(r->bus->max_entries, sizeof *pc->ents);
         uv_idle_start(&r->flush, on_flush);
     }
-    struct put_call *pc = r->open;
-    size_t k = 0;
-    while (k < pc->nshards && pc->shards[k] != s)
-        k++;
-    if (k == pc->nshards)
-        pc->shards[pc->nshards++] = s;
-    pc->at[pc->n].s = s;
-    pc->at[pc->n].idx = idx;
+    if (pc->n == r->bus->max_entries || (pc->n && pc->bytes + e->size > r->bus->max_bytes))
+        return false;
+    pc->at[pc->n] = e;
     pc->ents[pc->n++] = e->eb;
     pc->bytes += e->size;
-    s->queued++;
-    e->st = E_INFLIGHT;
-    if (e->failures)
-        s->r->st.retries++;
-    if (e->failures && s->r->metrics)
-        eddy_metrics_inc(s->r->metrics, EDDY_METRIC_retries);
+    e->st = E_SENT;
+    if (e->failures) {
+        r->st.retries++;
+        if (r->metrics)
+            eddy_metrics_inc(r->metrics, EDDY_METRIC_retries);
+    }
+    return true;
 }
 
-/* Put this shard's ready heads into the open call, from the cursor on,
- * sending it whenever it is full, while the shard has calls to spare. */
-static void put_fill(struct relay_shard *s, uint64_t now)
+/* Send ready heads across lanes while calls are to spare. */
+static void pump(struct eddy_relay *r)
 {
-    struct eddy_relay *r = s->r;
-    for (size_t k = 0; k < s->ngroups; k++) {
-        struct group *g = &s->groups[(s->cursor + k) % s->ngroups];
-        if (g->next >= g->end)
+    if (!r->started || r->closing)
+        return;
+    uint64_t now = uv_now(r->loop);
+    while (r->ready.head) {
+        struct lane *l = r->ready.head;
+        struct entry *e = l->head;
+        if (e == NULL || e->moving || (e->st != E_WAIT && e->st != E_DEAD)) {
+            list_pop(&r->ready);
+            lane_release(r, l);
             continue;
-        struct entry *e = &s->entries[g->next];
-        if (e->st != E_PENDING || e->ready_at > now)
-            continue;
-        struct put_call *pc = r->open;
-        if (pc && (pc->n == EDDY_EB_MAX_ENTRIES || pc->bytes + e->size > EDDY_EB_MAX_BYTES)) {
-            put_send(r);
-            if (s->puts >= r->cfg.inflight_max) {
-                s->cursor = (s->cursor + k) % s->ngroups;
-                return;
-            }
         }
-        put_add(r, s, g->next);
-    }
-}
-
-/* The earliest backoff among the heads, 0 when none waits. */
-static uint64_t next_ready(const struct relay_shard *s)
-{
-    uint64_t t = 0;
-    for (size_t k = 0; k < s->ngroups; k++) {
-        const struct group *g = &s->groups[k];
-        if (g->next >= g->end)
+        if (e->st == E_DEAD) {
+            list_pop(&r->ready);
+            move_start(r, e);
             continue;
-        const struct entry *e = &s->entries[g->next];
-        if (e->st == E_PENDING && (t == 0 || e->ready_at < t))
-            t = e->ready_at;
+        }
+        if (!put_add(r, e)) {
+            if (r->puts >= r->cfg.inflight_max)
+                return; /* the open call waits for a call to come back */
+            put_send(r);
+            continue;
+        }
+        list_pop(&r->ready);
+        /* where the bus keeps an entity's order within a call, its next
+         * entries may join this one */
+        for (struct entry *n = e->next; r->bus->entity_shares_call && n && n->st == E_WAIT &&
+                                        n->ready_at <= now && put_add(r, n);
+             n = n->next)
+            ;
     }
-    return t;
+    if (r->open && r->open->n == r->bus->max_entries)
+        put_send(r);
+    if (r->open)
+        uv_idle_start(&r->flush, on_flush);
 }
 
+/* Entries whose backoff ran out are ready again. */
 static void on_retry_timer(uv_timer_t *t)
 {
-    pump(eddy_container_of(t, struct relay_shard, retry_timer));
-}
-
-/* Send what is ready; arm the backoff; end the round when all is done. */
-static void pump(struct relay_shard *s)
-{
-    if (!s->busy || !s->indexed)
-        return; /* the round's queries are still out */
-    uv_update_time(s->r->loop);
-    uint64_t now = uv_now(s->r->loop); /* backoffs run on the loop's timers */
-    bool sending = shard_holds(s);
-    if (sending && s->puts < s->r->cfg.inflight_max)
-        put_fill(s, now);
-    if (s->puts > 0 || s->queued > 0)
-        return;
-    uint64_t ready = sending ? next_ready(s) : 0;
-    if (ready) {
-        if (!uv_is_active((uv_handle_t *)&s->retry_timer))
-            uv_timer_start(&s->retry_timer, on_retry_timer, ready > now ? ready - now : 1, 0);
-        return;
+    struct eddy_relay *r = eddy_container_of(t, struct eddy_relay, retry_timer);
+    uint64_t now = uv_now(r->loop), next = 0;
+    struct lane_list keep = {0};
+    struct lane *l;
+    while ((l = list_pop(&r->backoff)) != NULL) {
+        uint64_t at = l->head ? l->head->ready_at : 0;
+        if (at > now) {
+            list_push(&keep, l);
+            next = next == 0 || at < next ? at : next;
+        } else {
+            lane_list(r, l);
+        }
     }
-    delete_send(s);
-    if (s->deletes == 0 && s->del_queue->child == NULL)
-        round_end(s);
+    r->backoff = keep;
+    if (next)
+        uv_timer_start(&r->retry_timer, on_retry_timer, next - now, 0);
+    pump(r);
 }
 
-/* ---- the process of the relay ---- */
+/* ---- sweeps ---- */
 
-static void on_poll(uv_timer_t *t)
+static bool shard_holds(const struct relay_shard *s)
 {
-    struct eddy_relay *r = eddy_container_of(t, struct eddy_relay, poll);
+    const struct eddy_relay *r = s->r;
+    if (r->stopping || s->surrender)
+        return false;
+    return r->lease == NULL ? r->started : eddy_lease_held(r->lease, s->index);
+}
+
+bool eddy_relay_holds(const struct eddy_relay *r, uint32_t shard)
+{
+    return shard < r->cfg.shards && shard_holds(&r->shards[shard]);
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    struct relay_shard *s = eddy_container_of(t, struct relay_shard, timer);
+    if (!s->sweeping && shard_holds(s))
+        sweep_start(s);
+}
+
+static void sweep_schedule(struct relay_shard *s, uint64_t ms)
+{
+    uv_timer_start(&s->timer, on_sweep_timer, ms, 0);
+}
+
+void eddy_relay_sweep(struct eddy_relay *r, uint32_t shard)
+{
+    if (r && shard < r->cfg.shards && r->started && !r->closing)
+        sweep_schedule(&r->shards[shard], 0);
+}
+
+static void sweep_end(struct relay_shard *s, bool more)
+{
+    struct eddy_relay *r = s->r;
+    s->sweeping = false;
+    r->sweeps--;
+    int64_t now = eddy_clock_unix_ms(r->clock);
+    s->lag_ms = s->oldest_ms > 0 && now > s->oldest_ms ? now - s->oldest_ms : 0;
+    if (r->metrics && s->oldest_ms > 0)
+        eddy_metrics_observe(r->metrics, EDDY_LATENCY_outbox_lag, s->lag_ms * 1000);
+    free(s->after);
+    free(s->ent_key);
+    s->after = s->ent_key = NULL;
     if (r->stopping) {
+        pump(r);
         check_stopped(r);
         return;
     }
-    for (uint32_t i = 0; i < r->cfg.shards; i++) {
-        struct relay_shard *s = &r->shards[i];
-        if (!s->busy && shard_holds(s))
-            round_start(s);
+    if (s->surrender) {
+        eddy_lease_give_back(r->lease, s->index);
+        pump(r);
+        return;
+    }
+    uint64_t next;
+    if (more || s->taken > 0) {
+        s->interval_ms = r->cfg.poll_ms;
+        next = r->cfg.poll_ms;
+    } else if (s->young_ms > 0) { /* another process's rows: look when they are old */
+        int64_t due = s->young_ms + (int64_t)r->cfg.grace_ms - now + 1;
+        s->interval_ms = r->cfg.poll_ms;
+        next = due < (int64_t)r->cfg.poll_ms        ? r->cfg.poll_ms
+               : due > (int64_t)r->cfg.sweep_max_ms ? r->cfg.sweep_max_ms
+                                                    : (uint64_t)due;
+    } else {
+        next = s->interval_ms;
+        s->interval_ms =
+            s->interval_ms * 2 > r->cfg.sweep_max_ms ? r->cfg.sweep_max_ms : s->interval_ms * 2;
+    }
+    if (shard_holds(s))
+        sweep_schedule(s, next);
+    pump(r);
+}
+
+/*
+ * Past an entity: its rows are "<ns>/<id>/<seq:020>/<idx:04>", so this key
+ * sorts after all of them. (An entity whose id is this one's followed by
+ * '/' and a digit sorts among them and is passed over while this one has a
+ * backlog.)
+ */
+static char *past_entity(const char *sk)
+{
+    const char *p = sk + strlen(sk);
+    int slashes = 0;
+    while (p > sk && slashes < 2)
+        if (*--p == '/')
+            slashes++;
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    eddy_buf_append(&b, sk, (size_t)(p - sk));
+    eddy_buf_appends(&b, "/99999999999999999999/9999");
+    return eddy_buf_take(&b, NULL);
+}
+
+/* The entity part of a row's sort key (without /<seq>/<idx>). */
+static size_t entity_len(const char *sk)
+{
+    const char *p = sk + strlen(sk);
+    int slashes = 0;
+    while (p > sk && slashes < 2)
+        if (*--p == '/')
+            slashes++;
+    return (size_t)(p - sk);
+}
+
+/* One row of a sweep page: take it when it is old enough and not held. */
+static void sweep_row(struct relay_shard *s, cJSON *item, int64_t now)
+{
+    struct eddy_relay *r = s->r;
+    const cJSON *skv =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "_sk"), "S");
+    if (!cJSON_IsString(skv)) {
+        cJSON_Delete(item);
+        return;
+    }
+    const char *sk = skv->valuestring;
+    size_t elen = entity_len(sk);
+    if (s->ent_key && strlen(s->ent_key) == elen && strncmp(s->ent_key, sk, elen) == 0) {
+        s->ent_rows++;
+    } else {
+        free(s->ent_key);
+        s->ent_key = eddy_strndup(sk, elen);
+        s->ent_rows = 1;
+    }
+    void *gone = eddy_map_get(&r->gone, eddy_str_c(sk));
+    if (gone && (uint64_t)(uintptr_t)gone - 1 >= s->sent_at) {
+        cJSON_Delete(item); /* published and deleted while this page was read */
+        return;
+    }
+    int64_t tms = item_n(item, "_tms");
+    int64_t commit_ms = tms > 0 ? tms : item_n(item, "_ts") * 1000;
+    if (s->oldest_ms == 0 || commit_ms < s->oldest_ms)
+        s->oldest_ms = commit_ms;
+    if (commit_ms > now - (int64_t)r->cfg.grace_ms) {
+        if (s->young_ms == 0 || commit_ms < s->young_ms)
+            s->young_ms = commit_ms;
+        cJSON_Delete(item);
+        return;
+    }
+    if (r->held >= r->cfg.held_max) {
+        cJSON_Delete(item);
+        return;
+    }
+    struct entry *e = entry_new(r, item);
+    if (e && hold(r, e)) {
+        s->taken++;
+        r->st.swept++;
+    }
+}
+
+static void sweep_query(struct relay_shard *s);
+
+static void on_sweep_page(eddy_err rc, struct eddy_ddb_query_result *res,
+                          const struct eddy_aws_reply *reply, void *ud)
+{
+    struct relay_shard *s = ud;
+    struct eddy_relay *r = s->r;
+    if (rc != EDDY_OK || r->stopping) {
+        s->sent_at = 0;
+        if (rc != EDDY_OK)
+            EDDY_WARN("relay: shard %" PRIu32 ": sweeping the outbox: %s", s->index,
+                      eddy_error_text(reply->error));
+        eddy_ddb_query_result_cleanup(res);
+        sweep_end(s, false);
+        return;
+    }
+    int64_t now = eddy_clock_unix_ms(r->clock);
+    char *last = NULL;
+    cJSON *it;
+    while ((it = cJSON_DetachItemViaPointer(res->items, res->items->child)) != NULL) {
+        s->read++;
+        const cJSON *skv =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "_sk"), "S");
+        if (cJSON_IsString(skv)) {
+            free(last);
+            last = eddy_strdup(skv->valuestring);
+        }
+        sweep_row(s, it, now);
+    }
+    bool more = res->last_key != NULL && last != NULL;
+    eddy_ddb_query_result_cleanup(res);
+    s->sent_at = 0;
+    prune_gone(r);
+    if (!more || r->stopping || !shard_holds(s)) {
+        free(last);
+        sweep_end(s, false);
+        return;
+    }
+    free(s->after);
+    /* an entity read a page's worth of: go past it (fairness) */
+    s->after = s->ent_rows >= r->cfg.page_size ? past_entity(last) : eddy_strdup(last);
+    if (s->ent_rows >= r->cfg.page_size)
+        s->ent_rows = 0;
+    free(last);
+    if (s->read >= r->cfg.round_max) {
+        sweep_end(s, true);
+        return;
+    }
+    sweep_query(s);
+}
+
+static void sweep_query(struct relay_shard *s)
+{
+    struct eddy_relay *r = s->r;
+    cJSON *names = cJSON_CreateObject();
+    cJSON_AddStringToObject(names, "#pk", "_pk");
+    cJSON *values = cJSON_CreateObject();
+    cJSON_AddItemToObject(values, ":pk", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(values, ":pk"), "S", s->pk);
+    if (s->after) {
+        cJSON_AddStringToObject(names, "#sk", "_sk");
+        cJSON_AddItemToObject(values, ":after", cJSON_CreateObject());
+        cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(values, ":after"), "S", s->after);
+    }
+    struct eddy_ddb_query_params p = {
+        .table = r->table,
+        .key_condition = s->after ? "#pk = :pk AND #sk > :after" : "#pk = :pk",
+        .names = names,
+        .values = values,
+        .consistent = true,
+        .limit = (int)r->cfg.page_size,
+    };
+    struct eddy_error err = {0};
+    r->st.queries++;
+    s->sent_at = uv_now(r->loop);
+    eddy_err rc = eddy_ddb_query(r->ddb, &p, on_sweep_page, s, NULL, &err);
+    cJSON_Delete(names);
+    cJSON_Delete(values);
+    if (rc != EDDY_OK) {
+        struct eddy_ddb_query_result none = {0};
+        struct eddy_aws_reply reply = {.error = &err};
+        on_sweep_page(rc, &none, &reply, s);
+    }
+}
+
+static void sweep_start(struct relay_shard *s)
+{
+    struct eddy_relay *r = s->r;
+    s->sweeping = true;
+    r->sweeps++;
+    s->read = s->taken = 0;
+    s->young_ms = s->oldest_ms = 0;
+    s->ent_rows = 0;
+    r->st.sweeps++;
+    sweep_query(s);
+}
+
+/* ---- leases ---- */
+
+static void on_lease(uint32_t shard, enum eddy_lease_event ev, void *ud)
+{
+    struct eddy_relay *r = ud;
+    struct relay_shard *s = &r->shards[shard];
+    switch (ev) {
+    case EDDY_LEASE_ACQUIRED:
+        s->surrender = false;
+        s->interval_ms = r->cfg.poll_ms;
+        if (shard_holds(s) && !s->sweeping)
+            sweep_schedule(s, 0);
+        break;
+    case EDDY_LEASE_SURRENDER:
+        s->surrender = true;
+        uv_timer_stop(&s->timer);
+        if (!s->sweeping)
+            eddy_lease_give_back(r->lease, shard);
+        break;
+    case EDDY_LEASE_LOST:
+        uv_timer_stop(&s->timer);
+        break;
     }
 }
 
@@ -886,19 +1334,22 @@ eddy_err eddy_relay_start(struct eddy_relay *r)
         }
     }
     r->started = true;
-    uv_timer_init(r->loop, &r->poll);
     uv_idle_init(r->loop, &r->flush);
-    for (uint32_t i = 0; i < r->cfg.shards; i++) {
-        uv_timer_init(r->loop, &r->shards[i].retry_timer);
-        uv_timer_init(r->loop, &r->shards[i].del_timer);
-    }
-    r->open_handles = 2 + 2 * r->cfg.shards;
-    uv_timer_start(&r->poll, on_poll, r->lease ? r->cfg.poll_ms : 0, r->cfg.poll_ms);
+    uv_timer_init(r->loop, &r->retry_timer);
+    uv_timer_init(r->loop, &r->del_timer);
+    uv_timer_init(r->loop, &r->stop_timer);
+    for (uint32_t i = 0; i < r->cfg.shards; i++)
+        uv_timer_init(r->loop, &r->shards[i].timer);
+    r->open_handles = 4 + r->cfg.shards;
     if (r->lease)
         eddy_lease_start(r->lease);
-    EDDY_INFO("relay: started as %s (%" PRIu32 " shards, poll %" PRIu32 " ms, lease %" PRIu32
-              " ms)",
-              r->owner, r->cfg.shards, r->cfg.poll_ms, r->cfg.lease_ms);
+    else
+        for (uint32_t i = 0; i < r->cfg.shards; i++)
+            sweep_schedule(&r->shards[i], 0);
+    EDDY_INFO("relay: started as %s (%" PRIu32 " shards, %s bus, grace %" PRIu32
+              " ms, sweeps every %" PRIu32 "..%" PRIu32 " ms, lease %" PRIu32 " ms)",
+              r->owner, r->cfg.shards, r->bus->name, r->cfg.grace_ms, r->cfg.poll_ms,
+              r->cfg.sweep_max_ms, r->cfg.lease_ms);
     return EDDY_OK;
 }
 
@@ -909,7 +1360,8 @@ static void on_handle_closed(uv_handle_t *h)
     struct eddy_relay *r = h->data;
     if (--r->open_handles > 0)
         return;
-    EDDY_INFO("relay: stopped (%" PRIu64 " published)", r->st.published);
+    EDDY_INFO("relay: stopped (%" PRIu64 " published, %" PRIu64 " dead)", r->st.published,
+              r->st.dead);
     if (r->stop_cb)
         r->stop_cb(r->stop_ud);
 }
@@ -923,12 +1375,12 @@ static void close_handle(struct eddy_relay *r, uv_handle_t *h)
 static void close_all(struct eddy_relay *r)
 {
     r->closing = true;
-    close_handle(r, (uv_handle_t *)&r->poll);
     close_handle(r, (uv_handle_t *)&r->flush);
-    for (uint32_t i = 0; i < r->cfg.shards; i++) {
-        close_handle(r, (uv_handle_t *)&r->shards[i].retry_timer);
-        close_handle(r, (uv_handle_t *)&r->shards[i].del_timer);
-    }
+    close_handle(r, (uv_handle_t *)&r->retry_timer);
+    close_handle(r, (uv_handle_t *)&r->del_timer);
+    close_handle(r, (uv_handle_t *)&r->stop_timer);
+    for (uint32_t i = 0; i < r->cfg.shards; i++)
+        close_handle(r, (uv_handle_t *)&r->shards[i].timer);
 }
 
 static void on_lease_stopped(void *ud)
@@ -938,19 +1390,39 @@ static void on_lease_stopped(void *ud)
     close_all(r);
 }
 
+/* Entries waiting for a backoff are left in the outbox for a sweep. */
+static void drop_backoff(struct eddy_relay *r)
+{
+    struct lane *l;
+    while ((l = list_pop(&r->backoff)) != NULL)
+        lane_drop_rest(r, l);
+}
+
 static void check_stopped(struct eddy_relay *r)
 {
     if (!r->stopping || r->lease_stopping || r->closing)
         return;
-    for (uint32_t i = 0; i < r->cfg.shards; i++)
-        if (r->shards[i].busy)
-            return;
+    drop_backoff(r);
+    if (r->ready.head || r->open || r->puts || r->moves || r->sweeps)
+        return;
+    if (r->del_queued && !uv_is_active((uv_handle_t *)&r->del_timer))
+        delete_send(r, true);
+    if (r->del_queued || r->deletes)
+        return;
+    uv_timer_stop(&r->retry_timer);
     if (r->lease) {
         r->lease_stopping = true;
         eddy_lease_stop(r->lease, on_lease_stopped, r);
     } else {
         close_all(r);
     }
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    struct eddy_relay *r = eddy_container_of(t, struct eddy_relay, stop_timer);
+    pump(r);
+    check_stopped(r);
 }
 
 void eddy_relay_stop(struct eddy_relay *r, void (*cb)(void *ud), void *ud)
@@ -962,20 +1434,16 @@ void eddy_relay_stop(struct eddy_relay *r, void (*cb)(void *ud), void *ud)
     r->stop_ud = ud;
     if (!r->started) {
         r->started = true;
-        uv_timer_init(r->loop, &r->poll);
+        uv_timer_init(r->loop, &r->stop_timer);
         r->open_handles = 1;
         r->closing = true;
-        close_handle(r, (uv_handle_t *)&r->poll);
+        close_handle(r, (uv_handle_t *)&r->stop_timer);
         return;
     }
-    for (uint32_t i = 0; i < r->cfg.shards; i++) {
-        struct relay_shard *s = &r->shards[i];
-        uv_timer_stop(&s->retry_timer); /* entries waiting for a retry stay */
-        if (s->busy && s->puts == 0)
-            uv_timer_start(&s->retry_timer, on_retry_timer, 0, 0);
-    }
+    for (uint32_t i = 0; i < r->cfg.shards; i++)
+        uv_timer_stop(&r->shards[i].timer);
     /* Continue from the loop, never inside this call. */
-    uv_timer_start(&r->poll, on_poll, 0, 0);
+    uv_timer_start(&r->stop_timer, on_stop_timer, 0, 0);
 }
 
 /* ---- stats ---- */
@@ -985,6 +1453,7 @@ void eddy_relay_stats(const struct eddy_relay *r, struct eddy_relay_stats *out)
     *out = r->st;
     out->shards_held = 0;
     out->lag_ms = 0;
+    out->held = (uint32_t)r->held;
     for (uint32_t i = 0; i < r->cfg.shards; i++) {
         out->shards_held += eddy_relay_holds(r, i);
         if (r->shards[i].lag_ms > out->lag_ms)

@@ -1,78 +1,112 @@
 /*
  * relay.h - the outbox relay: publishes the outbox entries the processor
- * committed to EventBridge, at least once, in order per entity.
+ * committed to EventBridge, at least once, in (seq, idx) order per entity
+ * within a process.
  *
- * The relay runs in the worker's loop (or alone: `eddy relay`). It holds
- * leases on some outbox shards (lease.h: a fair share per live process) and
- * runs rounds on those shards. A round:
- *   1. Queries the shard partition "#outbox/<shard>" (consistent, ascending,
- *      page by page, up to round_max entries);
- *   2. groups the entries by entity (the _namespace and _id attributes, never
- *      a split key) and orders each entity's entries by _seq, _idx;
- *   3. sends waves of PutEvents: a wave takes the next entry of every entity
- *      that has one ready, so one call never carries two entries of the same
- *      entity; calls carry at most 10 entries and 256 KB;
- *   4. deletes the published entries (BatchWriteItem, 25 keys a call,
- *      unprocessed keys sent again).
- * An entry that fails (ErrorCode in the PutEvents reply, or the whole call
- * failing) is sent again after a full-jitter backoff, alone: the entries
- * that went out are never resent. Later entries of its entity wait for it;
- * other entities go on. After retry_max failures the entity is left for the
- * next round (its entries stay in the outbox, in order).
+ * Two ways in, one publisher:
+ *   - Publish on commit. The committing process hands each committed outbox
+ *     entry to its relay at once (eddy_relay_on_outbox fits the processor's
+ *     on_outbox hook: the entry's DynamoDB JSON as it was written). Nothing
+ *     is read back from DynamoDB on this path.
+ *   - Sweeps for leftovers. The relay leases a fair share of the shards
+ *     (lease.h) and sweeps them: a sweep Queries "#outbox/<shard>" and takes
+ *     only the rows older than grace_ms that it does not hold already (what
+ *     a dead or failing process left). A sweep reads at most page_size rows
+ *     of one entity and then continues past that entity, so one entity's
+ *     backlog never holds back another entity of its shard. A shard whose
+ *     sweep found nothing to publish is swept less and less often, doubling
+ *     from poll_ms up to sweep_max_ms; young rows of other processes bring
+ *     the next sweep to when they become old enough.
  *
- * Rounds run when a local commit wakes a shard (eddy_relay_wake, the fast
- * path; eddy_relay_on_outbox fits the processor's on_outbox hook), on the
- * poll interval (commits of other processes, lost wake-ups), and again at
- * once when a round ends with entries left. One round at a time per shard:
- * a wake during a round runs one more round after it.
+ * The publisher keeps the entries it holds in lanes, one per entity, in
+ * (seq, idx) order, and fills PutEvents calls across entities (the bus
+ * kind's limits: classic bus 10 entries and 256 KB). An entity has one
+ * entry out at a time unless its bus kind lets an entity's entries share a
+ * call, so its later entries leave only after the earlier ones were
+ * accepted. Entries added in one loop turn share the calls of that turn.
+ * Published entries are deleted with BatchWriteItem (25 keys a call,
+ * partial batches wait up to 20 ms for company, unprocessed keys sent
+ * again). A call that fails as a whole (network, throttling, 5xx) is sent
+ * again after a full-jitter backoff, forever. An entry the bus refuses is
+ * sent again after a backoff; refused for good (a validation error) or
+ * attempts times, it is dead: moved in one TransactWriteItems from the
+ * outbox to "#outbox-dead/<shard>" with the error and its attempts, counted
+ * (publish_dead) and logged, and its entity's later entries go on.
  *
  * The published event: Source (the entry's, else the configured source,
  * else "eddy.<namespace>"), DetailType (the outbound type), Detail (the
  * entry's JSON text as the processor built it, metadata included),
  * EventBusName (the entry's, else the configured bus), Resources and
- * TraceHeader when the entry has them, Time = the commit second. An entry
- * that cannot be read, or whose PutEvents entry is over 256 KB, is logged
- * and left in the outbox; its entity's later entries wait behind it.
+ * TraceHeader when the entry has them, Time = the commit second. Its size is
+ * eddy_eb_entry_size, the rule the commit path checked.
  *
- * Delivery is at least once: a crash between PutEvents and the delete sends
- * the entries again; consumers drop duplicates by Detail's event id.
+ * Delivery is at least once: a crash between PutEvents and the delete, or a
+ * sweep overlapping a slow publisher of another process, sends an entry
+ * again; consumers drop duplicates by Detail's event id.
  *
- * Async contract: eddy_relay_stop lets the PutEvents calls in hand finish
- * and their entries be deleted, starts nothing new, gives the leases back,
- * closes its handles and then calls cb from the loop; then eddy_relay_free.
+ * Async contract: eddy_relay_stop stops the sweeps, publishes what it holds
+ * (an entry that fails is left in the outbox for a sweep), deletes what was
+ * published, gives the leases back, closes its handles and then calls cb
+ * from the loop; then eddy_relay_free.
  */
 #ifndef EDDY_RELAY_RELAY_H
 #define EDDY_RELAY_RELAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "base/clock.h"
 #include "base/err.h"
 #include "core/record.h"
+#include "svc/eventbridge.h"
 
 struct eddy_ddb;
-struct eddy_eb;
 struct eddy_metrics;
+
+/*
+ * A kind of bus: how its PutEvents is called and what it allows. The
+ * classic bus (eddy_relay_bus_classic) sends through eddy_eb_put_events.
+ */
+struct eddy_relay_bus {
+    const char *name;        /* for logs */
+    size_t max_entries;      /* entries per call */
+    size_t max_bytes;        /* eddy_eb_entry_size summed over a call */
+    bool entity_shares_call; /* several entries of one entity may go in one call, in order */
+    eddy_err (*put)(void *client, const struct eddy_eb_entry *entries, size_t n, eddy_eb_put_cb cb,
+                    void *ud, struct eddy_error *err);
+    /* The entry was accepted (published). */
+    bool (*accepted)(const struct eddy_eb_entry_result *res);
+    /* The entry's error code means it will never be accepted. */
+    bool (*refused_for_good)(const char *code);
+};
+/* The classic bus; client is a struct eddy_eb *. */
+extern const struct eddy_relay_bus eddy_relay_bus_classic;
 
 struct eddy_relay_config {
     const char *table;
     uint32_t shards;          /* EDDY_OUTBOX_SHARDS, 1..1024 */
     const char *event_bus;    /* EventBusName for entries that carry none; NULL: default bus */
     const char *event_source; /* Source for entries that carry none; NULL: "eddy.<namespace>" */
-    uint32_t poll_ms;         /* safety-net poll; 0: 1000 */
-    /* Lease period (EDDY_LEASE_MS). 0: no leases, this relay takes every
+    uint32_t poll_ms;         /* shortest interval between sweeps of a shard; 0: 1000 */
+    uint32_t sweep_max_ms;    /* EDDY_SWEEP_MAX: longest; 0: 30000 */
+    uint32_t grace_ms;        /* EDDY_OUTBOX_GRACE: sweeps take rows older than this (0: all) */
+    uint32_t attempts;        /* EDDY_PUBLISH_ATTEMPTS: refusals before dead; 0: 10 */
+    /* Lease period (EDDY_LEASE_MS). 0: no leases, this relay sweeps every
      * shard; only for a relay known to be alone (tests, benchmarks). */
     uint32_t lease_ms;
     const char *owner;      /* lease owner id; NULL: "<hostname>-<pid>-<random>" */
-    uint32_t page_size;     /* Query Limit; 0: 100 */
-    uint32_t round_max;     /* entries read per round at most; 0: 1000 */
-    uint32_t inflight_max;  /* PutEvents calls in flight per shard; 0: 4 */
+    uint32_t page_size;     /* Query Limit, and rows of one entity a sweep reads; 0: 100 */
+    uint32_t round_max;     /* rows a sweep reads at most; 0: 1000 */
+    uint32_t held_max;      /* entries held in memory at most (more wait for a sweep); 0: 10000 */
+    uint32_t inflight_max;  /* PutEvents calls in flight; 0: 8 */
     uint32_t retry_base_ms; /* backoff of failed entries; 0: 100 */
     uint32_t retry_cap_ms;  /* 0: 5000 */
-    uint32_t retry_max;     /* failures of one entry within a round; 0: 6 */
     uint64_t seed;          /* backoff jitter; 0: from the clock */
+    /* NULL: the classic bus through the eb given to eddy_relay_new. */
+    const struct eddy_relay_bus *bus;
+    void *bus_client;
     /* Called for every entry EventBridge accepted, before its delete, with
      * the time it was accepted; for benchmarks and tests. NULL: none. */
     void (*on_publish)(const struct eddy_record_outbox *entry, int64_t unix_ms, void *ud);
@@ -80,18 +114,22 @@ struct eddy_relay_config {
 };
 
 struct eddy_relay_stats {
-    uint64_t rounds;         /* rounds run */
+    uint64_t sweeps;         /* sweeps run */
     uint64_t queries;        /* Query calls */
     uint64_t put_calls;      /* PutEvents calls */
     uint64_t published;      /* entries EventBridge accepted */
+    uint64_t committed;      /* entries handed over by the commit path */
+    uint64_t swept;          /* entries taken by sweeps */
     uint64_t failed_entries; /* entries it refused (ErrorCode) or calls that failed, per entry */
     uint64_t retries;        /* entries sent again */
+    uint64_t dead;           /* entries moved to the dead-letter partition */
     uint64_t deleted;        /* outbox entries deleted */
+    uint64_t delete_calls;   /* BatchWriteItem calls */
     uint64_t delete_retries; /* keys sent again (unprocessed or failed call) */
-    uint64_t skipped;        /* entries left: unreadable or over 256 KB */
-    uint64_t wakes;          /* eddy_relay_wake calls for shards held */
+    uint64_t overflow;       /* committed entries left to the sweeps (held_max reached) */
     uint32_t shards_held;    /* now */
-    int64_t lag_ms;          /* oldest entry age seen by the latest round, over shards */
+    uint32_t held;           /* entries held now */
+    int64_t lag_ms;          /* oldest row age seen by the latest sweeps, over shards */
 };
 
 struct eddy_relay;
@@ -102,12 +140,14 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
                                   const struct eddy_relay_config *cfg,
                                   const struct eddy_clock *clock, struct eddy_metrics *metrics,
                                   struct eddy_error *err);
-/* Start the leases (or take every shard without them) and the poll timer. */
+/* Start the leases (or take every shard without them) and the sweeps. */
 eddy_err eddy_relay_start(struct eddy_relay *r);
-/* A commit wrote to shard: run a round soon if the shard is ours. */
-void eddy_relay_wake(struct eddy_relay *r, uint32_t shard);
+/* Publish a committed outbox entry (its DynamoDB JSON, as written). */
+void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len);
 /* The processor's on_outbox hook: ud is the relay. */
-void eddy_relay_on_outbox(uint32_t shard, void *ud);
+void eddy_relay_on_outbox(const char *item_json, size_t len, void *ud);
+/* Sweep shard now if it is ours (tests; a shard's timer does it otherwise). */
+void eddy_relay_sweep(struct eddy_relay *r, uint32_t shard);
 /* See the async contract above. Calling it twice is harmless. */
 void eddy_relay_stop(struct eddy_relay *r, void (*cb)(void *ud), void *ud);
 /* After stop's callback (or on a relay never started). NULL is fine. */
@@ -116,7 +156,7 @@ void eddy_relay_free(struct eddy_relay *r);
 void eddy_relay_stats(const struct eddy_relay *r, struct eddy_relay_stats *out);
 /* True while shard is this relay's (leased, or every shard without leases). */
 bool eddy_relay_holds(const struct eddy_relay *r, uint32_t shard);
-/* Age of the oldest entry the latest round of shard saw, 0 when empty. */
+/* Age of the oldest row the latest sweep of shard saw, 0 when empty. */
 int64_t eddy_relay_shard_lag_ms(const struct eddy_relay *r, uint32_t shard);
 const char *eddy_relay_owner(const struct eddy_relay *r);
 

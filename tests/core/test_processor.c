@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "core/processor.h"
+#include "core/record.h"
 #include "fake_transport.h"
 #include "svc/dynamodb.h"
 
@@ -32,10 +33,17 @@ struct rig {
     int called;
 };
 
-static void on_outbox(uint32_t shard, void *ud)
+/* The committed outbox row, handed over as written (publish on commit). */
+static void on_outbox(const char *item_json, size_t len, void *ud)
 {
     struct rig *r = ud;
-    (void)shard;
+    cJSON *item = cJSON_ParseWithLength(item_json, len);
+    assert_non_null(item);
+    struct eddy_record_outbox o;
+    struct eddy_error err;
+    assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
+    assert_non_null(strstr(o.pk, "#outbox/"));
+    cJSON_Delete(item);
     r->outbox_calls++;
 }
 

@@ -172,6 +172,8 @@ static void answer_query(struct fakeaws *w, const cJSON *req)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "ConsistentRead")));
     const cJSON *limit = cJSON_GetObjectItemCaseSensitive(req, "Limit");
     const char *after = sget(cJSON_GetObjectItemCaseSensitive(req, "ExclusiveStartKey"), "_sk");
+    if (after == NULL)
+        after = sget(values, ":after"); /* "#pk = :pk AND #sk > :after" */
     size_t n = 0, cap = (size_t)cJSON_GetArraySize(w->items) + 1;
     cJSON **sel = eddy_calloc(cap, sizeof *sel);
     cJSON *it;
@@ -260,6 +262,59 @@ static void answer_batch_write(struct fakeaws *w, const cJSON *req)
     reply_json(w, body);
 }
 
+static bool condition_holds(const cJSON *req, const cJSON *old);
+
+/* Deletes and puts (the relay's dead moves, the leases' renewals), with
+ * the leases' conditions: all applied, or none and the reasons. */
+static void answer_transact(struct fakeaws *w, const cJSON *req)
+{
+    if (w->fail_ddb_writes) {
+        eddy_fake_push_error(w->fake, EDDY_ENET);
+        return;
+    }
+    const cJSON *t;
+    bool ok = true;
+    cJSON *reasons = cJSON_CreateArray();
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(req, "TransactItems"))
+    {
+        const cJSON *put = cJSON_GetObjectItemCaseSensitive(t, "Put");
+        const cJSON *doc = put ? cJSON_GetObjectItemCaseSensitive(put, "Item") : NULL;
+        bool holds = !put || condition_holds(put, find(w, TABLE_PK(doc), TABLE_SK(doc)));
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "Code", holds ? "None" : "ConditionalCheckFailed");
+        cJSON_AddItemToArray(reasons, r);
+        ok = ok && holds;
+    }
+    if (!ok) {
+        cJSON *body = cJSON_CreateObject();
+        cJSON_AddStringToObject(body, "__type",
+                                "com.amazonaws.dynamodb.v20120810#TransactionCanceledException");
+        cJSON_AddStringToObject(body, "message", "Transaction cancelled");
+        cJSON_AddItemToObject(body, "CancellationReasons", reasons);
+        char *text = cJSON_PrintUnformatted(body);
+        eddy_fake_push_json(w->fake, 400, text);
+        free(text);
+        cJSON_Delete(body);
+        return;
+    }
+    cJSON_Delete(reasons);
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(req, "TransactItems"))
+    {
+        const cJSON *del = cJSON_GetObjectItemCaseSensitive(t, "Delete");
+        const cJSON *put = cJSON_GetObjectItemCaseSensitive(t, "Put");
+        if (del) {
+            const cJSON *key = cJSON_GetObjectItemCaseSensitive(del, "Key");
+            table_delete(w, TABLE_PK(key), TABLE_SK(key));
+        } else {
+            assert_non_null(put);
+            fakeaws_put(w, cJSON_GetObjectItemCaseSensitive(put, "Item"));
+        }
+    }
+    w->write_calls++;
+    w->transact_calls++;
+    reply_json(w, cJSON_CreateObject());
+}
+
 void fakeaws_detail_meta(const char *detail, char *id, size_t idlen, int64_t *seq, int64_t *idx)
 {
     cJSON *d = cJSON_Parse(detail);
@@ -285,7 +340,7 @@ static bool put_entry(struct fakeaws *w, const cJSON *en, cJSON *results)
     cJSON *res = cJSON_CreateObject();
     bool fail = w->fail_entry && w->fail_entry(en, (unsigned)count->valuedouble, w->fail_ud);
     if (fail) {
-        cJSON_AddStringToObject(res, "ErrorCode", "InternalFailure");
+        cJSON_AddStringToObject(res, "ErrorCode", w->fail_code ? w->fail_code : "InternalFailure");
         cJSON_AddStringToObject(res, "ErrorMessage", "chosen to fail");
     } else {
         cJSON_AddStringToObject(res, "EventId", "ev");
@@ -349,6 +404,8 @@ static void answer(struct fakeaws *w, const struct eddy_fake_request *r)
         answer_item_write(w, req, true);
     } else if (strcmp(op, "BatchWriteItem") == 0) {
         answer_batch_write(w, req);
+    } else if (strcmp(op, "TransactWriteItems") == 0) {
+        answer_transact(w, req);
     } else if (strcmp(op, "PutEvents") == 0) {
         answer_put_events(w, req);
     } else {

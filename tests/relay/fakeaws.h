@@ -4,7 +4,8 @@
  *
  * The rig answers each request the code under test sends, in order, by its
  * X-Amz-Target: Query (one partition, sorted by _sk, Limit and
- * ExclusiveStartKey honoured, LastEvaluatedKey when more), PutItem and
+ * ExclusiveStartKey or an ":after" sort key bound honoured, LastEvaluatedKey
+ * when more), TransactWriteItems (puts and deletes, unconditional), PutItem and
  * DeleteItem (with the two conditions the lease module writes, evaluated
  * for real), BatchWriteItem (deletes) and PutEvents (every entry recorded,
  * accepted or refused as the test's hooks say). Time is a fake clock the
@@ -46,12 +47,13 @@ struct fakeaws {
     cJSON *sent;      /* every PutEvents entry sent, in order (copies) */
     cJSON *published; /* the accepted ones, in order */
     cJSON *attempts;  /* Detail -> times sent */
-    size_t put_calls, query_calls, write_calls;
+    size_t put_calls, query_calls, write_calls, transact_calls;
     size_t max_call_entries, max_call_bytes;
     bool same_entity_in_call; /* a call carried two entries of one entity */
     /* hooks */
     fakeaws_fail_fn fail_entry;
     void *fail_ud;
+    const char *fail_code;   /* the ErrorCode of refused entries; NULL: InternalFailure */
     unsigned fail_put_calls; /* answer the next N PutEvents attempts with HTTP 500 */
     size_t unprocessed_next; /* report this many keys unprocessed once */
     bool hold_puts;          /* leave PutEvents unanswered */

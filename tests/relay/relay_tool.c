@@ -9,8 +9,9 @@
  *   relay_tool latency --table T --bus B --shards N --count C --mode fast|poll
  *                      [--poll-ms P]
  *       run a relay in this process (no leases) and commit C entries one
- *       at a time with PutItem; fast: wake the relay when the PutItem is
- *       done, as the processor's on_outbox hook does; poll: do not. Prints
+ *       at a time with PutItem; fast: hand the entry to the relay when the PutItem is
+ *       done, as the processor's on_outbox hook does (publish on commit);
+ *       poll: do not (the sweeps find it). Prints
  *       the commit-to-publish latency (PutItem done -> PutEvents accepted)
  *   relay_tool throughput --table T --bus B --shards N --count C
  *       write C entries (BatchWriteItem), then time one relay publishing
@@ -52,6 +53,7 @@ struct tool {
     uint64_t t0;      /* its commit time (uv_hrtime) */
     uint64_t pub_ns;  /* when it was published, 0 until then */
     char *waiting_sk; /* the entry in flight */
+    char *item_text;  /* its DynamoDB JSON, handed over once committed */
     double *lat_ms;
     uint32_t nlat;
     /* throughput */
@@ -148,6 +150,7 @@ static void relay_start(struct tool *t,
                                    .event_bus = t->o.bus,
                                    .event_source = "eddy.bench",
                                    .poll_ms = t->o.poll_ms,
+                                   .sweep_max_ms = t->o.poll_ms,
                                    .on_publish = hook,
                                    .on_publish_ud = t};
     struct eddy_error err = {0};
@@ -209,11 +212,10 @@ static void on_put_item(eddy_err rc, struct eddy_ddb_item_result *res,
         return;
     }
     t->t0 = uv_hrtime();
-    if (strcmp(t->o.mode, "fast") == 0) {
-        char pk[64];
-        snprintf(pk, sizeof pk, "%s/lat%" PRIu32, t->o.ns, t->next % 16);
-        eddy_relay_wake(t->relay, eddy_record_shard(pk, t->o.shards));
-    }
+    if (strcmp(t->o.mode, "fast") == 0) /* publish on commit */
+        eddy_relay_publish(t->relay, t->item_text, strlen(t->item_text));
+    free(t->item_text);
+    t->item_text = NULL;
     t->next++;
     lat_sample(t);
 }
@@ -226,6 +228,8 @@ static void write_next(uv_timer_t *h)
     cJSON *item = outbox_item(&t->o, id, t->next / 16 + 1);
     const cJSON *sk = cJSON_GetObjectItem(cJSON_GetObjectItem(item, "_sk"), "S");
     t->waiting_sk = eddy_strdup(sk->valuestring);
+    free(t->item_text);
+    t->item_text = cJSON_PrintUnformatted(item);
     struct eddy_error err = {0};
     if (eddy_ddb_put_item(&t->ddb, t->o.table, item, NULL, NULL, on_put_item, t, NULL, &err) !=
         EDDY_OK) {

@@ -1,8 +1,8 @@
-/* Unit tests for relay/relay: the rounds against a fake table and bus
- * (fakeaws.h): order per entity, only failed entries resent, an entity
- * waiting for its failed entry while the others go on, the 10 entry and
- * 256 KB limits, shards sharing calls, entries left in the outbox, unprocessed deletes, paging,
- * wake-ups during a round, and stop finishing the batch in hand. No
+/* Unit tests for relay/relay against a fake table and bus (fakeaws.h):
+ * order per entity, only failed entries resent, an entity waiting for its
+ * failed entry while the others go on, the 10 entry and 256 KB limits,
+ * shards sharing calls, dead entries, unprocessed deletes, paging, sweeps
+ * fair across entities, publish on commit with the grace, and stop. No
  * leases here (lease_ms 0): test_lease.c covers them. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -315,15 +315,15 @@ static void test_batches_under_256k(void **state)
     rig_close(&r);
 }
 
-static bool outbox_one_left(struct fakeaws *w, void *ud)
+/* A stored entry over 256 KB (the processor refuses them; be defensive):
+ * moved to the dead letters at once; its entity's later entries go on. */
+static bool big_done(struct fakeaws *w, void *ud)
 {
     (void)ud;
-    return fakeaws_count(w, PK0) == 2 && cJSON_GetArraySize(w->published) == 2;
+    return fakeaws_count(w, PK0) == 0 && cJSON_GetArraySize(w->published) == 3;
 }
 
-/* A stored entry over 256 KB (the processor refuses them; be defensive):
- * left with its entity's later entries; the others published. */
-static void test_oversize_entry_left(void **state)
+static void test_oversize_entry_dead(void **state)
 {
     (void)state;
     struct rig r;
@@ -350,16 +350,79 @@ static void test_oversize_entry_left(void **state)
     fakeaws_put(&r.w, item);
     cJSON_Delete(item);
     rig_start(&r);
-    assert_true(fakeaws_run(&r.w, outbox_one_left, NULL, 5000));
-    assert_int_equal(published_at(&r.w, "big", 1) >= 0, 1);
-    assert_int_equal(published_at(&r.w, "small", 1) >= 0, 1);
-    assert_int_equal(attempts_of(&r.w, "big", 3), 0);
-    assert_non_null(fakeaws_get(&r.w, PK0, "slot/big/00000000000000000002/0000"));
-    assert_non_null(fakeaws_get(&r.w, PK0, "slot/big/00000000000000000003/0000"));
+    assert_true(fakeaws_run(&r.w, big_done, NULL, 5000));
+    assert_true(published_at(&r.w, "big", 1) < published_at(&r.w, "big", 3));
+    assert_true(published_at(&r.w, "small", 1) >= 0);
+    assert_int_equal(attempts_of(&r.w, "big", 2), 0); /* never sent */
+    const cJSON *dead = fakeaws_get(&r.w, "#outbox-dead/0", "slot/big/00000000000000000002/0000");
+    assert_non_null(dead);
+    assert_non_null(
+        strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(dead, "error"), "S")->valuestring,
+               "over the 262144 byte"));
     struct eddy_relay_stats st;
     eddy_relay_stats(r.relay, &st);
-    assert_true(st.skipped >= 1);
+    assert_int_equal(st.dead, 1);
+    assert_int_equal(eddy_metrics_total(r.metrics, EDDY_METRIC_publish_dead), 1);
     rig_close(&r);
+}
+
+/* An entry refused for good (a validation error) is dead after one try; one
+ * refused for a reason that might pass is dead after `attempts` tries. Its
+ * entity's next entries flow. */
+static bool fail_a1(const cJSON *entry, unsigned attempt, void *ud)
+{
+    (void)attempt;
+    (void)ud;
+    char id[64];
+    int64_t seq, idx;
+    fakeaws_detail_meta(cJSON_GetObjectItem(entry, "Detail")->valuestring, id, sizeof id, &seq,
+                        &idx);
+    return strcmp(id, "a") == 0 && seq == 1;
+}
+
+static bool a_done(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return fakeaws_count(w, PK0) == 0 && cJSON_GetArraySize(w->published) == 2;
+}
+
+static void dead_case(const char *code, unsigned want_attempts)
+{
+    struct rig r;
+    rig_init(&r);
+    r.cfg.attempts = 3;
+    for (int64_t seq = 1; seq <= 3; seq++)
+        fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
+    r.w.fail_entry = fail_a1;
+    r.w.fail_code = code;
+    rig_start(&r);
+    assert_true(fakeaws_run(&r.w, a_done, NULL, 5000));
+    assert_int_equal(attempts_of(&r.w, "a", 1), want_attempts);
+    assert_true(published_at(&r.w, "a", 2) < published_at(&r.w, "a", 3));
+    const cJSON *dead = fakeaws_get(&r.w, "#outbox-dead/0", "slot/a/00000000000000000001/0000");
+    assert_non_null(dead);
+    assert_non_null(
+        strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(dead, "error"), "S")->valuestring, code));
+    char n[16];
+    snprintf(n, sizeof n, "%u", want_attempts);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(dead, "attempts"), "N")->valuestring, n);
+    assert_non_null(cJSON_GetObjectItem(dead, "Detail")); /* the entry, to send again */
+    assert_int_equal(r.w.transact_calls, 1);
+    assert_int_equal(eddy_metrics_total(r.metrics, EDDY_METRIC_publish_dead), 1);
+    rig_close(&r);
+}
+
+static void test_refused_for_good_is_dead(void **state)
+{
+    (void)state;
+    dead_case("ValidationException", 1);
+}
+
+static void test_refused_attempts_times_is_dead(void **state)
+{
+    (void)state;
+    dead_case("InternalFailure", 3);
 }
 
 static void test_unprocessed_deletes_retried(void **state)
@@ -390,52 +453,102 @@ static void test_pages(void **state)
     struct rig r;
     rig_init(&r);
     r.cfg.page_size = 3;
-    r.cfg.round_max = 7; /* a second round takes the rest */
+    r.cfg.round_max = 7; /* a second sweep takes the rest */
+    r.cfg.poll_ms = 1;
     for (int64_t seq = 1; seq <= 10; seq++)
         fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
     rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_int_equal(cJSON_GetArraySize(r.w.published), 10);
+    assert_int_equal(cJSON_GetArraySize(r.w.sent), 10);
     assert_ordered(r.w.published);
     struct eddy_relay_stats st;
     eddy_relay_stats(r.relay, &st);
-    assert_true(st.rounds >= 2);
-    assert_true(st.queries >= 4);
+    assert_true(st.sweeps >= 2);
     rig_close(&r);
 }
 
-/* A commit lands while a round is in flight: the wake makes one more
- * round, without waiting for the (hour-long) poll. */
-static void add_on_first_query(struct fakeaws *w, void *ud)
-{
-    struct rig *r = ud;
-    if (w->query_calls != 1)
-        return;
-    fakeaws_put_outbox(w, 1, "slot", "late", 1, 0, 0);
-    eddy_relay_wake(r->relay, 0);
-    eddy_relay_wake(r->relay, 0); /* wakes coalesce */
-}
-
-static bool two_published(struct fakeaws *w, void *ud)
+/* One entity's backlog does not hold back another of its shard: the sweep
+ * reads a page of it and goes on past it, so b leaves in the first calls. */
+static bool b_published(struct fakeaws *w, void *ud)
 {
     (void)ud;
-    return cJSON_GetArraySize(w->published) == 2 && fakeaws_count(w, PK0) == 0;
+    return published_at(w, "b", 1) >= 0;
 }
 
-static void test_wake_during_round(void **state)
+static void test_sweep_fair_across_entities(void **state)
 {
     (void)state;
     struct rig r;
     rig_init(&r);
-    fakeaws_put_outbox(&r.w, 1, "slot", "early", 1, 0, 0);
-    r.w.on_query = add_on_first_query;
-    r.w.on_query_ud = &r;
+    r.cfg.page_size = 20;
+    for (int64_t seq = 1; seq <= 300; seq++)
+        fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
+    fakeaws_put_outbox(&r.w, 1, "slot", "b", 1, 0, 0); /* sorts after all of a */
     rig_start(&r);
-    assert_true(fakeaws_run(&r.w, two_published, NULL, 5000));
+    assert_true(fakeaws_run(&r.w, b_published, NULL, 5000));
+    assert_true(published_at(&r.w, "b", 1) <= 1);
+    assert_int_equal(r.w.query_calls, 2); /* a page of a, then past a */
+    rig_close(&r);
+}
+
+/* Publish on commit: entries handed over are published and deleted without
+ * any Query; rows younger than the grace are left to their process. */
+static bool three_published(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return cJSON_GetArraySize(w->published) == 3 && fakeaws_count(w, PK0) == 1;
+}
+
+static bool one_query(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return w->query_calls == 1 && fakeaws_waiting(w) == 0;
+}
+
+static void hand_over(struct rig *r, const char *id, int64_t seq)
+{
+    struct eddy_record_entity e = {"slot", id, seq, 1700000000, 1700000000000};
+    cJSON *data = cJSON_CreateObject();
+    struct eddy_record_text t = {0};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_record_render_outbox(&e, 1, 0, "Happened", data, NULL, &t, &err),
+                     EDDY_OK);
+    cJSON *item = cJSON_Parse(t.json);
+    fakeaws_put(&r->w, item); /* committed */
+    cJSON_Delete(item);
+    eddy_relay_on_outbox(t.json, t.len, r->relay);
+    eddy_record_text_cleanup(&t);
+    cJSON_Delete(data);
+}
+
+static void test_publish_on_commit(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r);
+    r.cfg.grace_ms = 10000;
+    fakeaws_put_outbox(&r.w, 1, "slot", "other", 1, 0, 0); /* another process's, young */
+    rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000)); /* the first sweep */
+    size_t queries = r.w.query_calls;
+    hand_over(&r, "a", 1);
+    hand_over(&r, "a", 2);
+    hand_over(&r, "b", 1);
+    assert_true(fakeaws_run(&r.w, three_published, NULL, 5000));
+    assert_int_equal(r.w.query_calls, queries);
+    assert_int_equal(r.w.put_calls, 2); /* a/1 and b/1 together, then a/2 */
+    assert_ordered(r.w.published);
+    assert_non_null(fakeaws_get(&r.w, PK0, "slot/other/00000000000000000001/0000"));
     struct eddy_relay_stats st;
     eddy_relay_stats(r.relay, &st);
-    assert_int_equal(st.rounds, 2);
-    assert_int_equal(st.wakes, 2);
+    assert_int_equal(st.committed, 3);
+    assert_int_equal(st.swept, 0);
+    /* past the grace, a sweep takes the other process's row */
+    eddy_clock_fake_advance(&r.w.clock, 10001);
+    eddy_relay_sweep(r.relay, 0);
+    assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 4);
     rig_close(&r);
 }
 
@@ -448,8 +561,8 @@ static bool puts_waiting(struct fakeaws *w, void *ud)
     return strstr(eddy_fake_request_header(req, "X-Amz-Target"), "PutEvents") != NULL;
 }
 
-/* Stop with PutEvents in flight: they finish, their entries are deleted,
- * nothing new is sent, the rest stays in the outbox. */
+/* Stop with PutEvents in flight: they finish, what it holds is published
+ * and deleted, no sweep starts. */
 static void test_stop_finishes_batch_in_hand(void **state)
 {
     (void)state;
@@ -465,10 +578,10 @@ static void test_stop_finishes_batch_in_hand(void **state)
     eddy_relay_stop(r.relay, on_stopped, &r);
     fakeaws_release_puts(&r.w);
     assert_true(fakeaws_run(&r.w, is_stopped, &r, 5000));
-    assert_int_equal(r.w.put_calls, 1);
-    assert_int_equal(cJSON_GetArraySize(r.w.published), 1);
-    assert_int_equal(fakeaws_count(&r.w, PK0), 2); /* a/1 deleted, a/2 and a/3 stay */
-    assert_null(fakeaws_get(&r.w, PK0, "slot/a/00000000000000000001/0000"));
+    assert_int_equal(r.w.put_calls, 3); /* what it held is published, in order */
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 3);
+    assert_ordered(r.w.published);
+    assert_int_equal(fakeaws_count(&r.w, PK0), 0);
     eddy_relay_free(r.relay);
     eddy_metrics_free(r.metrics);
     fakeaws_close(&r.w);
@@ -499,7 +612,7 @@ static void test_stop_before_start(void **state)
     r.relay = eddy_relay_new(&r.w.loop, &r.w.ddb, &r.w.eb, &r.cfg, NULL, NULL, &err);
     assert_non_null(r.relay);
     assert_false(eddy_relay_holds(r.relay, 0));
-    eddy_relay_wake(r.relay, 0); /* ignored */
+    eddy_relay_sweep(r.relay, 0); /* ignored */
     rig_close(&r);
     assert_int_equal(r.w.query_calls, 0);
 }
@@ -531,10 +644,13 @@ int main(void)
         cmocka_unit_test(test_batches_of_ten),
         cmocka_unit_test(test_shards_share_calls),
         cmocka_unit_test(test_batches_under_256k),
-        cmocka_unit_test(test_oversize_entry_left),
+        cmocka_unit_test(test_oversize_entry_dead),
+        cmocka_unit_test(test_refused_for_good_is_dead),
+        cmocka_unit_test(test_refused_attempts_times_is_dead),
         cmocka_unit_test(test_unprocessed_deletes_retried),
         cmocka_unit_test(test_pages),
-        cmocka_unit_test(test_wake_during_round),
+        cmocka_unit_test(test_sweep_fair_across_entities),
+        cmocka_unit_test(test_publish_on_commit),
         cmocka_unit_test(test_stop_finishes_batch_in_hand),
         cmocka_unit_test(test_stop_during_query),
         cmocka_unit_test(test_stop_before_start),
