@@ -8,7 +8,7 @@
 
 static const struct eddy_command commands[] = {
     {"worker", eddy_cmd_worker},   {"relay", eddy_cmd_relay},   {"get", eddy_cmd_get},
-    {"history", eddy_cmd_history}, {"replay", eddy_cmd_replay},
+    {"history", eddy_cmd_history}, {"replay", eddy_cmd_replay}, {"outbox", eddy_cmd_outbox},
 };
 
 const struct eddy_command *eddy_command_find(const char *name)

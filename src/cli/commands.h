@@ -28,12 +28,13 @@ struct eddy_command {
 };
 
 /* `eddy relay` (cmd_relay.c). */
-/* The commands (cmd_worker.c, cmd_relay.c, cmd_store.c). */
+/* The commands (cmd_worker.c, cmd_relay.c, cmd_store.c, cmd_outbox.c). */
 int eddy_cmd_worker(struct eddy_cli_context *ctx);
 int eddy_cmd_relay(struct eddy_cli_context *ctx);
 int eddy_cmd_get(struct eddy_cli_context *ctx);
 int eddy_cmd_history(struct eddy_cli_context *ctx);
 int eddy_cmd_replay(struct eddy_cli_context *ctx);
+int eddy_cmd_outbox(struct eddy_cli_context *ctx);
 
 /* The command called name, or NULL. */
 const struct eddy_command *eddy_command_find(const char *name);
