@@ -88,6 +88,7 @@ struct put_call {
     size_t n, bytes;
     struct entry **at;
     struct eddy_eb_entry *ents;
+    const struct eddy_record_outbox **rows;
 };
 
 struct relay_shard {
@@ -150,9 +151,11 @@ static void sweep_start(struct relay_shard *s);
 
 /* ---- the classic bus ---- */
 
-static eddy_err classic_put(void *client, const struct eddy_eb_entry *entries, size_t n,
+static eddy_err classic_put(void *client, const struct eddy_eb_entry *entries,
+                            const struct eddy_record_outbox *const *rows, size_t n,
                             eddy_eb_put_cb cb, void *ud, struct eddy_error *err)
 {
+    (void)rows;
     return eddy_eb_put_events(client, entries, n, cb, ud, NULL, err);
 }
 
@@ -524,7 +527,7 @@ static struct entry *entry_new(struct eddy_relay *r, cJSON *item)
     e->eb.trace_header = e->o.trace_header;
     e->eb.time_s = ts;
     entry_resources(e);
-    e->size = eddy_eb_entry_size(&e->eb);
+    e->size = r->bus->entry_size ? r->bus->entry_size(&e->eb, &e->o) : eddy_eb_entry_size(&e->eb);
     if (e->size > r->bus->max_bytes) { /* the commit path refuses these; older rows */
         e->st = E_DEAD;
         snprintf(e->error, sizeof e->error,
@@ -903,6 +906,7 @@ static void put_call_free(struct put_call *pc)
 {
     free(pc->at);
     free(pc->ents);
+    free(pc->rows);
     free(pc);
 }
 
@@ -944,7 +948,7 @@ static void put_send(struct eddy_relay *r)
     struct eddy_error err = {0};
     r->st.put_calls++;
     r->puts++;
-    if (r->bus->put(r->bus_client, pc->ents, pc->n, on_put, pc, &err) == EDDY_OK)
+    if (r->bus->put(r->bus_client, pc->ents, pc->rows, pc->n, on_put, pc, &err) == EDDY_OK)
         return;
     struct eddy_eb_put_result none = {0};
     struct eddy_aws_reply reply = {.error = &err};
@@ -967,11 +971,13 @@ static bool put_add(struct eddy_relay *r, struct entry *e)
         pc->r = r;
         pc->at = eddy_calloc(r->bus->max_entries, sizeof *pc->at);
         pc->ents = eddy_calloc(r->bus->max_entries, sizeof *pc->ents);
+        pc->rows = eddy_calloc(r->bus->max_entries, sizeof *pc->rows);
         uv_idle_start(&r->flush, on_flush);
     }
     if (pc->n == r->bus->max_entries || (pc->n && pc->bytes + e->size > r->bus->max_bytes))
         return false;
     pc->at[pc->n] = e;
+    pc->rows[pc->n] = &e->o;
     pc->ents[pc->n++] = e->eb;
     pc->bytes += e->size;
     e->st = E_SENT;
@@ -1150,6 +1156,22 @@ static size_t entity_len(const char *sk)
     return (size_t)(p - sk);
 }
 
+/* This process holds the row of sort key sk: its entity's lane (keyed by
+ * the sort key's entity part, "<ns>/<id>") has its (seq, idx). */
+static bool held_sk(const struct eddy_relay *r, const char *sk, size_t elen)
+{
+    const struct lane *l = eddy_map_get(&r->lanes, (struct eddy_str){sk, elen});
+    if (l == NULL || sk[elen] != '/')
+        return false;
+    struct entry probe = {0};
+    char *end = NULL;
+    probe.o.seq = strtoll(sk + elen + 1, &end, 10);
+    if (end == NULL || *end != '/')
+        return false;
+    probe.o.idx = strtoll(end + 1, NULL, 10);
+    return lane_has(l, &probe);
+}
+
 /* One row of a sweep page: take it when it is old enough and not held. */
 static void sweep_row(struct relay_shard *s, cJSON *item, int64_t now)
 {
@@ -1178,6 +1200,10 @@ static void sweep_row(struct relay_shard *s, cJSON *item, int64_t now)
     int64_t commit_ms = tms > 0 ? tms : item_n(item, "_ts") * 1000;
     if (s->oldest_ms == 0 || commit_ms < s->oldest_ms)
         s->oldest_ms = commit_ms;
+    if (held_sk(r, sk, elen)) { /* ours, in hand: neither taken nor waited for */
+        cJSON_Delete(item);
+        return;
+    }
     if (commit_ms > now - (int64_t)r->cfg.grace_ms) {
         if (s->young_ms == 0 || commit_ms < s->young_ms)
             s->young_ms = commit_ms;

@@ -72,10 +72,16 @@ struct eddy_metrics;
 struct eddy_relay_bus {
     const char *name;        /* for logs */
     size_t max_entries;      /* entries per call */
-    size_t max_bytes;        /* eddy_eb_entry_size summed over a call */
+    size_t max_bytes;        /* entry_size summed over a call */
     bool entity_shares_call; /* several entries of one entity may go in one call, in order */
-    eddy_err (*put)(void *client, const struct eddy_eb_entry *entries, size_t n, eddy_eb_put_cb cb,
+    /* Send n entries; rows[k] is entries[k]'s outbox row (entity, seq, idx,
+     * the stable event id), for what a bus needs beyond the classic entry.
+     * The async contract of awscall.h; results one per entry, in order. */
+    eddy_err (*put)(void *client, const struct eddy_eb_entry *entries,
+                    const struct eddy_record_outbox *const *rows, size_t n, eddy_eb_put_cb cb,
                     void *ud, struct eddy_error *err);
+    /* An entry's size against max_bytes; NULL: eddy_eb_entry_size. */
+    size_t (*entry_size)(const struct eddy_eb_entry *entry, const struct eddy_record_outbox *row);
     /* The entry was accepted (published). */
     bool (*accepted)(const struct eddy_eb_entry_result *res);
     /* The entry's error code means it will never be accepted. */
