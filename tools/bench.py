@@ -13,7 +13,12 @@ PullHandle, entities taken in turn.
   - messages/s = K / (drained - started);
   - worker CPU per message = (utime + stime of the worker process, from
     /proc/<pid>/stat) at "published" / K, so it covers decoding, processing,
-    commits, deletes and relaying; also given at "drained";
+    commits, deletes and relaying; also given at "drained". With --workers N,
+    N processes share the queue and their CPU is summed;
+  - published after the drain: seconds from "drained" to "outbox empty";
+  - the idle cost: CPU and AWS calls per second over --idle-seconds, starting
+    --idle-settle seconds after the outbox emptied (the relay's sweeps of
+    empty shards slow down to EDDY_SWEEP_MAX first);
   - peak RSS = VmHWM from /proc/<pid>/status;
   - AWS calls per message by operation: the worker talks to moto through a
     counting proxy (this file, `proxy` command, in its own process) that counts
@@ -24,8 +29,9 @@ through EventBridge PutEvents at a steady rate below phase 1's throughput. A rul
 on the bus sends what eddy publishes to a downstream queue. For each accepted
 PullHandle: latency = SentTimestamp of the first downstream message of the
 transaction that recorded it (matched by the inbound record's _eid and the
-published event's eddy.seq) - the time the bench called PutEvents. The worker's
-own EMF percentiles (processing, commit to publish) are reported next to it.
+published event's eddy.seq) - the time the bench called PutEvents. Phase 2 runs
+on fresh workers, so their own EMF percentiles (processing, commit to publish,
+written at exit) cover phase 2 alone; they are reported per worker.
 
 Over HTTPS (--tls). The local AWS serves HTTPS (tools/local-aws start --tls) and
 the worker talks to an haproxy that terminates TLS in front of the counting
@@ -283,6 +289,46 @@ def per_thousand(before, after, k):
 # --- measuring the worker -------------------------------------------------------
 
 
+class Fleet:
+    """N `eddy worker` processes sharing the queue (--workers), measured together."""
+
+    def __init__(self, eddy, run_dir, aws_env, settings, n, name="worker"):
+        import demo
+
+        self.workers = [demo.Worker(eddy, run_dir, aws_env, settings,
+                                    name=name if n == 1 else f"{name}{i}") for i in range(n)]
+        self.log_path = self.workers[0].log_path
+
+    def start(self):
+        for w in self.workers:
+            w.start()
+        self.started_at = min(w.started_at for w in self.workers)
+
+    def pids(self):
+        return [w.proc.pid for w in self.workers]
+
+    def check_alive(self):
+        for w in self.workers:
+            w.check_alive()
+
+    def stop(self):
+        out = [w.stop() for w in self.workers]
+        return max(rc or 0 for rc, _ in out), max(t for _, t in out)
+
+    def kill(self):
+        for w in self.workers:
+            w.kill()
+
+    def emf_lines(self):
+        return [line for w in self.workers for line in w.emf_lines()]
+
+
+def fleet_cpu(fleet):
+    """utime, stime summed over the fleet's processes."""
+    parts = [cpu_seconds(pid) for pid in fleet.pids()]
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
 def cpu_seconds(pid):
     """utime + stime of the process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -371,34 +417,41 @@ def phase_throughput(opts, aws, out, worker, proxy, result, stats_dir):
     conns_before = proxy.connections() if proxy else None
     worker.start()
     started = worker.started_at
-    pid = worker.proc.pid
     timeout = 300 + opts.events / 5
     drained = wait_until(lambda: demo.queue_backlog(sqs, out["QueueUrl"]) == 0, timeout,
                          worker, "queue drained")
-    cpu_drained = cpu_seconds(pid)
+    cpu_drained = fleet_cpu(worker)
     calls_drained = proxy.counts() if proxy else {}
     published = wait_until(lambda: outbox_empty(ddb, out["TableName"], 8), timeout, worker,
-                           "outbox empty", interval_s=0.2)
-    cpu_published = cpu_seconds(pid)
+                           "outbox empty", interval_s=0.1)
+    cpu_published = fleet_cpu(worker)
     calls = proxy.counts() if proxy else {}
     tls_after = tls_counts(stats_dir)
     conns_after = proxy.connections() if proxy else None
     # The worker's fixed cost per second (long polls, lease renewals, relay
-    # polls, timers) is paid whatever the load; against a slow moto it swamps
-    # the per-message cost. Measure it over an idle window and report the cost
-    # net of it as well.
-    idle_s = 5.0 if opts.compare else 15.0
+    # sweeps, timers) is paid whatever the load; against a slow moto it swamps
+    # the per-message cost. Measure it over an idle window, once the sweeps of
+    # the empty shards have slowed down to EDDY_SWEEP_MAX (the settle time;
+    # not in --compare rounds), and report the cost net of it as well.
+    if not opts.compare:
+        time.sleep(opts.idle_settle)
+    cpu_settled = sum(fleet_cpu(worker))
+    calls_settled = proxy.counts() if proxy else {}
+    idle_s = 5.0 if opts.compare else float(opts.idle_seconds)
     time.sleep(idle_s)
-    cpu_idle = sum(cpu_seconds(pid)) - sum(cpu_published)
+    cpu_idle = sum(fleet_cpu(worker)) - cpu_settled
     calls_idle = proxy.counts() if proxy else {}
-    idle_calls = {op: n - calls.get(op, 0) for op, n in calls_idle.items()}
+    idle_calls = {op: n - calls_settled.get(op, 0) for op, n in calls_idle.items()}
     run_s = published - started
     k = opts.events
     net_cpu = sum(cpu_published) - cpu_idle / idle_s * run_s
     net_calls = {op: n - idle_calls.get(op, 0) / idle_s * run_s for op, n in calls.items()}
     result["throughput"] = {
+        "workers": opts.workers,
+        "idle_window_s": [opts.idle_settle, idle_s],
         "idle_cpu_us_per_s": round(cpu_idle * 1e6 / idle_s, 1),
-        "idle_aws_calls_per_s": {op: round(n / idle_s, 2) for op, n in sorted(idle_calls.items())},
+        "idle_aws_calls_per_s": {op: round(n / idle_s, 3) for op, n in sorted(idle_calls.items())},
+        "seconds_from_drained_to_published": round(published - drained, 3),
         "cpu_us_per_message_net_of_idle": round(net_cpu * 1e6 / k, 1),
         "aws_calls_per_message_net_of_idle": {
             op: round(max(n, 0) / k, 4) for op, n in sorted(net_calls.items())},
@@ -492,21 +545,22 @@ def collect_latency(aws, out, downstream_url, entities, sent_at, result):
     }
 
 
-def worker_metrics(worker, result):
-    lines = worker.emf_lines()
-    totals = {}
-    for line in lines:
-        for d in line["_aws"]["CloudWatchMetrics"]:
-            for m in d["Metrics"]:
-                name = m["Name"]
-                if not name.endswith(("_p50", "_p99")) and name in line:
-                    totals[name] = totals.get(name, 0) + line[name]
-    last = lines[-1] if lines else {}
-    result["worker_metrics"] = {
-        "totals": totals,
-        "last_line_percentiles_ms": {k: v for k, v in last.items()
-                                     if k.endswith(("_p50", "_p99"))},
-    }
+def worker_metrics(fleet, result, phase):
+    """Counters summed over the fleet; each worker's percentiles over its life
+    (one EMF line at exit: the interval is an hour)."""
+    totals, per_worker = {}, []
+    for w in fleet.workers:
+        lines = w.emf_lines()
+        for line in lines:
+            for d in line["_aws"]["CloudWatchMetrics"]:
+                for m in d["Metrics"]:
+                    name = m["Name"]
+                    if not name.endswith(("_p50", "_p99")) and name in line:
+                        totals[name] = totals.get(name, 0) + line[name]
+        last = lines[-1] if lines else {}
+        per_worker.append({k: v for k, v in last.items() if k.endswith(("_p50", "_p99"))})
+    result.setdefault("worker_metrics", {})[phase] = {
+        "totals": totals, "percentiles_ms_per_worker": per_worker}
 
 
 def run(opts, run_dir, result, tls):
@@ -551,15 +605,22 @@ def run(opts, run_dir, result, tls):
             settings["EDDY_COALESCE_MAX"] = str(opts.coalesce)
         if opts.no_cache:
             settings["EDDY_CACHE_ENTITIES"] = "0"
-        worker = demo.Worker(opts.eddy, run_dir, worker_env, settings)
+        worker = Fleet(opts.eddy, run_dir, worker_env, settings, opts.workers)
         result["settings"] = settings
 
         demo.step(f"phase 1: {opts.events} messages preloaded into SQS, then the worker")
         phase_throughput(opts, aws, out, worker, proxy, result, stats_dir)
         show_throughput(result["throughput"])
-        rss_after_1 = peak_rss_kib(worker.proc.pid)
+        rss_after_1 = max(peak_rss_kib(pid) for pid in worker.pids())
+        worker_metrics(worker, result, "phase_1")
 
         if opts.latency_events:
+            # fresh workers, so that their metrics (commit to publish) cover
+            # phase 2 alone
+            worker.stop()
+            worker = Fleet(opts.eddy, run_dir, worker_env, settings, opts.workers,
+                           name="worker-phase2")
+            worker.start()
             rate = max(20.0, min(500.0, result["throughput"]["messages_per_s"] * 0.5))
             demo.step(f"phase 2: {opts.latency_events} events through PutEvents at {rate:.0f}/s")
             entities, sent_at = phase_latency(opts, aws, out, downstream_url, rate, result)
@@ -573,11 +634,12 @@ def run(opts, run_dir, result, tls):
             result["latency"]["rate_per_s"] = rate
             show_latency(result["latency"])
 
-        result["peak_rss_kib"] = peak_rss_kib(worker.proc.pid)
+        result["peak_rss_kib"] = max(peak_rss_kib(pid) for pid in worker.pids())
         result["peak_rss_kib_after_phase_1"] = rss_after_1
         rc, took = worker.stop()
         result["worker_exit"] = {"status": rc, "drain_seconds": round(took, 2)}
-        worker_metrics(worker, result)
+        if opts.latency_events:
+            worker_metrics(worker, result, "phase_2")
     finally:
         if worker:
             worker.kill()
@@ -592,12 +654,16 @@ def show_throughput(t):
     import demo
 
     demo.say(f"   messages/s                 {t['messages_per_s']}  "
-             f"(drained in {t['seconds_to_drained']} s, all published at {t['seconds_to_published']} s)")
+             f"(drained in {t['seconds_to_drained']} s, all published at {t['seconds_to_published']} s, "
+             f"{t['seconds_from_drained_to_published']} s after the drain; {t['workers']} worker(s))")
     demo.say(f"   worker CPU per message     {t['cpu_us_per_message']} us "
              f"(user {t['cpu_us_per_message_user_sys'][0]}, sys {t['cpu_us_per_message_user_sys'][1]}; "
              f"{t['cpu_us_per_message_at_drained']} us when drained)")
     demo.say(f"   worker idle cost           {t['idle_cpu_us_per_s']} us CPU/s, "
-             f"{sum(t['idle_aws_calls_per_s'].values()):.2f} AWS calls/s (polls, leases, relay)")
+             f"{sum(t['idle_aws_calls_per_s'].values()):.2f} AWS calls/s (polls, leases, relay; "
+             f"{t['idle_window_s'][1]} s, {t['idle_window_s'][0]} s after the outbox emptied)")
+    for op, n in t["idle_aws_calls_per_s"].items():
+        demo.say(f"     {op:<38} {n:>8}/s")
     demo.say(f"   net of the idle cost       {t['cpu_us_per_message_net_of_idle']} us CPU per message, "
              f"{sum(t['aws_calls_per_message_net_of_idle'].values()):.3f} AWS calls per message")
     for op, n in t["aws_calls_per_message_net_of_idle"].items():
@@ -712,6 +778,12 @@ def parse_args(argv):
     p.add_argument("--no-cache", action="store_true", help="EDDY_CACHE_ENTITIES=0")
     p.add_argument("--latency-events", type=int, help="events of phase 2 (default K/5, "
                    "at most 2000; 0 skips it)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes sharing the queue (1); CPU is their sum")
+    p.add_argument("--idle-settle", type=float, default=35.0,
+                   help="seconds between the outbox emptying and the idle window (35)")
+    p.add_argument("--idle-seconds", type=float, default=30.0,
+                   help="length of the idle window (30)")
     p.add_argument("--no-count", action="store_true",
                    help="no counting proxy: the worker talks to moto directly")
     p.add_argument("--tls", action="store_true",
@@ -732,8 +804,8 @@ def parse_args(argv):
     if opts.latency_events is None:
         opts.latency_events = min(2000, max(100, opts.events // 5))
     opts.latency_events -= opts.latency_events % 10
-    if opts.events < 10 or opts.entities < 1:
-        p.error("--events must be at least 10 and --entities at least 1")
+    if opts.events < 10 or opts.entities < 1 or opts.workers < 1:
+        p.error("--events must be at least 10, --entities and --workers at least 1")
     return opts
 
 
@@ -750,7 +822,7 @@ def main(argv=None):
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "events": opts.events, "entities": opts.entities,
         "layout": "hot" if opts.hot else "spread",
-        "coalesce_max": opts.coalesce, "cache": not opts.no_cache,
+        "coalesce_max": opts.coalesce, "cache": not opts.no_cache, "workers": opts.workers,
         "counting_proxy": not opts.no_count,
         "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg(),
@@ -771,9 +843,10 @@ def main(argv=None):
     demo.step("result")
     demo.say(f"   peak RSS {result['peak_rss_kib']} KiB; worker exit {result['worker_exit']['status']} "
              f"after {result['worker_exit']['drain_seconds']} s")
-    wm = result["worker_metrics"]
-    demo.say(f"   worker's own metrics: {json.dumps(wm['totals'])}")
-    demo.say(f"   worker's percentiles (whole run, ms): {json.dumps(wm['last_line_percentiles_ms'])}")
+    for phase, wm in result["worker_metrics"].items():
+        demo.say(f"   {phase}: workers' own metrics: {json.dumps(wm['totals'])}")
+        for i, pw in enumerate(wm["percentiles_ms_per_worker"]):
+            demo.say(f"   {phase}: worker {i} percentiles (its whole life, ms): {json.dumps(pw)}")
     demo.say(f"   written to {opts.out}")
     return 0
 
