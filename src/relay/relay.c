@@ -1092,9 +1092,12 @@ static void sweep_end(struct relay_shard *s, bool more)
     s->lag_ms = s->oldest_ms > 0 && now > s->oldest_ms ? now - s->oldest_ms : 0;
     if (r->metrics && s->oldest_ms > 0)
         eddy_metrics_observe(r->metrics, EDDY_LATENCY_outbox_lag, s->lag_ms * 1000);
-    free(s->after);
+    if (!more) { /* else the next sweep goes on from where this one stopped */
+        free(s->after);
+        s->after = NULL;
+    }
     free(s->ent_key);
-    s->after = s->ent_key = NULL;
+    s->ent_key = NULL;
     if (r->stopping) {
         pump(r);
         check_stopped(r);

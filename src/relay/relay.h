@@ -13,7 +13,8 @@
  *     only the rows older than grace_ms that it does not hold already (what
  *     a dead or failing process left). A sweep reads at most page_size rows
  *     of one entity and then continues past that entity, so one entity's
- *     backlog never holds back another entity of its shard. A shard whose
+ *     backlog never holds back another entity of its shard; a sweep that
+ *     stops at round_max rows, the next one goes on from there. A shard whose
  *     sweep found nothing to publish is swept less and less often, doubling
  *     from poll_ms up to sweep_max_ms; young rows of other processes bring
  *     the next sweep to when they become old enough.
