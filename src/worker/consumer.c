@@ -441,7 +441,8 @@ static bool settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err 
         return false;
     default:
         eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_retries);
-        log_msg(EDDY_LOG_WARN, msg, err ? eddy_err_name(err) : ev->reason,
+        /* the reason carries the detail (which state did not load, and why) */
+        log_msg(EDDY_LOG_WARN, msg, ev->reason[0] || !err ? ev->reason : eddy_err_name(err),
                 "not committed; retried after a backoff");
         finish(msg, ACT_BACKOFF);
         return false;

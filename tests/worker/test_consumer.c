@@ -7,7 +7,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "base/log.h"
 #include "worker/consumer.h"
 #include "base/metrics.h"
 
@@ -222,6 +224,44 @@ static void test_results_reach_sqs(void **state)
     rig_close(&s.r);
 }
 
+/*
+ * A batch that fails as a whole (a stored state that does not load) is
+ * retried, and the log says why, not only the error's name.
+ */
+static void test_batch_error_logged_with_reason(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&text, &len);
+    eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, log);
+    struct setup s;
+    setup_start(&s, QURL, NULL);
+    const char *ids[] = {"x1"};
+    const char *ents[] = {"X"};
+    push_receive(&s.r, ids, ents, 1);
+    assert_true(fp_at_least(&s, 1));
+    eddy_consumer_drain(s.c, on_drained, &s);
+    struct eddy_proc_batch *b = s.fp.b[0];
+    b->events[0].result = EDDY_EV_ERROR;
+    snprintf(b->events[0].reason, sizeof b->events[0].reason,
+             "state item of machine/X does not load: balance: missing");
+    b->cb(b, EDDY_EPARSE, b->ud);
+    for (int i = 0; i < 8; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, stderr);
+    fclose(log);
+    assert_non_null(strstr(text, "does not load: balance: missing"));
+    free(text);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_retries), 1);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
 static void test_fifo_releases_rest_of_group(void **state)
 {
     (void)state;
@@ -391,6 +431,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lanes_coalesce_and_results),
         cmocka_unit_test(test_results_reach_sqs),
+        cmocka_unit_test(test_batch_error_logged_with_reason),
         cmocka_unit_test(test_polls_for_full_batches),
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
