@@ -114,9 +114,8 @@ struct eddy_http {
     size_t nbyfd;
     struct eddy_http_stats stats;
     uint64_t next_id;
-    bool env_proxy;
-    bool ca_file; /* the trusted CAs come from one file (cacheable) */ /* a proxy variable was set
-                                                                          when h was created */
+    bool env_proxy; /* a proxy variable was set when h was created */
+    bool ca_file;   /* the trusted CAs come from one file (cacheable) */
     bool closing;
     size_t pending_closes;
     void (*close_cb)(void *ud);

@@ -20,7 +20,9 @@
  *
  * The real client never blocks the loop: names are resolved by libcurl's
  * asynchronous (threaded) resolver, and eddy_http_new refuses a libcurl
- * built without one. TLS peers are always verified.
+ * built without one. TLS peers are always verified; a new connection
+ * resumes the TLS session of an earlier one to the same host when it can,
+ * and the CA bundle is read once per client.
  */
 #ifndef EDDY_AWS_HTTP_H
 #define EDDY_AWS_HTTP_H
@@ -86,7 +88,8 @@ struct eddy_http_config {
     uint32_t connect_timeout_ms; /* default 3000 */
     uint32_t timeout_ms;         /* default 30000 */
     size_t max_response;         /* default 16 MiB */
-    long max_host_connections;   /* per host; default 32 */
+    long max_host_connections;   /* per host; default 32; the pool keeps up to
+                                    four times as many idle connections */
     const char *ca_bundle;       /* AWS_CA_BUNDLE; NULL = system CAs */
 };
 
