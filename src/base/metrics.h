@@ -43,7 +43,10 @@
     X(deleted)                                                                                     \
     X(released)                                                                                    \
     X(heartbeats)                                                                                  \
-    X(connections)
+    X(connections)                                                                                 \
+    X(held)                                                                                        \
+    X(breaker_opened)                                                                              \
+    X(breaker_probes)
 
 /* X(name): emitted as <name>_p50 and <name>_p99. */
 #define EDDY_METRIC_LATENCY_MAP(X)                                                                 \

@@ -27,6 +27,7 @@
 #include "cli/runtime.h"
 #include "core/processor.h"
 #include "relay/relay.h"
+#include "svc/dynamodb.h"
 #include "worker/consumer.h"
 #include "worker/envelope.h"
 #include "worker/health.h"
@@ -46,6 +47,8 @@ struct worker {
     uv_signal_t sigterm, sigint;
     uv_timer_t metrics_timer, drain_timer;
     struct eddy_processor_stats last;
+    eddy_consumer_probe_done_fn probe_done; /* the breaker's probe out, if any */
+    void *probe_done_ud;
     int exit_code;
     int signals;
     bool draining;
@@ -73,6 +76,36 @@ static void metrics_tick(uv_timer_t *t)
 static eddy_err submit(void *ud, struct eddy_proc_batch *batch)
 {
     return eddy_processor_submit(ud, batch);
+}
+
+/* A probe gets one attempt of this long: a store that takes longer than
+ * this to answer one GetItem is not ready for the work held back. */
+#define PROBE_TIMEOUT_MS 3000
+
+static void probe_answered(eddy_err err, struct eddy_ddb_item_result *res,
+                           const struct eddy_aws_reply *reply, void *ud)
+{
+    struct worker *w = ud;
+    eddy_ddb_item_result_cleanup(res);
+    eddy_consumer_probe_done_fn done = w->probe_done;
+    w->probe_done = NULL;
+    done(err, err == EDDY_OK ? NULL : eddy_error_text(reply->error), w->probe_done_ud);
+}
+
+/* The consumer's circuit breaker probes the table with one GetItem. */
+static eddy_err probe(void *ud, eddy_consumer_probe_done_fn done, void *done_ud)
+{
+    struct worker *w = ud;
+    struct eddy_error err;
+    w->probe_done = done;
+    w->probe_done_ud = done_ud;
+    eddy_err rc = eddy_ddb_probe(&w->rt.ddb, w->cfg->table_str, PROBE_TIMEOUT_MS, probe_answered, w,
+                                 NULL, &err);
+    if (rc != EDDY_OK) {
+        w->probe_done = NULL;
+        eddy_log(EDDY_LOG_WARN, NULL, "circuit breaker probe: %s", eddy_error_text(&err));
+    }
+    return rc;
 }
 
 /* ---- shutdown, in order: consumer, processor, relay, handles ---- */
@@ -230,6 +263,10 @@ static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
         .event_types = w->rt.m->event_types,
         .submit = submit,
         .submit_ud = w->proc,
+        .probe = probe,
+        .probe_ud = w,
+        .probe_min_ms = (uint32_t)cfg->breaker_probe_ms,
+        .probe_max_ms = (uint32_t)cfg->breaker_probe_max_ms,
         .metrics = w->metrics,
         .health = &w->health,
         .seed = uv_hrtime() * 2654435761u,

@@ -66,6 +66,10 @@ enum eddy_config_type {
       "shutdown budget after SIGTERM")                                                             \
     X(occ_retries, "EDDY_OCC_RETRIES", "occ-retries", EDDY_CFG_INT, "10", 0, 1000, NULL,           \
       "retries of a commit after a version conflict")                                              \
+    X(breaker_probe_ms, "EDDY_BREAKER_PROBE_MS", "breaker-probe-ms", EDDY_CFG_INT, "250", 10,      \
+      60000, NULL, "store down: first delay before probing DynamoDB (doubles per failed probe)")   \
+    X(breaker_probe_max_ms, "EDDY_BREAKER_PROBE_MAX_MS", "breaker-probe-max-ms", EDDY_CFG_INT,     \
+      "2000", 10, 600000, NULL, "store down: largest delay between probes")                        \
     X(dedupe_ttl, "EDDY_DEDUPE_TTL", "dedupe-ttl", EDDY_CFG_SECS, "14d", 60, 31536000, NULL,       \
       "how long dedupe markers live (DynamoDB TTL)")                                               \
     X(state_history, "EDDY_STATE_HISTORY", "state-history", EDDY_CFG_BOOL, "0", 0, 0, NULL,        \

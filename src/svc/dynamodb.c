@@ -74,9 +74,9 @@ static void add_expr(cJSON *o, const struct eddy_ddb_expr *e)
 }
 
 /* Print req, free it, and start the call; frees o when the start fails. */
-static eddy_err start(struct eddy_ddb *d, const char *opname, cJSON *req, size_t max_bytes,
-                      struct op *o, bool idempotent, struct eddy_aws_call **handle,
-                      struct eddy_error *err)
+static eddy_err start_opts(struct eddy_ddb *d, const char *opname, cJSON *req, size_t max_bytes,
+                           struct op *o, const struct eddy_aws_call_opts *opts,
+                           struct eddy_aws_call **handle, struct eddy_error *err)
 {
     struct eddy_buf body;
     eddy_buf_init(&body, 0);
@@ -91,11 +91,18 @@ static eddy_err start(struct eddy_ddb *d, const char *opname, cJSON *req, size_t
         free(o);
         return rc;
     }
-    struct eddy_aws_call_opts opts = {0, idempotent, 0};
-    rc = eddy_aws_call(&d->client, opname, &body, &opts, on_reply, o, handle, err);
+    rc = eddy_aws_call(&d->client, opname, &body, opts, on_reply, o, handle, err);
     if (rc)
         free(o);
     return rc;
+}
+
+static eddy_err start(struct eddy_ddb *d, const char *opname, cJSON *req, size_t max_bytes,
+                      struct op *o, bool idempotent, struct eddy_aws_call **handle,
+                      struct eddy_error *err)
+{
+    struct eddy_aws_call_opts opts = {0, idempotent, 0};
+    return start_opts(d, opname, req, max_bytes, o, &opts, handle, err);
 }
 
 /* ---- single items ---- */
@@ -165,6 +172,23 @@ eddy_err eddy_ddb_delete_item(struct eddy_ddb *d, const char *table, const cJSON
 {
     return item_call(d, "DeleteItem", table, "Key", key, expr, return_values, false, cb, ud, handle,
                      err);
+}
+
+eddy_err eddy_ddb_probe(struct eddy_ddb *d, const char *table, uint32_t timeout_ms,
+                        eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                        struct eddy_error *err)
+{
+    if (d == NULL || table == NULL || cb == NULL)
+        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB probe: table and cb required");
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "TableName", table);
+    cJSON *key = cJSON_AddObjectToObject(req, "Key");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_pk"), "S", EDDY_DDB_PROBE_KEY);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_sk"), "S", EDDY_DDB_PROBE_KEY);
+    struct op *o = op_new(OP_ITEM, ud, NULL);
+    o->cb.item = cb;
+    struct eddy_aws_call_opts opts = {timeout_ms, true, 1};
+    return start_opts(d, "GetItem", req, 0, o, &opts, handle, err);
 }
 
 /* ---- BatchGetItem ---- */

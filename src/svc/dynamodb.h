@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aws/awscall.h"
 
@@ -74,6 +75,18 @@ eddy_err eddy_ddb_delete_item(struct eddy_ddb *d, const char *table, const cJSON
                               const struct eddy_ddb_expr *expr, const char *return_values,
                               eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
                               struct eddy_error *err);
+
+/*
+ * Whether the table answers now: one GetItem of a key no record uses
+ * (_pk = _sk = EDDY_DDB_PROBE_KEY), a single attempt with no retries, each
+ * attempt bounded by timeout_ms (0: the transport's default). The callback's
+ * err says how the store is (EDDY_OK: it answered). The worker's circuit
+ * breaker probes with it.
+ */
+#define EDDY_DDB_PROBE_KEY "#probe"
+eddy_err eddy_ddb_probe(struct eddy_ddb *d, const char *table, uint32_t timeout_ms,
+                        eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                        struct eddy_error *err);
 
 /* ---- BatchGetItem (one table) ---- */
 

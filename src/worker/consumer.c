@@ -40,11 +40,11 @@ struct cmsg {
 };
 
 struct lane {
-    struct lane *next; /* free list, or the blocked list */
+    struct lane *next; /* free list, the blocked list, or the parked list */
     struct eddy_consumer *c;
     struct cmsg *head, *tail;
     size_t n;
-    bool busy, blocked, in_map;
+    bool busy, blocked, parked, in_map;
     struct cmsg **inbatch;
     struct eddy_proc_event *events;
     struct eddy_proc_batch batch;
@@ -71,6 +71,10 @@ struct eddy_consumer {
     int npollers;
     uv_timer_t hb_timer;
     uv_timer_t start_timer;
+    uv_timer_t probe_timer;
+    struct eddy_breaker breaker;
+    bool probing;        /* a probe call is out */
+    struct lane *parked; /* lanes with work, waiting for the breaker to close */
     struct eddy_aws_call *attrs_call;
     struct eddy_map lanes; /* key -> struct lane */
     struct eddy_map busy;  /* FIFO: entity -> lane with a batch in flight */
@@ -91,6 +95,8 @@ static void wake_pollers(struct eddy_consumer *c);
 static void check_drained(struct eddy_consumer *c);
 static void lane_kick(struct lane *l);
 static void poison(struct cmsg *msg, const char *reason);
+static void store_failed(struct eddy_consumer *c, const char *why);
+static void store_ok(struct eddy_consumer *c);
 
 int eddy_consumer_backoff_s(uint32_t receive_count)
 {
@@ -333,7 +339,7 @@ static struct lane *lane_get(struct eddy_consumer *c, const char *key)
     l->next = NULL;
     l->head = l->tail = NULL;
     l->n = 0;
-    l->busy = l->blocked = false;
+    l->busy = l->blocked = l->parked = false;
     snprintf(l->key, sizeof l->key, "%s", key);
     eddy_map_put(&c->lanes, eddy_str_c(l->key), l);
     l->in_map = true;
@@ -352,7 +358,7 @@ static void lane_free(void *v)
 static void lane_tidy(struct lane *l)
 {
     struct eddy_consumer *c = l->c;
-    if (l->busy || l->head || l->blocked || !l->in_map)
+    if (l->busy || l->head || l->blocked || l->parked || !l->in_map)
         return;
     eddy_map_remove(&c->lanes, eddy_str_c(l->key));
     l->in_map = false;
@@ -368,6 +374,16 @@ static void lane_push(struct lane *l, struct cmsg *msg)
     else
         l->head = msg;
     l->tail = msg;
+    l->n++;
+}
+
+/* Put msg back at the head of the lane (a batch held while the store is down). */
+static void lane_push_front(struct lane *l, struct cmsg *msg)
+{
+    msg->next = l->head;
+    l->head = msg;
+    if (l->tail == NULL)
+        l->tail = msg;
     l->n++;
 }
 
@@ -463,6 +479,42 @@ static void kick_blocked(struct eddy_consumer *c)
     }
 }
 
+/* Whether an event's result stands, whatever became of the rest of its batch. */
+static bool result_stands(const struct eddy_proc_event *ev)
+{
+    return ev->result == EDDY_EV_APPLIED || ev->result == EDDY_EV_REJECTED ||
+           ev->result == EDDY_EV_DUPLICATE || ev->result == EDDY_EV_FAILED;
+}
+
+/*
+ * The batch failed because the store is down: the events whose result
+ * stands are settled, and the others go back to the head of the lane, in
+ * their order, to wait for the breaker. false when an event failed (a FIFO
+ * group must stop).
+ */
+static bool hold(struct lane *l, size_t n)
+{
+    struct eddy_consumer *c = l->c;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!result_stands(&l->events[i]))
+            continue;
+        struct cmsg *msg = l->inbatch[i];
+        l->inbatch[i] = NULL;
+        if (!settle(msg, &l->events[i], EDDY_OK))
+            ok = false;
+    }
+    for (size_t i = n; i > 0; i--) {
+        struct cmsg *msg = l->inbatch[i - 1];
+        if (msg == NULL)
+            continue;
+        l->inbatch[i - 1] = NULL;
+        lane_push_front(l, msg);
+        eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_held);
+    }
+    return ok;
+}
+
 static void batch_done(struct eddy_proc_batch *batch, eddy_err err, void *ud)
 {
     struct lane *l = ud;
@@ -471,11 +523,18 @@ static void batch_done(struct eddy_proc_batch *batch, eddy_err err, void *ud)
     if (c->fifo)
         eddy_map_remove(&c->busy, eddy_str_c(batch->entity_id));
     size_t n = batch->nevents;
-    for (size_t i = 0; i < n; i++) {
-        struct cmsg *msg = l->inbatch[i];
-        l->inbatch[i] = NULL;
-        if (!settle(msg, &l->events[i], err))
-            ok = false;
+    if (c->state == ST_RUNNING && eddy_breaker_store_down(err)) {
+        store_failed(c, eddy_error_text(&batch->error));
+        ok = hold(l, n);
+    } else {
+        if (err == EDDY_OK)
+            store_ok(c);
+        for (size_t i = 0; i < n; i++) {
+            struct cmsg *msg = l->inbatch[i];
+            l->inbatch[i] = NULL;
+            if (!settle(msg, &l->events[i], err))
+                ok = false;
+        }
     }
     l->busy = false;
     if (c->fifo && !ok)
@@ -502,10 +561,16 @@ static size_t gather(struct lane *l)
 static void lane_kick(struct lane *l)
 {
     struct eddy_consumer *c = l->c;
-    if (l->busy || l->head == NULL || l->blocked)
+    if (l->busy || l->head == NULL || l->blocked || l->parked)
         return;
     if (c->state != ST_RUNNING) {
         lane_release(l);
+        return;
+    }
+    if (!eddy_breaker_closed(&c->breaker)) {
+        l->parked = true;
+        l->next = c->parked;
+        c->parked = l;
         return;
     }
     if (c->fifo && eddy_map_get(&c->busy, eddy_str_c(l->head->env.entity_id))) {
@@ -534,8 +599,8 @@ static void lane_kick(struct lane *l)
     if (c->fifo)
         eddy_map_put(&c->busy, eddy_str_c(b->entity_id), l);
     eddy_err rc = c->cfg.submit(c->cfg.submit_ud, b);
-    if (rc != EDDY_OK)
-        batch_done(b, rc == EDDY_ECANCELED ? EDDY_ECANCELED : EDDY_ETRANSIENT, l);
+    if (rc != EDDY_OK) /* refused before any call: not the store's state */
+        batch_done(b, eddy_breaker_store_down(rc) ? EDDY_EAWS : rc, l);
 }
 
 /* ---- receiving ---- */
@@ -641,6 +706,10 @@ static void poll_once(struct poller *p)
     struct eddy_consumer *c = p->c;
     if (c->state != ST_RUNNING || p->call != NULL || uv_is_active((uv_handle_t *)&p->timer))
         return;
+    if (!eddy_breaker_closed(&c->breaker)) { /* the store is down: take no more */
+        p->idle = true;
+        return;
+    }
     size_t used = c->inflight + c->reserved;
     size_t room = used >= (size_t)c->cfg.max_inflight ? 0 : (size_t)c->cfg.max_inflight - used;
     /* Poll only for a full batch: under load, asking for the one or two
@@ -673,6 +742,93 @@ static void wake_pollers(struct eddy_consumer *c)
     for (int i = 0; i < c->npollers; i++)
         if (c->pollers[i].idle)
             poll_once(&c->pollers[i]);
+}
+
+/* ---- the store's circuit breaker ---- */
+
+static void schedule_probe(struct eddy_consumer *c);
+
+/* The breaker closed: the parked lanes go on, the pollers ask again. */
+static void resume(struct eddy_consumer *c)
+{
+    uv_timer_stop(&c->probe_timer);
+    struct lane *l = c->parked;
+    c->parked = NULL;
+    while (l) {
+        struct lane *next = l->next;
+        l->next = NULL;
+        l->parked = false;
+        lane_kick(l);
+        lane_tidy(l);
+        l = next;
+    }
+    wake_pollers(c);
+}
+
+static void store_failed(struct eddy_consumer *c, const char *why)
+{
+    bool was_closed = eddy_breaker_closed(&c->breaker);
+    eddy_breaker_failure(&c->breaker, why);
+    if (was_closed && !eddy_breaker_closed(&c->breaker)) {
+        eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_breaker_opened);
+        schedule_probe(c);
+    }
+}
+
+static void store_ok(struct eddy_consumer *c)
+{
+    bool was_closed = eddy_breaker_closed(&c->breaker);
+    eddy_breaker_success(&c->breaker);
+    if (!was_closed)
+        resume(c);
+}
+
+static void probe_done(eddy_err err, const char *detail, void *ud)
+{
+    struct eddy_consumer *c = ud;
+    c->probing = false;
+    progress(c); /* waiting for the store is what a healthy worker does now */
+    if (c->state != ST_RUNNING) {
+        check_drained(c);
+        return;
+    }
+    bool down = eddy_breaker_store_down(err);
+    bool was_closed = eddy_breaker_closed(&c->breaker);
+    eddy_breaker_probe_done(&c->breaker, !down, detail && detail[0] ? detail : eddy_err_msg(err));
+    if (eddy_breaker_closed(&c->breaker)) {
+        if (!was_closed)
+            resume(c);
+    } else {
+        schedule_probe(c);
+    }
+}
+
+static void probe_tick(uv_timer_t *t)
+{
+    struct eddy_consumer *c = eddy_container_of(t, struct eddy_consumer, probe_timer);
+    if (c->state != ST_RUNNING || c->probing)
+        return;
+    if (!eddy_breaker_probe_start(&c->breaker)) {
+        schedule_probe(c);
+        return;
+    }
+    eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_breaker_probes);
+    if (c->cfg.probe == NULL) { /* the held batches are the probe */
+        c->probing = true;
+        probe_done(EDDY_OK, NULL, c);
+        return;
+    }
+    c->probing = true;
+    eddy_err rc = c->cfg.probe(c->cfg.probe_ud, probe_done, c);
+    if (rc != EDDY_OK)
+        probe_done(rc, "the probe could not start", c);
+}
+
+static void schedule_probe(struct eddy_consumer *c)
+{
+    if (c->state != ST_RUNNING || c->probing || c->breaker.state != EDDY_BREAKER_OPEN)
+        return;
+    uv_timer_start(&c->probe_timer, probe_tick, eddy_breaker_wait_ms(&c->breaker), 0);
 }
 
 /* ---- heartbeat ---- */
@@ -836,6 +992,13 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     }
     uv_timer_init(loop, &c->hb_timer);
     uv_timer_init(loop, &c->start_timer);
+    uv_timer_init(loop, &c->probe_timer);
+    struct eddy_breaker_config bc = {.name = "DynamoDB",
+                                     .probe_min_ms = cfg->probe_min_ms,
+                                     .probe_max_ms = cfg->probe_max_ms,
+                                     .clock = c->cfg.clock,
+                                     .seed = cfg->seed + 2};
+    eddy_breaker_init(&c->breaker, &bc);
     struct eddy_acker_config ac = {.queue_url = c->queue_url,
                                    .flush_ms = cfg->ack_flush_ms,
                                    .metrics = cfg->metrics,
@@ -861,7 +1024,7 @@ static void close_handle(struct eddy_consumer *c, uv_handle_t *h)
 static void check_drained(struct eddy_consumer *c)
 {
     if (c->state != ST_DRAINING || c->inflight > 0 || c->reserved > 0 || c->sends > 0 ||
-        c->attrs_call != NULL)
+        c->attrs_call != NULL || c->probing)
         return;
     for (int i = 0; i < c->npollers; i++)
         if (c->pollers[i].call)
@@ -869,6 +1032,7 @@ static void check_drained(struct eddy_consumer *c)
     c->state = ST_CLOSING;
     close_handle(c, (uv_handle_t *)&c->hb_timer);
     close_handle(c, (uv_handle_t *)&c->start_timer);
+    close_handle(c, (uv_handle_t *)&c->probe_timer);
     for (int i = 0; i < c->npollers; i++)
         close_handle(c, (uv_handle_t *)&c->pollers[i].timer);
 }
@@ -883,6 +1047,17 @@ static void release_lanes(struct eddy_consumer *c)
         lane_release(v);
 }
 
+/* Drain: parked lanes are released with the others. */
+static void unpark(struct eddy_consumer *c)
+{
+    while (c->parked) {
+        struct lane *l = c->parked;
+        c->parked = l->next;
+        l->next = NULL;
+        l->parked = false;
+    }
+}
+
 void eddy_consumer_drain(struct eddy_consumer *c, void (*cb)(void *ud), void *ud)
 {
     c->drain_cb = cb;
@@ -892,6 +1067,8 @@ void eddy_consumer_drain(struct eddy_consumer *c, void (*cb)(void *ud), void *ud
     c->state = ST_DRAINING;
     eddy_log(EDDY_LOG_INFO, NULL, "draining: %zu message(s) in hand", c->inflight);
     uv_timer_stop(&c->start_timer);
+    uv_timer_stop(&c->probe_timer);
+    unpark(c);
     for (int i = 0; i < c->npollers; i++) {
         uv_timer_stop(&c->pollers[i].timer);
         if (c->pollers[i].call)
@@ -946,6 +1123,11 @@ bool eddy_consumer_fifo(const struct eddy_consumer *c)
 int eddy_consumer_visibility(const struct eddy_consumer *c)
 {
     return c->visibility_s;
+}
+
+const struct eddy_breaker *eddy_consumer_breaker(const struct eddy_consumer *c)
+{
+    return &c->breaker;
 }
 
 struct eddy_acker *eddy_consumer_acker(struct eddy_consumer *c)

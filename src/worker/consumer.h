@@ -39,6 +39,19 @@
  * Heartbeat: a message in hand for half its visibility timeout since it was
  * received or last extended is extended by the timeout (batched, acker.h).
  *
+ * The store's circuit breaker (breaker.h). A batch that fails because the
+ * store is down (connection refused, a timeout, a 5xx, throttling past the
+ * retries) is not a failure of its messages: they stay in hand, back at the
+ * head of their lane in order (the heartbeat keeps extending their
+ * visibility, in batches), the breaker opens, no lane starts a batch and no
+ * poller asks for more. The consumer then probes the store (cfg.probe, one
+ * call at a time, after a delay that grows to probe_max_ms) and, when a
+ * probe answers or any batch commits, resumes the lanes and the polls. So an
+ * outage of the store costs no receive count, and no valid message reaches
+ * the DLQ because of it. Each probe's answer counts as progress for the
+ * health file: a worker waiting for its store is alive, and replacing it
+ * would only hand its messages back to the queue.
+ *
  * Drain: eddy_consumer_drain stops the pollers (their calls are canceled),
  * releases the messages not started, waits for the batches in flight and the
  * DLQ sends, flushes the acknowledgements, then calls back.
@@ -59,6 +72,7 @@
 #include "core/processor.h"
 #include "svc/sqs.h"
 #include "worker/acker.h"
+#include "worker/breaker.h"
 #include "worker/envelope.h"
 
 struct eddy_metrics;
@@ -70,6 +84,15 @@ enum eddy_poison_policy { EDDY_POISON_DLQ, EDDY_POISON_REDRIVE, EDDY_POISON_DROP
 #define EDDY_CONSUMER_BACKOFF_MAX_S 900
 
 typedef eddy_err (*eddy_consumer_submit_fn)(void *ud, struct eddy_proc_batch *batch);
+
+/* A probe's answer: err EDDY_OK when the store answered, else why (detail
+ * may be NULL), valid during the call. */
+typedef void (*eddy_consumer_probe_done_fn)(eddy_err err, const char *detail, void *done_ud);
+/* Start one probe of the store; done runs exactly once, later, from the
+ * loop. An error returned here counts as a failed probe, and done is not
+ * called. */
+typedef eddy_err (*eddy_consumer_probe_fn)(void *ud, eddy_consumer_probe_done_fn done,
+                                           void *done_ud);
 
 struct eddy_consumer_config {
     const char *queue_url; /* copied */
@@ -87,6 +110,12 @@ struct eddy_consumer_config {
     const char *const *event_types;
     eddy_consumer_submit_fn submit;
     void *submit_ud;
+    /* The circuit breaker's probe; NULL: when the delay has passed the held
+     * batches go again and are the probe. */
+    eddy_consumer_probe_fn probe;
+    void *probe_ud;
+    uint32_t probe_min_ms;          /* first probe delay; 0: EDDY_BREAKER_PROBE_MIN_MS */
+    uint32_t probe_max_ms;          /* largest probe delay; 0: EDDY_BREAKER_PROBE_MAX_MS */
     struct eddy_metrics *metrics;   /* borrowed, required */
     struct eddy_health *health;     /* borrowed, may be NULL */
     const struct eddy_clock *clock; /* NULL: the system clock */
@@ -117,6 +146,8 @@ size_t eddy_consumer_inflight(const struct eddy_consumer *c);
 bool eddy_consumer_fifo(const struct eddy_consumer *c);
 /* The visibility timeout in use (known after start). */
 int eddy_consumer_visibility(const struct eddy_consumer *c);
+/* The store's circuit breaker (its state and totals). */
+const struct eddy_breaker *eddy_consumer_breaker(const struct eddy_consumer *c);
 /* The acker, for tests. */
 struct eddy_acker *eddy_consumer_acker(struct eddy_consumer *c);
 /* The visibility delay for the receive_count-th receive, before jitter. */

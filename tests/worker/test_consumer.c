@@ -1,7 +1,8 @@
 /*
  * test_consumer.c - the consumer against the fake transport and a fake
  * processor: lanes and coalescing, per-event results and the failure
- * policies, FIFO release after a failure, poison to the DLQ, drain.
+ * policies, FIFO release after a failure, poison to the DLQ, drain, and the
+ * store's circuit breaker (messages held, polls stopped, probes, resume).
  */
 #include "worker_rig.h"
 
@@ -71,8 +72,34 @@ static void push_receive(struct rig *r, const char *const *ids, const char *cons
     free(json);
 }
 
+/* The breaker's probe: records each call; the test answers it. */
+struct fakeprobe {
+    int calls;
+    eddy_consumer_probe_done_fn done;
+    void *done_ud;
+};
+
+static eddy_err fake_probe(void *ud, eddy_consumer_probe_done_fn done, void *done_ud)
+{
+    struct fakeprobe *p = ud;
+    assert_null(p->done); /* one probe at a time */
+    p->calls++;
+    p->done = done;
+    p->done_ud = done_ud;
+    return EDDY_OK;
+}
+
+static void answer_probe(struct fakeprobe *p, eddy_err err)
+{
+    eddy_consumer_probe_done_fn done = p->done;
+    assert_non_null(done);
+    p->done = NULL;
+    done(err, err ? "connection refused" : NULL, p->done_ud);
+}
+
 struct setup {
     struct rig r;
+    struct fakeprobe probe;
     struct eddy_envelope_spec spec;
     struct eddy_metrics *m;
     struct fakeproc fp;
@@ -85,7 +112,7 @@ static void on_drained(void *ud)
     ((struct setup *)ud)->drained = 1;
 }
 
-static void setup_start(struct setup *s, const char *url, const char *dlq)
+static void setup_with(struct setup *s, const char *url, const char *dlq, int max_inflight)
 {
     memset(s, 0, sizeof *s);
     rig_init(&s->r);
@@ -94,7 +121,7 @@ static void setup_start(struct setup *s, const char *url, const char *dlq)
     s->m = eddy_metrics_new(EDDY_METRICS_OFF);
     struct eddy_consumer_config cfg = {.queue_url = url,
                                        .dlq_url = dlq,
-                                       .max_inflight = 10,
+                                       .max_inflight = max_inflight,
                                        .pollers = 1,
                                        .wait_s = 0,
                                        .coalesce_max = 16,
@@ -103,6 +130,10 @@ static void setup_start(struct setup *s, const char *url, const char *dlq)
                                        .spec = &s->spec,
                                        .submit = fake_submit,
                                        .submit_ud = &s->fp,
+                                       .probe = fake_probe,
+                                       .probe_ud = &s->probe,
+                                       .probe_min_ms = 1,
+                                       .probe_max_ms = 2,
                                        .metrics = s->m,
                                        .seed = 3,
                                        .ack_flush_ms = 1};
@@ -110,6 +141,11 @@ static void setup_start(struct setup *s, const char *url, const char *dlq)
     assert_non_null(s->c);
     eddy_fake_push_json(s->r.fake, 200, ATTRS);
     eddy_consumer_start(s->c);
+}
+
+static void setup_start(struct setup *s, const char *url, const char *dlq)
+{
+    setup_with(s, url, dlq, 10);
 }
 
 static void drain_and_close(struct setup *s)
@@ -383,6 +419,111 @@ static void test_poison_near_limit_fits_dlq(void **state)
     rig_close(&s.r);
 }
 
+static void fail_batch(struct eddy_proc_batch *b, eddy_err err)
+{
+    for (size_t i = 0; i < b->nevents; i++)
+        b->events[i].result = EDDY_EV_ERROR;
+    eddy_error_set(&b->error, err, "%s: TransactWriteItems: injected", b->entity_id);
+    b->cb(b, err, b->ud);
+}
+
+static void run_until_probes(struct setup *s, int n)
+{
+    for (int turns = 0; s->probe.calls < n && turns < 2000; turns++)
+        uv_run(&s->r.loop, UV_RUN_ONCE);
+    assert_int_equal(s->probe.calls, n);
+}
+
+/*
+ * Batches that fail because the store is down keep their messages in hand
+ * (no visibility change, no DLQ), stop the polls, and are submitted again,
+ * in order, once a probe answers.
+ */
+static void test_store_down_holds_and_resumes(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_with(&s, QURL, NULL, 20); /* room for a second poll */
+    const char *ids[] = {"a1", "a2", "b1"};
+    const char *ents[] = {"A", "A", "B"};
+    push_receive(&s.r, ids, ents, 3);
+    assert_true(fp_at_least(&s, 2));
+    for (int turns = 0; rig_count(&s.r, "ReceiveMessage") < 2 && turns < 2000; turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 2); /* waiting for a reply */
+    assert_string_equal(s.fp.b[0]->entity_id, "A");
+    assert_int_equal(s.fp.b[0]->nevents, 1);
+
+    fail_batch(s.fp.b[0], EDDY_ENET);
+    assert_int_equal(eddy_consumer_breaker(s.c)->state, EDDY_BREAKER_OPEN);
+    fail_batch(s.fp.b[1], EDDY_ETHROTTLED);
+    eddy_fake_push_json(s.r.fake, 200, "{\"Messages\":[]}"); /* the poll out comes back */
+    run_until_probes(&s, 1);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 2); /* no poll while open */
+    assert_int_equal(rig_count(&s.r, "ChangeMessageVisibilityBatch"), 0);
+    assert_int_equal(s.fp.n, 2);
+    assert_int_equal(eddy_consumer_inflight(s.c), 3);
+
+    answer_probe(&s.probe, EDDY_ENET); /* still down: another probe, later */
+    run_until_probes(&s, 2);
+    assert_int_equal(s.fp.n, 2);
+    assert_int_equal(eddy_consumer_breaker(s.c)->state, EDDY_BREAKER_PROBING);
+
+    answer_probe(&s.probe, EDDY_OK);
+    assert_true(eddy_breaker_closed(eddy_consumer_breaker(s.c)));
+    assert_true(fp_at_least(&s, 4));
+    struct eddy_proc_batch *a = strcmp(s.fp.b[2]->entity_id, "A") == 0 ? s.fp.b[2] : s.fp.b[3];
+    struct eddy_proc_batch *b = a == s.fp.b[2] ? s.fp.b[3] : s.fp.b[2];
+    assert_int_equal(a->nevents, 2); /* the held event first, then the one behind it */
+    assert_string_equal(a->events[0].event_id, "ev-a1");
+    assert_string_equal(a->events[1].event_id, "ev-a2");
+    assert_string_equal(b->events[0].event_id, "ev-b1");
+    for (int turns = 0; rig_count(&s.r, "ReceiveMessage") < 3 && turns < 2000; turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 3); /* polling again */
+
+    complete(a, (enum eddy_event_result[]){EDDY_EV_APPLIED, EDDY_EV_APPLIED});
+    complete(b, (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_held), 2);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_breaker_opened), 1);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_breaker_probes), 2);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_processed), 3);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_retries), 0);
+    drain_and_close(&s);
+}
+
+/* Draining with the breaker open hands the held messages back (visibility
+ * 0) and waits for the probe that is out. */
+static void test_drain_while_store_down(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL, NULL);
+    const char *ids[] = {"c1"};
+    const char *ents[] = {"C"};
+    push_receive(&s.r, ids, ents, 1);
+    assert_true(fp_at_least(&s, 1));
+    fail_batch(s.fp.b[0], EDDY_ETRANSIENT);
+    run_until_probes(&s, 1);
+    eddy_consumer_drain(s.c, on_drained, &s);
+    for (int i = 0; i < 4; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    for (int turns = 0; turns < 50; turns++)
+        uv_run(&s.r.loop, UV_RUN_NOWAIT);
+    assert_false(s.drained); /* the probe is still out */
+    answer_probe(&s.probe, EDDY_ENET);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    assert_int_equal(s.fp.n, 1);
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-c1\""), 1);
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"VisibilityTimeout\":0"),
+                     1);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
 static void test_backoff_grows(void **state)
 {
     (void)state;
@@ -436,6 +577,8 @@ int main(void)
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
         cmocka_unit_test(test_poison_near_limit_fits_dlq),
+        cmocka_unit_test(test_store_down_holds_and_resumes),
+        cmocka_unit_test(test_drain_while_store_down),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_config_checked),
     };
