@@ -31,7 +31,8 @@ rule taking a slice of it as wide as its rate, so the rates of rules on the
 same op add up. random_faults(share) is the mix the worker tests use.
 
 Control (same port, paths under /_proxy/):
-  GET  /_proxy/journal   every call: op, what happened, PutEvents entries with
+  GET  /_proxy/journal   every call: op, what happened, "t" (time.monotonic() when
+                         it was answered), PutEvents entries with
                          {"detail", "detail_type", "failed"} in order
   POST /_proxy/rules     body: a JSON list of rules, replacing the current ones
   POST /_proxy/reset     clear rules and journal
@@ -40,7 +41,10 @@ Command line:
   faultproxy.py --upstream URL [--port N] [--port-file F] [--rule JSON]... [--seed N]
 prints "faultproxy listening on http://127.0.0.1:PORT" once ready. From Python:
   proxy = FaultProxy(upstream, rules, seed).start(); proxy.url; proxy.journal();
-  proxy.counts(); proxy.set_rules(rules); proxy.stop().
+  proxy.counts(); proxy.set_rules(rules); proxy.refuse(); proxy.accept(); proxy.stop().
+proxy.refuse() closes the listening socket and every open connection, so calls
+fail with "connection refused" (the service is down); proxy.accept() listens on
+the same port again.
 
 Loopback only; SigV4 is not re-signed, so rewriting a PutEvents body works with
 an upstream that does not verify signatures (the plain local AWS).
@@ -108,6 +112,7 @@ class State:
         self.rng = random.Random(seed)
         self.rules = [Rule(r) for r in rules]
         self.journal = []
+        self.conns = set()  # open client connections, closed by refuse()
 
     def set_rules(self, rules):
         with self.lock:
@@ -147,6 +152,7 @@ class State:
             return out
 
     def record(self, item):
+        item["t"] = time.monotonic()
         with self.lock:
             self.journal.append(item)
 
@@ -313,6 +319,16 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64  # a worker opens many connections at once
 
+    def process_request(self, request, client_address):
+        with self.state.lock:
+            self.state.conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.state.lock:
+            self.state.conns.discard(request)
+        super().shutdown_request(request)
+
     def handle_error(self, request, client_address):
         # A client hanging up mid-reply (a worker stopped during a long poll)
         # is ordinary here; anything else is worth the traceback.
@@ -327,10 +343,12 @@ class FaultProxy:
         self.server = Server(("127.0.0.1", port), Handler)
         self.server.state = State(upstream, rules, seed)
         self.thread = None
+        self.down = None  # the closed server while refusing
+        self._port = self.port
 
     @property
     def port(self):
-        return self.server.server_address[1]
+        return self.server.server_address[1] if self.server else self._port
 
     @property
     def url(self):
@@ -342,19 +360,46 @@ class FaultProxy:
         return self
 
     def set_rules(self, rules):
-        self.server.state.set_rules(rules)
+        (self.server or self.down).state.set_rules(rules)
+
+    def refuse(self):
+        """Down: stop listening and cut every open connection, so that each
+        call fails with a refused (or reset) connection until accept()."""
+        state = self.server.state
+        self.server.shutdown()
+        self.server.server_close()
+        with state.lock:
+            conns = list(state.conns)
+            state.conns.clear()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.down = self.server
+        self.server = None
+
+    def accept(self):
+        """Up again, on the same port."""
+        state = self.down.state
+        self.server = Server(("127.0.0.1", self._port), Handler)
+        self.server.state = state
+        self.down = None
+        return self.start()
 
     def journal(self):
-        with self.server.state.lock:
-            return list(self.server.state.journal)
+        state = (self.server or self.down).state
+        with state.lock:
+            return list(state.journal)
 
     def counts(self):
         """Journal entries by what happened: a fault's name, or "forwarded"."""
         return collections.Counter(c.get("fault", "forwarded") for c in self.journal())
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 def main():
