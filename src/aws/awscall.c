@@ -257,36 +257,50 @@ static const char *json_string(const cJSON *obj, const char *a, const char *b)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Fill call->error_code and error_message from an error reply; return its
- * class. SQS sends both a query-protocol code (in x-amzn-query-error, the one
- * callers know) and a __type: either may mark throttling. */
-static eddy_err read_error(struct eddy_aws_call *call, const struct eddy_http_response *resp)
+eddy_err eddy_aws_read_error(long status, const cJSON *json, struct eddy_str query_error,
+                             struct eddy_str error_type, char **code_out, char **message_out)
 {
-    struct eddy_str code = {NULL, 0}, tcode = {NULL, 0}, v;
-    if (eddy_http_response_header(resp, "x-amzn-query-error", &v) && v.len) {
-        const char *semi = memchr(v.ptr, ';', v.len);
-        code = (struct eddy_str){v.ptr, semi ? (size_t)(semi - v.ptr) : v.len};
+    struct eddy_str code = {NULL, 0}, tcode = {NULL, 0};
+    if (query_error.ptr && query_error.len) {
+        const char *semi = memchr(query_error.ptr, ';', query_error.len);
+        code = (struct eddy_str){query_error.ptr,
+                                 semi ? (size_t)(semi - query_error.ptr) : query_error.len};
     }
-    const char *type = call->json ? json_string(call->json, "__type", "code") : NULL;
+    const char *type = json ? json_string(json, "__type", "code") : NULL;
     if (type)
         tcode = eddy_aws_error_code(eddy_str_c(type));
-    else if (eddy_http_response_header(resp, "x-amzn-ErrorType", &v))
-        tcode = eddy_aws_error_code(v);
+    else if (error_type.ptr)
+        tcode = eddy_aws_error_code(error_type);
+    /* a NUL in a header or __type ends the code there (logs and classify read C strings) */
+    code.len = code.ptr ? strnlen(code.ptr, code.len) : 0;
+    tcode.len = tcode.ptr ? strnlen(tcode.ptr, tcode.len) : 0;
     if (code.len == 0)
         code = tcode;
-    if (code.len)
-        call->error_code = eddy_strndup(code.ptr, code.len);
-    else
-        call->error_code = eddy_strdup(resp->status >= 500 ? "InternalFailure" : "HTTPError");
-    const char *msg = call->json ? json_string(call->json, "message", "Message") : NULL;
-    call->error_message = eddy_strdup(msg ? msg : "");
-    eddy_err e = eddy_aws_classify(resp->status, call->error_code);
+    char *c = code.len ? eddy_strndup(code.ptr, code.len)
+                       : eddy_strdup(status >= 500 ? "InternalFailure" : "HTTPError");
+    const char *msg = json ? json_string(json, "message", "Message") : NULL;
+    *message_out = eddy_strdup(msg ? msg : "");
+    eddy_err e = eddy_aws_classify(status, c);
     if (e == EDDY_EAWS && tcode.len && !eddy_str_eq(tcode, code)) {
         char *t = eddy_strndup(tcode.ptr, tcode.len);
-        e = eddy_aws_classify(resp->status, t);
+        e = eddy_aws_classify(status, t);
         free(t);
     }
+    *code_out = c;
     return e;
+}
+
+/* Fill call->error_code and error_message from an error reply; return its
+ * class. */
+static eddy_err read_error(struct eddy_aws_call *call, const struct eddy_http_response *resp)
+{
+    struct eddy_str q = {NULL, 0}, t = {NULL, 0};
+    if (!eddy_http_response_header(resp, "x-amzn-query-error", &q))
+        q = (struct eddy_str){NULL, 0};
+    if (!eddy_http_response_header(resp, "x-amzn-ErrorType", &t))
+        t = (struct eddy_str){NULL, 0};
+    return eddy_aws_read_error(resp->status, call->json, q, t, &call->error_code,
+                               &call->error_message);
 }
 
 static void reset_outcome(struct eddy_aws_call *call)

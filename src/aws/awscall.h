@@ -161,6 +161,17 @@ void eddy_aws_call_cancel(struct eddy_aws_call *call);
  */
 struct eddy_str eddy_aws_error_code(struct eddy_str type);
 eddy_err eddy_aws_classify(long status, const char *code);
+/*
+ * The code and message of a non-2xx reply, and its class: json is the
+ * parsed body (NULL when it was not a JSON object or CBOR map), query_error
+ * and error_type the x-amzn-query-error and x-amzn-ErrorType headers (ptr
+ * NULL when absent). The code is the query-protocol one when present (SQS
+ * sends both; either may mark throttling), else __type (or code) without
+ * its namespace, else the ErrorType header, else InternalFailure (5xx) or
+ * HTTPError. *code and *message are malloc'd.
+ */
+eddy_err eddy_aws_read_error(long status, const cJSON *json, struct eddy_str query_error,
+                             struct eddy_str error_type, char **code, char **message);
 
 /* A cJSON tree as the body of a call (printed unformatted into out, which
  * is reset first); EDDY_ELIMIT past out's cap. */
