@@ -40,7 +40,7 @@
 #include "base/metrics.h"
 
 #define DELETE_ATTEMPTS 10
-#define DELETE_LINGER_MS 20
+#define DELETE_LINGER_MS 250
 
 enum entry_state {
     E_WAIT, /* to send (or sent again after its backoff) */
@@ -564,7 +564,10 @@ void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len)
         return;
     }
     struct entry *e = entry_new(r, item);
-    if (e && hold(r, e))
+    if (e == NULL)
+        return;
+    e->commit_ms = eddy_clock_unix_ms(r->clock); /* the commit is done: from now on */
+    if (hold(r, e))
         r->st.committed++;
     pump(r);
 }
@@ -955,10 +958,17 @@ static void put_send(struct eddy_relay *r)
     on_put(err.code ? err.code : EDDY_EINVAL, &none, &reply, pc);
 }
 
+/* The end of a loop turn: send the open call if no call is out. While one
+ * is, a call that is not full waits for it to come back and fills up
+ * meanwhile (as Nagle's algorithm does): one round trip at most, and
+ * fuller calls under load. */
 static void on_flush(uv_idle_t *h)
 {
     struct eddy_relay *r = eddy_container_of(h, struct eddy_relay, flush);
-    put_send(r);
+    if (r->puts == 0 || (r->open && r->open->n == r->bus->max_entries))
+        put_send(r);
+    else
+        uv_idle_stop(&r->flush);
     delete_send(r, false);
 }
 
@@ -1112,12 +1122,16 @@ static void sweep_end(struct relay_shard *s, bool more)
     if (more || s->taken > 0) {
         s->interval_ms = r->cfg.poll_ms;
         next = r->cfg.poll_ms;
-    } else if (s->young_ms > 0) { /* another process's rows: look when they are old */
+    } else if (s->young_ms > 0) {
+        /* another process's rows: look again once they are old, but no
+         * sooner than the interval, which keeps growing: under load the
+         * other processes always have young rows, and they publish them */
         int64_t due = s->young_ms + (int64_t)r->cfg.grace_ms - now + 1;
-        s->interval_ms = r->cfg.poll_ms;
-        next = due < (int64_t)r->cfg.poll_ms        ? r->cfg.poll_ms
-               : due > (int64_t)r->cfg.sweep_max_ms ? r->cfg.sweep_max_ms
-                                                    : (uint64_t)due;
+        next = due > (int64_t)r->cfg.sweep_max_ms ? r->cfg.sweep_max_ms
+               : due < (int64_t)s->interval_ms    ? s->interval_ms
+                                                  : (uint64_t)due;
+        s->interval_ms =
+            s->interval_ms * 2 > r->cfg.sweep_max_ms ? r->cfg.sweep_max_ms : s->interval_ms * 2;
     } else {
         next = s->interval_ms;
         s->interval_ms =
@@ -1330,7 +1344,10 @@ static void on_lease(uint32_t shard, enum eddy_lease_event ev, void *ud)
     switch (ev) {
     case EDDY_LEASE_ACQUIRED:
         s->surrender = false;
-        s->interval_ms = r->cfg.poll_ms;
+        /* swept at once (a dead process's leftovers), then, while empty,
+         * from a quarter of the longest interval on */
+        s->interval_ms =
+            r->cfg.sweep_max_ms / 4 > r->cfg.poll_ms ? r->cfg.sweep_max_ms / 4 : r->cfg.poll_ms;
         if (shard_holds(s) && !s->sweeping)
             sweep_schedule(s, 0);
         break;

@@ -15,19 +15,24 @@
  *     of one entity and then continues past that entity, so one entity's
  *     backlog never holds back another entity of its shard; a sweep that
  *     stops at round_max rows, the next one goes on from there. A shard whose
- *     sweep found nothing to publish is swept less and less often, doubling
- *     from poll_ms up to sweep_max_ms; young rows of other processes bring
- *     the next sweep to when they become old enough.
+ *     sweep found nothing to publish is swept less and less often, the
+ *     interval doubling up to sweep_max_ms (from sweep_max_ms / 4 after the
+ *     lease is taken, from poll_ms after a sweep that published); young rows
+ *     of other processes bring the next sweep to when they become old
+ *     enough, but not before the interval.
  *
  * The publisher keeps the entries it holds in lanes, one per entity, in
  * (seq, idx) order, and fills PutEvents calls across entities (the bus
  * kind's limits: classic bus 10 entries and 256 KB). An entity has one
  * entry out at a time unless its bus kind lets an entity's entries share a
  * call, so its later entries leave only after the earlier ones were
- * accepted. Entries added in one loop turn share the calls of that turn.
- * Published entries are deleted with BatchWriteItem (25 keys a call,
- * partial batches wait up to 20 ms for company, unprocessed keys sent
- * again). A call that fails as a whole (network, throttling, 5xx) is sent
+ * accepted. Entries added in one loop turn share the calls of that turn; a
+ * call that is not full waits while another call is out (Nagle's way), so
+ * calls fill up under load. Published entries are deleted with
+ * BatchWriteItem (25 keys a call, partial batches wait up to 250 ms for
+ * company, unprocessed keys sent again). commit_to_publish_latency runs
+ * from the hand-over (the commit's success) for committed entries, from
+ * the row's _tms for swept ones. A call that fails as a whole (network, throttling, 5xx) is sent
  * again after a full-jitter backoff, forever. An entry the bus refuses is
  * sent again after a backoff; refused for good (a validation error) or
  * attempts times, it is dead: moved in one TransactWriteItems from the
