@@ -16,9 +16,10 @@ PullHandle, entities taken in turn.
     commits, deletes and relaying; also given at "drained". With --workers N,
     N processes share the queue and their CPU is summed;
   - published after the drain: seconds from "drained" to "outbox empty";
-  - the idle cost: CPU and AWS calls per second over --idle-seconds, starting
-    --idle-settle seconds after the outbox emptied (the relay's sweeps of
-    empty shards slow down to EDDY_SWEEP_MAX first);
+  - the idle cost: CPU (the threads' schedstat, in ns) and AWS calls per
+    second over --idle-seconds (60), starting --idle-settle (35) seconds after
+    the outbox emptied (the relay's sweeps of empty shards slow down to
+    EDDY_SWEEP_MAX first);
   - peak RSS = VmHWM from /proc/<pid>/status;
   - AWS calls per message by operation: the worker talks to moto through a
     counting proxy (this file, `proxy` command, in its own process) that counts
@@ -323,6 +324,18 @@ class Fleet:
         return [line for w in self.workers for line in w.emf_lines()]
 
 
+def sched_ns(pid):
+    """CPU time of the process's threads in ns (/proc/<pid>/task/*/schedstat):
+    precise enough for an idle window, where /proc's 10 ms ticks are not."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def fleet_cpu(fleet):
     """utime, stime summed over the fleet's processes."""
     parts = [cpu_seconds(pid) for pid in fleet.pids()]
@@ -435,11 +448,11 @@ def phase_throughput(opts, aws, out, worker, proxy, result, stats_dir):
     # not in --compare rounds), and report the cost net of it as well.
     if not opts.compare:
         time.sleep(opts.idle_settle)
-    cpu_settled = sum(fleet_cpu(worker))
+    ns_settled = sum(sched_ns(pid) for pid in worker.pids())
     calls_settled = proxy.counts() if proxy else {}
     idle_s = 5.0 if opts.compare else float(opts.idle_seconds)
     time.sleep(idle_s)
-    cpu_idle = sum(fleet_cpu(worker)) - cpu_settled
+    cpu_idle = (sum(sched_ns(pid) for pid in worker.pids()) - ns_settled) / 1e9
     calls_idle = proxy.counts() if proxy else {}
     idle_calls = {op: n - calls_settled.get(op, 0) for op, n in calls_idle.items()}
     run_s = published - started
@@ -612,12 +625,12 @@ def run(opts, run_dir, result, tls):
         phase_throughput(opts, aws, out, worker, proxy, result, stats_dir)
         show_throughput(result["throughput"])
         rss_after_1 = max(peak_rss_kib(pid) for pid in worker.pids())
-        worker_metrics(worker, result, "phase_1")
 
         if opts.latency_events:
             # fresh workers, so that their metrics (commit to publish) cover
             # phase 2 alone
             worker.stop()
+            worker_metrics(worker, result, "phase_1")
             worker = Fleet(opts.eddy, run_dir, worker_env, settings, opts.workers,
                            name="worker-phase2")
             worker.start()
@@ -638,8 +651,7 @@ def run(opts, run_dir, result, tls):
         result["peak_rss_kib_after_phase_1"] = rss_after_1
         rc, took = worker.stop()
         result["worker_exit"] = {"status": rc, "drain_seconds": round(took, 2)}
-        if opts.latency_events:
-            worker_metrics(worker, result, "phase_2")
+        worker_metrics(worker, result, "phase_2" if opts.latency_events else "phase_1")
     finally:
         if worker:
             worker.kill()
@@ -782,8 +794,8 @@ def parse_args(argv):
                    help="worker processes sharing the queue (1); CPU is their sum")
     p.add_argument("--idle-settle", type=float, default=35.0,
                    help="seconds between the outbox emptying and the idle window (35)")
-    p.add_argument("--idle-seconds", type=float, default=30.0,
-                   help="length of the idle window (30)")
+    p.add_argument("--idle-seconds", type=float, default=60.0,
+                   help="length of the idle window (60)")
     p.add_argument("--no-count", action="store_true",
                    help="no counting proxy: the worker talks to moto directly")
     p.add_argument("--tls", action="store_true",
