@@ -3,7 +3,8 @@ a-h/stream's store.go rules (streamstore.py).
 
 - a round trip with a-h/stream's WithCodecTag("json") store;
 - a state and events written by a-h/stream's default store (Go field names)
-  are read, advanced and replayed by eddy, and read back by a-h/stream;
+  are read, advanced (by the processor and by `eddy worker`) and replayed by
+  eddy, and read back by a-h/stream;
 - a history holding eddy's refusals and repairs reads without error by
   a-h/stream's QueryWithHistory rules, and eddy still reads the forms it
   wrote before (refusals and repairs under INBOUND/);
@@ -21,6 +22,7 @@ import subprocess
 
 import awsenv
 import streamstore as ss
+import workerkit as wk
 
 DRIVER = os.environ["EDDY_CORE_DRIVER"]
 EDDY = os.environ["EDDY_BIN"]
@@ -194,6 +196,25 @@ def test_go_field_names():
     assert "no state is recorded at seq 5" in err, err
 
 
+def test_worker_advances_go_state():
+    """`eddy worker` loads a state the default store wrote (it used to retry it into the DLQ)."""
+    e = awsenv.unique_name("gow")
+    store = ss.Store(DDB, TABLE, "machine")
+    go_games(store, e, 0, go_machine(e), 1)
+    q = awsenv.create_queue(ENV, awsenv.unique_name("interop-q"))
+    w = wk.Worker(ENV, TABLE, q["url"])
+    try:
+        for typ in ("InsertCoin", "PullHandle"):
+            wk.send_all(ENV, q["url"], [wk.body(e, typ)])
+            wk.wait_drained(ENV, q["url"])
+    finally:
+        wk.stop_ok(w)
+    item = state_item(f"machine/{e}")
+    assert (item["_seq"]["N"], item["games"]["N"]) == ("4", "2"), item
+    m = w.metrics()
+    assert (m["processed"], m["poison"], m["retries"]) == (2, 0, 0), m
+
+
 def test_repair_after_foreign_records():
     """With state versions (WithPersistStateHistory), --after starts past them."""
     e = awsenv.unique_name("after")
@@ -308,6 +329,7 @@ if __name__ == "__main__":
     awsenv.run_tests([with_table(t) for t in (
         test_json_codec_round_trip,
         test_go_field_names,
+        test_worker_advances_go_state,
         test_repair_after_foreign_records,
         test_refusals_and_repairs_read_by_stream,
         test_binary_and_sets_survive,
