@@ -78,9 +78,9 @@ struct eddy_proc_event {
     const char *trace_header; /* AWSTraceHeader of the inbound message, or NULL */
     /* output */
     enum eddy_event_result result;
-    int64_t seq;      /* the _seq this event was committed at (0 when not written) */
-    int idx;          /* its index within that step (-1 when not written) */
-    char reason[256]; /* rejection reason or failure detail */
+    int64_t seq; /* the _seq this event was committed at (0 when not written) */
+    int idx;     /* its index within that step (-1 when not written) */
+    char reason[EDDY_ERROR_DETAIL_MAX]; /* rejection reason or failure detail, whole */
 };
 
 struct eddy_proc_batch;

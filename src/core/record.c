@@ -808,6 +808,13 @@ eddy_err eddy_record_parse_state(const cJSON *item, cJSON **state, int64_t *seq,
     eddy_err rc = get_n(item, "_seq", true, seq, err);
     if (rc)
         return rc;
+    const char *where = get_s(item, "_pk");
+    /* the next commit writes _seq + 1: a version that cannot advance is the
+     * state's fault, said here rather than blamed on the next event */
+    if (*seq < 0 || *seq == INT64_MAX)
+        return eddy_error_set(err, EDDY_EPARSE, "%s: _seq %" PRId64 " is %s",
+                              where ? where : "item", *seq,
+                              *seq < 0 ? "negative" : "the largest there is (it cannot advance)");
     struct eddy_error inner;
     rc = fields_json(item, state, &inner);
     if (rc) {

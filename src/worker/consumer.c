@@ -413,7 +413,7 @@ static void reject(struct cmsg *msg, const struct eddy_proc_event *ev)
     struct eddy_consumer *c = msg->c;
     eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_rejected);
     if (c->cfg.on_reject == EDDY_REJECT_DLQ && c->dlq_url) {
-        char reason[300];
+        char reason[sizeof ev->reason + 16];
         snprintf(reason, sizeof reason, "rejected: %s", ev->reason);
         dlq_send(msg, reason);
         return;
@@ -423,11 +423,18 @@ static void reject(struct cmsg *msg, const struct eddy_proc_event *ev)
     finish(msg, ACT_DELETE);
 }
 
-/* One event's outcome; false when it failed (a FIFO group must stop). */
-static bool settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err err)
+/* One event's outcome; false when it failed (a FIFO group must stop). berr
+ * is the batch's error, whose detail stands in for an event without a
+ * reason of its own. */
+static bool settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err err,
+                   const struct eddy_error *berr)
 {
     struct eddy_consumer *c = msg->c;
     enum eddy_event_result r = err == EDDY_OK ? ev->result : EDDY_EV_ERROR;
+    const char *why = ev->reason[0]                         ? ev->reason
+                      : err && berr && berr->detail[0] != 0 ? berr->detail
+                      : err                                 ? eddy_err_name(err)
+                                                            : "";
     if (err == EDDY_ECANCELED) {
         finish(msg, ACT_RELEASE);
         return false;
@@ -456,10 +463,13 @@ static bool settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err 
         poison(msg, ev->reason[0] ? ev->reason : "the machine failed");
         return false;
     default:
+        if (err == EDDY_EINVAL) { /* refused for what the message holds (its entity id) */
+            poison(msg, why);
+            return false;
+        }
         eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_retries);
         /* the reason carries the detail (which state did not load, and why) */
-        log_msg(EDDY_LOG_WARN, msg, ev->reason[0] || !err ? ev->reason : eddy_err_name(err),
-                "not committed; retried after a backoff");
+        log_msg(EDDY_LOG_WARN, msg, why, "not committed; retried after a backoff");
         finish(msg, ACT_BACKOFF);
         return false;
     }
@@ -501,7 +511,7 @@ static bool hold(struct lane *l, size_t n)
             continue;
         struct cmsg *msg = l->inbatch[i];
         l->inbatch[i] = NULL;
-        if (!settle(msg, &l->events[i], EDDY_OK))
+        if (!settle(msg, &l->events[i], EDDY_OK, NULL))
             ok = false;
     }
     for (size_t i = n; i > 0; i--) {
@@ -532,7 +542,7 @@ static void batch_done(struct eddy_proc_batch *batch, eddy_err err, void *ud)
         for (size_t i = 0; i < n; i++) {
             struct cmsg *msg = l->inbatch[i];
             l->inbatch[i] = NULL;
-            if (!settle(msg, &l->events[i], err))
+            if (!settle(msg, &l->events[i], err, &batch->error))
                 ok = false;
         }
     }

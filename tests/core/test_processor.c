@@ -949,6 +949,29 @@ static void test_malformed_state(void **state)
     rig_close(&r);
 }
 
+/* A stored _seq that cannot advance is the state's fault: the batch fails
+ * with which item and why, and no event is blamed (none is FAILED). */
+static void test_negative_seq_is_the_state(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 2, "Increment");
+    push_load(&r, "counter/e1", -3, "{\"N\":\"1\"}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_EPARSE);
+    assert_non_null(strstr(t.b.error.detail, "state item of counter/e1"));
+    assert_non_null(strstr(t.b.error.detail, "_seq -3 is negative"));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(t.ev[i].result, EDDY_EV_ERROR);
+        assert_non_null(strstr(t.ev[i].reason, "_seq -3 is negative"));
+    }
+    assert_int_equal(eddy_fake_count(r.fake), 1); /* nothing written */
+    rig_close(&r);
+}
+
 static void test_bad_ids(void **state)
 {
     (void)state;
@@ -1043,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_foreign_types_kept),
         cmocka_unit_test(test_only_failed_writes_nothing),
         cmocka_unit_test(test_malformed_state),
+        cmocka_unit_test(test_negative_seq_is_the_state),
         cmocka_unit_test(test_bad_ids),
         cmocka_unit_test(test_throttled_then_ok),
     };

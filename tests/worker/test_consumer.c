@@ -524,6 +524,56 @@ static void test_drain_while_store_down(void **state)
     rig_close(&s.r);
 }
 
+/*
+ * Reasons reach the log and the DLQ whole: a machine's reason of 400 bytes
+ * is the eddy-error of its message, and a batch error with no reason on its
+ * events is logged with the batch's detail, not the error's name.
+ */
+static void test_reasons_whole(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&text, &len);
+    eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, log);
+    struct setup s;
+    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    const char *ids[] = {"w1", "w2"};
+    const char *ents[] = {"A", "B"};
+    push_receive(&s.r, ids, ents, 2);
+    assert_true(fp_at_least(&s, 2));
+    char longwhy[401];
+    memset(longwhy, 'r', 399);
+    longwhy[399] = '!';
+    longwhy[400] = '\0';
+    struct eddy_proc_batch *a = s.fp.b[0], *b = s.fp.b[1];
+    a->events[0].result = EDDY_EV_FAILED;
+    snprintf(a->events[0].reason, sizeof a->events[0].reason, "%s", longwhy);
+    a->cb(a, EDDY_OK, a->ud);
+    eddy_error_set(&b->error, EDDY_ECONFLICT,
+                   "machine/B: still in conflict after 11 attempts (EDDY_OCC_RETRIES=10)");
+    b->events[0].result = EDDY_EV_ERROR;
+    b->events[0].reason[0] = '\0';
+    b->cb(b, EDDY_ECONFLICT, b->ud);
+    for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", longwhy), 1);
+    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
+    for (int i = 0; i < 8; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, stderr);
+    fclose(log);
+    assert_non_null(strstr(text, "still in conflict after 11 attempts"));
+    free(text);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
 static void test_backoff_grows(void **state)
 {
     (void)state;
@@ -577,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
         cmocka_unit_test(test_poison_near_limit_fits_dlq),
+        cmocka_unit_test(test_reasons_whole),
         cmocka_unit_test(test_store_down_holds_and_resumes),
         cmocka_unit_test(test_drain_while_store_down),
         cmocka_unit_test(test_backoff_grows),
