@@ -248,6 +248,7 @@ static int cmd_get(struct eddy_cli_context *ctx)
 struct rec {
     struct eddy_record_history h;
     const cJSON *item;
+    char *unreadable; /* why the record does not parse (history shows it as such), or NULL */
 };
 
 static int kind_rank(enum eddy_record_kind k)
@@ -269,8 +270,19 @@ static int rec_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Parse and sort the items; *n of them. */
-static eddy_err parse_records(const cJSON *items, struct rec **out, size_t *n,
+static const char *item_sk(const cJSON *item)
+{
+    const cJSON *sk =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "_sk"), "S");
+    return cJSON_IsString(sk) ? sk->valuestring : NULL;
+}
+
+/*
+ * Parse and sort the items; *n of them. A record that does not parse stops
+ * the parse with an error naming it, unless keep_unreadable: then it is kept
+ * (sorted last) with the reason in unreadable, and the others go on.
+ */
+static eddy_err parse_records(const cJSON *items, bool keep_unreadable, struct rec **out, size_t *n,
                               struct eddy_error *err)
 {
     size_t cap = (size_t)cJSON_GetArraySize(items);
@@ -279,10 +291,24 @@ static eddy_err parse_records(const cJSON *items, struct rec **out, size_t *n,
     const cJSON *item;
     cJSON_ArrayForEach(item, items)
     {
-        eddy_err rc = eddy_record_parse_history(item, &v[k].h, err);
+        struct eddy_error perr = {0};
+        eddy_err rc = eddy_record_parse_history(item, &v[k].h, &perr);
         if (rc != EDDY_OK) {
-            for (size_t i = 0; i < k; i++)
+            const char *sk = item_sk(item);
+            if (keep_unreadable) {
+                memset(&v[k].h, 0, sizeof v[k].h);
+                v[k].h.kind = EDDY_RECORD_OTHER;
+                v[k].h.seq = INT64_MAX;
+                v[k].unreadable = eddy_strdup(eddy_error_text(&perr));
+                v[k++].item = item;
+                continue;
+            }
+            eddy_error_set(err, rc, "record %.200s is unreadable: %s", sk ? sk : "without _sk",
+                           eddy_error_text(&perr));
+            for (size_t i = 0; i < k; i++) {
                 eddy_record_history_cleanup(&v[i].h);
+                free(v[i].unreadable);
+            }
             free(v);
             return rc;
         }
@@ -296,8 +322,10 @@ static eddy_err parse_records(const cJSON *items, struct rec **out, size_t *n,
 
 static void free_records(struct rec *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         eddy_record_history_cleanup(&v[i].h);
+        free(v[i].unreadable);
+    }
     free(v);
 }
 
@@ -317,6 +345,13 @@ static void add_opt_str(cJSON *o, const char *name, const char *v)
 static void print_record(const struct rec *r)
 {
     cJSON *o = cJSON_CreateObject();
+    if (r->unreadable) {
+        cJSON_AddStringToObject(o, "kind", "unreadable");
+        add_opt_str(o, "sk", item_sk(r->item));
+        cJSON_AddStringToObject(o, "error", r->unreadable);
+        print_line(o);
+        return;
+    }
     cJSON_AddStringToObject(o, "kind", kind_name(r->h.kind));
     cJSON_AddNumberToObject(o, "seq", (double)r->h.seq);
     if (r->h.kind == EDDY_RECORD_INBOUND || r->h.kind == EDDY_RECORD_OUTBOUND)
@@ -341,13 +376,20 @@ static int run_history(struct cmd *c, const char *table)
     struct rec *v = NULL;
     size_t n = 0;
     if (query_entity(&c->rt, table, c->pk, &items, &err) != EDDY_OK ||
-        parse_records(items, &v, &n, &err) != EDDY_OK) {
+        parse_records(items, true, &v, &n, &err) != EDDY_OK) {
         fprintf(stderr, "eddy history: %s\n", eddy_error_text(&err));
         cJSON_Delete(items);
         return 3;
     }
-    for (size_t i = 0; i < n; i++)
+    size_t unreadable = 0;
+    for (size_t i = 0; i < n; i++) {
         print_record(&v[i]);
+        unreadable += v[i].unreadable != NULL;
+    }
+    if (unreadable)
+        fprintf(stderr,
+                "eddy history: %s: %zu unreadable record(s), shown as kind \"unreadable\"\n", c->pk,
+                unreadable);
     free_records(v, n);
     cJSON_Delete(items);
     if (n == 0) {
@@ -771,8 +813,8 @@ static int run_replay(struct cmd *c, const struct eddy_config *cfg)
     struct rec *v = NULL;
     size_t n = 0;
     if (query_entity(&c->rt, cfg->table_str, c->pk, &items, &err) != EDDY_OK ||
-        parse_records(items, &v, &n, &err) != EDDY_OK) {
-        fprintf(stderr, "eddy replay: %s\n", eddy_error_text(&err));
+        parse_records(items, false, &v, &n, &err) != EDDY_OK) {
+        fprintf(stderr, "eddy replay: %s: %s; nothing replayed\n", c->pk, eddy_error_text(&err));
         cJSON_Delete(items);
         return REPLAY_ERROR;
     }

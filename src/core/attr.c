@@ -208,6 +208,9 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
                               path_or_value(eddy_buf_cstr(path)), dup);
     size_t index = 0;
     for (const cJSON *c = j->child; c; c = c->next, index++) {
+        if (is_map && c->string[0] == '\0') /* moto and other stores mangle them */
+            return eddy_error_set(err, EDDY_EINVAL, "%s: a member has an empty name",
+                                  path_or_value(eddy_buf_cstr(path)));
         size_t old = path_push(path, is_map ? c->string : NULL, index);
         eddy_err rc = EDDY_OK;
         if (is_map && !eddy_utf8_valid(c->string))

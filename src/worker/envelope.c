@@ -348,6 +348,18 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
     return rc;
 }
 
+/* Whether j holds, at any depth, an object member with an empty name. */
+static bool has_empty_name(const cJSON *j)
+{
+    for (const cJSON *c = j->child; c; c = c->next) {
+        if (cJSON_IsObject(j) && c->string[0] == '\0')
+            return true;
+        if ((cJSON_IsObject(c) || cJSON_IsArray(c)) && has_empty_name(c))
+            return true;
+    }
+    return false;
+}
+
 static eddy_err take_data(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
                           struct eddy_error *err)
 {
@@ -358,6 +370,12 @@ static eddy_err take_data(struct eddy_envelope *env, const struct eddy_envelope_
     if (!cJSON_IsObject(v))
         return eddy_error_set(err, EDDY_EPOISON, "event data (%s) is %s, not an object", ptr,
                               type_name(v));
+    /* DynamoDB has no empty attribute names, and stores mangle empty map
+     * keys: such a record would not read back (history, replay) */
+    if (has_empty_name(v))
+        return eddy_error_set(err, EDDY_EPOISON,
+                              "event data (%s) has a member with an empty name, at some depth",
+                              ptr);
     env->data = v;
     return EDDY_OK;
 }

@@ -55,6 +55,26 @@ static void roundtrip(const char *num, const char *want_n, bool want_raw)
     cJSON_Delete(back);
 }
 
+/* Empty map keys are refused at every depth (stores mangle them, and the
+ * record would not read back). */
+static void test_empty_names_refused(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {
+        {"{\"\":1}", "an attribute name may not be empty"},
+        {"{\"a\":{\"\":1}}", "a: a member has an empty name"},
+        {"{\"a\":[1,{\"b\":{\"\":true}}]}", "a[1].b: a member has an empty name"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *j = cJSON_Parse(cases[i][0]), *item = NULL;
+        struct eddy_error err = {0};
+        assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_EINVAL);
+        assert_null(item);
+        assert_string_equal(err.detail, cases[i][1]);
+        cJSON_Delete(j);
+    }
+}
+
 static void test_numbers_roundtrip(void **state)
 {
     (void)state;
@@ -490,12 +510,19 @@ static void test_item_keepers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_numbers_roundtrip), cmocka_unit_test(test_negative_zero),
-        cmocka_unit_test(test_long_number_text),  cmocka_unit_test(test_numbers_refused),
-        cmocka_unit_test(test_nested_and_types),  cmocka_unit_test(test_unicode),
-        cmocka_unit_test(test_parse_strict),      cmocka_unit_test(test_from_other_writers),
-        cmocka_unit_test(test_depth_limit),       cmocka_unit_test(test_item_size),
-        cmocka_unit_test(test_write_members),     cmocka_unit_test(test_kept_types),
+        cmocka_unit_test(test_empty_names_refused),
+        cmocka_unit_test(test_numbers_roundtrip),
+        cmocka_unit_test(test_negative_zero),
+        cmocka_unit_test(test_long_number_text),
+        cmocka_unit_test(test_numbers_refused),
+        cmocka_unit_test(test_nested_and_types),
+        cmocka_unit_test(test_unicode),
+        cmocka_unit_test(test_parse_strict),
+        cmocka_unit_test(test_from_other_writers),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_item_size),
+        cmocka_unit_test(test_write_members),
+        cmocka_unit_test(test_kept_types),
         cmocka_unit_test(test_item_keepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

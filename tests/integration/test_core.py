@@ -230,6 +230,26 @@ def test_replay_and_repair():
     eddy(["replay", entity], machine=COUNTER_V2)
 
 
+def test_unreadable_record():
+    """One record that does not read back: history shows it as such and goes
+    on; replay names it and stops, writing nothing."""
+    entity = awsenv.unique_name("unreadable")
+    drive(incs(entity, "u", 3))
+    bad_sk = "INBOUND/2/1/Increment"
+    DDB.put_item(TableName=TABLE, Item={
+        "_pk": {"S": f"counter/{entity}"}, "_sk": {"S": bad_sk}, "_seq": {"S": "two"},
+        "_typ": {"S": "Increment"}, "_eid": {"S": "u-x"}})
+    history, err = eddy(["history", entity])
+    bad = [h for h in history if h["kind"] == "unreadable"]
+    assert len(bad) == 1 and bad[0]["sk"] == bad_sk and "_seq" in bad[0]["error"], history
+    assert [h["kind"] for h in history].count("inbound") == 3, history
+    assert "1 unreadable record" in err, err
+    before = state_item(f"counter/{entity}")
+    lines, err = eddy(["replay", entity, "--repair"], expect_rc=3)
+    assert lines == [] and bad_sk in err and "unreadable" in err, err
+    assert state_item(f"counter/{entity}") == before
+
+
 def test_slotmachine_replay_equal():
     entity = awsenv.unique_name("slot")
     events = []
@@ -256,5 +276,6 @@ if __name__ == "__main__":
         test_bad_input,
         test_replay_and_repair,
         test_slotmachine_replay_equal,
+        test_unreadable_record,
         test_two_processes_no_lost_update,
     )])

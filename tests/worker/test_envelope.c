@@ -387,6 +387,17 @@ static eddy_err decode_ids(const struct eddy_envelope_spec *spec, size_t entity,
 /* Each id's limit is the longest key built from it: an entity id in the
  * outbox sort key <ns>/<id>/<seq:020>/<idx:04>, an event id in EVENT/<id>,
  * a type in OUTBOUND/<seq>/<idx>/<type>; all under 1,024 bytes. */
+/* A member with an empty name anywhere in the data is poison at decode. */
+static void test_empty_names_poison(void **state)
+{
+    (void)state;
+    expect_poison("{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\",\"\":1}}",
+                  "event data (/detail) has a member with an empty name");
+    expect_poison("{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":\"x\",\"m\":[{\"a\":{"
+                  "\"\":null}}]}}",
+                  "has a member with an empty name");
+}
+
 static void test_long_ids(void **state)
 {
     (void)state;
@@ -456,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_poison_reasons),
         cmocka_unit_test(test_data_must_be_object),
+        cmocka_unit_test(test_empty_names_poison),
         cmocka_unit_test(test_long_ids),
         cmocka_unit_test(test_precision_kept),
     };
