@@ -213,6 +213,9 @@ def test_refused_entry_dead_lettered_entity_goes_on():
 def test_backlog_does_not_hold_back_a_shard_mate():
     w = World()
     p = w.proxy()
+    # DynamoDB through a proxy too, to count the sweeps' Queries
+    dp = FaultProxy(ENV.endpoint("dynamodb"), []).start()
+    w.proxies.append(dp)
     try:
         hog = "hog0"
         shard = shard_of(f"slot/{hog}")
@@ -229,17 +232,27 @@ def test_backlog_does_not_hold_back_a_shard_mate():
         for i in range(0, len(items), 25):
             w.ddb.batch_write_item(RequestItems={
                 w.table: [{"PutRequest": {"Item": it}} for it in items[i:i + 25]]})
-        r = w.relay(p, EDDY_OUTBOX_GRACE=0)
+        # one lease tick, one sweep of each shard in the first seconds
+        r = w.relay(p, EDDY_OUTBOX_GRACE=0, EDDY_LEASE_MS=30000, EDDY_SWEEP_MAX=60,
+                    EDDY_RELAY_POLL_MS=5000, AWS_ENDPOINT_URL_DYNAMODB=dp.url)
         wait_for(lambda: any(q[3] == mate for q in published(p)[0]), 30, 0.1,
                  "the shard-mate published")
         r.kill()
         r.wait()
         pub, _ = published(p)
-        # the first sweep takes a page (100 rows) of hog0 and goes past it to
-        # the mate: at most that page of hog0 leaves before it
+        # the first sweep of the shard takes a page (100 rows) of hog0 and goes
+        # past it to the mate: at most that page of hog0 leaves before it ...
         at = [q[3] for q in pub].index(mate)
         assert at <= 100, f"{at} entries of {hog} published before {mate}"
         check_once_in_order(pub)
+        # ... and it took that sweep's two Queries: with the lease's Query and
+        # the first sweep of the 7 other shards, 10 (reading through hog0's
+        # 2,000 rows would take 20 more)
+        t_mate = next(c["t"] for c in p.journal() if c.get("op") == "PutEvents" and any(
+            json.loads(e["detail"])["eddy"]["entity"] == mate and not e["failed"]
+            for e in c.get("entries", [])))
+        queries = sum(1 for c in dp.journal() if c.get("op") == "Query" and c["t"] < t_mate)
+        assert queries <= 12, f"{queries} Queries before {mate} was published"
     finally:
         w.close()
 
