@@ -5,7 +5,9 @@ Run by tools/demo after it has bootstrapped and built. Steps:
   2. create the data resources of deploy/cloudformation.yaml through
      CloudFormation on moto (DeployService=false): table, queue, DLQ, bus, rule,
      queue policy; then a downstream queue and a rule on the bus that catch the
-     published GameResult/Payout events (source eddy.machine);
+     published GameResult/Payout events (source eddy.machine). With --bus v2,
+     eddy publishes to an EventBridge Custom Event Bus instead (the local AWS's
+     eventbridgev2 API), whose FIFO subscriber feeds a FIFO downstream queue;
   3. start `eddy worker` with the relay and the slot machine;
   4. send InsertCoin/PullHandle events for several machines and users through
      EventBridge PutEvents (10 a call), with a few duplicates (the same envelope id
@@ -18,6 +20,8 @@ Run by tools/demo after it has bootstrapped and built. Steps:
 Every check is exact and independent of delivery order (a standard SQS queue may
 reorder): each event sent is recorded exactly once, duplicates are not applied
 again, each accepted pull is one game, every game is published once downstream.
+With --bus v2 the downstream must also get each game exactly once (no copies)
+and each machine's events in (seq, idx) order.
 Exit status 0 only when all hold. Nothing here talks to anything but 127.0.0.1.
 """
 
@@ -136,6 +140,25 @@ def add_downstream(aws, bus, name):
     events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "downstream", "Arn": arn}])
     return url
+
+
+def add_custom_bus(aws, name):
+    """A Custom Event Bus and a FIFO subscriber feeding a FIFO queue with what
+    eddy publishes; returns (bus ARN, downstream queue URL)."""
+    sqs, eb2 = aws.client("sqs"), aws.client("eventbridgev2")
+    bus = eb2.create_event_bus(Name=name)["EventBusArn"]
+    url = sqs.create_queue(QueueName=f"{name}-downstream.fifo",
+                           Attributes={"FifoQueue": "true"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    pattern = {"source": [SOURCE_OUT], "detail-type": ["GameResult", "Payout"]}
+    eb2.create_subscriber(
+        Name=f"{name}-downstream", EventBusArn=bus, Type="FIFO",
+        InvokeConfiguration={"RoleArn": "arn:aws:iam::123456789012:role/demo-subscriber",
+                             "TargetArn": arn},
+        FilterConfiguration={"Filters": [{"Pattern": json.dumps(pattern),
+                                          "Scope": "METADATA"}]})
+    return bus, url
 
 
 # --- the worker ---------------------------------------------------------------
@@ -519,11 +542,17 @@ def check_machines(machines, states, tallies, plan, downstream, problems):
         problems.append(f"{downstream.count('Payout')} Payout published, {payouts} wins")
 
 
-def show_downstream(downstream, problems):
+def show_downstream(downstream, problems, custom_bus=False):
     say(f"   GameResult: {downstream.count('GameResult')}   Payout: {downstream.count('Payout')}"
         f"   (messages received: {downstream.copies}, distinct: {len(downstream.events)})")
     ordered = downstream.in_order()
     say(f"   per-machine order of eddy.seq/idx as received: {'ascending' if ordered else 'NOT ascending'}")
+    if custom_bus:  # exactly once and in order is what the Custom Event Bus promises
+        if downstream.copies != len(downstream.events):
+            problems.append(f"the Custom Event Bus delivered {downstream.copies} messages "
+                            f"for {len(downstream.events)} events")
+        if not ordered:
+            problems.append("the Custom Event Bus delivered a machine's events out of order")
     sample = next((b for b in downstream.events.values() if b.get("detail-type") == "Payout"),
                   next(iter(downstream.events.values()), None))
     if sample:
@@ -583,6 +612,9 @@ def parse_args(argv):
     p.add_argument("--events", type=int, default=200, help="events sent (200)")
     p.add_argument("--keep", action="store_true", help="leave moto running at the end")
     p.add_argument("--seed", type=int, default=1, help="seed of the event plan (1)")
+    p.add_argument("--bus", choices=("classic", "v2"), default="classic",
+                   help="publish to the stack's bus (classic) or to an EventBridge Custom "
+                        "Event Bus with a FIFO subscriber (v2)")
     opts = p.parse_args(argv)
     if opts.machines < 1 or opts.events < 10:
         p.error("--machines must be at least 1 and --events at least 10")
@@ -598,14 +630,22 @@ def run(opts, aws, run_dir):
     out = deploy(aws)
     for k in ("TableName", "QueueUrl", "DeadLetterQueueUrl", "EventBusName"):
         say(f"   {k:<19} {out[k]}")
-    downstream_url = add_downstream(aws, out["EventBusName"], f"{STACK}-downstream")
-    say(f"   downstream queue    {downstream_url} (rule: source {SOURCE_OUT}, GameResult|Payout)")
+    publish_to = out["EventBusName"]
+    if opts.bus == "v2":
+        publish_to, downstream_url = add_custom_bus(aws, f"{STACK}-custom")
+        say(f"   Custom Event Bus    {publish_to}")
+        say(f"   downstream queue    {downstream_url} (FIFO subscriber: source {SOURCE_OUT}, "
+            "GameResult|Payout, one group per machine)")
+    else:
+        downstream_url = add_downstream(aws, out["EventBusName"], f"{STACK}-downstream")
+        say(f"   downstream queue    {downstream_url} (rule: source {SOURCE_OUT}, "
+            "GameResult|Payout)")
 
     step("eddy worker (slot machine, relay on)")
     settings = {
         "EDDY_MACHINE": "slotmachine", "EDDY_TABLE": out["TableName"],
         "EDDY_QUEUE_URL": out["QueueUrl"], "EDDY_DLQ_URL": out["DeadLetterQueueUrl"],
-        "EDDY_EVENT_BUS": out["EventBusName"], "EDDY_METRICS_INTERVAL": "5",
+        "EDDY_EVENT_BUS": publish_to, "EDDY_METRICS_INTERVAL": "5",
         "EDDY_DRAIN_SECONDS": str(DRAIN_S), "EDDY_HEALTH_FILE": str(run_dir / "health"),
     }
     worker = Worker(opts.eddy, run_dir, aws.env, settings)
@@ -651,7 +691,7 @@ def finish(opts, aws, out, downstream_url, worker):
            "does not keep order, a FIFO queue does)" if refused > planned else ")"))
     show_eddy_get(worker.eddy, worker.env, machines[0])
     step(f"published downstream (source {SOURCE_OUT})")
-    show_downstream(downstream, problems)
+    show_downstream(downstream, problems, custom_bus=opts.bus == "v2")
     step("dead-letter queue")
     show_dlq(aws, out, poison, problems)
     say(f"   eddy healthcheck: exit {health.returncode}")

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "relay/busv2.h"
 #include "relay/relay.h"
 #include "base/metrics.h"
 
@@ -98,6 +99,10 @@ static eddy_err relay_create(struct relay_cmd *c, const struct eddy_config *cfg,
         .sweep_max_ms = (uint32_t)cfg->sweep_max * 1000,
         .attempts = (uint32_t)cfg->publish_attempts,
     };
+    if (c->rt.eb2_on) { /* a Custom Event Bus ARN */
+        rc.bus = &eddy_relay_bus_v2;
+        rc.bus_client = &c->rt.eb2;
+    }
     c->relay = eddy_relay_new(&c->rt.loop, &c->rt.ddb, &c->rt.eb, &rc, NULL, c->metrics, err);
     eddy_buf_cleanup(&source);
     if (c->relay == NULL)

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "cli/runtime.h"
 #include "core/processor.h"
+#include "relay/busv2.h"
 #include "relay/relay.h"
 #include "svc/dynamodb.h"
 #include "worker/consumer.h"
@@ -230,6 +231,10 @@ static eddy_err make_processor(struct worker *w, struct eddy_error *err)
             .attempts = (uint32_t)cfg->publish_attempts,
             .seed = seed + 7,
         };
+        if (w->rt.eb2_on) { /* a Custom Event Bus ARN */
+            rc.bus = &eddy_relay_bus_v2;
+            rc.bus_client = &w->rt.eb2;
+        }
         w->relay = eddy_relay_new(&w->rt.loop, &w->rt.ddb, &w->rt.eb, &rc, NULL, w->metrics, err);
         if (w->relay == NULL)
             return err->code;

@@ -82,7 +82,8 @@ enum eddy_config_type {
     X(contradict, "EDDY_REPAIR_CONTRADICT", "contradict", EDDY_CFG_BOOL, "0", 0, 0, NULL,          \
       "replay --repair: repair even when the replayed events contradict recorded outbound ones")   \
     X(event_bus, "EDDY_EVENT_BUS", "event-bus", EDDY_CFG_STR, NULL, 0, 0, NULL,                    \
-      "EventBridge bus name or ARN (required for the relay)")                                      \
+      "EventBridge bus name or ARN, or a Custom Event Bus ARN (event-busv2: entries carry the "    \
+      "entity as EventGroupId and the event id as DeduplicationId) (required for the relay)")      \
     X(event_source, "EDDY_EVENT_SOURCE", "event-source", EDDY_CFG_STR, NULL, 0, 0, NULL,           \
       "Source of published events (default: eddy.<namespace>)")                                    \
     X(outbox_shards, "EDDY_OUTBOX_SHARDS", "outbox-shards", EDDY_CFG_INT, "8", 1, 1024, NULL,      \

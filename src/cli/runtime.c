@@ -18,6 +18,7 @@ enum {
     PART_SQS = 32,
     PART_EB = 64,
     PART_MACHINE = 128,
+    PART_EB2 = 256,
 };
 
 void eddy_runtime_count_connections(struct eddy_runtime *rt, struct eddy_metrics *m)
@@ -62,6 +63,21 @@ static eddy_err init_clients(struct eddy_runtime *rt, struct eddy_error *err)
     return EDDY_OK;
 }
 
+/* The Custom Event Bus client when EDDY_EVENT_BUS names one. A value that
+ * looks meant for one but is not its ARN is refused here, naming the
+ * variable, rather than sent to the classic bus as a name. */
+static eddy_err init_custom_bus(struct eddy_runtime *rt, const char *bus, struct eddy_error *err)
+{
+    if (bus == NULL || strstr(bus, ":event-busv2/") == NULL)
+        return EDDY_OK;
+    struct eddy_error e = {0};
+    if (eddy_eb2_init(&rt->eb2, &rt->aws, bus, NULL, &e) != EDDY_OK)
+        return eddy_error_set(err, e.code, "EDDY_EVENT_BUS: %s", e.detail);
+    rt->parts |= PART_EB2;
+    rt->eb2_on = true;
+    return EDDY_OK;
+}
+
 eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_context *ctx,
                            struct eddy_error *err)
 {
@@ -83,7 +99,8 @@ eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_contex
         goto fail;
     }
     rt->parts |= PART_LOOP;
-    if ((rc = init_clients(rt, err)) != EDDY_OK)
+    if ((rc = init_clients(rt, err)) != EDDY_OK ||
+        (rc = init_custom_bus(rt, cfg->event_bus_str, err)) != EDDY_OK)
         goto fail;
     return EDDY_OK;
 fail:
@@ -99,6 +116,8 @@ static void http_closed(void *ud)
 int eddy_runtime_cleanup(struct eddy_runtime *rt)
 {
     int rc = 0;
+    if (rt->parts & PART_EB2)
+        eddy_eb2_cleanup(&rt->eb2);
     if (rt->parts & PART_EB)
         eddy_eb_cleanup(&rt->eb);
     if (rt->parts & PART_SQS)

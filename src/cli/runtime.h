@@ -1,7 +1,8 @@
 /*
  * runtime.h - what every command needs to talk to AWS, built from the
  * configuration: the loop, the HTTP client, the credential chain, the shared
- * AWS context, the three service clients and the selected machine.
+ * AWS context, the service clients (the Custom Event Bus's too when
+ * EDDY_EVENT_BUS is its ARN) and the selected machine.
  *
  * eddy_runtime_init either builds all of it or nothing (and fills err);
  * eddy_runtime_cleanup tears it down in reverse order, running the loop until
@@ -21,6 +22,7 @@
 #include "core/machine.h"
 #include "svc/dynamodb.h"
 #include "svc/eventbridge.h"
+#include "svc/eventbridge2.h"
 #include "svc/sqs.h"
 
 struct eddy_runtime {
@@ -31,6 +33,8 @@ struct eddy_runtime {
     struct eddy_ddb ddb;
     struct eddy_sqs sqs;
     struct eddy_eb eb;
+    struct eddy_eb2 eb2; /* when EDDY_EVENT_BUS is a Custom Event Bus ARN (eb2_on) */
+    bool eb2_on;
     struct eddy_machine_ref machine;
     const struct eddy_machine *m; /* machine.machine */
     const char *ns;               /* EDDY_NAMESPACE or the machine's name */
