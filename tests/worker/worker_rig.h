@@ -1,6 +1,12 @@
 /*
  * worker_rig.h - a loop, the fake transport and an SQS client over it, shared
  * by the acker and consumer tests.
+ *
+ * The tests step the loop with UV_RUN_ONCE until what they wait for happens.
+ * libuv runs due timers first and then polls for I/O, blocking until the next
+ * timer: after the fake's 0 ms reply timers, that would be the consumer's
+ * heartbeat, seconds away. A 1 ms tick, unreferenced so it never keeps the
+ * loop alive, bounds each step instead.
  */
 #ifndef EDDY_TESTS_WORKER_RIG_H
 #define EDDY_TESTS_WORKER_RIG_H
@@ -28,12 +34,21 @@ struct rig {
     struct eddy_aws aws;
     struct eddy_endpoint ep;
     struct eddy_sqs sqs;
+    uv_timer_t tick;
 };
+
+static inline void rig_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 static inline void rig_init(struct rig *r)
 {
     memset(r, 0, sizeof *r);
     assert_int_equal(uv_loop_init(&r->loop), 0);
+    uv_timer_init(&r->loop, &r->tick);
+    uv_timer_start(&r->tick, rig_tick, 1, 1);
+    uv_unref((uv_handle_t *)&r->tick);
     r->fake = eddy_fake_new(&r->loop);
     r->creds = eddy_creds_new_static(&r->loop, "AKIDEXAMPLE", "SECRETEXAMPLE", NULL);
     struct eddy_aws_config cfg = {.loop = &r->loop,
@@ -57,6 +72,7 @@ static inline void rig_close(struct rig *r)
     eddy_creds_close(r->creds);
     eddy_endpoint_cleanup(&r->ep);
     eddy_aws_cleanup(&r->aws);
+    uv_close((uv_handle_t *)&r->tick, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&r->loop), 0);
 }
