@@ -83,6 +83,7 @@ struct eddy_consumer {
     struct cmsg hb; /* sentinel of the in-hand list */
     size_t inflight, reserved, sends;
     int visibility_s;
+    int max_receives; /* the queue's redrive policy: maxReceiveCount, 0 without one */
     bool fifo;
     struct eddy_rng rng;
     enum state state;
@@ -423,6 +424,28 @@ static void reject(struct cmsg *msg, const struct eddy_proc_event *ev)
     finish(msg, ACT_DELETE);
 }
 
+/*
+ * A message not committed for a reason that may pass: visible again after a
+ * backoff. On its last receive before the queue's redrive policy would move
+ * it, it goes to the DLQ now instead, with the reason, since the redrive
+ * would carry none.
+ */
+static void not_committed(struct cmsg *msg, const char *reason)
+{
+    struct eddy_consumer *c = msg->c;
+    if (c->dlq_url && c->max_receives > 0 && msg->m.receive_count >= (uint32_t)c->max_receives) {
+        char why[EDDY_ERROR_DETAIL_MAX + 100];
+        snprintf(why, sizeof why, "not committed after %u receives (maxReceiveCount %d): %s",
+                 msg->m.receive_count, c->max_receives, reason[0] ? reason : "unknown");
+        log_msg(EDDY_LOG_WARN, msg, why, "not committed on its last receive; sent to the DLQ");
+        dlq_send(msg, why);
+        return;
+    }
+    eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_retries);
+    log_msg(EDDY_LOG_WARN, msg, reason, "not committed; retried after a backoff");
+    finish(msg, ACT_BACKOFF);
+}
+
 /* One event's outcome; false when it failed (a FIFO group must stop). berr
  * is the batch's error, whose detail stands in for an event without a
  * reason of its own. */
@@ -467,10 +490,7 @@ static bool settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err 
             poison(msg, why);
             return false;
         }
-        eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_retries);
-        /* the reason carries the detail (which state did not load, and why) */
-        log_msg(EDDY_LOG_WARN, msg, why, "not committed; retried after a backoff");
-        finish(msg, ACT_BACKOFF);
+        not_committed(msg, why);
         return false;
     }
 }
@@ -909,6 +929,7 @@ static void attrs_cb(eddy_err err, struct eddy_sqs_queue_attrs *res,
     c->attrs_call = NULL;
     if (err == EDDY_OK) {
         c->fifo = c->fifo || res->fifo;
+        c->max_receives = res->max_receive_count;
         c->visibility_s = c->cfg.visibility_s > 0 ? c->cfg.visibility_s : res->visibility_timeout_s;
         if (c->visibility_s <= 0)
             c->visibility_s = 30;

@@ -21,7 +21,11 @@
  *   FAILED (the machine failed, a limit) -> the poison policy;
  *   ERROR, or the batch failed -> made visible again after a backoff that
  *   grows with ApproximateReceiveCount: min(2^count, 900) s, jittered to
- *   between half and all of that.
+ *   between half and all of that; but on the last receive the queue's
+ *   redrive policy allows (maxReceiveCount, read at start), with a DLQ URL,
+ *   the message is sent to the DLQ with the reason, as poison is, since the
+ *   redrive would move it there without one. (A batch that failed because
+ *   the store is down is neither: see the circuit breaker below.)
  * On a FIFO queue, after a transient or machine failure the rest of that
  * group in hand is released (visibility 0), not processed out of order.
  *

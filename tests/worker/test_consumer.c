@@ -112,7 +112,8 @@ static void on_drained(void *ud)
     ((struct setup *)ud)->drained = 1;
 }
 
-static void setup_with(struct setup *s, const char *url, const char *dlq, int max_inflight)
+static void setup_with(struct setup *s, const char *url, const char *dlq, int max_inflight,
+                       const char *attrs)
 {
     memset(s, 0, sizeof *s);
     rig_init(&s->r);
@@ -139,13 +140,13 @@ static void setup_with(struct setup *s, const char *url, const char *dlq, int ma
                                        .ack_flush_ms = 1};
     s->c = eddy_consumer_new(&s->r.loop, &s->r.sqs, &cfg, &err);
     assert_non_null(s->c);
-    eddy_fake_push_json(s->r.fake, 200, ATTRS);
+    eddy_fake_push_json(s->r.fake, 200, attrs);
     eddy_consumer_start(s->c);
 }
 
 static void setup_start(struct setup *s, const char *url, const char *dlq)
 {
-    setup_with(s, url, dlq, 10);
+    setup_with(s, url, dlq, 10, ATTRS);
 }
 
 static void drain_and_close(struct setup *s)
@@ -443,7 +444,7 @@ static void test_store_down_holds_and_resumes(void **state)
 {
     (void)state;
     struct setup s;
-    setup_with(&s, QURL, NULL, 20); /* room for a second poll */
+    setup_with(&s, QURL, NULL, 20, ATTRS); /* room for a second poll */
     const char *ids[] = {"a1", "a2", "b1"};
     const char *ents[] = {"A", "A", "B"};
     push_receive(&s.r, ids, ents, 3);
@@ -574,6 +575,58 @@ static void test_reasons_whole(void **state)
     rig_close(&s.r);
 }
 
+/* A failure that is not the store being down is retried after a backoff;
+ * on the last receive the redrive policy allows, the message goes to the
+ * DLQ with the reason instead of being moved there without one. */
+static void test_last_receive_to_dlq_with_reason(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_with(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq", 10,
+               "{\"Attributes\":{\"VisibilityTimeout\":\"30\",\"RedrivePolicy\":"
+               "\"{\\\"deadLetterTargetArn\\\":\\\"arn:aws:sqs:us-east-1:123456789012:dlq\\\","
+               "\\\"maxReceiveCount\\\":3}\"}}");
+    char *json = malloc(4096);
+    snprintf(json, 4096, "{\"Messages\":[%s,", message("r1", "R", "InsertCoin"));
+    char *second = message("r2", "S", "InsertCoin");
+    char *count = strstr(second, "\"ApproximateReceiveCount\":\"1\"");
+    assert_non_null(count);
+    count[strlen("\"ApproximateReceiveCount\":\"")] = '3'; /* its last receive */
+    strcat(json, second);
+    strcat(json, "]}");
+    eddy_fake_push_json(s.r.fake, 200, json);
+    free(json);
+    assert_true(fp_at_least(&s, 2));
+    for (int i = 0; i < 2; i++) {
+        struct eddy_proc_batch *b = s.fp.b[i];
+        b->events[0].result = EDDY_EV_ERROR;
+        snprintf(b->events[0].reason, sizeof b->events[0].reason,
+                 "state item of machine/%s does not load: balance: missing", b->entity_id);
+        b->cb(b, EDDY_EPARSE, b->ud);
+    }
+    for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
+    for (int i = 0; i < 4; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    assert_int_equal(rig_count(&s.r, "SendMessage"), 1);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "eddy-error"), 1);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "machine/S does not load: balance: missing"),
+                     1);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "after 3 receives"), 1);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-r2\""), 1);
+    /* the first receive: backed off for another try */
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-r1\""), 1);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-r1\""), 0);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
 static void test_backoff_grows(void **state)
 {
     (void)state;
@@ -630,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_reasons_whole),
         cmocka_unit_test(test_store_down_holds_and_resumes),
         cmocka_unit_test(test_drain_while_store_down),
+        cmocka_unit_test(test_last_receive_to_dlq_with_reason),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_config_checked),
     };
