@@ -26,6 +26,8 @@ get in the journal and in counts() (default: the action).
       happened) or, with "after", once upstream has answered (it happened, the
       reply is lost)
   {"op": "...", "action": "delay", "ms": 200}    forward after a delay
+A call-level rule (status, drop, delay) with "match": {"body": regex} applies
+only to calls whose request body matches.
 A call gets at most one of status/drop/delay: one random draw per call, each
 rule taking a slice of it as wide as its rate, so the rates of rules on the
 same op add up. random_faults(share) is the mix the worker tests use.
@@ -78,6 +80,7 @@ class Rule:
         match = spec.get("match") or {}
         self.field = match.get("field", "Detail")
         self.regex = re.compile(match["regex"]) if "regex" in match else None
+        self.body = re.compile(match["body"]) if "body" in match else None
         self.each = int(spec.get("each", 0))
         self.times = int(spec.get("times", 0))
         self.rate = float(spec.get("rate", 1.0))
@@ -123,13 +126,15 @@ class State:
             self.rules = []
             self.journal = []
 
-    def call_action(self, op):
+    def call_action(self, op, body):
         """The call-level rule this call gets, if any. One draw per call keeps a
         seeded run's choices the same however many rules there are."""
         with self.lock:
             draw, edge = self.rng.random(), 0.0
             for rule in self.rules:
                 if rule.action == "fail_entries" or not rule.applies(op) or rule.spent():
+                    continue
+                if rule.body and not rule.body.search(body.decode(errors="replace")):
                     continue
                 edge += rule.rate
                 if draw < edge:
@@ -225,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         target = self.headers.get("X-Amz-Target", "")
         op = target.split(".", 1)[1] if "." in target else target or self.command
-        rule = self.state().call_action(op)
+        rule = self.state().call_action(op, self.body)
         if rule is not None and self.call_fault(op, rule):
             return
         if op == "PutEvents":

@@ -84,6 +84,30 @@ def test_two_workers_hot_entities():
     assert ma.get("received", 0) > 0 and mb.get("received", 0) > 0, (ma, mb)
 
 
+def test_heartbeat_holds_a_slow_message():
+    """A commit held up 3 times the queue's visibility timeout: the heartbeat
+    keeps the message hidden, so no poller receives it a second time."""
+    table, q = setup(visibility_timeout=2)
+    wk.send_all(ENV, q["url"], [wk.body("hb-1", "InsertCoin")])
+    ddb = FaultProxy(ENV.endpoint("dynamodb"),
+                     [{"op": "TransactWriteItems", "match": {"body": "INBOUND/"},
+                       "action": "delay", "ms": 6000, "times": 1}],
+                     seed=13).start()
+    w = Worker(ENV, table, q["url"], AWS_ENDPOINT_URL_DYNAMODB=ddb.url, EDDY_WAIT_SECONDS=1)
+    try:
+        awsenv.wait_for(lambda: w.metrics().get("processed", 0) == 1, timeout_s=60,
+                        interval_s=0.1, what="the slow message applied")
+        wk.wait_drained(ENV, q["url"])
+    finally:
+        wk.stop_ok(w)
+        ddb.stop()
+    assert ddb.counts().get("delay") == 1, ddb.counts()
+    m = w.metrics()
+    assert m["received"] == 1, f"the message was received {m['received']} times: {m}"
+    assert m["heartbeats"] >= 1, m
+    check_all(table, ["hb-1"], 1)
+
+
 if __name__ == "__main__":
     awsenv.run_tests([test_faults_through_proxy, test_kill_9_then_restart,
-                      test_two_workers_hot_entities])
+                      test_two_workers_hot_entities, test_heartbeat_holds_a_slow_message])
