@@ -35,7 +35,8 @@ same op add up. random_faults(share) is the mix the worker tests use.
 Control (same port, paths under /_proxy/):
   GET  /_proxy/journal   every call: op, what happened, "t" (time.monotonic() when
                          it was answered), PutEvents entries with
-                         {"detail", "detail_type", "failed"} in order
+                         {"detail", "detail_type", "trace_header", "failed"} in
+                         order
   POST /_proxy/rules     body: a JSON list of rules, replacing the current ones
   POST /_proxy/reset     clear rules and journal
 
@@ -292,6 +293,7 @@ class Handler(BaseHTTPRequestHandler):
             failed += "ErrorCode" in res
             results.append(res)
             journal.append({"detail": entry.get("Detail"), "detail_type": entry.get("DetailType"),
+                            "trace_header": entry.get("TraceHeader"),
                             "failed": "ErrorCode" in res})
         self.state().record({"op": "PutEvents", "status": status, "entries": journal})
         self.send(200, json.dumps({"FailedEntryCount": failed, "Entries": results}).encode(),

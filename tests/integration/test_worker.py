@@ -1,7 +1,9 @@
 """`eddy worker` end to end against the local AWS, driven by boto3.
 
 PutEvents -> rule -> queue -> eddy -> DynamoDB; duplicates; rejections;
-poison to the DLQ; a FIFO queue's per-group order; the health file; drain.
+poison to the DLQ; a FIFO queue's per-group order; the health file; drain;
+publishing on commit with the trace header; state history. Every worker
+runs with its relay on.
 """
 
 import json
@@ -12,6 +14,7 @@ import uuid
 
 import awsenv
 import workerkit as wk
+from faultproxy import FaultProxy
 from workerkit import Worker
 
 ENV = awsenv.Env.current()
@@ -42,9 +45,11 @@ def test_eventbridge_to_dynamodb():
                 # standard queues may reorder; let a round land before the next
                 awsenv.wait_for(lambda: wk.queue_count(ENV, q["url"]) == 0, timeout_s=30,
                                 interval_s=0.1, what="round processed")
+        outbound = 0
         for e in entities:
             st, recs = wk.check_entity(ENV, table, e)
             assert st["games"] == 3 and len(recs) == 6, (e, st, len(recs))
+            outbound += st["games"] + st["wins"]  # a GameResult each, a Payout per win
         assert awsenv.wait_for(lambda: (w.dir / "health").exists(), what="health file")
         hc = subprocess.run([str(wk.EDDY), "healthcheck"], env=w.env, capture_output=True)
         assert hc.returncode == 0, hc.stderr
@@ -54,6 +59,8 @@ def test_eventbridge_to_dynamodb():
     assert m["processed"] == 24 and m["received"] == 24, m
     # kept alive: connections are opened for calls in flight at once, not per call
     assert 2 <= m["connections"] < m["received"], m
+    assert m["published"] >= outbound, (m, outbound)  # at least once (a sweep may overlap)
+    assert wk.outbox_rows(ENV, table) == 0, "published entries left in the outbox"
     assert '"level":"info"' in w.logs()
 
 
@@ -219,8 +226,71 @@ def test_sigterm_under_load_exits_in_time():
     assert total == len(bodies), (total, len(bodies))
 
 
+def test_relay_publishes_with_trace_header():
+    """Publish on commit: the GameResult of a pull reaches a subscriber's queue
+    at once, and its PutEvents entry carries the X-Ray trace header of the
+    SQS message that caused it."""
+    table, q, _ = setup()
+    bus = awsenv.unique_name("relay-bus")
+    downstream = awsenv.create_queue(ENV, awsenv.unique_name("relay-down"))
+    events = ENV.events()
+    events.create_event_bus(Name=bus)
+    events.put_rule(Name=f"{bus}-out", EventBusName=bus,
+                    EventPattern=json.dumps({"source": ["eddy.machine"]}))
+    events.put_targets(Rule=f"{bus}-out", EventBusName=bus,
+                       Targets=[{"Id": "down", "Arn": downstream["arn"]}])
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    sqs = ENV.sqs()
+    sqs.send_message(QueueUrl=q["url"], MessageBody=wk.body("tr-1", "InsertCoin"))
+    proxy = FaultProxy(ENV.endpoint("events"), [], seed=1).start()
+    w = Worker(ENV, table, q["url"], EDDY_EVENT_BUS=bus, AWS_ENDPOINT_URL_EVENTBRIDGE=proxy.url,
+               EDDY_RELAY_POLL_MS=60000)  # no sweep in time: only publish on commit
+    try:
+        wk.wait_drained(ENV, q["url"])
+        sqs.send_message(QueueUrl=q["url"], MessageBody=wk.body("tr-1", "PullHandle"),
+                         MessageSystemAttributes={"AWSTraceHeader": {
+                             "DataType": "String", "StringValue": trace}})
+        got = [json.loads(b) for b in awsenv.receive_all(ENV, downstream["url"], 1, 30)]
+        wk.wait_drained(ENV, q["url"])
+    finally:
+        wk.stop_ok(w)
+        proxy.stop()
+    assert got and got[0]["detail-type"] == "GameResult", got
+    assert got[0]["detail"]["eddy"]["entity"] == "tr-1", got[0]
+    sent = [e for c in proxy.journal() if c.get("op") == "PutEvents" for e in c["entries"]]
+    results = [e for e in sent if e["detail_type"] == "GameResult"]
+    assert results and all(e["trace_header"] == trace for e in results), sent
+    assert wk.outbox_rows(ENV, table) == 0
+
+
+def test_state_history():
+    """EDDY_STATE_HISTORY=1: every commit also writes STATE/<seq>, the state as
+    it was at that seq, next to the current STATE item."""
+    table, q, _ = setup()
+    bodies = wk.game_bodies(["sh-1"], 2)  # coin, pull, coin, pull: seq 1..4
+    w = Worker(ENV, table, q["url"], EDDY_STATE_HISTORY=1)
+    try:
+        for b in bodies:  # one at a time: each its own commit
+            wk.send_all(ENV, q["url"], [b])
+            wk.wait_drained(ENV, q["url"])
+    finally:
+        wk.stop_ok(w)
+    st, recs = wk.check_entity(ENV, table, "sh-1")
+    assert st["seq"] == 4 and len(recs) == 4, (st, recs)
+    all_items = wk.items(ENV, table, f"{wk.NS}/sh-1")
+    by_sk = {i["_sk"]["S"]: i for i in all_items}
+    versions = sorted(int(sk.split("/")[1]) for sk in by_sk if sk.startswith("STATE/"))
+    assert versions == [1, 2, 3, 4], sorted(by_sk)
+    current, last = dict(by_sk["STATE"]), dict(by_sk["STATE/4"])
+    current.pop("_sk")
+    last.pop("_sk")
+    assert current == last, (current, last)
+    assert by_sk["STATE/2"]["games"]["N"] == "1" and by_sk["STATE/1"]["isCoinInSlot"]["BOOL"]
+
+
 if __name__ == "__main__":
     awsenv.run_tests([test_eventbridge_to_dynamodb, test_duplicates_applied_once,
                       test_rejections_recorded, test_poison_to_dlq,
                       test_poison_copy_does_not_hide_valid_one, test_fifo_keeps_group_order,
-                      test_sigterm_under_load_exits_in_time])
+                      test_sigterm_under_load_exits_in_time,
+                      test_relay_publishes_with_trace_header, test_state_history])

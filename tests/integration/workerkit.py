@@ -5,7 +5,8 @@ builds EventBridge-shaped message bodies for the slot machine, reads the
 table back, and replays an entity's recorded inbound events through a
 Python port of the slot machine (same generator, seeded from the event id)
 to check that the stored state is exactly the sequential result of the
-events it records.
+events it records. The worker runs with its outbox relay on; outbox_rows()
+tells what it left unpublished.
 """
 
 import json
@@ -67,7 +68,10 @@ class Worker:
         e.update({"EDDY_TABLE": table, "EDDY_QUEUE_URL": queue_url,
                   # few, long polls: the local SQS slows down badly under many
                   "EDDY_MACHINE": "slotmachine", "EDDY_WAIT_SECONDS": "5", "EDDY_POLLERS": "2",
-                  "EDDY_METRICS_INTERVAL": "1", "EDDY_RELAY": "off",
+                  "EDDY_METRICS_INTERVAL": "1",
+                  # the relay on, as in production: every commit is published
+                  # (to the default bus unless a test names its own)
+                  "EDDY_RELAY": "on", "EDDY_EVENT_BUS": "default",
                   "EDDY_HEALTH_FILE": str(self.dir / "health")})
         for k, v in settings.items():
             e[k] = str(v)
@@ -153,6 +157,11 @@ def inbound(env, table, entity):
         parts = i["_sk"]["S"].split("/")
         return int(parts[1]), int(parts[2])
     return sorted(recs, key=key)
+
+
+def outbox_rows(env, table, shards=8):
+    """The outbox entries left in the table (published ones are deleted)."""
+    return sum(len(items(env, table, f"#outbox/{n}")) for n in range(shards))
 
 
 def queue_count(env, url):
