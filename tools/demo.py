@@ -615,6 +615,8 @@ def parse_args(argv):
     p.add_argument("--bus", choices=("classic", "v2"), default="classic",
                    help="publish to the stack's bus (classic) or to an EventBridge Custom "
                         "Event Bus with a FIFO subscriber (v2)")
+    p.add_argument("--run-dir", default=str(ROOT / ".run" / "demo"),
+                   help="files of the run: moto, logs, metrics (.run/demo)")
     opts = p.parse_args(argv)
     if opts.machines < 1 or opts.events < 10:
         p.error("--machines must be at least 1 and --events at least 10")
@@ -710,7 +712,7 @@ def finish(opts, aws, out, downstream_url, worker):
 
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
-    run_dir = ROOT / ".run" / "demo"
+    run_dir = Path(opts.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     aws = LocalAws(run_dir)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
