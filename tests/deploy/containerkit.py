@@ -74,6 +74,15 @@ def base_images(dockerfile):
     return names
 
 
+def unmount_under(folder):
+    """Unmount what is mounted below folder, deepest first."""
+    prefix = str(folder).rstrip("/") + "/"
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", point], capture_output=True, check=False)
+
+
 class Engine:
     """dockerd for one test: start() (or NoEngine), docker(...), stop()."""
 
@@ -200,6 +209,7 @@ class Engine:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         if self.sock_dir is not None:
+            unmount_under(self.sock_dir)  # dockerd leaves its netns mount behind
             shutil.rmtree(self.sock_dir, ignore_errors=True)
             self.sock_dir = None
         if self.lock is not None:
