@@ -73,10 +73,18 @@ def test_task_role_least_privilege():
     expected = {a: queue for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage",
                                    "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")}
     expected["sqs:SendMessage"] = [getatt("DeadLetterQueue", "Arn")]  # poison only
-    for a in ("BatchGetItem", "Query", "PutItem", "DeleteItem", "BatchWriteItem"):
+    for a in ("BatchGetItem", "Query", "PutItem", "DeleteItem", "BatchWriteItem", "GetItem"):
         expected["dynamodb:" + a] = table
     expected["events:PutEvents"] = [getatt("EventBus", "Arn")]
     assert grants == expected, grants
+    # GetItem is the circuit breaker's probe: its one key only
+    (probe,) = [st for st in policies[0]["PolicyDocument"]["Statement"]
+                if "dynamodb:GetItem" in (st["Action"] if isinstance(st["Action"], list)
+                                          else [st["Action"]])]
+    assert probe["Action"] == "dynamodb:GetItem", probe
+    key = re.search(r'#define EDDY_DDB_PROBE_KEY "([^"]+)"',
+                    (ROOT / "src" / "svc" / "dynamodb.h").read_text()).group(1)
+    assert probe["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [key]}}
 
 
 def test_operator_policy_on_the_table():
@@ -157,6 +165,7 @@ def test_alarms():
     assert [d for _, d in watched[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]] == [dlq]
     assert [d for _, d in watched[("AWS/SQS", "ApproximateAgeOfOldestMessage")]] == [queue]
     assert ("eddy", "outbox_lag_p99") in watched, sorted(watched)
+    assert ("eddy", "publish_dead") in watched, sorted(watched)
     assert ("ECS/ContainerInsights", "RunningTaskCount") in watched, sorted(watched)
     # Every eddy metric an alarm watches is one the code writes, with its dimension.
     emitted = emf_metric_names()
