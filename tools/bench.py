@@ -24,6 +24,10 @@ PullHandle, entities taken in turn.
   - AWS calls per message by operation: the worker talks to moto through a
     counting proxy (this file, `proxy` command, in its own process) that counts
     each request's X-Amz-Target; the bench's own calls bypass it.
+The bus has no rule for what eddy publishes in phase 1: moto delivers matched
+events to their targets inside PutEvents, some 30 ms an entry, which would be
+measured instead of eddy (AWS delivers after accepting). The rule to the
+downstream queue comes with phase 2.
 
 Phase 2, end-to-end latency. L more events (fresh entities, same count) go
 through EventBridge PutEvents at a steady rate below phase 1's throughput. A rule
@@ -32,7 +36,9 @@ PullHandle: latency = SentTimestamp of the first downstream message of the
 transaction that recorded it (matched by the inbound record's _eid and the
 published event's eddy.seq) - the time the bench called PutEvents. Phase 2 runs
 on fresh workers, so their own EMF percentiles (processing, commit to publish,
-written at exit) cover phase 2 alone; they are reported per worker.
+written at exit) cover phase 2 alone; they are reported per worker. With
+--no-downstream phase 2 has no downstream rule either: no end-to-end figure,
+but commit to publish without moto's delivery inside PutEvents.
 
 Over HTTPS (--tls). The local AWS serves HTTPS (tools/local-aws start --tls) and
 the worker talks to an haproxy that terminates TLS in front of the counting
@@ -501,7 +507,8 @@ def phase_latency(opts, aws, out, downstream_url, rate, result):
     import demo
 
     sqs, events = aws.client("sqs"), aws.client("events")
-    sqs.purge_queue(QueueUrl=downstream_url)
+    if downstream_url:
+        sqs.purge_queue(QueueUrl=downstream_url)
     count = opts.latency_events
     # at least four events a machine, so each gets coins and pulls to measure
     entities = [f"lat-{i:04d}" for i in range(max(1, min(opts.entities, count // 4)))]
@@ -587,7 +594,6 @@ def run(opts, run_dir, result, tls):
         demo.step(f"local AWS (moto{', HTTPS' if tls else ''}) and the template's data resources")
         aws.start()
         out = demo.deploy(aws, stack="eddy-bench")
-        downstream_url = demo.add_downstream(aws, out["EventBusName"], "eddy-bench-downstream")
         worker_env = dict(aws.env)
         stats_dir = run_dir if tls else None  # whose TLS statistics count the worker
         if not opts.no_count:
@@ -634,6 +640,8 @@ def run(opts, run_dir, result, tls):
             worker = Fleet(opts.eddy, run_dir, worker_env, settings, opts.workers,
                            name="worker-phase2")
             worker.start()
+            downstream_url = None if opts.no_downstream else demo.add_downstream(
+                aws, out["EventBusName"], "eddy-bench-downstream")
             rate = max(20.0, min(500.0, result["throughput"]["messages_per_s"] * 0.5))
             demo.step(f"phase 2: {opts.latency_events} events through PutEvents at {rate:.0f}/s")
             entities, sent_at = phase_latency(opts, aws, out, downstream_url, rate, result)
@@ -643,9 +651,10 @@ def run(opts, run_dir, result, tls):
                        "phase 2 drained")
             wait_until(lambda: outbox_empty(ddb, out["TableName"], 8), timeout, worker,
                        "phase 2 published", interval_s=0.2)
-            collect_latency(aws, out, downstream_url, entities, sent_at, result)
-            result["latency"]["rate_per_s"] = rate
-            show_latency(result["latency"])
+            if downstream_url:
+                collect_latency(aws, out, downstream_url, entities, sent_at, result)
+                result["latency"]["rate_per_s"] = rate
+                show_latency(result["latency"])
 
         result["peak_rss_kib"] = max(peak_rss_kib(pid) for pid in worker.pids())
         result["peak_rss_kib_after_phase_1"] = rss_after_1
@@ -790,6 +799,10 @@ def parse_args(argv):
     p.add_argument("--no-cache", action="store_true", help="EDDY_CACHE_ENTITIES=0")
     p.add_argument("--latency-events", type=int, help="events of phase 2 (default K/5, "
                    "at most 2000; 0 skips it)")
+    p.add_argument("--no-downstream", action="store_true",
+                   help="phase 2 without the rule to the downstream queue: no end-to-end "
+                   "latency, but PutEvents as cheap as in phase 1 (the workers' commit to "
+                   "publish percentiles without moto's delivery in them)")
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes sharing the queue (1); CPU is their sum")
     p.add_argument("--idle-settle", type=float, default=35.0,
