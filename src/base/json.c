@@ -430,13 +430,39 @@ static char *blank_long_numbers(const struct scan *sc)
     return copy;
 }
 
+/* Where text[0..upto) first nests deeper than cJSON's limit (outside
+ * strings), or SIZE_MAX when it does not. */
+static size_t too_deep_at(const char *text, size_t upto)
+{
+    size_t depth = 0;
+    for (size_t i = 0; i < upto; i++) {
+        char c = text[i];
+        if (c == '"') {
+            for (i++; i < upto && text[i] != '"'; i++)
+                if (text[i] == '\\')
+                    i++;
+        } else if (c == '[' || c == '{') {
+            if (++depth > CJSON_NESTING_LIMIT)
+                return i;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return SIZE_MAX;
+}
+
 static cJSON *parse_whole(const char *text, size_t len, struct eddy_error *err)
 {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (root == NULL) {
-        eddy_error_set(err, EDDY_EPARSE, "malformed JSON at offset %zu",
-                       end ? (size_t)(end - text) : (size_t)0);
+        size_t at = end ? (size_t)(end - text) : 0;
+        size_t deep = too_deep_at(text, at < len ? at + 1 : len);
+        if (deep != SIZE_MAX)
+            eddy_error_set(err, EDDY_EPARSE, "JSON nested deeper than %d levels at offset %zu",
+                           CJSON_NESTING_LIMIT, deep);
+        else
+            eddy_error_set(err, EDDY_EPARSE, "malformed JSON at offset %zu", at);
         return NULL;
     }
     for (const char *p = end; p < text + len; p++) {

@@ -124,7 +124,7 @@ int eddy_main_named(int argc, char **argv, const struct eddy_named_machine *mach
         cmd = argv[1];
         first = 2;
     }
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) { /* "--" ends options */
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -282,9 +283,34 @@ static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
     return w->cons ? EDDY_OK : err->code;
 }
 
+/* The health file's folder must exist: the worker would otherwise run with
+ * a health check that can never pass. */
+static eddy_err check_health_folder(const char *path, struct eddy_error *err)
+{
+    if (path == NULL || path[0] == '\0')
+        return EDDY_OK;
+    char *dir = eddy_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st;
+    eddy_err rc = EDDY_OK;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        rc = eddy_error_set(err, EDDY_ECONFIG, "EDDY_HEALTH_FILE: folder %.200s does not exist",
+                            dir);
+    free(dir);
+    return rc;
+}
+
 static eddy_err setup(struct worker *w, struct eddy_error *err)
 {
     const struct eddy_config *cfg = w->cfg;
+    if (check_health_folder(cfg->health_file_str, err) != EDDY_OK)
+        return EDDY_ECONFIG;
     eddy_err rc = eddy_envelope_spec_init(&w->spec, cfg->entity_ptr_str, cfg->type_ptr_str,
                                           cfg->id_ptr_str, cfg->data_ptr_str, err);
     if (rc)

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/record.h"
+#include "worker/envelope.h"
+
 struct setting {
     const char *var;
     const char *flag;
@@ -39,8 +42,19 @@ static const struct setting settings[] = {
 #undef EDDY_CFG_ROW
 };
 
+/* An integer as written: an optional '-' and digits, nothing around them
+ * (strtoll alone would take " 10" and "+10"). */
+static bool plain_integer(const char *s, bool sign)
+{
+    if (sign && *s == '-')
+        s++;
+    return *s >= '0' && *s <= '9';
+}
+
 static bool parse_int(const char *s, int64_t *out)
 {
+    if (!plain_integer(s, true))
+        return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -52,6 +66,8 @@ static bool parse_int(const char *s, int64_t *out)
 
 static bool parse_secs(const char *s, int64_t *out)
 {
+    if (!plain_integer(s, false))
+        return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -113,8 +129,20 @@ static eddy_err set_value(struct eddy_config *cfg, const struct setting *s, cons
         *valp = 0;
         return EDDY_OK;
     }
+    struct eddy_error why;
     switch (s->type) {
     case EDDY_CFG_STR:
+        return EDDY_OK;
+    case EDDY_CFG_POINTER: {
+        struct eddy_json_pointer p;
+        if (eddy_json_pointer_parse(&p, value, &why) != EDDY_OK)
+            return eddy_error_set(err, EDDY_ECONFIG, "%s: %s", source, why.detail);
+        eddy_json_pointer_cleanup(&p);
+        return EDDY_OK;
+    }
+    case EDDY_CFG_NAMESPACE:
+        if (eddy_record_check_namespace(value, &why) != EDDY_OK)
+            return eddy_error_set(err, EDDY_ECONFIG, "%s: %s", source, why.detail);
         return EDDY_OK;
     case EDDY_CFG_INT:
         if (!parse_int(value, &v) || v < s->min || v > s->max)
@@ -156,9 +184,14 @@ static eddy_err load_flags(struct eddy_config *cfg, int argc, char **argv, int f
 {
     cfg->args = argv + first;
     cfg->nargs = 0;
+    bool options = true;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+        if (options && strcmp(a, "--") == 0) { /* the rest are positionals, even "--x" */
+            options = false;
+            continue;
+        }
+        if (!options || strncmp(a, "--", 2) != 0) {
             argv[first + cfg->nargs++] = argv[i]; /* keep positionals in order */
             continue;
         }

@@ -18,11 +18,13 @@
 
 /* Types of a setting. */
 enum eddy_config_type {
-    EDDY_CFG_STR,  /* any string */
-    EDDY_CFG_INT,  /* integer in [min, max] */
-    EDDY_CFG_BOOL, /* on/off, true/false, 1/0, yes/no */
-    EDDY_CFG_ENUM, /* one of a '|'-separated list */
-    EDDY_CFG_SECS, /* duration: integer seconds, or with a suffix s, m, h, d */
+    EDDY_CFG_STR,       /* any string */
+    EDDY_CFG_INT,       /* integer in [min, max] */
+    EDDY_CFG_BOOL,      /* on/off, true/false, 1/0, yes/no */
+    EDDY_CFG_ENUM,      /* one of a '|'-separated list */
+    EDDY_CFG_SECS,      /* duration: integer seconds, or with a suffix s, m, h, d */
+    EDDY_CFG_POINTER,   /* a JSON Pointer (RFC 6901) */
+    EDDY_CFG_NAMESPACE, /* an entity namespace (core/record.h's rules) */
 };
 
 /* X(field, VARIABLE, flag, type, default, min, max, choices, help) */
@@ -32,15 +34,15 @@ enum eddy_config_type {
     X(table, "EDDY_TABLE", "table", EDDY_CFG_STR, NULL, 0, 0, NULL, "DynamoDB table (required)")   \
     X(machine, "EDDY_MACHINE", "machine", EDDY_CFG_STR, NULL, 0, 0, NULL,                          \
       "built-in machine name (slotmachine) or path to a machine .so (required)")                   \
-    X(ns, "EDDY_NAMESPACE", "namespace", EDDY_CFG_STR, NULL, 0, 0, NULL,                           \
+    X(ns, "EDDY_NAMESPACE", "namespace", EDDY_CFG_NAMESPACE, NULL, 0, 0, NULL,                     \
       "entity namespace (default: the machine's name)")                                            \
-    X(entity_ptr, "EDDY_ENTITY_ID", "entity-id", EDDY_CFG_STR, "/detail/id", 0, 0, NULL,           \
+    X(entity_ptr, "EDDY_ENTITY_ID", "entity-id", EDDY_CFG_POINTER, "/detail/id", 0, 0, NULL,       \
       "JSON Pointer to the entity id in the message body")                                         \
-    X(type_ptr, "EDDY_EVENT_TYPE", "event-type", EDDY_CFG_STR, "/detail-type", 0, 0, NULL,         \
+    X(type_ptr, "EDDY_EVENT_TYPE", "event-type", EDDY_CFG_POINTER, "/detail-type", 0, 0, NULL,     \
       "JSON Pointer to the event type")                                                            \
-    X(id_ptr, "EDDY_EVENT_ID", "event-id", EDDY_CFG_STR, "/id", 0, 0, NULL,                        \
+    X(id_ptr, "EDDY_EVENT_ID", "event-id", EDDY_CFG_POINTER, "/id", 0, 0, NULL,                    \
       "JSON Pointer to the event id (the SQS MessageId when absent; unusable: poison)")            \
-    X(data_ptr, "EDDY_EVENT_DATA", "event-data", EDDY_CFG_STR, "/detail", 0, 0, NULL,              \
+    X(data_ptr, "EDDY_EVENT_DATA", "event-data", EDDY_CFG_POINTER, "/detail", 0, 0, NULL,          \
       "JSON Pointer to the event data")                                                            \
     X(max_inflight, "EDDY_MAX_INFLIGHT", "max-inflight", EDDY_CFG_INT, "100", 1, 100000, NULL,     \
       "messages in flight at most")                                                                \

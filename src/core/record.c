@@ -92,8 +92,14 @@ eddy_err eddy_record_check_type(const char *what, const char *type, struct eddy_
 
 eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err)
 {
-    return check_key_part("namespace", ns, EDDY_RECORD_NS_MAX,
-                          "<namespace>/<id>/<seq>/<idx> of the outbox", err);
+    eddy_err rc = check_key_part("namespace", ns, EDDY_RECORD_NS_MAX,
+                                 "<namespace>/<id>/<seq>/<idx> of the outbox", err);
+    if (rc == EDDY_OK && ns[0] == '#')
+        rc = eddy_error_set(err, EDDY_EINVAL,
+                            "namespace \"%.64s\" starts with '#', which eddy keeps for its own "
+                            "partitions (#outbox, #lease)",
+                            ns);
+    return rc;
 }
 
 /* Keys are built in an eddy_buf and handed over: the caller frees them. */
@@ -565,8 +571,20 @@ static eddy_err put_publish(struct render *r, const struct eddy_record_publish *
         return EDDY_OK;
     if (pub->source)
         put_s(r, "Source", pub->source);
-    if (pub->trace_header)
-        put_s(r, "TraceHeader", pub->trace_header);
+    if (pub->trace_header) {
+        /* PutEvents takes at most 500 characters of TraceHeader; the header
+         * carried from the inbound message may be longer */
+        char th[EDDY_RECORD_TRACE_HEADER_MAX + 1];
+        size_t n = strnlen(pub->trace_header, EDDY_RECORD_TRACE_HEADER_MAX + 1);
+        if (n > EDDY_RECORD_TRACE_HEADER_MAX) {
+            n = EDDY_RECORD_TRACE_HEADER_MAX;
+            while (n > 0 && ((unsigned char)pub->trace_header[n] & 0xC0) == 0x80)
+                n--; /* not inside a UTF-8 character */
+        }
+        memcpy(th, pub->trace_header, n);
+        th[n] = '\0';
+        put_s(r, "TraceHeader", th);
+    }
     if (pub->event_bus)
         put_s(r, "EventBusName", pub->event_bus);
     if (pub->resources) {

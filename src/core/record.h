@@ -74,6 +74,8 @@
 #define EDDY_RECORD_TXN_ITEMS_MAX 100
 #define EDDY_RECORD_TXN_BYTES_MAX (4 * 1024 * 1024)
 #define EDDY_RECORD_ENTRY_MAX (256 * 1024)
+/* PutEvents' TraceHeader: longer ones are cut to this. */
+#define EDDY_RECORD_TRACE_HEADER_MAX 500
 /* EDDY_DEDUPE_TTL's default: 14 days. */
 #define EDDY_RECORD_DEDUPE_TTL_S (14 * 24 * 3600)
 
@@ -97,7 +99,8 @@ eddy_err eddy_record_check_id(const char *what, const char *s, struct eddy_error
  *   event type  OUTBOUND/<seq>/<idx>/<type> with a 19-digit seq and a
  *               4-digit idx: 990 bytes (inbound and outbound types alike)
  * A namespace leaves room for an entity id of at least one byte: at most
- * 996 bytes.
+ * 996 bytes; it may not start with '#' (eddy's own #outbox and #lease
+ * partitions).
  */
 #define EDDY_RECORD_OUTBOX_SK_EXTRA 27 /* "/" "/" 20 digits "/" 4 digits */
 #define EDDY_RECORD_EVENT_ID_MAX (EDDY_RECORD_SK_MAX - 6)

@@ -235,22 +235,38 @@ static eddy_err check_text(const char *s, const char *what, const char *ptr, siz
     return EDDY_OK;
 }
 
-/* A JSON number's text that is a plain integer: an optional '-' and digits. */
-static bool is_integer_text(const char *s)
+/*
+ * The plain decimal digits of an integral number, whatever its spelling
+ * ("1e3", "1000", "1.0e21"): NULL when it is not an integer or its digits
+ * would be longer than max (an id that long is refused anyway).
+ */
+static char *integer_digits(const char *text, size_t max)
 {
-    if (s == NULL)
-        return false;
-    if (*s == '-')
-        s++;
-    if (*s == '\0')
-        return false;
-    for (; *s != '\0'; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
+    struct eddy_decimal d;
+    if (!eddy_decimal_parse(text, strlen(text), true, &d))
+        return NULL;
+    char *out = NULL;
+    if (d.zero) {
+        out = eddy_strdup("0"); /* no "-0" */
+    } else if (d.adj >= 0 && (size_t)d.adj + 1 >= d.ndigits && (size_t)d.adj + 2 <= max + 1) {
+        size_t n = (size_t)d.adj + 1; /* digits before the point */
+        out = eddy_malloc(n + 2);
+        size_t k = 0;
+        if (d.neg)
+            out[k++] = '-';
+        memcpy(out + k, d.digits, d.ndigits);
+        memset(out + k + d.ndigits, '0', n - d.ndigits);
+        out[k + n] = '\0';
+    }
+    free(d.digits);
+    return out;
 }
 
-/* The entity id as text: a string as it is, an integer in decimal. */
+/*
+ * The entity id as text: a string as it is, an integer as its plain decimal
+ * digits. An integer is treated the same whether the reader kept it as a
+ * double (1e21) or as exact text (a Raw item, 123456789012345678901234567890).
+ */
 static eddy_err entity_id_text(const cJSON *v, const char *ptr, char **out, struct eddy_error *err)
 {
     if (v == NULL)
@@ -259,25 +275,17 @@ static eddy_err entity_id_text(const cJSON *v, const char *ptr, char **out, stru
         *out = eddy_strdup(v->valuestring);
         return EDDY_OK;
     }
-    if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        /* The reader keeps numbers exact, so an integral double is the integer sent. */
-        if (isfinite(d) && d == floor(d) && fabs(d) < 1e21) {
-            char text[32];
-            snprintf(text, sizeof text, "%.0f", d == 0 ? 0.0 : d); /* no "-0" */
-            *out = eddy_strdup(text);
+    if (cJSON_IsNumber(v) || cJSON_IsRaw(v)) {
+        char text[32];
+        const char *t = v->valuestring;
+        if (cJSON_IsNumber(v)) /* the reader keeps it exact: the double is the number sent */
+            t = eddy_json_format_double(v->valuedouble, text) ? text : NULL;
+        *out = t ? integer_digits(t, EDDY_ENVELOPE_ID_MAX) : NULL;
+        if (*out)
             return EDDY_OK;
-        }
-        return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is a number but not an integer",
-                              ptr);
-    }
-    if (cJSON_IsRaw(v)) {
-        if (is_integer_text(v->valuestring)) {
-            *out = eddy_strdup(v->valuestring);
-            return EDDY_OK;
-        }
-        return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is a number but not an integer",
-                              ptr);
+        return eddy_error_set(err, EDDY_EPOISON,
+                              "entity id (%s) is a number but not an integer of at most %d digits",
+                              ptr, EDDY_ENVELOPE_ID_MAX);
     }
     return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is %s, not a string or an integer",
                           ptr, type_name(v));

@@ -181,6 +181,28 @@ static void test_dedupe_and_lease(void **state)
     cJSON_Delete(item);
 }
 
+/* A trace header carried from the inbound message is cut to PutEvents'
+ * 500 characters. */
+static void test_trace_header_cut(void **state)
+{
+    (void)state;
+    const struct eddy_record_entity e = {"machine", "m1", 3, NOW, 0};
+    char th[700];
+    memset(th, 'a', sizeof th - 1);
+    memcpy(th, "Root=1-", 7);
+    th[sizeof th - 1] = '\0';
+    cJSON *data = json("{\"x\":1}"), *item = NULL;
+    struct eddy_record_publish pub = {"eddy.test", NULL, th, NULL};
+    struct eddy_error err;
+    assert_int_equal(eddy_record_build_outbox(&e, 4, 0, "T", data, &pub, &item, &err), EDDY_OK);
+    struct eddy_record_outbox o;
+    assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
+    assert_int_equal(strlen(o.trace_header), 500);
+    assert_int_equal(strncmp(o.trace_header, th, 500), 0);
+    cJSON_Delete(item);
+    cJSON_Delete(data);
+}
+
 static void test_outbox(void **state)
 {
     (void)state;
@@ -571,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_state_parse),
         cmocka_unit_test(test_inbound_outbound),
         cmocka_unit_test(test_dedupe_and_lease),
+        cmocka_unit_test(test_trace_header_cut),
         cmocka_unit_test(test_outbox),
         cmocka_unit_test(test_shard),
         cmocka_unit_test(test_ids),

@@ -209,6 +209,13 @@ static void test_integer_entity_ids(void **state)
     expect_entity("9007199254740993", "9007199254740993"); /* 2^53 + 1: no double holds it */
     expect_entity("123456789012345678901234567890", "123456789012345678901234567890");
     expect_entity("\"007\"", "007");
+    /* an integer is its digits however it is spelled, past 1e21 too */
+    expect_entity("1e21", "1000000000000000000000");
+    expect_entity("1000000000000000000000", "1000000000000000000000");
+    expect_entity("1.5e1", "15");
+    expect_entity("-2E+22", "-20000000000000000000000");
+    expect_entity("123456789012345678901234567890e2", "12345678901234567890123456789000");
+    expect_entity("-0.0", "0");
     expect_poison("{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":1.5}}",
                   "entity id (/detail/id) is a number but not an integer");
     expect_poison("{\"id\":\"e\",\"detail-type\":\"T\",\"detail\":{\"id\":1.00000000000000000001}}",
@@ -387,6 +394,22 @@ static eddy_err decode_ids(const struct eddy_envelope_spec *spec, size_t entity,
 /* Each id's limit is the longest key built from it: an entity id in the
  * outbox sort key <ns>/<id>/<seq:020>/<idx:04>, an event id in EVENT/<id>,
  * a type in OUTBOUND/<seq>/<idx>/<type>; all under 1,024 bytes. */
+/* Deep nesting is said as such, not as malformed JSON at some offset. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    size_t n = 100000;
+    char *b = eddy_malloc(n + 1);
+    memset(b, '[', n);
+    b[n] = '\0';
+    expect_poison(b, "JSON nested deeper than 1000 levels at offset 1000");
+    /* objects too, and brackets inside a string are not nesting */
+    const char *head = "{\"a\":\"[[[\\\"{{\",\"b\":";
+    memcpy(b, head, strlen(head));
+    expect_poison(b, "nested deeper than 1000 levels");
+    free(b);
+}
+
 /* A member with an empty name anywhere in the data is poison at decode. */
 static void test_empty_names_poison(void **state)
 {
@@ -467,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_poison_reasons),
         cmocka_unit_test(test_data_must_be_object),
+        cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_empty_names_poison),
         cmocka_unit_test(test_long_ids),
         cmocka_unit_test(test_precision_kept),
