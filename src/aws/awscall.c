@@ -11,6 +11,7 @@
  */
 #include "aws/awscall.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ struct eddy_aws_call {
     char request_id[96];
     char *error_code;
     char *error_message;
+    struct eddy_aws_class klass; /* of an error reply */
     struct eddy_error error;
 };
 
@@ -181,74 +183,6 @@ struct eddy_str eddy_aws_error_code(struct eddy_str type)
     return (struct eddy_str){p, (size_t)(end - p)};
 }
 
-/* "KMS.ThrottlingException", "AWS.SimpleQueueService.RequestThrottled":
- * the last dotted part of a code counts too. */
-static const char *last_part(const char *code)
-{
-    const char *dot = strrchr(code, '.');
-    return dot ? dot + 1 : code;
-}
-
-static bool code_in(const char *code, const char *const *list)
-{
-    for (; *list; list++)
-        if (strcmp(code, *list) == 0 || strcmp(last_part(code), *list) == 0)
-            return true;
-    return false;
-}
-
-static bool throttling(const char *code)
-{
-    const char *last = last_part(code);
-    return eddy_retry_throttling_code(code, strlen(code)) ||
-           eddy_retry_throttling_code(last, strlen(last));
-}
-
-static const char *const transient_codes[] = {"RequestTimeout",
-                                              "RequestTimeoutException",
-                                              "InternalError",
-                                              "InternalFailure",
-                                              "InternalServerError",
-                                              "ServiceUnavailable",
-                                              "ServiceUnavailableException",
-                                              "TransactionConflictException",
-                                              NULL};
-static const char *const auth_codes[] = {"UnrecognizedClientException",
-                                         "InvalidSignatureException",
-                                         "SignatureDoesNotMatch",
-                                         "IncompleteSignature",
-                                         "IncompleteSignatureException",
-                                         "MissingAuthenticationToken",
-                                         "MissingAuthenticationTokenException",
-                                         "InvalidClientTokenId",
-                                         "AuthFailure",
-                                         "InvalidAccessKeyId",
-                                         NULL};
-
-eddy_err eddy_aws_classify(long status, const char *code)
-{
-    if (code && *code) {
-        if (throttling(code))
-            return EDDY_ETHROTTLED;
-        if (strcmp(code, "ConditionalCheckFailedException") == 0)
-            return EDDY_ECONDITION;
-        if (strcmp(code, "TransactionCanceledException") == 0)
-            return EDDY_ETXN_CANCELED;
-        if (code_in(code, auth_codes) || strncmp(code, "AccessDenied", 12) == 0 ||
-            strncmp(code, "ExpiredToken", 12) == 0)
-            return EDDY_EAUTH;
-        if (code_in(code, transient_codes))
-            return EDDY_ETRANSIENT;
-    }
-    if (status == 429)
-        return EDDY_ETHROTTLED;
-    if (status >= 500)
-        return EDDY_ETRANSIENT;
-    if (status == 401 || status == 403)
-        return EDDY_EAUTH;
-    return EDDY_EAWS;
-}
-
 static const char *json_string(const cJSON *obj, const char *a, const char *b)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, a);
@@ -257,8 +191,9 @@ static const char *json_string(const cJSON *obj, const char *a, const char *b)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-eddy_err eddy_aws_read_error(long status, const cJSON *json, struct eddy_str query_error,
-                             struct eddy_str error_type, char **code_out, char **message_out)
+struct eddy_aws_class eddy_aws_read_error(long status, const cJSON *json,
+                                          struct eddy_str query_error, struct eddy_str error_type,
+                                          char **code_out, char **message_out)
 {
     struct eddy_str code = {NULL, 0}, tcode = {NULL, 0};
     if (query_error.ptr && query_error.len) {
@@ -280,14 +215,14 @@ eddy_err eddy_aws_read_error(long status, const cJSON *json, struct eddy_str que
                        : eddy_strdup(status >= 500 ? "InternalFailure" : "HTTPError");
     const char *msg = json ? json_string(json, "message", "Message") : NULL;
     *message_out = eddy_strdup(msg ? msg : "");
-    eddy_err e = eddy_aws_classify(status, c);
-    if (e == EDDY_EAWS && tcode.len && !eddy_str_eq(tcode, code)) {
+    struct eddy_aws_class k = eddy_aws_classify(EDDY_OK, status, c);
+    if (k.err == EDDY_EAWS && tcode.len && !eddy_str_eq(tcode, code)) {
         char *t = eddy_strndup(tcode.ptr, tcode.len);
-        e = eddy_aws_classify(status, t);
+        k = eddy_aws_classify(EDDY_OK, status, t);
         free(t);
     }
     *code_out = c;
-    return e;
+    return k;
 }
 
 /* Fill call->error_code and error_message from an error reply; return its
@@ -299,8 +234,9 @@ static eddy_err read_error(struct eddy_aws_call *call, const struct eddy_http_re
         q = (struct eddy_str){NULL, 0};
     if (!eddy_http_response_header(resp, "x-amzn-ErrorType", &t))
         t = (struct eddy_str){NULL, 0};
-    return eddy_aws_read_error(resp->status, call->json, q, t, &call->error_code,
-                               &call->error_message);
+    call->klass = eddy_aws_read_error(resp->status, call->json, q, t, &call->error_code,
+                                      &call->error_message);
+    return call->klass.err;
 }
 
 static void reset_outcome(struct eddy_aws_call *call)
@@ -312,6 +248,7 @@ static void reset_outcome(struct eddy_aws_call *call)
     free(call->error_code);
     free(call->error_message);
     call->error_code = call->error_message = NULL;
+    call->klass = (struct eddy_aws_class){EDDY_OK, EDDY_RETRY_NO};
     eddy_error_clear(&call->error);
 }
 
@@ -470,6 +407,7 @@ static void on_creds(eddy_err err, const struct eddy_credentials *creds, const c
 /* Start attempt number call->attempts + 1. */
 static eddy_err attempt_start(struct eddy_aws_call *call, struct eddy_error *err)
 {
+    assert(call->state == CALL_IDLE || call->state == CALL_BACKOFF);
     call->attempts++;
     const struct eddy_credentials *cr = eddy_creds_current(call->c->aws->creds);
     if (cr)
@@ -525,6 +463,7 @@ static void finish(struct eddy_aws_call *call, eddy_err e)
                        eddy_err_msg(e));
     else if (e == EDDY_OK)
         eddy_error_clear(&call->error);
+    assert(call->state != CALL_DONE); /* the callback runs exactly once */
     call->state = CALL_DONE;
     if (call->timer_init)
         uv_timer_stop(&call->timer);
@@ -540,19 +479,16 @@ static void finish(struct eddy_aws_call *call, eddy_err e)
     call_release(call);
 }
 
-/* The retry class of an attempt that ended in e. retry.h knows the SDKs'
- * codes; the reply's own class adds codes it spells differently
- * ("KMS.ThrottlingException", TransactionConflictException). */
+/* The retry class of an attempt that ended in e (its class is in
+ * call->klass when a reply came). */
 static enum eddy_retry_class retry_class(const struct eddy_aws_call *call, eddy_err transport_err,
                                          eddy_err e)
 {
     if (e == EDDY_OK || e == EDDY_EPARSE)
         return EDDY_RETRY_NO;
-    enum eddy_retry_class cls = eddy_retry_classify(transport_err, call->status, call->error_code);
-    if (cls == EDDY_RETRY_NO && e == EDDY_ETHROTTLED)
-        cls = EDDY_RETRY_THROTTLE;
-    if (cls == EDDY_RETRY_NO && e == EDDY_ETRANSIENT)
-        cls = EDDY_RETRY_TRANSIENT;
+    enum eddy_retry_class cls = transport_err != EDDY_OK
+                                    ? eddy_aws_classify(transport_err, 0, NULL).retry
+                                    : call->klass.retry;
     if (cls == EDDY_RETRY_TIMEOUT && !call->idempotent)
         cls = EDDY_RETRY_NO; /* it may have been applied: the caller decides */
     return cls;
@@ -587,6 +523,7 @@ static bool schedule_retry(struct eddy_aws_call *call, enum eddy_retry_class cls
 static void on_http(eddy_err err, const struct eddy_http_response *resp, void *ud)
 {
     struct eddy_aws_call *call = ud;
+    assert(call->state == CALL_HTTP);
     call->state = CALL_IDLE;
     if (call->canceled || err == EDDY_ECANCELED) {
         finish(call, EDDY_ECANCELED);
@@ -608,8 +545,6 @@ static void on_http(eddy_err err, const struct eddy_http_response *resp, void *u
         return;
     }
     enum eddy_retry_class cls = retry_class(call, err, e);
-    if (cls != EDDY_RETRY_NO && e == EDDY_EAWS)
-        e = eddy_retry_class_err(cls); /* a 5xx or throttle without a known code */
     if (cls == EDDY_RETRY_NO || !schedule_retry(call, cls))
         finish(call, e);
 }

@@ -71,8 +71,8 @@ struct eddy_aws {
 
 /* EDDY_ECONFIG (with the variable named) when the region or AWS_MAX_ATTEMPTS
  * from the environment is missing or invalid. */
-eddy_err eddy_aws_init(struct eddy_aws *aws, const struct eddy_aws_config *cfg,
-                       struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_aws_init(struct eddy_aws *aws, const struct eddy_aws_config *cfg,
+                                     struct eddy_error *err);
 void eddy_aws_cleanup(struct eddy_aws *aws);
 
 struct eddy_aws_call;
@@ -99,9 +99,9 @@ struct eddy_aws_client {
 };
 
 /* ep NULL: resolve from the environment (eddy_endpoint_resolve). ep is copied. */
-eddy_err eddy_aws_client_init(struct eddy_aws_client *c, struct eddy_aws *aws,
-                              enum eddy_aws_service svc, const struct eddy_endpoint *ep,
-                              struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_aws_client_init(struct eddy_aws_client *c, struct eddy_aws *aws,
+                                            enum eddy_aws_service svc,
+                                            const struct eddy_endpoint *ep, struct eddy_error *err);
 void eddy_aws_client_cleanup(struct eddy_aws_client *c);
 /* Cancel every call in flight (shutdown); each callback runs with EDDY_ECANCELED. */
 void eddy_aws_client_cancel_all(struct eddy_aws_client *c);
@@ -145,24 +145,25 @@ typedef void (*eddy_aws_cb)(eddy_err err, const struct eddy_aws_reply *reply, vo
  * over: *body is left empty whatever the outcome. opts may be NULL. *handle
  * (handle may be NULL) stays valid until cb runs. op must stay valid until cb.
  */
-eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_buf *body,
-                       const struct eddy_aws_call_opts *opts, eddy_aws_cb cb, void *ud,
-                       struct eddy_aws_call **handle, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op,
+                                     struct eddy_buf *body, const struct eddy_aws_call_opts *opts,
+                                     eddy_aws_cb cb, void *ud, struct eddy_aws_call **handle,
+                                     struct eddy_error *err);
 
 /* Abort the attempt in flight or the backoff wait; cb runs later with
  * EDDY_ECANCELED (unless it already ran, in which case do not call this). */
 void eddy_aws_call_cancel(struct eddy_aws_call *call);
 
 /*
- * Pure helpers, exposed for tests: the error code in a __type value
+ * A pure helper, exposed for tests: the error code in a __type value
  * ("com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" and
- * "...#X:http://..." give the part after '#' and before ':'), and the class
- * of an error reply.
+ * "...#X:http://..." give the part after '#' and before ':'). The class of
+ * an error reply is eddy_aws_classify's (aws/retry.h).
  */
 struct eddy_str eddy_aws_error_code(struct eddy_str type);
-eddy_err eddy_aws_classify(long status, const char *code);
 /*
- * The code and message of a non-2xx reply, and its class: json is the
+ * The code and message of a non-2xx reply, and its class (eddy_aws_classify
+ * of the code, or of __type when the code is not one it knows): json is the
  * parsed body (NULL when it was not a JSON object or CBOR map), query_error
  * and error_type the x-amzn-query-error and x-amzn-ErrorType headers (ptr
  * NULL when absent). The code is the query-protocol one when present (SQS
@@ -170,11 +171,12 @@ eddy_err eddy_aws_classify(long status, const char *code);
  * its namespace, else the ErrorType header, else InternalFailure (5xx) or
  * HTTPError. *code and *message are malloc'd.
  */
-eddy_err eddy_aws_read_error(long status, const cJSON *json, struct eddy_str query_error,
-                             struct eddy_str error_type, char **code, char **message);
+struct eddy_aws_class eddy_aws_read_error(long status, const cJSON *json,
+                                          struct eddy_str query_error, struct eddy_str error_type,
+                                          char **code, char **message);
 
 /* A cJSON tree as the body of a call (printed unformatted into out, which
  * is reset first); EDDY_ELIMIT past out's cap. */
-eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out);
+EDDY_MUST_USE eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out);
 
 #endif

@@ -56,6 +56,7 @@ void eddy_cbor_ktext(struct eddy_cbor_w *w, const char *key, const char *s);
  * Decode the n bytes at p (one CBOR data item) into *out (the caller
  * deletes it with cJSON_Delete). On error *out is NULL and err says where.
  */
-eddy_err eddy_cbor_parse(const void *p, size_t n, cJSON **out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_cbor_parse(const void *p, size_t n, cJSON **out,
+                                       struct eddy_error *err);
 
 #endif

@@ -95,7 +95,7 @@ typedef void (*eddy_creds_cb)(eddy_err err, const struct eddy_credentials *creds
  * files read once per resolution, which happens at start and at most once
  * per refresh.
  */
-eddy_err eddy_creds_get(struct eddy_creds *c, eddy_creds_cb cb, void *ud);
+EDDY_MUST_USE eddy_err eddy_creds_get(struct eddy_creds *c, eddy_creds_cb cb, void *ud);
 
 /* Stop the refresh timer, cancel an ECS/IMDS request in flight, fail pending
  * gets with EDDY_ECANCELED (from the loop), and free c once its handles are
@@ -115,11 +115,12 @@ struct eddy_creds *eddy_creds_new_static(uv_loop_t *loop, const char *access_key
  * with a detail naming the field on malformed input, EDDY_ECREDENTIALS when
  * Code is not "Success"; out is untouched on error.
  */
-eddy_err eddy_creds_parse_document(struct eddy_str body, const char *provider, bool require_code,
-                                   struct eddy_credentials *out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_creds_parse_document(struct eddy_str body, const char *provider,
+                                                 bool require_code, struct eddy_credentials *out,
+                                                 struct eddy_error *err);
 /* Wipe and free the strings of c and zero it. */
 void eddy_credentials_cleanup(struct eddy_credentials *c);
 /* "2026-11-27T23:00:00Z", fractional seconds and +hh:mm offsets accepted. */
-eddy_err eddy_creds_parse_time(struct eddy_str s, int64_t *unix_ms);
+EDDY_MUST_USE eddy_err eddy_creds_parse_time(struct eddy_str s, int64_t *unix_ms);
 
 #endif

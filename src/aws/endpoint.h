@@ -51,7 +51,7 @@ const struct eddy_aws_service_info *eddy_aws_service_info(enum eddy_aws_service 
 
 /* The region from the environment into out; EDDY_ECONFIG naming both
  * variables when neither is set, or when the value is not a region name. */
-eddy_err eddy_region_from_env(char out[EDDY_REGION_MAX], struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_region_from_env(char out[EDDY_REGION_MAX], struct eddy_error *err);
 
 /* A resolved endpoint. All strings owned (eddy_endpoint_cleanup). */
 struct eddy_endpoint {
@@ -65,20 +65,20 @@ struct eddy_endpoint {
  * Parse url (from variable varname, used in error messages) into out.
  * A path prefix keeps a trailing '/', so requests go to "<prefix>/".
  */
-eddy_err eddy_endpoint_parse(const char *url, const char *varname, struct eddy_endpoint *out,
-                             struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_endpoint_parse(const char *url, const char *varname,
+                                           struct eddy_endpoint *out, struct eddy_error *err);
 
 /* The endpoint of svc in region, following the environment as above. */
-eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const char *region,
-                               struct eddy_endpoint *out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const char *region,
+                                             struct eddy_endpoint *out, struct eddy_error *err);
 
 /* As eddy_endpoint_resolve, but the public endpoint is the account's own
  * host, https://<account>.<prefix>.<region>.amazonaws.com, as the service's
  * endpoint rules route a call naming a resource of that account (the
  * Custom Event Bus: the account of the bus ARN). account: 12 digits. */
-eddy_err eddy_endpoint_resolve_account(enum eddy_aws_service svc, const char *region,
-                                       const char *account, struct eddy_endpoint *out,
-                                       struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_endpoint_resolve_account(enum eddy_aws_service svc, const char *region,
+                                                     const char *account, struct eddy_endpoint *out,
+                                                     struct eddy_error *err);
 
 void eddy_endpoint_cleanup(struct eddy_endpoint *e);
 

@@ -32,6 +32,7 @@ typedef bool (*eddy_ini_cb)(struct eddy_str section, struct eddy_str key, struct
  * EDDY_EPARSE, with the line number in err's detail (no line content, since
  * the files hold secrets). Pairs before the bad line have been reported.
  */
-eddy_err eddy_ini_parse(struct eddy_str text, eddy_ini_cb cb, void *ud, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ini_parse(struct eddy_str text, eddy_ini_cb cb, void *ud,
+                                      struct eddy_error *err);
 
 #endif

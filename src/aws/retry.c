@@ -1,9 +1,10 @@
 /*
  * retry.c - the AWS SDKs' standard retry mode (see retry.h).
  *
- * The error code lists are the SDKs' (botocore's retries/standard.py and
- * the Go SDK v2's retry package): a service that answers with one of these
- * codes is saying "later", whatever the HTTP status.
+ * The throttling and transient codes are the SDKs' (botocore's
+ * retries/standard.py and the Go SDK v2's retry package): a service that
+ * answers with one of these codes is saying "later", whatever the HTTP
+ * status.
  */
 #include "aws/retry.h"
 
@@ -11,77 +12,119 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const throttle_codes[] = {
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "LimitExceededException",
-    "RequestThrottled",
-    "SlowDown",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
+/*
+ * The one table of the AWS error codes eddy tells apart: the error a call
+ * that ends with the code returns, and how standard mode retries it. A code
+ * matches whole or as the last dotted part ("KMS.ThrottlingException",
+ * "AWS.SimpleQueueService.RequestThrottled"); a prefix row matches any code
+ * that starts with it. Codes not listed are EDDY_EAWS, not retried.
+ */
+static const struct code_class {
+    const char *code;
+    bool prefix;
+    eddy_err err;
+    enum eddy_retry_class retry;
+} codes[] = {
+    /* throttling (botocore's retries/standard.py, the Go SDK v2) */
+    {"Throttling", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"ThrottlingException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"ThrottledException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"RequestThrottledException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"TooManyRequestsException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"ProvisionedThroughputExceededException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"TransactionInProgressException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"RequestLimitExceeded", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"BandwidthLimitExceeded", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"LimitExceededException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"RequestThrottled", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"SlowDown", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"PriorRequestNotComplete", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"EC2ThrottledException", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    /* DynamoDB's CancellationReasons codes that ask for the same */
+    {"ThrottlingError", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"TransactionConflict", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    {"ProvisionedThroughputExceeded", false, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+    /* transient */
+    {"RequestTimeout", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"RequestTimeoutException", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"InternalError", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"InternalFailure", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"InternalServerError", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"ServiceUnavailable", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"ServiceUnavailableException", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"IDPCommunicationError", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    {"TransactionConflictException", false, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+    /* answers the caller acts on */
+    {"ConditionalCheckFailedException", false, EDDY_ECONDITION, EDDY_RETRY_NO},
+    {"TransactionCanceledException", false, EDDY_ETXN_CANCELED, EDDY_RETRY_NO},
+    /* the request's identity or signature */
+    {"UnrecognizedClientException", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"InvalidSignatureException", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"SignatureDoesNotMatch", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"IncompleteSignature", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"IncompleteSignatureException", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"MissingAuthenticationToken", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"MissingAuthenticationTokenException", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"InvalidClientTokenId", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"AuthFailure", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"InvalidAccessKeyId", false, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"AccessDenied", true, EDDY_EAUTH, EDDY_RETRY_NO},
+    {"ExpiredToken", true, EDDY_EAUTH, EDDY_RETRY_NO},
 };
 
-static const char *const transient_codes[] = {
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "InternalError",
-    "InternalFailure",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "IDPCommunicationError",
-};
-
-static bool in_list(const char *const *list, size_t n, const char *code, size_t len)
+static bool row_matches(const struct code_class *row, const char *code, size_t len)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strlen(list[i]) == len && memcmp(list[i], code, len) == 0)
-            return true;
-    return false;
+    size_t n = strlen(row->code);
+    if (row->prefix)
+        return len >= n && memcmp(code, row->code, n) == 0;
+    return len == n && memcmp(code, row->code, n) == 0;
 }
 
-bool eddy_retry_throttling_code(const char *code, size_t len)
+static const struct code_class *find_code(const char *code, size_t len)
 {
-    return in_list(throttle_codes, sizeof throttle_codes / sizeof *throttle_codes, code, len);
+    const char *last = code;
+    for (size_t i = 0; i < len; i++)
+        if (code[i] == '.')
+            last = code + i + 1;
+    size_t last_len = len - (size_t)(last - code);
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (row_matches(&codes[i], code, len) ||
+            (last != code && !codes[i].prefix && row_matches(&codes[i], last, last_len)))
+            return &codes[i];
+    return NULL;
 }
 
-enum eddy_retry_class eddy_retry_classify(eddy_err transport_err, long http_status,
-                                          const char *error_code)
+struct eddy_aws_class eddy_aws_classify(eddy_err transport_err, long http_status,
+                                        const char *error_code)
 {
     if (transport_err == EDDY_ETIMEOUT)
-        return EDDY_RETRY_TIMEOUT;
+        return (struct eddy_aws_class){EDDY_ETIMEOUT, EDDY_RETRY_TIMEOUT};
     if (transport_err == EDDY_ENET)
-        return EDDY_RETRY_TRANSIENT;
-    if (transport_err != EDDY_OK)
-        return EDDY_RETRY_NO; /* canceled, over a limit: retrying gives the same */
+        return (struct eddy_aws_class){EDDY_ENET, EDDY_RETRY_TRANSIENT};
+    if (transport_err != EDDY_OK) /* canceled, over a limit: retrying gives the same */
+        return (struct eddy_aws_class){transport_err, EDDY_RETRY_NO};
     if (error_code && error_code[0]) {
         /* "ns#Code" -> "Code"; "Code;Sender" or "Code:..." -> "Code" */
         const char *hash = strrchr(error_code, '#');
         const char *code = hash ? hash + 1 : error_code;
-        size_t len = strcspn(code, ";:");
-        if (eddy_retry_throttling_code(code, len))
-            return EDDY_RETRY_THROTTLE;
-        if (in_list(transient_codes, sizeof transient_codes / sizeof *transient_codes, code, len))
-            return EDDY_RETRY_TRANSIENT;
+        const struct code_class *row = find_code(code, strcspn(code, ";:"));
+        if (row)
+            return (struct eddy_aws_class){row->err, row->retry};
     }
-    switch (http_status) {
-    case 500:
-    case 502:
-    case 503:
-    case 504:
-        return EDDY_RETRY_TRANSIENT;
-    case 429: /* Too Many Requests, whatever the body says */
-        return EDDY_RETRY_THROTTLE;
-    default:
-        return EDDY_RETRY_NO;
-    }
+    if (http_status >= 200 && http_status < 300)
+        return (struct eddy_aws_class){EDDY_OK, EDDY_RETRY_NO};
+    if (http_status == 429) /* Too Many Requests, whatever the body says */
+        return (struct eddy_aws_class){EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE};
+    if (http_status >= 500)
+        return (struct eddy_aws_class){EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT};
+    if (http_status == 401 || http_status == 403)
+        return (struct eddy_aws_class){EDDY_EAUTH, EDDY_RETRY_NO};
+    return (struct eddy_aws_class){EDDY_EAWS, EDDY_RETRY_NO};
+}
+
+bool eddy_aws_code_throttles(const char *code)
+{
+    return eddy_aws_classify(EDDY_OK, 400, code).retry == EDDY_RETRY_THROTTLE;
 }
 
 const char *eddy_retry_class_name(enum eddy_retry_class cls)
@@ -96,21 +139,6 @@ const char *eddy_retry_class_name(enum eddy_retry_class cls)
     case EDDY_RETRY_NO:
     default:
         return "no";
-    }
-}
-
-eddy_err eddy_retry_class_err(enum eddy_retry_class cls)
-{
-    switch (cls) {
-    case EDDY_RETRY_THROTTLE:
-        return EDDY_ETHROTTLED;
-    case EDDY_RETRY_TRANSIENT:
-        return EDDY_ETRANSIENT;
-    case EDDY_RETRY_TIMEOUT:
-        return EDDY_ETIMEOUT;
-    case EDDY_RETRY_NO:
-    default:
-        return EDDY_OK;
     }
 }
 

@@ -9,8 +9,8 @@
  *
  * Standard mode, as the SDKs define it:
  * - at most AWS_MAX_ATTEMPTS attempts per call (default 3, first included);
- * - retryable: throttling error codes, transient error codes, HTTP 500, 502,
- *   503, 504 (and 429), connection errors and timeouts;
+ * - retryable: throttling error codes, transient error codes, HTTP 5xx (and
+ *   429), connection errors and timeouts;
  * - backoff with full jitter: the n-th retry waits rand[0,1) * min(1 s * 2^(n-1),
  *   20 s);
  * - a retry quota shared by all calls of a client (a token bucket of 500):
@@ -45,23 +45,32 @@ enum eddy_retry_class {
     EDDY_RETRY_TIMEOUT,   /* the attempt timed out (costs more quota) */
 };
 
+/* What one attempt's outcome means: the error a call that stops on it
+ * returns, and how standard mode retries it. */
+struct eddy_aws_class {
+    eddy_err err;
+    enum eddy_retry_class retry;
+};
+
 /*
- * Classify one attempt's outcome. transport_err is what the HTTP layer
- * reported (EDDY_OK when a response arrived); http_status and error_code
- * (the AWS error code, NULL or "" when none) describe that response. A code
- * may carry a namespace ("com.amazonaws.dynamodb.v20120810#ThrottlingException")
- * or a query-error suffix ("RequestThrottled;Sender"); both are ignored.
+ * Classify one attempt's outcome, from one table of codes (retry.c).
+ * transport_err is what the HTTP layer reported (EDDY_OK when a response
+ * arrived); http_status and error_code (the AWS error code, NULL or "" when
+ * none) describe that response. A code may carry a namespace
+ * ("com.amazonaws.dynamodb.v20120810#ThrottlingException") or a query-error
+ * suffix ("RequestThrottled;Sender"); both are ignored.
+ *   err: EDDY_OK (2xx), EDDY_ETHROTTLED (a throttling code, HTTP 429),
+ *   EDDY_ETRANSIENT (a transient code, 5xx), EDDY_ECONDITION, EDDY_ETXN_CANCELED,
+ *   EDDY_EAUTH (an identity or signature code, 401, 403), EDDY_EAWS (other
+ *   codes), or the transport's error (EDDY_ENET, EDDY_ETIMEOUT, ...).
+ *   retry: THROTTLE, TRANSIENT (also a broken connection), TIMEOUT, or NO.
  */
-enum eddy_retry_class eddy_retry_classify(eddy_err transport_err, long http_status,
-                                          const char *error_code);
-/* True when the len bytes at code are one of the SDKs' throttling codes
- * ("ThrottlingException", "SlowDown", ...): the one list of them. */
-bool eddy_retry_throttling_code(const char *code, size_t len);
+struct eddy_aws_class eddy_aws_classify(eddy_err transport_err, long http_status,
+                                        const char *error_code);
+/* True when code (e.g. a DynamoDB CancellationReasons code) asks to slow down. */
+bool eddy_aws_code_throttles(const char *code);
 /* "throttle", "transient", "timeout" or "no", for logs and metrics. */
 const char *eddy_retry_class_name(enum eddy_retry_class cls);
-/* The error a call ends with when it stops on a failure of this class:
- * EDDY_ETHROTTLED, EDDY_ETRANSIENT, EDDY_ETIMEOUT (EDDY_OK for EDDY_RETRY_NO). */
-eddy_err eddy_retry_class_err(enum eddy_retry_class cls);
 
 /* The quota: one per client (per service endpoint), shared by its calls. */
 struct eddy_retry_quota {
@@ -114,8 +123,9 @@ uint32_t eddy_backoff_full_jitter(struct eddy_rng *rng, unsigned attempt, uint32
  * EDDY_RETRY_MAX_ATTEMPTS_LIMIT; NULL or "" gives the default. Anything else
  * is EDDY_ECONFIG with a detail naming the variable and the value.
  */
-eddy_err eddy_retry_parse_max_attempts(const char *text, unsigned *out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_retry_parse_max_attempts(const char *text, unsigned *out,
+                                                     struct eddy_error *err);
 /* The same, reading AWS_MAX_ATTEMPTS from the environment. */
-eddy_err eddy_retry_max_attempts_env(unsigned *out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_retry_max_attempts_env(unsigned *out, struct eddy_error *err);
 
 #endif

@@ -97,11 +97,11 @@ void eddy_sigv4_result_cleanup(struct eddy_sigv4_result *r);
  * allocations, so with a warm cache signing does not touch the heap beyond
  * OpenSSL's digest context. On error out->authorization is empty.
  */
-eddy_err eddy_sigv4_sign(const struct eddy_sigv4_params *params,
-                         const struct eddy_sigv4_credentials *creds,
-                         const struct eddy_sigv4_request *req, struct eddy_sigv4_key_cache *cache,
-                         bool keep_intermediate, struct eddy_sigv4_result *out,
-                         struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_sigv4_sign(const struct eddy_sigv4_params *params,
+                                       const struct eddy_sigv4_credentials *creds,
+                                       const struct eddy_sigv4_request *req,
+                                       struct eddy_sigv4_key_cache *cache, bool keep_intermediate,
+                                       struct eddy_sigv4_result *out, struct eddy_error *err);
 
 /* Lowercase hex SHA-256 of p (out: 65 bytes). */
 void eddy_sha256_hex(const void *p, size_t n, char out[65]);

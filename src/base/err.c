@@ -9,9 +9,8 @@
 static const struct {
     const char *name;
     const char *msg;
-    bool retryable;
 } table[] = {
-#define EDDY_ERR_ROW(name, retry, msg) {"EDDY_E" #name, msg, retry},
+#define EDDY_ERR_ROW(name, msg) {"EDDY_E" #name, msg},
     EDDY_ERRNO_MAP(EDDY_ERR_ROW)
 #undef EDDY_ERR_ROW
 };
@@ -28,11 +27,6 @@ const char *eddy_err_msg(eddy_err err)
     if ((unsigned)err >= EDDY_E_COUNT)
         return "unknown error";
     return table[err].msg;
-}
-
-bool eddy_err_retryable(eddy_err err)
-{
-    return (unsigned)err < EDDY_E_COUNT && table[err].retryable;
 }
 
 eddy_err eddy_error_vset(struct eddy_error *err, eddy_err code, const char *fmt, va_list ap)

@@ -6,6 +6,9 @@
  * UV_ERRNO_MAP. Each code tells the caller what to do with the failure:
  * retry it, drop the input, or fix the configuration.
  *
+ * A function that returns an eddy_err is declared EDDY_MUST_USE: its result
+ * is checked, or the function is not called.
+ *
  * Detail text (which field, which limit, what AWS said) is written once, where
  * the error is found, into a struct eddy_error the caller passes down, and
  * logged once, where the error is handled.
@@ -17,36 +20,39 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* X(NAME, retryable, message) */
+/* X(NAME, message). Whether to retry is the caller's call: the AWS layer
+ * classifies replies (aws/retry.h), the processor conflicts. */
 #define EDDY_ERRNO_MAP(X)                                                                          \
-    X(OK, false, "success")                                                                        \
-    X(NOMEM, false, "out of memory")                                                               \
-    X(INVAL, false, "invalid argument")                                                            \
-    X(CONFIG, false, "invalid configuration")                                                      \
-    X(PARSE, false, "malformed input")                                                             \
-    X(LIMIT, false, "size or count limit exceeded")                                                \
-    X(IO, false, "input/output error")                                                             \
-    X(TIMEOUT, true, "timed out")                                                                  \
-    X(CANCELED, false, "canceled")                                                                 \
-    X(NET, true, "network error")                                                                  \
-    X(HTTP, false, "unexpected HTTP status")                                                       \
-    X(THROTTLED, true, "throttled by the service")                                                 \
-    X(TRANSIENT, true, "transient service error")                                                  \
-    X(AWS, false, "AWS service error")                                                             \
-    X(AUTH, false, "request not authorized")                                                       \
-    X(CREDENTIALS, false, "no usable credentials")                                                 \
-    X(CONDITION, false, "conditional check failed")                                                \
-    X(TXN_CANCELED, false, "transaction canceled")                                                 \
-    X(CONFLICT, true, "optimistic concurrency conflict")                                           \
-    X(DUPLICATE, false, "event already applied")                                                   \
-    X(NOT_FOUND, false, "not found")                                                               \
-    X(REJECTED, false, "rejected by the machine")                                                  \
-    X(MACHINE, false, "machine failed")                                                            \
-    X(POISON, false, "undecodable message")                                                        \
-    X(RETRIES, false, "retries exhausted")
+    X(OK, "success")                                                                               \
+    X(NOMEM, "out of memory")                                                                      \
+    X(INVAL, "invalid argument")                                                                   \
+    X(CONFIG, "invalid configuration")                                                             \
+    X(PARSE, "malformed input")                                                                    \
+    X(LIMIT, "size or count limit exceeded")                                                       \
+    X(IO, "input/output error")                                                                    \
+    X(TIMEOUT, "timed out")                                                                        \
+    X(CANCELED, "canceled")                                                                        \
+    X(NET, "network error")                                                                        \
+    X(THROTTLED, "throttled by the service")                                                       \
+    X(TRANSIENT, "transient service error")                                                        \
+    X(AWS, "AWS service error")                                                                    \
+    X(AUTH, "request not authorized")                                                              \
+    X(CREDENTIALS, "no usable credentials")                                                        \
+    X(CONDITION, "conditional check failed")                                                       \
+    X(TXN_CANCELED, "transaction canceled")                                                        \
+    X(CONFLICT, "optimistic concurrency conflict")                                                 \
+    X(MACHINE, "machine failed")                                                                   \
+    X(POISON, "undecodable message")
+
+/* On functions that return an eddy_err: the caller must look at it. */
+#if defined(__GNUC__)
+#define EDDY_MUST_USE __attribute__((warn_unused_result))
+#else
+#define EDDY_MUST_USE
+#endif
 
 typedef enum {
-#define EDDY_ERR_ENUM(name, retry, msg) EDDY_E##name,
+#define EDDY_ERR_ENUM(name, msg) EDDY_E##name,
     EDDY_ERRNO_MAP(EDDY_ERR_ENUM)
 #undef EDDY_ERR_ENUM
         EDDY_E_COUNT
@@ -57,8 +63,6 @@ typedef enum {
 /* "EDDY_ETIMEOUT" style name, and a short human message. Never NULL. */
 const char *eddy_err_name(eddy_err err);
 const char *eddy_err_msg(eddy_err err);
-/* True when repeating the same call later may succeed. */
-bool eddy_err_retryable(eddy_err err);
 
 /* An error with its detail, filled where the error is found. */
 #define EDDY_ERROR_DETAIL_MAX 512

@@ -139,6 +139,12 @@ void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v)
     eddy_jw_int(w, v);
 }
 
+void eddy_json_use_eddy_alloc(void)
+{
+    cJSON_Hooks hooks = {.malloc_fn = eddy_malloc, .free_fn = free};
+    cJSON_InitHooks(&hooks);
+}
+
 /* ---- decimals ---- */
 
 static bool is_digit(char c)

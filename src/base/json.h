@@ -77,10 +77,18 @@ bool eddy_decimal_fits_double(const char *text, const struct eddy_decimal *v, do
 bool eddy_json_format_double(double d, char out[32]);
 
 /*
+ * Make cJSON allocate through eddy_malloc (base/alloc.h), so cJSON too aborts
+ * on out of memory instead of returning NULL. Once, at process start, before
+ * any cJSON call; eddy_main does it.
+ */
+void eddy_json_use_eddy_alloc(void);
+
+/*
  * Parse len bytes of JSON text. Numbers a double cannot hold exactly become
  * cJSON Raw items with their text. Refuses what is not strict JSON
  * (EDDY_EPARSE, with the offset). *out is the caller's to cJSON_Delete.
  */
-eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out,
+                                       struct eddy_error *err);
 
 #endif

@@ -121,7 +121,8 @@ void eddy_metrics_observe(struct eddy_metrics *m, enum eddy_metric_latency l, in
  * interval starts over anyway: a lost line loses one interval, never counts
  * twice). Writes nothing in EDDY_METRICS_OFF mode.
  */
-eddy_err eddy_metrics_emit(struct eddy_metrics *m, FILE *out, int64_t unix_ms, const char *ns);
+EDDY_MUST_USE eddy_err eddy_metrics_emit(struct eddy_metrics *m, FILE *out, int64_t unix_ms,
+                                         const char *ns);
 
 /* Totals since eddy_metrics_new. */
 uint64_t eddy_metrics_total(const struct eddy_metrics *m, enum eddy_metric_counter c);

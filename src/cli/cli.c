@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/config.h"
@@ -118,6 +119,7 @@ int eddy_main(int argc, char **argv, const struct eddy_machine *const *machines,
 int eddy_main_named(int argc, char **argv, const struct eddy_named_machine *machines,
                     size_t nmachines)
 {
+    eddy_json_use_eddy_alloc();
     const char *cmd = "worker";
     int first = 1;
     if (argc > 1 && argv[1][0] != '-') {

@@ -66,8 +66,9 @@ static void emit_metrics(struct worker *w)
         w->last = s;
     }
     eddy_runtime_count_connections(&w->rt, w->metrics);
-    eddy_metrics_emit(w->metrics, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy");
-    fflush(stdout);
+    if (eddy_metrics_emit(w->metrics, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy") ==
+        EDDY_OK)
+        fflush(stdout);
 }
 
 static void metrics_tick(uv_timer_t *t)
@@ -263,7 +264,7 @@ static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
         .wait_s = (int)cfg->wait_seconds,
         .visibility_s = (int)cfg->visibility_timeout,
         .coalesce_max = (int)cfg->coalesce_max,
-        .on_reject = (enum eddy_reject_policy)cfg->on_reject,
+        .rejected_to_dlq = (enum eddy_reject_policy)cfg->on_reject == EDDY_REJECT_DLQ,
         .on_poison = pp,
         .spec = &w->spec,
         .event_types = w->rt.m->event_types,

@@ -131,8 +131,8 @@ struct eddy_config {
  * Unknown flags and invalid values give EDDY_ECONFIG with a detail that names
  * the variable or flag. Strings are borrowed from environ/argv.
  */
-eddy_err eddy_config_load(struct eddy_config *cfg, int argc, char **argv, int first,
-                          struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_config_load(struct eddy_config *cfg, int argc, char **argv, int first,
+                                        struct eddy_error *err);
 
 /* Print every setting with its variable, flag, default and help. */
 void eddy_config_help(FILE *out);

@@ -43,8 +43,9 @@ struct eddy_runtime {
 };
 
 /* Build the runtime. needs_table/needs_queue check the required settings. */
-eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_context *ctx,
-                           struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_runtime_init(struct eddy_runtime *rt,
+                                         const struct eddy_cli_context *ctx,
+                                         struct eddy_error *err);
 /* Add the connections the HTTP client opened since the last call to the
  * metric "connections". */
 void eddy_runtime_count_connections(struct eddy_runtime *rt, struct eddy_metrics *m);

@@ -48,17 +48,18 @@
 #define EDDY_ATTR_DEPTH_MAX 32
 
 /* One JSON value -> one attribute value. path names it in errors (may be ""). */
-eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
-                             struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
+                                           struct eddy_error *err);
 /* A JSON object -> an item (the object's members become attributes). */
-eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_attr_item_from_json(const cJSON *object, cJSON **out,
+                                                struct eddy_error *err);
 /*
  * The same conversion as eddy_attr_item_from_json, written as text: the
  * object's members as "name": attribute-value pairs into w (the caller
  * writes the braces), with their DynamoDB item size added to *size.
  */
-eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t *size,
-                                 struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t *size,
+                                               struct eddy_error *err);
 /*
  * The same, keeping stored types. keep is the item as it was read (or the
  * part eddy_attr_item_keepers returns): a member whose stored attribute
@@ -74,8 +75,9 @@ eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *object, size_t 
  *     the program that wrote it.
  * Every other member is converted as eddy_attr_write_members does.
  */
-eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJSON *object, const cJSON *keep,
-                                      size_t *size, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJSON *object,
+                                                    const cJSON *keep, size_t *size,
+                                                    struct eddy_error *err);
 /*
  * The attributes of item whose values hold B, SS, NS or BS at any depth,
  * copied (all eddy_attr_write_members_kept needs of the stored item), or
@@ -85,15 +87,18 @@ cJSON *eddy_attr_item_keepers(const cJSON *item);
 /* DynamoDB's size of the number in text (see eddy_attr_item_size). */
 size_t eddy_attr_number_size(const char *text);
 /* One attribute value -> JSON. */
-eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out,
+                                         struct eddy_error *err);
 /* An item -> a JSON object. */
-eddy_err eddy_attr_item_to_json(const cJSON *item, cJSON **out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_attr_item_to_json(const cJSON *item, cJSON **out,
+                                              struct eddy_error *err);
 
 /*
  * Check that text is a JSON number DynamoDB can hold exactly; on failure
  * EDDY_EINVAL with "<path>: number <text> ..." in err.
  */
-eddy_err eddy_attr_check_number(const char *text, const char *path, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_attr_check_number(const char *text, const char *path,
+                                              struct eddy_error *err);
 
 /* True when the NUL-terminated s is well-formed UTF-8 (no surrogates). */
 bool eddy_utf8_valid(const char *s);

@@ -30,16 +30,18 @@ struct eddy_machine_ref {
 };
 
 /* Refuse a table with another ABI version, no name or a missing function. */
-eddy_err eddy_machine_check(const struct eddy_machine *m, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_machine_check(const struct eddy_machine *m, struct eddy_error *err);
 /* The machine in machines[0..n) named name, else the one of that namespace,
  * else NULL. */
 const struct eddy_machine *eddy_machine_find(const struct eddy_named_machine *machines, size_t n,
                                              const char *name);
 /* dlopen path and fetch its table. EDDY_ECONFIG with the reason on failure. */
-eddy_err eddy_machine_load(const char *path, struct eddy_machine_ref *ref, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_machine_load(const char *path, struct eddy_machine_ref *ref,
+                                         struct eddy_error *err);
 /* Resolve a spec as described above. */
-eddy_err eddy_machine_select(const char *spec, const struct eddy_named_machine *machines, size_t n,
-                             struct eddy_machine_ref *ref, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_machine_select(const char *spec,
+                                           const struct eddy_named_machine *machines, size_t n,
+                                           struct eddy_machine_ref *ref, struct eddy_error *err);
 /* dlclose when loaded. The machine must no longer be used. */
 void eddy_machine_release(struct eddy_machine_ref *ref);
 
@@ -55,8 +57,9 @@ cJSON *eddy_machine_state_model(const struct eddy_machine *m, const char *id);
  * changed in place), then state_load runs. EDDY_EPARSE with the machine's
  * reason (or the ambiguous names) on failure.
  */
-eddy_err eddy_machine_state_load(const struct eddy_machine *m, cJSON *json, const cJSON *model,
-                                 void **state, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_machine_state_load(const struct eddy_machine *m, cJSON *json,
+                                               const cJSON *model, void **state,
+                                               struct eddy_error *err);
 
 /* Copy a state with state_copy, or state_save + state_load. NULL on failure. */
 void *eddy_machine_state_copy(const struct eddy_machine *m, const void *state,

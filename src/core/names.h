@@ -32,7 +32,7 @@
  * (a-h/stream's decoder would take either, by map order). model NULL or not
  * an object: nothing to do.
  */
-eddy_err eddy_names_fold(cJSON *obj, const cJSON *model, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_names_fold(cJSON *obj, const cJSON *model, struct eddy_error *err);
 
 /*
  * The member of obj named name as a-h/stream's decoder finds it: the exact

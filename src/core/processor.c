@@ -435,7 +435,7 @@ static bool step_event(struct entity *e, const struct eddy_record_entity *re, si
     if (rejected && p->cfg.on_reject != EDDY_REJECT_RECORD) {
         char reason[sizeof e->b->events[i].reason];
         memcpy(reason, e->b->events[i].reason, sizeof reason);
-        event_final(&e->b->events[i], EDDY_EV_REJECTED, reason);
+        event_final(&e->b->events[i], EDDY_EV_REJECTED_UNWRITTEN, reason);
         return true;
     }
     size_t mark = e->nitems, bytes = e->bytes, oidx = *out_idx;
@@ -496,9 +496,8 @@ static enum repeat repeat_of(const struct eddy_proc_batch *b, size_t i)
         case EDDY_EV_DUPLICATE:
             return REPEAT_DUPLICATE;
         case EDDY_EV_REJECTED:
-            if (o->seq > 0)
-                return REPEAT_DUPLICATE; /* recorded with _rejected */
-            break;
+            return REPEAT_DUPLICATE; /* recorded with _rejected */
+        case EDDY_EV_REJECTED_UNWRITTEN:
         case EDDY_EV_FAILED:
         case EDDY_EV_ERROR:
             break;
@@ -792,13 +791,6 @@ static void txn_ok(struct group *g)
     }
 }
 
-static bool is_throttle(const char *code)
-{
-    return strcmp(code, "ThrottlingError") == 0 || strcmp(code, "TransactionConflict") == 0 ||
-           strcmp(code, "ProvisionedThroughputExceeded") == 0 ||
-           strcmp(code, "RequestLimitExceeded") == 0 || strcmp(code, "Throttling") == 0;
-}
-
 /* Read CancellationReasons item by item into the entities' fail_* fields. */
 static bool classify(struct group *g, const struct eddy_ddb_txn_result *res)
 {
@@ -817,7 +809,7 @@ static bool classify(struct group *g, const struct eddy_ddb_txn_result *res)
             }
         } else if (strcmp(code, "ConditionalCheckFailed") == 0) {
             e->fail_state = true; /* the state moved on, or records of its next seq exist */
-        } else if (is_throttle(code)) {
+        } else if (eddy_aws_code_throttles(code)) {
             e->fail_throttle = throttle = true;
         } else if (e->fail_code == NULL) {
             e->fail_code = code;

@@ -26,8 +26,10 @@
  * `_seq` step with idx 0..k-1: coalescing.
  *
  * Results, event by event: an event the machine rejects is committed with
- * _rejected under EDDY_REJECT_RECORD (state unchanged, _seq advances); under
- * DLQ/DROP it is EDDY_EV_REJECTED and not written (seq 0, idx -1). An event
+ * _rejected under EDDY_REJECT_RECORD and is EDDY_EV_REJECTED (state
+ * unchanged, _seq advances); under DLQ/DROP it is EDDY_EV_REJECTED_UNWRITTEN
+ * and nothing is written (seq 0, idx -1). on_reject is read here alone: the
+ * worker acts on the two outcomes. An event
  * whose id repeats an earlier one of the same batch waits for that one's
  * outcome: EDDY_EV_DUPLICATE once it is written (applied or recorded), and
  * processed on its own when the earlier one failed or was not written.
@@ -63,11 +65,12 @@ struct eddy_ddb;
 
 enum eddy_event_result {
     EDDY_EV_PENDING = 0,
-    EDDY_EV_APPLIED,   /* committed; state advanced */
-    EDDY_EV_REJECTED,  /* committed with _rejected (policy record) */
-    EDDY_EV_DUPLICATE, /* applied earlier (dedupe marker exists); nothing written now */
-    EDDY_EV_FAILED,    /* the machine failed, or the event is over a limit: not written */
-    EDDY_EV_ERROR,     /* not committed for a transient reason; safe to retry later */
+    EDDY_EV_APPLIED,            /* committed; state advanced */
+    EDDY_EV_REJECTED,           /* committed with _rejected (policy record) */
+    EDDY_EV_DUPLICATE,          /* applied earlier (dedupe marker exists); nothing written now */
+    EDDY_EV_FAILED,             /* the machine failed, or the event is over a limit: not written */
+    EDDY_EV_ERROR,              /* not committed for a transient reason; safe to retry later */
+    EDDY_EV_REJECTED_UNWRITTEN, /* rejected; nothing written (policy dlq or drop) */
 };
 
 struct eddy_proc_event {
@@ -139,7 +142,8 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
                                           const struct eddy_processor_config *cfg,
                                           const struct eddy_clock *clock, uint64_t seed,
                                           struct eddy_error *err);
-eddy_err eddy_processor_submit(struct eddy_processor *p, struct eddy_proc_batch *batch);
+EDDY_MUST_USE eddy_err eddy_processor_submit(struct eddy_processor *p,
+                                             struct eddy_proc_batch *batch);
 /* Batches submitted and not yet called back. */
 size_t eddy_processor_pending(const struct eddy_processor *p);
 /* Fail queued batches that have not started with EDDY_ECANCELED, let the

@@ -88,7 +88,8 @@
  * Refuse an empty value, one over 1,024 bytes, one with control characters
  * or one that is not UTF-8. what names it in the error ("entity id").
  */
-eddy_err eddy_record_check_id(const char *what, const char *s, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_check_id(const char *what, const char *s,
+                                            struct eddy_error *err);
 
 /*
  * The longest ids the keys leave room for: each id must fit the longest
@@ -109,10 +110,12 @@ eddy_err eddy_record_check_id(const char *what, const char *s, struct eddy_error
 /* The longest entity id under namespace ns (0 when ns leaves no room). */
 size_t eddy_record_entity_id_max(const char *ns);
 /* eddy_record_check_id plus the limits above; errors name the key that sets them. */
-eddy_err eddy_record_check_entity_id(const char *ns, const char *id, struct eddy_error *err);
-eddy_err eddy_record_check_event_id(const char *id, struct eddy_error *err);
-eddy_err eddy_record_check_type(const char *what, const char *type, struct eddy_error *err);
-eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_check_entity_id(const char *ns, const char *id,
+                                                   struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_check_event_id(const char *id, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_check_type(const char *what, const char *type,
+                                              struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err);
 
 /* Keys (malloc'd; free them). They do not check lengths; the builders do. */
 char *eddy_record_pk(const char *ns, const char *id);
@@ -144,30 +147,35 @@ struct eddy_record_entity {
  * checks key lengths and the 400 KB item limit, and on success hands over
  * *item. Errors name the entity, the field or the limit.
  */
-eddy_err eddy_record_build_state(const struct eddy_record_entity *e, const cJSON *state,
-                                 bool version, cJSON **item, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_state(const struct eddy_record_entity *e,
+                                               const cJSON *state, bool version, cJSON **item,
+                                               struct eddy_error *err);
 /*
  * The state item keeping the stored types of the attributes in keep (the
  * stored item, or eddy_attr_item_keepers of it): B, SS, NS and BS survive a
  * commit (see eddy_attr_write_members_kept). keep NULL: build_state.
  */
-eddy_err eddy_record_build_state_kept(const struct eddy_record_entity *e, const cJSON *state,
-                                      const cJSON *keep, bool version, cJSON **item,
-                                      struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_state_kept(const struct eddy_record_entity *e,
+                                                    const cJSON *state, const cJSON *keep,
+                                                    bool version, cJSON **item,
+                                                    struct eddy_error *err);
 /* rejected: the machine's reason (the record goes under REJECTED/), or NULL
  * when the event was applied (INBOUND/). */
-eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx, const char *type,
-                                   const char *event_id, const cJSON *data, const char *rejected,
-                                   cJSON **item, struct eddy_error *err);
-eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
-                                    const char *type, const cJSON *data, cJSON **item,
-                                    struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx,
+                                                 const char *type, const char *event_id,
+                                                 const cJSON *data, const char *rejected,
+                                                 cJSON **item, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
+                                                  const char *type, const cJSON *data, cJSON **item,
+                                                  struct eddy_error *err);
 /* A repair record (REPAIR/<seq>) holding the repaired state's fields. */
-eddy_err eddy_record_build_repair(const struct eddy_record_entity *e, const char *event_id,
-                                  const cJSON *state, cJSON **item, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_repair(const struct eddy_record_entity *e,
+                                                const char *event_id, const cJSON *state,
+                                                cJSON **item, struct eddy_error *err);
 /* ttl_unix_s: when DynamoDB may delete the marker (now + EDDY_DEDUPE_TTL). */
-eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e, const char *event_id,
-                                  int64_t ttl_unix_s, cJSON **item, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e,
+                                                const char *event_id, int64_t ttl_unix_s,
+                                                cJSON **item, struct eddy_error *err);
 
 /* Optional PutEvents fields carried from the inbound message or configuration. */
 struct eddy_record_publish {
@@ -176,12 +184,13 @@ struct eddy_record_publish {
     const char *trace_header; /* X-Ray header, or NULL */
     const char *event_bus;    /* EventBusName, or NULL for the relay's */
 };
-eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
-                                  const char *type, const cJSON *data,
-                                  const struct eddy_record_publish *pub, cJSON **item,
-                                  struct eddy_error *err);
-eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expires_ms,
-                                 cJSON **item, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards,
+                                                size_t idx, const char *type, const cJSON *data,
+                                                const struct eddy_record_publish *pub, cJSON **item,
+                                                struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_build_lease(uint32_t shard, const char *owner,
+                                               int64_t expires_ms, cJSON **item,
+                                               struct eddy_error *err);
 
 /*
  * The same records rendered as DynamoDB JSON text (the attribute map,
@@ -195,37 +204,43 @@ struct eddy_record_text {
     size_t size; /* DynamoDB's size of the item (eddy_attr_item_size) */
 };
 void eddy_record_text_cleanup(struct eddy_record_text *t);
-eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSON *state,
-                                  bool version, struct eddy_record_text *out,
-                                  struct eddy_error *err);
-eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e, const cJSON *state,
-                                       const cJSON *keep, bool version,
-                                       struct eddy_record_text *out, struct eddy_error *err);
-eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
-                                    const char *type, const char *event_id, const cJSON *data,
-                                    const char *rejected, struct eddy_record_text *out,
-                                    struct eddy_error *err);
-eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t idx,
-                                     const char *type, const cJSON *data,
-                                     struct eddy_record_text *out, struct eddy_error *err);
-eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const char *event_id,
-                                   int64_t ttl_unix_s, struct eddy_record_text *out,
-                                   struct eddy_error *err);
-eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
-                                   const char *type, const cJSON *data,
-                                   const struct eddy_record_publish *pub,
-                                   struct eddy_record_text *out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_state(const struct eddy_record_entity *e,
+                                                const cJSON *state, bool version,
+                                                struct eddy_record_text *out,
+                                                struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e,
+                                                     const cJSON *state, const cJSON *keep,
+                                                     bool version, struct eddy_record_text *out,
+                                                     struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
+                                                  const char *type, const char *event_id,
+                                                  const cJSON *data, const char *rejected,
+                                                  struct eddy_record_text *out,
+                                                  struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t idx,
+                                                   const char *type, const cJSON *data,
+                                                   struct eddy_record_text *out,
+                                                   struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e,
+                                                 const char *event_id, int64_t ttl_unix_s,
+                                                 struct eddy_record_text *out,
+                                                 struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e,
+                                                 uint32_t shards, size_t idx, const char *type,
+                                                 const cJSON *data,
+                                                 const struct eddy_record_publish *pub,
+                                                 struct eddy_record_text *out,
+                                                 struct eddy_error *err);
 /* An emitted event's history record and outbox entry together: its fields
  * are checked once, by the history record (the commit path's way). */
-eddy_err eddy_record_render_emitted(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
-                                    const char *type, const cJSON *data,
-                                    const struct eddy_record_publish *pub,
-                                    struct eddy_record_text *history,
-                                    struct eddy_record_text *outbox, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_emitted(
+    const struct eddy_record_entity *e, uint32_t shards, size_t idx, const char *type,
+    const cJSON *data, const struct eddy_record_publish *pub, struct eddy_record_text *history,
+    struct eddy_record_text *outbox, struct eddy_error *err);
 
 /* A state item -> the state's JSON (reserved attributes dropped) and _seq. */
-eddy_err eddy_record_parse_state(const cJSON *item, cJSON **state, int64_t *seq,
-                                 struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_parse_state(const cJSON *item, cJSON **state, int64_t *seq,
+                                               struct eddy_error *err);
 
 enum eddy_record_kind {
     EDDY_RECORD_STATE,
@@ -250,8 +265,8 @@ struct eddy_record_history {
     cJSON *data;          /* the fields without reserved names (owned) */
 };
 /* Classify and read item; borrowed strings live as long as item. */
-eddy_err eddy_record_parse_history(const cJSON *item, struct eddy_record_history *out,
-                                   struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_parse_history(const cJSON *item, struct eddy_record_history *out,
+                                                 struct eddy_error *err);
 void eddy_record_history_cleanup(struct eddy_record_history *h);
 
 /* An outbox entry as the relay reads it; strings borrowed from the item. */
@@ -266,11 +281,11 @@ struct eddy_record_outbox {
     const char *event_bus;    /* NULL when not recorded */
     const cJSON *resources;   /* the L attribute value's array, or NULL */
 };
-eddy_err eddy_record_parse_outbox(const cJSON *item, struct eddy_record_outbox *out,
-                                  struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_parse_outbox(const cJSON *item, struct eddy_record_outbox *out,
+                                                struct eddy_error *err);
 /* owner borrowed from item. */
-eddy_err eddy_record_parse_lease(const cJSON *item, const char **owner, int64_t *expires_ms,
-                                 struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_parse_lease(const cJSON *item, const char **owner,
+                                               int64_t *expires_ms, struct eddy_error *err);
 
 /*
  * Size checks (attr.h's item size). what names the item in the error
@@ -279,8 +294,8 @@ eddy_err eddy_record_parse_lease(const cJSON *item, const char **owner, int64_t 
  * the DynamoDB client refuses over 4 MB, always more than DynamoDB's
  * aggregate item size, whose limit is 4 MB too).
  */
-eddy_err eddy_record_check_item_size(const cJSON *item, const char *what, size_t *size,
-                                     struct eddy_error *err);
-eddy_err eddy_record_check_txn(size_t items, size_t bytes, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_check_item_size(const cJSON *item, const char *what,
+                                                   size_t *size, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_check_txn(size_t items, size_t bytes, struct eddy_error *err);
 
 #endif

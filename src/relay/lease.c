@@ -8,6 +8,7 @@
  */
 #include "relay/lease.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,15 +646,13 @@ static void on_timer(uv_timer_t *t)
     eddy_lease_tick(eddy_container_of(t, struct eddy_lease, timer));
 }
 
-eddy_err eddy_lease_start(struct eddy_lease *l)
+void eddy_lease_start(struct eddy_lease *l)
 {
-    if (l->started)
-        return EDDY_EINVAL;
+    assert(!l->started);
     l->started = true;
     uv_timer_init(l->loop, &l->timer);
     uv_timer_start(&l->timer, on_timer, l->tick_ms, l->tick_ms);
     eddy_lease_tick(l);
-    return EDDY_OK;
 }
 
 void eddy_lease_give_back(struct eddy_lease *l, uint32_t shard)

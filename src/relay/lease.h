@@ -80,8 +80,8 @@ struct eddy_lease *eddy_lease_new(uv_loop_t *loop, struct eddy_ddb *ddb,
                                   const struct eddy_lease_config *cfg,
                                   const struct eddy_clock *clock, eddy_lease_cb cb, void *ud,
                                   struct eddy_error *err);
-/* Run the first tick now and the next ones on the timer. */
-eddy_err eddy_lease_start(struct eddy_lease *l);
+/* Run the first tick now and the next ones on the timer. Once. */
+void eddy_lease_start(struct eddy_lease *l);
 /* Run a tick now unless one is in flight (false then, or when stopping). */
 bool eddy_lease_tick(struct eddy_lease *l);
 

@@ -153,7 +153,7 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
                                   const struct eddy_clock *clock, struct eddy_metrics *metrics,
                                   struct eddy_error *err);
 /* Start the leases (or take every shard without them) and the sweeps. */
-eddy_err eddy_relay_start(struct eddy_relay *r);
+EDDY_MUST_USE eddy_err eddy_relay_start(struct eddy_relay *r);
 /* Publish a committed outbox entry (its DynamoDB JSON, as written). */
 void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len);
 /* The processor's on_outbox hook: ud is the relay. */

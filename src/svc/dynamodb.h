@@ -33,8 +33,8 @@ struct eddy_ddb {
     struct eddy_aws_client client;
 };
 
-eddy_err eddy_ddb_init(struct eddy_ddb *d, struct eddy_aws *aws, const struct eddy_endpoint *ep,
-                       struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_init(struct eddy_ddb *d, struct eddy_aws *aws,
+                                     const struct eddy_endpoint *ep, struct eddy_error *err);
 void eddy_ddb_cleanup(struct eddy_ddb *d);
 
 /* Expressions shared by the writes (all optional, borrowed). */
@@ -59,22 +59,24 @@ void eddy_ddb_item_result_cleanup(struct eddy_ddb_item_result *r);
 typedef void (*eddy_ddb_item_cb)(eddy_err err, struct eddy_ddb_item_result *res,
                                  const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_ddb_get_item(struct eddy_ddb *d, const char *table, const cJSON *key, bool consistent,
-                           eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
-                           struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_get_item(struct eddy_ddb *d, const char *table, const cJSON *key,
+                                         bool consistent, eddy_ddb_item_cb cb, void *ud,
+                                         struct eddy_aws_call **handle, struct eddy_error *err);
 /* return_values: "ALL_OLD", "ALL_NEW", ... or NULL. */
-eddy_err eddy_ddb_put_item(struct eddy_ddb *d, const char *table, const cJSON *item,
-                           const struct eddy_ddb_expr *expr, const char *return_values,
-                           eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
-                           struct eddy_error *err);
-eddy_err eddy_ddb_update_item(struct eddy_ddb *d, const char *table, const cJSON *key,
-                              const struct eddy_ddb_expr *expr, const char *return_values,
-                              eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
-                              struct eddy_error *err);
-eddy_err eddy_ddb_delete_item(struct eddy_ddb *d, const char *table, const cJSON *key,
-                              const struct eddy_ddb_expr *expr, const char *return_values,
-                              eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
-                              struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_put_item(struct eddy_ddb *d, const char *table, const cJSON *item,
+                                         const struct eddy_ddb_expr *expr,
+                                         const char *return_values, eddy_ddb_item_cb cb, void *ud,
+                                         struct eddy_aws_call **handle, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_update_item(struct eddy_ddb *d, const char *table, const cJSON *key,
+                                            const struct eddy_ddb_expr *expr,
+                                            const char *return_values, eddy_ddb_item_cb cb,
+                                            void *ud, struct eddy_aws_call **handle,
+                                            struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_delete_item(struct eddy_ddb *d, const char *table, const cJSON *key,
+                                            const struct eddy_ddb_expr *expr,
+                                            const char *return_values, eddy_ddb_item_cb cb,
+                                            void *ud, struct eddy_aws_call **handle,
+                                            struct eddy_error *err);
 
 /*
  * Whether the table answers now: one GetItem of a key no record uses
@@ -99,9 +101,10 @@ void eddy_ddb_batch_get_result_cleanup(struct eddy_ddb_batch_get_result *r);
 typedef void (*eddy_ddb_batch_get_cb)(eddy_err err, struct eddy_ddb_batch_get_result *res,
                                       const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table, const cJSON *const *keys,
-                            size_t n, bool consistent, eddy_ddb_batch_get_cb cb, void *ud,
-                            struct eddy_aws_call **handle, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table,
+                                          const cJSON *const *keys, size_t n, bool consistent,
+                                          eddy_ddb_batch_get_cb cb, void *ud,
+                                          struct eddy_aws_call **handle, struct eddy_error *err);
 
 /* ---- Query ---- */
 
@@ -128,9 +131,9 @@ void eddy_ddb_query_result_cleanup(struct eddy_ddb_query_result *r);
 typedef void (*eddy_ddb_query_cb)(eddy_err err, struct eddy_ddb_query_result *res,
                                   const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_ddb_query(struct eddy_ddb *d, const struct eddy_ddb_query_params *p,
-                        eddy_ddb_query_cb cb, void *ud, struct eddy_aws_call **handle,
-                        struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_query(struct eddy_ddb *d, const struct eddy_ddb_query_params *p,
+                                      eddy_ddb_query_cb cb, void *ud, struct eddy_aws_call **handle,
+                                      struct eddy_error *err);
 
 /* ---- TransactWriteItems ---- */
 
@@ -165,9 +168,11 @@ typedef void (*eddy_ddb_txn_cb)(eddy_err err, struct eddy_ddb_txn_result *res,
                                 const struct eddy_aws_reply *reply, void *ud);
 
 /* client_token: ClientRequestToken (makes the call idempotent), or NULL. */
-eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_item *items,
-                                 size_t n, const char *client_token, eddy_ddb_txn_cb cb, void *ud,
-                                 struct eddy_aws_call **handle, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_transact_write(struct eddy_ddb *d,
+                                               const struct eddy_ddb_txn_item *items, size_t n,
+                                               const char *client_token, eddy_ddb_txn_cb cb,
+                                               void *ud, struct eddy_aws_call **handle,
+                                               struct eddy_error *err);
 
 /*
  * The request eddy_ddb_transact_write sends is refused over
@@ -201,9 +206,9 @@ void eddy_ddb_batch_write_result_cleanup(struct eddy_ddb_batch_write_result *r);
 typedef void (*eddy_ddb_batch_write_cb)(eddy_err err, struct eddy_ddb_batch_write_result *res,
                                         const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
-                              const struct eddy_ddb_write_req *reqs, size_t n,
-                              eddy_ddb_batch_write_cb cb, void *ud, struct eddy_aws_call **handle,
-                              struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
+                                            const struct eddy_ddb_write_req *reqs, size_t n,
+                                            eddy_ddb_batch_write_cb cb, void *ud,
+                                            struct eddy_aws_call **handle, struct eddy_error *err);
 
 #endif

@@ -23,8 +23,8 @@ struct eddy_eb {
     struct eddy_aws_client client;
 };
 
-eddy_err eddy_eb_init(struct eddy_eb *e, struct eddy_aws *aws, const struct eddy_endpoint *ep,
-                      struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_eb_init(struct eddy_eb *e, struct eddy_aws *aws,
+                                    const struct eddy_endpoint *ep, struct eddy_error *err);
 void eddy_eb_cleanup(struct eddy_eb *e);
 
 struct eddy_eb_entry {
@@ -55,9 +55,9 @@ void eddy_eb_put_result_cleanup(struct eddy_eb_put_result *r);
 typedef void (*eddy_eb_put_cb)(eddy_err err, struct eddy_eb_put_result *res,
                                const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entries, size_t n,
-                            eddy_eb_put_cb cb, void *ud, struct eddy_aws_call **handle,
-                            struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entries,
+                                          size_t n, eddy_eb_put_cb cb, void *ud,
+                                          struct eddy_aws_call **handle, struct eddy_error *err);
 
 /* The size EventBridge counts for one entry against the 256 KiB limit: the
  * one rule, used by the commit path (record.c) and the relay alike. */

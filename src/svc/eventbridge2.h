@@ -46,8 +46,8 @@ bool eddy_eb2_is_bus_arn(const char *s);
  * else https://<account>.eventsv2.<region>.amazonaws.com with the bus's
  * account, as the service's endpoint rules route it.
  */
-eddy_err eddy_eb2_init(struct eddy_eb2 *e, struct eddy_aws *aws, const char *bus_arn,
-                       const struct eddy_endpoint *ep, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_eb2_init(struct eddy_eb2 *e, struct eddy_aws *aws, const char *bus_arn,
+                                     const struct eddy_endpoint *ep, struct eddy_error *err);
 void eddy_eb2_cleanup(struct eddy_eb2 *e);
 
 /*
@@ -89,9 +89,9 @@ void eddy_eb2_put_result_cleanup(struct eddy_eb2_put_result *r);
 typedef void (*eddy_eb2_put_cb)(eddy_err err, struct eddy_eb2_put_result *res,
                                 const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_eb2_put_events(struct eddy_eb2 *e, const struct eddy_eb2_entry *entries, size_t n,
-                             eddy_eb2_put_cb cb, void *ud, struct eddy_aws_call **handle,
-                             struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_eb2_put_events(struct eddy_eb2 *e, const struct eddy_eb2_entry *entries,
+                                           size_t n, eddy_eb2_put_cb cb, void *ud,
+                                           struct eddy_aws_call **handle, struct eddy_error *err);
 
 /* The size of one entry against the 1 MiB limit. */
 size_t eddy_eb2_entry_size(const struct eddy_eb2_entry *entry);
@@ -103,7 +103,8 @@ size_t eddy_eb2_entry_size(const struct eddy_eb2_entry *entry);
  * EDDY_EPARSE when the body is not CBOR or not the reply's shape. Exposed
  * for the fuzz driver; the client uses it on every reply.
  */
-eddy_err eddy_eb2_put_result_parse(const void *body, size_t len, size_t nsent,
-                                   struct eddy_eb2_put_result *out, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_eb2_put_result_parse(const void *body, size_t len, size_t nsent,
+                                                 struct eddy_eb2_put_result *out,
+                                                 struct eddy_error *err);
 
 #endif

@@ -31,8 +31,8 @@ struct eddy_sqs {
 };
 
 /* ep NULL: from the environment. */
-eddy_err eddy_sqs_init(struct eddy_sqs *s, struct eddy_aws *aws, const struct eddy_endpoint *ep,
-                       struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_sqs_init(struct eddy_sqs *s, struct eddy_aws *aws,
+                                     const struct eddy_endpoint *ep, struct eddy_error *err);
 void eddy_sqs_cleanup(struct eddy_sqs *s);
 
 /* ---- ReceiveMessage ---- */
@@ -82,9 +82,9 @@ typedef void (*eddy_sqs_receive_cb)(eddy_err err, struct eddy_sqs_receive_result
 
 /* Asks for all system attributes and all message attributes. The HTTP
  * timeout is wait_s plus EDDY_SQS_POLL_MARGIN_MS. */
-eddy_err eddy_sqs_receive(struct eddy_sqs *s, const struct eddy_sqs_receive_params *p,
-                          eddy_sqs_receive_cb cb, void *ud, struct eddy_aws_call **handle,
-                          struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_sqs_receive(struct eddy_sqs *s, const struct eddy_sqs_receive_params *p,
+                                        eddy_sqs_receive_cb cb, void *ud,
+                                        struct eddy_aws_call **handle, struct eddy_error *err);
 
 /* ---- DeleteMessageBatch, ChangeMessageVisibilityBatch ---- */
 
@@ -111,14 +111,15 @@ typedef void (*eddy_sqs_batch_cb)(eddy_err err, struct eddy_sqs_batch_result *re
                                   const struct eddy_aws_reply *reply, void *ud);
 
 /* err EDDY_OK means the call worked; entries may still have failed (nfailed). */
-eddy_err eddy_sqs_delete_batch(struct eddy_sqs *s, const char *queue_url,
-                               const struct eddy_sqs_batch_entry *entries, size_t n,
-                               eddy_sqs_batch_cb cb, void *ud, struct eddy_aws_call **handle,
-                               struct eddy_error *err);
-eddy_err eddy_sqs_change_visibility_batch(struct eddy_sqs *s, const char *queue_url,
-                                          const struct eddy_sqs_batch_entry *entries, size_t n,
-                                          eddy_sqs_batch_cb cb, void *ud,
-                                          struct eddy_aws_call **handle, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_sqs_delete_batch(struct eddy_sqs *s, const char *queue_url,
+                                             const struct eddy_sqs_batch_entry *entries, size_t n,
+                                             eddy_sqs_batch_cb cb, void *ud,
+                                             struct eddy_aws_call **handle, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_sqs_change_visibility_batch(struct eddy_sqs *s, const char *queue_url,
+                                                        const struct eddy_sqs_batch_entry *entries,
+                                                        size_t n, eddy_sqs_batch_cb cb, void *ud,
+                                                        struct eddy_aws_call **handle,
+                                                        struct eddy_error *err);
 
 /* ---- SendMessage ---- */
 
@@ -141,9 +142,9 @@ void eddy_sqs_send_result_cleanup(struct eddy_sqs_send_result *r);
 typedef void (*eddy_sqs_send_cb)(eddy_err err, struct eddy_sqs_send_result *res,
                                  const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_sqs_send(struct eddy_sqs *s, const struct eddy_sqs_send_params *p,
-                       eddy_sqs_send_cb cb, void *ud, struct eddy_aws_call **handle,
-                       struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_sqs_send(struct eddy_sqs *s, const struct eddy_sqs_send_params *p,
+                                     eddy_sqs_send_cb cb, void *ud, struct eddy_aws_call **handle,
+                                     struct eddy_error *err);
 
 /* ---- GetQueueAttributes ---- */
 
@@ -158,8 +159,9 @@ void eddy_sqs_queue_attrs_cleanup(struct eddy_sqs_queue_attrs *a);
 typedef void (*eddy_sqs_attrs_cb)(eddy_err err, struct eddy_sqs_queue_attrs *res,
                                   const struct eddy_aws_reply *reply, void *ud);
 
-eddy_err eddy_sqs_get_queue_attributes(struct eddy_sqs *s, const char *queue_url,
-                                       eddy_sqs_attrs_cb cb, void *ud,
-                                       struct eddy_aws_call **handle, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_sqs_get_queue_attributes(struct eddy_sqs *s, const char *queue_url,
+                                                     eddy_sqs_attrs_cb cb, void *ud,
+                                                     struct eddy_aws_call **handle,
+                                                     struct eddy_error *err);
 
 #endif

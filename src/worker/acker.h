@@ -95,10 +95,10 @@ void eddy_acker_init(struct eddy_acker *a, uv_loop_t *loop, struct eddy_sqs *sqs
                      const struct eddy_acker_config *cfg);
 /* Queue a DeleteMessageBatch entry. EDDY_ELIMIT when the handle is too long
  * (logged); EDDY_ECANCELED after close. */
-eddy_err eddy_acker_delete(struct eddy_acker *a, const char *receipt_handle);
+EDDY_MUST_USE eddy_err eddy_acker_delete(struct eddy_acker *a, const char *receipt_handle);
 /* Queue a ChangeMessageVisibilityBatch entry (0..43200 s). */
-eddy_err eddy_acker_visibility(struct eddy_acker *a, const char *receipt_handle, int visibility_s,
-                               enum eddy_ack_reason why);
+EDDY_MUST_USE eddy_err eddy_acker_visibility(struct eddy_acker *a, const char *receipt_handle,
+                                             int visibility_s, enum eddy_ack_reason why);
 /* Send what is queued now, without waiting for the flush timer. */
 void eddy_acker_flush(struct eddy_acker *a);
 /* Entries queued, waiting for a retry or in flight. */

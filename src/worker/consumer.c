@@ -192,18 +192,20 @@ static void finish(struct cmsg *msg, enum action act)
 {
     struct eddy_consumer *c = msg->c;
     switch (act) {
+    /* An entry the acker refuses is logged there; the message then comes back
+     * when its visibility timeout ends, which is what SQS does anyway. */
     case ACT_DELETE:
-        eddy_acker_delete(&c->acker, msg->m.receipt_handle);
+        (void)!eddy_acker_delete(&c->acker, msg->m.receipt_handle);
         eddy_metrics_observe(c->cfg.metrics, EDDY_LATENCY_processing_latency,
                              (int64_t)(uv_hrtime() / 1000 - msg->received_us));
         progress(c);
         break;
     case ACT_BACKOFF:
-        eddy_acker_visibility(&c->acker, msg->m.receipt_handle,
-                              jittered_backoff(c, msg->m.receive_count), EDDY_ACK_BACKOFF);
+        (void)!eddy_acker_visibility(&c->acker, msg->m.receipt_handle,
+                                     jittered_backoff(c, msg->m.receive_count), EDDY_ACK_BACKOFF);
         break;
     case ACT_RELEASE:
-        eddy_acker_visibility(&c->acker, msg->m.receipt_handle, 0, EDDY_ACK_RELEASE);
+        (void)!eddy_acker_visibility(&c->acker, msg->m.receipt_handle, 0, EDDY_ACK_RELEASE);
         break;
     }
     hb_unlink(msg);
@@ -409,18 +411,18 @@ static void lane_release(struct lane *l)
         finish(msg, ACT_RELEASE);
 }
 
-static void reject(struct cmsg *msg, const struct eddy_proc_event *ev)
+/* A rejected event the processor did not write: to the DLQ, or dropped. */
+static void reject_unwritten(struct cmsg *msg, const struct eddy_proc_event *ev)
 {
     struct eddy_consumer *c = msg->c;
     eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_rejected);
-    if (c->cfg.on_reject == EDDY_REJECT_DLQ && c->dlq_url) {
+    if (c->cfg.rejected_to_dlq && c->dlq_url) {
         char reason[sizeof ev->reason + 16];
         snprintf(reason, sizeof reason, "rejected: %s", ev->reason);
         dlq_send(msg, reason);
         return;
     }
-    if (c->cfg.on_reject != EDDY_REJECT_RECORD)
-        log_msg(EDDY_LOG_INFO, msg, ev->reason, "rejected event dropped");
+    log_msg(EDDY_LOG_INFO, msg, ev->reason, "rejected event dropped");
     finish(msg, ACT_DELETE);
 }
 
@@ -479,8 +481,12 @@ static bool settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err 
         log_msg(EDDY_LOG_DEBUG, msg, NULL, "duplicate: applied before");
         finish(msg, ACT_DELETE);
         return true;
-    case EDDY_EV_REJECTED:
-        reject(msg, ev);
+    case EDDY_EV_REJECTED: /* recorded with the refusal */
+        eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_rejected);
+        finish(msg, ACT_DELETE);
+        return true;
+    case EDDY_EV_REJECTED_UNWRITTEN:
+        reject_unwritten(msg, ev);
         return true;
     case EDDY_EV_FAILED:
         poison(msg, ev->reason[0] ? ev->reason : "the machine failed");
@@ -875,8 +881,8 @@ static void hb_tick(uv_timer_t *t)
         struct cmsg *msg = c->hb.hb_next;
         if (now - msg->extended_ms < half)
             break;
-        eddy_acker_visibility(&c->acker, msg->m.receipt_handle, c->visibility_s,
-                              EDDY_ACK_HEARTBEAT);
+        (void)!eddy_acker_visibility(&c->acker, msg->m.receipt_handle, c->visibility_s,
+                                     EDDY_ACK_HEARTBEAT); /* refused: logged by the acker */
         msg->extended_ms = now;
         hb_unlink(msg);
         hb_append(c, msg);
@@ -977,7 +983,7 @@ static eddy_err check_config(const struct eddy_consumer_config *cfg, struct eddy
                               "EDDY_WAIT_SECONDS out of range");
     if (cfg->spec == NULL || cfg->submit == NULL || cfg->metrics == NULL)
         return eddy_error_set(err, EDDY_EINVAL, "consumer: spec, submit and metrics are required");
-    if (cfg->on_reject == EDDY_REJECT_DLQ && cfg->dlq_url == NULL)
+    if (cfg->rejected_to_dlq && cfg->dlq_url == NULL)
         return eddy_error_set(err, EDDY_ECONFIG, "EDDY_ON_REJECT=dlq needs EDDY_DLQ_URL");
     if (cfg->on_poison == EDDY_POISON_DLQ && cfg->dlq_url == NULL)
         return eddy_error_set(err, EDDY_ECONFIG, "EDDY_ON_POISON=dlq needs EDDY_DLQ_URL");

@@ -106,7 +106,9 @@ struct eddy_consumer_config {
     int wait_s;            /* long-poll wait, 0..20 */
     int visibility_s;      /* 0: the queue's (GetQueueAttributes at start) */
     int coalesce_max;      /* events per batch, >= 1 */
-    enum eddy_reject_policy on_reject;
+    /* A rejected event the processor did not write (EDDY_EV_REJECTED_UNWRITTEN):
+     * true sends its message to the DLQ, false deletes it. */
+    bool rejected_to_dlq;
     enum eddy_poison_policy on_poison;
     const struct eddy_envelope_spec *spec; /* borrowed, outlives the consumer */
     /* The machine's inbound types, NULL-terminated; another type is poison.

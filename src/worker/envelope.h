@@ -61,8 +61,8 @@ struct eddy_json_pointer {
  * the pointer and the fault, when it does not start with '/' or has a '~'
  * not followed by 0 or 1. On error p needs no cleanup.
  */
-eddy_err eddy_json_pointer_parse(struct eddy_json_pointer *p, const char *text,
-                                 struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_json_pointer_parse(struct eddy_json_pointer *p, const char *text,
+                                               struct eddy_error *err);
 void eddy_json_pointer_cleanup(struct eddy_json_pointer *p);
 /* The value p refers to in root, or NULL when there is none. Borrowed. */
 const cJSON *eddy_json_pointer_get(const struct eddy_json_pointer *p, const cJSON *root);
@@ -85,9 +85,9 @@ struct eddy_envelope_spec {
  * malformed, with the detail naming which ("event type pointer \"x\": ...").
  * On error s needs no cleanup.
  */
-eddy_err eddy_envelope_spec_init(struct eddy_envelope_spec *s, const char *entity_id,
-                                 const char *event_type, const char *event_id,
-                                 const char *event_data, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_envelope_spec_init(struct eddy_envelope_spec *s, const char *entity_id,
+                                               const char *event_type, const char *event_id,
+                                               const char *event_data, struct eddy_error *err);
 void eddy_envelope_spec_cleanup(struct eddy_envelope_spec *s);
 /*
  * Limit entity ids to what namespace ns leaves room for in the outbox sort
@@ -114,9 +114,10 @@ struct eddy_envelope {
  * in err, e.g. "message body is 300000 bytes, over the 256 KB SQS message
  * limit" or "entity id (/detail/id) is missing".
  */
-eddy_err eddy_envelope_decode(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
-                              const char *body, size_t len, const char *message_id,
-                              struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_envelope_decode(struct eddy_envelope *env,
+                                            const struct eddy_envelope_spec *spec, const char *body,
+                                            size_t len, const char *message_id,
+                                            struct eddy_error *err);
 void eddy_envelope_cleanup(struct eddy_envelope *env);
 
 #endif

@@ -42,6 +42,7 @@ void eddy_health_cleanup(struct eddy_health *h);
  * created or updated; the next attempt still waits for the interval, so a
  * broken path is reported once a second at most. Off: always EDDY_OK.
  */
-eddy_err eddy_health_touch(struct eddy_health *h, uint64_t now_ms, struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_health_touch(struct eddy_health *h, uint64_t now_ms,
+                                         struct eddy_error *err);
 
 #endif

@@ -337,19 +337,6 @@ static void test_error_code_forms(void **state)
         struct eddy_str got = eddy_aws_error_code(eddy_str_c(cases[i].in));
         assert_true(eddy_str_eqc(got, cases[i].want));
     }
-    assert_int_equal(eddy_aws_classify(400, "ProvisionedThroughputExceededException"),
-                     EDDY_ETHROTTLED);
-    assert_int_equal(eddy_aws_classify(400, "KMS.ThrottlingException"), EDDY_ETHROTTLED);
-    assert_int_equal(eddy_aws_classify(429, "Whatever"), EDDY_ETHROTTLED);
-    assert_int_equal(eddy_aws_classify(400, "UnrecognizedClientException"), EDDY_EAUTH);
-    assert_int_equal(eddy_aws_classify(403, "InvalidSignatureException"), EDDY_EAUTH);
-    assert_int_equal(eddy_aws_classify(400, "AccessDeniedException"), EDDY_EAUTH);
-    assert_int_equal(eddy_aws_classify(400, "ExpiredTokenException"), EDDY_EAUTH);
-    assert_int_equal(eddy_aws_classify(403, "SignatureDoesNotMatch"), EDDY_EAUTH);
-    assert_int_equal(eddy_aws_classify(400, "ValidationException"), EDDY_EAWS);
-    assert_int_equal(eddy_aws_classify(500, "InternalServerError"), EDDY_ETRANSIENT);
-    assert_int_equal(eddy_aws_classify(503, NULL), EDDY_ETRANSIENT);
-    assert_int_equal(eddy_aws_classify(400, "TransactionCanceledException"), EDDY_ETXN_CANCELED);
 }
 
 static void test_query_error_and_auth(void **state)

@@ -32,15 +32,21 @@ static void test_classify_codes(void **state)
                                             "EC2ThrottledException"};
     static const char *const transients[] = {"RequestTimeout", "RequestTimeoutException",
                                              "InternalError", "InternalServerError",
-                                             "ServiceUnavailable"};
-    for (size_t i = 0; i < EDDY_ARRAY_SIZE(throttles); i++)
-        if (eddy_retry_classify(EDDY_OK, 400, throttles[i]) != EDDY_RETRY_THROTTLE)
+                                             "ServiceUnavailable", "IDPCommunicationError",
+                                             "TransactionConflictException"};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(throttles); i++) {
+        struct eddy_aws_class k = eddy_aws_classify(EDDY_OK, 400, throttles[i]);
+        if (k.retry != EDDY_RETRY_THROTTLE || k.err != EDDY_ETHROTTLED)
             fail_msg("%s is not classed as throttling", throttles[i]);
-    for (size_t i = 0; i < EDDY_ARRAY_SIZE(transients); i++)
-        if (eddy_retry_classify(EDDY_OK, 400, transients[i]) != EDDY_RETRY_TRANSIENT)
+    }
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(transients); i++) {
+        struct eddy_aws_class k = eddy_aws_classify(EDDY_OK, 400, transients[i]);
+        if (k.retry != EDDY_RETRY_TRANSIENT || k.err != EDDY_ETRANSIENT)
             fail_msg("%s is not classed as transient", transients[i]);
+    }
 }
 
+/* The one classifier: the error a call ends with and its retry class. */
 static void test_classify_table(void **state)
 {
     (void)state;
@@ -48,42 +54,58 @@ static void test_classify_table(void **state)
         eddy_err transport;
         long status;
         const char *code;
+        eddy_err err;
         enum eddy_retry_class want;
     } rows[] = {
-        {EDDY_OK, 200, NULL, EDDY_RETRY_NO},
-        {EDDY_OK, 400, "ConditionalCheckFailedException", EDDY_RETRY_NO},
-        {EDDY_OK, 400, "ValidationException", EDDY_RETRY_NO},
-        {EDDY_OK, 403, "UnrecognizedClientException", EDDY_RETRY_NO},
-        {EDDY_OK, 400, "com.amazonaws.dynamodb.v20120810#ThrottlingException", EDDY_RETRY_THROTTLE},
-        {EDDY_OK, 400, "RequestThrottled;Sender", EDDY_RETRY_THROTTLE},
-        {EDDY_OK, 400, "ThrottlingExceptionX", EDDY_RETRY_NO},
-        {EDDY_OK, 400, "Throttl", EDDY_RETRY_NO},
-        {EDDY_OK, 500, "ThrottlingException", EDDY_RETRY_THROTTLE}, /* the code wins */
-        {EDDY_OK, 500, NULL, EDDY_RETRY_TRANSIENT},
-        {EDDY_OK, 502, "", EDDY_RETRY_TRANSIENT},
-        {EDDY_OK, 503, NULL, EDDY_RETRY_TRANSIENT},
-        {EDDY_OK, 504, NULL, EDDY_RETRY_TRANSIENT},
-        {EDDY_OK, 501, NULL, EDDY_RETRY_NO},
-        {EDDY_OK, 505, NULL, EDDY_RETRY_NO},
-        {EDDY_OK, 429, NULL, EDDY_RETRY_THROTTLE},
-        {EDDY_OK, 404, NULL, EDDY_RETRY_NO},
-        {EDDY_ENET, 0, NULL, EDDY_RETRY_TRANSIENT},
-        {EDDY_ETIMEOUT, 0, NULL, EDDY_RETRY_TIMEOUT},
-        {EDDY_ECANCELED, 0, NULL, EDDY_RETRY_NO},
-        {EDDY_ELIMIT, 0, NULL, EDDY_RETRY_NO},
+        {EDDY_OK, 200, NULL, EDDY_OK, EDDY_RETRY_NO},
+        {EDDY_OK, 400, "ConditionalCheckFailedException", EDDY_ECONDITION, EDDY_RETRY_NO},
+        {EDDY_OK, 400, "TransactionCanceledException", EDDY_ETXN_CANCELED, EDDY_RETRY_NO},
+        {EDDY_OK, 400, "ValidationException", EDDY_EAWS, EDDY_RETRY_NO},
+        {EDDY_OK, 403, "UnrecognizedClientException", EDDY_EAUTH, EDDY_RETRY_NO},
+        {EDDY_OK, 403, "InvalidSignatureException", EDDY_EAUTH, EDDY_RETRY_NO},
+        {EDDY_OK, 403, "SignatureDoesNotMatch", EDDY_EAUTH, EDDY_RETRY_NO},
+        {EDDY_OK, 400, "AccessDeniedException", EDDY_EAUTH, EDDY_RETRY_NO},
+        {EDDY_OK, 400, "ExpiredTokenException", EDDY_EAUTH, EDDY_RETRY_NO},
+        {EDDY_OK, 400, "com.amazonaws.dynamodb.v20120810#ThrottlingException", EDDY_ETHROTTLED,
+         EDDY_RETRY_THROTTLE},
+        {EDDY_OK, 400, "KMS.ThrottlingException", EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+        {EDDY_OK, 400, "AWS.SimpleQueueService.RequestThrottled", EDDY_ETHROTTLED,
+         EDDY_RETRY_THROTTLE},
+        {EDDY_OK, 400, "RequestThrottled;Sender", EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+        {EDDY_OK, 400, "ThrottlingExceptionX", EDDY_EAWS, EDDY_RETRY_NO},
+        {EDDY_OK, 400, "Throttl", EDDY_EAWS, EDDY_RETRY_NO},
+        {EDDY_OK, 500, "ThrottlingException", EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE}, /* code wins */
+        {EDDY_OK, 500, "InternalServerError", EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        {EDDY_OK, 500, NULL, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        {EDDY_OK, 502, "", EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        {EDDY_OK, 503, NULL, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        {EDDY_OK, 504, NULL, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        {EDDY_OK, 501, NULL, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        {EDDY_OK, 429, NULL, EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+        {EDDY_OK, 429, "Whatever", EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE},
+        {EDDY_OK, 401, NULL, EDDY_EAUTH, EDDY_RETRY_NO},
+        {EDDY_OK, 404, NULL, EDDY_EAWS, EDDY_RETRY_NO},
+        {EDDY_ENET, 0, NULL, EDDY_ENET, EDDY_RETRY_TRANSIENT},
+        {EDDY_ETIMEOUT, 0, NULL, EDDY_ETIMEOUT, EDDY_RETRY_TIMEOUT},
+        {EDDY_ECANCELED, 0, NULL, EDDY_ECANCELED, EDDY_RETRY_NO},
+        {EDDY_ELIMIT, 0, NULL, EDDY_ELIMIT, EDDY_RETRY_NO},
     };
     for (size_t i = 0; i < EDDY_ARRAY_SIZE(rows); i++) {
-        enum eddy_retry_class got =
-            eddy_retry_classify(rows[i].transport, rows[i].status, rows[i].code);
-        if (got != rows[i].want)
-            fail_msg("row %zu (%s, %ld, %s): got %s, want %s", i, eddy_err_name(rows[i].transport),
-                     rows[i].status, rows[i].code ? rows[i].code : "NULL",
-                     eddy_retry_class_name(got), eddy_retry_class_name(rows[i].want));
+        struct eddy_aws_class got =
+            eddy_aws_classify(rows[i].transport, rows[i].status, rows[i].code);
+        if (got.retry != rows[i].want || got.err != rows[i].err)
+            fail_msg("row %zu (%s, %ld, %s): got %s/%s, want %s/%s", i,
+                     eddy_err_name(rows[i].transport), rows[i].status,
+                     rows[i].code ? rows[i].code : "NULL", eddy_err_name(got.err),
+                     eddy_retry_class_name(got.retry), eddy_err_name(rows[i].err),
+                     eddy_retry_class_name(rows[i].want));
     }
-    assert_int_equal(eddy_retry_class_err(EDDY_RETRY_THROTTLE), EDDY_ETHROTTLED);
-    assert_int_equal(eddy_retry_class_err(EDDY_RETRY_TRANSIENT), EDDY_ETRANSIENT);
-    assert_int_equal(eddy_retry_class_err(EDDY_RETRY_TIMEOUT), EDDY_ETIMEOUT);
-    assert_int_equal(eddy_retry_class_err(EDDY_RETRY_NO), EDDY_OK);
+    /* CancellationReasons codes */
+    assert_true(eddy_aws_code_throttles("ThrottlingError"));
+    assert_true(eddy_aws_code_throttles("TransactionConflict"));
+    assert_true(eddy_aws_code_throttles("ProvisionedThroughputExceeded"));
+    assert_false(eddy_aws_code_throttles("ConditionalCheckFailed"));
+    assert_false(eddy_aws_code_throttles("ValidationError"));
 }
 
 static void test_max_attempts(void **state)

@@ -12,8 +12,7 @@ static void test_names(void **state)
     (void)state;
     assert_string_equal(eddy_err_name(EDDY_ELIMIT), "EDDY_ELIMIT");
     assert_string_equal(eddy_err_msg(EDDY_OK), "success");
-    assert_true(eddy_err_retryable(EDDY_ETHROTTLED));
-    assert_false(eddy_err_retryable(EDDY_EPARSE));
+    assert_string_equal(eddy_err_msg(EDDY_EPOISON), "undecodable message");
     assert_string_equal(eddy_err_name((eddy_err)999), "EDDY_EUNKNOWN");
 }
 

@@ -47,7 +47,8 @@ static void on_outbox(const char *item_json, size_t len, void *ud)
     r->outbox_calls++;
 }
 
-static void rig_init_commits(struct rig *r, size_t group_max, size_t commits_max)
+static void rig_init_policy(struct rig *r, size_t group_max, size_t commits_max,
+                            enum eddy_reject_policy on_reject)
 {
     memset(r, 0, sizeof *r);
     assert_int_equal(uv_loop_init(&r->loop), 0);
@@ -75,12 +76,18 @@ static void rig_init_commits(struct rig *r, size_t group_max, size_t commits_max
                                        .cache_entities = 100,
                                        .group_max_items = group_max,
                                        .commits_max = commits_max,
+                                       .on_reject = on_reject,
                                        .on_outbox = on_outbox,
                                        .on_outbox_ud = r,
                                        .backoff_base_ms = 1,
                                        .backoff_max_ms = 2};
     r->p = eddy_processor_new(&r->loop, &r->ddb, &pc, &r->clock.clock, 7, &err);
     assert_non_null(r->p);
+}
+
+static void rig_init_commits(struct rig *r, size_t group_max, size_t commits_max)
+{
+    rig_init_policy(r, group_max, commits_max, EDDY_REJECT_RECORD);
 }
 
 static void rig_init(struct rig *r, size_t group_max)
@@ -931,6 +938,32 @@ static void test_only_failed_writes_nothing(void **state)
     rig_close(&r);
 }
 
+/* Under the dlq and drop policies a refusal is not written, and says so. */
+static void test_rejected_unwritten(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init_policy(&r, 0, 0, EDDY_REJECT_DROP);
+    struct tb t;
+    tb_init(&t, &r, "e1", 2, "Refuse");
+    t.ev[1].type = "Increment";
+    push_load(&r, "counter/e1", 4, "{\"N\":\"9\"}");
+    eddy_fake_push_json(r.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(t.ev[0].result, EDDY_EV_REJECTED_UNWRITTEN);
+    assert_string_equal(t.ev[0].reason, "refused on purpose");
+    assert_int_equal(t.ev[0].seq, 0);
+    assert_int_equal(t.ev[0].idx, -1);
+    assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
+    cJSON *body = req_body(&r, 1);
+    assert_int_equal(count_sk(body, "INBOUND/"), 1);
+    assert_null(find_sk(body, "INBOUND/5/0/Refuse", 0));
+    cJSON_Delete(body);
+    rig_close(&r);
+}
+
 static void test_malformed_state(void **state)
 {
     (void)state;
@@ -1064,6 +1097,7 @@ int main(void)
         cmocka_unit_test(test_rejected_and_failed),
         cmocka_unit_test(test_foreign_state),
         cmocka_unit_test(test_foreign_types_kept),
+        cmocka_unit_test(test_rejected_unwritten),
         cmocka_unit_test(test_only_failed_writes_nothing),
         cmocka_unit_test(test_malformed_state),
         cmocka_unit_test(test_negative_seq_is_the_state),

@@ -50,14 +50,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json = NULL;
     }
     char *code = NULL, *message = NULL;
-    eddy_err e = eddy_aws_read_error(status, json, q, t, &code, &message);
+    struct eddy_aws_class k = eddy_aws_read_error(status, json, q, t, &code, &message);
+    eddy_err e = k.err;
     FUZZ_CHECK(code != NULL && code[0] != '\0', "an error without a code");
     FUZZ_CHECK(message != NULL, "an error without a message");
     FUZZ_CHECK(e == EDDY_ETHROTTLED || e == EDDY_ETRANSIENT || e == EDDY_ECONDITION ||
                    e == EDDY_ETXN_CANCELED || e == EDDY_EAUTH || e == EDDY_EAWS,
                "class %s for an error reply", eddy_err_name(e));
     if (status >= 500)
-        FUZZ_CHECK(e != EDDY_EAWS, "a 5xx that is not retried");
+        FUZZ_CHECK(e != EDDY_EAWS && k.retry != EDDY_RETRY_NO, "a 5xx that is not retried");
+    FUZZ_CHECK((k.retry == EDDY_RETRY_NO) == (e != EDDY_ETHROTTLED && e != EDDY_ETRANSIENT),
+               "class %s retried as %s", eddy_err_name(e), eddy_retry_class_name(k.retry));
     free(code);
     free(message);
     cJSON_Delete(json);

@@ -58,8 +58,15 @@ struct dbatch {
 
 static const char *result_name(enum eddy_event_result r)
 {
-    static const char *const names[] = {"pending",   "applied", "rejected",
-                                        "duplicate", "failed",  "error"};
+    static const char *const names[] = {
+        [EDDY_EV_PENDING] = "pending",
+        [EDDY_EV_APPLIED] = "applied",
+        [EDDY_EV_REJECTED] = "rejected",
+        [EDDY_EV_DUPLICATE] = "duplicate",
+        [EDDY_EV_FAILED] = "failed",
+        [EDDY_EV_ERROR] = "error",
+        [EDDY_EV_REJECTED_UNWRITTEN] = "rejected, not written",
+    };
     return names[r];
 }
 

@@ -63,8 +63,9 @@ static void test_flush_timer_and_visibility(void **state)
     struct eddy_acker_config cfg = {.queue_url = QURL, .flush_ms = 5};
     eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
     eddy_fake_push_json(r.fake, 200, ALL_OK);
-    eddy_acker_visibility(&a, "rh-a", 0, EDDY_ACK_RELEASE);
-    eddy_acker_visibility(&a, "rh-b", 99999, EDDY_ACK_BACKOFF); /* clamped to 43200 */
+    assert_int_equal(eddy_acker_visibility(&a, "rh-a", 0, EDDY_ACK_RELEASE), EDDY_OK);
+    assert_int_equal(eddy_acker_visibility(&a, "rh-b", 99999, EDDY_ACK_BACKOFF),
+                     EDDY_OK); /* clamped to 43200 */
     assert_int_equal(eddy_fake_count(r.fake), 0);
     while (a.sent[EDDY_ACK_VISIBILITY] < 2)
         uv_run(&r.loop, UV_RUN_ONCE);
@@ -92,9 +93,9 @@ static void test_failed_entries(void **state)
                         "{\"Id\":\"2\",\"Code\":\"InternalError\",\"SenderFault\":false}]}");
     eddy_fake_push_status(r.fake, 500, NULL, "{\"__type\":\"InternalFailure\"}");
     eddy_fake_push_json(r.fake, 200, ALL_OK);
-    eddy_acker_delete(&a, "rh-0");
-    eddy_acker_delete(&a, "rh-1");
-    eddy_acker_delete(&a, "rh-2");
+    assert_int_equal(eddy_acker_delete(&a, "rh-0"), EDDY_OK);
+    assert_int_equal(eddy_acker_delete(&a, "rh-1"), EDDY_OK);
+    assert_int_equal(eddy_acker_delete(&a, "rh-2"), EDDY_OK);
     close_acker(&r, &a);
     assert_int_equal(eddy_fake_count(r.fake), 3);
     for (size_t i = 1; i < 3; i++) {
@@ -119,7 +120,7 @@ static void test_gives_up_after_max_attempts(void **state)
     eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
     for (int i = 0; i < 3; i++)
         eddy_fake_push_error(r.fake, EDDY_ENET);
-    eddy_acker_delete(&a, "rh-x");
+    assert_int_equal(eddy_acker_delete(&a, "rh-x"), EDDY_OK);
     close_acker(&r, &a);
     assert_int_equal(eddy_fake_count(r.fake), 3);
     assert_int_equal(a.dropped[EDDY_ACK_DELETE], 1);

@@ -126,7 +126,7 @@ static void setup_with(struct setup *s, const char *url, const char *dlq, int ma
                                        .pollers = 1,
                                        .wait_s = 0,
                                        .coalesce_max = 16,
-                                       .on_reject = EDDY_REJECT_RECORD,
+                                       .rejected_to_dlq = dlq != NULL,
                                        .on_poison = dlq ? EDDY_POISON_DLQ : EDDY_POISON_REDRIVE,
                                        .spec = &s->spec,
                                        .submit = fake_submit,
@@ -627,6 +627,48 @@ static void test_last_receive_to_dlq_with_reason(void **state)
     rig_close(&s.r);
 }
 
+static struct eddy_proc_batch *batch_of(struct setup *s, const char *entity)
+{
+    for (int i = 0; i < s->fp.n; i++)
+        if (strcmp(s->fp.b[i]->entity_id, entity) == 0)
+            return s->fp.b[i];
+    fail_msg("no batch for %s", entity);
+    return NULL;
+}
+
+/* The processor's outcome alone decides: a refusal it recorded is deleted
+ * even with the DLQ policy's flag set; one it did not write goes to the DLQ. */
+static void test_rejections(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    const char *ids[] = {"r1", "u1"};
+    const char *ents[] = {"R", "U"};
+    push_receive(&s.r, ids, ents, 2);
+    assert_true(fp_at_least(&s, 2));
+    complete(batch_of(&s, "U"), (enum eddy_event_result[]){EDDY_EV_REJECTED_UNWRITTEN});
+    for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
+        uv_run(&s.r.loop, UV_RUN_ONCE);
+    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
+    complete(batch_of(&s, "R"), (enum eddy_event_result[]){EDDY_EV_REJECTED});
+    for (int i = 0; i < 4; i++)
+        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+    rig_run_until(&s.r, &s.drained, 2000);
+    assert_true(s.drained);
+    assert_int_equal(rig_count(&s.r, "SendMessage"), 1);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "rejected: reason 0"), 1);
+    assert_int_equal(bodies_with(&s.r, "SendMessage", "\"u1\""), 1);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-r1\""), 1);
+    assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-u1\""), 1);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_rejected), 2);
+    eddy_consumer_free(s.c);
+    eddy_metrics_free(s.m);
+    eddy_envelope_spec_cleanup(&s.spec);
+    rig_close(&s.r);
+}
+
 static void test_backoff_grows(void **state)
 {
     (void)state;
@@ -679,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_polls_for_full_batches),
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
+        cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_poison_near_limit_fits_dlq),
         cmocka_unit_test(test_reasons_whole),
         cmocka_unit_test(test_store_down_holds_and_resumes),
