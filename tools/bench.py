@@ -31,7 +31,10 @@ downstream queue comes with phase 2.
 
 Phase 2, end-to-end latency. L more events (fresh entities, same count) go
 through EventBridge PutEvents at a steady rate below phase 1's throughput. A rule
-on the bus sends what eddy publishes to a downstream queue. For each accepted
+on the bus sends what eddy publishes to a downstream queue (with --bus v2, eddy
+publishes to a Custom Event Bus instead, its calls counted as
+eventsv2.PutEvents, and a FIFO subscriber added for phase 2 feeds a FIFO
+downstream queue). For each accepted
 PullHandle: latency = SentTimestamp of the first downstream message of the
 transaction that recorded it (matched by the inbound record's _eid and the
 published event's eddy.seq) - the time the bench called PutEvents. Phase 2 runs
@@ -76,7 +79,8 @@ from urllib.parse import parse_qs, urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-SERVICES = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "AWSEvents": "events"}
+SERVICES = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "AWSEvents": "events",
+            "AWSEventsV2": "eventsv2"}
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
                "upgrade", "content-length"}
 
@@ -103,7 +107,11 @@ class Counter:
             return dict(self.counts)
 
 
-def operation(headers, body):
+def operation(headers, body, path="/"):
+    if path.startswith("/service/"):  # Smithy RPC v2: /service/<S>/operation/<Op>
+        parts = path.split("/")
+        if len(parts) == 5 and parts[3] == "operation":
+            return f"{SERVICES.get(parts[2], parts[2])}.{parts[4]}"
     target = headers.get("X-Amz-Target")
     if target:
         prefix, _, op = target.partition(".")
@@ -140,7 +148,7 @@ def make_handler(upstream, counter):
             if self.path == "/__eddy_bench_connections":
                 data = json.dumps(counter.connections).encode()
                 return self.reply(200, [("Content-Type", "application/json")], data)
-            counter.add(operation(self.headers, body))
+            counter.add(operation(self.headers, body, self.path))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
             for attempt in (0, 1):
                 conn = self.upstream_conn(fresh=attempt == 1)
@@ -594,6 +602,10 @@ def run(opts, run_dir, result, tls):
         demo.step(f"local AWS (moto{', HTTPS' if tls else ''}) and the template's data resources")
         aws.start()
         out = demo.deploy(aws, stack="eddy-bench")
+        publish_to = out["EventBusName"]
+        if opts.bus == "v2":  # a Custom Event Bus; its subscriber comes with phase 2
+            publish_to = aws.client("eventbridgev2").create_event_bus(
+                Name="eddy-bench-custom")["EventBusArn"]
         worker_env = dict(aws.env)
         stats_dir = run_dir if tls else None  # whose TLS statistics count the worker
         if not opts.no_count:
@@ -613,7 +625,7 @@ def run(opts, run_dir, result, tls):
         settings = {
             "EDDY_MACHINE": "slotmachine", "EDDY_TABLE": out["TableName"],
             "EDDY_QUEUE_URL": out["QueueUrl"], "EDDY_DLQ_URL": out["DeadLetterQueueUrl"],
-            "EDDY_EVENT_BUS": out["EventBusName"], "EDDY_METRICS_INTERVAL": "3600",
+            "EDDY_EVENT_BUS": publish_to, "EDDY_METRICS_INTERVAL": "3600",
             "EDDY_LOG_LEVEL": "warn", "EDDY_DRAIN_SECONDS": "10",
             # A message whose receive reply is lost (a dropped connection) comes
             # back after the visibility timeout; a short one keeps such a loss
@@ -640,8 +652,14 @@ def run(opts, run_dir, result, tls):
             worker = Fleet(opts.eddy, run_dir, worker_env, settings, opts.workers,
                            name="worker-phase2")
             worker.start()
-            downstream_url = None if opts.no_downstream else demo.add_downstream(
-                aws, out["EventBusName"], "eddy-bench-downstream")
+            if opts.no_downstream:
+                downstream_url = None
+            elif opts.bus == "v2":
+                downstream_url = demo.add_custom_subscriber(aws, publish_to,
+                                                            "eddy-bench-downstream")
+            else:
+                downstream_url = demo.add_downstream(aws, out["EventBusName"],
+                                                     "eddy-bench-downstream")
             rate = max(20.0, min(500.0, result["throughput"]["messages_per_s"] * 0.5))
             demo.step(f"phase 2: {opts.latency_events} events through PutEvents at {rate:.0f}/s")
             entities, sent_at = phase_latency(opts, aws, out, downstream_url, rate, result)
@@ -817,6 +835,9 @@ def parse_args(argv):
     p.add_argument("--compare", type=int, metavar="N",
                    help="N rounds each of plain HTTP and HTTPS, interleaved, phase 1 only; "
                    "reports the ratio of CPU per message")
+    p.add_argument("--bus", choices=("classic", "v2"), default="classic",
+                   help="publish to the stack's bus (classic) or to an EventBridge Custom Event "
+                   "Bus with a FIFO subscriber (v2)")
     p.add_argument("--out", default=str(ROOT / ".run" / "bench" / "result.json"))
     opts = p.parse_args(argv)
     opts.cmd = "bench"
@@ -848,7 +869,7 @@ def main(argv=None):
         "events": opts.events, "entities": opts.entities,
         "layout": "hot" if opts.hot else "spread",
         "coalesce_max": opts.coalesce, "cache": not opts.no_cache, "workers": opts.workers,
-        "counting_proxy": not opts.no_count,
+        "counting_proxy": not opts.no_count, "bus": opts.bus,
         "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg(),
         "method": __doc__.split("\n\n", 1)[1].strip(),

@@ -145,8 +145,14 @@ def add_downstream(aws, bus, name):
 def add_custom_bus(aws, name):
     """A Custom Event Bus and a FIFO subscriber feeding a FIFO queue with what
     eddy publishes; returns (bus ARN, downstream queue URL)."""
+    bus = aws.client("eventbridgev2").create_event_bus(Name=name)["EventBusArn"]
+    return bus, add_custom_subscriber(aws, bus, name)
+
+
+def add_custom_subscriber(aws, bus, name):
+    """A FIFO subscriber on the Custom Event Bus feeding a FIFO queue with the
+    published GameResult/Payout events (one group per machine); returns the URL."""
     sqs, eb2 = aws.client("sqs"), aws.client("eventbridgev2")
-    bus = eb2.create_event_bus(Name=name)["EventBusArn"]
     url = sqs.create_queue(QueueName=f"{name}-downstream.fifo",
                            Attributes={"FifoQueue": "true"})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
