@@ -93,6 +93,7 @@ struct eddy_consumer {
 };
 
 static void wake_pollers(struct eddy_consumer *c);
+static bool another_polls(const struct eddy_consumer *c, const struct poller *p);
 static void check_drained(struct eddy_consumer *c);
 static void lane_kick(struct lane *l);
 static void poison(struct cmsg *msg, const char *reason);
@@ -720,6 +721,7 @@ static void receive_cb(eddy_err err, struct eddy_sqs_receive_result *res,
     p->call = NULL;
     c->reserved -= (size_t)p->asked;
     p->asked = 0;
+    size_t got = err == EDDY_OK ? res->n : 0;
     if (err == EDDY_OK) {
         p->failures = 0;
         progress(c);
@@ -731,10 +733,24 @@ static void receive_cb(eddy_err err, struct eddy_sqs_receive_result *res,
         check_drained(c);
         return;
     }
-    if (err != EDDY_OK)
+    if (err != EDDY_OK) {
         poll_failed(p, reply->error, reply->request_id);
-    else
+    } else if (got == 0 && another_polls(c, p)) {
+        p->idle = true; /* the queue is empty: one long poll waits for it */
+    } else {
+        if (got > 0)
+            wake_pollers(c); /* messages again: the parked pollers go on */
         poll_once(p);
+    }
+}
+
+/* A poller other than p has a receive out. */
+static bool another_polls(const struct eddy_consumer *c, const struct poller *p)
+{
+    for (int i = 0; i < c->npollers; i++)
+        if (&c->pollers[i] != p && c->pollers[i].call != NULL)
+            return true;
+    return false;
 }
 
 static void poll_once(struct poller *p)

@@ -112,8 +112,8 @@ static void on_drained(void *ud)
     ((struct setup *)ud)->drained = 1;
 }
 
-static void setup_with(struct setup *s, const char *url, const char *dlq, int max_inflight,
-                       const char *attrs)
+static void setup_pollers(struct setup *s, const char *url, const char *dlq, int max_inflight,
+                          const char *attrs, int pollers)
 {
     memset(s, 0, sizeof *s);
     rig_init(&s->r);
@@ -123,7 +123,7 @@ static void setup_with(struct setup *s, const char *url, const char *dlq, int ma
     struct eddy_consumer_config cfg = {.queue_url = url,
                                        .dlq_url = dlq,
                                        .max_inflight = max_inflight,
-                                       .pollers = 1,
+                                       .pollers = pollers,
                                        .wait_s = 0,
                                        .coalesce_max = 16,
                                        .rejected_to_dlq = dlq != NULL,
@@ -142,6 +142,12 @@ static void setup_with(struct setup *s, const char *url, const char *dlq, int ma
     assert_non_null(s->c);
     eddy_fake_push_json(s->r.fake, 200, attrs);
     eddy_consumer_start(s->c);
+}
+
+static void setup_with(struct setup *s, const char *url, const char *dlq, int max_inflight,
+                       const char *attrs)
+{
+    setup_pollers(s, url, dlq, max_inflight, attrs, 1);
 }
 
 static void setup_start(struct setup *s, const char *url, const char *dlq)
@@ -225,6 +231,35 @@ static void test_polls_for_full_batches(void **state)
         uv_run(&s.r.loop, UV_RUN_ONCE);
     assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 2);
     assert_int_equal(bodies_with(&s.r, "ReceiveMessage", "\"MaxNumberOfMessages\":10"), 2);
+    drain_and_close(&s);
+}
+
+static void run_until_receives(struct setup *s, size_t n)
+{
+    for (int turns = 0; rig_count(&s->r, "ReceiveMessage") < n && turns < 2000; turns++)
+        uv_run(&s->r.loop, UV_RUN_ONCE);
+    for (int i = 0; i < 20; i++)
+        uv_run(&s->r.loop, UV_RUN_NOWAIT);
+}
+
+/* An empty queue is watched by one long poll, not by every poller: the
+ * others park after an empty receive and join again when messages come. */
+static void test_empty_queue_one_poll(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_pollers(&s, QURL, NULL, 40, ATTRS, 3);
+    for (int i = 0; i < 3; i++)
+        eddy_fake_push_json(s.r.fake, 200, "{\"Messages\":[]}");
+    run_until_receives(&s, 4);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 4); /* 3, then one goes on */
+    const char *ids[] = {"a1"};
+    const char *ents[] = {"A"};
+    push_receive(&s.r, ids, ents, 1); /* the one still polling gets a message */
+    assert_true(fp_at_least(&s, 1));
+    run_until_receives(&s, 7);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 7); /* all three poll again */
+    complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_APPLIED});
     drain_and_close(&s);
 }
 
@@ -719,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_results_reach_sqs),
         cmocka_unit_test(test_batch_error_logged_with_reason),
         cmocka_unit_test(test_polls_for_full_batches),
+        cmocka_unit_test(test_empty_queue_one_poll),
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
         cmocka_unit_test(test_rejections),
