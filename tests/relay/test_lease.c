@@ -145,7 +145,13 @@ static void test_acquire_all_alone(void **state)
     assert_int_equal(eddy_lease_fair_share(a.l), SHARDS);
     assert_int_equal(owned_in_table(&w, "proc-a"), SHARDS);
     assert_int_equal(expires_of(&w, 3), w.clock.unix_ms + LEASE_MS);
-    assert_non_null(fakeaws_get(&w, EDDY_RECORD_LEASE_PK, "member/proc-a"));
+    const cJSON *member = fakeaws_get(&w, EDDY_RECORD_LEASE_PK, "member/proc-a");
+    assert_non_null(member);
+    /* members of processes gone are deleted by DynamoDB's TTL, an hour on */
+    const cJSON *ttl = cJSON_GetObjectItem(cJSON_GetObjectItem(member, "_ttl"), "N");
+    assert_non_null(ttl);
+    assert_int_equal(strtoll(ttl->valuestring, NULL, 10),
+                     (w.clock.unix_ms + LEASE_MS) / 1000 + 3600);
     proc_stop(&w, &a);
     fakeaws_close(&w);
 }
