@@ -164,7 +164,7 @@ def add_custom_subscriber(aws, bus, name):
                              "TargetArn": arn},
         FilterConfiguration={"Filters": [{"Pattern": json.dumps(pattern),
                                           "Scope": "METADATA"}]})
-    return bus, url
+    return url
 
 
 # --- the worker ---------------------------------------------------------------
