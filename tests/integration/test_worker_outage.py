@@ -14,7 +14,8 @@ measures the full scenario and prints one JSON line per kind of outage:
   tests/integration/with-local-aws --python -- \\
       tests/integration/test_worker_outage.py --events 1000 --outage 120
 
-(--entities N, --visibility S, --max-receive N, --kinds refused,5xx). It
+(--entities N, --visibility S, --max-receive N, --kinds refused,5xx,throttled:
+throttled answers every call with ThrottlingException). It
 reports the messages in the DLQ, the events recorded against those sent,
 whether any was applied twice, the seconds from the end of the outage to the
 first commit, and the breaker's counts. It measures; only the test asserts,
@@ -34,8 +35,12 @@ from workerkit import Worker
 
 ENV = awsenv.Env.current()
 
-ALL_500 = [{"name": "500", "op": "*", "action": "status", "status": 500,
-            "code": "InternalServerError", "message": "injected outage"}]
+FAULTS = {
+    "5xx": [{"name": "500", "op": "*", "action": "status", "status": 500,
+             "code": "InternalServerError", "message": "injected outage"}],
+    "throttled": [{"name": "throttle", "op": "*", "action": "status", "status": 400,
+                   "code": "ThrottlingException", "message": "Rate exceeded (injected)"}],
+}
 
 
 def dlq_count(url):
@@ -97,7 +102,7 @@ def outage_run(kind, events=120, entities=12, outage_s=15.0, visibility=6, max_r
         if kind == "refused":
             proxy.refuse()
         else:
-            proxy.set_rules(ALL_500)
+            proxy.set_rules(FAULTS[kind])
         sender = threading.Thread(target=send_spread,
                                   args=(q["url"], bodies[cut:], outage_s / 2))
         sender.start()
