@@ -2,7 +2,8 @@
  * cmd_worker.c - `eddy worker`, the default command: configuration ->
  * runtime -> processor (+ relay) -> consumer, one libuv loop, until a signal.
  *
- * Shutdown. The first SIGTERM or SIGINT starts the drain, in this order: the
+ * Shutdown (the process shell, shell.h, as for `eddy relay`). The first
+ * SIGTERM or SIGINT starts the drain, in this order: the
  * consumer stops polling (long polls are aborted), releases the messages not
  * started, waits for the transactions in flight and flushes the deletes; the
  * processor closes; the relay finishes the batch in hand and gives its leases
@@ -26,6 +27,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cli/runtime.h"
+#include "cli/shell.h"
 #include "core/processor.h"
 #include "relay/busv2.h"
 #include "relay/relay.h"
@@ -45,15 +47,11 @@ struct worker {
     struct eddy_processor *proc;
     struct eddy_relay *relay;
     struct eddy_consumer *cons;
-    char *event_source;
-    uv_signal_t sigterm, sigint;
-    uv_timer_t metrics_timer, drain_timer;
+    struct eddy_shell shell;
     struct eddy_processor_stats last;
     eddy_consumer_probe_done_fn probe_done; /* the breaker's probe out, if any */
     void *probe_done_ud;
     int exit_code;
-    int signals;
-    bool draining;
 };
 
 static void emit_metrics(struct worker *w)
@@ -71,9 +69,9 @@ static void emit_metrics(struct worker *w)
         fflush(stdout);
 }
 
-static void metrics_tick(uv_timer_t *t)
+static void shell_emit(void *ud)
 {
-    emit_metrics(eddy_container_of(t, struct worker, metrics_timer));
+    emit_metrics(ud);
 }
 
 static eddy_err submit(void *ud, struct eddy_proc_batch *batch)
@@ -115,13 +113,8 @@ static eddy_err probe(void *ud, eddy_consumer_probe_done_fn done, void *done_ud)
 
 static void finish_loop(struct worker *w)
 {
-    /* the last line, after every commit and delete */
-    emit_metrics(w);
     w->proc = NULL;
-    uv_close((uv_handle_t *)&w->sigterm, NULL);
-    uv_close((uv_handle_t *)&w->sigint, NULL);
-    uv_close((uv_handle_t *)&w->metrics_timer, NULL);
-    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    eddy_shell_close(&w->shell); /* the last metric line, then the handles */
 }
 
 static void relay_stopped(void *ud)
@@ -150,39 +143,12 @@ static void consumer_drained(void *ud)
     eddy_processor_close(w->proc, processor_closed, w);
 }
 
-static void drain_expired(uv_timer_t *t)
+/* The shell's drain: the consumer first (see the top of the file). */
+static void shell_drain(void *ud, const char *why)
 {
-    struct worker *w = eddy_container_of(t, struct worker, drain_timer);
-    eddy_log(EDDY_LOG_ERROR, NULL, "drain did not finish within %lld s; exiting",
-             (long long)w->cfg->drain_seconds);
-    fflush(stdout);
-    fflush(stderr);
-    _exit(1);
-}
-
-static void start_drain(struct worker *w, const char *why)
-{
-    if (w->draining)
-        return;
-    w->draining = true;
-    eddy_log(EDDY_LOG_INFO, NULL, "%s: draining (at most %lld s)", why,
-             (long long)w->cfg->drain_seconds);
-    uv_timer_start(&w->drain_timer, drain_expired, (uint64_t)w->cfg->drain_seconds * 1000, 0);
+    struct worker *w = ud;
+    (void)why;
     eddy_consumer_drain(w->cons, consumer_drained, w);
-}
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-    struct worker *w = s->data;
-    if (++w->signals > 1) {
-        /* Safe: committed events not yet deleted come back and meet their
-         * dedupe markers. */
-        eddy_log(EDDY_LOG_WARN, NULL, "second signal (%s): exiting now", strsignal(signum));
-        fflush(stdout);
-        fflush(stderr);
-        _exit(1);
-    }
-    start_drain(w, strsignal(signum));
 }
 
 static void on_fatal(const struct eddy_error *err, void *ud)
@@ -190,7 +156,7 @@ static void on_fatal(const struct eddy_error *err, void *ud)
     struct worker *w = ud;
     (void)err; /* logged where it was found */
     w->exit_code = 3;
-    start_drain(w, "cannot consume the queue");
+    eddy_shell_drain(&w->shell, "cannot consume the queue");
 }
 
 /* ---- setup ---- */
@@ -198,11 +164,6 @@ static void on_fatal(const struct eddy_error *err, void *ud)
 static eddy_err make_processor(struct worker *w, struct eddy_error *err)
 {
     const struct eddy_config *cfg = w->cfg;
-    if (cfg->event_source_str == NULL) {
-        size_t n = strlen(w->rt.ns) + 6;
-        w->event_source = eddy_malloc(n);
-        snprintf(w->event_source, n, "eddy.%s", w->rt.ns);
-    }
     bool relay_on = cfg->relay && cfg->event_bus_str != NULL;
     struct eddy_processor_config pc = {
         .table = cfg->table_str,
@@ -212,7 +173,7 @@ static eddy_err make_processor(struct worker *w, struct eddy_error *err)
         .state_history = cfg->state_history != 0,
         .occ_retries = (int)cfg->occ_retries,
         .outbox_shards = (uint32_t)cfg->outbox_shards,
-        .event_source = cfg->event_source_str ? cfg->event_source_str : w->event_source,
+        .event_source = w->rt.event_source,
         .event_bus = cfg->event_bus_str,
         .cache_entities = (size_t)cfg->cache_entities,
         .on_reject = (enum eddy_reject_policy)cfg->on_reject,
@@ -329,16 +290,8 @@ static eddy_err setup(struct worker *w, struct eddy_error *err)
 
 static void start(struct worker *w)
 {
-    uv_loop_t *loop = &w->rt.loop;
-    uv_signal_init(loop, &w->sigterm);
-    uv_signal_init(loop, &w->sigint);
-    w->sigterm.data = w->sigint.data = w;
-    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&w->sigint, on_signal, SIGINT);
-    uv_timer_init(loop, &w->metrics_timer);
-    uv_timer_init(loop, &w->drain_timer);
-    uint64_t every = (uint64_t)w->cfg->metrics_interval * 1000;
-    uv_timer_start(&w->metrics_timer, metrics_tick, every, every);
+    eddy_shell_start(&w->shell, &w->rt.loop, "worker", w->cfg->drain_seconds,
+                     w->cfg->metrics_interval, shell_drain, shell_emit, w);
     if (w->relay) {
         eddy_err rc = eddy_relay_start(w->relay);
         if (rc != EDDY_OK)
@@ -355,7 +308,6 @@ static void teardown(struct worker *w)
         eddy_envelope_spec_cleanup(&w->spec);
     eddy_health_cleanup(&w->health);
     eddy_metrics_free(w->metrics);
-    free(w->event_source);
 }
 
 int eddy_cmd_worker(struct eddy_cli_context *ctx)

@@ -94,6 +94,8 @@ eddy_err eddy_runtime_init(struct eddy_runtime *rt, const struct eddy_cli_contex
     rt->parts |= PART_MACHINE;
     rt->m = rt->machine.machine;
     rt->ns = cfg->ns_str ? cfg->ns_str : rt->m->name;
+    eddy_record_default_source(rt->ns, rt->default_source);
+    rt->event_source = cfg->event_source_str ? cfg->event_source_str : rt->default_source;
     if (uv_loop_init(&rt->loop) != 0) {
         rc = eddy_error_set(err, EDDY_EIO, "cannot create the event loop");
         goto fail;

@@ -20,6 +20,7 @@
 #include "base/metrics.h"
 #include "cli/commands.h"
 #include "core/machine.h"
+#include "core/record.h"
 #include "svc/dynamodb.h"
 #include "svc/eventbridge.h"
 #include "svc/eventbridge2.h"
@@ -38,6 +39,9 @@ struct eddy_runtime {
     struct eddy_machine_ref machine;
     const struct eddy_machine *m; /* machine.machine */
     const char *ns;               /* EDDY_NAMESPACE or the machine's name */
+    /* EDDY_EVENT_SOURCE, or the default "eddy.<ns>" (core/record.h) */
+    const char *event_source;
+    char default_source[EDDY_RECORD_SOURCE_MAX];
     unsigned parts;               /* what was initialised, for cleanup */
     uint64_t connections_counted; /* see eddy_runtime_count_connections */
 };

@@ -613,6 +613,11 @@ static eddy_err put_publish(struct render *r, const struct eddy_record_publish *
     return EDDY_OK;
 }
 
+void eddy_record_default_source(const char *ns, char out[EDDY_RECORD_SOURCE_MAX])
+{
+    snprintf(out, EDDY_RECORD_SOURCE_MAX, "eddy.%s", ns);
+}
+
 /*
  * The entry's PutEvents size, by the one rule the relay uses too
  * (eddy_eb_entry_size: Time, Source, DetailType, Detail, Resources). The
@@ -622,8 +627,8 @@ static eddy_err put_publish(struct render *r, const struct eddy_record_publish *
 static size_t entry_size(const struct eddy_record_entity *e, const struct eddy_record_publish *pub,
                          const char *type, const char *detail)
 {
-    char fallback[EDDY_RECORD_ID_MAX + 8];
-    snprintf(fallback, sizeof fallback, "eddy.%s", e->ns);
+    char fallback[EDDY_RECORD_SOURCE_MAX];
+    eddy_record_default_source(e->ns, fallback);
     size_t nres = 0;
     for (const cJSON *r = pub && pub->resources ? pub->resources->child : NULL; r; r = r->next)
         nres++;

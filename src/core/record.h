@@ -68,6 +68,11 @@
 
 /* Limits: ids, DynamoDB keys, items and transactions, EventBridge entries. */
 #define EDDY_RECORD_ID_MAX 1024
+
+/* The Source of an entity's outbound events when none is configured or
+ * recorded: "eddy.<ns>". The one place it is spelled. */
+#define EDDY_RECORD_SOURCE_MAX (EDDY_RECORD_ID_MAX + 8)
+void eddy_record_default_source(const char *ns, char out[EDDY_RECORD_SOURCE_MAX]);
 #define EDDY_RECORD_PK_MAX 2048
 #define EDDY_RECORD_SK_MAX 1024
 #define EDDY_RECORD_ITEM_MAX (400 * 1024)

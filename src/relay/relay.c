@@ -513,10 +513,9 @@ static struct entry *entry_new(struct eddy_relay *r, cJSON *item)
     const char *shard = strchr(e->o.pk, '/');
     e->shard = shard ? (uint32_t)strtoul(shard + 1, NULL, 10) : 0;
     if (e->o.source == NULL && r->source == NULL) {
-        struct eddy_buf b;
-        eddy_buf_init(&b, 0);
-        eddy_buf_appendf(&b, "eddy.%s", e->o.ns);
-        e->source = eddy_buf_take(&b, NULL);
+        char source[EDDY_RECORD_SOURCE_MAX];
+        eddy_record_default_source(e->o.ns, source);
+        e->source = eddy_strdup(source);
     }
     int64_t ts = item_n(item, "_ts"), tms = item_n(item, "_tms");
     e->commit_ms = tms > 0 ? tms : ts * 1000;

@@ -1,0 +1,90 @@
+/*
+ * shell.c - the process shell of `eddy worker` and `eddy relay` (see shell.h).
+ */
+#include "cli/shell.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+
+static void exit_now(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    _exit(1);
+}
+
+static void drain_expired(uv_timer_t *t)
+{
+    struct eddy_shell *s = eddy_container_of(t, struct eddy_shell, drain_timer);
+    eddy_log(EDDY_LOG_ERROR, NULL,
+             "%s: drain did not finish within %lld s (EDDY_DRAIN_SECONDS); "
+             "exiting",
+             s->name, (long long)s->drain_seconds);
+    exit_now();
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct eddy_shell *s = h->data;
+    if (++s->signals > 1) {
+        eddy_log(EDDY_LOG_WARN, NULL, "%s: second signal (%s): exiting now", s->name,
+                 strsignal(signum));
+        exit_now();
+    }
+    eddy_shell_drain(s, strsignal(signum));
+}
+
+static void emit_tick(uv_timer_t *t)
+{
+    struct eddy_shell *s = eddy_container_of(t, struct eddy_shell, emit_timer);
+    s->emit(s->ud);
+}
+
+void eddy_shell_start(struct eddy_shell *s, uv_loop_t *loop, const char *name,
+                      int64_t drain_seconds, int64_t metrics_interval_s,
+                      void (*drain)(void *ud, const char *why), void (*emit)(void *ud), void *ud)
+{
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    s->drain = drain;
+    s->emit = emit;
+    s->ud = ud;
+    s->drain_seconds = drain_seconds;
+    uv_signal_init(loop, &s->sigterm);
+    uv_signal_init(loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_timer_init(loop, &s->drain_timer);
+    uv_timer_init(loop, &s->emit_timer);
+    if (emit) {
+        uint64_t every = (uint64_t)metrics_interval_s * 1000;
+        uv_timer_start(&s->emit_timer, emit_tick, every, every);
+    }
+}
+
+void eddy_shell_drain(struct eddy_shell *s, const char *why)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    eddy_log(EDDY_LOG_INFO, NULL, "%s: %s: draining (at most %lld s)", s->name, why,
+             (long long)s->drain_seconds);
+    uv_timer_start(&s->drain_timer, drain_expired, (uint64_t)s->drain_seconds * 1000, 0);
+    s->drain(s->ud, why);
+}
+
+void eddy_shell_close(struct eddy_shell *s)
+{
+    if (s->emit)
+        s->emit(s->ud); /* the last line, after every commit and delete */
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->drain_timer, NULL);
+    uv_close((uv_handle_t *)&s->emit_timer, NULL);
+}
