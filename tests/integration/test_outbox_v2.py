@@ -11,9 +11,9 @@ FIFO subscriber feeding a FIFO queue, and kill -9 of the publisher.
      was delivered already, the bus answers DEDUPLICATED and delivers
      nothing. Meanwhile B publishes a second batch, slowly, and is killed -9
      as soon as it has committed it all, with part of it unpublished.
-  3. Worker C sweeps B's leftovers (published now, or DEDUPLICATED when B got
-     them out), and once the outbox is empty a third batch; C stops on
-     SIGTERM.
+  3. `eddy relay` sweeps B's leftovers (published now, or DEDUPLICATED when B
+     got them out) and stops on SIGTERM once the outbox is empty; then worker
+     C publishes a third batch and stops on SIGTERM.
 The subscriber's queue must hold every outbound event the table recorded,
 each exactly once, each entity's in (seq, idx) order. Without the
 DeduplicationId the re-published rows of step 2 arrive twice (21 of 54 did
@@ -21,7 +21,9 @@ when it was left out).
 """
 
 import json
+import os
 import signal
+import subprocess
 
 import awsenv
 import workerkit as wk
@@ -50,13 +52,24 @@ class World:
         self.ddb_proxy = FaultProxy(ENV.endpoint("dynamodb")).start()
         self.arrived = []  # (id, entity, seq, idx) in arrival order
 
+    def settings(self):
+        return {"EDDY_EVENT_BUS": self.bus, "AWS_ENDPOINT_URL_EVENTBRIDGEV2": self.bus_proxy.url,
+                "AWS_ENDPOINT_URL_DYNAMODB": self.ddb_proxy.url, "EDDY_OUTBOX_SHARDS": SHARDS,
+                "EDDY_OUTBOX_GRACE": 1, "EDDY_SWEEP_MAX": 1, "EDDY_RELAY_POLL_MS": 200,
+                "EDDY_LEASE_MS": 2000}
+
     def worker(self):
-        return Worker(ENV, self.table, self.queue["url"], EDDY_RELAY="on",
-                      EDDY_EVENT_BUS=self.bus,
-                      AWS_ENDPOINT_URL_EVENTBRIDGEV2=self.bus_proxy.url,
-                      AWS_ENDPOINT_URL_DYNAMODB=self.ddb_proxy.url,
-                      EDDY_OUTBOX_SHARDS=SHARDS, EDDY_OUTBOX_GRACE=1, EDDY_SWEEP_MAX=1,
-                      EDDY_RELAY_POLL_MS=200, EDDY_LEASE_MS=2000)
+        return Worker(ENV, self.table, self.queue["url"], EDDY_RELAY="on", **self.settings())
+
+    def relay(self):
+        env = dict(os.environ)
+        env.update(ENV.values)
+        env.update({k: str(v) for k, v in self.settings().items()})
+        env.update(EDDY_TABLE=self.table, EDDY_MACHINE="slotmachine", EDDY_METRICS="off")
+        p = subprocess.Popen([str(wk.EDDY), "relay"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        awsenv.STARTED.append(p)
+        return p
 
     def outbox_left(self):
         return sum(len(wk.items(ENV, self.table, f"#outbox/{s}")) for s in range(SHARDS))
@@ -132,12 +145,15 @@ def test_once_and_in_order_through_kill9():
         b.kill()
         second = w.outbound_ids(entities) - first
 
-        # 3. the rest swept, then a third batch through a live worker
+        # 3. the rest swept by `eddy relay`, then a third batch through a live worker
         w.bus_proxy.set_rules([])
+        r = w.relay()
+        wait_for(lambda: w.outbox_left() == 0, 60, 0.2, "the leftovers swept")
+        r.send_signal(signal.SIGTERM)
+        assert r.wait(timeout=30) == 0
+        w.wait_delivered(first | second, "the second batch delivered")
         c = w.worker()
         workers.append(c)
-        wait_for(lambda: w.outbox_left() == 0, 60, 0.2, "the leftovers swept")
-        w.wait_delivered(first | second, "the second batch delivered")
         wk.send_all(ENV, w.queue["url"], wk.game_bodies(entities, 2))
         wk.wait_drained(ENV, w.queue["url"])
         everything = w.outbound_ids(entities)
