@@ -51,6 +51,7 @@
 #include "base/alloc.h"
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "core/apply.h"
 #include "core/machine.h"
 #include "core/record.h"
 
@@ -508,25 +509,20 @@ static eddy_err replay_event(struct replay *r, const struct rec *in, struct eddy
         return EDDY_OK;
     }
     r->events++;
-    void *copy = eddy_machine_state_copy(r->m, r->state, err);
-    if (copy == NULL)
-        return EDDY_EMACHINE;
-    struct eddy_event ev = {in->h.type ? in->h.type : "", in->h.event_id, in->h.data};
-    struct eddy_rng rng;
-    eddy_rng_seed_bytes(&rng, in->h.event_id, strlen(in->h.event_id));
-    char reason[EDDY_MACHINE_REASON_MAX] = "";
-    eddy_emit_reset(&r->emit);
-    enum eddy_outcome out = r->m->process(copy, &ev, &r->emit, &rng, reason, sizeof reason);
-    const char *now = out == EDDY_PROCESS_OK ? NULL : reason[0] ? reason : "rejected";
-    if ((now == NULL) != (in->h.rejected == NULL) || out == EDDY_PROCESS_FAILED)
+    struct eddy_applied a;
+    eddy_err rc = eddy_apply(r->m, r->state, in->h.type ? in->h.type : "", in->h.event_id,
+                             in->h.data, &r->emit, &a, err);
+    if (rc != EDDY_OK)
+        return rc;
+    const char *now = a.outcome == EDDY_PROCESS_OK ? NULL : a.reason;
+    if ((now == NULL) != (in->h.rejected == NULL) || a.outcome == EDDY_PROCESS_FAILED)
         diff_line(r, "outcome", in->h.seq, in->h.idx, str_or_null(in->h.rejected),
-                  out == EDDY_PROCESS_FAILED ? cJSON_CreateString("failed") : str_or_null(now));
-    if (out != EDDY_PROCESS_OK) {
-        r->m->state_free(copy);
+                  a.outcome == EDDY_PROCESS_FAILED ? cJSON_CreateString("failed")
+                                                   : str_or_null(now));
+    if (a.outcome != EDDY_PROCESS_OK)
         return EDDY_OK;
-    }
     r->m->state_free(r->state);
-    r->state = copy;
+    r->state = a.state;
     if (in->h.seq != r->out_seq) {
         r->out_seq = in->h.seq;
         r->out_idx = 0;

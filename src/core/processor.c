@@ -36,6 +36,7 @@
 #include "aws/retry.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "core/apply.h"
 #include "core/attr.h"
 #include "core/machine.h"
 #include "core/record.h"
@@ -352,39 +353,22 @@ static bool add_outbound(struct entity *e, const struct eddy_record_entity *re, 
 static enum eddy_outcome run_event(struct entity *e, size_t i, const void *work, void **next)
 {
     struct eddy_processor *p = e->p;
-    const struct eddy_machine *m = p->cfg.machine;
     struct eddy_proc_event *pe = &e->b->events[i];
     struct eddy_error err;
+    struct eddy_applied a;
     *next = NULL;
-    eddy_emit_reset(&p->emit);
-    if (pe->data != NULL && !cJSON_IsObject(pe->data)) {
-        event_final(pe, EDDY_EV_FAILED, "event data is not a JSON object");
-        return EDDY_PROCESS_FAILED;
-    }
-    void *copy = eddy_machine_state_copy(m, work, &err);
-    if (copy == NULL) {
+    if (eddy_apply(p->cfg.machine, work, pe->type, pe->event_id, pe->data, &p->emit, &a, &err) !=
+        EDDY_OK) {
         event_final(pe, EDDY_EV_FAILED, err.detail);
         return EDDY_PROCESS_FAILED;
     }
-    cJSON *empty = pe->data ? NULL : cJSON_CreateObject();
-    struct eddy_event ev = {pe->type, pe->event_id, pe->data ? pe->data : empty};
-    struct eddy_rng rng;
-    eddy_rng_seed_bytes(&rng, pe->event_id, strlen(pe->event_id));
-    char reason[EDDY_MACHINE_REASON_MAX] = "";
-    enum eddy_outcome out = m->process(copy, &ev, &p->emit, &rng, reason, sizeof reason);
-    cJSON_Delete(empty);
-    if (out == EDDY_PROCESS_REJECTED && reason[0] == '\0')
-        snprintf(reason, sizeof reason, "rejected by the machine");
-    set_reason(pe, reason);
-    if (out == EDDY_PROCESS_OK)
-        *next = copy;
-    else
-        m->state_free(copy);
-    if (out != EDDY_PROCESS_OK && out != EDDY_PROCESS_REJECTED) {
-        event_final(pe, EDDY_EV_FAILED, reason[0] ? reason : "the machine failed");
-        out = EDDY_PROCESS_FAILED;
+    if (a.outcome == EDDY_PROCESS_FAILED) {
+        event_final(pe, EDDY_EV_FAILED, a.reason);
+        return EDDY_PROCESS_FAILED;
     }
-    return out;
+    set_reason(pe, a.reason);
+    *next = a.state;
+    return a.outcome;
 }
 
 /* Whether a transaction of items and bytes (items' text, see item_bytes)
