@@ -57,6 +57,11 @@ ADMIN_POLICY = "eddy-local-admin"
 DUMMY_KEY = ("test", "test")
 START_TIMEOUT_S = 60.0
 KEY_ENV = "EDDY_LOCALAWS_IMPORT_KEY"
+# The moto release the patches below (undo_log_transactions, serialize_queues,
+# fast_queues, fast_partition_queries, cache_jsonpath, import_admin_key) were
+# written against: they replace moto internals, so another release is refused
+# at start rather than patched blind. tools/requirements.in pins the same.
+MOTO_VERSION = "5.2.5"
 ADMIN_DOCUMENT = json.dumps(
     {
         "Version": "2012-10-17",
@@ -70,6 +75,21 @@ class LocalAwsError(Exception):
 
 
 # --- the server process -------------------------------------------------------
+
+
+def check_moto_version(found=None):
+    """Refuse a moto other than MOTO_VERSION, naming both versions."""
+    if found is None:
+        from importlib import metadata
+
+        try:
+            found = metadata.version("moto")
+        except metadata.PackageNotFoundError:
+            found = "none installed"
+    if found != MOTO_VERSION:
+        raise LocalAwsError(
+            f"moto {MOTO_VERSION} expected (the version tools/localaws.py patches), "
+            f"found {found}: run tools/bootstrap, or update the patches and MOTO_VERSION")
 
 
 def serialized(app, lock=None, local=None):
@@ -404,6 +424,7 @@ def cmd_serve(args):
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    check_moto_version()
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
     imported = os.environ.pop(KEY_ENV, "")
@@ -794,6 +815,7 @@ def env_lines(run_dir, endpoints, key, ca_bundle):
 
 
 def cmd_start(opts):
+    check_moto_version()
     run_dir = Path(opts.dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     running = [n for n in (*SERVERS, TLS_PROXY)

@@ -7,6 +7,8 @@ Proves the pipeline the C integration tests rely on:
     failed transaction cannot undo the writes of another;
   - with SigV4 verification on ("auth"), a wrong secret is refused and the real
     key is accepted, on both endpoints;
+  - the moto version the local AWS patches is the one installed and pinned, and
+    another is refused with both versions named;
   - over TLS ("tls"), clients verify moto with AWS_CA_BUNDLE, and without the
     CA the connection is refused; connections stay open between requests, as
     AWS's do, and the TLS proxy counts connections and handshakes.
@@ -171,6 +173,20 @@ def test_tls_keeps_connections_alive():
         assert after["full_handshakes"] + after["resumed_handshakes"] <= after["connections"]
 
 
+def test_moto_version_checked():
+    localaws = awsenv.localaws
+    localaws.check_moto_version()  # the venv's moto is the patched one
+    pinned = (Path(localaws.ROOT) / "tools" / "requirements.in").read_text()
+    assert f"moto[server]=={localaws.MOTO_VERSION}\n" in pinned
+    try:
+        localaws.check_moto_version("5.0.0")
+    except localaws.LocalAwsError as err:
+        assert f"moto {localaws.MOTO_VERSION} expected" in str(err), err
+        assert "found 5.0.0" in str(err), err
+    else:
+        raise AssertionError("another moto version was accepted")
+
+
 if __name__ == "__main__":
     awsenv.run_tests([
         test_plain_endpoints,
@@ -180,4 +196,5 @@ if __name__ == "__main__":
         test_tls_with_ca_bundle,
         test_tls_refused_without_ca,
         test_tls_keeps_connections_alive,
+        test_moto_version_checked,
     ])
