@@ -100,7 +100,7 @@ enum eddy_config_type {
       "longest interval between two sweeps of an empty outbox shard")                              \
     X(publish_attempts, "EDDY_PUBLISH_ATTEMPTS", "publish-attempts", EDDY_CFG_INT, "10", 1, 1000,  \
       NULL, "refusals of an outbox entry before it is moved to the dead letters")                  \
-    X(lease_ms, "EDDY_LEASE_MS", "lease-ms", EDDY_CFG_INT, "30000", 1000, 3600000, NULL,           \
+    X(lease_ms, "EDDY_LEASE_MS", "lease-ms", EDDY_CFG_INT, "40000", 1000, 3600000, NULL,           \
       "relay shard lease duration")                                                                \
     X(log_level, "EDDY_LOG_LEVEL", "log-level", EDDY_CFG_ENUM, "info", 0, 0,                       \
       "debug|info|warn|error", "log level")                                                        \
