@@ -15,6 +15,7 @@ the test says why and exits 77: meson reports it as SKIP, and tools/test counts
 a SKIP as a failure (tools/test --no-container leaves this suite out instead).
 """
 
+import json
 import os
 import random
 import sys
@@ -83,8 +84,6 @@ class ContainerWorker:
         return "\n".join(self.output("stderr").splitlines()[-n:])
 
     def emf_lines(self):
-        import json
-
         lines = []
         for line in self.output("stdout").splitlines():
             try:
