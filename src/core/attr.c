@@ -34,11 +34,11 @@ static eddy_err check_decimal(const struct eddy_decimal *d, const char *text, co
         return EDDY_OK;
     if (d->ndigits > EDDY_ATTR_NUMBER_DIGITS)
         return eddy_error_set(err, EDDY_EINVAL,
-                              "%s: number %.64s has %zu significant digits, DynamoDB keeps %d",
+                              "%.200s: number %.64s has %zu significant digits, DynamoDB keeps %d",
                               path_or_value(path), text, d->ndigits, EDDY_ATTR_NUMBER_DIGITS);
     if (d->adj < EDDY_ATTR_EXP_MIN || d->adj > EDDY_ATTR_EXP_MAX)
         return eddy_error_set(err, EDDY_EINVAL,
-                              "%s: number %.64s out of DynamoDB range (1E-130 to 9.9E+125)",
+                              "%.200s: number %.64s out of DynamoDB range (1E-130 to 9.9E+125)",
                               path_or_value(path), text);
     return EDDY_OK;
 }
@@ -47,7 +47,7 @@ eddy_err eddy_attr_check_number(const char *text, const char *path, struct eddy_
 {
     struct eddy_decimal d;
     if (!eddy_decimal_parse(text, strlen(text), true, &d))
-        return eddy_error_set(err, EDDY_EINVAL, "%s: \"%.64s\" is not a JSON number",
+        return eddy_error_set(err, EDDY_EINVAL, "%.200s: \"%.64s\" is not a JSON number",
                               path_or_value(path), text);
     eddy_err rc = check_decimal(&d, text, path, err);
     free(d.digits);
@@ -112,7 +112,7 @@ static eddy_err number_text(const cJSON *j, const char *path, char buf[32], cons
     if (cJSON_IsRaw(j)) {
         *out = j->valuestring ? j->valuestring : "";
     } else if (!eddy_json_format_double(j->valuedouble, buf)) {
-        return eddy_error_set(err, EDDY_EINVAL, "%s: NaN or infinity cannot be stored",
+        return eddy_error_set(err, EDDY_EINVAL, "%.200s: NaN or infinity cannot be stored",
                               path_or_value(path));
     }
     return eddy_attr_check_number(*out, path, err);
@@ -200,21 +200,21 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
 {
     bool is_map = cJSON_IsObject(j);
     if (depth > EDDY_ATTR_DEPTH_MAX)
-        return eddy_error_set(err, EDDY_EINVAL, "%s: nested deeper than DynamoDB's %d levels",
+        return eddy_error_set(err, EDDY_EINVAL, "%.200s: nested deeper than DynamoDB's %d levels",
                               path_or_value(eddy_buf_cstr(path)), EDDY_ATTR_DEPTH_MAX);
     const char *dup = is_map ? duplicate_name(j) : NULL;
     if (dup)
-        return eddy_error_set(err, EDDY_EINVAL, "%s: member \"%.64s\" appears twice",
+        return eddy_error_set(err, EDDY_EINVAL, "%.200s: member \"%.64s\" appears twice",
                               path_or_value(eddy_buf_cstr(path)), dup);
     size_t index = 0;
     for (const cJSON *c = j->child; c; c = c->next, index++) {
         if (is_map && c->string[0] == '\0') /* moto and other stores mangle them */
-            return eddy_error_set(err, EDDY_EINVAL, "%s: a member has an empty name",
+            return eddy_error_set(err, EDDY_EINVAL, "%.200s: a member has an empty name",
                                   path_or_value(eddy_buf_cstr(path)));
         size_t old = path_push(path, is_map ? c->string : NULL, index);
         eddy_err rc = EDDY_OK;
         if (is_map && !eddy_utf8_valid(c->string))
-            rc = eddy_error_set(err, EDDY_EINVAL, "%s: name is not valid UTF-8",
+            rc = eddy_error_set(err, EDDY_EINVAL, "%.200s: name is not valid UTF-8",
                                 eddy_buf_cstr(path));
         if (rc == EDDY_OK && is_map) {
             eddy_jw_key(w, c->string);
@@ -278,7 +278,7 @@ static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
         return write_container(w, j, keep_map || keep_list ? kv : NULL, path, depth, size, err);
     if (cJSON_IsString(j)) {
         if (!eddy_utf8_valid(j->valuestring))
-            return eddy_error_set(err, EDDY_EINVAL, "%s: string is not valid UTF-8",
+            return eddy_error_set(err, EDDY_EINVAL, "%.200s: string is not valid UTF-8",
                                   path_or_value(p));
         write_typed(w, "S", j->valuestring);
         *size += strlen(j->valuestring);
@@ -289,7 +289,7 @@ static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
         eddy_jw_close(w, '}');
         *size += 1;
     } else {
-        return eddy_error_set(err, EDDY_EINVAL, "%s: not a JSON value", path_or_value(p));
+        return eddy_error_set(err, EDDY_EINVAL, "%.200s: not a JSON value", path_or_value(p));
     }
     return EDDY_OK;
 }
@@ -427,7 +427,7 @@ static eddy_err write_kept(struct eddy_jw *w, const cJSON *j, const cJSON *av, c
         return write_set(w, j, t, path, size, err);
     }
     return eddy_error_set(err, EDDY_EINVAL,
-                          "%s: stored as %s, and the new value %s; eddy keeps a stored "
+                          "%.200s: stored as %s, and the new value %s; eddy keeps a stored "
                           "attribute's type rather than change it",
                           path_or_value(path), type_words(t), misfit);
 }
@@ -525,7 +525,7 @@ static eddy_err number_from_text(const char *text, const char *path, cJSON **out
     struct eddy_decimal d;
     size_t n = strlen(text);
     if (!eddy_decimal_parse(text, n, false, &d))
-        return eddy_error_set(err, EDDY_EPARSE, "%s: N value \"%.64s\" is not a number",
+        return eddy_error_set(err, EDDY_EPARSE, "%.200s: N value \"%.64s\" is not a number",
                               path_or_value(path), text);
     double v;
     if (eddy_decimal_fits_double(text, &d, &v)) {
@@ -551,7 +551,7 @@ static eddy_err container_from_av(const cJSON *v, bool is_map, const char *elem,
 {
     const char *p = path_or_value(eddy_buf_cstr(path));
     if (is_map ? !cJSON_IsObject(v) : !cJSON_IsArray(v))
-        return eddy_error_set(err, EDDY_EPARSE, "%s: malformed %s", p, is_map ? "map" : "list");
+        return eddy_error_set(err, EDDY_EPARSE, "%.200s: malformed %s", p, is_map ? "map" : "list");
     cJSON *body = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
     size_t index = 0;
     for (const cJSON *c = v->child; c; c = c->next, index++) {
@@ -561,7 +561,7 @@ static eddy_err container_from_av(const cJSON *v, bool is_map, const char *elem,
         if (elem == NULL)
             rc = from_av(c, path, &j, err);
         else if (!cJSON_IsString(c))
-            rc = eddy_error_set(err, EDDY_EPARSE, "%s: set member is not a string",
+            rc = eddy_error_set(err, EDDY_EPARSE, "%.200s: set member is not a string",
                                 eddy_buf_cstr(path));
         else if (strcmp(elem, "N") == 0)
             rc = number_from_text(c->valuestring, eddy_buf_cstr(path), &j, err);
@@ -587,7 +587,7 @@ static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out, str
     *out = NULL;
     const cJSON *v = cJSON_IsObject(av) ? av->child : NULL;
     if (v == NULL || v->next != NULL)
-        return eddy_error_set(err, EDDY_EPARSE, "%s: not an attribute value", p);
+        return eddy_error_set(err, EDDY_EPARSE, "%.200s: not an attribute value", p);
     const char *t = v->string;
     if (strcmp(t, "M") == 0 || strcmp(t, "L") == 0)
         return container_from_av(v, t[0] == 'M', NULL, path, out, err);
@@ -600,7 +600,8 @@ static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out, str
     else if (strcmp(t, "NULL") == 0)
         *out = cJSON_CreateNull();
     else if (!cJSON_IsString(v) || (strcmp(t, "S") && strcmp(t, "N") && strcmp(t, "B")))
-        return eddy_error_set(err, EDDY_EPARSE, "%s: unsupported attribute value type %.16s", p, t);
+        return eddy_error_set(err, EDDY_EPARSE, "%.200s: unsupported attribute value type %.16s", p,
+                              t);
     else if (t[0] == 'N')
         return number_from_text(v->valuestring, eddy_buf_cstr(path), out, err);
     else

@@ -75,6 +75,23 @@ static void test_empty_names_refused(void **state)
     }
 }
 
+/* A long path is cut in an error, so the reason after it survives. */
+static void test_long_path_keeps_reason(void **state)
+{
+    (void)state;
+    char name[1001];
+    memset(name, 'n', 1000);
+    name[1000] = '\0';
+    cJSON *j = cJSON_CreateObject();
+    cJSON *inner = cJSON_AddObjectToObject(cJSON_AddObjectToObject(j, name), name);
+    cJSON_AddStringToObject(inner, "x", "a\xff");
+    cJSON *item = NULL;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_attr_item_from_json(j, &item, &err), EDDY_EINVAL);
+    assert_non_null(strstr(err.detail, ": string is not valid UTF-8"));
+    cJSON_Delete(j);
+}
+
 static void test_numbers_roundtrip(void **state)
 {
     (void)state;
@@ -510,19 +527,13 @@ static void test_item_keepers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_names_refused),
-        cmocka_unit_test(test_numbers_roundtrip),
-        cmocka_unit_test(test_negative_zero),
-        cmocka_unit_test(test_long_number_text),
-        cmocka_unit_test(test_numbers_refused),
-        cmocka_unit_test(test_nested_and_types),
-        cmocka_unit_test(test_unicode),
-        cmocka_unit_test(test_parse_strict),
-        cmocka_unit_test(test_from_other_writers),
-        cmocka_unit_test(test_depth_limit),
-        cmocka_unit_test(test_item_size),
-        cmocka_unit_test(test_write_members),
-        cmocka_unit_test(test_kept_types),
+        cmocka_unit_test(test_empty_names_refused), cmocka_unit_test(test_long_path_keeps_reason),
+        cmocka_unit_test(test_numbers_roundtrip),   cmocka_unit_test(test_negative_zero),
+        cmocka_unit_test(test_long_number_text),    cmocka_unit_test(test_numbers_refused),
+        cmocka_unit_test(test_nested_and_types),    cmocka_unit_test(test_unicode),
+        cmocka_unit_test(test_parse_strict),        cmocka_unit_test(test_from_other_writers),
+        cmocka_unit_test(test_depth_limit),         cmocka_unit_test(test_item_size),
+        cmocka_unit_test(test_write_members),       cmocka_unit_test(test_kept_types),
         cmocka_unit_test(test_item_keepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
