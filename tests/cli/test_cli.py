@@ -10,6 +10,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+ROOT = Path(os.environ.get("EDDY_SOURCE_ROOT", Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import awsenv  # noqa: E402  (test_case, main)
+
 EDDY = str(Path(os.environ["EDDY_BUILD_ROOT"]) / "eddy")
 BASE = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
@@ -68,16 +72,13 @@ def test_double_dash_ends_options():
     assert p.returncode == 0 and "EDDY_ENTITY_ID" in p.stdout
 
 
+CliTest = awsenv.test_case("CliTest", [
+    test_pointers_and_namespace_name_their_variable,
+    test_integers_written_plainly,
+    test_health_folder_must_exist,
+    test_double_dash_ends_options,
+])
+
+
 if __name__ == "__main__":
-    failed = 0
-    tests = [test_pointers_and_namespace_name_their_variable, test_integers_written_plainly,
-             test_health_folder_must_exist, test_double_dash_ends_options]
-    for t in tests:
-        try:
-            t()
-            print(f"ok   {t.__name__}", flush=True)
-        except Exception as err:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {t.__name__}: {type(err).__name__}: {err}", flush=True)
-    print(f"{len(tests) - failed} passed, {failed} failed", flush=True)
-    sys.exit(1 if failed else 0)
+    awsenv.main()

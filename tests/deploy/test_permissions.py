@@ -252,9 +252,12 @@ def test_operator_policy_matches_the_code():
             granted([policy["Properties"]["PolicyDocument"]]), operations)
 
 
+PermissionsTest = awsenv.test_case("PermissionsTest", [
+    test_the_graph_sees_the_clients,
+    test_task_role_matches_the_code,
+    test_operator_policy_matches_the_code,
+])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([
-        test_the_graph_sees_the_clients,
-        test_task_role_matches_the_code,
-        test_operator_policy_matches_the_code,
-    ])
+    awsenv.main()

@@ -20,13 +20,16 @@ STACK = awsenv.unique_name("eddy")
 OUT = {}
 
 
-def test_create_stack():
+def create_stack():
     OUT.update(ENV.deploy_stack(ROOT / "deploy" / "cloudformation.yaml", STACK, {
         "DeployService": "false",
         "Image": "eddy:test",
         "Subnets": "subnet-0123456789abcdef0",
         "SecurityGroups": "sg-0123456789abcdef0",
     }))
+
+
+def test_create_stack():
     for key in ("TableName", "QueueUrl", "DeadLetterQueueUrl", "EventBusName",
                 "InboundRuleArn"):
         assert OUT.get(key), (key, OUT)
@@ -86,11 +89,14 @@ def test_inbound_types_reach_queue():
     assert not extra.get("Messages"), extra
 
 
+StackTest = awsenv.test_case("StackTest", setup=create_stack, tests=[
+    test_create_stack,
+    test_table,
+    test_queues_and_redrive,
+    test_bus_rule_target,
+    test_inbound_types_reach_queue,
+])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([
-        test_create_stack,
-        test_table,
-        test_queues_and_redrive,
-        test_bus_rule_target,
-        test_inbound_types_reach_queue,
-    ])
+    awsenv.main()

@@ -181,17 +181,20 @@ def test_outputs_cover_names_and_urls():
             "InboundRuleArn", "ClusterName", "ServiceName", "LogGroupName"} <= outputs
 
 
+TemplateTest = awsenv.test_case("TemplateTest", [
+    test_parses,
+    test_data_resources_unconditional_service_conditional,
+    test_table_ttl_recovery_encryption,
+    test_queue_policy_only_rule_sends,
+    test_task_role_least_privilege,
+    test_operator_policy_on_the_table,
+    test_task_definition,
+    test_visibility_exceeds_drain,
+    test_scaling_on_backlog_per_task,
+    test_alarms,
+    test_outputs_cover_names_and_urls,
+])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([
-        test_parses,
-        test_data_resources_unconditional_service_conditional,
-        test_table_ttl_recovery_encryption,
-        test_queue_policy_only_rule_sends,
-        test_task_role_least_privilege,
-        test_operator_policy_on_the_table,
-        test_task_definition,
-        test_visibility_exceeds_drain,
-        test_scaling_on_backlog_per_task,
-        test_alarms,
-        test_outputs_cover_names_and_urls,
-    ])
+    awsenv.main()

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import unittest
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -218,20 +219,53 @@ def receive_all(env, queue_url, want, timeout_s=10.0):
     return bodies
 
 
-def run_tests(tests):
-    """Run test functions in order, print one line each; exit 1 if any failed.
+def test_case(name, tests, setup=None):
+    """A unittest.TestCase class NAME with one method per test function.
 
-    A plain runner, so the tests need nothing beyond the project's venv.
+    The functions keep their names (test_...), so the standard runner can run
+    one alone: `python -m unittest test_worker.WorkerTest.test_state_history`
+    (from tests/integration, with the local AWS's variables set; see
+    with-local-aws), or `python test_worker.py WorkerTest.test_state_history`.
+    main() runs them in the order given; SETUP, if given, runs once before
+    any of them (setUpClass), so each can run alone.
     """
-    failed = 0
-    for test in tests:
-        start = time.monotonic()
-        try:
+    def method(test):
+        def run(self):
             test()
-        except Exception as err:  # noqa: BLE001  (report every failure the same way)
-            failed += 1
-            print(f"FAIL {test.__name__}: {type(err).__name__}: {err}", flush=True)
-            continue
-        print(f"ok   {test.__name__} ({time.monotonic() - start:.2f} s)", flush=True)
-    print(f"{len(tests) - failed} passed, {failed} failed", flush=True)
-    sys.exit(1 if failed else 0)
+        run.__name__ = run.__qualname__ = test.__name__
+        run.__doc__ = test.__doc__
+        return run
+
+    attrs = {t.__name__: method(t) for t in tests}
+    attrs.update(order=[t.__name__ for t in tests], __module__=tests[0].__module__,
+                 __qualname__=name)
+    if setup is not None:
+        attrs["setUpClass"] = classmethod(lambda cls: setup())
+    return type(name, (unittest.TestCase,), attrs)
+
+
+class OrderedLoader(unittest.TestLoader):
+    """Loads a test_case() class's tests in the order they were listed."""
+
+    def getTestCaseNames(self, testCaseClass):  # noqa: N802  (unittest's name)
+        names = super().getTestCaseNames(testCaseClass)
+        order = getattr(testCaseClass, "order", None)
+        if order:
+            names.sort(key=order.index)
+        return names
+
+
+def main(argv=None):
+    """unittest.main over the __main__ module: one line a test, exit 1 on a failure.
+
+    Arguments as unittest takes them: test names (WorkerTest.test_x), -k PATTERN.
+    """
+    unittest.main(module="__main__", argv=argv, testLoader=OrderedLoader(), verbosity=2)
+
+
+def run_tests(tests):
+    """Run test functions (closures that cannot sit at module level) in order
+    with the standard runner; exit 1 if any failed."""
+    suite = OrderedLoader().loadTestsFromTestCase(test_case("Tests", tests))
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    sys.exit(0 if result.wasSuccessful() else 1)

@@ -262,5 +262,8 @@ def test_adversarial_corpus():
           flush=True)
 
 
+AdversarialTest = awsenv.test_case("AdversarialTest", [test_adversarial_corpus])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([test_adversarial_corpus])
+    awsenv.main()

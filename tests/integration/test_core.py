@@ -13,7 +13,6 @@ EDDY_CORE_DRIVER, EDDY_BIN, EDDY_COUNTER_SO, EDDY_COUNTER_V2_SO.
 import json
 import os
 import subprocess
-import time
 
 import awsenv
 
@@ -268,14 +267,17 @@ def test_slotmachine_replay_equal():
     assert st["games"] == 20 and st["wins"] + st["losses"] == 20
 
 
+CoreTest = awsenv.test_case("CoreTest", [with_table(t) for t in (
+    test_duplicate_applied_once,
+    test_coalesced_commit_of_ten,
+    test_over_limit_errors,
+    test_bad_input,
+    test_replay_and_repair,
+    test_slotmachine_replay_equal,
+    test_unreadable_record,
+    test_two_processes_no_lost_update,
+)])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([with_table(t) for t in (
-        test_duplicate_applied_once,
-        test_coalesced_commit_of_ten,
-        test_over_limit_errors,
-        test_bad_input,
-        test_replay_and_repair,
-        test_slotmachine_replay_equal,
-        test_unreadable_record,
-        test_two_processes_no_lost_update,
-    )])
+    awsenv.main()

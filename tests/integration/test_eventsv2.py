@@ -203,6 +203,14 @@ def test_tls():
     check_publish(awsenv.Env.variant("tls"))
 
 
+EventsV2Test = awsenv.test_case("EventsV2Test", [
+    test_dedupe_window_and_order,
+    test_filters_content_dedupe_and_refusals,
+    test_plain,
+    test_auth,
+    test_tls,
+])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([test_dedupe_window_and_order, test_filters_content_dedupe_and_refusals,
-                      test_plain, test_auth, test_tls])
+    awsenv.main()

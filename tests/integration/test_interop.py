@@ -325,12 +325,15 @@ def test_binary_and_sets_survive():
     assert st["Photo"] == b"\x00\x01\x02\xff" and sorted(st["Lucky"]) == [1.5, 7.0]
 
 
+InteropTest = awsenv.test_case("InteropTest", [with_table(t) for t in (
+    test_json_codec_round_trip,
+    test_go_field_names,
+    test_worker_advances_go_state,
+    test_repair_after_foreign_records,
+    test_refusals_and_repairs_read_by_stream,
+    test_binary_and_sets_survive,
+)])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([with_table(t) for t in (
-        test_json_codec_round_trip,
-        test_go_field_names,
-        test_worker_advances_go_state,
-        test_repair_after_foreign_records,
-        test_refusals_and_repairs_read_by_stream,
-        test_binary_and_sets_survive,
-    )])
+    awsenv.main()

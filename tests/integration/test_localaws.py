@@ -187,14 +187,17 @@ def test_moto_version_checked():
         raise AssertionError("another moto version was accepted")
 
 
+LocalAwsTest = awsenv.test_case("LocalAwsTest", [
+    test_plain_endpoints,
+    test_dynamodb_serialized,
+    test_auth_rejects_wrong_secret,
+    test_auth_accepts_right_key,
+    test_tls_with_ca_bundle,
+    test_tls_refused_without_ca,
+    test_tls_keeps_connections_alive,
+    test_moto_version_checked,
+])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([
-        test_plain_endpoints,
-        test_dynamodb_serialized,
-        test_auth_rejects_wrong_secret,
-        test_auth_accepts_right_key,
-        test_tls_with_ca_bundle,
-        test_tls_refused_without_ca,
-        test_tls_keeps_connections_alive,
-        test_moto_version_checked,
-    ])
+    awsenv.main()

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import awsenv
 import workerkit as wk
@@ -282,12 +281,13 @@ def test_three_workers_publish_their_own_commits():
         assert (c > 0) == (n > 0), (counts, processed)
 
 
+OutboxTest = awsenv.test_case("OutboxTest", [
+    test_kill9_between_commit_and_publish,
+    test_refused_entry_dead_lettered_entity_goes_on,
+    test_backlog_does_not_hold_back_a_shard_mate,
+    test_three_workers_publish_their_own_commits,
+])
+
+
 if __name__ == "__main__":
-    tests = [
-        test_kill9_between_commit_and_publish,
-        test_refused_entry_dead_lettered_entity_goes_on,
-        test_backlog_does_not_hold_back_a_shard_mate,
-        test_three_workers_publish_their_own_commits,
-    ]
-    only = sys.argv[1:]
-    awsenv.run_tests([t for t in tests if not only or t.__name__ in only])
+    awsenv.main()

@@ -172,5 +172,8 @@ def test_once_and_in_order_through_kill9():
         w.close()
 
 
+OutboxV2Test = awsenv.test_case("OutboxV2Test", [test_once_and_in_order_through_kill9])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([test_once_and_in_order_through_kill9])
+    awsenv.main()

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -268,14 +267,15 @@ def test_fast_path_latency_and_throughput():
     assert tput["n"] == 1000 and tput["deleted"] == 1000
 
 
+RelayTest = awsenv.test_case("RelayTest", [
+    test_order_counts_and_sigterm_release,
+    test_fault_proxy_failed_entries_only_resent,
+    test_three_relays_kill9_moves_shards,
+    test_sigterm_finishes_batch_in_hand,
+    test_fast_path_latency_and_throughput,
+])
+
+
 if __name__ == "__main__":
     print(f"relay logs in {LOGS}", flush=True)
-    tests = [
-        test_order_counts_and_sigterm_release,
-        test_fault_proxy_failed_entries_only_resent,
-        test_three_relays_kill9_moves_shards,
-        test_sigterm_finishes_batch_in_hand,
-        test_fast_path_latency_and_throughput,
-    ]
-    only = sys.argv[1:]  # names to run one test by hand
-    awsenv.run_tests([t for t in tests if not only or t.__name__ in only])
+    awsenv.main()

@@ -288,9 +288,18 @@ def test_state_history():
     assert by_sk["STATE/2"]["games"]["N"] == "1" and by_sk["STATE/1"]["isCoinInSlot"]["BOOL"]
 
 
+WorkerTest = awsenv.test_case("WorkerTest", [
+    test_eventbridge_to_dynamodb,
+    test_duplicates_applied_once,
+    test_rejections_recorded,
+    test_poison_to_dlq,
+    test_poison_copy_does_not_hide_valid_one,
+    test_fifo_keeps_group_order,
+    test_sigterm_under_load_exits_in_time,
+    test_relay_publishes_with_trace_header,
+    test_state_history,
+])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([test_eventbridge_to_dynamodb, test_duplicates_applied_once,
-                      test_rejections_recorded, test_poison_to_dlq,
-                      test_poison_copy_does_not_hide_valid_one, test_fifo_keeps_group_order,
-                      test_sigterm_under_load_exits_in_time,
-                      test_relay_publishes_with_trace_header, test_state_history])
+    awsenv.main()

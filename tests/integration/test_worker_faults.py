@@ -4,7 +4,6 @@ workers on one queue with hot entities. Each time, every event is applied
 exactly once and every stored state is the sequential fold of its records.
 """
 
-import time
 
 import awsenv
 import workerkit as wk
@@ -108,6 +107,13 @@ def test_heartbeat_holds_a_slow_message():
     check_all(table, ["hb-1"], 1)
 
 
+WorkerFaultsTest = awsenv.test_case("WorkerFaultsTest", [
+    test_faults_through_proxy,
+    test_kill_9_then_restart,
+    test_two_workers_hot_entities,
+    test_heartbeat_holds_a_slow_message,
+])
+
+
 if __name__ == "__main__":
-    awsenv.run_tests([test_faults_through_proxy, test_kill_9_then_restart,
-                      test_two_workers_hot_entities, test_heartbeat_holds_a_slow_message])
+    awsenv.main()

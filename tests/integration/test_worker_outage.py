@@ -164,8 +164,17 @@ def measure(argv):
         print(json.dumps(r), flush=True)
 
 
+WorkerOutageTest = awsenv.test_case("WorkerOutageTest", [
+    test_dynamodb_refused,
+    test_dynamodb_5xx,
+])
+
+
+MEASURE_FLAGS = ("--events", "--outage", "--entities", "--visibility", "--max-receive",
+                 "--kinds")
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
+    if any(a.split("=")[0] in MEASURE_FLAGS for a in sys.argv[1:]):
         measure(sys.argv[1:])
     else:
-        awsenv.run_tests([test_dynamodb_refused, test_dynamodb_5xx])
+        awsenv.main()
