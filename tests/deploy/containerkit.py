@@ -121,13 +121,15 @@ class Engine:
             if self.proc.poll() is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise NoEngine(f"dockerd exited with status {self.proc.returncode}:\n{tail}")
+                raise NoEngine(f"dockerd exited with status {self.proc.returncode} "
+                               f"(log: {self.log_path}):\n{tail}")
             if sock.exists() and self.docker("version", check=False).returncode == 0:
                 return
             if time.monotonic() > deadline:
                 tail = self.log_tail()
                 self.stop()
-                raise NoEngine(f"dockerd did not answer within {timeout_s:.0f} s:\n{tail}")
+                raise NoEngine(f"dockerd did not answer within {timeout_s:.0f} s "
+                               f"(log: {self.log_path}):\n{tail}")
             time.sleep(0.2)
 
     def log_tail(self, n=15):

@@ -190,7 +190,7 @@ def main():
     try:
         engine.start()
     except containerkit.NoEngine as err:
-        say(f"SKIP container: no Docker engine could be started: {err}")
+        say(f"SKIP: no Docker engine could be started: {err}")
         return 77
     say(f"   dockerd up in {time.monotonic() - t0:.1f} s (data in {engine.data})")
     built = []
