@@ -72,7 +72,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 

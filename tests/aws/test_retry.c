@@ -30,9 +30,12 @@ static void test_classify_codes(void **state)
                                             "SlowDown",
                                             "PriorRequestNotComplete",
                                             "EC2ThrottledException"};
-    static const char *const transients[] = {"RequestTimeout", "RequestTimeoutException",
-                                             "InternalError", "InternalServerError",
-                                             "ServiceUnavailable", "IDPCommunicationError",
+    static const char *const transients[] = {"RequestTimeout",
+                                             "RequestTimeoutException",
+                                             "InternalError",
+                                             "InternalServerError",
+                                             "ServiceUnavailable",
+                                             "IDPCommunicationError",
                                              "TransactionConflictException"};
     for (size_t i = 0; i < EDDY_ARRAY_SIZE(throttles); i++) {
         struct eddy_aws_class k = eddy_aws_classify(EDDY_OK, 400, throttles[i]);
