@@ -28,7 +28,7 @@ enum call_state { CALL_IDLE, CALL_CREDS, CALL_HTTP, CALL_BACKOFF, CALL_DONE };
 
 struct eddy_aws_call {
     struct eddy_aws_client *c;
-    struct eddy_aws_call *prev, *next; /* the client's list of calls in flight */
+    struct eddy_list link; /* in the client's list of calls in flight */
     const char *op;
     eddy_aws_cb cb;
     void *ud;
@@ -105,6 +105,7 @@ eddy_err eddy_aws_client_init(struct eddy_aws_client *c, struct eddy_aws *aws,
                               struct eddy_error *err)
 {
     memset(c, 0, sizeof *c);
+    eddy_list_init(&c->calls);
     c->info = eddy_aws_service_info(svc);
     if (aws == NULL || c->info == NULL)
         return eddy_error_set(err, EDDY_EINVAL, "aws client: unknown service");
@@ -150,8 +151,11 @@ void eddy_aws_client_cleanup(struct eddy_aws_client *c)
 void eddy_aws_client_cancel_all(struct eddy_aws_client *c)
 {
     /* cancel never finishes a call synchronously, so the list stays intact */
-    for (struct eddy_aws_call *call = c->calls; call; call = call->next)
-        eddy_aws_call_cancel(call);
+    struct eddy_list *q;
+    eddy_list_foreach(q, &c->calls)
+    {
+        eddy_aws_call_cancel(eddy_list_data(q, struct eddy_aws_call, link));
+    }
 }
 
 eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out)
@@ -442,15 +446,8 @@ static void call_release(struct eddy_aws_call *call)
 
 static void unlink_call(struct eddy_aws_call *call)
 {
-    struct eddy_aws_client *c = call->c;
-    if (call->prev)
-        call->prev->next = call->next;
-    else
-        c->calls = call->next;
-    if (call->next)
-        call->next->prev = call->prev;
-    call->prev = call->next = NULL;
-    c->inflight--;
+    eddy_list_remove(&call->link);
+    call->c->inflight--;
 }
 
 static void finish(struct eddy_aws_call *call, eddy_err e)
@@ -617,10 +614,7 @@ eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_bu
         free(call);
         return rc;
     }
-    call->next = c->calls;
-    if (c->calls)
-        c->calls->prev = call;
-    c->calls = call;
+    eddy_list_insert_head(&c->calls, &call->link);
     c->inflight++;
     if (handle)
         *handle = call;

@@ -41,6 +41,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/list.h"
 #include "eddy/rng.h"
 
 struct eddy_aws_config {
@@ -94,7 +95,7 @@ struct eddy_aws_client {
     char date_line[32];
     struct eddy_buf token_line; /* holds a session token: wiped */
     struct eddy_buf auth_line;
-    struct eddy_aws_call *calls; /* in flight, for cancel_all */
+    struct eddy_list calls; /* in flight (struct eddy_aws_call), for cancel_all */
     size_t inflight;
 };
 

@@ -15,6 +15,7 @@
 
 #include "aws/retry.h"
 #include "base/alloc.h"
+#include "base/list.h"
 #include "base/log.h"
 #include "worker/health.h"
 #include "base/lru.h"
@@ -26,8 +27,8 @@ enum state { ST_NEW, ST_STARTING, ST_RUNNING, ST_DRAINING, ST_CLOSING, ST_CLOSED
 struct lane;
 
 struct cmsg {
-    struct cmsg *next;              /* lane queue, or the free list */
-    struct cmsg *hb_prev, *hb_next; /* in hand, least recently extended first */
+    struct cmsg *next;        /* lane queue, or the free list */
+    struct eddy_list hb_link; /* in hand, least recently extended first */
     struct eddy_consumer *c;
     struct eddy_sqs_message m;
     struct eddy_envelope env;
@@ -80,7 +81,7 @@ struct eddy_consumer {
     struct eddy_map busy;  /* FIFO: entity -> lane with a batch in flight */
     struct lane *free_lanes, *blocked;
     struct cmsg *free_msgs;
-    struct cmsg hb; /* sentinel of the in-hand list */
+    struct eddy_list hb; /* the messages in hand (cmsg.hb_link) */
     size_t inflight, reserved, sends;
     int visibility_s;
     int max_receives; /* the queue's redrive policy: maxReceiveCount, 0 without one */
@@ -163,23 +164,19 @@ static struct cmsg *msg_get(struct eddy_consumer *c)
     else
         msg = eddy_malloc(sizeof *msg);
     memset(msg, 0, sizeof *msg);
+    eddy_list_init(&msg->hb_link);
     msg->c = c;
     return msg;
 }
 
 static void hb_unlink(struct cmsg *msg)
 {
-    msg->hb_prev->hb_next = msg->hb_next;
-    msg->hb_next->hb_prev = msg->hb_prev;
-    msg->hb_prev = msg->hb_next = msg;
+    eddy_list_remove(&msg->hb_link);
 }
 
 static void hb_append(struct eddy_consumer *c, struct cmsg *msg)
 {
-    msg->hb_prev = c->hb.hb_prev;
-    msg->hb_next = &c->hb;
-    c->hb.hb_prev->hb_next = msg;
-    c->hb.hb_prev = msg;
+    eddy_list_insert_tail(&c->hb, &msg->hb_link);
 }
 
 static int jittered_backoff(struct eddy_consumer *c, uint32_t receive_count)
@@ -893,8 +890,8 @@ static void hb_tick(uv_timer_t *t)
     /* The list is ordered by the last extension: stop at the first one that
      * is recent enough. Each extended message moves to the tail. */
     size_t n = c->inflight;
-    for (size_t i = 0; i < n && c->hb.hb_next != &c->hb; i++) {
-        struct cmsg *msg = c->hb.hb_next;
+    for (size_t i = 0; i < n && !eddy_list_empty(&c->hb); i++) {
+        struct cmsg *msg = eddy_list_data(eddy_list_head(&c->hb), struct cmsg, hb_link);
         if (now - msg->extended_ms < half)
             break;
         (void)!eddy_acker_visibility(&c->acker, msg->m.receipt_handle, c->visibility_s,
@@ -1026,7 +1023,7 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     eddy_rng_seed(&c->rng, cfg->seed);
     eddy_map_init(&c->lanes, cfg->seed ^ 0x9e3779b97f4a7c15u);
     eddy_map_init(&c->busy, cfg->seed ^ 0x2545f4914f6cdd1du);
-    c->hb.hb_next = c->hb.hb_prev = &c->hb;
+    eddy_list_init(&c->hb);
     int np = cfg->pollers;
     /* FIFO: one poller by default. SQS keeps a group's later messages back
      * while earlier ones are in flight, but polls racing each other would

@@ -1,0 +1,67 @@
+/* Unit tests for base/list: the intrusive ring. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/list.h"
+
+struct item {
+    int v;
+    struct eddy_list link;
+};
+
+static int values(struct eddy_list *h, int *out, int max)
+{
+    int n = 0;
+    struct eddy_list *q;
+    eddy_list_foreach(q, h)
+    {
+        if (n < max)
+            out[n] = eddy_list_data(q, struct item, link)->v;
+        n++;
+    }
+    return n;
+}
+
+static void test_list(void **state)
+{
+    (void)state;
+    struct eddy_list h;
+    eddy_list_init(&h);
+    assert_true(eddy_list_empty(&h));
+    assert_null(eddy_list_head(&h));
+    struct item it[4] = {{1, {0}}, {2, {0}}, {3, {0}}, {4, {0}}};
+    for (int i = 0; i < 4; i++)
+        eddy_list_init(&it[i].link);
+    assert_false(eddy_list_linked(&it[0].link));
+    eddy_list_insert_tail(&h, &it[1].link);
+    eddy_list_insert_tail(&h, &it[2].link);
+    eddy_list_insert_head(&h, &it[0].link);
+    eddy_list_insert_tail(&h, &it[3].link);
+    int v[8];
+    assert_int_equal(values(&h, v, 8), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(v[i], i + 1);
+    assert_true(eddy_list_linked(&it[2].link));
+    eddy_list_remove(&it[2].link);
+    assert_false(eddy_list_linked(&it[2].link));
+    assert_int_equal(values(&h, v, 8), 3);
+    assert_int_equal(v[2], 4);
+    /* removing while walking */
+    struct eddy_list *q, *n;
+    eddy_list_foreach_safe(q, n, &h)
+    {
+        eddy_list_remove(q);
+    }
+    assert_true(eddy_list_empty(&h));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_list),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
