@@ -55,6 +55,9 @@ haproxy, whose counts then include the bench's few calls too.
 Plain against HTTPS (--compare N): N rounds of each, phase 1 only, interleaved
 plain, TLS, TLS, plain, ... (each round a fresh local AWS), then the medians and
 the ratio of the worker's CPU per message over HTTPS to over plain HTTP.
+Two binaries (--compare N --baseline PATH): the same, with the baseline binary
+and --eddy as the two sides (both plain, or both --tls), and the ratio of
+--eddy's CPU per message to the baseline's; the backlog is the same each round.
 
 Results are printed and written as JSON to .run/bench/result.json.
 """
@@ -590,7 +593,7 @@ def worker_metrics(fleet, result, phase):
         "totals": totals, "percentiles_ms_per_worker": per_worker}
 
 
-def run(opts, run_dir, result, tls):
+def run(opts, run_dir, result, tls, eddy=None):
     import demo
     import localaws
 
@@ -635,7 +638,9 @@ def run(opts, run_dir, result, tls):
             settings["EDDY_COALESCE_MAX"] = str(opts.coalesce)
         if opts.no_cache:
             settings["EDDY_CACHE_ENTITIES"] = "0"
-        worker = Fleet(opts.eddy, run_dir, worker_env, settings, opts.workers)
+        eddy = eddy or opts.eddy
+        result["eddy"] = str(eddy)
+        worker = Fleet(eddy, run_dir, worker_env, settings, opts.workers)
         result["settings"] = settings
 
         demo.step(f"phase 1: {opts.events} messages preloaded into SQS, then the worker")
@@ -648,7 +653,7 @@ def run(opts, run_dir, result, tls):
             # phase 2 alone
             worker.stop()
             worker_metrics(worker, result, "phase_1")
-            worker = Fleet(opts.eddy, run_dir, worker_env, settings, opts.workers,
+            worker = Fleet(eddy, run_dir, worker_env, settings, opts.workers,
                            name="worker-phase2")
             worker.start()
             if opts.no_downstream:
@@ -735,20 +740,36 @@ def median(values):
     return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if s else None
 
 
+def compare_sides(opts):
+    """The two sides of --compare: plain HTTP against HTTPS with one binary, or
+    (--baseline) the baseline binary against --eddy, both plain or both --tls."""
+    if opts.baseline:
+        return [{"name": "baseline", "eddy": opts.baseline, "tls": opts.tls},
+                {"name": "eddy", "eddy": opts.eddy, "tls": opts.tls}]
+    return [{"name": "plain", "eddy": opts.eddy, "tls": False},
+            {"name": "tls", "eddy": opts.eddy, "tls": True}]
+
+
+ROUND_KEYS = ("cpu_us_per_message", "cpu_us_per_message_net_of_idle", "messages_per_s",
+              "aws_calls_per_message", "peak_rss_kib")
+
+
 def compare(opts, run_dir, result):
-    """Rounds of plain and TLS, interleaved ABBA (plain, TLS, TLS, plain, ...) so
-    a drift in the machine's load falls on both alike."""
+    """Rounds of the two sides, interleaved ABBA (A, B, B, A, ...) so a drift in
+    the machine's load falls on both alike; then the medians and the ratio B/A."""
     import demo
 
+    sides = compare_sides(opts)
     rounds = []
     for i in range(opts.compare):
-        for tls in ((False, True) if i % 2 == 0 else (True, False)):
+        for side in (sides if i % 2 == 0 else sides[::-1]):
             one = {}
             load = os.getloadavg()[0]
-            run(opts, run_dir, one, tls)
+            run(opts, run_dir, one, side["tls"], side["eddy"])
             t = one["throughput"]
             rounds.append({
-                "tls": tls, "loadavg_1m_at_start": round(load, 2),
+                "side": side["name"], "eddy": side["eddy"], "tls": side["tls"],
+                "loadavg_1m_at_start": round(load, 2),
                 "cpu_us_per_message": t["cpu_us_per_message"],
                 "cpu_us_per_message_net_of_idle": t["cpu_us_per_message_net_of_idle"],
                 "messages_per_s": t["messages_per_s"],
@@ -757,41 +778,46 @@ def compare(opts, run_dir, result):
                 "tls_per_1000_messages": t.get("tls_per_1000_messages"),
                 "connections_per_1000_messages": t.get("connections_per_1000_messages"),
             })
+    a, b = (s["name"] for s in sides)
     summary = {}
-    for name, tls in (("plain", False), ("tls", True)):
-        mine = [r for r in rounds if r["tls"] == tls]
-        summary[name] = {key: median([r[key] for r in mine]) for key in (
-            "cpu_us_per_message", "cpu_us_per_message_net_of_idle", "messages_per_s",
-            "aws_calls_per_message", "peak_rss_kib")}
-    summary["tls"]["per_1000_messages"] = {
-        key: median([r["tls_per_1000_messages"][key] for r in rounds if r["tls"]])
-        for key in rounds[1]["tls_per_1000_messages"]} if any(
-            r["tls_per_1000_messages"] for r in rounds) else None
-    summary["cpu_ratio_tls_to_plain"] = round(
-        summary["tls"]["cpu_us_per_message"] / summary["plain"]["cpu_us_per_message"], 3)
+    for side in sides:
+        mine = [r for r in rounds if r["side"] == side["name"]]
+        summary[side["name"]] = {key: median([r[key] for r in mine if r[key] is not None])
+                                 for key in ROUND_KEYS}
+        summary[side["name"]]["eddy"] = side["eddy"]
+        tls_rounds = [r["tls_per_1000_messages"] for r in mine if r["tls_per_1000_messages"]]
+        summary[side["name"]]["tls_per_1000_messages"] = {
+            key: median([c[key] for c in tls_rounds]) for key in tls_rounds[0]
+        } if tls_rounds else None
+    summary["sides"] = [a, b]
+    summary[f"cpu_ratio_{b}_to_{a}"] = round(
+        summary[b]["cpu_us_per_message"] / summary[a]["cpu_us_per_message"], 3)
     summary["cpu_ratio_net_of_idle"] = round(
-        summary["tls"]["cpu_us_per_message_net_of_idle"]
-        / summary["plain"]["cpu_us_per_message_net_of_idle"], 3)
+        summary[b]["cpu_us_per_message_net_of_idle"]
+        / summary[a]["cpu_us_per_message_net_of_idle"], 3)
     result["rounds"] = rounds
     result["summary"] = summary
     Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
     Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
-    demo.step(f"plain HTTP against HTTPS, {opts.compare} rounds each, interleaved")
-    demo.say("   round  mode   CPU us/msg  net of idle  msgs/s  calls/msg  RSS KiB  load  "
+    demo.step(f"{a} against {b}, {opts.compare} rounds each, interleaved")
+    for side in sides:
+        demo.say(f"   {side['name']:<8} {side['eddy']}{' over HTTPS' if side['tls'] else ''}")
+    demo.say("   round  side      CPU us/msg  net of idle  msgs/s  calls/msg  RSS KiB  load  "
              "TLS per 1,000 (connections, full, resumed)")
     for i, r in enumerate(rounds):
         c = r["tls_per_1000_messages"]
         tls_text = (f"{c['connections']}, {c['full_handshakes']}, {c['resumed_handshakes']}"
                     if c else "-")
-        demo.say(f"   {i + 1:>5}  {'TLS' if r['tls'] else 'plain':<5}  {r['cpu_us_per_message']:>10}"
+        demo.say(f"   {i + 1:>5}  {r['side']:<8}  {r['cpu_us_per_message']:>10}"
                  f"  {r['cpu_us_per_message_net_of_idle']:>11}  {r['messages_per_s']:>6}"
                  f"  {r['aws_calls_per_message'] or '-':>9}  {r['peak_rss_kib']:>7}"
                  f"  {r['loadavg_1m_at_start']:>4}  {tls_text}")
-    demo.say(f"   medians: plain {summary['plain']['cpu_us_per_message']} us, "
-             f"TLS {summary['tls']['cpu_us_per_message']} us per message: "
-             f"ratio {summary['cpu_ratio_tls_to_plain']} "
-             f"({summary['cpu_ratio_net_of_idle']} net of idle); peak RSS "
-             f"{summary['plain']['peak_rss_kib']} and {summary['tls']['peak_rss_kib']} KiB")
+    demo.say(f"   medians: {a} {summary[a]['cpu_us_per_message']} us, "
+             f"{b} {summary[b]['cpu_us_per_message']} us per message: "
+             f"ratio {b}/{a} {summary[f'cpu_ratio_{b}_to_{a}']} "
+             f"({summary['cpu_ratio_net_of_idle']} net of idle); calls per message "
+             f"{summary[a]['aws_calls_per_message']} and {summary[b]['aws_calls_per_message']}; "
+             f"peak RSS {summary[a]['peak_rss_kib']} and {summary[b]['peak_rss_kib']} KiB")
     demo.say(f"   written to {opts.out}")
     return 0
 
@@ -832,8 +858,11 @@ def parse_args(argv):
                    help="HTTPS with keep-alive (local AWS --tls); reports TLS connections "
                    "and handshakes per 1,000 messages")
     p.add_argument("--compare", type=int, metavar="N",
-                   help="N rounds each of plain HTTP and HTTPS, interleaved, phase 1 only; "
-                   "reports the ratio of CPU per message")
+                   help="N rounds each of plain HTTP and HTTPS (or, with --baseline, of two "
+                   "binaries), interleaved, phase 1 only; reports the ratio of CPU per message")
+    p.add_argument("--baseline", metavar="PATH",
+                   help="with --compare: the eddy binary to compare --eddy against (e.g. the "
+                   "main branch's); both run plain HTTP, or both --tls")
     p.add_argument("--bus", choices=("classic", "v2"), default="classic",
                    help="publish to the stack's bus (classic) or to an EventBridge Custom Event "
                    "Bus with a FIFO subscriber (v2)")
@@ -842,9 +871,16 @@ def parse_args(argv):
     opts.cmd = "bench"
     if opts.hot:
         opts.entities = opts.hot
+    if opts.baseline and opts.compare is None:
+        p.error("--baseline goes with --compare N")
     if opts.compare is not None:
-        if opts.compare < 1 or opts.tls:
-            p.error("--compare wants N >= 1, and runs both plain and --tls rounds itself")
+        if opts.compare < 1 or (opts.tls and not opts.baseline):
+            p.error("--compare wants N >= 1, and without --baseline runs both plain and "
+                    "--tls rounds itself")
+        if opts.baseline:
+            opts.baseline = str(Path(opts.baseline).resolve())
+            if not os.access(opts.baseline, os.X_OK):
+                p.error(f"--baseline {opts.baseline}: not an executable")
         opts.latency_events = 0
     if opts.latency_events is None:
         opts.latency_events = min(2000, max(100, opts.events // 5))
