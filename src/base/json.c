@@ -181,7 +181,7 @@ static size_t read_exponent(const char *s, size_t n, size_t i, long *exp)
 static void collect_digits(const char *ip, size_t il, const char *fp, size_t fl, long exp,
                            struct eddy_decimal *d)
 {
-    d->digits = eddy_malloc(il + fl + 1);
+    d->digits = il + fl < sizeof d->small ? d->small : eddy_malloc(il + fl + 1);
     size_t lz = 0, n = 0;
     bool seen = false;
     for (size_t k = 0; k < il + fl; k++) {
@@ -204,7 +204,7 @@ static void collect_digits(const char *ip, size_t il, const char *fp, size_t fl,
 /*
  * Parse s[0..n) as a decimal. strict: JSON's grammar exactly. Otherwise
  * also a leading '+', leading zeros, ".5" and "5." (other writers of N).
- * On success d->digits must be freed.
+ * On success eddy_decimal_cleanup(d) must follow.
  */
 bool eddy_decimal_parse(const char *s, size_t n, bool strict, struct eddy_decimal *d)
 {
@@ -238,6 +238,13 @@ bool eddy_decimal_parse(const char *s, size_t n, bool strict, struct eddy_decima
         return false;
     collect_digits(s + is, il, s + fs, fl, exp, d);
     return true;
+}
+
+void eddy_decimal_cleanup(struct eddy_decimal *d)
+{
+    if (d->digits != d->small)
+        free(d->digits);
+    d->digits = NULL;
 }
 
 bool eddy_decimal_equal(const struct eddy_decimal *a, const struct eddy_decimal *b)
@@ -279,7 +286,7 @@ bool eddy_decimal_fits_double(const char *text, const struct eddy_decimal *v, do
     if (!eddy_decimal_parse(back, strlen(back), false, &b))
         return false;
     bool same = eddy_decimal_equal(v, &b);
-    free(b.digits);
+    eddy_decimal_cleanup(&b);
     *out = d;
     return same;
 }
@@ -329,7 +336,7 @@ static eddy_err add_token(struct scan *sc, size_t off, size_t len, struct eddy_e
     if (!eddy_decimal_parse(sc->text + off, len, true, &d))
         return eddy_error_set(err, EDDY_EPARSE, "malformed number \"%.*s\" at offset %zu",
                               (int)(len > 64 ? 64 : len), sc->text + off, off);
-    free(d.digits);
+    eddy_decimal_cleanup(&d);
     if (sc->ntok == sc->cap) {
         sc->cap = sc->cap ? sc->cap * 2 : 16;
         sc->tok = eddy_realloc(sc->tok, sc->cap * sizeof *sc->tok);
@@ -373,7 +380,7 @@ static eddy_err settle_number(cJSON *parent, cJSON *item, const struct scan *sc,
     double v;
     eddy_decimal_parse(text, t->len, true, &d); /* checked by add_token */
     bool fits = eddy_decimal_fits_double(text, &d, &v);
-    free(d.digits);
+    eddy_decimal_cleanup(&d);
     if (fits) {
         cJSON_SetNumberValue(item, v);
         free(text);

@@ -47,21 +47,25 @@ void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n);
 void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s);
 void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v);
 
-/* A decimal number: value = [-]d1.d2d3... x 10^adj. */
+/* A decimal number: value = [-]d1.d2d3... x 10^adj. Numbers of up to 47
+ * digits (DynamoDB's limit is 38) keep them in small, without allocating;
+ * so a decimal is not copied by value. */
 struct eddy_decimal {
     bool neg;
     bool zero;
     char *digits; /* significant digits, no leading or trailing zeros */
     size_t ndigits;
     long adj;
+    char small[48];
 };
 
 /*
  * Parse s[0..n) as a decimal. strict: JSON's grammar exactly. Otherwise
  * also a leading '+', leading zeros, ".5" and "5." (other writers of numbers).
- * On success d->digits must be freed.
+ * On success eddy_decimal_cleanup(d) must follow (on failure it may).
  */
 bool eddy_decimal_parse(const char *s, size_t n, bool strict, struct eddy_decimal *d);
+void eddy_decimal_cleanup(struct eddy_decimal *d);
 bool eddy_decimal_equal(const struct eddy_decimal *a, const struct eddy_decimal *b);
 /*
  * True when text (a decimal of value v) survives the trip through a double:

@@ -50,7 +50,7 @@ eddy_err eddy_attr_check_number(const char *text, const char *path, struct eddy_
         return eddy_error_set(err, EDDY_EINVAL, "%.200s: \"%.64s\" is not a JSON number",
                               path_or_value(path), text);
     eddy_err rc = check_decimal(&d, text, path, err);
-    free(d.digits);
+    eddy_decimal_cleanup(&d);
     return rc;
 }
 
@@ -327,9 +327,9 @@ static bool same_member(const cJSON *a, const cJSON *b, bool numbers)
     if (eddy_decimal_parse(ta, strlen(ta), false, &da)) {
         if (eddy_decimal_parse(tb, strlen(tb), false, &db)) {
             same = eddy_decimal_equal(&da, &db);
-            free(db.digits);
+            eddy_decimal_cleanup(&db);
         }
-        free(da.digits);
+        eddy_decimal_cleanup(&da);
     }
     return same;
 }
@@ -533,12 +533,12 @@ static eddy_err number_from_text(const char *text, const char *path, cJSON **out
     } else {
         struct eddy_decimal strict;
         bool is_json = eddy_decimal_parse(text, n, true, &strict);
-        free(strict.digits);
+        eddy_decimal_cleanup(&strict);
         char *t = is_json ? eddy_strdup(text) : decimal_text(&d);
         *out = cJSON_CreateRaw(t);
         free(t);
     }
-    free(d.digits);
+    eddy_decimal_cleanup(&d);
     return *out ? EDDY_OK : EDDY_ENOMEM;
 }
 
@@ -639,7 +639,7 @@ static size_t number_size(const char *text)
     if (!eddy_decimal_parse(text, strlen(text), false, &d))
         return strlen(text) + 1;
     size_t n = (d.ndigits + 1) / 2 + 1;
-    free(d.digits);
+    eddy_decimal_cleanup(&d);
     return n;
 }
 

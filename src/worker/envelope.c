@@ -258,7 +258,7 @@ static char *integer_digits(const char *text, size_t max)
         memset(out + k + d.ndigits, '0', n - d.ndigits);
         out[k + n] = '\0';
     }
-    free(d.digits);
+    eddy_decimal_cleanup(&d);
     return out;
 }
 

@@ -38,12 +38,12 @@ static bool numbers_equal(const cJSON *a, const cJSON *b)
     if (!number_value(a, &x))
         return false;
     if (!number_value(b, &y)) {
-        free(x.digits);
+        eddy_decimal_cleanup(&x);
         return false;
     }
     bool eq = eddy_decimal_equal(&x, &y);
-    free(x.digits);
-    free(y.digits);
+    eddy_decimal_cleanup(&x);
+    eddy_decimal_cleanup(&y);
     return eq;
 }
 
@@ -97,12 +97,12 @@ static bool av_equal(const cJSON *a, const cJSON *b)
         if (!eddy_decimal_parse(ta->valuestring, strlen(ta->valuestring), false, &x))
             return false;
         if (!eddy_decimal_parse(tb->valuestring, strlen(tb->valuestring), false, &y)) {
-            free(x.digits);
+            eddy_decimal_cleanup(&x);
             return false;
         }
         bool eq = eddy_decimal_equal(&x, &y);
-        free(x.digits);
-        free(y.digits);
+        eddy_decimal_cleanup(&x);
+        eddy_decimal_cleanup(&y);
         return eq;
     }
     if (strcmp(ta->string, "M") == 0)
