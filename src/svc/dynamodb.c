@@ -282,15 +282,22 @@ void eddy_ddb_txn_result_cleanup(struct eddy_ddb_txn_result *r)
 
 static const char *const txn_names[] = {"Put", "Update", "Delete", "ConditionCheck"};
 
-/* A tree (item, key, names, values) into the body as its JSON text. */
+/* A tree (item, key, names, values) into the body as its JSON text. Most
+ * (a condition's names and values) print into a buffer on the stack: cJSON
+ * would allocate 256 bytes and then a copy for each. */
 static void jw_tree(struct eddy_jw *w, const char *key, const cJSON *v)
 {
     if (v == NULL)
         return;
+    char small[512];
+    eddy_jw_key(w, key);
+    if (cJSON_PrintPreallocated((cJSON *)v, small, (int)sizeof small, false)) {
+        eddy_jw_raw(w, small, strlen(small));
+        return;
+    }
     char *text = cJSON_PrintUnformatted(v);
     if (text == NULL)
         abort(); /* cJSON fails only when out of memory */
-    eddy_jw_key(w, key);
     eddy_jw_raw(w, text, strlen(text));
     free(text);
 }
