@@ -217,3 +217,33 @@ class Engine:
         if self.lock is not None:
             self.lock.close()
             self.lock = None
+
+
+def _exit_on_term(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def prepare(root):
+    """Make the base images ahead of the container test (tools/test runs this in the
+    background while it compiles): debootstrap waits on the network and the disk, the
+    compilers on the CPU, so the two overlap. The test takes the same lock, so it
+    waits for this to finish and then finds the images made. Any failure is left for
+    the test to meet and report."""
+    signal.signal(signal.SIGTERM, _exit_on_term)  # tools/test stopping early: engine first
+    engine = Engine(root)
+    try:
+        engine.start()
+        made = engine.ensure_base_images(base_images(Path(root) / "deploy" / "Dockerfile"))
+        print(f"base images made: {', '.join(made) or 'none needed'}")
+    except (NoEngine, RuntimeError, OSError) as err:
+        print(f"base images not made ahead: {err}")
+    finally:
+        engine.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "prepare":
+        sys.exit("usage: containerkit.py prepare ROOT")
+    prepare(sys.argv[2])
