@@ -2,7 +2,8 @@
  * credentials.c - the AWS credential chain, cached and refreshed on the loop
  * (see credentials.h for the contract).
  *
- * A resolution walks the providers in order. The environment and the shared
+ * A resolution walks the providers in order (one a file, behind the one
+ * interface of creds_provider.h). The environment and the shared
  * files are read synchronously, on the loop, from a 0 ms timer callback:
  * they are small local files (capped at 1 MiB) read once per resolution,
  * which is cheaper and simpler than a uv_fs round trip per file, and a
@@ -32,64 +33,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "aws/ini.h"
+#include "aws/creds_provider.h"
 #include "base/alloc.h"
 #include "base/log.h"
-
-#define ECS_HOST_URL "http://169.254.170.2"
-#define IMDS_DEFAULT_URL "http://169.254.169.254"
-#define IMDS_IPV6_URL "http://[fd00:ec2::254]"
-#define ECS_TIMEOUT_MS 2000u
-#define IMDS_TIMEOUT_MS 1000u
-#define REPLY_MAX ((size_t)64 << 10)
-#define SHARED_FILE_MAX ((size_t)1 << 20)
-#define TOKEN_FILE_MAX ((size_t)16 << 10)
-#define DETAIL_MAX ((size_t)4096)
-
-struct waiter {
-    eddy_creds_cb cb;
-    void *ud;
-    struct waiter *next;
-};
-
-enum step { STEP_NONE, STEP_ECS, STEP_IMDS_TOKEN, STEP_IMDS_ROLE, STEP_IMDS_CREDS };
-
-/*
- * What a provider concluded: credentials found; nothing here, try the next;
- * a configuration error (EDDY_ECONFIG); configured but failed, so the chain
- * stops (EDDY_ECREDENTIALS); a request is in flight.
- */
-enum outcome { FOUND, NOTHING, FATAL, STOP, PENDING };
-
-struct eddy_creds {
-    uv_loop_t *loop;
-    struct eddy_transport transport;
-    const struct eddy_clock *clock;
-    struct eddy_creds_timing timing;
-    bool is_static;
-
-    struct eddy_credentials cur; /* valid when have */
-    bool have;
-    int64_t refresh_at; /* unix ms; 0 when cur does not expire */
-    uint32_t retry_ms;  /* next backoff after a failed refresh; 0 = none yet */
-
-    uv_timer_t kick;
-    uv_timer_t refresh;
-    struct waiter *waiters;
-    bool want_refresh;
-
-    /* the resolution in progress */
-    bool resolving;
-    enum step step;
-    bool inflight;
-    uint64_t req_id;
-    struct eddy_buf detail;
-    char *imds_base;
-    char *imds_token; /* secret */
-
-    bool closing;
-    int open_handles;
-};
 
 /* ------------------------------------------------------------------------ */
 /* Parsing: RFC 3339 times and the ECS/IMDS credentials document. */
@@ -262,8 +208,8 @@ void eddy_credentials_cleanup(struct eddy_credentials *c)
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void
-note(struct eddy_creds *c, const char *fmt, ...)
+void
+creds_note(struct eddy_creds *c, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -276,245 +222,10 @@ note(struct eddy_creds *c, const char *fmt, ...)
 }
 
 /* An environment variable, with "" treated as unset (as the SDKs do). */
-static const char *env(const char *name)
+const char *creds_env(const char *name)
 {
     const char *v = getenv(name);
     return v && v[0] ? v : NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Provider 1: the environment. */
-
-static enum outcome from_env(struct eddy_creds *c, struct eddy_credentials *out)
-{
-    const char *akid = env("AWS_ACCESS_KEY_ID");
-    const char *secret = env("AWS_SECRET_ACCESS_KEY");
-    if (!akid && !secret) {
-        note(c, "environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set");
-        return NOTHING;
-    }
-    if (!akid || !secret) {
-        note(c, "environment: %s is set but %s is not",
-             akid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-             akid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
-        return FATAL;
-    }
-    const char *token = env("AWS_SESSION_TOKEN");
-    *out = (struct eddy_credentials){
-        .access_key_id = eddy_strdup(akid),
-        .secret_access_key = eddy_strdup(secret),
-        .session_token = token ? eddy_strdup(token) : NULL,
-        .provider = "environment",
-    };
-    return FOUND;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Provider 2: the shared credentials and config files. */
-
-/* Read a whole small file. Returns 0 or an errno value (EFBIG over max). */
-static int read_small_file(const char *path, size_t max, char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int rc = 0;
-    char *p = NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = errno;
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-        rc = S_ISREG(st.st_mode) ? EFBIG : EISDIR;
-        goto done;
-    }
-    size_t size = (size_t)st.st_size, n = 0;
-    p = eddy_malloc(size + 1);
-    while (n < size) {
-        ssize_t r = read(fd, p + n, size - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = r < 0 ? errno : 0;
-            break; /* a file that shrank is read as it is now */
-        }
-        n += (size_t)r;
-    }
-    p[n] = '\0';
-    *len = n;
-done:
-    close(fd);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    *out = p;
-    return 0;
-}
-
-/* path from var, else $HOME/<rel>; a leading "~/" is expanded. NULL when no HOME. */
-static char *shared_path(const char *var, const char *rel)
-{
-    const char *v = env(var);
-    const char *home = env("HOME");
-    struct eddy_buf b;
-    eddy_buf_init(&b, 4096);
-    if (v && strncmp(v, "~/", 2) == 0 && home)
-        (void)eddy_buf_appendf(&b, "%s/%s", home, v + 2);
-    else if (v)
-        (void)eddy_buf_appends(&b, v);
-    else if (home)
-        (void)eddy_buf_appendf(&b, "%s/%s", home, rel);
-    else
-        return NULL;
-    return eddy_buf_take(&b, NULL);
-}
-
-/* What a file says about one profile. Views into the file text. */
-struct profile_scan {
-    const char *profile;
-    bool config_style; /* sections are "profile <name>" (and "default") */
-    bool seen;
-    bool unsupported; /* role_arn, sso_*, credential_process, ... */
-    struct eddy_str akid, secret, token;
-};
-
-static bool section_matches(const struct profile_scan *s, struct eddy_str section)
-{
-    if (!s->config_style)
-        return eddy_str_eqc(section, s->profile);
-    if (strcmp(s->profile, "default") == 0 && eddy_str_eqc(section, "default"))
-        return true;
-    if (section.len < 8 || strncmp(section.ptr, "profile", 7) != 0 ||
-        (section.ptr[7] != ' ' && section.ptr[7] != '\t'))
-        return false;
-    struct eddy_str name = {section.ptr + 8, section.len - 8};
-    while (name.len && (name.ptr[0] == ' ' || name.ptr[0] == '\t')) {
-        name.ptr++;
-        name.len--;
-    }
-    return eddy_str_eqc(name, s->profile);
-}
-
-static bool key_is(struct eddy_str key, const char *name)
-{
-    return key.len == strlen(name) && strncasecmp(key.ptr, name, key.len) == 0;
-}
-
-static bool on_ini(struct eddy_str section, struct eddy_str key, struct eddy_str value, void *ud)
-{
-    struct profile_scan *s = ud;
-    if (!section_matches(s, section))
-        return true;
-    s->seen = true;
-    if (!key.ptr)
-        return true;
-    if (key_is(key, "aws_access_key_id"))
-        s->akid = value;
-    else if (key_is(key, "aws_secret_access_key"))
-        s->secret = value;
-    else if (key_is(key, "aws_session_token"))
-        s->token = value;
-    else if (key_is(key, "role_arn") || key_is(key, "credential_process") ||
-             key_is(key, "sso_session") || key_is(key, "sso_start_url") ||
-             key_is(key, "web_identity_token_file"))
-        s->unsupported = true;
-    return true;
-}
-
-/* One shared file, read and scanned for one profile. */
-struct shared_file {
-    char *path;
-    char *text; /* secret: wiped when freed */
-    size_t len;
-    struct profile_scan scan;
-    char status[400]; /* why it gave nothing, for the detail */
-};
-
-static void shared_load(struct shared_file *f, const char *var, const char *rel,
-                        const char *profile, bool config_style)
-{
-    *f = (struct shared_file){.scan = {.profile = profile, .config_style = config_style}};
-    f->path = shared_path(var, rel);
-    if (!f->path) {
-        snprintf(f->status, sizeof f->status, "%s not set and HOME not set", var);
-        return;
-    }
-    int rc = read_small_file(f->path, SHARED_FILE_MAX, &f->text, &f->len);
-    if (rc == ENOENT) {
-        snprintf(f->status, sizeof f->status, "no file %s", f->path);
-        return;
-    }
-    if (rc) {
-        snprintf(f->status, sizeof f->status, "cannot read %s (%s)", f->path,
-                 rc == EFBIG ? "larger than 1 MiB" : strerror(rc));
-        return;
-    }
-    struct eddy_error perr = {0};
-    if (eddy_ini_parse((struct eddy_str){f->text, f->len}, on_ini, &f->scan, &perr) != EDDY_OK) {
-        snprintf(f->status, sizeof f->status, "%s: %s", f->path, eddy_error_text(&perr));
-        f->scan.akid = f->scan.secret = f->scan.token = (struct eddy_str){NULL, 0};
-    } else if (!f->scan.seen) {
-        snprintf(f->status, sizeof f->status, "no profile in %s", f->path);
-    } else {
-        snprintf(
-            f->status, sizeof f->status, "no aws_access_key_id for the profile in %s%s", f->path,
-            f->scan.unsupported ? " (role_arn, sso and credential_process are not supported)" : "");
-    }
-}
-
-static void shared_cleanup(struct shared_file *f)
-{
-    if (f->text) {
-        eddy_wipe(f->text, f->len);
-        free(f->text);
-    }
-    free(f->path);
-}
-
-/* The profile's keys in f, if it has any. */
-static enum outcome shared_take(struct eddy_creds *c, const struct shared_file *f,
-                                struct eddy_credentials *out)
-{
-    const struct profile_scan *s = &f->scan;
-    if (!s->akid.len && !s->secret.len)
-        return NOTHING;
-    if (!s->akid.len || !s->secret.len) {
-        note(c, "shared-files: profile '%s' in %s has %s but no %s", s->profile, f->path,
-             s->akid.len ? "aws_access_key_id" : "aws_secret_access_key",
-             s->akid.len ? "aws_secret_access_key" : "aws_access_key_id");
-        return FATAL;
-    }
-    *out = (struct eddy_credentials){
-        .access_key_id = eddy_strndup(s->akid.ptr, s->akid.len),
-        .secret_access_key = eddy_strndup(s->secret.ptr, s->secret.len),
-        .session_token = s->token.len ? eddy_strndup(s->token.ptr, s->token.len) : NULL,
-        .provider = "shared-files",
-    };
-    return FOUND;
-}
-
-/* The credentials file wins over the config file for the same profile. */
-static enum outcome from_files(struct eddy_creds *c, struct eddy_credentials *out)
-{
-    const char *explicit_profile = env("AWS_PROFILE");
-    const char *profile = explicit_profile ? explicit_profile : "default";
-    struct shared_file f[2];
-    shared_load(&f[0], "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", profile, false);
-    shared_load(&f[1], "AWS_CONFIG_FILE", ".aws/config", profile, true);
-    enum outcome o = shared_take(c, &f[0], out);
-    if (o == NOTHING)
-        o = shared_take(c, &f[1], out);
-    if (o == NOTHING) {
-        bool missing = explicit_profile && !f[0].scan.seen && !f[1].scan.seen;
-        note(c, "shared-files: profile '%s'%s: %s; %s", profile,
-             missing ? " (AWS_PROFILE) not found" : "", f[0].status, f[1].status);
-        o = missing ? FATAL : NOTHING;
-    }
-    shared_cleanup(&f[0]);
-    shared_cleanup(&f[1]);
-    return o;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -522,7 +233,7 @@ static enum outcome from_files(struct eddy_creds *c, struct eddy_credentials *ou
 
 static void on_http(eddy_err err, const struct eddy_http_response *resp, void *ud);
 
-static bool is_http_url(const char *u)
+bool creds_is_http_url(const char *u)
 {
     size_t skip = strncasecmp(u, "http://", 7) == 0    ? 7
                   : strncasecmp(u, "https://", 8) == 0 ? 8
@@ -536,8 +247,8 @@ static bool is_http_url(const char *u)
     return true;
 }
 
-static eddy_err send_req(struct eddy_creds *c, enum step step, const char *method, const char *url,
-                         const char *const *headers, size_t nheaders, uint32_t timeout_ms)
+eddy_err creds_send_req(struct eddy_creds *c, enum step step, const char *method, const char *url,
+                        const char *const *headers, size_t nheaders, uint32_t timeout_ms)
 {
     if (!c->transport.ops)
         return EDDY_EINVAL;
@@ -558,7 +269,7 @@ static eddy_err send_req(struct eddy_creds *c, enum step step, const char *metho
 }
 
 /* "Name: value" for a header that may hold a secret (free with eddy_free_secret). */
-static char *header_line(const char *name, const char *value)
+char *creds_header_line(const char *name, const char *value)
 {
     size_t n = strlen(name), v = strlen(value);
     char *h = eddy_malloc(n + 2 + v + 1);
@@ -568,7 +279,7 @@ static char *header_line(const char *name, const char *value)
     return h;
 }
 
-static void trim_in_place(char *s, size_t *len)
+void creds_trim(char *s, size_t *len)
 {
     size_t n = *len, start = 0;
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
@@ -580,277 +291,31 @@ static void trim_in_place(char *s, size_t *len)
     *len = n - start;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Provider 3: the ECS container endpoint. */
-
-/* The Authorization value, or NULL for none. The _FILE variable wins, as in
- * the SDKs, because it is how a rotated token is delivered. */
-static enum outcome ecs_token(struct eddy_creds *c, char **out)
-{
-    const char *file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-    const char *direct = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
-    size_t len = 0;
-    *out = NULL;
-    if (file) {
-        int rc = read_small_file(file, TOKEN_FILE_MAX, out, &len);
-        if (rc) {
-            note(c, "ecs: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s (%s)", file,
-                 rc == EFBIG ? "larger than 16 KiB" : strerror(rc));
-            return FATAL;
-        }
-        trim_in_place(*out, &len);
-    } else if (direct) {
-        len = strlen(direct);
-        *out = eddy_strndup(direct, len);
-    }
-    if (!*out)
-        return FOUND;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)(*out)[i];
-        if (ch < ' ' && ch != '\t') {
-            note(c, "ecs: the authorization token holds a line break or control byte");
-            eddy_wipe(*out, len);
-            free(*out);
-            *out = NULL;
-            return FATAL;
-        }
-    }
-    if (len == 0) {
-        free(*out);
-        *out = NULL;
-    }
-    return FOUND;
-}
-
-static enum outcome ecs_url(struct eddy_creds *c, const char *rel, const char *full, char **url)
-{
-    struct eddy_buf b;
-    eddy_buf_init(&b, 8192);
-    /* RELATIVE wins over FULL, as in the SDKs. */
-    if (rel)
-        (void)eddy_buf_appendf(&b, "%s%s%s", ECS_HOST_URL, rel[0] == '/' ? "" : "/", rel);
-    else
-        (void)eddy_buf_appends(&b, full);
-    if (!is_http_url(eddy_buf_cstr(&b))) {
-        note(c, "ecs: %s is not a valid %s",
-             rel ? "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" : "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-             rel ? "path" : "http:// or https:// URL");
-        eddy_buf_cleanup(&b);
-        return FATAL;
-    }
-    *url = eddy_buf_take(&b, NULL);
-    return FOUND;
-}
-
-/* ECS is configured but failed: the chain stops here (see credentials.h). */
-static enum outcome ecs_failed(struct eddy_creds *c)
-{
-    note(c, "imds: not tried, the ECS container endpoint is configured");
-    return STOP;
-}
-
-static enum outcome ecs_start(struct eddy_creds *c)
-{
-    const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    if (!rel && !full) {
-        note(c, "ecs: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and "
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI not set");
-        return NOTHING;
-    }
-    char *url = NULL, *token = NULL, *auth = NULL;
-    enum outcome o = ecs_url(c, rel, full, &url);
-    if (o == FOUND)
-        o = ecs_token(c, &token);
-    if (o != FOUND)
-        goto done;
-    const char *headers[2] = {"Accept: application/json", NULL};
-    size_t n = 1;
-    if (token)
-        headers[n++] = auth = header_line("Authorization", token);
-    eddy_err e = send_req(c, STEP_ECS, "GET", url, headers, n, ECS_TIMEOUT_MS);
-    if (e == EDDY_OK) {
-        o = PENDING;
-    } else {
-        note(c, "ecs: request not sent (%s)", eddy_err_msg(e));
-        o = ecs_failed(c);
-    }
-done:
-    free(url);
-    eddy_free_secret(token);
-    eddy_free_secret(auth);
-    return o;
-}
-
 /* A reply worth parsing, or a note saying why not. */
-static bool reply_ok(struct eddy_creds *c, const char *what, eddy_err err,
-                     const struct eddy_http_response *resp)
+bool creds_reply_ok(struct eddy_creds *c, const char *what, eddy_err err,
+                    const struct eddy_http_response *resp)
 {
     if (err != EDDY_OK) {
-        note(c, "%s failed (%s)", what, eddy_err_msg(err));
+        creds_note(c, "%s failed (%s)", what, eddy_err_msg(err));
         return false;
     }
     if (resp->status != 200) {
-        note(c, "%s returned HTTP %ld", what, resp->status);
+        creds_note(c, "%s returned HTTP %ld", what, resp->status);
         return false;
     }
     return true;
-}
-
-static enum outcome ecs_done(struct eddy_creds *c, eddy_err err,
-                             const struct eddy_http_response *resp, struct eddy_credentials *got)
-{
-    if (!reply_ok(c, "ecs: request", err, resp))
-        return ecs_failed(c);
-    struct eddy_error perr = {0};
-    if (eddy_creds_parse_document(resp->body, "ecs", false, got, &perr) != EDDY_OK) {
-        note(c, "%s", eddy_error_text(&perr));
-        return ecs_failed(c);
-    }
-    return FOUND;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Provider 4: IMDSv2 (token PUT, role GET, credentials GET). */
-
-static enum outcome imds_start(struct eddy_creds *c)
-{
-    const char *disabled = env("AWS_EC2_METADATA_DISABLED");
-    if (disabled && strcasecmp(disabled, "true") == 0) {
-        note(c, "imds: disabled by AWS_EC2_METADATA_DISABLED");
-        return NOTHING;
-    }
-    const char *endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-    const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
-    if (endpoint && !is_http_url(endpoint)) {
-        note(c, "imds: AWS_EC2_METADATA_SERVICE_ENDPOINT is not an http:// or https:// URL");
-        return FATAL;
-    }
-    if (!endpoint)
-        endpoint = mode && strcasecmp(mode, "IPv6") == 0 ? IMDS_IPV6_URL : IMDS_DEFAULT_URL;
-    size_t n = strlen(endpoint);
-    while (n && endpoint[n - 1] == '/')
-        n--;
-    c->imds_base = eddy_strndup(endpoint, n);
-    char *url = eddy_malloc(n + sizeof "/latest/api/token");
-    memcpy(url, c->imds_base, n);
-    memcpy(url + n, "/latest/api/token", sizeof "/latest/api/token");
-    const char *headers[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600"};
-    eddy_err e = send_req(c, STEP_IMDS_TOKEN, "PUT", url, headers, 1, IMDS_TIMEOUT_MS);
-    free(url);
-    if (e != EDDY_OK) {
-        note(c, "imds: token request not sent (%s)", eddy_err_msg(e));
-        return NOTHING;
-    }
-    return PENDING;
-}
-
-/* GET <base>/latest/meta-data/iam/security-credentials/<role> with the token. */
-static enum outcome imds_get(struct eddy_creds *c, enum step step, const char *role)
-{
-    struct eddy_buf url;
-    eddy_buf_init(&url, 0);
-    (void)eddy_buf_appendf(&url, "%s/latest/meta-data/iam/security-credentials/%s", c->imds_base,
-                           role);
-    char *h = header_line("X-aws-ec2-metadata-token", c->imds_token);
-    const char *headers[] = {h};
-    eddy_err e = send_req(c, step, "GET", eddy_buf_cstr(&url), headers, 1, IMDS_TIMEOUT_MS);
-    eddy_free_secret(h);
-    eddy_buf_cleanup(&url);
-    if (e != EDDY_OK) {
-        note(c, "imds: request not sent (%s)", eddy_err_msg(e));
-        return NOTHING;
-    }
-    return PENDING;
-}
-
-static bool printable_token(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] == 0x7f)
-            return false;
-    }
-    return n > 0;
-}
-
-static enum outcome imds_token_done(struct eddy_creds *c, eddy_err err,
-                                    const struct eddy_http_response *resp)
-{
-    if (!reply_ok(c, "imds: token request", err, resp))
-        return NOTHING;
-    size_t n = resp->body.len;
-    char *token = eddy_strndup(resp->body.ptr ? resp->body.ptr : "", n);
-    trim_in_place(token, &n);
-    if (!printable_token(token, n) || n > 4096) {
-        note(c, "imds: token response is empty or malformed");
-        eddy_wipe(token, n);
-        free(token);
-        return NOTHING;
-    }
-    c->imds_token = token;
-    return imds_get(c, STEP_IMDS_ROLE, "");
-}
-
-/* IAM role names: letters, digits and +=,.@_- (at most 64). */
-static bool valid_role(struct eddy_str r)
-{
-    if (r.len == 0 || r.len > 64)
-        return false;
-    for (size_t i = 0; i < r.len; i++) {
-        char ch = r.ptr[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || strchr("+=,.@_-", ch) != NULL;
-        if (!ok || ch == '\0')
-            return false;
-    }
-    return true;
-}
-
-static enum outcome imds_role_done(struct eddy_creds *c, eddy_err err,
-                                   const struct eddy_http_response *resp)
-{
-    if (err == EDDY_OK && resp->status == 404) {
-        note(c, "imds: no IAM role attached to the instance (HTTP 404)");
-        return NOTHING;
-    }
-    if (!reply_ok(c, "imds: role request", err, resp))
-        return NOTHING;
-    struct eddy_str body = resp->body;
-    const char *nl = body.len ? memchr(body.ptr, '\n', body.len) : NULL;
-    struct eddy_str role = {body.ptr, nl ? (size_t)(nl - body.ptr) : body.len};
-    while (role.len && (role.ptr[role.len - 1] == '\r' || role.ptr[role.len - 1] == ' '))
-        role.len--;
-    while (role.len && role.ptr[0] == ' ') {
-        role.ptr++;
-        role.len--;
-    }
-    if (!valid_role(role)) {
-        note(c, "imds: %s",
-             role.len ? "the role name is malformed" : "no IAM role attached to the instance");
-        return NOTHING;
-    }
-    char *name = eddy_strndup(role.ptr, role.len);
-    enum outcome o = imds_get(c, STEP_IMDS_CREDS, name);
-    free(name);
-    return o;
-}
-
-static enum outcome imds_creds_done(struct eddy_creds *c, eddy_err err,
-                                    const struct eddy_http_response *resp,
-                                    struct eddy_credentials *got)
-{
-    if (!reply_ok(c, "imds: credentials request", err, resp))
-        return NOTHING;
-    struct eddy_error perr = {0};
-    if (eddy_creds_parse_document(resp->body, "imds", true, got, &perr) != EDDY_OK) {
-        note(c, "%s", eddy_error_text(&perr));
-        return NOTHING;
-    }
-    return FOUND;
 }
 
 /* ------------------------------------------------------------------------ */
 /* The resolution: run the chain, cache, schedule, answer the waiters. */
+
+/* The providers, in the order the SDKs ask them. */
+static const struct creds_provider *const chain[] = {
+    &creds_env_provider,
+    &creds_files_provider,
+    &creds_ecs_provider,
+    &creds_imds_provider,
+};
 
 static void on_refresh(uv_timer_t *t);
 static void on_kick(uv_timer_t *t);
@@ -932,7 +397,7 @@ static void finish_ok(struct eddy_creds *c, struct eddy_credentials *got)
     if (got->expires_unix_ms && got->expires_unix_ms <= now) {
         char when[21];
         eddy_time_rfc3339(got->expires_unix_ms / 1000, when);
-        note(c, "%s: the credentials expired at %s", got->provider, when);
+        creds_note(c, "%s: the credentials expired at %s", got->provider, when);
         eddy_credentials_cleanup(got);
         finish_err(c, EDDY_ECREDENTIALS);
         return;
@@ -977,13 +442,12 @@ static void resolve(struct eddy_creds *c)
     c->resolving = true;
     c->want_refresh = false;
     eddy_buf_reset(&c->detail);
-    enum outcome o = from_env(c, &got);
-    if (o == NOTHING)
-        o = from_files(c, &got);
-    if (o == NOTHING)
-        o = ecs_start(c);
-    if (o == NOTHING)
-        o = imds_start(c);
+    enum outcome o = NOTHING;
+    for (c->provider = 0; c->provider < EDDY_ARRAY_SIZE(chain) && o == NOTHING; c->provider++) {
+        o = chain[c->provider]->start(c, &got);
+        if (o != NOTHING)
+            break;
+    }
     conclude(c, o, &got);
 }
 
@@ -999,23 +463,11 @@ static void on_http(eddy_err err, const struct eddy_http_response *resp, void *u
     }
     struct eddy_credentials got = {0};
     enum outcome o = NOTHING;
-    switch (c->step) {
-    case STEP_ECS:
-        o = ecs_done(c, err, resp, &got);
-        break;
-    case STEP_IMDS_TOKEN:
-        o = imds_token_done(c, err, resp);
-        break;
-    case STEP_IMDS_ROLE:
-        o = imds_role_done(c, err, resp);
-        break;
-    case STEP_IMDS_CREDS:
-        o = imds_creds_done(c, err, resp, &got);
-        break;
-    case STEP_NONE:
-        note(c, "internal: reply with no request");
-        break;
-    }
+    if (c->step == STEP_NONE || c->provider >= EDDY_ARRAY_SIZE(chain) ||
+        chain[c->provider]->done == NULL)
+        creds_note(c, "internal: reply with no request");
+    else
+        o = chain[c->provider]->done(c, err, resp, &got);
     conclude(c, o, &got);
 }
 
