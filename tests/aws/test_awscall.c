@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "aws/awscall.h"
-#include "aws_rig.h"
+#include "rig.h"
 #include "base/alloc.h"
 
 /* What a callback saw. */

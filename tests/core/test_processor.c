@@ -16,17 +16,13 @@
 #include "base/alloc.h"
 #include "core/processor.h"
 #include "core/record.h"
-#include "fake_transport.h"
+#include "rig.h"
 #include "svc/dynamodb.h"
 
 extern const struct eddy_machine eddy_test_counter;
 
-struct rig {
-    uv_loop_t loop;
-    struct eddy_fake_transport *fake;
-    struct eddy_creds *creds;
-    struct eddy_clock_fake clock;
-    struct eddy_aws aws;
+struct prig {
+    struct rig rig;
     struct eddy_ddb ddb;
     struct eddy_processor *p;
     uint32_t outbox_calls;
@@ -36,7 +32,7 @@ struct rig {
 /* The committed outbox row, handed over as written (publish on commit). */
 static void on_outbox(const char *item_json, size_t len, void *ud)
 {
-    struct rig *r = ud;
+    struct prig *r = ud;
     cJSON *item = cJSON_ParseWithLength(item_json, len);
     assert_non_null(item);
     struct eddy_record_outbox o;
@@ -47,27 +43,15 @@ static void on_outbox(const char *item_json, size_t len, void *ud)
     r->outbox_calls++;
 }
 
-static void rig_init_policy(struct rig *r, size_t group_max, size_t commits_max,
-                            enum eddy_reject_policy on_reject)
+static void prig_init_policy(struct prig *r, size_t group_max, size_t commits_max,
+                             enum eddy_reject_policy on_reject)
 {
     memset(r, 0, sizeof *r);
-    assert_int_equal(uv_loop_init(&r->loop), 0);
-    r->fake = eddy_fake_new(&r->loop);
-    r->creds = eddy_creds_new_static(&r->loop, "AKIDEXAMPLE", "SECRETEXAMPLE", NULL);
-    eddy_clock_fake_init(&r->clock, 1700000000000);
-    struct eddy_aws_config cfg = {.loop = &r->loop,
-                                  .transport = eddy_fake_transport(r->fake),
-                                  .creds = r->creds,
-                                  .clock = &r->clock.clock,
-                                  .region = "us-east-1",
-                                  .max_attempts = 1,
-                                  .seed = 1};
+    rig_open(&r->rig,
+             &(struct rig_opts){
+                 .max_attempts = 1, .seed = 1, .service = "dynamodb", .clock = RIG_CLOCK_FAKE});
     struct eddy_error err = {0};
-    assert_int_equal(eddy_aws_init(&r->aws, &cfg, &err), EDDY_OK);
-    struct eddy_endpoint ep;
-    assert_int_equal(eddy_endpoint_parse("http://127.0.0.1:4566", "dynamodb", &ep, &err), EDDY_OK);
-    assert_int_equal(eddy_ddb_init(&r->ddb, &r->aws, &ep, &err), EDDY_OK);
-    eddy_endpoint_cleanup(&ep);
+    assert_int_equal(eddy_ddb_init(&r->ddb, &r->rig.aws, &r->rig.ep, &err), EDDY_OK);
     struct eddy_processor_config pc = {.table = "T",
                                        .machine = &eddy_test_counter,
                                        .dedupe_ttl_s = 100,
@@ -81,18 +65,18 @@ static void rig_init_policy(struct rig *r, size_t group_max, size_t commits_max,
                                        .on_outbox_ud = r,
                                        .backoff_base_ms = 1,
                                        .backoff_max_ms = 2};
-    r->p = eddy_processor_new(&r->loop, &r->ddb, &pc, &r->clock.clock, 7, &err);
+    r->p = eddy_processor_new(&r->rig.loop, &r->ddb, &pc, &r->rig.fake_clock.clock, 7, &err);
     assert_non_null(r->p);
 }
 
-static void rig_init_commits(struct rig *r, size_t group_max, size_t commits_max)
+static void prig_init_commits(struct prig *r, size_t group_max, size_t commits_max)
 {
-    rig_init_policy(r, group_max, commits_max, EDDY_REJECT_RECORD);
+    prig_init_policy(r, group_max, commits_max, EDDY_REJECT_RECORD);
 }
 
-static void rig_init(struct rig *r, size_t group_max)
+static void prig_init(struct prig *r, size_t group_max)
 {
-    rig_init_commits(r, group_max, 0);
+    prig_init_commits(r, group_max, 0);
 }
 
 static void closed(void *ud)
@@ -100,18 +84,14 @@ static void closed(void *ud)
     *(int *)ud = 1;
 }
 
-static void rig_close(struct rig *r)
+static void prig_close(struct prig *r)
 {
     int done = 0;
     eddy_processor_close(r->p, closed, &done);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_run(&r->rig.loop, UV_RUN_DEFAULT);
     assert_int_equal(done, 1);
     eddy_ddb_cleanup(&r->ddb);
-    eddy_fake_close(r->fake, NULL, NULL);
-    eddy_creds_close(r->creds);
-    eddy_aws_cleanup(&r->aws);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&r->loop), 0);
+    rig_close(&r->rig);
 }
 
 /* A batch with its storage. */
@@ -122,7 +102,7 @@ struct tb {
     cJSON *data[100];
     eddy_err err;
     int calls;
-    struct rig *r;
+    struct prig *r;
 };
 
 static void batch_cb(struct eddy_proc_batch *b, eddy_err err, void *ud)
@@ -134,7 +114,7 @@ static void batch_cb(struct eddy_proc_batch *b, eddy_err err, void *ud)
     t->r->called++;
 }
 
-static void tb_init(struct tb *t, struct rig *r, const char *entity, size_t n, const char *type)
+static void tb_init(struct tb *t, struct prig *r, const char *entity, size_t n, const char *type)
 {
     memset(t, 0, sizeof *t);
     t->r = r;
@@ -156,12 +136,12 @@ static void tb_cleanup(struct tb *t)
         cJSON_Delete(t->data[i]);
 }
 
-static void push_empty_load(struct rig *r)
+static void push_empty_load(struct prig *r)
 {
-    eddy_fake_push_json(r->fake, 200, "{\"Responses\":{\"T\":[]},\"UnprocessedKeys\":{}}");
+    eddy_fake_push_json(r->rig.fake, 200, "{\"Responses\":{\"T\":[]},\"UnprocessedKeys\":{}}");
 }
 
-static void push_load(struct rig *r, const char *pk, int seq, const char *count_av)
+static void push_load(struct prig *r, const char *pk, int seq, const char *count_av)
 {
     char body[512];
     snprintf(body, sizeof body,
@@ -169,11 +149,11 @@ static void push_load(struct rig *r, const char *pk, int seq, const char *count_
              "\"_seq\":{\"N\":\"%d\"},\"id\":{\"S\":\"%s\"},\"count\":%s}]},"
              "\"UnprocessedKeys\":{}}",
              pk, seq, strchr(pk, '/') + 1, count_av);
-    eddy_fake_push_json(r->fake, 200, body);
+    eddy_fake_push_json(r->rig.fake, 200, body);
 }
 
 /* A TransactionCanceledException with codes[i] for item i ("None" when NULL). */
-static void push_cancel(struct rig *r, size_t n, const char *const *codes)
+static void push_cancel(struct prig *r, size_t n, const char *const *codes)
 {
     char body[4096];
     assert_true(n <= 50);
@@ -184,21 +164,21 @@ static void push_cancel(struct rig *r, size_t n, const char *const *codes)
         len += (size_t)sprintf(body + len, "%s{\"Code\":\"%s\"}", i ? "," : "",
                                codes[i] ? codes[i] : "None");
     sprintf(body + len, "]}");
-    eddy_fake_push_json(r->fake, 400, body);
+    eddy_fake_push_json(r->rig.fake, 400, body);
 }
 
-static cJSON *req_body(struct rig *r, size_t i)
+static cJSON *req_body(struct prig *r, size_t i)
 {
-    const struct eddy_fake_request *q = eddy_fake_request_at(r->fake, i);
+    const struct eddy_fake_request *q = eddy_fake_request_at(r->rig.fake, i);
     assert_non_null(q);
     cJSON *j = cJSON_Parse(q->body);
     assert_non_null(j);
     return j;
 }
 
-static const char *req_op(struct rig *r, size_t i)
+static const char *req_op(struct prig *r, size_t i)
 {
-    const char *t = eddy_fake_request_header(eddy_fake_request_at(r->fake, i), "X-Amz-Target");
+    const char *t = eddy_fake_request_header(eddy_fake_request_at(r->rig.fake, i), "X-Amz-Target");
     assert_non_null(t);
     return strchr(t, '.') + 1;
 }
@@ -245,20 +225,20 @@ static int count_sk(const cJSON *body, const char *prefix)
     return n;
 }
 
-static void run(struct rig *r)
+static void run(struct prig *r)
 {
-    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_run(&r->rig.loop, UV_RUN_DEFAULT);
 }
 
 static void test_commit_shape(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Increment");
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     assert_int_equal(t.calls, 0); /* never inside submit */
     run(&r);
@@ -267,7 +247,7 @@ static void test_commit_shape(void **state)
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[0].seq, 1);
     assert_int_equal(t.ev[0].idx, 0);
-    assert_int_equal(eddy_fake_count(r.fake), 2);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 2);
     assert_string_equal(req_op(&r, 0), "BatchGetItem");
     cJSON *load = req_body(&r, 0);
     cJSON *tk = cJSON_GetObjectItemCaseSensitive(
@@ -307,31 +287,31 @@ static void test_commit_shape(void **state)
     struct tb t2;
     tb_init(&t2, &r, "e1", 1, "Increment");
     snprintf(t2.ids[0], sizeof t2.ids[0], "again");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t2.b), EDDY_OK);
     run(&r);
     assert_int_equal(t2.ev[0].seq, 2);
-    assert_int_equal(eddy_fake_count(r.fake), 3);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
     struct eddy_processor_stats s;
     eddy_processor_stats(r.p, &s);
     assert_int_equal(s.cache_hits, 1);
     assert_int_equal(s.transactions, 2);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_coalesced_ten(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 10, "Increment");
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
-    assert_int_equal(eddy_fake_count(r.fake), 2);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 2);
     cJSON *body = req_body(&r, 1);
     assert_int_equal(count_sk(body, "INBOUND/1/"), 10);
     assert_int_equal(count_sk(body, "STATE"), 1);
@@ -345,10 +325,10 @@ static void test_coalesced_ten(void **state)
     }
     assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "10");
     cJSON_Delete(body);
-    rig_close(&r);
+    prig_close(&r);
 }
 
-static const char *prev_of(struct rig *r, size_t i)
+static const char *prev_of(struct prig *r, size_t i)
 {
     static char out[32];
     cJSON *body = req_body(r, i);
@@ -363,19 +343,19 @@ static const char *prev_of(struct rig *r, size_t i)
 static void test_conflict_reloads(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Increment");
     push_load(&r, "counter/e1", 5, "{\"N\":\"5\"}");
     const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"}; /* state is last */
     push_cancel(&r, 5, codes);
     push_load(&r, "counter/e1", 6, "{\"N\":\"6\"}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
-    assert_int_equal(eddy_fake_count(r.fake), 4);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     assert_string_equal(req_op(&r, 2), "BatchGetItem");
     assert_string_equal(prev_of(&r, 1), "5");
     assert_string_equal(prev_of(&r, 3), "6");
@@ -386,14 +366,14 @@ static void test_conflict_reloads(void **state)
     struct eddy_processor_stats s;
     eddy_processor_stats(r.p, &s);
     assert_int_equal(s.conflicts, 1);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_conflict_gives_up(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Increment");
     const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"};
@@ -406,15 +386,15 @@ static void test_conflict_gives_up(void **state)
     assert_int_equal(t.err, EDDY_ECONFLICT);
     assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
     assert_non_null(strstr(t.b.error.detail, "EDDY_OCC_RETRIES"));
-    assert_int_equal(eddy_fake_count(r.fake), 8);
-    rig_close(&r);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 8);
+    prig_close(&r);
 }
 
 static void test_duplicate_marker(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 3, "Increment");
     push_empty_load(&r);
@@ -422,11 +402,11 @@ static void test_duplicate_marker(void **state)
     const char *codes[13] = {NULL};
     codes[5] = "ConditionalCheckFailed"; /* the dedupe marker of event 1 */
     push_cancel(&r, 13, codes);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
-    assert_int_equal(eddy_fake_count(r.fake), 3); /* no reload: the state did not move */
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* no reload: the state did not move */
     cJSON *first = req_body(&r, 1);
     assert_string_equal(put_attr(cJSON_GetArrayItem(txn_items(first), 5), "_sk", "S"),
                         "EVENT/e1-1");
@@ -443,7 +423,7 @@ static void test_duplicate_marker(void **state)
     assert_null(find_sk(body, "EVENT/e1-1", 0));
     assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "2");
     cJSON_Delete(body);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 /* A copy of an event id in one batch: a duplicate only once the first copy is
@@ -451,8 +431,8 @@ static void test_duplicate_marker(void **state)
 static void test_repeat_after_poison(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 4, "Increment");
     t.ev[1].event_id = "X-1"; /* a reserved field name: fails when its record is built */
@@ -462,7 +442,7 @@ static void test_repeat_after_poison(void **state)
     t.ev[3].event_id = "Y-1"; /* a machine failure, then a valid copy */
     t.ev[3].type = "Fail";
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
@@ -483,13 +463,13 @@ static void test_repeat_after_poison(void **state)
     t.ev[0].event_id = t.ev[1].event_id = "Y-1";
     t.ev[1].type = "Increment";
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
     assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
-    assert_int_equal(eddy_fake_count(r.fake), 4);
-    rig_close(&r);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    prig_close(&r);
 }
 
 /* Two valid copies: the second waits for the first's commit, then is a
@@ -497,21 +477,21 @@ static void test_repeat_after_poison(void **state)
 static void test_repeat_waits_for_first(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 3, "Increment");
     t.ev[1].event_id = t.ev[0].event_id;
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
     assert_int_equal(t.ev[2].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[2].seq, 2); /* the step ended before the copy */
-    assert_int_equal(eddy_fake_count(r.fake), 3);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
     cJSON *body = req_body(&r, 1);
     assert_int_equal(count_sk(body, "EVENT/"), 1);
     cJSON_Delete(body);
@@ -527,8 +507,8 @@ static void test_repeat_waits_for_first(void **state)
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_DUPLICATE);
     assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
-    assert_int_equal(eddy_fake_count(r.fake), 5);
-    rig_close(&r);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 5);
+    prig_close(&r);
 }
 
 static int count_pk(const cJSON *body, const char *pk)
@@ -546,8 +526,8 @@ static int count_pk(const cJSON *body, const char *pk)
 static void test_group_three(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb a, b, c;
     tb_init(&a, &r, "a", 1, "Increment");
     tb_init(&b, &r, "b", 1, "Increment");
@@ -556,15 +536,15 @@ static void test_group_three(void **state)
     const char *codes[15] = {NULL};
     codes[9] = "ConditionalCheckFailed"; /* b's state: items 5..9 */
     push_cancel(&r, 15, codes);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     push_load(&r, "counter/b", 3, "{\"N\":\"3\"}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &a.b), EDDY_OK);
     assert_int_equal(eddy_processor_submit(r.p, &b.b), EDDY_OK);
     assert_int_equal(eddy_processor_submit(r.p, &c.b), EDDY_OK);
     run(&r);
     assert_int_equal(r.called, 3);
-    assert_int_equal(eddy_fake_count(r.fake), 5);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 5);
     cJSON *load = req_body(&r, 0);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
                          cJSON_GetObjectItemCaseSensitive(
@@ -591,7 +571,7 @@ static void test_group_three(void **state)
     assert_int_equal(a.ev[0].seq, 1);
     assert_int_equal(c.ev[0].seq, 1);
     assert_int_equal(b.ev[0].seq, 4);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 /* Watches the transport every millisecond until all six are answered. libuv runs due
@@ -600,7 +580,7 @@ static void test_group_three(void **state)
  * how fast the machine is. */
 struct commits_probe {
     uv_timer_t timer;
-    struct rig *r;
+    struct prig *r;
     size_t max_inflight;
     bool saw_first_alone; /* a tick saw the load and the first transaction, nothing more */
 };
@@ -608,8 +588,8 @@ struct commits_probe {
 static void probe_cb(uv_timer_t *t)
 {
     struct commits_probe *pr = (struct commits_probe *)t;
-    size_t requests = eddy_fake_count(pr->r->fake);
-    size_t inflight = eddy_fake_inflight(pr->r->fake);
+    size_t requests = eddy_fake_count(pr->r->rig.fake);
+    size_t inflight = eddy_fake_inflight(pr->r->rig.fake);
     if (inflight > pr->max_inflight)
         pr->max_inflight = inflight;
     if (requests == 2 && inflight == 1)
@@ -621,28 +601,28 @@ static void probe_cb(uv_timer_t *t)
 static void test_commits_max_holds_groups_back(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init_commits(&r, 10, 1); /* two entities (5 items each) per transaction, one out */
+    struct prig r;
+    prig_init_commits(&r, 10, 1); /* two entities (5 items each) per transaction, one out */
     struct tb t[6];
     const char *ids[6] = {"a", "b", "c", "d", "e", "f"};
     for (int i = 0; i < 6; i++)
         tb_init(&t[i], &r, ids[i], 1, "Increment");
     push_empty_load(&r);
     struct eddy_fake_reply held = {.status = 200, .body = "{}", .delay_ms = 50};
-    eddy_fake_push(r.fake, &held);
-    eddy_fake_push_json(r.fake, 200, "{}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push(r.rig.fake, &held);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     for (int i = 0; i < 6; i++)
         assert_int_equal(eddy_processor_submit(r.p, &t[i].b), EDDY_OK);
     struct commits_probe pr = {.r = &r};
-    uv_timer_init(&r.loop, &pr.timer);
+    uv_timer_init(&r.rig.loop, &pr.timer);
     uv_timer_start(&pr.timer, probe_cb, 1, 1);
     run(&r);
     /* while the first group was out, the other two waited */
     assert_true(pr.saw_first_alone);
     assert_int_equal(pr.max_inflight, 1);
     assert_int_equal(r.called, 6);
-    assert_int_equal(eddy_fake_count(r.fake), 4);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     for (size_t i = 1; i < 4; i++) {
         cJSON *body = req_body(&r, i);
         assert_int_equal(cJSON_GetArraySize(txn_items(body)), 10);
@@ -652,23 +632,23 @@ static void test_commits_max_holds_groups_back(void **state)
         assert_int_equal(t[i].err, EDDY_OK);
         assert_int_equal(t[i].ev[0].seq, 1);
     }
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_split_over_100_items(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 60, "Increment"); /* 4 items each: 24 per transaction */
     push_empty_load(&r);
     for (int i = 0; i < 3; i++)
-        eddy_fake_push_json(r.fake, 200, "{}");
+        eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
-    assert_int_equal(eddy_fake_count(r.fake), 4);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     for (int i = 1; i < 4; i++) {
         cJSON *body = req_body(&r, (size_t)i);
         assert_true(cJSON_GetArraySize(txn_items(body)) <= 100);
@@ -680,7 +660,7 @@ static void test_split_over_100_items(void **state)
     assert_int_equal(t.ev[24].idx, 0);
     assert_int_equal(t.ev[59].seq, 3);
     assert_int_equal(t.ev[59].idx, 11);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 /* Data {"blob": n bytes of \x01}: n bytes to DynamoDB, 6n of JSON text ("\u0001"). */
@@ -696,10 +676,10 @@ static cJSON *escaped_blob(size_t n)
 }
 
 /* Every request sent was a transaction under the client's 4 MB of text. */
-static void assert_bodies_fit(struct rig *r)
+static void assert_bodies_fit(struct prig *r)
 {
-    for (size_t i = 1; i < eddy_fake_count(r->fake); i++)
-        assert_true(eddy_fake_request_at(r->fake, i)->body_len <= EDDY_DDB_MAX_TRANSACT_BYTES);
+    for (size_t i = 1; i < eddy_fake_count(r->rig.fake); i++)
+        assert_true(eddy_fake_request_at(r->rig.fake, i)->body_len <= EDDY_DDB_MAX_TRANSACT_BYTES);
 }
 
 /* Three events whose records are 300 KB each to DynamoDB but 1.8 MB each as
@@ -707,26 +687,26 @@ static void assert_bodies_fit(struct rig *r)
 static void test_split_over_4mb_of_text(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 3, "Increment");
     for (int i = 0; i < 3; i++)
         t.ev[i].data = t.data[i] = escaped_blob(300 * 1000);
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
-    assert_int_equal(eddy_fake_count(r.fake), 3);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
     assert_bodies_fit(&r);
     for (int i = 0; i < 3; i++)
         assert_int_equal(t.ev[i].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[1].seq, 1);
     assert_int_equal(t.ev[2].seq, 2);
     tb_cleanup(&t);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 /* Entities whose steps fit alone but not together as text go in separate
@@ -734,8 +714,8 @@ static void test_split_over_4mb_of_text(void **state)
 static void test_group_split_by_text(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t[3];
     const char *ids[3] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++) {
@@ -743,26 +723,26 @@ static void test_group_split_by_text(void **state)
         t[i].ev[0].data = t[i].data[0] = escaped_blob(250 * 1000);
     }
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     for (int i = 0; i < 3; i++)
         assert_int_equal(eddy_processor_submit(r.p, &t[i].b), EDDY_OK);
     run(&r);
-    assert_int_equal(eddy_fake_count(r.fake), 3);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
     assert_bodies_fit(&r);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(t[i].err, EDDY_OK);
         assert_int_equal(t[i].ev[0].result, EDDY_EV_APPLIED);
         tb_cleanup(&t[i]);
     }
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_limits(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 4, "Emit");
     /* 0: an inbound event over 400 KB */
@@ -782,7 +762,7 @@ static void test_limits(void **state)
     for (int i = 0; i < 4; i++)
         t.ev[i].data = t.data[i];
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
@@ -798,14 +778,14 @@ static void test_limits(void **state)
     assert_int_equal(cJSON_GetArraySize(txn_items(body)), 5);
     cJSON_Delete(body);
     tb_cleanup(&t);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_state_over_limit(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 2, "Grow");
     t.data[0] = cJSON_Parse("{\"size\":500000}");
@@ -813,7 +793,7 @@ static void test_state_over_limit(void **state)
     t.ev[0].data = t.data[0];
     t.ev[1].data = t.data[1];
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
@@ -825,7 +805,7 @@ static void test_state_over_limit(void **state)
     assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "1");
     cJSON_Delete(body);
     tb_cleanup(&t);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 /*
@@ -836,16 +816,16 @@ static void test_state_over_limit(void **state)
 static void test_foreign_state(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Increment");
-    eddy_fake_push_json(r.fake, 200,
+    eddy_fake_push_json(r.rig.fake, 200,
                         "{\"Responses\":{\"T\":[{\"_pk\":{\"S\":\"counter/e1\"},"
                         "\"_sk\":{\"S\":\"STATE\"},\"_seq\":{\"N\":\"4\"},"
                         "\"ID\":{\"S\":\"e1\"},\"Count\":{\"N\":\"9\"}}]},"
                         "\"UnprocessedKeys\":{}}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
@@ -856,25 +836,25 @@ static void test_foreign_state(void **state)
     assert_string_equal(put_attr(st, "id", "S"), "e1");
     assert_null(put_attr(st, "Count", "N"));
     cJSON_Delete(body);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_foreign_types_kept(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Increment");
     /* the counter keeps "pad" as a string: stored as B, it stays B */
-    eddy_fake_push_json(r.fake, 200,
+    eddy_fake_push_json(r.rig.fake, 200,
                         "{\"Responses\":{\"T\":[{\"_pk\":{\"S\":\"counter/e1\"},"
                         "\"_sk\":{\"S\":\"STATE\"},\"_seq\":{\"N\":\"4\"},"
                         "\"id\":{\"S\":\"e1\"},\"count\":{\"N\":\"9\"},"
                         "\"pad\":{\"B\":\"AAEC\"}}]},\"UnprocessedKeys\":{}}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     /* the cached state keeps them too: a second commit from the cache */
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
@@ -891,20 +871,20 @@ static void test_foreign_types_kept(void **state)
         assert_null(put_attr(st, "pad", "S"));
         cJSON_Delete(body);
     }
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_rejected_and_failed(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 3, "Refuse");
     t.ev[1].type = "Fail";
     t.ev[2].type = "NoSuchType";
     push_load(&r, "counter/e1", 4, "{\"N\":\"9\"}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.ev[0].result, EDDY_EV_REJECTED);
@@ -928,14 +908,14 @@ static void test_rejected_and_failed(void **state)
     assert_string_equal(put_attr(st, "_seq", "N"), "5");
     assert_string_equal(put_attr(st, "count", "N"), "9");
     cJSON_Delete(body);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_only_failed_writes_nothing(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Fail");
     push_empty_load(&r);
@@ -943,21 +923,21 @@ static void test_only_failed_writes_nothing(void **state)
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
-    assert_int_equal(eddy_fake_count(r.fake), 1);
-    rig_close(&r);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 1);
+    prig_close(&r);
 }
 
 /* Under the dlq and drop policies a refusal is not written, and says so. */
 static void test_rejected_unwritten(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init_policy(&r, 0, 0, EDDY_REJECT_DROP);
+    struct prig r;
+    prig_init_policy(&r, 0, 0, EDDY_REJECT_DROP);
     struct tb t;
     tb_init(&t, &r, "e1", 2, "Refuse");
     t.ev[1].type = "Increment";
     push_load(&r, "counter/e1", 4, "{\"N\":\"9\"}");
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
@@ -970,14 +950,14 @@ static void test_rejected_unwritten(void **state)
     assert_int_equal(count_sk(body, "INBOUND/"), 1);
     assert_null(find_sk(body, "INBOUND/5/0/Refuse", 0));
     cJSON_Delete(body);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_malformed_state(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Increment");
     push_load(&r, "counter/e1", 2, "{\"S\":\"abc\"}");
@@ -987,8 +967,8 @@ static void test_malformed_state(void **state)
     assert_non_null(strstr(t.b.error.detail, "counter/e1"));
     assert_non_null(strstr(t.b.error.detail, "count"));
     assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
-    assert_int_equal(eddy_fake_count(r.fake), 1);
-    rig_close(&r);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 1);
+    prig_close(&r);
 }
 
 /* A stored _seq that cannot advance is the state's fault: the batch fails
@@ -996,8 +976,8 @@ static void test_malformed_state(void **state)
 static void test_negative_seq_is_the_state(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 2, "Increment");
     push_load(&r, "counter/e1", -3, "{\"N\":\"1\"}");
@@ -1010,15 +990,15 @@ static void test_negative_seq_is_the_state(void **state)
         assert_int_equal(t.ev[i].result, EDDY_EV_ERROR);
         assert_non_null(strstr(t.ev[i].reason, "_seq -3 is negative"));
     }
-    assert_int_equal(eddy_fake_count(r.fake), 1); /* nothing written */
-    rig_close(&r);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 1); /* nothing written */
+    prig_close(&r);
 }
 
 static void test_bad_ids(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "bad\nid", 1, "Increment");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_EINVAL);
@@ -1041,7 +1021,7 @@ static void test_bad_ids(void **state)
     tb_init(&t, &r, "e-long", 2, "Increment");
     t.ev[0].event_id = long_id;
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
@@ -1053,7 +1033,7 @@ static void test_bad_ids(void **state)
     tb_init(&t, &r, "a/b/c", 2, "Increment");
     t.ev[0].event_id = "x\x01y";
     push_empty_load(&r);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
@@ -1061,29 +1041,29 @@ static void test_bad_ids(void **state)
     assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[1].idx, 0);
     assert_int_equal(r.called, 1);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 static void test_throttled_then_ok(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r, 0);
+    struct prig r;
+    prig_init(&r, 0);
     struct tb t;
     tb_init(&t, &r, "e1", 1, "Increment");
     push_empty_load(&r);
     const char *codes[5] = {"TransactionConflict", NULL, NULL, NULL, NULL};
     push_cancel(&r, 5, codes);
-    eddy_fake_push_json(r.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     run(&r);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].seq, 1);
-    assert_int_equal(eddy_fake_count(r.fake), 3); /* no reload */
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* no reload */
     struct eddy_processor_stats s;
     eddy_processor_stats(r.p, &s);
     assert_int_equal(s.retries, 1);
-    rig_close(&r);
+    prig_close(&r);
 }
 
 int main(void)

@@ -39,24 +39,15 @@ static int64_t nget(const cJSON *item, const char *name)
 void fakeaws_init(struct fakeaws *w)
 {
     memset(w, 0, sizeof *w);
-    assert_int_equal(uv_loop_init(&w->loop), 0);
-    w->fake = eddy_fake_new(&w->loop);
-    w->creds = eddy_creds_new_static(&w->loop, "AKIDEXAMPLE", "SECRETEXAMPLE", NULL);
-    eddy_clock_fake_init(&w->clock, 1700000000000);
-    struct eddy_aws_config cfg = {.loop = &w->loop,
-                                  .transport = eddy_fake_transport(w->fake),
-                                  .creds = w->creds,
-                                  .clock = &w->clock.clock,
-                                  .region = "us-east-1",
-                                  .max_attempts = 2,
-                                  .seed = 7,
-                                  .backoff_base_ms = 1,
-                                  .backoff_max_ms = 2};
+    rig_open(&w->rig, &(struct rig_opts){.max_attempts = 2,
+                                         .seed = 7,
+                                         .backoff_base_ms = 1,
+                                         .backoff_max_ms = 2,
+                                         .service = "test",
+                                         .clock = RIG_CLOCK_FAKE});
     struct eddy_error err = {0};
-    assert_int_equal(eddy_aws_init(&w->aws, &cfg, &err), EDDY_OK);
-    assert_int_equal(eddy_endpoint_parse("http://127.0.0.1:4566", "test", &w->ep, &err), EDDY_OK);
-    assert_int_equal(eddy_ddb_init(&w->ddb, &w->aws, &w->ep, &err), EDDY_OK);
-    assert_int_equal(eddy_eb_init(&w->eb, &w->aws, &w->ep, &err), EDDY_OK);
+    assert_int_equal(eddy_ddb_init(&w->ddb, &w->rig.aws, &w->rig.ep, &err), EDDY_OK);
+    assert_int_equal(eddy_eb_init(&w->eb, &w->rig.aws, &w->rig.ep, &err), EDDY_OK);
     w->items = cJSON_CreateArray();
     w->sent = cJSON_CreateArray();
     w->published = cJSON_CreateArray();
@@ -65,15 +56,11 @@ void fakeaws_init(struct fakeaws *w)
 
 void fakeaws_close(struct fakeaws *w)
 {
-    eddy_fake_close(w->fake, NULL, NULL);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
+    rig_close_transport(&w->rig);
+    uv_run(&w->rig.loop, UV_RUN_DEFAULT);
     eddy_eb_cleanup(&w->eb);
     eddy_ddb_cleanup(&w->ddb);
-    eddy_creds_close(w->creds);
-    eddy_endpoint_cleanup(&w->ep);
-    eddy_aws_cleanup(&w->aws);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&w->loop), 0);
+    rig_close(&w->rig);
     cJSON_Delete(w->items);
     cJSON_Delete(w->sent);
     cJSON_Delete(w->published);
@@ -146,14 +133,14 @@ size_t fakeaws_count(const struct fakeaws *w, const char *pk)
 static void reply_json(struct fakeaws *w, cJSON *body)
 {
     char *text = cJSON_PrintUnformatted(body);
-    eddy_fake_push_json(w->fake, 200, text);
+    eddy_fake_push_json(w->rig.fake, 200, text);
     free(text);
     cJSON_Delete(body);
 }
 
 static void reply_condition_failed(struct fakeaws *w)
 {
-    eddy_fake_push_json(w->fake, 400,
+    eddy_fake_push_json(w->rig.fake, 400,
                         "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
                         "ConditionalCheckFailedException\",\"message\":\"The conditional request "
                         "failed\"}");
@@ -218,7 +205,7 @@ static bool condition_holds(const cJSON *req, const cJSON *old)
 static void answer_item_write(struct fakeaws *w, const cJSON *req, bool is_delete)
 {
     if (w->fail_ddb_writes) {
-        eddy_fake_push_error(w->fake, EDDY_ENET);
+        eddy_fake_push_error(w->rig.fake, EDDY_ENET);
         return;
     }
     const cJSON *doc = cJSON_GetObjectItemCaseSensitive(req, is_delete ? "Key" : "Item");
@@ -269,7 +256,7 @@ static bool condition_holds(const cJSON *req, const cJSON *old);
 static void answer_transact(struct fakeaws *w, const cJSON *req)
 {
     if (w->fail_ddb_writes) {
-        eddy_fake_push_error(w->fake, EDDY_ENET);
+        eddy_fake_push_error(w->rig.fake, EDDY_ENET);
         return;
     }
     const cJSON *t;
@@ -292,7 +279,7 @@ static void answer_transact(struct fakeaws *w, const cJSON *req)
         cJSON_AddStringToObject(body, "message", "Transaction cancelled");
         cJSON_AddItemToObject(body, "CancellationReasons", reasons);
         char *text = cJSON_PrintUnformatted(body);
-        eddy_fake_push_json(w->fake, 400, text);
+        eddy_fake_push_json(w->rig.fake, 400, text);
         free(text);
         cJSON_Delete(body);
         return;
@@ -355,7 +342,7 @@ static void answer_put_events(struct fakeaws *w, const cJSON *req)
     w->put_calls++;
     if (w->fail_put_calls > 0) {
         w->fail_put_calls--;
-        eddy_fake_push_json(w->fake, 500, "{\"__type\":\"InternalException\"}");
+        eddy_fake_push_json(w->rig.fake, 500, "{\"__type\":\"InternalException\"}");
         return;
     }
     const cJSON *entries = cJSON_GetObjectItemCaseSensitive(req, "Entries");
@@ -418,8 +405,8 @@ static void answer(struct fakeaws *w, const struct eddy_fake_request *r)
 static bool answer_pending(struct fakeaws *w)
 {
     bool any = false;
-    while (w->answered < eddy_fake_count(w->fake)) {
-        const struct eddy_fake_request *r = eddy_fake_request_at(w->fake, w->answered);
+    while (w->answered < eddy_fake_count(w->rig.fake)) {
+        const struct eddy_fake_request *r = eddy_fake_request_at(w->rig.fake, w->answered);
         if (r->canceled) {
             w->answered++;
             continue;
@@ -436,7 +423,7 @@ static bool answer_pending(struct fakeaws *w)
 
 size_t fakeaws_waiting(const struct fakeaws *w)
 {
-    return eddy_fake_count(w->fake) - w->answered;
+    return eddy_fake_count(w->rig.fake) - w->answered;
 }
 
 void fakeaws_release_puts(struct fakeaws *w)
@@ -460,7 +447,7 @@ bool fakeaws_run(struct fakeaws *w, bool (*done)(struct fakeaws *w, void *ud), v
         if (wall_ms() > deadline)
             return false;
         bool any = answer_pending(w);
-        uv_run(&w->loop, UV_RUN_NOWAIT);
+        uv_run(&w->rig.loop, UV_RUN_NOWAIT);
         if (!any)
             usleep(200);
     }

@@ -22,8 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "aws/awscall.h"
-#include "base/clock.h"
-#include "fake_transport.h"
+#include "rig.h"
 #include "svc/dynamodb.h"
 #include "svc/eventbridge.h"
 
@@ -34,12 +33,7 @@ struct fakeaws;
 typedef bool (*fakeaws_fail_fn)(const cJSON *entry, unsigned attempt, void *ud);
 
 struct fakeaws {
-    uv_loop_t loop;
-    struct eddy_fake_transport *fake;
-    struct eddy_creds *creds;
-    struct eddy_clock_fake clock;
-    struct eddy_aws aws;
-    struct eddy_endpoint ep;
+    struct rig rig; /* loop, fake transport, fake clock (rig.fake_clock), AWS context */
     struct eddy_ddb ddb;
     struct eddy_eb eb;
     size_t answered;  /* requests answered so far */

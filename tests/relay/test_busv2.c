@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "fake_transport.h"
-#include "aws_rig.h"
+#include "rig.h"
 #include "aws/cbor.h"
 #include "relay/busv2.h"
 #include "svc/eventbridge2.h"

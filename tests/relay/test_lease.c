@@ -48,14 +48,14 @@ static void proc_new(struct fakeaws *w, struct proc *p, const char *owner)
     struct eddy_lease_config cfg = {
         .table = "t", .shards = SHARDS, .lease_ms = LEASE_MS, .owner = owner, .tick_ms = 3600000};
     struct eddy_error err = {0};
-    p->l = eddy_lease_new(&w->loop, &w->ddb, &cfg, &w->clock.clock, on_event, p, &err);
+    p->l = eddy_lease_new(&w->rig.loop, &w->ddb, &cfg, &w->rig.fake_clock.clock, on_event, p, &err);
     assert_non_null(p->l);
 }
 
 static bool quiet(struct fakeaws *w, void *ud)
 {
     (void)ud;
-    return fakeaws_waiting(w) == 0 && eddy_fake_inflight(w->fake) == 0;
+    return fakeaws_waiting(w) == 0 && eddy_fake_inflight(w->rig.fake) == 0;
 }
 
 static bool never(struct fakeaws *w, void *ud)
@@ -69,7 +69,7 @@ static bool never(struct fakeaws *w, void *ud)
  * (1-2 ms) to send again. */
 static void settle(struct fakeaws *w)
 {
-    uv_run(&w->loop, UV_RUN_NOWAIT);
+    uv_run(&w->rig.loop, UV_RUN_NOWAIT);
     assert_true(fakeaws_run(w, quiet, NULL, 5000));
     fakeaws_run(w, never, NULL, 15);
     assert_true(fakeaws_run(w, quiet, NULL, 5000));
@@ -144,14 +144,14 @@ static void test_acquire_all_alone(void **state)
     assert_int_equal(eddy_lease_members(a.l), 1);
     assert_int_equal(eddy_lease_fair_share(a.l), SHARDS);
     assert_int_equal(owned_in_table(&w, "proc-a"), SHARDS);
-    assert_int_equal(expires_of(&w, 3), w.clock.unix_ms + LEASE_MS);
+    assert_int_equal(expires_of(&w, 3), w.rig.fake_clock.unix_ms + LEASE_MS);
     const cJSON *member = fakeaws_get(&w, EDDY_RECORD_LEASE_PK, "member/proc-a");
     assert_non_null(member);
     /* members of processes gone are deleted by DynamoDB's TTL, an hour on */
     const cJSON *ttl = cJSON_GetObjectItem(cJSON_GetObjectItem(member, "_ttl"), "N");
     assert_non_null(ttl);
     assert_int_equal(strtoll(ttl->valuestring, NULL, 10),
-                     (w.clock.unix_ms + LEASE_MS) / 1000 + 3600);
+                     (w.rig.fake_clock.unix_ms + LEASE_MS) / 1000 + 3600);
     proc_stop(&w, &a);
     fakeaws_close(&w);
 }
@@ -165,16 +165,16 @@ static void test_renew_then_local_expiry(void **state)
     proc_new(&w, &a, "proc-a");
     eddy_lease_start(a.l);
     settle(&w);
-    eddy_clock_fake_advance(&w.clock, LEASE_MS / 3);
+    eddy_clock_fake_advance(&w.rig.fake_clock, LEASE_MS / 3);
     tick(&w, &a);
-    assert_int_equal(expires_of(&w, 0), w.clock.unix_ms + LEASE_MS); /* renewed */
-    assert_int_equal(a.acquired, SHARDS);                            /* not again */
+    assert_int_equal(expires_of(&w, 0), w.rig.fake_clock.unix_ms + LEASE_MS); /* renewed */
+    assert_int_equal(a.acquired, SHARDS);                                     /* not again */
     /* renewals now fail (network): held until the lease runs out locally */
     w.fail_ddb_writes = true;
-    eddy_clock_fake_advance(&w.clock, LEASE_MS / 3);
+    eddy_clock_fake_advance(&w.rig.fake_clock, LEASE_MS / 3);
     tick(&w, &a);
     assert_true(eddy_lease_held(a.l, 0));
-    eddy_clock_fake_advance(&w.clock, LEASE_MS / 3 + LEASE_MS / 3);
+    eddy_clock_fake_advance(&w.rig.fake_clock, LEASE_MS / 3 + LEASE_MS / 3);
     assert_false(eddy_lease_held(a.l, 0)); /* 9/10 of the period after the last renewal */
     assert_int_equal(eddy_lease_count(a.l), 0);
     tick(&w, &a);
@@ -202,7 +202,7 @@ static void test_fair_share_and_takeover(void **state)
     assert_int_equal(eddy_lease_members(b.l), 2);
     assert_int_equal(eddy_lease_fair_share(b.l), SHARDS / 2);
     /* a sees b and gives back the shards over its share */
-    eddy_clock_fake_advance(&w.clock, LEASE_MS / 3);
+    eddy_clock_fake_advance(&w.rig.fake_clock, LEASE_MS / 3);
     tick(&w, &a);
     assert_int_equal(a.surrendered, SHARDS / 2);
     assert_int_equal(eddy_lease_count(a.l), SHARDS / 2);
@@ -213,12 +213,12 @@ static void test_fair_share_and_takeover(void **state)
     for (uint32_t i = 0; i < SHARDS; i++)
         assert_true(eddy_lease_held(a.l, i) != eddy_lease_held(b.l, i));
     /* a dies (no more ticks); b keeps ticking and takes a's shards over */
-    int64_t a_last = w.clock.unix_ms;
+    int64_t a_last = w.rig.fake_clock.unix_ms;
     int64_t taken_at = 0;
     for (int k = 0; k < 8 && eddy_lease_count(b.l) < SHARDS; k++) {
-        eddy_clock_fake_advance(&w.clock, LEASE_MS / 3);
+        eddy_clock_fake_advance(&w.rig.fake_clock, LEASE_MS / 3);
         tick(&w, &b);
-        taken_at = w.clock.unix_ms;
+        taken_at = w.rig.fake_clock.unix_ms;
     }
     assert_int_equal(eddy_lease_count(b.l), SHARDS);
     assert_true(taken_at - a_last <= 2 * LEASE_MS);
@@ -242,8 +242,9 @@ static void steal_shard5(struct fakeaws *w, void *ud)
     (void)ud;
     cJSON *item = NULL;
     struct eddy_error err = {0};
-    assert_int_equal(eddy_record_build_lease(5, "thief", w->clock.unix_ms + 60000, &item, &err),
-                     EDDY_OK);
+    assert_int_equal(
+        eddy_record_build_lease(5, "thief", w->rig.fake_clock.unix_ms + 60000, &item, &err),
+        EDDY_OK);
     fakeaws_put(w, item);
     cJSON_Delete(item);
     w->on_query = NULL;
@@ -259,7 +260,7 @@ static void test_renew_refused_loses_shard(void **state)
     eddy_lease_start(a.l);
     settle(&w);
     w.on_query = steal_shard5;
-    eddy_clock_fake_advance(&w.clock, LEASE_MS / 3);
+    eddy_clock_fake_advance(&w.rig.fake_clock, LEASE_MS / 3);
     tick(&w, &a);
     assert_int_equal(a.lost, 1);
     assert_false(eddy_lease_held(a.l, 5));
@@ -305,10 +306,10 @@ static void test_stop_unstarted_and_bad_config(void **state)
     assert_int_equal(w.write_calls, 0);
     struct eddy_lease_config cfg = {.table = "t", .shards = 0, .lease_ms = LEASE_MS, .owner = "x"};
     struct eddy_error err = {0};
-    assert_null(eddy_lease_new(&w.loop, &w.ddb, &cfg, NULL, on_event, &a, &err));
+    assert_null(eddy_lease_new(&w.rig.loop, &w.ddb, &cfg, NULL, on_event, &a, &err));
     cfg.shards = 4;
     cfg.owner = "";
-    assert_null(eddy_lease_new(&w.loop, &w.ddb, &cfg, NULL, on_event, &a, &err));
+    assert_null(eddy_lease_new(&w.rig.loop, &w.ddb, &cfg, NULL, on_event, &a, &err));
     fakeaws_close(&w);
 }
 

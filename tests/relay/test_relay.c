@@ -21,7 +21,7 @@
 
 #define PK0 "#outbox/0"
 
-struct rig {
+struct relay_rig {
     struct fakeaws w;
     struct eddy_relay *relay;
     struct eddy_metrics *metrics;
@@ -32,13 +32,13 @@ struct rig {
 
 static void on_publish(const struct eddy_record_outbox *e, int64_t unix_ms, void *ud)
 {
-    struct rig *r = ud;
+    struct relay_rig *r = ud;
     assert_non_null(e->sk);
     assert_true(unix_ms > 0);
     r->hooked++;
 }
 
-static void rig_init(struct rig *r)
+static void relay_rig_init(struct relay_rig *r)
 {
     memset(r, 0, sizeof *r);
     fakeaws_init(&r->w);
@@ -54,27 +54,27 @@ static void rig_init(struct rig *r)
                                         .on_publish_ud = r};
 }
 
-static void rig_start(struct rig *r)
+static void relay_rig_start(struct relay_rig *r)
 {
     struct eddy_error err = {0};
-    r->relay = eddy_relay_new(&r->w.loop, &r->w.ddb, &r->w.eb, &r->cfg, &r->w.clock.clock,
-                              r->metrics, &err);
+    r->relay = eddy_relay_new(&r->w.rig.loop, &r->w.ddb, &r->w.eb, &r->cfg,
+                              &r->w.rig.fake_clock.clock, r->metrics, &err);
     assert_non_null(r->relay);
     assert_int_equal(eddy_relay_start(r->relay), EDDY_OK);
 }
 
 static void on_stopped(void *ud)
 {
-    ((struct rig *)ud)->stopped = true;
+    ((struct relay_rig *)ud)->stopped = true;
 }
 
 static bool is_stopped(struct fakeaws *w, void *ud)
 {
     (void)w;
-    return ((struct rig *)ud)->stopped;
+    return ((struct relay_rig *)ud)->stopped;
 }
 
-static void rig_close(struct rig *r)
+static void relay_rig_close(struct relay_rig *r)
 {
     eddy_relay_stop(r->relay, on_stopped, r);
     assert_false(r->stopped); /* never from inside the call */
@@ -149,14 +149,14 @@ static int published_at(const struct fakeaws *w, const char *id, int64_t seq)
 static void test_publishes_in_order_and_deletes(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     const char *ids[] = {"a", "b", "c"};
     for (int64_t seq = 4; seq >= 1; seq--) /* written out of order on purpose */
         for (size_t k = 0; k < 3; k++)
             fakeaws_put_outbox(&r.w, 1, "slot", ids[k], seq, (size_t)(seq % 2), 0);
     fakeaws_put_outbox(&r.w, 1, "slot", "a", 4, 1, 0); /* two entries at seq 4 */
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     struct eddy_relay_stats st;
     eddy_relay_stats(r.relay, &st);
@@ -178,7 +178,7 @@ static void test_publishes_in_order_and_deletes(void **state)
     assert_int_equal(eddy_metrics_total(r.metrics, EDDY_METRIC_published), 13);
     assert_int_equal(
         eddy_metrics_total_hist(r.metrics, EDDY_LATENCY_commit_to_publish_latency)->count, 13);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 /* a/2 fails twice; only it is resent; a/3 waits for it; b goes on. */
@@ -195,8 +195,8 @@ static bool fail_a2_twice(const cJSON *entry, unsigned attempt, void *ud)
 static void test_failed_entry_resent_alone_entity_waits(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.retry_base_ms = 20; /* long enough for b to go on meanwhile */
     r.cfg.retry_cap_ms = 40;
     for (int64_t seq = 1; seq <= 4; seq++) {
@@ -204,7 +204,7 @@ static void test_failed_entry_resent_alone_entity_waits(void **state)
         fakeaws_put_outbox(&r.w, 1, "slot", "b", seq, 0, 0);
     }
     r.w.fail_entry = fail_a2_twice;
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_int_equal(attempts_of(&r.w, "a", 2), 3);
     for (int64_t seq = 1; seq <= 4; seq++) {
@@ -224,7 +224,7 @@ static void test_failed_entry_resent_alone_entity_waits(void **state)
     assert_int_equal(st.published, 8);
     assert_int_equal(eddy_metrics_total(r.metrics, EDDY_METRIC_publish_failures), 2);
     assert_int_equal(eddy_metrics_total(r.metrics, EDDY_METRIC_retries), 2);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 /* A call that fails as a whole (5xx after the AWS layer's retries): its
@@ -232,12 +232,12 @@ static void test_failed_entry_resent_alone_entity_waits(void **state)
 static void test_failed_call_retried(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     for (int64_t seq = 1; seq <= 3; seq++)
         fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
     r.w.fail_put_calls = 2; /* both attempts of the first call */
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_int_equal(cJSON_GetArraySize(r.w.published), 3);
     assert_ordered(r.w.published);
@@ -245,26 +245,26 @@ static void test_failed_call_retried(void **state)
     eddy_relay_stats(r.relay, &st);
     assert_int_equal(st.failed_entries, 1);
     assert_int_equal(st.retries, 1);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 static void test_batches_of_ten(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.inflight_max = 1; /* one call at a time: the split is visible */
     for (int i = 0; i < 25; i++) {
         char id[16];
         snprintf(id, sizeof id, "e%02d", i);
         fakeaws_put_outbox(&r.w, 1, "slot", id, 1, 0, 0);
     }
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_int_equal(r.w.put_calls, 3);
     assert_int_equal(r.w.max_call_entries, 10);
     assert_int_equal(cJSON_GetArraySize(r.w.published), 25);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 static bool all_published(struct fakeaws *w, void *ud)
@@ -276,8 +276,8 @@ static bool all_published(struct fakeaws *w, void *ud)
 static void test_shards_share_calls(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.shards = 4;
     bool used[4] = {false};
     for (int i = 0; i < 8; i++) {
@@ -288,31 +288,31 @@ static void test_shards_share_calls(void **state)
         fakeaws_put_outbox(&r.w, 4, "slot", id, 1, 0, 0);
     }
     assert_true(used[0] + used[1] + used[2] + used[3] >= 2);
-    rig_start(&r);
+    relay_rig_start(&r);
     size_t want = 8;
     assert_true(fakeaws_run(&r.w, all_published, &want, 5000));
     assert_int_equal(r.w.put_calls, 1);
     assert_int_equal(r.w.max_call_entries, 8);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 static void test_batches_under_256k(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     for (int i = 0; i < 9; i++) {
         char id[16];
         snprintf(id, sizeof id, "e%d", i);
         fakeaws_put_outbox(&r.w, 1, "slot", id, 1, 0, 60 * 1024);
     }
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_true(r.w.max_call_bytes <= 256 * 1024);
     assert_int_equal(r.w.max_call_entries, 4); /* 4 x 60 KB fit, 5 do not */
     assert_int_equal(r.w.put_calls, 3);
     assert_int_equal(cJSON_GetArraySize(r.w.published), 9);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 /* A stored entry over 256 KB (the processor refuses them; be defensive):
@@ -326,8 +326,8 @@ static bool big_done(struct fakeaws *w, void *ud)
 static void test_oversize_entry_dead(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     fakeaws_put_outbox(&r.w, 1, "slot", "big", 1, 0, 0);
     fakeaws_put_outbox(&r.w, 1, "slot", "big", 3, 0, 0);
     fakeaws_put_outbox(&r.w, 1, "slot", "small", 1, 0, 0);
@@ -349,7 +349,7 @@ static void test_oversize_entry_dead(void **state)
     free(huge);
     fakeaws_put(&r.w, item);
     cJSON_Delete(item);
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, big_done, NULL, 5000));
     assert_true(published_at(&r.w, "big", 1) < published_at(&r.w, "big", 3));
     assert_true(published_at(&r.w, "small", 1) >= 0);
@@ -363,7 +363,7 @@ static void test_oversize_entry_dead(void **state)
     eddy_relay_stats(r.relay, &st);
     assert_int_equal(st.dead, 1);
     assert_int_equal(eddy_metrics_total(r.metrics, EDDY_METRIC_publish_dead), 1);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 /* An entry refused for good (a validation error) is dead after one try; one
@@ -388,14 +388,14 @@ static bool a_done(struct fakeaws *w, void *ud)
 
 static void dead_case(const char *code, unsigned want_attempts)
 {
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.attempts = 3;
     for (int64_t seq = 1; seq <= 3; seq++)
         fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
     r.w.fail_entry = fail_a1;
     r.w.fail_code = code;
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, a_done, NULL, 5000));
     assert_int_equal(attempts_of(&r.w, "a", 1), want_attempts);
     assert_true(published_at(&r.w, "a", 2) < published_at(&r.w, "a", 3));
@@ -410,7 +410,7 @@ static void dead_case(const char *code, unsigned want_attempts)
     assert_non_null(cJSON_GetObjectItem(dead, "Detail")); /* the entry, to send again */
     assert_int_equal(r.w.transact_calls, 1);
     assert_int_equal(eddy_metrics_total(r.metrics, EDDY_METRIC_publish_dead), 1);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 static void test_refused_for_good_is_dead(void **state)
@@ -428,15 +428,15 @@ static void test_refused_attempts_times_is_dead(void **state)
 static void test_unprocessed_deletes_retried(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     for (int i = 0; i < 30; i++) {
         char id[16];
         snprintf(id, sizeof id, "e%02d", i);
         fakeaws_put_outbox(&r.w, 1, "slot", id, 1, 0, 0);
     }
     r.w.unprocessed_next = 7;
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     struct eddy_relay_stats st;
     eddy_relay_stats(r.relay, &st);
@@ -444,20 +444,20 @@ static void test_unprocessed_deletes_retried(void **state)
     assert_int_equal(st.delete_retries, 7);
     assert_int_equal(st.published, 30);
     assert_int_equal(cJSON_GetArraySize(r.w.sent), 30); /* nothing published twice */
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 static void test_pages(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.page_size = 3;
     r.cfg.round_max = 7; /* a second sweep takes the rest */
     r.cfg.poll_ms = 1;
     for (int64_t seq = 1; seq <= 10; seq++)
         fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_int_equal(cJSON_GetArraySize(r.w.published), 10);
     assert_int_equal(cJSON_GetArraySize(r.w.sent), 10);
@@ -465,7 +465,7 @@ static void test_pages(void **state)
     struct eddy_relay_stats st;
     eddy_relay_stats(r.relay, &st);
     assert_true(st.sweeps >= 2);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 /* One entity's backlog does not hold back another of its shard: the sweep
@@ -479,17 +479,17 @@ static bool b_published(struct fakeaws *w, void *ud)
 static void test_sweep_fair_across_entities(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.page_size = 20;
     for (int64_t seq = 1; seq <= 300; seq++)
         fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
     fakeaws_put_outbox(&r.w, 1, "slot", "b", 1, 0, 0); /* sorts after all of a */
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, b_published, NULL, 5000));
     assert_true(published_at(&r.w, "b", 1) <= 1);
     assert_int_equal(r.w.query_calls, 2); /* a page of a, then past a */
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 /* Publish on commit: entries handed over are published and deleted without
@@ -506,7 +506,7 @@ static bool one_query(struct fakeaws *w, void *ud)
     return w->query_calls == 1 && fakeaws_waiting(w) == 0;
 }
 
-static void hand_over(struct rig *r, const char *id, int64_t seq)
+static void hand_over(struct relay_rig *r, const char *id, int64_t seq)
 {
     struct eddy_record_entity e = {"slot", id, seq, 1700000000, 1700000000000};
     cJSON *data = cJSON_CreateObject();
@@ -525,11 +525,11 @@ static void hand_over(struct rig *r, const char *id, int64_t seq)
 static void test_publish_on_commit(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.grace_ms = 10000;
     fakeaws_put_outbox(&r.w, 1, "slot", "other", 1, 0, 0); /* another process's, young */
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, one_query, NULL, 5000)); /* the first sweep */
     size_t queries = r.w.query_calls;
     hand_over(&r, "a", 1);
@@ -545,11 +545,11 @@ static void test_publish_on_commit(void **state)
     assert_int_equal(st.committed, 3);
     assert_int_equal(st.swept, 0);
     /* past the grace, a sweep takes the other process's row */
-    eddy_clock_fake_advance(&r.w.clock, 10001);
+    eddy_clock_fake_advance(&r.w.rig.fake_clock, 10001);
     eddy_relay_sweep(r.relay, 0);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_int_equal(cJSON_GetArraySize(r.w.published), 4);
-    rig_close(&r);
+    relay_rig_close(&r);
 }
 
 static bool puts_waiting(struct fakeaws *w, void *ud)
@@ -557,7 +557,7 @@ static bool puts_waiting(struct fakeaws *w, void *ud)
     (void)ud;
     if (fakeaws_waiting(w) == 0)
         return false;
-    const struct eddy_fake_request *req = eddy_fake_request_at(w->fake, w->answered);
+    const struct eddy_fake_request *req = eddy_fake_request_at(w->rig.fake, w->answered);
     return strstr(eddy_fake_request_header(req, "X-Amz-Target"), "PutEvents") != NULL;
 }
 
@@ -566,13 +566,13 @@ static bool puts_waiting(struct fakeaws *w, void *ud)
 static void test_stop_finishes_batch_in_hand(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     r.cfg.inflight_max = 1;
     for (int64_t seq = 1; seq <= 3; seq++)
         fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
     r.w.hold_puts = true;
-    rig_start(&r);
+    relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, puts_waiting, NULL, 5000));
     assert_int_equal(r.w.put_calls, 0);
     eddy_relay_stop(r.relay, on_stopped, &r);
@@ -592,13 +592,13 @@ static void test_stop_finishes_batch_in_hand(void **state)
 static void test_stop_during_query(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     fakeaws_put_outbox(&r.w, 1, "slot", "a", 1, 0, 0);
-    rig_start(&r);
-    uv_run(&r.w.loop, UV_RUN_NOWAIT); /* the poll fires: the Query goes out */
+    relay_rig_start(&r);
+    uv_run(&r.w.rig.loop, UV_RUN_NOWAIT); /* the poll fires: the Query goes out */
     assert_int_equal(fakeaws_waiting(&r.w), 1);
-    rig_close(&r);
+    relay_rig_close(&r);
     assert_int_equal(r.w.query_calls, 1);
     assert_int_equal(r.w.put_calls, 0);
 }
@@ -606,29 +606,29 @@ static void test_stop_during_query(void **state)
 static void test_stop_before_start(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     struct eddy_error err = {0};
-    r.relay = eddy_relay_new(&r.w.loop, &r.w.ddb, &r.w.eb, &r.cfg, NULL, NULL, &err);
+    r.relay = eddy_relay_new(&r.w.rig.loop, &r.w.ddb, &r.w.eb, &r.cfg, NULL, NULL, &err);
     assert_non_null(r.relay);
     assert_false(eddy_relay_holds(r.relay, 0));
     eddy_relay_sweep(r.relay, 0); /* ignored */
-    rig_close(&r);
+    relay_rig_close(&r);
     assert_int_equal(r.w.query_calls, 0);
 }
 
 static void test_config_checked(void **state)
 {
     (void)state;
-    struct rig r;
-    rig_init(&r);
+    struct relay_rig r;
+    relay_rig_init(&r);
     struct eddy_error err = {0};
     r.cfg.shards = 0;
-    assert_null(eddy_relay_new(&r.w.loop, &r.w.ddb, &r.w.eb, &r.cfg, NULL, NULL, &err));
+    assert_null(eddy_relay_new(&r.w.rig.loop, &r.w.ddb, &r.w.eb, &r.cfg, NULL, NULL, &err));
     assert_int_equal(err.code, EDDY_ECONFIG);
     r.cfg.shards = 1;
     r.cfg.table = NULL;
-    assert_null(eddy_relay_new(&r.w.loop, &r.w.ddb, &r.w.eb, &r.cfg, NULL, NULL, &err));
+    assert_null(eddy_relay_new(&r.w.rig.loop, &r.w.ddb, &r.w.eb, &r.cfg, NULL, NULL, &err));
     assert_int_equal(err.code, EDDY_EINVAL);
     eddy_metrics_free(r.metrics);
     fakeaws_close(&r.w);

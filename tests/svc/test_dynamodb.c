@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "fake_transport.h"
-#include "aws_rig.h"
+#include "rig.h"
 #include "svc/dynamodb.h"
 
 struct got {

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "fake_transport.h"
-#include "aws_rig.h"
+#include "rig.h"
 #include "svc/eventbridge.h"
 
 struct got {

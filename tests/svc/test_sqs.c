@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "fake_transport.h"
-#include "aws_rig.h"
+#include "rig.h"
 #include "svc/sqs.h"
 
 #define QURL "http://127.0.0.1:4566/123456789012/jobs"

@@ -3,7 +3,7 @@
  * transport: batching at 10, the flush timer, retries of failed entries,
  * receipt handles given up on, close.
  */
-#include "worker_rig.h"
+#include "rig.h"
 
 #include <stdio.h>
 
@@ -29,13 +29,13 @@ static void test_batches_of_ten(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init(&r);
+    rig_init_sqs(&r);
     struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_OFF);
     struct eddy_acker a;
-    struct eddy_acker_config cfg = {.queue_url = QURL, .flush_ms = 5, .metrics = m};
+    struct eddy_acker_config cfg = {.queue_url = RIG_QURL, .flush_ms = 5, .metrics = m};
     eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
     for (int i = 0; i < 3; i++)
-        eddy_fake_push_json(r.fake, 200, ALL_OK);
+        eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
     char h[32];
     for (int i = 0; i < 25; i++) {
         snprintf(h, sizeof h, "rh-%d", i);
@@ -58,11 +58,11 @@ static void test_flush_timer_and_visibility(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init(&r);
+    rig_init_sqs(&r);
     struct eddy_acker a;
-    struct eddy_acker_config cfg = {.queue_url = QURL, .flush_ms = 5};
+    struct eddy_acker_config cfg = {.queue_url = RIG_QURL, .flush_ms = 5};
     eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
-    eddy_fake_push_json(r.fake, 200, ALL_OK);
+    eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
     assert_int_equal(eddy_acker_visibility(&a, "rh-a", 0, EDDY_ACK_RELEASE), EDDY_OK);
     assert_int_equal(eddy_acker_visibility(&a, "rh-b", 99999, EDDY_ACK_BACKOFF),
                      EDDY_OK); /* clamped to 43200 */
@@ -81,10 +81,10 @@ static void test_failed_entries(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init(&r);
+    rig_init_sqs(&r);
     struct eddy_acker a;
     struct eddy_acker_config cfg = {
-        .queue_url = QURL, .flush_ms = 1, .retry_base_ms = 1, .retry_cap_ms = 2};
+        .queue_url = RIG_QURL, .flush_ms = 1, .retry_base_ms = 1, .retry_cap_ms = 2};
     eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
     /* entry 0 ok, 1 gone for good, 2 a passing failure; then a failed call; then ok */
     eddy_fake_push_json(r.fake, 200,
@@ -92,7 +92,7 @@ static void test_failed_entries(void **state)
                         "{\"Id\":\"1\",\"Code\":\"ReceiptHandleIsInvalid\",\"SenderFault\":true},"
                         "{\"Id\":\"2\",\"Code\":\"InternalError\",\"SenderFault\":false}]}");
     eddy_fake_push_status(r.fake, 500, NULL, "{\"__type\":\"InternalFailure\"}");
-    eddy_fake_push_json(r.fake, 200, ALL_OK);
+    eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
     assert_int_equal(eddy_acker_delete(&a, "rh-0"), EDDY_OK);
     assert_int_equal(eddy_acker_delete(&a, "rh-1"), EDDY_OK);
     assert_int_equal(eddy_acker_delete(&a, "rh-2"), EDDY_OK);
@@ -113,10 +113,13 @@ static void test_gives_up_after_max_attempts(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init(&r);
+    rig_init_sqs(&r);
     struct eddy_acker a;
-    struct eddy_acker_config cfg = {
-        .queue_url = QURL, .flush_ms = 1, .max_attempts = 3, .retry_base_ms = 1, .retry_cap_ms = 2};
+    struct eddy_acker_config cfg = {.queue_url = RIG_QURL,
+                                    .flush_ms = 1,
+                                    .max_attempts = 3,
+                                    .retry_base_ms = 1,
+                                    .retry_cap_ms = 2};
     eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
     for (int i = 0; i < 3; i++)
         eddy_fake_push_error(r.fake, EDDY_ENET);
@@ -132,9 +135,9 @@ static void test_refuses_long_handle_and_after_close(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init(&r);
+    rig_init_sqs(&r);
     struct eddy_acker a;
-    struct eddy_acker_config cfg = {.queue_url = QURL};
+    struct eddy_acker_config cfg = {.queue_url = RIG_QURL};
     eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
     char big[EDDY_ACK_HANDLE_MAX + 2];
     memset(big, 'h', sizeof big - 1);

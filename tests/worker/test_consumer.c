@@ -4,7 +4,7 @@
  * policies, FIFO release after a failure, poison to the DLQ, drain, and the
  * store's circuit breaker (messages held, polls stopped, probes, resume).
  */
-#include "worker_rig.h"
+#include "rig.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +116,7 @@ static void setup_pollers(struct setup *s, const char *url, const char *dlq, int
                           const char *attrs, int pollers)
 {
     memset(s, 0, sizeof *s);
-    rig_init(&s->r);
+    rig_init_sqs(&s->r);
     struct eddy_error err = {0};
     assert_int_equal(eddy_envelope_spec_init(&s->spec, NULL, NULL, NULL, NULL, &err), EDDY_OK);
     s->m = eddy_metrics_new(EDDY_METRICS_OFF);
@@ -159,7 +159,7 @@ static void drain_and_close(struct setup *s)
 {
     eddy_consumer_drain(s->c, on_drained, s);
     for (int i = 0; i < 8; i++)
-        eddy_fake_push_json(s->r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s->r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s->r, &s->drained, 2000);
     assert_true(s->drained);
     assert_int_equal(eddy_consumer_inflight(s->c), 0);
@@ -190,7 +190,7 @@ static void test_lanes_coalesce_and_results(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL, NULL);
+    setup_start(&s, RIG_QURL, NULL);
     const char *ids[] = {"b1", "a1", "a2", "a3", "p1"};
     const char *ents[] = {"B", "A", "A", "A", NULL};
     push_receive(&s.r, ids, ents, 5);
@@ -216,7 +216,7 @@ static void test_polls_for_full_batches(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL, NULL); /* max_inflight 10, one poller */
+    setup_start(&s, RIG_QURL, NULL); /* max_inflight 10, one poller */
     const char *ids[] = {"a1", "b1", "c1"};
     const char *ents[] = {"A", "B", "C"};
     push_receive(&s.r, ids, ents, 3);
@@ -248,7 +248,7 @@ static void test_empty_queue_one_poll(void **state)
 {
     (void)state;
     struct setup s;
-    setup_pollers(&s, QURL, NULL, 40, ATTRS, 3);
+    setup_pollers(&s, RIG_QURL, NULL, 40, ATTRS, 3);
     for (int i = 0; i < 3; i++)
         eddy_fake_push_json(s.r.fake, 200, "{\"Messages\":[]}");
     run_until_receives(&s, 4);
@@ -267,7 +267,7 @@ static void test_results_reach_sqs(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL, NULL);
+    setup_start(&s, RIG_QURL, NULL);
     const char *ids[] = {"x1", "y1", "p1"};
     const char *ents[] = {"X", "Y", NULL};
     push_receive(&s.r, ids, ents, 3);
@@ -276,7 +276,7 @@ static void test_results_reach_sqs(void **state)
     complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_APPLIED});
     complete(s.fp.b[1], (enum eddy_event_result[]){EDDY_EV_ERROR});
     for (int i = 0; i < 8; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-x1\""), 1);
@@ -308,7 +308,7 @@ static void test_batch_error_logged_with_reason(void **state)
     FILE *log = open_memstream(&text, &len);
     eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, log);
     struct setup s;
-    setup_start(&s, QURL, NULL);
+    setup_start(&s, RIG_QURL, NULL);
     const char *ids[] = {"x1"};
     const char *ents[] = {"X"};
     push_receive(&s.r, ids, ents, 1);
@@ -320,7 +320,7 @@ static void test_batch_error_logged_with_reason(void **state)
              "state item of machine/X does not load: balance: missing");
     b->cb(b, EDDY_EPARSE, b->ud);
     for (int i = 0; i < 8; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, stderr);
@@ -338,7 +338,7 @@ static void test_fifo_releases_rest_of_group(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL ".fifo", NULL);
+    setup_start(&s, RIG_QURL ".fifo", NULL);
     const char *ids[] = {"f1", "f2", "f3"};
     const char *ents[] = {"E1", "E1", "E2"};
     push_receive(&s.r, ids, ents, 3);
@@ -348,7 +348,7 @@ static void test_fifo_releases_rest_of_group(void **state)
     eddy_consumer_drain(s.c, on_drained, &s);
     complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_ERROR});
     for (int i = 0; i < 8; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     assert_int_equal(s.fp.n, 1); /* f2 and f3 were never processed */
@@ -365,7 +365,7 @@ static void test_poison_to_dlq(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    setup_start(&s, RIG_QURL, "http://127.0.0.1:4566/123456789012/dlq");
     const char *ids[] = {"p9"};
     const char *ents[] = {NULL};
     push_receive(&s.r, ids, ents, 1);
@@ -375,7 +375,7 @@ static void test_poison_to_dlq(void **state)
     eddy_consumer_drain(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 4; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     assert_int_equal(bodies_with(&s.r, "SendMessage", "eddy-error"), 1);
@@ -395,7 +395,7 @@ static void test_poison_near_limit_fits_dlq(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    setup_start(&s, RIG_QURL, "http://127.0.0.1:4566/123456789012/dlq");
     size_t len = EDDY_SQS_MAX_MESSAGE_BYTES - 40;
     char *body = malloc(len + 1);
     memset(body, 'x', len);
@@ -445,7 +445,7 @@ static void test_poison_near_limit_fits_dlq(void **state)
     eddy_consumer_drain(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 4; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-big1\""), 1);
@@ -479,7 +479,7 @@ static void test_store_down_holds_and_resumes(void **state)
 {
     (void)state;
     struct setup s;
-    setup_with(&s, QURL, NULL, 20, ATTRS); /* room for a second poll */
+    setup_with(&s, RIG_QURL, NULL, 20, ATTRS); /* room for a second poll */
     const char *ids[] = {"a1", "a2", "b1"};
     const char *ents[] = {"A", "A", "B"};
     push_receive(&s.r, ids, ents, 3);
@@ -534,7 +534,7 @@ static void test_drain_while_store_down(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL, NULL);
+    setup_start(&s, RIG_QURL, NULL);
     const char *ids[] = {"c1"};
     const char *ents[] = {"C"};
     push_receive(&s.r, ids, ents, 1);
@@ -543,7 +543,7 @@ static void test_drain_while_store_down(void **state)
     run_until_probes(&s, 1);
     eddy_consumer_drain(s.c, on_drained, &s);
     for (int i = 0; i < 4; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     for (int turns = 0; turns < 50; turns++)
         uv_run(&s.r.loop, UV_RUN_NOWAIT);
     assert_false(s.drained); /* the probe is still out */
@@ -573,7 +573,7 @@ static void test_reasons_whole(void **state)
     FILE *log = open_memstream(&text, &len);
     eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, log);
     struct setup s;
-    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    setup_start(&s, RIG_QURL, "http://127.0.0.1:4566/123456789012/dlq");
     const char *ids[] = {"w1", "w2"};
     const char *ents[] = {"A", "B"};
     push_receive(&s.r, ids, ents, 2);
@@ -597,7 +597,7 @@ static void test_reasons_whole(void **state)
     eddy_consumer_drain(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 8; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, stderr);
@@ -617,7 +617,7 @@ static void test_last_receive_to_dlq_with_reason(void **state)
 {
     (void)state;
     struct setup s;
-    setup_with(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq", 10,
+    setup_with(&s, RIG_QURL, "http://127.0.0.1:4566/123456789012/dlq", 10,
                "{\"Attributes\":{\"VisibilityTimeout\":\"30\",\"RedrivePolicy\":"
                "\"{\\\"deadLetterTargetArn\\\":\\\"arn:aws:sqs:us-east-1:123456789012:dlq\\\","
                "\\\"maxReceiveCount\\\":3}\"}}");
@@ -644,7 +644,7 @@ static void test_last_receive_to_dlq_with_reason(void **state)
     eddy_consumer_drain(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 4; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     assert_int_equal(rig_count(&s.r, "SendMessage"), 1);
@@ -677,7 +677,7 @@ static void test_rejections(void **state)
 {
     (void)state;
     struct setup s;
-    setup_start(&s, QURL, "http://127.0.0.1:4566/123456789012/dlq");
+    setup_start(&s, RIG_QURL, "http://127.0.0.1:4566/123456789012/dlq");
     const char *ids[] = {"r1", "u1"};
     const char *ents[] = {"R", "U"};
     push_receive(&s.r, ids, ents, 2);
@@ -689,7 +689,7 @@ static void test_rejections(void **state)
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     complete(batch_of(&s, "R"), (enum eddy_event_result[]){EDDY_EV_REJECTED});
     for (int i = 0; i < 4; i++)
-        eddy_fake_push_json(s.r.fake, 200, ALL_OK);
+        eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     assert_int_equal(rig_count(&s.r, "SendMessage"), 1);
@@ -725,7 +725,7 @@ static void test_config_checked(void **state)
     struct eddy_envelope_spec spec;
     struct eddy_error err = {0};
     assert_int_equal(eddy_envelope_spec_init(&spec, NULL, NULL, NULL, NULL, &err), EDDY_OK);
-    struct eddy_consumer_config cfg = {.queue_url = QURL,
+    struct eddy_consumer_config cfg = {.queue_url = RIG_QURL,
                                        .max_inflight = 10,
                                        .coalesce_max = 1,
                                        .spec = &spec,
