@@ -2,8 +2,8 @@
 local AWS: the processor through core_driver (drive) and the store commands of
 the eddy binary (eddy get/history/replay [--repair]), one table per test.
 
-Used by tests/integration/test_core.py (the processor) and tests/cli/test_store.py
-(the store commands). Paths come from the environment (set by
+Used by tests/integration/test_core.py (the processor), tests/cli/test_store.py
+(the store commands) and tests/integration/test_interop.py (a-h/stream). Paths come from the environment (set by
 tests/integration/meson.build): EDDY_CORE_DRIVER, EDDY_BIN, EDDY_COUNTER_SO,
 EDDY_COUNTER_V2_SO.
 """
@@ -16,19 +16,20 @@ import awsenv
 
 DRIVER = os.environ["EDDY_CORE_DRIVER"]
 EDDY = os.environ["EDDY_BIN"]
-COUNTER = os.environ["EDDY_COUNTER_SO"]
-COUNTER_V2 = os.environ["EDDY_COUNTER_V2_SO"]
+COUNTER = os.environ.get("EDDY_COUNTER_SO", "")  # not set for test_interop.py
+COUNTER_V2 = os.environ.get("EDDY_COUNTER_V2_SO", "")
 
 ENV = awsenv.Env.current()
 DDB = ENV.dynamodb()
 TABLE = None  # one table per test, deleted after it: moto copies every table per transaction
+DEFAULTS = {}  # settings every child gets (test_interop.py: one event per commit)
 
 
-def with_table(test):
+def with_table(test, prefix="core"):
     """TEST run on a table of its own (corekit.TABLE), deleted after it."""
     def run():
         global TABLE
-        TABLE = awsenv.create_table(ENV, awsenv.unique_name("core"))
+        TABLE = awsenv.create_table(ENV, awsenv.unique_name(prefix))
         try:
             test()
         finally:
@@ -42,7 +43,7 @@ def child_env(machine, **extra):
     env = dict(os.environ)
     env.update(ENV.values)
     env.update({"EDDY_TABLE": TABLE, "EDDY_MACHINE": machine, "EDDY_LOG_LEVEL": "warn"})
-    env.update({k: str(v) for k, v in extra.items()})
+    env.update({k: str(v) for k, v in {**DEFAULTS, **extra}.items()})
     return env
 
 

@@ -21,17 +21,14 @@ import os
 import subprocess
 
 import awsenv
+import corekit as ck
 import streamstore as ss
 import workerkit as wk
+from corekit import DDB, DRIVER, ENV, child_env, items_of, state_item
 
-DRIVER = os.environ["EDDY_CORE_DRIVER"]
-EDDY = os.environ["EDDY_BIN"]
 BAG = os.environ["EDDY_BAG_SO"]
 SLOT = "slotmachine"
-
-ENV = awsenv.Env.current()
-DDB = ENV.dynamodb()
-TABLE = None
+ck.DEFAULTS["EDDY_COALESCE_MAX"] = 1
 
 # what a program sharing the table with eddy registers: both names of the games
 SLOT_INBOUND = {"InsertCoin": ss.INSERT_COIN, "PullHandle": ss.PULL_HANDLE}
@@ -40,24 +37,7 @@ SLOT_OUTBOUND = {"GamePlayed": ss.GAME_PLAYED, "PayoutMade": ss.PAYOUT_MADE,
 
 
 def with_table(test):
-    def run():
-        global TABLE
-        TABLE = awsenv.create_table(ENV, awsenv.unique_name("interop"))
-        try:
-            test()
-        finally:
-            DDB.delete_table(TableName=TABLE)
-    run.__name__ = test.__name__
-    return run
-
-
-def child_env(machine, **extra):
-    env = dict(os.environ)
-    env.update(ENV.values)
-    env.update({"EDDY_TABLE": TABLE, "EDDY_MACHINE": machine, "EDDY_LOG_LEVEL": "warn",
-                "EDDY_COALESCE_MAX": "1"})
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+    return ck.with_table(test, "interop")
 
 
 def drive(events, machine=SLOT):
@@ -70,33 +50,11 @@ def drive(events, machine=SLOT):
 
 
 def eddy(args, machine=SLOT, expect_rc=0):
-    proc = subprocess.run([EDDY] + args, capture_output=True, text=True,
-                          env=child_env(machine), timeout=120)
-    assert proc.returncode == expect_rc, \
-        f"eddy {args} exit {proc.returncode} (want {expect_rc}): {proc.stdout}{proc.stderr}"
-    return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+    return ck.eddy(args, machine, expect_rc)
 
 
 def ev(entity, typ, eid, **data):
     return {"entity": entity, "type": typ, "id": eid, "data": data}
-
-
-def state_item(pk):
-    return DDB.get_item(TableName=TABLE, Key={"_pk": {"S": pk}, "_sk": {"S": "STATE"}},
-                        ConsistentRead=True).get("Item")
-
-
-def items_of(pk):
-    out, kwargs = [], {}
-    while True:
-        page = DDB.query(TableName=TABLE, KeyConditionExpression="#p = :p",
-                         ExpressionAttributeNames={"#p": "_pk"},
-                         ExpressionAttributeValues={":p": {"S": pk}}, ConsistentRead=True,
-                         **kwargs)
-        out += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return out
-        kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def fields(item):
@@ -123,7 +81,7 @@ def go_games(store, entity, seq, st, n):
 
 def tamper(pk, field, value):
     """A wrong state behind eddy's back (what a bug would leave), _seq kept."""
-    DDB.update_item(TableName=TABLE, Key={"_pk": {"S": pk}, "_sk": {"S": "STATE"}},
+    DDB.update_item(TableName=ck.TABLE, Key={"_pk": {"S": pk}, "_sk": {"S": "STATE"}},
                     UpdateExpression="SET #f = :v", ExpressionAttributeNames={"#f": field},
                     ExpressionAttributeValues={":v": {"N": str(value)}})
 
@@ -132,7 +90,7 @@ def test_json_codec_round_trip():
     """WithCodecTag("json"): eddy writes, a-h/stream advances, eddy advances that."""
     e = awsenv.unique_name("json")
     drive([ev(e, "InsertCoin", "e1"), ev(e, "PullHandle", "e2", userId="u")])
-    store = ss.Store(DDB, TABLE, "machine", codec="json")
+    store = ss.Store(DDB, ck.TABLE, "machine", codec="json")
     seq, st = store.get(e, ss.SLOT_MACHINE)
     assert seq == 2 and st["Games"] == 1 and st["Payout"] == 4 and st["WinChance"] == 0.18
     seq = go_games(store, e, seq, st, 1)
@@ -150,7 +108,7 @@ def test_go_field_names():
     """The default store's Go field names: read, advanced and replayed by eddy."""
     e = awsenv.unique_name("go")
     pk = f"machine/{e}"
-    store = ss.Store(DDB, TABLE, "machine")  # no codec tag: a-h/stream's example
+    store = ss.Store(DDB, ck.TABLE, "machine")  # no codec tag: a-h/stream's example
     seq = go_games(store, e, 0, go_machine(e), 1)
     assert {"Balance", "IsCoinInSlot"} <= fields(state_item(pk))
     res = drive([ev(e, "InsertCoin", "e3"), ev(e, "PullHandle", "e4", userId="u")])
@@ -199,10 +157,10 @@ def test_go_field_names():
 def test_worker_advances_go_state():
     """`eddy worker` loads a state the default store wrote (it used to retry it into the DLQ)."""
     e = awsenv.unique_name("gow")
-    store = ss.Store(DDB, TABLE, "machine")
+    store = ss.Store(DDB, ck.TABLE, "machine")
     go_games(store, e, 0, go_machine(e), 1)
     q = awsenv.create_queue(ENV, awsenv.unique_name("interop-q"))
-    w = wk.Worker(ENV, TABLE, q["url"])
+    w = wk.Worker(ENV, ck.TABLE, q["url"])
     try:
         for typ in ("InsertCoin", "PullHandle"):
             wk.send_all(ENV, q["url"], [wk.body(e, typ)])
@@ -219,7 +177,7 @@ def test_repair_after_foreign_records():
     """With state versions (WithPersistStateHistory), --after starts past them."""
     e = awsenv.unique_name("after")
     pk = f"machine/{e}"
-    store = ss.Store(DDB, TABLE, "machine", history=True)
+    store = ss.Store(DDB, ck.TABLE, "machine", history=True)
     go_games(store, e, 0, go_machine(e), 2)  # seq 1..4, STATE/1..4
     res = drive([ev(e, "InsertCoin", "c5"), ev(e, "PullHandle", "p6", userId="u"),
                  ev(e, "InsertCoin", "c7"), ev(e, "PullHandle", "p8", userId="u")])
@@ -259,7 +217,7 @@ def test_refusals_and_repairs_read_by_stream():
     lines, _ = eddy(["replay", e, "--repair"])
     assert lines[-1]["repaired"] is True and lines[-1]["seq"] == 5
     # a-h/stream's QueryWithHistory: no error, and the refusals are not applied events
-    store = ss.Store(DDB, TABLE, "machine", codec="json")
+    store = ss.Store(DDB, ck.TABLE, "machine", codec="json")
     seq, st, inbound, outbound, _ = store.query_with_history(e, ss.SLOT_MACHINE, SLOT_INBOUND,
                                                              SLOT_OUTBOUND)
     assert seq == 5 and st["Wins"] != 77
@@ -277,10 +235,10 @@ def test_refusals_and_repairs_read_by_stream():
         for i in items_of(f"machine/{x}"):
             sk = i["_sk"]["S"]
             if sk.startswith(("REJECTED/", "REPAIR/")):
-                DDB.delete_item(TableName=TABLE, Key={"_pk": i["_pk"], "_sk": i["_sk"]})
+                DDB.delete_item(TableName=ck.TABLE, Key={"_pk": i["_pk"], "_sk": i["_sk"]})
                 i["_sk"] = {"S": "INBOUND/" + sk.split("/", 1)[1] +
                             ("/0/eddy.Repair" if sk.startswith("REPAIR/") else "")}
-                DDB.put_item(TableName=TABLE, Item=i)
+                DDB.put_item(TableName=ck.TABLE, Item=i)
     lines, _ = eddy(["replay", old])
     assert lines[-1]["equal"] is True and lines[-1]["events"] == 4, lines
     lines, _ = eddy(["replay", e])
@@ -294,7 +252,7 @@ def test_binary_and_sets_survive():
     stored = {"Photo": {"B": b"\x00\x01\x02\xff"}, "Tags": {"SS": ["a", "b"]},
               "Lucky": {"NS": ["7", "1.5"]}, "Blobs": {"BS": [b"\x00", b"\x01"]},
               "Meta": {"M": {"Keys": {"SS": ["k"]}, "N": {"N": "1"}}}}
-    DDB.put_item(TableName=TABLE, Item={
+    DDB.put_item(TableName=ck.TABLE, Item={
         "_pk": {"S": pk}, "_sk": {"S": "STATE"}, "_seq": {"N": "3"}, "_typ": {"S": "bag"},
         "_namespace": {"S": "bag"}, "ID": {"S": e}, "Touches": {"N": "2"}, **stored})
     res = drive([ev(e, "Touch", "t1")], machine=BAG)
