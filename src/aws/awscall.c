@@ -19,12 +19,14 @@
 
 #include "aws/cbor.h"
 #include "base/alloc.h"
+#include "base/log.h"
 
 #define MAX_OP_NAME 64
 
 #define RPCV2_PROTOCOL "rpc-v2-cbor"
 
 enum call_state { CALL_IDLE, CALL_CREDS, CALL_HTTP, CALL_BACKOFF, CALL_DONE };
+static const char *const call_state_names[] = {"idle", "creds", "http", "backoff", "done"};
 
 struct eddy_aws_call {
     struct eddy_aws_client *c;
@@ -54,6 +56,24 @@ struct eddy_aws_call {
     struct eddy_aws_class klass; /* of an error reply */
     struct eddy_error error;
 };
+
+/*
+ * Every change of a call's state goes through here (as curl's mstate()):
+ * what cannot happen is asserted (no move out of done, where the callback
+ * has run; none to the same state; out of http only to idle, when the
+ * reply came), and at debug level each move is logged.
+ */
+static void call_set_state(struct eddy_aws_call *call, enum call_state to)
+{
+    enum call_state from = call->state;
+    assert(from != CALL_DONE); /* the callback runs exactly once */
+    assert(to != from);
+    assert(from != CALL_HTTP || to == CALL_IDLE);
+    if (eddy_log_enabled(EDDY_LOG_DEBUG))
+        eddy_log(EDDY_LOG_DEBUG, NULL, "%s %s: call %s -> %s (attempt %u)", call->c->info->name,
+                 call->op, call_state_names[from], call_state_names[to], call->attempts);
+    call->state = to;
+}
 
 /* ---- context and clients ---- */
 
@@ -401,7 +421,7 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
     if (rc)
         return eddy_error_set(err, rc, "%s %s: could not send: %s", c->info->name, call->op,
                               eddy_err_msg(rc));
-    call->state = CALL_HTTP;
+    call_set_state(call, CALL_HTTP);
     return EDDY_OK;
 }
 
@@ -422,7 +442,7 @@ static eddy_err attempt_start(struct eddy_aws_call *call, struct eddy_error *err
                               "%s %s: no credentials: %s", call->c->info->name, call->op,
                               eddy_err_msg(rc));
     call->creds_pending = true;
-    call->state = CALL_CREDS;
+    call_set_state(call, CALL_CREDS);
     return EDDY_OK;
 }
 
@@ -460,8 +480,7 @@ static void finish(struct eddy_aws_call *call, eddy_err e)
                        eddy_err_msg(e));
     else if (e == EDDY_OK)
         eddy_error_clear(&call->error);
-    assert(call->state != CALL_DONE); /* the callback runs exactly once */
-    call->state = CALL_DONE;
+    call_set_state(call, CALL_DONE);
     if (call->timer_init)
         uv_timer_stop(&call->timer);
     unlink_call(call);
@@ -512,7 +531,7 @@ static bool schedule_retry(struct eddy_aws_call *call, enum eddy_retry_class cls
         uv_timer_init(aws->loop, &call->timer);
         call->timer_init = true;
     }
-    call->state = CALL_BACKOFF;
+    call_set_state(call, CALL_BACKOFF);
     uv_timer_start(&call->timer, on_timer, delay, 0);
     return true;
 }
@@ -521,7 +540,7 @@ static void on_http(eddy_err err, const struct eddy_http_response *resp, void *u
 {
     struct eddy_aws_call *call = ud;
     assert(call->state == CALL_HTTP);
-    call->state = CALL_IDLE;
+    call_set_state(call, CALL_IDLE);
     if (call->canceled || err == EDDY_ECANCELED) {
         finish(call, EDDY_ECANCELED);
         return;

@@ -30,17 +30,10 @@ struct relay_cmd {
     bool stopped;
 };
 
-static void emit_metrics(struct relay_cmd *c)
-{
-    eddy_runtime_count_connections(&c->rt, c->metrics);
-    if (eddy_metrics_emit(c->metrics, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy") ==
-        EDDY_OK)
-        fflush(stdout);
-}
-
 static void shell_emit(void *ud)
 {
-    emit_metrics(ud);
+    struct relay_cmd *c = ud;
+    eddy_shell_metric_line(&c->rt, c->metrics);
 }
 
 static void on_relay_stopped(void *ud)

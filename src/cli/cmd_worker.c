@@ -63,10 +63,7 @@ static void emit_metrics(struct worker *w)
         eddy_metrics_add(w->metrics, EDDY_METRIC_retries, s.retries - w->last.retries);
         w->last = s;
     }
-    eddy_runtime_count_connections(&w->rt, w->metrics);
-    if (eddy_metrics_emit(w->metrics, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy") ==
-        EDDY_OK)
-        fflush(stdout);
+    eddy_shell_metric_line(&w->rt, w->metrics);
 }
 
 static void shell_emit(void *ud)

@@ -10,6 +10,8 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/metrics.h"
+#include "cli/runtime.h"
 
 static void exit_now(void)
 {
@@ -77,6 +79,13 @@ void eddy_shell_drain(struct eddy_shell *s, const char *why)
              (long long)s->drain_seconds);
     uv_timer_start(&s->drain_timer, drain_expired, (uint64_t)s->drain_seconds * 1000, 0);
     s->drain(s->ud, why);
+}
+
+void eddy_shell_metric_line(struct eddy_runtime *rt, struct eddy_metrics *m)
+{
+    eddy_runtime_count_connections(rt, m);
+    if (eddy_metrics_emit(m, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy") == EDDY_OK)
+        fflush(stdout);
 }
 
 void eddy_shell_close(struct eddy_shell *s)

@@ -42,6 +42,11 @@ void eddy_shell_start(struct eddy_shell *s, uv_loop_t *loop, const char *name,
                       void (*drain)(void *ud, const char *why), void (*emit)(void *ud), void *ud);
 /* Start the drain (once), with the budget running. */
 void eddy_shell_drain(struct eddy_shell *s, const char *why);
+/* One metric line on stdout: the connections the runtime's HTTP client
+ * opened, then every counter of m (EMF). */
+struct eddy_runtime;
+struct eddy_metrics;
+void eddy_shell_metric_line(struct eddy_runtime *rt, struct eddy_metrics *m);
 /* The last metric line, then close the handles. */
 void eddy_shell_close(struct eddy_shell *s);
 
