@@ -740,6 +740,11 @@ def median(values):
     return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if s else None
 
 
+def rounded(v):
+    """A median (the mean of two rounds' figures) as a figure is printed."""
+    return round(v, 4) if isinstance(v, float) else v
+
+
 def compare_sides(opts):
     """The two sides of --compare: plain HTTP against HTTPS with one binary, or
     (--baseline) the baseline binary against --eddy, both plain or both --tls."""
@@ -782,7 +787,7 @@ def compare(opts, run_dir, result):
     summary = {}
     for side in sides:
         mine = [r for r in rounds if r["side"] == side["name"]]
-        summary[side["name"]] = {key: median([r[key] for r in mine if r[key] is not None])
+        summary[side["name"]] = {key: rounded(median([r[key] for r in mine if r[key] is not None]))
                                  for key in ROUND_KEYS}
         summary[side["name"]]["eddy"] = side["eddy"]
         tls_rounds = [r["tls_per_1000_messages"] for r in mine if r["tls_per_1000_messages"]]
