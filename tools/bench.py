@@ -664,7 +664,8 @@ def run(opts, run_dir, result, tls, eddy=None):
             else:
                 downstream_url = demo.add_downstream(aws, out["EventBusName"],
                                                      "eddy-bench-downstream")
-            rate = max(20.0, min(500.0, result["throughput"]["messages_per_s"] * 0.5))
+            rate = opts.latency_rate or max(
+                20.0, min(500.0, result["throughput"]["messages_per_s"] * 0.5))
             demo.step(f"phase 2: {opts.latency_events} events through PutEvents at {rate:.0f}/s")
             entities, sent_at = phase_latency(opts, aws, out, downstream_url, rate, result)
             sqs, ddb = aws.client("sqs"), aws.client("dynamodb")
@@ -847,6 +848,8 @@ def parse_args(argv):
     p.add_argument("--no-cache", action="store_true", help="EDDY_CACHE_ENTITIES=0")
     p.add_argument("--latency-events", type=int, help="events of phase 2 (default K/5, "
                    "at most 2000; 0 skips it)")
+    p.add_argument("--latency-rate", type=float,
+                   help="events/s of phase 2 (default: half of phase 1's rate, 20..500)")
     p.add_argument("--no-downstream", action="store_true",
                    help="phase 2 without the rule to the downstream queue: no end-to-end "
                    "latency, but PutEvents as cheap as in phase 1 (the workers' commit to "
