@@ -783,6 +783,8 @@ def compare(opts, run_dir, result):
                 "peak_rss_kib": peak_rss_or_none(one),
                 "tls_per_1000_messages": t.get("tls_per_1000_messages"),
                 "connections_per_1000_messages": t.get("connections_per_1000_messages"),
+                # eddy's own count (metric "connections"), whole run
+                "worker_connections": one["worker_metrics"]["totals"].get("connections"),
             })
     a, b = (s["name"] for s in sides)
     summary = {}
