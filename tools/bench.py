@@ -784,7 +784,8 @@ def compare(opts, run_dir, result):
                 "tls_per_1000_messages": t.get("tls_per_1000_messages"),
                 "connections_per_1000_messages": t.get("connections_per_1000_messages"),
                 # eddy's own count (metric "connections"), whole run
-                "worker_connections": one["worker_metrics"]["totals"].get("connections"),
+                "worker_connections": sum(wm["totals"].get("connections", 0)
+                                          for wm in one.get("worker_metrics", {}).values()),
             })
     a, b = (s["name"] for s in sides)
     summary = {}
