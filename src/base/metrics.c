@@ -22,6 +22,7 @@
 
 struct eddy_metrics {
     enum eddy_metrics_mode mode;
+    const char *service; /* the Service dimension's value (borrowed) */
     uint64_t interval[EDDY_METRIC_COUNTERS];
     uint64_t total[EDDY_METRIC_COUNTERS];
     struct eddy_hist interval_hist[EDDY_METRIC_LATENCIES];
@@ -135,12 +136,18 @@ struct eddy_metrics *eddy_metrics_new(enum eddy_metrics_mode mode)
 {
     struct eddy_metrics *m = eddy_calloc(1, sizeof *m);
     m->mode = mode;
+    m->service = "eddy";
     return m;
 }
 
 void eddy_metrics_free(struct eddy_metrics *m)
 {
     free(m);
+}
+
+void eddy_metrics_set_service(struct eddy_metrics *m, const char *service)
+{
+    m->service = service != NULL && *service != '\0' ? service : "eddy";
 }
 
 enum eddy_metrics_mode eddy_metrics_mode(const struct eddy_metrics *m)
@@ -213,7 +220,9 @@ static void append_directive(const struct eddy_metrics *m, struct eddy_buf *b, i
             eddy_buf_appendf(b, ",{\"Name\":\"%s_p%s\",\"Unit\":\"Milliseconds\"}",
                              latency_names[l], p ? "99" : "50");
     }
-    eddy_buf_appends(b, "]}]},\"Service\":\"eddy\"");
+    eddy_buf_appends(b, "]}]},\"Service\":\"");
+    append_json_escaped(b, m->service);
+    eddy_buf_appendc(b, '"');
 }
 
 static void append_values(const struct eddy_metrics *m, struct eddy_buf *b)
@@ -244,7 +253,7 @@ eddy_err eddy_metrics_emit(struct eddy_metrics *m, FILE *out, int64_t unix_ms, c
         reset_interval(m);
         return EDDY_OK;
     }
-    /* No tight cap: the line is bounded by the fixed metric list and ns. */
+    /* No tight cap: the line is bounded by the fixed metric list, ns and service. */
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
     append_directive(m, &b, unix_ms, ns != NULL ? ns : "eddy");

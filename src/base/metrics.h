@@ -10,7 +10,8 @@
  * microseconds, from 0 to about 12 days; larger ones count as the largest.
  *
  * eddy_metrics_emit writes one JSON line that CloudWatch Logs turns into
- * metrics (namespace as given, one dimension "Service" = "eddy"): every
+ * metrics (namespace as given, one dimension "Service", "eddy" unless
+ * eddy_metrics_set_service says otherwise): every
  * counter as the delta since the previous emit, and p50/p99 of each latency
  * seen in the interval, in milliseconds (a latency with no samples in the
  * interval is left out of the line). Then the interval starts over; totals
@@ -105,6 +106,8 @@ struct eddy_metrics;
 
 struct eddy_metrics *eddy_metrics_new(enum eddy_metrics_mode mode);
 void eddy_metrics_free(struct eddy_metrics *m);
+/* The value of the Service dimension (borrowed; "eddy" when NULL or empty). */
+void eddy_metrics_set_service(struct eddy_metrics *m, const char *service);
 enum eddy_metrics_mode eddy_metrics_mode(const struct eddy_metrics *m);
 
 void eddy_metrics_add(struct eddy_metrics *m, enum eddy_metric_counter c, uint64_t n);

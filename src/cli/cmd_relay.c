@@ -56,6 +56,7 @@ static eddy_err relay_create(struct relay_cmd *c, const struct eddy_config *cfg,
     enum eddy_metrics_mode mode = EDDY_METRICS_EMF;
     eddy_metrics_mode_parse(cfg->metrics_str, &mode);
     c->metrics = eddy_metrics_new(mode);
+    eddy_metrics_set_service(c->metrics, cfg->metrics_service_str);
     struct eddy_relay_config rc = {
         .table = cfg->table_str,
         .shards = (uint32_t)cfg->outbox_shards,

@@ -279,6 +279,7 @@ static eddy_err setup(struct worker *w, struct eddy_error *err)
     enum eddy_metrics_mode mode = EDDY_METRICS_EMF;
     eddy_metrics_mode_parse(cfg->metrics_str, &mode);
     w->metrics = eddy_metrics_new(mode);
+    eddy_metrics_set_service(w->metrics, cfg->metrics_service_str);
     eddy_health_init(&w->health, cfg->health_file_str);
     if ((rc = make_processor(w, err)) != EDDY_OK)
         return rc;

@@ -110,6 +110,8 @@ enum eddy_config_type {
       "CloudWatch Embedded Metric Format lines on stdout")                                         \
     X(metrics_interval, "EDDY_METRICS_INTERVAL", "metrics-interval", EDDY_CFG_SECS, "60", 1,       \
       86400, NULL, "seconds between metric lines")                                                 \
+    X(metrics_service, "EDDY_METRICS_SERVICE", "metrics-service", EDDY_CFG_STR, "eddy", 0, 0,      \
+      NULL, "value of the metrics' Service dimension (e.g. the stack name)")                       \
     X(health_file, "EDDY_HEALTH_FILE", "health-file", EDDY_CFG_STR, NULL, 0, 0, NULL,              \
       "file the worker touches on progress and `eddy healthcheck` reads")                          \
     X(health_max_age, "EDDY_HEALTH_MAX_AGE", "health-max-age", EDDY_CFG_SECS, "60", 1, 86400,      \

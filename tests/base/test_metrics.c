@@ -107,7 +107,8 @@ static void test_hist_merge(void **state)
     free(b);
 }
 
-static void check_directive(const cJSON *j, int64_t ts, const char *ns, bool with_latency)
+static void check_directive_service(const cJSON *j, int64_t ts, const char *ns, const char *service,
+                                    bool with_latency)
 {
     const cJSON *aws = cJSON_GetObjectItemCaseSensitive(j, "_aws");
     assert_true(cJSON_IsObject(aws));
@@ -120,7 +121,7 @@ static void check_directive(const cJSON *j, int64_t ts, const char *ns, bool wit
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(d, "Dimensions");
     assert_int_equal(cJSON_GetArraySize(dims), 1);
     assert_string_equal(cJSON_GetArrayItem(cJSON_GetArrayItem(dims, 0), 0)->valuestring, "Service");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "Service")->valuestring, "eddy");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "Service")->valuestring, service);
     /* Every listed metric has a value member of the right kind, and vice versa. */
     const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(d, "Metrics");
     int expect = EDDY_METRIC_COUNTERS + (with_latency ? 2 : 0);
@@ -134,6 +135,11 @@ static void check_directive(const cJSON *j, int64_t ts, const char *ns, bool wit
         assert_string_equal(unit, strstr(name, "latency") ? "Milliseconds" : "Count");
     }
     assert_int_equal(cJSON_GetArraySize(j), 2 + expect); /* _aws, Service, values */
+}
+
+static void check_directive(const cJSON *j, int64_t ts, const char *ns, bool with_latency)
+{
+    check_directive_service(j, ts, ns, "eddy", with_latency);
 }
 
 static void test_emf_line_and_deltas(void **state)
@@ -174,6 +180,23 @@ static void test_emf_line_and_deltas(void **state)
     eddy_metrics_free(m);
 }
 
+/* The Service dimension is the configured one (a stack's alarms filter on it). */
+static void test_service_dimension(void **state)
+{
+    (void)state;
+    struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_EMF);
+    eddy_metrics_set_service(m, "orders-\"prod\"");
+    eddy_metrics_inc(m, EDDY_METRIC_received);
+    cJSON *j = emit_json(m, 1700000000123, "eddy", NULL);
+    check_directive_service(j, 1700000000123, "eddy", "orders-\"prod\"", false);
+    cJSON_Delete(j);
+    eddy_metrics_set_service(m, ""); /* unset: the default */
+    j = emit_json(m, 1700000060123, "eddy", NULL);
+    check_directive_service(j, 1700000060123, "eddy", "eddy", false);
+    cJSON_Delete(j);
+    eddy_metrics_free(m);
+}
+
 static void test_off_writes_nothing(void **state)
 {
     (void)state;
@@ -209,7 +232,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hist_precision),      cmocka_unit_test(test_hist_merge),
         cmocka_unit_test(test_emf_line_and_deltas), cmocka_unit_test(test_off_writes_nothing),
-        cmocka_unit_test(test_names_and_mode),
+        cmocka_unit_test(test_service_dimension),   cmocka_unit_test(test_names_and_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,7 +106,7 @@ def test_task_definition():
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     names = {e["Name"] for e in container["Environment"]}
     assert names == {"EDDY_QUEUE_URL", "EDDY_DLQ_URL", "EDDY_TABLE", "EDDY_EVENT_BUS",
-                     "EDDY_MACHINE", "AWS_REGION"}, names
+                     "EDDY_MACHINE", "AWS_REGION", "EDDY_METRICS_SERVICE"}, names
 
 
 def test_visibility_exceeds_drain():
@@ -167,12 +167,16 @@ def test_alarms():
     assert ("eddy", "outbox_lag_p99") in watched, sorted(watched)
     assert ("eddy", "publish_dead") in watched, sorted(watched)
     assert ("ECS/ContainerInsights", "RunningTaskCount") in watched, sorted(watched)
-    # Every eddy metric an alarm watches is one the code writes, with its dimension.
+    # Every eddy metric an alarm watches is one the code writes, with the Service
+    # dimension the task gives its metrics (this stack's, not every eddy's).
+    env = RES["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"]
+    service = next(e["Value"] for e in env if e["Name"] == "EDDY_METRICS_SERVICE")
+    assert service == {"Ref": "AWS::StackName"}, service
     emitted = emf_metric_names()
     for (ns, metric), uses in watched.items():
         if ns == "eddy":
             assert metric in emitted, f"{metric} is no metric of the code: {sorted(emitted)}"
-            assert all(d == [{"Name": "Service", "Value": "eddy"}] for _, d in uses), uses
+            assert all(d == [{"Name": "Service", "Value": service}] for _, d in uses), uses
 
 
 def test_outputs_cover_names_and_urls():
