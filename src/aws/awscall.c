@@ -245,6 +245,8 @@ struct eddy_aws_class eddy_aws_read_error(long status, const cJSON *json,
         k = eddy_aws_classify(EDDY_OK, status, t);
         free(t);
     }
+    if (k.err == EDDY_OK) /* an error reply with a 2xx status: still an error, never success */
+        k = (struct eddy_aws_class){EDDY_EAWS, EDDY_RETRY_NO};
     *code_out = c;
     return k;
 }

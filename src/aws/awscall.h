@@ -170,7 +170,8 @@ struct eddy_str eddy_aws_error_code(struct eddy_str type);
  * NULL when absent). The code is the query-protocol one when present (SQS
  * sends both; either may mark throttling), else __type (or code) without
  * its namespace, else the ErrorType header, else InternalFailure (5xx) or
- * HTTPError. *code and *message are malloc'd.
+ * HTTPError. The class is never EDDY_OK: a reply read here is an error,
+ * whatever its status says. *code and *message are malloc'd.
  */
 struct eddy_aws_class eddy_aws_read_error(long status, const cJSON *json,
                                           struct eddy_str query_error, struct eddy_str error_type,

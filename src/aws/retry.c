@@ -108,7 +108,8 @@ struct eddy_aws_class eddy_aws_classify(eddy_err transport_err, long http_status
         const char *hash = strrchr(error_code, '#');
         const char *code = hash ? hash + 1 : error_code;
         const struct code_class *row = find_code(code, strcspn(code, ";:"));
-        if (row)
+        /* a 5xx is retried whatever code it carries, as in the SDKs' standard mode */
+        if (row && !(http_status >= 500 && row->retry == EDDY_RETRY_NO))
             return (struct eddy_aws_class){row->err, row->retry};
     }
     if (http_status >= 200 && http_status < 300)

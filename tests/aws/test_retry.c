@@ -79,6 +79,9 @@ static void test_classify_table(void **state)
         {EDDY_OK, 400, "Throttl", EDDY_EAWS, EDDY_RETRY_NO},
         {EDDY_OK, 500, "ThrottlingException", EDDY_ETHROTTLED, EDDY_RETRY_THROTTLE}, /* code wins */
         {EDDY_OK, 500, "InternalServerError", EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        /* a 5xx is retried whatever code it carries, as in the SDKs' standard mode */
+        {EDDY_OK, 504, "ExpiredToken", EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
+        {EDDY_OK, 500, "ValidationException", EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
         {EDDY_OK, 500, NULL, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
         {EDDY_OK, 502, "", EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
         {EDDY_OK, 503, NULL, EDDY_ETRANSIENT, EDDY_RETRY_TRANSIENT},
