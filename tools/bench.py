@@ -638,6 +638,8 @@ def run(opts, run_dir, result, tls, eddy=None):
             settings["EDDY_COALESCE_MAX"] = str(opts.coalesce)
         if opts.no_cache:
             settings["EDDY_CACHE_ENTITIES"] = "0"
+        if opts.max_inflight is not None:
+            settings["EDDY_MAX_INFLIGHT"] = str(opts.max_inflight)
         eddy = eddy or opts.eddy
         result["eddy"] = str(eddy)
         worker = Fleet(eddy, run_dir, worker_env, settings, opts.workers)
@@ -849,6 +851,8 @@ def parse_args(argv):
     p.add_argument("--hot", type=int, metavar="N", help="N hot machines (same as --entities N)")
     p.add_argument("--coalesce", type=int, help="EDDY_COALESCE_MAX (default: eddy's)")
     p.add_argument("--no-cache", action="store_true", help="EDDY_CACHE_ENTITIES=0")
+    p.add_argument("--max-inflight", type=int,
+                   help="EDDY_MAX_INFLIGHT (default: eddy's); peak RSS with many messages in hand")
     p.add_argument("--latency-events", type=int, help="events of phase 2 (default K/5, "
                    "at most 2000; 0 skips it)")
     p.add_argument("--latency-rate", type=float,
@@ -915,6 +919,7 @@ def main(argv=None):
         "events": opts.events, "entities": opts.entities,
         "layout": "hot" if opts.hot else "spread",
         "coalesce_max": opts.coalesce, "cache": not opts.no_cache, "workers": opts.workers,
+        "max_inflight": opts.max_inflight,
         "counting_proxy": not opts.no_count, "bus": opts.bus,
         "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg(),
