@@ -1,0 +1,170 @@
+/*
+ * relay_int.h - inside the relay (relay.h): its state and the functions its
+ * files share. Not for use outside src/relay.
+ *
+ * The flow of an entry, one file a step:
+ *   - relay_publish.c: the way in (eddy_relay_publish, for committed
+ *     entries) and the PutEvents calls: the pump moves ready lane heads into
+ *     the open call, sent when full or at the end of the loop turn (an idle
+ *     handle), so the entries of the commits of one turn share calls;
+ *   - relay_lanes.c: the entries held, each an outbox row (a cJSON item it
+ *     owns) in its entity's lane, a list in (seq, idx) order. A lane's head
+ *     is its first entry not yet published; published entries stay in the
+ *     lane until their delete is done, so a sweep never takes a row this
+ *     process is still handling. Lanes whose head can be sent now wait in
+ *     the ready list (FIFO: fair across entities); lanes whose head waits for
+ *     a backoff wait in the backoff list, looked at when the retry timer
+ *     fires;
+ *   - relay_delete.c: published entries go to the delete queue, sent 25 keys
+ *     a call, or after a linger;
+ *   - relay_dead.c: a dead entry is moved with one TransactWriteItems
+ *     (delete the row, put the dead row);
+ *   - relay_sweep.c: the sweeps, one per shard at a time, on the shard's
+ *     timer (see relay.h), which take the leftovers of other processes;
+ *   - relay.c: construction, the leases, stopping and the stats.
+ */
+#ifndef EDDY_RELAY_RELAY_INT_H
+#define EDDY_RELAY_RELAY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/lru.h"
+#include "eddy/rng.h"
+#include "relay/lease.h"
+#include "relay/relay.h"
+
+enum entry_state {
+    E_WAIT, /* to send (or sent again after its backoff) */
+    E_SENT, /* in a call (open or in flight) */
+    E_DONE, /* published; its delete is queued or in flight */
+    E_DEAD, /* to move to the dead-letter partition (or moving) */
+};
+
+struct lane;
+
+struct entry {
+    struct lane *lane;
+    struct entry *prev, *next; /* in the lane */
+    cJSON *item;               /* the outbox row, owned */
+    struct eddy_record_outbox o;
+    uint32_t shard;
+    int64_t commit_ms;
+    enum entry_state st;
+    unsigned refusals, failures;
+    bool moving; /* the dead move is in flight */
+    uint64_t ready_at;
+    struct eddy_eb_entry eb;
+    size_t size;
+    char *source;        /* "eddy.<namespace>" when built here */
+    char error[512];     /* the last refusal, for the dead row */
+    struct entry *dnext; /* in the delete queue */
+};
+
+struct lane {
+    char *key; /* the entity's _pk */
+    struct entry *first, *last;
+    struct entry *head; /* the next to send, NULL when all are published */
+    size_t n;
+    bool listed;             /* in the ready or backoff list */
+    struct lane *next_ready; /* in that list */
+};
+
+struct lane_list {
+    struct lane *head, *tail;
+};
+
+struct put_call; /* one PutEvents call (relay_publish.c) */
+
+struct relay_shard {
+    struct eddy_relay *r;
+    uint32_t index;
+    char *pk;
+    bool surrender; /* lease to give back when the sweep is done */
+    bool sweeping;
+    uv_timer_t timer;
+    uint32_t interval_ms; /* after an empty sweep: doubles up to sweep_max */
+    /* the sweep in hand */
+    char *after;      /* read rows after this sort key */
+    size_t read;      /* rows read */
+    size_t taken;     /* rows taken */
+    int64_t young_ms; /* the oldest row too young to take (its commit ms), 0: none */
+    int64_t oldest_ms;
+    char *ent_key; /* the entity of the last row read, and rows of it read */
+    size_t ent_rows;
+    int64_t lag_ms;
+    uint64_t sent_at; /* loop time the Query in flight was sent, 0: none */
+};
+
+struct eddy_relay {
+    uv_loop_t *loop;
+    struct eddy_ddb *ddb;
+    const struct eddy_relay_bus *bus;
+    void *bus_client;
+    const struct eddy_clock *clock;
+    struct eddy_metrics *metrics;
+    struct eddy_relay_config cfg;
+    char *table, *ebus, *source, *owner;
+    struct eddy_rng rng;
+    struct relay_shard *shards;
+    struct eddy_lease *lease; /* NULL without leases */
+    struct eddy_map lanes;    /* entity _pk -> struct lane */
+    /* Rows deleted while a sweep's Query was out: sort key -> loop time of
+     * the delete + 1. Such a Query may still return them (it read before the
+     * delete); a sweep skips a row deleted after its Query was sent. */
+    struct eddy_map gone;
+    struct lane_list ready, backoff;
+    size_t held;
+    struct put_call *open;
+    unsigned puts, moves, deletes, sweeps; /* calls in flight */
+    struct entry *del_head, *del_tail;     /* published, to delete */
+    size_t del_queued;
+    unsigned del_attempt;
+    uv_idle_t flush;
+    uv_timer_t retry_timer, del_timer, stop_timer;
+    bool started, stopping, lease_stopping, closing;
+    unsigned open_handles;
+    struct eddy_relay_stats st;
+    void (*stop_cb)(void *ud);
+    void *stop_ud;
+};
+
+/* relay_publish.c */
+/* Send ready heads across lanes while calls are to spare. */
+void relay_pump(struct eddy_relay *r);
+
+/* relay_lanes.c */
+void relay_list_push(struct lane_list *ls, struct lane *l);
+struct lane *relay_list_pop(struct lane_list *ls);
+void relay_lane_list(struct eddy_relay *r, struct lane *l);
+void relay_lane_rehead(struct lane *l);
+void relay_lane_release(struct eddy_relay *r, struct lane *l);
+void relay_lane_free(void *v);
+void relay_lane_drop_rest(struct eddy_relay *r, struct lane *l);
+bool relay_lane_has(const struct lane *l, const struct entry *e);
+void relay_entry_remove(struct eddy_relay *r, struct entry *e);
+int64_t relay_item_n(const cJSON *item, const char *name);
+struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item);
+bool relay_hold(struct eddy_relay *r, struct entry *e);
+void relay_on_retry_timer(uv_timer_t *t);
+
+/* relay_delete.c */
+cJSON *relay_entry_key(const struct entry *e);
+void relay_delete_queue(struct eddy_relay *r, struct entry *e);
+void relay_delete_send(struct eddy_relay *r, bool all);
+void relay_note_gone(struct eddy_relay *r, const struct entry *e);
+void relay_prune_gone(struct eddy_relay *r);
+
+/* relay_dead.c */
+void relay_move_start(struct eddy_relay *r, struct entry *e);
+
+/* relay_sweep.c */
+bool relay_shard_holds(const struct relay_shard *s);
+void relay_sweep_schedule(struct relay_shard *s, uint64_t ms);
+
+/* relay.c */
+void relay_check_stopped(struct eddy_relay *r);
+
+#endif

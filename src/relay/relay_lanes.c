@@ -1,0 +1,289 @@
+/*
+ * relay_lanes.c - the entries the relay holds and their lanes: one lane per
+ * entity, its entries in (seq, idx) order, the ready and backoff lists of
+ * lanes whose head can go (see relay_int.h). An entry is made from an
+ * outbox row, committed or swept.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "relay/relay_int.h"
+
+static void entry_free(struct entry *e)
+{
+    free(e->source);
+    free((void *)e->eb.resources);
+    cJSON_Delete(e->item);
+    free(e);
+}
+
+void relay_lane_free(void *v)
+{
+    struct lane *l = v;
+    struct entry *e = l->first;
+    while (e) {
+        struct entry *next = e->next;
+        entry_free(e);
+        e = next;
+    }
+    free(l->key);
+    free(l);
+}
+
+void relay_list_push(struct lane_list *ls, struct lane *l)
+{
+    l->next_ready = NULL;
+    if (ls->tail)
+        ls->tail->next_ready = l;
+    else
+        ls->head = l;
+    ls->tail = l;
+    l->listed = true;
+}
+
+struct lane *relay_list_pop(struct lane_list *ls)
+{
+    struct lane *l = ls->head;
+    if (l) {
+        ls->head = l->next_ready;
+        if (ls->head == NULL)
+            ls->tail = NULL;
+        l->next_ready = NULL;
+        l->listed = false;
+    }
+    return l;
+}
+
+/* The lane's head can be sent or moved: list it (ready, or backoff). */
+void relay_lane_list(struct eddy_relay *r, struct lane *l)
+{
+    struct entry *e = l->head;
+    if (l->listed || e == NULL || e->moving || (e->st != E_WAIT && e->st != E_DEAD))
+        return;
+    uint64_t now = uv_now(r->loop);
+    if (e->ready_at > now) {
+        relay_list_push(&r->backoff, l);
+        if (!uv_is_active((uv_handle_t *)&r->retry_timer) ||
+            uv_timer_get_due_in(&r->retry_timer) > e->ready_at - now)
+            uv_timer_start(&r->retry_timer, relay_on_retry_timer, e->ready_at - now, 0);
+        return;
+    }
+    relay_list_push(&r->ready, l);
+}
+
+/* The head: the first entry not published yet (one in flight holds the
+ * lane: an entity's later entries wait for it). */
+void relay_lane_rehead(struct lane *l)
+{
+    struct entry *e = l->first;
+    while (e && e->st == E_DONE)
+        e = e->next;
+    l->head = e;
+}
+
+void relay_lane_release(struct eddy_relay *r, struct lane *l)
+{
+    if (l->first != NULL || l->listed)
+        return;
+    eddy_map_remove(&r->lanes, eddy_str_c(l->key));
+    free(l->key);
+    free(l);
+}
+
+/* Take e out of its lane and free it; frees the lane when it is empty. */
+void relay_entry_remove(struct eddy_relay *r, struct entry *e)
+{
+    struct lane *l = e->lane;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->first = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->last = e->prev;
+    l->n--;
+    r->held--;
+    entry_free(e);
+    relay_lane_rehead(l);
+    relay_lane_list(r, l);
+    relay_lane_release(r, l);
+}
+
+/* Stopping: the lane's entries not sent yet are left in the outbox, for a
+ * sweep, all of them (not a later one without an earlier one). */
+void relay_lane_drop_rest(struct eddy_relay *r, struct lane *l)
+{
+    bool listed = l->listed;
+    l->listed = true; /* neither listed nor freed while it empties */
+    struct entry *e = l->last;
+    while (e && (e->st == E_WAIT || (e->st == E_DEAD && !e->moving))) {
+        struct entry *prev = e->prev;
+        relay_entry_remove(r, e);
+        e = prev;
+    }
+    l->listed = listed;
+    relay_lane_release(r, l);
+}
+
+static int entry_cmp(const struct entry *a, const struct entry *b)
+{
+    if (a->o.seq != b->o.seq)
+        return a->o.seq < b->o.seq ? -1 : 1;
+    return (a->o.idx > b->o.idx) - (a->o.idx < b->o.idx);
+}
+
+static struct lane *lane_get(struct eddy_relay *r, const struct entry *e, bool create)
+{
+    char *key = eddy_record_pk(e->o.ns, e->o.id);
+    struct lane *l = eddy_map_get(&r->lanes, eddy_str_c(key));
+    if (l || !create) {
+        free(key);
+        return l;
+    }
+    l = eddy_calloc(1, sizeof *l);
+    l->key = key;
+    eddy_map_put(&r->lanes, eddy_str_c(key), l);
+    return l;
+}
+
+/* The lane already holds an entry at e's (seq, idx). */
+bool relay_lane_has(const struct lane *l, const struct entry *e)
+{
+    for (const struct entry *x = l ? l->last : NULL; x; x = x->prev) {
+        int c = entry_cmp(x, e);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            return false;
+    }
+    return false;
+}
+
+/* Insert e in (seq, idx) order (from the tail: entries come in order). An
+ * entry older than what was already published goes next. */
+static void lane_insert(struct eddy_relay *r, struct lane *l, struct entry *e)
+{
+    struct entry *x = l->last;
+    while (x && entry_cmp(x, e) > 0 && x->st != E_DONE && x->st != E_SENT && !x->moving)
+        x = x->prev;
+    e->lane = l;
+    e->prev = x;
+    e->next = x ? x->next : l->first;
+    if (e->next)
+        e->next->prev = e;
+    else
+        l->last = e;
+    if (x)
+        x->next = e;
+    else
+        l->first = e;
+    l->n++;
+    r->held++;
+    relay_lane_rehead(l);
+    relay_lane_list(r, l);
+}
+
+/* ---- entries ---- */
+
+int64_t relay_item_n(const cJSON *item, const char *name)
+{
+    const cJSON *n =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, name), "N");
+    return cJSON_IsString(n) ? strtoll(n->valuestring, NULL, 10) : 0;
+}
+
+static void entry_resources(struct entry *e)
+{
+    size_t n = (size_t)cJSON_GetArraySize(e->o.resources);
+    if (n == 0)
+        return;
+    const char **res = eddy_calloc(n, sizeof *res);
+    size_t k = 0;
+    const cJSON *av;
+    cJSON_ArrayForEach(av, e->o.resources)
+    {
+        const cJSON *str = cJSON_GetObjectItemCaseSensitive(av, "S");
+        if (cJSON_IsString(str))
+            res[k++] = str->valuestring;
+    }
+    e->eb.resources = res;
+    e->eb.nresources = k;
+}
+
+/* An entry from an outbox row (taken over); NULL (row freed, logged) when
+ * the row cannot be read. */
+struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
+{
+    struct entry *e = eddy_calloc(1, sizeof *e);
+    struct eddy_error err = {0};
+    e->item = item;
+    if (eddy_record_parse_outbox(item, &e->o, &err) != EDDY_OK) {
+        EDDY_ERROR("relay: left an unreadable outbox row: %s", eddy_error_text(&err));
+        entry_free(e);
+        return NULL;
+    }
+    const char *shard = strchr(e->o.pk, '/');
+    e->shard = shard ? (uint32_t)strtoul(shard + 1, NULL, 10) : 0;
+    if (e->o.source == NULL && r->source == NULL) {
+        char source[EDDY_RECORD_SOURCE_MAX];
+        eddy_record_default_source(e->o.ns, source);
+        e->source = eddy_strdup(source);
+    }
+    int64_t ts = relay_item_n(item, "_ts"), tms = relay_item_n(item, "_tms");
+    e->commit_ms = tms > 0 ? tms : ts * 1000;
+    e->eb.source = e->o.source ? e->o.source : e->source ? e->source : r->source;
+    e->eb.detail_type = e->o.detail_type;
+    e->eb.detail = e->o.detail;
+    e->eb.event_bus_name = e->o.event_bus ? e->o.event_bus : r->ebus;
+    e->eb.trace_header = e->o.trace_header;
+    e->eb.time_s = ts;
+    entry_resources(e);
+    e->size = r->bus->entry_size ? r->bus->entry_size(&e->eb, &e->o) : eddy_eb_entry_size(&e->eb);
+    if (e->size > r->bus->max_bytes) { /* the commit path refuses these; older rows */
+        e->st = E_DEAD;
+        snprintf(e->error, sizeof e->error,
+                 "EntryTooLarge: the entry is %zu bytes, over the %zu byte PutEvents limit",
+                 e->size, r->bus->max_bytes);
+    }
+    return e;
+}
+
+/* Hold e (taken over) unless the lane has it already. */
+bool relay_hold(struct eddy_relay *r, struct entry *e)
+{
+    struct lane *l = lane_get(r, e, true);
+    if (relay_lane_has(l, e)) {
+        entry_free(e);
+        relay_lane_release(r, l);
+        return false;
+    }
+    lane_insert(r, l, e);
+    return true;
+}
+
+/* Entries whose backoff ran out are ready again. */
+void relay_on_retry_timer(uv_timer_t *t)
+{
+    struct eddy_relay *r = eddy_container_of(t, struct eddy_relay, retry_timer);
+    uint64_t now = uv_now(r->loop), next = 0;
+    struct lane_list keep = {0};
+    struct lane *l;
+    while ((l = relay_list_pop(&r->backoff)) != NULL) {
+        uint64_t at = l->head ? l->head->ready_at : 0;
+        if (at > now) {
+            relay_list_push(&keep, l);
+            next = next == 0 || at < next ? at : next;
+        } else {
+            relay_lane_list(r, l);
+        }
+    }
+    r->backoff = keep;
+    if (next)
+        uv_timer_start(&r->retry_timer, relay_on_retry_timer, next - now, 0);
+    relay_pump(r);
+}

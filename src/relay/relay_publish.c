@@ -1,0 +1,275 @@
+/*
+ * relay_publish.c - the publisher: committed entries come in here, and
+ * ready lane heads leave in PutEvents calls across entities (the bus kind's
+ * limits), one entry of an entity out at a time unless the bus keeps an
+ * entity's order within a call. Entries added in one loop turn share the
+ * calls of that turn; a call that is not full waits while another call is
+ * out (Nagle's way). Accepted entries go to the delete queue; refused ones
+ * back to their lane after a backoff, or dead.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "relay/relay_int.h"
+
+/* One PutEvents call. */
+struct put_call {
+    struct eddy_relay *r;
+    size_t n, bytes;
+    struct entry **at;
+    struct eddy_eb_entry *ents;
+    const struct eddy_record_outbox **rows;
+};
+
+/* ---- the classic bus ---- */
+
+static eddy_err classic_put(void *client, const struct eddy_eb_entry *entries,
+                            const struct eddy_record_outbox *const *rows, size_t n,
+                            eddy_eb_put_cb cb, void *ud, struct eddy_error *err)
+{
+    (void)rows;
+    return eddy_eb_put_events(client, entries, n, cb, ud, NULL, err);
+}
+
+static bool classic_accepted(const struct eddy_eb_entry_result *res)
+{
+    return res->error_code == NULL || res->error_code[0] == '\0';
+}
+
+/* Codes that no retry changes; the others (InternalFailure, throttling)
+ * are retried up to the attempts. */
+static bool classic_refused_for_good(const char *code)
+{
+    static const char *const codes[] = {"ValidationException", "InvalidArgument", "MalformedDetail",
+                                        "InvalidEventPatternException"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+const struct eddy_relay_bus eddy_relay_bus_classic = {
+    .name = "classic",
+    .max_entries = EDDY_EB_MAX_ENTRIES,
+    .max_bytes = EDDY_EB_MAX_BYTES,
+    .entity_shares_call = false,
+    .put = classic_put,
+    .accepted = classic_accepted,
+    .refused_for_good = classic_refused_for_good,
+};
+
+void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len)
+{
+    if (r == NULL || r->closing)
+        return;
+    if (r->held >= r->cfg.held_max) {
+        r->st.overflow++; /* the row stays in the outbox: a sweep takes it */
+        return;
+    }
+    cJSON *item = cJSON_ParseWithLength(item_json, len);
+    if (item == NULL) {
+        EDDY_ERROR("relay: a committed outbox row is not JSON; left to the sweeps");
+        return;
+    }
+    struct entry *e = relay_entry_new(r, item);
+    if (e == NULL)
+        return;
+    e->commit_ms = eddy_clock_unix_ms(r->clock); /* the commit is done: from now on */
+    if (relay_hold(r, e))
+        r->st.committed++;
+    relay_pump(r);
+}
+
+void eddy_relay_on_outbox(const char *item_json, size_t len, void *ud)
+{
+    eddy_relay_publish(ud, item_json, len);
+}
+
+/* ---- publishing ---- */
+
+static void entry_published(struct eddy_relay *r, struct entry *e, int64_t now_ms)
+{
+    struct lane *l = e->lane;
+    e->st = E_DONE;
+    relay_lane_rehead(l);
+    r->st.published++;
+    if (r->metrics) {
+        eddy_metrics_inc(r->metrics, EDDY_METRIC_published);
+        eddy_metrics_observe(r->metrics, EDDY_LATENCY_commit_to_publish_latency,
+                             (now_ms - e->commit_ms) * 1000);
+    }
+    if (r->cfg.on_publish)
+        r->cfg.on_publish(&e->o, now_ms, r->cfg.on_publish_ud);
+    relay_delete_queue(r, e);
+    relay_lane_list(r, l);
+}
+
+/* code NULL: the call failed as a whole (sent again, without counting). */
+static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code, const char *msg)
+{
+    r->st.failed_entries++;
+    if (r->metrics)
+        eddy_metrics_inc(r->metrics, EDDY_METRIC_publish_failures);
+    struct eddy_log_fields f = {.entity = e->o.id, .event_id = e->o.event_id, .seq = e->o.seq};
+    e->st = E_WAIT;
+    if (code) {
+        e->refusals++;
+        snprintf(e->error, sizeof e->error, "%s: %s", code, msg ? msg : "");
+        if (r->bus->refused_for_good(code) || e->refusals >= r->cfg.attempts)
+            e->st = E_DEAD;
+    }
+    e->failures++;
+    eddy_log(EDDY_LOG_WARN, &f, "relay: PutEvents %s %s (failure %u): %s %s",
+             code ? "refused" : "failed for", e->o.sk, e->failures, code ? code : "",
+             msg ? msg : "");
+    relay_lane_rehead(e->lane);
+    if (r->stopping && e->st == E_WAIT) { /* left in the outbox for a sweep */
+        relay_lane_drop_rest(r, e->lane);
+        return;
+    }
+    e->ready_at =
+        e->st == E_DEAD
+            ? 0
+            : uv_now(r->loop) + eddy_backoff_full_jitter(&r->rng, e->failures - 1,
+                                                         r->cfg.retry_base_ms, r->cfg.retry_cap_ms);
+    relay_lane_list(r, e->lane);
+}
+
+static void on_flush(uv_idle_t *h);
+
+static void put_call_free(struct put_call *pc)
+{
+    free(pc->at);
+    free(pc->ents);
+    free(pc->rows);
+    free(pc);
+}
+
+static void on_put(eddy_err rc, struct eddy_eb_put_result *res, const struct eddy_aws_reply *reply,
+                   void *ud)
+{
+    struct put_call *pc = ud;
+    struct eddy_relay *r = pc->r;
+    r->puts--;
+    int64_t now = eddy_clock_unix_ms(r->clock);
+    for (size_t k = 0; k < pc->n; k++) {
+        struct entry *e = pc->at[k];
+        const struct eddy_eb_entry_result *er =
+            rc == EDDY_OK && k < res->n ? &res->entries[k] : NULL;
+        if (rc != EDDY_OK)
+            entry_failed(r, e, NULL, eddy_error_text(reply->error));
+        else if (er == NULL)
+            entry_failed(r, e, "MissingResult", "PutEvents answered fewer entries");
+        else if (!r->bus->accepted(er))
+            entry_failed(r, e, er->error_code ? er->error_code : "Refused", er->error_message);
+        else
+            entry_published(r, e, now);
+    }
+    eddy_eb_put_result_cleanup(res);
+    put_call_free(pc);
+    relay_delete_send(r, false);
+    relay_pump(r);
+    relay_check_stopped(r);
+}
+
+/* Send the open call, unless calls are all out (it is sent when one is back). */
+static void put_send(struct eddy_relay *r)
+{
+    struct put_call *pc = r->open;
+    uv_idle_stop(&r->flush);
+    if (pc == NULL || r->puts >= r->cfg.inflight_max)
+        return;
+    r->open = NULL;
+    struct eddy_error err = {0};
+    r->st.put_calls++;
+    r->puts++;
+    if (r->bus->put(r->bus_client, pc->ents, pc->rows, pc->n, on_put, pc, &err) == EDDY_OK)
+        return;
+    struct eddy_eb_put_result none = {0};
+    struct eddy_aws_reply reply = {.error = &err};
+    on_put(err.code ? err.code : EDDY_EINVAL, &none, &reply, pc);
+}
+
+/* The end of a loop turn: send the open call if no call is out. While one
+ * is, a call that is not full waits for it to come back and fills up
+ * meanwhile (as Nagle's algorithm does): one round trip at most, and
+ * fuller calls under load. */
+static void on_flush(uv_idle_t *h)
+{
+    struct eddy_relay *r = eddy_container_of(h, struct eddy_relay, flush);
+    if (r->puts == 0 || (r->open && r->open->n == r->bus->max_entries))
+        put_send(r);
+    else
+        uv_idle_stop(&r->flush);
+    relay_delete_send(r, false);
+}
+
+/* Add e to the open call; false when the call is full (send it first). */
+static bool put_add(struct eddy_relay *r, struct entry *e)
+{
+    struct put_call *pc = r->open;
+    if (pc == NULL) {
+        pc = r->open = eddy_calloc(1, sizeof *pc);
+        pc->r = r;
+        pc->at = eddy_calloc(r->bus->max_entries, sizeof *pc->at);
+        pc->ents = eddy_calloc(r->bus->max_entries, sizeof *pc->ents);
+        pc->rows = eddy_calloc(r->bus->max_entries, sizeof *pc->rows);
+        uv_idle_start(&r->flush, on_flush);
+    }
+    if (pc->n == r->bus->max_entries || (pc->n && pc->bytes + e->size > r->bus->max_bytes))
+        return false;
+    pc->at[pc->n] = e;
+    pc->rows[pc->n] = &e->o;
+    pc->ents[pc->n++] = e->eb;
+    pc->bytes += e->size;
+    e->st = E_SENT;
+    if (e->failures) {
+        r->st.retries++;
+        if (r->metrics)
+            eddy_metrics_inc(r->metrics, EDDY_METRIC_retries);
+    }
+    return true;
+}
+
+/* Send ready heads across lanes while calls are to spare. */
+void relay_pump(struct eddy_relay *r)
+{
+    if (!r->started || r->closing)
+        return;
+    uint64_t now = uv_now(r->loop);
+    while (r->ready.head) {
+        struct lane *l = r->ready.head;
+        struct entry *e = l->head;
+        if (e == NULL || e->moving || (e->st != E_WAIT && e->st != E_DEAD)) {
+            relay_list_pop(&r->ready);
+            relay_lane_release(r, l);
+            continue;
+        }
+        if (e->st == E_DEAD) {
+            relay_list_pop(&r->ready);
+            relay_move_start(r, e);
+            continue;
+        }
+        if (!put_add(r, e)) {
+            if (r->puts >= r->cfg.inflight_max)
+                return; /* the open call waits for a call to come back */
+            put_send(r);
+            continue;
+        }
+        relay_list_pop(&r->ready);
+        /* where the bus keeps an entity's order within a call, its next
+         * entries may join this one */
+        for (struct entry *n = e->next; r->bus->entity_shares_call && n && n->st == E_WAIT &&
+                                        n->ready_at <= now && put_add(r, n);
+             n = n->next)
+            ;
+    }
+    if (r->open && r->open->n == r->bus->max_entries)
+        put_send(r);
+    if (r->open)
+        uv_idle_start(&r->flush, on_flush);
+}
