@@ -1,0 +1,142 @@
+/*
+ * consumer_int.h - inside the consumer (consumer.h): its state and the
+ * functions its files share. The flow of a message, one file a step:
+ * consumer_poller.c receives and decodes it; consumer_lanes.c queues it on
+ * its entity's lane and runs the lane's batches; consumer_policies.c decides
+ * what becomes of it after its batch (delete, DLQ, poison, backoff, or held
+ * while the store is down, with the circuit breaker's probes);
+ * consumer_heartbeat.c extends it while it is in hand; consumer.c holds the
+ * lifecycle (new, start, drain, free) and the one place a message leaves,
+ * consumer_finish(). Not for use outside the consumer.
+ */
+#ifndef EDDY_WORKER_CONSUMER_INT_H
+#define EDDY_WORKER_CONSUMER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/clock.h"
+#include "base/list.h"
+#include "base/log.h"
+#include "base/lru.h"
+#include "worker/consumer.h"
+
+enum action { ACT_DELETE, ACT_BACKOFF, ACT_RELEASE };
+enum state { ST_NEW, ST_STARTING, ST_RUNNING, ST_DRAINING, ST_CLOSING, ST_CLOSED };
+
+struct lane;
+
+struct cmsg {
+    struct cmsg *next;        /* lane queue, or the free list */
+    struct eddy_list hb_link; /* in hand, least recently extended first */
+    struct eddy_consumer *c;
+    struct eddy_sqs_message m;
+    struct eddy_envelope env;
+    uint64_t received_us;
+    uint64_t extended_ms;
+    struct eddy_sqs_attr attrs[3];
+    char *reason; /* the eddy-error text while a DLQ send is in flight */
+    char *cut;    /* a shortened body for the DLQ, see dlq_body */
+    char cut_len[24];
+};
+
+struct lane {
+    struct lane *next; /* free list, the blocked list, or the parked list */
+    struct eddy_consumer *c;
+    struct cmsg *head, *tail;
+    size_t n;
+    bool busy, blocked, parked, in_map;
+    struct cmsg **inbatch;
+    struct eddy_proc_event *events;
+    struct eddy_proc_batch batch;
+    char key[EDDY_ENVELOPE_ID_MAX + 1];
+};
+
+struct poller {
+    struct eddy_consumer *c;
+    struct eddy_aws_call *call;
+    int asked;
+    bool idle;
+    unsigned failures;
+    uv_timer_t timer;
+};
+
+struct eddy_consumer {
+    uv_loop_t *loop;
+    struct eddy_sqs *sqs;
+    struct eddy_consumer_config cfg; /* strings below are owned copies */
+    char *queue_url, *dlq_url;
+    bool dlq_fifo;
+    struct eddy_acker acker;
+    struct poller *pollers;
+    int npollers;
+    uv_timer_t hb_timer;
+    uv_timer_t start_timer;
+    uv_timer_t probe_timer;
+    struct eddy_breaker breaker;
+    bool probing;        /* a probe call is out */
+    struct lane *parked; /* lanes with work, waiting for the breaker to close */
+    struct eddy_aws_call *attrs_call;
+    struct eddy_map lanes; /* key -> struct lane */
+    struct eddy_map busy;  /* FIFO: entity -> lane with a batch in flight */
+    struct lane *free_lanes, *blocked;
+    struct cmsg *free_msgs;
+    struct eddy_list hb; /* the messages in hand (cmsg.hb_link) */
+    size_t inflight, reserved, sends;
+    int visibility_s;
+    int max_receives; /* the queue's redrive policy: maxReceiveCount, 0 without one */
+    bool fifo;
+    struct eddy_rng rng;
+    enum state state;
+    int open_handles;
+    void (*drain_cb)(void *ud);
+    void *drain_ud;
+};
+
+static inline uint64_t now_ms(const struct eddy_consumer *c)
+{
+    return eddy_clock_mono_ms(c->cfg.clock);
+}
+
+/* consumer.c */
+/* A sign of life for the health file. */
+void consumer_progress(struct eddy_consumer *c);
+void consumer_log_msg(enum eddy_log_level level, const struct cmsg *msg, const char *error,
+                      const char *what);
+/* A message slot, zeroed, from the free list. */
+struct cmsg *consumer_msg_get(struct eddy_consumer *c);
+/* The one place a message leaves the consumer's hands. */
+void consumer_finish(struct cmsg *msg, enum action act);
+void consumer_check_drained(struct eddy_consumer *c);
+
+/* consumer_poller.c */
+void consumer_poll_once(struct poller *p);
+/* The idle pollers ask again (room was made, or the store is back). */
+void consumer_wake_pollers(struct eddy_consumer *c);
+
+/* consumer_lanes.c */
+struct lane *consumer_lane_get(struct eddy_consumer *c, const char *key);
+void consumer_lane_free(void *v);
+void consumer_lane_tidy(struct lane *l);
+void consumer_lane_push(struct lane *l, struct cmsg *msg);
+void consumer_lane_push_front(struct lane *l, struct cmsg *msg);
+void consumer_lane_release(struct lane *l);
+void consumer_lane_kick(struct lane *l);
+
+/* consumer_policies.c */
+void consumer_poison(struct cmsg *msg, const char *reason);
+bool consumer_settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err err,
+                     const struct eddy_error *berr);
+bool consumer_hold(struct lane *l, size_t n);
+void consumer_store_failed(struct eddy_consumer *c, const char *why);
+void consumer_store_ok(struct eddy_consumer *c);
+
+/* consumer_heartbeat.c */
+void consumer_hb_append(struct eddy_consumer *c, struct cmsg *msg);
+void consumer_hb_unlink(struct cmsg *msg);
+/* Start the heartbeat's timer (the visibility timeout is known). */
+void consumer_hb_start(struct eddy_consumer *c);
+
+#endif

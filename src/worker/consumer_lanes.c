@@ -1,0 +1,203 @@
+/*
+ * consumer_lanes.c - the entity lanes: a lane per entity (on a FIFO queue,
+ * per message group) holds its messages in receive order and runs one
+ * processor batch at a time, coalescing up to coalesce_max of them; a FIFO
+ * lane waits while another lane has a batch of the same entity in flight
+ * (see consumer.h). What becomes of each message after its batch is
+ * consumer_policies.c's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "worker/consumer_int.h"
+
+struct lane *consumer_lane_get(struct eddy_consumer *c, const char *key)
+{
+    struct eddy_str k = eddy_str_c(key);
+    struct lane *l = eddy_map_get(&c->lanes, k);
+    if (l)
+        return l;
+    l = c->free_lanes;
+    if (l) {
+        c->free_lanes = l->next;
+    } else {
+        l = eddy_calloc(1, sizeof *l);
+        l->inbatch = eddy_calloc((size_t)c->cfg.coalesce_max, sizeof *l->inbatch);
+        l->events = eddy_calloc((size_t)c->cfg.coalesce_max, sizeof *l->events);
+    }
+    l->c = c;
+    l->next = NULL;
+    l->head = l->tail = NULL;
+    l->n = 0;
+    l->busy = l->blocked = l->parked = false;
+    snprintf(l->key, sizeof l->key, "%s", key);
+    eddy_map_put(&c->lanes, eddy_str_c(l->key), l);
+    l->in_map = true;
+    return l;
+}
+
+void consumer_lane_free(void *v)
+{
+    struct lane *l = v;
+    free(l->inbatch);
+    free(l->events);
+    free(l);
+}
+
+/* An idle, empty lane goes back to the free list. */
+void consumer_lane_tidy(struct lane *l)
+{
+    struct eddy_consumer *c = l->c;
+    if (l->busy || l->head || l->blocked || l->parked || !l->in_map)
+        return;
+    eddy_map_remove(&c->lanes, eddy_str_c(l->key));
+    l->in_map = false;
+    l->next = c->free_lanes;
+    c->free_lanes = l;
+}
+
+void consumer_lane_push(struct lane *l, struct cmsg *msg)
+{
+    msg->next = NULL;
+    if (l->tail)
+        l->tail->next = msg;
+    else
+        l->head = msg;
+    l->tail = msg;
+    l->n++;
+}
+
+/* Put msg back at the head of the lane (a batch held while the store is down). */
+void consumer_lane_push_front(struct lane *l, struct cmsg *msg)
+{
+    msg->next = l->head;
+    l->head = msg;
+    if (l->tail == NULL)
+        l->tail = msg;
+    l->n++;
+}
+
+static struct cmsg *lane_pop(struct lane *l)
+{
+    struct cmsg *msg = l->head;
+    if (msg) {
+        l->head = msg->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        l->n--;
+        msg->next = NULL;
+    }
+    return msg;
+}
+
+/* Release every message waiting in the lane (drain, or a FIFO group after a failure). */
+void consumer_lane_release(struct lane *l)
+{
+    struct cmsg *msg;
+    while ((msg = lane_pop(l)) != NULL)
+        consumer_finish(msg, ACT_RELEASE);
+}
+
+static void kick_blocked(struct eddy_consumer *c)
+{
+    struct lane *l = c->blocked;
+    c->blocked = NULL;
+    while (l) {
+        struct lane *next = l->next;
+        l->next = NULL;
+        l->blocked = false;
+        consumer_lane_kick(l);
+        consumer_lane_tidy(l);
+        l = next;
+    }
+}
+
+static void batch_done(struct eddy_proc_batch *batch, eddy_err err, void *ud)
+{
+    struct lane *l = ud;
+    struct eddy_consumer *c = l->c;
+    bool ok = true;
+    if (c->fifo)
+        eddy_map_remove(&c->busy, eddy_str_c(batch->entity_id));
+    size_t n = batch->nevents;
+    if (c->state == ST_RUNNING && eddy_breaker_store_down(err)) {
+        consumer_store_failed(c, eddy_error_text(&batch->error));
+        ok = consumer_hold(l, n);
+    } else {
+        if (err == EDDY_OK)
+            consumer_store_ok(c);
+        for (size_t i = 0; i < n; i++) {
+            struct cmsg *msg = l->inbatch[i];
+            l->inbatch[i] = NULL;
+            if (!consumer_settle(msg, &l->events[i], err, &batch->error))
+                ok = false;
+        }
+    }
+    l->busy = false;
+    if (c->fifo && !ok)
+        consumer_lane_release(l);
+    consumer_lane_kick(l);
+    consumer_lane_tidy(l);
+    if (c->fifo)
+        kick_blocked(c);
+}
+
+/* How many head messages go into the next batch (one entity, in order). */
+static size_t gather(struct lane *l)
+{
+    const char *entity = l->head->env.entity_id;
+    size_t n = 0;
+    for (struct cmsg *m = l->head; m && n < (size_t)l->c->cfg.coalesce_max; m = m->next) {
+        if (strcmp(m->env.entity_id, entity) != 0)
+            break;
+        n++;
+    }
+    return n;
+}
+
+void consumer_lane_kick(struct lane *l)
+{
+    struct eddy_consumer *c = l->c;
+    if (l->busy || l->head == NULL || l->blocked || l->parked)
+        return;
+    if (c->state != ST_RUNNING) {
+        consumer_lane_release(l);
+        return;
+    }
+    if (!eddy_breaker_closed(&c->breaker)) {
+        l->parked = true;
+        l->next = c->parked;
+        c->parked = l;
+        return;
+    }
+    if (c->fifo && eddy_map_get(&c->busy, eddy_str_c(l->head->env.entity_id))) {
+        l->blocked = true;
+        l->next = c->blocked;
+        c->blocked = l;
+        return;
+    }
+    size_t n = gather(l);
+    for (size_t i = 0; i < n; i++) {
+        struct cmsg *msg = lane_pop(l);
+        l->inbatch[i] = msg;
+        l->events[i] = (struct eddy_proc_event){.type = msg->env.event_type,
+                                                .event_id = msg->env.event_id,
+                                                .data = msg->env.data,
+                                                .trace_header = msg->m.trace_header};
+    }
+    struct eddy_proc_batch *b = &l->batch;
+    memset(b, 0, sizeof *b);
+    b->entity_id = l->inbatch[0]->env.entity_id;
+    b->events = l->events;
+    b->nevents = n;
+    b->cb = batch_done;
+    b->ud = l;
+    l->busy = true;
+    if (c->fifo)
+        eddy_map_put(&c->busy, eddy_str_c(b->entity_id), l);
+    eddy_err rc = c->cfg.submit(c->cfg.submit_ud, b);
+    if (rc != EDDY_OK) /* refused before any call: not the store's state */
+        batch_done(b, eddy_breaker_store_down(rc) ? EDDY_EAWS : rc, l);
+}
