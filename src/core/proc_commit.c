@@ -1,0 +1,286 @@
+/*
+ * proc_commit.c - group commit: the steps of several entities form one
+ * TransactWriteItems (up to the group size and 4 MB), as many in flight as
+ * commits_max allows; a table of item references maps CancellationReasons
+ * back to entity and event. What a commit, a cancellation, a conflict or
+ * throttling does to each entity of the group is decided here.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/retry.h"
+#include "base/alloc.h"
+#include "core/proc_int.h"
+
+static bool has_pending(const struct entity *e)
+{
+    for (size_t i = 0; i < e->b->nevents; i++) {
+        if (e->b->events[i].result == EDDY_EV_PENDING)
+            return true;
+    }
+    return false;
+}
+
+/* The step is durable: record results, advance the state. */
+static void committed(struct entity *e)
+{
+    struct eddy_processor *p = e->p;
+    for (size_t k = 0; k < e->nsev; k++) {
+        struct eddy_proc_event *ev = &e->b->events[e->sev[k].ev];
+        ev->result = e->sev[k].rejected ? EDDY_EV_REJECTED : EDDY_EV_APPLIED;
+        ev->seq = e->seq + 1;
+        ev->idx = (int)k;
+        if (!e->sev[k].rejected)
+            ev->reason[0] = '\0';
+    }
+    if (e->new_state != e->state) {
+        p->cfg.machine->state_free(e->state);
+        e->state = e->new_state;
+    }
+    e->new_state = NULL;
+    e->seq++;
+    e->conflicts = e->throttles = 0;
+}
+
+/* Wait a full-jitter backoff, then go through the queue again. */
+static void backoff(struct entity *e, unsigned attempt)
+{
+    struct eddy_processor *p = e->p;
+    uint32_t base = p->cfg.backoff_base_ms ? p->cfg.backoff_base_ms : DEFAULT_BACKOFF_BASE_MS;
+    uint32_t cap = p->cfg.backoff_max_ms ? p->cfg.backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
+    uint32_t ms = eddy_backoff_full_jitter(&p->rng, attempt, base, cap);
+    proc_step_clear(e);
+    e->due = uv_now(p->loop) + ms;
+    list_push(&p->waiting, e);
+    p->stats.retries++;
+    proc_pump_soon(p);
+}
+
+static void conflict(struct entity *e)
+{
+    struct eddy_processor *p = e->p;
+    p->stats.conflicts++;
+    proc_drop_state(e);
+    if (e->conflicts++ >= (unsigned)p->cfg.occ_retries) {
+        eddy_error_set(&e->b->error, EDDY_ECONFLICT,
+                       "%s: still in conflict after %u attempts (EDDY_OCC_RETRIES=%d)", e->pk,
+                       e->conflicts, p->cfg.occ_retries);
+        proc_finish(e, EDDY_ECONFLICT);
+        return;
+    }
+    backoff(e, e->conflicts - 1);
+}
+
+static void throttled(struct entity *e, const char *code)
+{
+    struct eddy_processor *p = e->p;
+    if (e->throttles++ >= (unsigned)p->cfg.occ_retries) {
+        eddy_error_set(&e->b->error, EDDY_ETHROTTLED, "%s: %s after %u attempts", e->pk, code,
+                       e->throttles);
+        proc_finish(e, EDDY_ETHROTTLED);
+        return;
+    }
+    backoff(e, e->throttles - 1);
+}
+
+static void group_free(struct group *g)
+{
+    free(g->ents);
+    free(g->refs);
+    free(g);
+}
+
+static void group_add(struct group *g, struct entity *e)
+{
+    g->ents = eddy_realloc(g->ents, (g->nents + 1) * sizeof *g->ents);
+    g->ents[g->nents++] = e;
+    g->refs = eddy_realloc(g->refs, (g->nrefs + e->nitems) * sizeof *g->refs);
+    for (size_t k = 0; k < e->nitems; k++)
+        g->refs[g->nrefs++] = (struct item_ref){e, k};
+    g->bytes += e->bytes;
+}
+
+static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
+                     const struct eddy_aws_reply *reply, void *ud);
+
+static void group_start(struct eddy_processor *p, struct group *g)
+{
+    struct eddy_ddb_txn_item *items = eddy_calloc(g->nrefs, sizeof *items);
+    for (size_t i = 0; i < g->nrefs; i++) {
+        struct entity *e = g->refs[i].e;
+        size_t k = g->refs[i].item;
+        bool st = e->roles[k] == ROLE_STATE;
+        items[i].kind = EDDY_DDB_PUT;
+        items[i].table = p->cfg.table;
+        items[i].item_json = e->items[k].json;
+        items[i].expr.condition = st ? COND_STATE : COND_NEW;
+        items[i].expr.names = st ? p->names_state : p->names_new;
+        items[i].expr.values = st ? e->prev : NULL;
+    }
+    /* a token makes a repeat after a timeout idempotent instead of a conflict */
+    char token[40];
+    snprintf(token, sizeof token, "%016" PRIx64 "%016" PRIx64, eddy_rng_next(&p->rng),
+             eddy_rng_next(&p->rng));
+    struct eddy_error err;
+    eddy_err rc = eddy_ddb_transact_write(p->ddb, items, g->nrefs, token, txn_done, g, NULL, &err);
+    free(items);
+    if (rc == EDDY_OK) {
+        p->inflight++;
+        p->commits++;
+        return;
+    }
+    for (size_t j = 0; j < g->nents; j++) {
+        g->ents[j]->b->error = err;
+        proc_finish(g->ents[j], rc);
+    }
+    group_free(g);
+}
+
+/* Hand the step's outbox rows, in (seq, idx) order, to the publisher. */
+static void hand_outbox(struct eddy_processor *p, const struct entity *e)
+{
+    if (!e->outbox || p->cfg.on_outbox == NULL)
+        return;
+    for (size_t k = 0; k < e->nitems; k++)
+        if (e->roles[k] == ROLE_OUTBOX)
+            p->cfg.on_outbox(e->items[k].json, e->items[k].len, p->cfg.on_outbox_ud);
+}
+
+static void txn_ok(struct group *g)
+{
+    struct eddy_processor *p = g->p;
+    p->stats.transactions++;
+    for (size_t j = 0; j < g->nents; j++) {
+        struct entity *e = g->ents[j];
+        hand_outbox(p, e);
+        committed(e);
+        proc_step_clear(e);
+    }
+    for (size_t j = 0; j < g->nents; j++) {
+        struct entity *e = g->ents[j];
+        if (has_pending(e))
+            list_push(&p->ready, e); /* the rest of a split batch */
+        else
+            proc_finish(e, EDDY_OK);
+    }
+}
+
+/* Read CancellationReasons item by item into the entities' fail_* fields. */
+static bool classify(struct group *g, const struct eddy_ddb_txn_result *res)
+{
+    bool throttle = false;
+    for (size_t i = 0; i < g->nrefs; i++) {
+        const char *code = res->reasons[i].code;
+        if (code == NULL || code[0] == '\0' || strcmp(code, "None") == 0)
+            continue;
+        struct entity *e = g->refs[i].e;
+        size_t k = g->refs[i].item;
+        if (strcmp(code, "ConditionalCheckFailed") == 0 && e->roles[k] == ROLE_DEDUPE) {
+            struct eddy_proc_event *ev = &e->b->events[e->role_ev[k]];
+            if (ev->result == EDDY_EV_PENDING) {
+                proc_event_final(ev, EDDY_EV_DUPLICATE, "event id applied before (dedupe marker)");
+                g->p->stats.duplicates++;
+            }
+        } else if (strcmp(code, "ConditionalCheckFailed") == 0) {
+            e->fail_state = true; /* the state moved on, or records of its next seq exist */
+        } else if (eddy_aws_code_throttles(code)) {
+            e->fail_throttle = throttle = true;
+        } else if (e->fail_code == NULL) {
+            e->fail_code = code;
+            eddy_error_set(&e->b->error, EDDY_EAWS, "%s: transaction item %zu refused: %s: %s",
+                           e->pk, i, code, res->reasons[i].message);
+        }
+    }
+    return throttle;
+}
+
+static void txn_canceled(struct group *g, const struct eddy_ddb_txn_result *res)
+{
+    struct eddy_processor *p = g->p;
+    for (size_t j = 0; j < g->nents; j++) {
+        g->ents[j]->fail_state = g->ents[j]->fail_throttle = false;
+        g->ents[j]->fail_code = NULL;
+    }
+    bool throttle = classify(g, res);
+    for (size_t j = 0; j < g->nents; j++) {
+        struct entity *e = g->ents[j];
+        if (e->fail_state) {
+            conflict(e);
+        } else if (e->fail_code) {
+            proc_finish(e, EDDY_EAWS);
+        } else if (throttle) {
+            throttled(e, "TransactionConflict or throttling");
+        } else {
+            /* not at fault (or only duplicates dropped): commit again at once */
+            proc_step_clear(e);
+            list_push(&p->ready, e);
+        }
+    }
+}
+
+static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
+                     const struct eddy_aws_reply *reply, void *ud)
+{
+    struct group *g = ud;
+    struct eddy_processor *p = g->p;
+    p->inflight--;
+    p->commits--;
+    if (err == EDDY_OK) {
+        txn_ok(g);
+    } else if (err == EDDY_ETXN_CANCELED && res->n == g->nrefs) {
+        txn_canceled(g, res);
+    } else {
+        for (size_t j = 0; j < g->nents; j++) {
+            struct entity *e = g->ents[j];
+            if (err == EDDY_ETXN_CANCELED) { /* no reasons to read: try again later */
+                throttled(e, "TransactionCanceled without reasons");
+                continue;
+            }
+            eddy_error_set(&e->b->error, err, "%s: TransactWriteItems: %s", e->pk,
+                           reply && reply->error ? eddy_error_text(reply->error)
+                                                 : eddy_err_msg(err));
+            proc_finish(e, err);
+        }
+    }
+    eddy_ddb_txn_result_cleanup(res);
+    group_free(g);
+    proc_pump_soon(p);
+    proc_maybe_closed(p);
+}
+
+/* Ready entities into groups, as many groups as there is room for in flight;
+ * the rest wait for a transaction to finish (its callback pumps again). */
+void proc_commit_ready(struct eddy_processor *p)
+{
+    size_t max = p->cfg.commits_max ? p->cfg.commits_max : DEFAULT_COMMITS_MAX;
+    struct group *g = NULL;
+    struct entity *e;
+    while ((g != NULL || p->commits < max) && (e = list_pop(&p->ready)) != NULL) {
+        if (proc_prepare(e) == BROKEN) {
+            proc_finish(e, e->b->error.code);
+            continue;
+        }
+        if (e->nsev == 0) { /* nothing to write: every event failed or was a duplicate */
+            proc_finish(e, EDDY_OK);
+            continue;
+        }
+        if (g && proc_txn_check(p, g->nrefs + e->nitems, g->bytes + e->bytes, NULL) != EDDY_OK) {
+            group_start(p, g);
+            g = NULL;
+            if (p->commits >= max) { /* built again when its turn comes */
+                proc_step_clear(e);
+                list_push_front(&p->ready, e);
+                break;
+            }
+        }
+        if (g == NULL) {
+            g = eddy_calloc(1, sizeof *g);
+            g->p = p;
+        }
+        group_add(g, e);
+    }
+    if (g)
+        group_start(p, g);
+}

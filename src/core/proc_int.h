@@ -1,0 +1,177 @@
+/*
+ * proc_int.h - inside the processor (see processor.h for the contract): the
+ * state every part shares, and the functions one part calls in another. Not
+ * for use outside the processor's files:
+ *
+ *   processor.c    the public API, finishing a batch, the pump
+ *   proc_cache.c   the LRU of loaded states
+ *   proc_step.c    building one entity's step: events run, items rendered,
+ *                  limits checked
+ *   proc_commit.c  group commit: steps into TransactWriteItems, and what a
+ *                  commit, a cancellation or a conflict does to each entity
+ *   proc_load.c    cold entities loaded with BatchGetItem
+ */
+#ifndef EDDY_CORE_PROC_INT_H
+#define EDDY_CORE_PROC_INT_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/lru.h"
+#include "eddy/rng.h"
+#include "core/machine.h"
+#include "core/processor.h"
+#include "core/record.h"
+#include "svc/dynamodb.h"
+
+#define COND_NEW "attribute_not_exists(#pk)"
+#define COND_STATE "attribute_not_exists(#pk) OR #seq = :prev"
+#define DEFAULT_BACKOFF_BASE_MS 10u
+#define DEFAULT_BACKOFF_MAX_MS 2000u
+#define DEFAULT_COMMITS_MAX 4u
+
+enum role { ROLE_STATE, ROLE_VERSION, ROLE_INBOUND, ROLE_DEDUPE, ROLE_OUTBOUND, ROLE_OUTBOX };
+
+/* What a step decided for one event, applied when the commit succeeds. */
+struct step_event {
+    size_t ev; /* index in the batch */
+    bool rejected;
+};
+
+struct entity {
+    struct eddy_processor *p;
+    struct eddy_proc_batch *b;
+    struct entity *next; /* in one of the processor's lists */
+    char *pk;
+    void *state; /* NULL until loaded */
+    int64_t seq;
+    cJSON *keep;        /* the stored attributes whose types a commit keeps (B, sets), or NULL */
+    size_t state_bytes; /* text of the last state item built, an estimate for the next */
+    unsigned conflicts, throttles;
+    uint64_t due; /* uv_now when a backoff ends */
+    /* the step being built or committed */
+    struct eddy_record_text *items; /* rendered, sent as they are */
+    enum role *roles;
+    size_t *role_ev;
+    size_t nitems, cap, bytes; /* bytes: of the request text, see item_bytes */
+    struct step_event *sev;
+    size_t nsev;
+    void *new_state;
+    cJSON *prev; /* ExpressionAttributeValues of the state put */
+    bool outbox; /* the step writes outbox entries */
+    /* what a cancelled transaction said about this entity's items */
+    bool fail_state, fail_throttle;
+    const char *fail_code;
+};
+
+struct list {
+    struct entity *head, *tail;
+};
+
+struct item_ref {
+    struct entity *e;
+    size_t item; /* index in e->items */
+};
+
+struct group {
+    struct eddy_processor *p;
+    struct entity **ents;
+    size_t nents;
+    struct item_ref *refs;
+    size_t nrefs;
+    size_t bytes;
+};
+
+struct load {
+    struct eddy_processor *p;
+    struct entity *ents[EDDY_DDB_MAX_BATCH_GET];
+    size_t n;
+};
+
+struct eddy_processor {
+    uv_loop_t *loop;
+    struct eddy_ddb *ddb;
+    struct eddy_processor_config cfg;
+    const struct eddy_clock *clock;
+    struct eddy_rng rng;
+    uv_idle_t idle;
+    uv_timer_t timer;
+    struct list queue, ready, waiting;
+    size_t pending;  /* batches submitted and not called back */
+    size_t inflight; /* loads and transactions in flight */
+    size_t commits;  /* transactions in flight */
+    struct eddy_lru cache;
+    cJSON *names_new, *names_state;
+    cJSON *model;    /* the machine's spelling of its state's fields (core/names.h) */
+    bool model_made; /* model asked for (it may be NULL) */
+    /* request text around an item's JSON (state put, other puts) and around
+     * the items, upper bounds from the DynamoDB client (item_bytes) */
+    size_t over_state, over_new, envelope;
+    struct eddy_emit emit;
+    struct eddy_processor_stats stats;
+    bool closing, handles_closing;
+    int closed_handles;
+    void (*close_cb)(void *ud);
+    void *close_ud;
+};
+
+enum build { BUILT, REBUILD, BROKEN };
+
+static inline void list_push(struct list *l, struct entity *e)
+{
+    e->next = NULL;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+}
+
+static inline void list_push_front(struct list *l, struct entity *e)
+{
+    e->next = l->head;
+    l->head = e;
+    if (l->tail == NULL)
+        l->tail = e;
+}
+
+static inline struct entity *list_pop(struct list *l)
+{
+    struct entity *e = l->head;
+    if (e) {
+        l->head = e->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        e->next = NULL;
+    }
+    return e;
+}
+
+/* processor.c */
+void proc_finish(struct entity *e, eddy_err err);
+void proc_maybe_closed(struct eddy_processor *p);
+void proc_pump_soon(struct eddy_processor *p);
+
+/* proc_cache.c */
+void proc_cache_init(struct eddy_processor *p, size_t entities, uint64_t seed);
+bool proc_cache_take(struct eddy_processor *p, struct entity *e);
+void proc_cache_put(struct eddy_processor *p, struct entity *e);
+
+/* proc_step.c */
+void proc_step_clear(struct entity *e);
+void proc_drop_state(struct entity *e);
+void proc_event_final(struct eddy_proc_event *ev, enum eddy_event_result r, const char *reason);
+eddy_err proc_txn_check(const struct eddy_processor *p, size_t items, size_t bytes,
+                        struct eddy_error *err);
+enum build proc_prepare(struct entity *e);
+
+/* proc_commit.c */
+void proc_commit_ready(struct eddy_processor *p);
+
+/* proc_load.c */
+void proc_load_cold(struct eddy_processor *p, struct list *cold);
+
+#endif
