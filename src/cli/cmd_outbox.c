@@ -29,89 +29,8 @@
 #include "base/clock.h"
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "cli/sync.h"
 #include "core/record.h"
-
-struct sync {
-    bool done;
-    eddy_err err;
-    struct eddy_error detail;
-    cJSON *items;
-    cJSON *last_key;
-};
-
-static void sync_set(struct sync *s, eddy_err err, const struct eddy_aws_reply *reply)
-{
-    s->err = err;
-    if (err != EDDY_OK && reply && reply->error)
-        s->detail = *reply->error;
-    s->done = true;
-}
-
-static void got_page(eddy_err err, struct eddy_ddb_query_result *res,
-                     const struct eddy_aws_reply *reply, void *ud)
-{
-    struct sync *s = ud;
-    cJSON *item;
-    while (res->items && (item = cJSON_DetachItemViaPointer(res->items, res->items->child)))
-        cJSON_AddItemToArray(s->items, item);
-    s->last_key = res->last_key;
-    res->last_key = NULL;
-    eddy_ddb_query_result_cleanup(res);
-    sync_set(s, err, reply);
-}
-
-static void got_txn(eddy_err err, struct eddy_ddb_txn_result *res,
-                    const struct eddy_aws_reply *reply, void *ud)
-{
-    eddy_ddb_txn_result_cleanup(res);
-    sync_set(ud, err, reply);
-}
-
-static eddy_err sync_wait(struct eddy_runtime *rt, struct sync *s, eddy_err started)
-{
-    if (started != EDDY_OK)
-        return started;
-    while (!s->done)
-        uv_run(&rt->loop, UV_RUN_ONCE);
-    return s->err;
-}
-
-/* Every item of pk (all pages) into *items. */
-static eddy_err query_all(struct eddy_runtime *rt, const char *table, const char *pk, cJSON **items,
-                          struct eddy_error *err)
-{
-    cJSON *names = cJSON_CreateObject();
-    cJSON_AddStringToObject(names, "#pk", "_pk");
-    cJSON *values = cJSON_CreateObject();
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(values, ":pk"), "S", pk);
-    struct sync s = {0};
-    s.items = cJSON_CreateArray();
-    eddy_err rc;
-    do {
-        cJSON *start = s.last_key;
-        s.last_key = NULL;
-        s.done = false;
-        struct eddy_ddb_query_params q = {.table = table,
-                                          .key_condition = "#pk = :pk",
-                                          .names = names,
-                                          .values = values,
-                                          .consistent = true,
-                                          .start_key = start};
-        rc = sync_wait(rt, &s, eddy_ddb_query(&rt->ddb, &q, got_page, &s, NULL, err));
-        cJSON_Delete(start);
-        if (rc != EDDY_OK && s.done)
-            *err = s.detail;
-    } while (rc == EDDY_OK && s.last_key);
-    cJSON_Delete(s.last_key);
-    cJSON_Delete(names);
-    cJSON_Delete(values);
-    if (rc != EDDY_OK) {
-        cJSON_Delete(s.items);
-        return rc;
-    }
-    *items = s.items;
-    return EDDY_OK;
-}
 
 static const char *get_s(const cJSON *item, const char *name)
 {
@@ -154,7 +73,7 @@ struct outbox_cmd {
 static eddy_err shard_rows(struct outbox_cmd *c, uint32_t shard, bool dead, cJSON **items)
 {
     char *pk = dead ? eddy_record_outbox_dead_pk(shard) : eddy_record_outbox_pk(shard);
-    eddy_err rc = query_all(&c->rt, c->table, pk, items, &c->err);
+    eddy_err rc = eddy_sync_query_partition(&c->rt, c->table, pk, items, &c->err);
     free(pk);
     return rc;
 }
@@ -272,12 +191,7 @@ static eddy_err move_one(struct outbox_cmd *c, const cJSON *dead, uint32_t shard
         {.kind = EDDY_DDB_DELETE, .table = c->table, .item = key},
         {.kind = EDDY_DDB_PUT, .table = c->table, .item = item},
     };
-    struct sync s = {0};
-    eddy_err rc = sync_wait(&c->rt, &s,
-                            eddy_ddb_transact_write(&c->rt.ddb, items, retry ? 2 : 1, NULL, got_txn,
-                                                    &s, NULL, &c->err));
-    if (rc != EDDY_OK && s.done)
-        c->err = s.detail;
+    eddy_err rc = eddy_sync_transact_write(&c->rt, items, retry ? 2 : 1, &c->err);
     cJSON_Delete(key);
     cJSON_Delete(item);
     return rc;

@@ -51,104 +51,10 @@
 #include "base/alloc.h"
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "cli/sync.h"
 #include "core/apply.h"
 #include "core/machine.h"
 #include "core/record.h"
-
-/* ---- calls run to completion ---- */
-
-struct sync {
-    bool done;
-    eddy_err err;
-    struct eddy_error detail;
-    cJSON *items;    /* Query: array; GetItem: the item */
-    cJSON *last_key; /* Query */
-};
-
-static void sync_fail(struct sync *s, eddy_err err, const struct eddy_aws_reply *reply)
-{
-    s->err = err;
-    if (err != EDDY_OK && reply && reply->error)
-        s->detail = *reply->error;
-    s->done = true;
-}
-
-static void got_item(eddy_err err, struct eddy_ddb_item_result *res,
-                     const struct eddy_aws_reply *reply, void *ud)
-{
-    struct sync *s = ud;
-    s->items = res->item;
-    res->item = NULL;
-    sync_fail(s, err, reply);
-}
-
-static void got_page(eddy_err err, struct eddy_ddb_query_result *res,
-                     const struct eddy_aws_reply *reply, void *ud)
-{
-    struct sync *s = ud;
-    cJSON *item;
-    while (res->items && (item = cJSON_DetachItemViaPointer(res->items, res->items->child)))
-        cJSON_AddItemToArray(s->items, item);
-    cJSON_Delete(s->last_key);
-    s->last_key = res->last_key;
-    res->last_key = NULL;
-    eddy_ddb_query_result_cleanup(res);
-    sync_fail(s, err, reply);
-}
-
-static void got_txn(eddy_err err, struct eddy_ddb_txn_result *res,
-                    const struct eddy_aws_reply *reply, void *ud)
-{
-    eddy_ddb_txn_result_cleanup(res);
-    sync_fail(ud, err, reply);
-}
-
-static eddy_err sync_wait(struct eddy_runtime *rt, struct sync *s, eddy_err started)
-{
-    if (started != EDDY_OK)
-        return started;
-    while (!s->done)
-        uv_run(&rt->loop, UV_RUN_ONCE);
-    return s->err;
-}
-
-/* Every item of pk, all pages, consistent reads. */
-static eddy_err query_entity(struct eddy_runtime *rt, const char *table, const char *pk,
-                             cJSON **items, struct eddy_error *err)
-{
-    cJSON *names = cJSON_CreateObject();
-    cJSON_AddStringToObject(names, "#pk", "_pk");
-    cJSON *values = cJSON_CreateObject();
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(values, ":pk"), "S", pk);
-    struct sync s = {0};
-    s.items = cJSON_CreateArray();
-    eddy_err rc;
-    do {
-        struct eddy_ddb_query_params q = {.table = table,
-                                          .key_condition = "#pk = :pk",
-                                          .names = names,
-                                          .values = values,
-                                          .consistent = true,
-                                          .start_key = s.last_key};
-        cJSON *start = s.last_key;
-        s.last_key = NULL;
-        s.done = false;
-        q.start_key = start;
-        rc = sync_wait(rt, &s, eddy_ddb_query(&rt->ddb, &q, got_page, &s, NULL, err));
-        cJSON_Delete(start);
-        if (rc != EDDY_OK && s.done)
-            *err = s.detail;
-    } while (rc == EDDY_OK && s.last_key);
-    cJSON_Delete(s.last_key);
-    cJSON_Delete(names);
-    cJSON_Delete(values);
-    if (rc != EDDY_OK) {
-        cJSON_Delete(s.items);
-        return rc;
-    }
-    *items = s.items;
-    return EDDY_OK;
-}
 
 /* ---- shared setup ---- */
 
@@ -205,23 +111,21 @@ static int run_get(struct cmd *c, const char *table)
     cJSON *key = cJSON_CreateObject();
     cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_pk"), "S", c->pk);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_sk"), "S", EDDY_RECORD_STATE_SK);
-    struct sync s = {0};
-    eddy_err rc = sync_wait(
-        &c->rt, &s, eddy_ddb_get_item(&c->rt.ddb, table, key, true, got_item, &s, NULL, &err));
+    cJSON *item = NULL;
+    eddy_err rc = eddy_sync_get_item(&c->rt, table, key, &item, &err);
     cJSON_Delete(key);
     if (rc != EDDY_OK) {
-        fprintf(stderr, "eddy get: %s\n", eddy_error_text(s.done ? &s.detail : &err));
-        cJSON_Delete(s.items);
+        fprintf(stderr, "eddy get: %s\n", eddy_error_text(&err));
         return 3;
     }
-    if (s.items == NULL) {
+    if (item == NULL) {
         fprintf(stderr, "eddy get: %s has no state\n", c->pk);
         return 1;
     }
     cJSON *state = NULL;
     int64_t seq = 0;
-    rc = eddy_record_parse_state(s.items, &state, &seq, &err);
-    cJSON_Delete(s.items);
+    rc = eddy_record_parse_state(item, &state, &seq, &err);
+    cJSON_Delete(item);
     if (rc != EDDY_OK) {
         fprintf(stderr, "eddy get: %s\n", eddy_error_text(&err));
         return 3;
@@ -376,7 +280,7 @@ static int run_history(struct cmd *c, const char *table)
     cJSON *items = NULL;
     struct rec *v = NULL;
     size_t n = 0;
-    if (query_entity(&c->rt, table, c->pk, &items, &err) != EDDY_OK ||
+    if (eddy_sync_query_partition(&c->rt, table, c->pk, &items, &err) != EDDY_OK ||
         parse_records(items, true, &v, &n, &err) != EDDY_OK) {
         fprintf(stderr, "eddy history: %s\n", eddy_error_text(&err));
         cJSON_Delete(items);
@@ -696,7 +600,6 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
     char prev[24];
     snprintf(prev, sizeof prev, "%" PRId64, seq);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(values, ":prev"), "N", prev);
-    struct sync s = {0};
     eddy_err rc = repair_items(cfg, state, keep, &re, eid, items, &n, &err);
     if (rc == EDDY_OK) {
         struct eddy_ddb_txn_item t[4];
@@ -710,10 +613,7 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
                             : "attribute_not_exists(#pk)",
                          NULL, st ? snames : names, st ? values : NULL, false}};
         }
-        rc = sync_wait(&c->rt, &s,
-                       eddy_ddb_transact_write(&c->rt.ddb, t, n, NULL, got_txn, &s, NULL, &err));
-        if (s.done)
-            err = s.detail;
+        rc = eddy_sync_transact_write(&c->rt, t, n, &err);
     }
     for (size_t i = 0; i < 4; i++)
         cJSON_Delete(items[i]);
@@ -808,7 +708,7 @@ static int run_replay(struct cmd *c, const struct eddy_config *cfg)
     cJSON *items = NULL;
     struct rec *v = NULL;
     size_t n = 0;
-    if (query_entity(&c->rt, cfg->table_str, c->pk, &items, &err) != EDDY_OK ||
+    if (eddy_sync_query_partition(&c->rt, cfg->table_str, c->pk, &items, &err) != EDDY_OK ||
         parse_records(items, false, &v, &n, &err) != EDDY_OK) {
         fprintf(stderr, "eddy replay: %s: %s; nothing replayed\n", c->pk, eddy_error_text(&err));
         cJSON_Delete(items);
