@@ -1,27 +1,29 @@
 /*
  * breaker.c - the store's circuit breaker (see breaker.h).
  *
- * Every change of state goes through set_state, which also schedules the
- * next probe when the breaker opens and writes the log line: the state is
- * never assigned anywhere else.
+ * Every change of state goes through set_state, which checks and traces
+ * it against the diagram's moves (base/state.h), schedules the next probe
+ * when the breaker opens and writes the log line: the state is never
+ * assigned anywhere else.
  */
 #include "worker/breaker.h"
 
-#include <assert.h>
-
 #include "base/log.h"
+#include "base/state.h"
+
+/* The moves of the diagram in breaker.h. */
+static const struct eddy_state breaker_state_v[] = {
+    [EDDY_BREAKER_CLOSED] = {"closed", EDDY_STATE_TO(EDDY_BREAKER_OPEN)},
+    [EDDY_BREAKER_OPEN] = {"open", EDDY_STATE_TO(EDDY_BREAKER_PROBING) |
+                                       EDDY_STATE_TO(EDDY_BREAKER_CLOSED)},
+    [EDDY_BREAKER_PROBING] = {"probing", EDDY_STATE_TO(EDDY_BREAKER_CLOSED) |
+                                             EDDY_STATE_TO(EDDY_BREAKER_OPEN)},
+};
+static const struct eddy_states breaker_states = EDDY_STATES("circuit breaker", breaker_state_v);
 
 const char *eddy_breaker_state_name(enum eddy_breaker_state s)
 {
-    switch (s) {
-    case EDDY_BREAKER_CLOSED:
-        return "closed";
-    case EDDY_BREAKER_OPEN:
-        return "open";
-    case EDDY_BREAKER_PROBING:
-        return "probing";
-    }
-    return "?";
+    return eddy_state_name(&breaker_states, s);
 }
 
 bool eddy_breaker_store_down(eddy_err err)
@@ -56,12 +58,13 @@ static uint64_t probe_delay(struct eddy_breaker *b)
     return d / 2 + eddy_rng_below(&b->rng, d - d / 2 + 1);
 }
 
-/* The one place the state changes; it logs the change. */
+/* The one place the state changes: checked and traced (base/state.h),
+ * and the opening and the closing logged. */
 static void set_state(struct eddy_breaker *b, enum eddy_breaker_state to, const char *why)
 {
     enum eddy_breaker_state from = b->state;
     uint64_t now = eddy_clock_mono_ms(b->cfg.clock);
-    assert(from != to);
+    eddy_state_move(&breaker_states, from, to, "%s", b->cfg.name);
     b->state = to;
     struct eddy_log_fields f = {.error = why, .seq = EDDY_LOG_NOSEQ};
     switch (to) {
@@ -87,8 +90,6 @@ static void set_state(struct eddy_breaker *b, enum eddy_breaker_state to, const 
     case EDDY_BREAKER_PROBING:
         b->probes++;
         b->outage_probes++;
-        eddy_log(EDDY_LOG_DEBUG, NULL, "circuit breaker probing %s (probe %u)", b->cfg.name,
-                 b->outage_probes);
         break;
     case EDDY_BREAKER_CLOSED:
         eddy_log(EDDY_LOG_INFO, NULL,

@@ -25,9 +25,11 @@
  * answers probes but still fails the work); only a call that succeeds with
  * the breaker closed brings the level back to 0.
  *
- * One function, set_state in breaker.c, changes the state, and it logs each
- * change: opening at warn (with the reason), closing at info (with how long
- * the store was down and how many probes it took), probes at debug.
+ * One function, set_state in breaker.c, changes the state: it checks each
+ * move against the diagram and traces it at debug level (base/state.h),
+ * and logs opening at warn (with the reason), closing at info (with how
+ * long the store was down and how many probes it took), a failed probe at
+ * debug.
  */
 #ifndef EDDY_WORKER_BREAKER_H
 #define EDDY_WORKER_BREAKER_H

@@ -112,7 +112,8 @@ static void test_opens_probes_closes(void **state)
     assert_int_equal(f->b.state, EDDY_BREAKER_OPEN);
     assert_int_equal(f->b.opens, 1);
     const char *log = take_log(f);
-    assert_int_equal(count_lines(log), 1);
+    assert_int_equal(count_lines(log), 2); /* the trace, the warning */
+    assert_non_null(strstr(log, "circuit breaker DynamoDB: closed -> open"));
     assert_non_null(strstr(log, "\"level\":\"warn\""));
     assert_non_null(strstr(log, "circuit breaker open"));
     assert_non_null(strstr(log, "\"error\":\"connection refused\""));
@@ -129,11 +130,12 @@ static void test_opens_probes_closes(void **state)
     eddy_breaker_probe_done(&f->b, true, NULL);
     assert_true(eddy_breaker_closed(&f->b));
     log = take_log(f);
-    assert_non_null(strstr(log, "circuit breaker probing DynamoDB (probe 1)"));
+    assert_non_null(strstr(log, "circuit breaker DynamoDB: open -> probing"));
+    assert_non_null(strstr(log, "circuit breaker DynamoDB: probing -> closed"));
     assert_non_null(strstr(log, "\"level\":\"info\""));
     assert_non_null(strstr(log, "circuit breaker closed after"));
     assert_non_null(strstr(log, "(1 probes)"));
-    assert_int_equal(count_lines(log), 2);
+    assert_int_equal(count_lines(log), 3);
     assert_int_equal(f->b.probes, 1);
     assert_int_equal(f->b.probe_failures, 0);
 }
@@ -154,7 +156,7 @@ static void test_delay_grows_to_cap(void **state)
     assert_int_equal(f->b.opens, 1);
     const char *log = take_log(f);
     assert_non_null(strstr(log, "DynamoDB probe 7 failed"));
-    assert_int_equal(count_lines(log), 1 + 7 * 2);
+    assert_int_equal(count_lines(log), 2 + 7 * 3); /* a probe: two moves and its failure */
 }
 
 /* A batch that succeeds while open (sent before the outage, answered after
