@@ -320,17 +320,22 @@ static const struct creds_provider *const chain[] = {
 static void on_refresh(uv_timer_t *t);
 static void on_kick(uv_timer_t *t);
 
+static bool closing(const struct eddy_creds *c)
+{
+    return eddy_closer_closing(&c->closer);
+}
+
 static void flush(struct eddy_creds *c, eddy_err code, const struct eddy_credentials *creds,
                   const char *detail)
 {
     /* Detach first: a callback may call eddy_creds_get, which queues anew. */
-    struct waiter *w = c->waiters;
-    c->waiters = NULL;
-    while (w) {
-        struct waiter *next = w->next;
+    struct eddy_list these, *q;
+    eddy_list_move(&c->waiters, &these);
+    while ((q = eddy_list_head(&these))) {
+        struct waiter *w = eddy_list_data(q, struct waiter, link);
+        eddy_list_remove(q);
         w->cb(code, creds, detail, w->ud);
         free(w);
-        w = next;
     }
 }
 
@@ -451,14 +456,12 @@ static void resolve(struct eddy_creds *c)
     conclude(c, o, &got);
 }
 
-static void maybe_free(struct eddy_creds *c);
-
 static void on_http(eddy_err err, const struct eddy_http_response *resp, void *ud)
 {
     struct eddy_creds *c = ud;
     c->inflight = false;
-    if (c->closing) {
-        maybe_free(c);
+    if (closing(c)) {
+        eddy_closer_release(&c->closer); /* the hold of eddy_creds_close */
         return;
     }
     struct eddy_credentials got = {0};
@@ -474,29 +477,47 @@ static void on_http(eddy_err err, const struct eddy_http_response *resp, void *u
 static void on_refresh(uv_timer_t *t)
 {
     struct eddy_creds *c = eddy_container_of(t, struct eddy_creds, refresh);
-    if (!c->closing && !c->resolving)
+    if (!closing(c) && !c->resolving)
         resolve(c);
 }
 
 static void on_kick(uv_timer_t *t)
 {
     struct eddy_creds *c = eddy_container_of(t, struct eddy_creds, kick);
-    if (c->closing)
+    if (closing(c))
         return;
     bool ok = usable(c, eddy_clock_unix_ms(c->clock));
-    if (ok && c->waiters) {
+    if (ok && !eddy_list_empty(&c->waiters)) {
         /* Serve the cached ones, even mid-refresh. Gets made by these
          * callbacks restarted the kick and are served on the next one. */
         flush(c, EDDY_OK, &c->cur, NULL);
     }
-    if (c->closing || c->resolving || c->is_static)
+    if (closing(c) || c->resolving || c->is_static)
         return;
-    if ((!ok && c->waiters) || c->want_refresh)
+    if ((!ok && !eddy_list_empty(&c->waiters)) || c->want_refresh)
         resolve(c);
 }
 
 /* ------------------------------------------------------------------------ */
 /* The public API. */
+
+/* Every handle is closed and the canceled request answered: fail the gets
+ * still waiting, before the caller's close callback runs. */
+static void creds_last(struct eddy_closer *closer)
+{
+    struct eddy_creds *c = eddy_container_of(closer, struct eddy_creds, closer);
+    flush(c, EDDY_ECANCELED, NULL, "credentials closed");
+    resolution_clear(c);
+}
+
+/* After the caller's close callback. */
+static void creds_free(struct eddy_closer *closer)
+{
+    struct eddy_creds *c = eddy_container_of(closer, struct eddy_creds, closer);
+    eddy_credentials_cleanup(&c->cur);
+    eddy_buf_cleanup(&c->detail);
+    free(c);
+}
 
 struct eddy_creds *eddy_creds_new(uv_loop_t *loop, struct eddy_transport transport,
                                   const struct eddy_clock *clock)
@@ -512,7 +533,8 @@ struct eddy_creds *eddy_creds_new(uv_loop_t *loop, struct eddy_transport transpo
     uv_timer_init(loop, &c->kick);
     uv_timer_init(loop, &c->refresh);
     uv_unref((uv_handle_t *)&c->refresh); /* housekeeping never keeps a loop alive */
-    c->open_handles = 2;
+    eddy_list_init(&c->waiters);
+    eddy_closer_init(&c->closer, creds_last, creds_free);
     return c;
 }
 
@@ -544,13 +566,13 @@ void eddy_creds_set_timing(struct eddy_creds *c, const struct eddy_creds_timing 
         c->timing.retry_min_ms = 1;
     if (c->timing.retry_max_ms < c->timing.retry_min_ms)
         c->timing.retry_max_ms = c->timing.retry_min_ms;
-    if (c->have && !c->resolving && !c->closing)
+    if (c->have && !c->resolving && !closing(c))
         schedule_refresh(c, eddy_clock_unix_ms(c->clock));
 }
 
 const struct eddy_credentials *eddy_creds_current(struct eddy_creds *c)
 {
-    if (!c || c->closing || !c->have)
+    if (!c || closing(c) || !c->have)
         return NULL;
     if (c->cur.expires_unix_ms == 0)
         return &c->cur;
@@ -566,46 +588,24 @@ eddy_err eddy_creds_get(struct eddy_creds *c, eddy_creds_cb cb, void *ud)
 {
     if (!c || !cb)
         return EDDY_EINVAL;
-    if (c->closing)
+    if (closing(c))
         return EDDY_ECANCELED;
     struct waiter *w = eddy_calloc(1, sizeof *w);
     w->cb = cb;
     w->ud = ud;
-    struct waiter **tail = &c->waiters;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = w;
+    eddy_list_insert_tail(&c->waiters, &w->link);
     uv_timer_start(&c->kick, on_kick, 0, 0);
     return EDDY_OK;
 }
 
-static void maybe_free(struct eddy_creds *c)
+void eddy_creds_close(struct eddy_creds *c, eddy_close_cb cb, void *ud)
 {
-    if (c->open_handles || c->inflight)
+    if (!c || !eddy_closer_begin(&c->closer, cb, ud))
         return;
-    flush(c, EDDY_ECANCELED, NULL, "credentials closed");
-    resolution_clear(c);
-    eddy_credentials_cleanup(&c->cur);
-    eddy_buf_cleanup(&c->detail);
-    free(c);
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    struct eddy_creds *c = h->data;
-    c->open_handles--;
-    maybe_free(c);
-}
-
-void eddy_creds_close(struct eddy_creds *c)
-{
-    if (!c || c->closing)
-        return;
-    c->closing = true;
-    if (c->inflight)
+    eddy_closer_close(&c->closer, (uv_handle_t *)&c->kick);
+    eddy_closer_close(&c->closer, (uv_handle_t *)&c->refresh);
+    if (c->inflight) { /* its callback (EDDY_ECANCELED) is still owed */
+        eddy_closer_hold(&c->closer);
         eddy_transport_cancel(&c->transport, c->req_id);
-    c->kick.data = c;
-    c->refresh.data = c;
-    uv_close((uv_handle_t *)&c->kick, on_closed);
-    uv_close((uv_handle_t *)&c->refresh, on_closed);
+    }
 }

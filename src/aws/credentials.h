@@ -38,6 +38,7 @@
 
 #include "aws/http.h"
 #include "base/clock.h"
+#include "base/closer.h"
 #include "base/err.h"
 
 struct eddy_credentials {
@@ -97,11 +98,13 @@ typedef void (*eddy_creds_cb)(eddy_err err, const struct eddy_credentials *creds
  */
 EDDY_MUST_USE eddy_err eddy_creds_get(struct eddy_creds *c, eddy_creds_cb cb, void *ud);
 
-/* Stop the refresh timer, cancel an ECS/IMDS request in flight, fail pending
- * gets with EDDY_ECANCELED (from the loop), and free c once its handles are
- * closed and the transport has answered the canceled request: close c
- * before (or in the same loop turn as) the transport, then run the loop. */
-void eddy_creds_close(struct eddy_creds *c);
+/* Stop the refresh timer and cancel an ECS/IMDS request in flight; once
+ * its handles are closed and the transport has answered the canceled
+ * request, from the loop: fail pending gets with EDDY_ECANCELED, call cb
+ * (may be NULL), then free c. Close c before (or in the same loop turn as)
+ * the transport, then run the loop. Closing twice does nothing the second
+ * time. */
+void eddy_creds_close(struct eddy_creds *c, eddy_close_cb cb, void *ud);
 
 /* A fixed provider (tests, tools): never expires, no I/O. */
 struct eddy_creds *eddy_creds_new_static(uv_loop_t *loop, const char *access_key_id,

@@ -14,6 +14,8 @@
 
 #include "aws/credentials.h"
 #include "base/buf.h"
+#include "base/closer.h"
+#include "base/list.h"
 
 #define ECS_HOST_URL "http://169.254.170.2"
 #define IMDS_DEFAULT_URL "http://169.254.169.254"
@@ -28,7 +30,7 @@
 struct waiter {
     eddy_creds_cb cb;
     void *ud;
-    struct waiter *next;
+    struct eddy_list link; /* in c->waiters */
 };
 
 enum step { STEP_NONE, STEP_ECS, STEP_IMDS_TOKEN, STEP_IMDS_ROLE, STEP_IMDS_CREDS };
@@ -54,7 +56,7 @@ struct eddy_creds {
 
     uv_timer_t kick;
     uv_timer_t refresh;
-    struct waiter *waiters;
+    struct eddy_list waiters; /* struct waiter, oldest first */
     bool want_refresh;
 
     /* the resolution in progress */
@@ -67,8 +69,7 @@ struct eddy_creds {
     char *imds_base;
     char *imds_token; /* secret */
 
-    bool closing;
-    int open_handles;
+    struct eddy_closer closer; /* closing once it began */
 };
 
 /*

@@ -39,6 +39,8 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/closer.h"
+#include "base/list.h"
 #include "base/log.h"
 
 #define HTTP_DEFAULT_CONNECT_MS 3000
@@ -67,11 +69,11 @@ struct http_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct eddy_http *h;
-    struct http_sock *prev, *next; /* h->socks, until the handle is closed */
-    int events;                    /* what the handle watches now; 0 = stopped */
-    bool owned;                    /* close_socket will tell us when it goes */
-    bool idle;                     /* curl does not watch it (pooled connection) */
-    bool counted;                  /* its close is awaited by eddy_http_close */
+    struct eddy_list link; /* in h->socks, until the handle is closed */
+    int events;            /* what the handle watches now; 0 = stopped */
+    bool owned;            /* close_socket will tell us when it goes */
+    bool idle;             /* curl does not watch it (pooled connection) */
+    bool counted;          /* its close is awaited by eddy_http_close */
 };
 
 /* One request, from send() to its callback; recycled with its easy handle
@@ -91,8 +93,8 @@ struct http_xfer {
     eddy_http_cb cb;
     void *ud;
     uint64_t id;
-    bool over_cap; /* a write callback refused data past a cap */
-    struct http_xfer *prev, *next;
+    bool over_cap;         /* a write callback refused data past a cap */
+    struct eddy_list link; /* in h->active, h->canceled or h->free_list */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -105,62 +107,53 @@ struct eddy_http {
     uv_timer_t later; /* delivers canceled callbacks from the loop */
     struct eddy_http_config cfg;
     char *ca_bundle;
-    struct http_xfer *active;                   /* in the multi handle */
-    struct http_xfer *canceled, *canceled_tail; /* callbacks owed */
-    struct http_xfer *free_list;
+    struct eddy_list active;    /* xfers in the multi handle */
+    struct eddy_list canceled;  /* xfers whose callback is owed, oldest first */
+    struct eddy_list free_list; /* xfers to reuse */
     size_t nactive, ncanceled, nfree;
-    struct http_sock *socks;
+    struct eddy_list socks;  /* every http_sock whose handle is open */
     struct http_sock **byfd; /* socks by descriptor */
     size_t nbyfd;
     struct eddy_http_stats stats;
     uint64_t next_id;
-    bool env_proxy; /* a proxy variable was set when h was created */
-    bool ca_file;   /* the trusted CAs come from one file (cacheable) */
-    bool closing;
-    size_t pending_closes;
-    void (*close_cb)(void *ud);
-    void *close_ud;
+    bool env_proxy;            /* a proxy variable was set when h was created */
+    bool ca_file;              /* the trusted CAs come from one file (cacheable) */
+    struct eddy_closer closer; /* closing once it began */
 };
 
 static void check_multi_info(struct eddy_http *h);
 static void easy_setup(struct eddy_http *h, struct http_xfer *x);
-static void close_step(struct eddy_http *h);
 static void on_poll(uv_poll_t *poll, int status, int events);
 
 /* ---- the xfer lists ---- */
 
+static struct http_xfer *xfer_of(struct eddy_list *q)
+{
+    return eddy_list_data(q, struct http_xfer, link);
+}
+
 static void active_add(struct eddy_http *h, struct http_xfer *x)
 {
-    x->prev = NULL;
-    x->next = h->active;
-    if (h->active)
-        h->active->prev = x;
-    h->active = x;
+    eddy_list_insert_tail(&h->active, &x->link);
     h->nactive++;
 }
 
 static void active_remove(struct eddy_http *h, struct http_xfer *x)
 {
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        h->active = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    x->prev = x->next = NULL;
+    eddy_list_remove(&x->link);
     h->nactive--;
 }
 
 static struct http_xfer *xfer_get(struct eddy_http *h)
 {
-    struct http_xfer *x = h->free_list;
-    if (x) {
-        h->free_list = x->next;
+    struct eddy_list *q = eddy_list_head(&h->free_list);
+    if (q) {
+        eddy_list_remove(q);
         h->nfree--;
-        x->next = NULL;
-        return x;
+        return xfer_of(q);
     }
-    x = eddy_calloc(1, sizeof *x);
+    struct http_xfer *x = eddy_calloc(1, sizeof *x);
+    eddy_list_init(&x->link);
     x->h = h;
     x->easy = curl_easy_init();
     if (!x->easy) {
@@ -202,7 +195,7 @@ static void xfer_recycle(struct eddy_http *h, struct http_xfer *x)
 {
     x->cb = NULL;
     x->ud = NULL;
-    if (h->nfree >= HTTP_FREE_LIST_MAX || h->closing) {
+    if (h->nfree >= HTTP_FREE_LIST_MAX || eddy_closer_closing(&h->closer)) {
         xfer_destroy(x);
         return;
     }
@@ -210,8 +203,7 @@ static void xfer_recycle(struct eddy_http *h, struct http_xfer *x)
     buf_trim(&x->reqbody);
     buf_trim(&x->body);
     eddy_buf_reset(&x->headers);
-    x->next = h->free_list;
-    h->free_list = x;
+    eddy_list_insert_head(&h->free_list, &x->link);
     h->nfree++;
 }
 
@@ -248,6 +240,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 /* ---- sockets ---- */
 
+/* A socket's handle is freed here; once the client closes, the closer
+ * waits for each (eddy_http_close holds it once per handle). */
 static void on_poll_closed(uv_handle_t *handle)
 {
     struct http_sock *s = eddy_container_of((uv_poll_t *)handle, struct http_sock, poll);
@@ -255,7 +249,7 @@ static void on_poll_closed(uv_handle_t *handle)
     bool counted = s->counted;
     free(s);
     if (counted)
-        close_step(h);
+        eddy_closer_release(&h->closer);
 }
 
 static struct http_sock *sock_find(const struct eddy_http *h, curl_socket_t fd)
@@ -300,13 +294,7 @@ static void sock_watch(struct http_sock *s, int events)
 static void sock_close(struct eddy_http *h, struct http_sock *s)
 {
     sock_watch(s, 0);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
+    eddy_list_remove(&s->link);
     if (sock_find(h, s->fd) == s)
         h->byfd[s->fd] = NULL;
     h->stats.polls_closed++;
@@ -326,10 +314,7 @@ static struct http_sock *sock_new(struct eddy_http *h, curl_socket_t fd, bool ow
     s->fd = fd;
     s->h = h;
     s->owned = owned;
-    s->next = h->socks;
-    if (h->socks)
-        h->socks->prev = s;
-    h->socks = s;
+    eddy_list_insert_tail(&h->socks, &s->link);
     sock_map(h, fd, s);
     h->stats.polls_created++;
     return s;
@@ -388,7 +373,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud)
 {
     (void)multi;
     struct eddy_http *h = ud;
-    if (h->closing)
+    if (eddy_closer_closing(&h->closer))
         return 0;
     uv_timer_stop(&h->timer);
     uv_idle_stop(&h->now);
@@ -425,7 +410,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void
             sock_close(h, s);
         return 0;
     }
-    if (h->closing)
+    if (eddy_closer_closing(&h->closer))
         return 0;
     if (!s && !(s = sock_new(h, fd, false))) {
         EDDY_DEBUG("http: cannot watch socket %d", (int)fd);
@@ -448,7 +433,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void
 static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     struct eddy_http *h = ud;
-    if (purpose != CURLSOCKTYPE_IPCXN || h->closing)
+    if (purpose != CURLSOCKTYPE_IPCXN || eddy_closer_closing(&h->closer))
         return CURL_SOCKET_BAD;
     curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
     if (fd == CURL_SOCKET_BAD)
@@ -537,7 +522,7 @@ static void check_multi_info(struct eddy_http *h)
 {
     CURLMsg *msg;
     int left;
-    while (!h->closing && (msg = curl_multi_info_read(h->multi, &left))) {
+    while (!eddy_closer_closing(&h->closer) && (msg = curl_multi_info_read(h->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         CURL *easy = msg->easy_handle;
@@ -554,13 +539,11 @@ static void check_multi_info(struct eddy_http *h)
 
 static void deliver_canceled(struct eddy_http *h)
 {
-    struct http_xfer *x;
-    while ((x = h->canceled)) {
-        h->canceled = x->next;
-        if (!h->canceled)
-            h->canceled_tail = NULL;
+    struct eddy_list *q;
+    while ((q = eddy_list_head(&h->canceled))) {
+        struct http_xfer *x = xfer_of(q);
+        eddy_list_remove(q);
         h->ncanceled--;
-        x->next = NULL;
         x->cb(EDDY_ECANCELED, NULL, x->ud);
         xfer_recycle(h, x);
     }
@@ -575,23 +558,20 @@ static void cancel_xfer(struct eddy_http *h, struct http_xfer *x)
 {
     curl_multi_remove_handle(h->multi, x->easy);
     active_remove(h, x);
-    x->next = NULL;
-    if (h->canceled_tail)
-        h->canceled_tail->next = x;
-    else
-        h->canceled = x;
-    h->canceled_tail = x;
+    eddy_list_insert_tail(&h->canceled, &x->link);
     h->ncanceled++;
-    if (!h->closing)
+    if (!eddy_closer_closing(&h->closer))
         uv_timer_start(&h->later, on_later, 0, 0);
 }
 
 static void http_cancel(void *self, uint64_t id)
 {
     struct eddy_http *h = self;
-    for (struct http_xfer *x = h->active; x; x = x->next) {
-        if (x->id == id) {
-            cancel_xfer(h, x);
+    struct eddy_list *q;
+    eddy_list_foreach(q, &h->active)
+    {
+        if (xfer_of(q)->id == id) {
+            cancel_xfer(h, xfer_of(q));
             return;
         }
     }
@@ -599,8 +579,9 @@ static void http_cancel(void *self, uint64_t id)
 
 void eddy_http_cancel_all(struct eddy_http *h)
 {
-    while (h->active)
-        cancel_xfer(h, h->active);
+    struct eddy_list *q;
+    while ((q = eddy_list_head(&h->active)))
+        cancel_xfer(h, xfer_of(q));
 }
 
 size_t eddy_http_inflight(const struct eddy_http *h)
@@ -769,7 +750,7 @@ static eddy_err http_send(void *self, const struct eddy_http_request *req, eddy_
     if (!req || !req->method || !req->method[0] || !req->url || !cb ||
         (req->body_len && !req->body) || strpbrk(req->method, " \r\n"))
         return EDDY_EINVAL;
-    if (h->closing)
+    if (eddy_closer_closing(&h->closer))
         return EDDY_ECANCELED;
     struct http_xfer *x = xfer_get(h);
     if (!x)
@@ -874,6 +855,34 @@ static eddy_err global_init(struct eddy_error *err)
     return EDDY_OK;
 }
 
+/* Every handle is closed: deliver what is still owed, then release curl
+ * (before the caller's close callback runs). */
+static void http_last(struct eddy_closer *c)
+{
+    struct eddy_http *h = eddy_container_of(c, struct eddy_http, closer);
+    deliver_canceled(h);
+    /* curl may report sockets while it shuts its pool down: nobody listens. */
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
+    struct eddy_list *q;
+    while ((q = eddy_list_head(&h->free_list))) {
+        eddy_list_remove(q);
+        xfer_destroy(xfer_of(q));
+    }
+    curl_multi_cleanup(h->multi);
+    if (h->share)
+        curl_share_cleanup(h->share); /* after every easy handle is gone */
+}
+
+/* After the caller's close callback. */
+static void http_free(struct eddy_closer *c)
+{
+    struct eddy_http *h = eddy_container_of(c, struct eddy_http, closer);
+    free(h->byfd);
+    free(h->ca_bundle);
+    free(h);
+}
+
 struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *cfg,
                                 struct eddy_error *err)
 {
@@ -891,6 +900,11 @@ struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *
     struct eddy_http *h = eddy_calloc(1, sizeof *h);
     h->loop = loop;
     h->multi = multi;
+    eddy_list_init(&h->active);
+    eddy_list_init(&h->canceled);
+    eddy_list_init(&h->free_list);
+    eddy_list_init(&h->socks);
+    eddy_closer_init(&h->closer, http_last, http_free);
     if (cfg)
         h->cfg = *cfg;
     apply_defaults(&h->cfg);
@@ -921,60 +935,22 @@ void eddy_http_stats(const struct eddy_http *h, struct eddy_http_stats *out)
     *out = h->stats;
 }
 
-/* Runs once per closed handle; the last one delivers what is still owed,
- * then releases curl and h. */
-static void close_step(struct eddy_http *h)
+void eddy_http_close(struct eddy_http *h, eddy_close_cb cb, void *ud)
 {
-    if (--h->pending_closes)
+    if (!h || !eddy_closer_begin(&h->closer, cb, ud))
         return;
-    deliver_canceled(h);
-    /* curl may report sockets while it shuts its pool down: nobody listens. */
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
-    while (h->free_list) {
-        struct http_xfer *x = h->free_list;
-        h->free_list = x->next;
-        xfer_destroy(x);
-    }
-    curl_multi_cleanup(h->multi);
-    if (h->share)
-        curl_share_cleanup(h->share); /* after every easy handle is gone */
-    free(h->byfd);
-    void (*cb)(void *) = h->close_cb;
-    void *ud = h->close_ud;
-    free(h->ca_bundle);
-    free(h);
-    if (cb)
-        cb(ud);
-}
-
-static void on_handle_closed(uv_handle_t *handle)
-{
-    close_step(handle->data);
-}
-
-void eddy_http_close(struct eddy_http *h, void (*cb)(void *ud), void *ud)
-{
-    if (!h || h->closing)
-        return;
-    eddy_http_cancel_all(h);
-    h->closing = true;
-    h->close_cb = cb;
-    h->close_ud = ud;
-    h->pending_closes = 3;
-    h->timer.data = h;
-    h->now.data = h;
-    h->later.data = h;
-    uv_close((uv_handle_t *)&h->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&h->now, on_handle_closed);
-    uv_close((uv_handle_t *)&h->later, on_handle_closed);
+    eddy_http_cancel_all(h); /* delivered by http_last */
+    eddy_closer_close(&h->closer, (uv_handle_t *)&h->timer);
+    eddy_closer_close(&h->closer, (uv_handle_t *)&h->now);
+    eddy_closer_close(&h->closer, (uv_handle_t *)&h->later);
     /* Every socket's handle, idle pooled ones too: curl closes those
      * sockets later, in curl_multi_cleanup (on_close_socket finds no
-     * handle then). */
-    while (h->socks) {
-        struct http_sock *s = h->socks;
+     * handle then). Each frees its http_sock in on_poll_closed. */
+    struct eddy_list *q;
+    while ((q = eddy_list_head(&h->socks))) {
+        struct http_sock *s = eddy_list_data(q, struct http_sock, link);
         s->counted = true;
-        h->pending_closes++;
+        eddy_closer_hold(&h->closer);
         sock_close(h, s);
     }
 }

@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/closer.h"
 #include "base/err.h"
 
 struct eddy_http_request {
@@ -108,9 +109,10 @@ struct eddy_transport eddy_http_transport(struct eddy_http *h);
 void eddy_http_cancel_all(struct eddy_http *h);
 /* Number of requests whose callback has not run yet. */
 size_t eddy_http_inflight(const struct eddy_http *h);
-/* Cancel everything, close the uv handles, free h, then call cb (may be NULL)
- * from the loop. Callbacks still owed run (EDDY_ECANCELED) before cb. */
-void eddy_http_close(struct eddy_http *h, void (*cb)(void *ud), void *ud);
+/* Cancel everything and close the uv handles; once they are closed, from
+ * the loop, the callbacks still owed run (EDDY_ECANCELED), then cb (may be
+ * NULL), then h is freed. Closing twice does nothing the second time. */
+void eddy_http_close(struct eddy_http *h, eddy_close_cb cb, void *ud);
 
 /* Counters since eddy_http_new, for tests and benchmarks. A connection's
  * socket gets one uv_poll_t for its whole life (kept, and not keeping the

@@ -14,7 +14,8 @@
  *
  * An element removed, or initialised and never inserted, is an empty ring:
  * eddy_list_linked() says whether it is in a list. Removing an element
- * while walking: take the next one first (eddy_list_foreach_safe).
+ * while walking: take the next one first (eddy_list_foreach_safe); walking
+ * while callbacks may add to the list: eddy_list_move it aside first.
  */
 #ifndef EDDY_BASE_LIST_H
 #define EDDY_BASE_LIST_H
@@ -78,6 +79,22 @@ static inline void eddy_list_remove(struct eddy_list *q)
     q->prev->next = q->next;
     q->next->prev = q->prev;
     eddy_list_init(q);
+}
+
+/* Move every element of h, in order, to the head n (its old contents are
+ * dropped); h is left empty. To walk a list whose elements' callbacks may
+ * add to it: move it aside first. */
+static inline void eddy_list_move(struct eddy_list *h, struct eddy_list *n)
+{
+    if (eddy_list_empty(h)) {
+        eddy_list_init(n);
+        return;
+    }
+    n->next = h->next;
+    n->prev = h->prev;
+    n->next->prev = n;
+    n->prev->next = n;
+    eddy_list_init(h);
 }
 
 #endif

@@ -129,7 +129,7 @@ int eddy_runtime_cleanup(struct eddy_runtime *rt)
     if (rt->parts & PART_AWS)
         eddy_aws_cleanup(&rt->aws);
     if (rt->parts & PART_CREDS)
-        eddy_creds_close(rt->creds);
+        eddy_creds_close(rt->creds, NULL, NULL);
     if (rt->parts & PART_HTTP)
         eddy_http_close(rt->http, http_closed, NULL);
     if (rt->parts & PART_LOOP) {

@@ -501,7 +501,7 @@ static void test_waits_for_credentials(void **state)
     assert_non_null(strstr(auth, "Credential=AKIDFROMENV/"));
     seen_cleanup(&s);
     eddy_aws_client_cleanup(&c);
-    eddy_creds_close(chain);
+    eddy_creds_close(chain, NULL, NULL);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
     rig_close(&r);
@@ -529,7 +529,7 @@ static void test_cancel_while_waiting_creds(void **state)
     assert_int_equal(s.err, EDDY_ECANCELED);
     assert_int_equal(eddy_fake_count(r.fake), 0);
     eddy_aws_client_cleanup(&c);
-    eddy_creds_close(chain);
+    eddy_creds_close(chain, NULL, NULL);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
     rig_close(&r);

@@ -119,7 +119,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     if (f->creds)
-        eddy_creds_close(f->creds);
+        eddy_creds_close(f->creds, NULL, NULL);
     if (f->http)
         eddy_http_close(f->http, NULL, NULL);
     if (f->server)
@@ -163,7 +163,7 @@ static const char *write_temp(struct fx *f, const char *text)
 /* Replace the fixture's chain with a fresh one (no cache). */
 static void renew(struct fx *f)
 {
-    eddy_creds_close(f->creds);
+    eddy_creds_close(f->creds, NULL, NULL);
     f->creds = eddy_creds_new(&f->loop, eddy_fake_transport(f->fake), &f->clock.clock);
 }
 
@@ -1102,6 +1102,23 @@ static void test_concurrent_gets(void **state)
     assert_int_equal(eddy_creds_get(f->creds, NULL, NULL), EDDY_EINVAL);
 }
 
+/* What the close callback saw: the gets it waited for, and the request. */
+struct closed {
+    int calls;
+    int gets_answered;
+    size_t inflight;
+    struct result *r;
+    struct eddy_fake_transport *fake;
+};
+
+static void on_creds_closed(void *ud)
+{
+    struct closed *c = ud;
+    c->calls++;
+    c->gets_answered = c->r->calls;
+    c->inflight = eddy_fake_inflight(c->fake);
+}
+
 static void test_close_cancels(void **state)
 {
     struct fx *f = *state;
@@ -1110,7 +1127,7 @@ static void test_close_cancels(void **state)
 
     /* Closed before the loop ran: the pending get is canceled. */
     assert_int_equal(eddy_creds_get(f->creds, on_creds, &r), EDDY_OK);
-    eddy_creds_close(f->creds);
+    eddy_creds_close(f->creds, NULL, NULL);
     assert_int_equal(eddy_creds_get(f->creds, on_creds, &r2), EDDY_ECANCELED);
     f->creds = NULL;
     uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -1125,13 +1142,70 @@ static void test_close_cancels(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT); /* the fake waits for a reply */
     assert_int_equal(r.calls, 0);
     assert_int_equal(eddy_fake_inflight(f->fake), 1);
-    eddy_creds_close(f->creds);
+    struct closed closed = {.r = &r, .fake = f->fake};
+    eddy_creds_close(f->creds, on_creds_closed, &closed);
+    eddy_creds_close(f->creds, on_creds_closed, &closed); /* a second close does nothing */
     f->creds = NULL;
+    assert_int_equal(closed.calls, 0);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.err, EDDY_ECANCELED);
+    /* cb once, after the canceled request was answered and the get failed */
+    assert_int_equal(closed.calls, 1);
+    assert_int_equal(closed.gets_answered, 1);
+    assert_int_equal(closed.inflight, 0);
     assert_true(eddy_fake_request_at(f->fake, 0)->canceled);
     assert_int_equal(eddy_fake_inflight(f->fake), 0);
+}
+
+/* A transport that answers only when the test says so, even a cancel. */
+struct slow {
+    eddy_http_cb cb;
+    void *ud;
+    int sends, cancels;
+};
+
+static eddy_err slow_send(void *self, const struct eddy_http_request *req, eddy_http_cb cb,
+                          void *ud, uint64_t *id)
+{
+    (void)req;
+    struct slow *s = self;
+    s->cb = cb;
+    s->ud = ud;
+    *id = (uint64_t)++s->sends;
+    return EDDY_OK;
+}
+
+static void slow_cancel(void *self, uint64_t id)
+{
+    (void)id;
+    ((struct slow *)self)->cancels++;
+}
+
+/* The close waits for the canceled request's answer, however late it is:
+ * only then do the gets fail, cb run and the chain go. */
+static void test_close_waits_for_answer(void **state)
+{
+    struct fx *f = *state;
+    static const struct eddy_transport_ops slow_ops = {.send = slow_send, .cancel = slow_cancel};
+    struct slow slow = {0};
+    struct result r = {0};
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:8111", 1);
+    struct eddy_creds *c =
+        eddy_creds_new(&f->loop, (struct eddy_transport){&slow_ops, &slow}, &f->clock.clock);
+    assert_int_equal(eddy_creds_get(c, on_creds, &r), EDDY_OK);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(slow.sends, 1);
+    struct closed closed = {.r = &r, .fake = f->fake};
+    eddy_creds_close(c, on_creds_closed, &closed);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* the handles close; the answer is owed */
+    assert_int_equal(slow.cancels, 1);
+    assert_int_equal(closed.calls, 0);
+    assert_int_equal(r.calls, 0);
+    slow.cb(EDDY_ECANCELED, NULL, slow.ud);
+    assert_int_equal(closed.calls, 1);
+    assert_int_equal(closed.gets_answered, 1);
+    assert_int_equal(r.err, EDDY_ECANCELED);
 }
 
 static void test_static(void **state)
@@ -1153,7 +1227,7 @@ static void test_static(void **state)
     assert_int_equal(r.err, EDDY_OK);
     assert_string_equal(r.provider, "static");
     assert_string_equal(r.secret, "static-secret");
-    eddy_creds_close(s);
+    eddy_creds_close(s, NULL, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
 }
 
@@ -1253,7 +1327,7 @@ static void loopback_start(struct fx *f, struct endpoint *ep)
     struct eddy_error err = {0};
     f->http = eddy_http_new(&f->loop, NULL, &err);
     assert_non_null(f->http);
-    eddy_creds_close(f->creds);
+    eddy_creds_close(f->creds, NULL, NULL);
     f->creds = eddy_creds_new(&f->loop, eddy_http_transport(f->http), &f->clock.clock);
 }
 
@@ -1325,7 +1399,7 @@ static void test_loopback_ecs(void **state)
 
     /* Malformed JSON from the endpoint: a clear error, IMDS not asked. */
     ep.malformed = true;
-    eddy_creds_close(f->creds);
+    eddy_creds_close(f->creds, NULL, NULL);
     f->creds = eddy_creds_new(&f->loop, eddy_http_transport(f->http), &f->clock.clock);
     get_wait(f, &r);
     assert_int_equal(r.err, EDDY_ECREDENTIALS);
@@ -1362,6 +1436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_failure_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_gets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_cancels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_waits_for_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secrets_in_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loopback_imds, setup, teardown),

@@ -154,7 +154,7 @@ static void test_max_attempts(void **state)
     unsetenv("AWS_MAX_ATTEMPTS");
     assert_int_equal(eddy_aws_init(&aws, &cfg, &err), EDDY_ECONFIG);
     assert_non_null(strstr(err.detail, "AWS_DEFAULT_REGION"));
-    eddy_creds_close(creds);
+    eddy_creds_close(creds, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }

@@ -58,10 +58,37 @@ static void test_list(void **state)
     assert_true(eddy_list_empty(&h));
 }
 
+/* Moving a list aside keeps its order and leaves it empty and usable. */
+static void test_list_move(void **state)
+{
+    (void)state;
+    struct eddy_list h, aside;
+    eddy_list_init(&h);
+    eddy_list_move(&h, &aside); /* an empty list moves as an empty one */
+    assert_true(eddy_list_empty(&aside));
+    struct item it[3] = {{1, {0}}, {2, {0}}, {3, {0}}};
+    for (int i = 0; i < 3; i++)
+        eddy_list_insert_tail(&h, &it[i].link);
+    eddy_list_move(&h, &aside);
+    assert_true(eddy_list_empty(&h));
+    int v[8];
+    assert_int_equal(values(&aside, v, 8), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(v[i], i + 1);
+    assert_ptr_equal(aside.prev, &it[2].link);
+    assert_ptr_equal(it[0].link.prev, &aside);
+    eddy_list_remove(&it[1].link);
+    eddy_list_insert_tail(&h, &it[1].link);
+    assert_int_equal(values(&h, v, 8), 1);
+    assert_int_equal(values(&aside, v, 8), 2);
+    assert_int_equal(v[1], 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_list_move),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,7 +110,7 @@ static void close_plumbing(struct bench *b)
 {
     eddy_ddb_cleanup(&b->ddb);
     eddy_aws_cleanup(&b->aws);
-    eddy_creds_close(b->creds);
+    eddy_creds_close(b->creds, NULL, NULL);
     eddy_http_close(b->http, NULL, NULL);
     uv_run(&b->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&b->loop) != 0)

@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     }
     eddy_eb2_cleanup(&eb2);
     if (creds)
-        eddy_creds_close(creds);
+        eddy_creds_close(creds, NULL, NULL);
     if (http)
         eddy_http_close(http, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);

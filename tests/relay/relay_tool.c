@@ -128,7 +128,7 @@ static int clients_close(struct tool *t)
     eddy_eb_cleanup(&t->eb);
     eddy_ddb_cleanup(&t->ddb);
     eddy_aws_cleanup(&t->aws);
-    eddy_creds_close(t->creds);
+    eddy_creds_close(t->creds, NULL, NULL);
     eddy_http_close(t->http, NULL, NULL);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&t->loop);

@@ -55,7 +55,7 @@ void itest_rig_close(struct itest_rig *r)
     eddy_ddb_cleanup(&r->ddb);
     eddy_sqs_cleanup(&r->sqs);
     eddy_aws_cleanup(&r->aws);
-    eddy_creds_close(r->creds);
+    eddy_creds_close(r->creds, NULL, NULL);
     eddy_http_close(r->http, NULL, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&r->loop), 0);

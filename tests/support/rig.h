@@ -136,7 +136,7 @@ static inline void rig_close(struct rig *r)
     if (r->opts.sqs)
         eddy_sqs_cleanup(&r->sqs);
     rig_close_transport(r);
-    eddy_creds_close(r->creds);
+    eddy_creds_close(r->creds, NULL, NULL);
     eddy_endpoint_cleanup(&r->ep);
     eddy_aws_cleanup(&r->aws);
     if (r->opts.tick)
