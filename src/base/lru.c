@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/list.h"
 
 struct eddy_map_entry {
     struct eddy_map_entry *next;
@@ -22,9 +23,8 @@ struct eddy_map_entry {
 };
 
 struct eddy_lru_node {
-    struct eddy_lru_node *prev;
-    struct eddy_lru_node *next;
-    struct eddy_str key; /* borrowed from the map entry */
+    struct eddy_list link; /* in l->order */
+    struct eddy_str key;   /* borrowed from the map entry */
     void *value;
 };
 
@@ -189,8 +189,7 @@ void eddy_lru_init(struct eddy_lru *l, size_t capacity, uint64_t seed,
                    void (*free_value)(void *value))
 {
     eddy_map_init(&l->map, seed);
-    l->head = NULL;
-    l->tail = NULL;
+    eddy_list_init(&l->order);
     l->capacity = capacity;
     l->free_value = free_value;
     l->evictions = 0;
@@ -204,41 +203,21 @@ static void free_value(const struct eddy_lru *l, void *value)
 
 void eddy_lru_cleanup(struct eddy_lru *l)
 {
-    struct eddy_lru_node *n = l->head;
-    while (n != NULL) {
-        struct eddy_lru_node *next = n->next;
+    struct eddy_list *q, *next;
+    eddy_list_foreach_safe(q, next, &l->order)
+    {
+        struct eddy_lru_node *n = eddy_list_data(q, struct eddy_lru_node, link);
         free_value(l, n->value);
         free(n);
-        n = next;
     }
+    eddy_list_init(&l->order);
     eddy_map_cleanup(&l->map, NULL);
-    l->head = NULL;
-    l->tail = NULL;
 }
 
-static void unlink_node(struct eddy_lru *l, struct eddy_lru_node *n)
+static void move_front(struct eddy_lru *l, struct eddy_lru_node *n)
 {
-    if (n->prev != NULL)
-        n->prev->next = n->next;
-    else
-        l->head = n->next;
-    if (n->next != NULL)
-        n->next->prev = n->prev;
-    else
-        l->tail = n->prev;
-    n->prev = NULL;
-    n->next = NULL;
-}
-
-static void push_front(struct eddy_lru *l, struct eddy_lru_node *n)
-{
-    n->prev = NULL;
-    n->next = l->head;
-    if (l->head != NULL)
-        l->head->prev = n;
-    l->head = n;
-    if (l->tail == NULL)
-        l->tail = n;
+    eddy_list_remove(&n->link);
+    eddy_list_insert_head(&l->order, &n->link);
 }
 
 void *eddy_lru_get(struct eddy_lru *l, struct eddy_str key)
@@ -246,10 +225,7 @@ void *eddy_lru_get(struct eddy_lru *l, struct eddy_str key)
     struct eddy_lru_node *n = eddy_map_get(&l->map, key);
     if (n == NULL)
         return NULL;
-    if (l->head != n) {
-        unlink_node(l, n);
-        push_front(l, n);
-    }
+    move_front(l, n);
     return n->value;
 }
 
@@ -264,18 +240,18 @@ void eddy_lru_put(struct eddy_lru *l, struct eddy_str key, void *value)
         if (n->value != value)
             free_value(l, n->value);
         n->value = value;
-        unlink_node(l, n);
-        push_front(l, n);
+        move_front(l, n);
         return;
     }
     n = eddy_calloc(1, sizeof *n);
+    eddy_list_init(&n->link);
     n->value = value;
     void *old;
     struct eddy_map_entry *e = map_put_entry(&l->map, key, n, &old);
     n->key = (struct eddy_str){e->key, e->klen};
-    push_front(l, n);
+    eddy_list_insert_head(&l->order, &n->link);
     while (l->map.count > l->capacity) {
-        struct eddy_lru_node *victim = l->tail;
+        struct eddy_lru_node *victim = eddy_list_data(l->order.prev, struct eddy_lru_node, link);
         eddy_lru_remove(l, victim->key);
         l->evictions++;
     }
@@ -286,7 +262,7 @@ void *eddy_lru_take(struct eddy_lru *l, struct eddy_str key)
     struct eddy_lru_node *n = eddy_map_get(&l->map, key);
     if (n == NULL)
         return NULL;
-    unlink_node(l, n);
+    eddy_list_remove(&n->link);
     void *value = n->value;
     eddy_map_remove(&l->map, n->key); /* frees the key bytes n->key points at */
     free(n);

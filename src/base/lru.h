@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/list.h"
 
 struct eddy_map_entry; /* private to lru.c */
 
@@ -74,15 +75,16 @@ bool eddy_map_next(struct eddy_map_iter *it, struct eddy_str *key, void **value)
 struct eddy_lru_node; /* private to lru.c */
 
 struct eddy_lru {
-    struct eddy_map map;        /* key -> struct eddy_lru_node */
-    struct eddy_lru_node *head; /* most recently used */
-    struct eddy_lru_node *tail; /* least recently used, evicted first */
+    struct eddy_map map;    /* key -> struct eddy_lru_node */
+    struct eddy_list order; /* nodes, most recently used first; the last
+                               is evicted first */
     size_t capacity;
     void (*free_value)(void *value);
     uint64_t evictions; /* entries dropped to make room, since init */
 };
 
-/* free_value (may be NULL) disposes of values the cache drops or replaces. */
+/* free_value (may be NULL) disposes of values the cache drops or replaces.
+ * The cache stays where it was initialised (its list runs through it). */
 void eddy_lru_init(struct eddy_lru *l, size_t capacity, uint64_t seed,
                    void (*free_value)(void *value));
 void eddy_lru_cleanup(struct eddy_lru *l);
