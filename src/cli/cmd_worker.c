@@ -132,6 +132,7 @@ static void processor_closed(void *ud)
 static void consumer_drained(void *ud)
 {
     struct worker *w = ud;
+    w->cons = NULL; /* freed after this callback */
     struct eddy_processor_stats s;
     eddy_processor_stats(w->proc, &s);
     eddy_metrics_add(w->metrics, EDDY_METRIC_conflicts, s.conflicts - w->last.conflicts);
@@ -145,7 +146,7 @@ static void shell_drain(void *ud, const char *why)
 {
     struct worker *w = ud;
     (void)why;
-    eddy_consumer_drain(w->cons, consumer_drained, w);
+    eddy_consumer_close(w->cons, consumer_drained, w);
 }
 
 static void on_fatal(const struct eddy_error *err, void *ud)
@@ -300,7 +301,8 @@ static void start(struct worker *w)
 
 static void teardown(struct worker *w)
 {
-    eddy_consumer_free(w->cons);
+    if (w->cons) /* not started: freed by the loop's last run */
+        eddy_consumer_close(w->cons, NULL, NULL);
     eddy_relay_free(w->relay);
     if (w->spec_ok)
         eddy_envelope_spec_cleanup(&w->spec);

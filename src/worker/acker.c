@@ -12,11 +12,12 @@
 
 #include "aws/retry.h"
 #include "base/alloc.h"
+#include "base/list.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
 struct ack_entry {
-    struct ack_entry *next;
+    struct eddy_list link; /* a pending queue, the retry queue, or the free list */
     enum eddy_ack_kind kind;
     enum eddy_ack_reason why;
     int visibility_s;
@@ -25,7 +26,7 @@ struct ack_entry {
 };
 
 struct ack_call {
-    struct ack_call *next; /* in the free list */
+    struct eddy_list link; /* in the free list */
     struct eddy_acker *a;
     enum eddy_ack_kind kind;
     size_t n;
@@ -33,45 +34,77 @@ struct ack_call {
     struct eddy_sqs_batch_entry req[EDDY_SQS_MAX_BATCH];
 };
 
+/* A queue of entries (ack_entry.link) and its length. */
+struct queue {
+    struct eddy_list q;
+    size_t n;
+};
+
+struct eddy_acker {
+    uv_loop_t *loop;
+    struct eddy_sqs *sqs;
+    char *queue_url;
+    struct eddy_metrics *metrics;
+    uint32_t flush_ms, retry_base_ms, retry_cap_ms;
+    unsigned max_attempts;
+    struct eddy_rng rng;
+    uv_timer_t flush_timer;
+    uv_timer_t retry_timer;
+    struct queue pending[EDDY_ACK_KINDS];
+    struct queue retry;            /* waiting for retry_timer */
+    struct eddy_list free_entries; /* ack_entry.link */
+    struct eddy_list free_calls;   /* ack_call.link */
+    size_t calls_inflight;
+    size_t entries_inflight;
+    struct eddy_acker_stats stats;
+    bool shut; /* the timers are closing: nothing more is accepted */
+    struct eddy_closer closer;
+};
+
 static const char *const kind_name[EDDY_ACK_KINDS] = {"DeleteMessageBatch",
                                                       "ChangeMessageVisibilityBatch"};
 
-static void list_push(struct eddy_acker_list *l, struct ack_entry *e)
+static void queue_init(struct queue *l)
 {
-    e->next = NULL;
-    if (l->tail)
-        l->tail->next = e;
-    else
-        l->head = e;
-    l->tail = e;
+    eddy_list_init(&l->q);
+    l->n = 0;
+}
+
+static void queue_push(struct queue *l, struct ack_entry *e)
+{
+    eddy_list_insert_tail(&l->q, &e->link);
     l->n++;
 }
 
-static struct ack_entry *list_pop(struct eddy_acker_list *l)
+static struct ack_entry *queue_pop(struct queue *l)
 {
-    struct ack_entry *e = l->head;
-    if (e) {
-        l->head = e->next;
-        if (l->head == NULL)
-            l->tail = NULL;
-        l->n--;
-    }
-    return e;
+    struct eddy_list *q = eddy_list_head(&l->q);
+    if (q == NULL)
+        return NULL;
+    eddy_list_remove(q);
+    l->n--;
+    return eddy_list_data(q, struct ack_entry, link);
 }
 
 static void entry_put(struct eddy_acker *a, struct ack_entry *e)
 {
-    e->next = a->free_entries;
-    a->free_entries = e;
+    eddy_list_insert_head(&a->free_entries, &e->link);
+}
+
+static void call_put(struct eddy_acker *a, struct ack_call *c)
+{
+    eddy_list_insert_head(&a->free_calls, &c->link);
 }
 
 static void check_closed(struct eddy_acker *a);
 static void send_batches(struct eddy_acker *a, bool partial);
 
-void eddy_acker_init(struct eddy_acker *a, uv_loop_t *loop, struct eddy_sqs *sqs,
-                     const struct eddy_acker_config *cfg)
+static void acker_free(struct eddy_closer *closer);
+
+struct eddy_acker *eddy_acker_new(uv_loop_t *loop, struct eddy_sqs *sqs,
+                                  const struct eddy_acker_config *cfg)
 {
-    memset(a, 0, sizeof *a);
+    struct eddy_acker *a = eddy_calloc(1, sizeof *a);
     a->loop = loop;
     a->sqs = sqs;
     a->queue_url = eddy_strdup(cfg->queue_url);
@@ -81,8 +114,15 @@ void eddy_acker_init(struct eddy_acker *a, uv_loop_t *loop, struct eddy_sqs *sqs
     a->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 100;
     a->retry_cap_ms = cfg->retry_cap_ms ? cfg->retry_cap_ms : 5000;
     eddy_rng_seed(&a->rng, cfg->seed);
+    for (int k = 0; k < EDDY_ACK_KINDS; k++)
+        queue_init(&a->pending[k]);
+    queue_init(&a->retry);
+    eddy_list_init(&a->free_entries);
+    eddy_list_init(&a->free_calls);
     uv_timer_init(loop, &a->flush_timer);
     uv_timer_init(loop, &a->retry_timer);
+    eddy_closer_init(&a->closer, NULL, acker_free);
+    return a;
 }
 
 static void flush_timer_cb(uv_timer_t *t)
@@ -102,19 +142,22 @@ static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const cha
                  len, EDDY_ACK_HANDLE_MAX, kind_name[kind]);
         return EDDY_ELIMIT;
     }
-    struct ack_entry *e = a->free_entries;
-    if (e)
-        a->free_entries = e->next;
-    else
+    struct eddy_list *q = eddy_list_head(&a->free_entries);
+    struct ack_entry *e;
+    if (q) {
+        eddy_list_remove(q);
+        e = eddy_list_data(q, struct ack_entry, link);
+    } else {
         e = eddy_malloc(sizeof *e);
+    }
     e->kind = kind;
     e->why = why;
     e->visibility_s = visibility_s;
     e->attempts = 0;
     memcpy(e->handle, handle, len + 1);
-    list_push(&a->pending[kind], e);
-    if (a->pending[kind].n >= EDDY_SQS_MAX_BATCH || a->closing)
-        send_batches(a, a->closing);
+    queue_push(&a->pending[kind], e);
+    if (a->pending[kind].n >= EDDY_SQS_MAX_BATCH || eddy_closer_closing(&a->closer))
+        send_batches(a, eddy_closer_closing(&a->closer));
     if (a->pending[kind].n > 0 && !uv_is_active((uv_handle_t *)&a->flush_timer))
         uv_timer_start(&a->flush_timer, flush_timer_cb, a->flush_ms, 0);
     return EDDY_OK;
@@ -139,8 +182,8 @@ static void retry_timer_cb(uv_timer_t *t)
 {
     struct eddy_acker *a = eddy_container_of(t, struct eddy_acker, retry_timer);
     struct ack_entry *e;
-    while ((e = list_pop(&a->retry)) != NULL)
-        list_push(&a->pending[e->kind], e);
+    while ((e = queue_pop(&a->retry)) != NULL)
+        queue_push(&a->pending[e->kind], e);
     send_batches(a, true);
 }
 
@@ -150,7 +193,7 @@ static void retry_or_drop(struct eddy_acker *a, struct ack_entry *e, const char 
 {
     e->attempts++;
     if (permanent || e->attempts >= a->max_attempts) {
-        a->dropped[e->kind]++;
+        a->stats.dropped[e->kind]++;
         struct eddy_log_fields f = {.error = code, .seq = EDDY_LOG_NOSEQ};
         eddy_log(permanent ? EDDY_LOG_INFO : EDDY_LOG_WARN, &f,
                  "%s entry given up after %u attempt(s)%s", kind_name[e->kind], e->attempts,
@@ -158,7 +201,7 @@ static void retry_or_drop(struct eddy_acker *a, struct ack_entry *e, const char 
         entry_put(a, e);
         return;
     }
-    list_push(&a->retry, e);
+    queue_push(&a->retry, e);
     if (!uv_is_active((uv_handle_t *)&a->retry_timer)) {
         uint32_t ms =
             a->retry_base_ms +
@@ -181,7 +224,7 @@ static bool permanent_code(const char *code)
 
 static void count_sent(struct eddy_acker *a, const struct ack_entry *e)
 {
-    a->sent[e->kind]++;
+    a->stats.sent[e->kind]++;
     if (a->metrics == NULL)
         return;
     if (e->kind == EDDY_ACK_DELETE)
@@ -194,11 +237,10 @@ static void count_sent(struct eddy_acker *a, const struct ack_entry *e)
 
 static void call_done(struct eddy_acker *a, struct ack_call *c)
 {
-    c->next = a->free_calls;
-    a->free_calls = c;
+    call_put(a, c);
     a->calls_inflight--;
     a->entries_inflight -= c->n;
-    send_batches(a, a->closing);
+    send_batches(a, eddy_closer_closing(&a->closer));
     check_closed(a);
 }
 
@@ -233,16 +275,19 @@ static void batch_cb(eddy_err err, struct eddy_sqs_batch_result *res,
 
 static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind)
 {
-    struct ack_call *c = a->free_calls;
-    if (c)
-        a->free_calls = c->next;
-    else
+    struct eddy_list *q = eddy_list_head(&a->free_calls);
+    struct ack_call *c;
+    if (q) {
+        eddy_list_remove(q);
+        c = eddy_list_data(q, struct ack_call, link);
+    } else {
         c = eddy_malloc(sizeof *c);
+    }
     c->a = a;
     c->kind = kind;
     c->n = 0;
     struct ack_entry *e;
-    while (c->n < EDDY_SQS_MAX_BATCH && (e = list_pop(&a->pending[kind])) != NULL) {
+    while (c->n < EDDY_SQS_MAX_BATCH && (e = queue_pop(&a->pending[kind])) != NULL) {
         c->e[c->n] = e;
         c->req[c->n].receipt_handle = e->handle;
         c->req[c->n].visibility_s = e->visibility_s;
@@ -261,8 +306,7 @@ static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind)
         eddy_log(EDDY_LOG_WARN, &f, "%s could not start", kind_name[kind]);
         for (size_t i = 0; i < c->n; i++)
             retry_or_drop(a, c->e[i], eddy_err_name(rc), false);
-        c->next = a->free_calls;
-        a->free_calls = c;
+        call_put(a, c);
         a->calls_inflight--;
         a->entries_inflight -= c->n;
     }
@@ -293,49 +337,41 @@ size_t eddy_acker_outstanding(const struct eddy_acker *a)
     return a->pending[0].n + a->pending[1].n + a->retry.n + a->entries_inflight;
 }
 
-static void free_pools(struct eddy_acker *a)
+void eddy_acker_stats(const struct eddy_acker *a, struct eddy_acker_stats *out)
 {
-    while (a->free_entries) {
-        struct ack_entry *e = a->free_entries;
-        a->free_entries = e->next;
-        free(e);
-    }
-    while (a->free_calls) {
-        struct ack_call *c = a->free_calls;
-        a->free_calls = c->next;
-        free(c);
-    }
-    free(a->queue_url);
-    a->queue_url = NULL;
+    *out = a->stats;
 }
 
-static void timer_closed(uv_handle_t *h)
+static void acker_free(struct eddy_closer *closer)
 {
-    struct eddy_acker *a = h->data;
-    if (++a->closed_handles < 2)
-        return;
-    free_pools(a);
-    if (a->close_cb)
-        a->close_cb(a->close_ud);
+    struct eddy_acker *a = eddy_container_of(closer, struct eddy_acker, closer);
+    struct eddy_list *q, *n;
+    eddy_list_foreach_safe(q, n, &a->free_entries)
+    {
+        free(eddy_list_data(q, struct ack_entry, link));
+    }
+    eddy_list_foreach_safe(q, n, &a->free_calls)
+    {
+        free(eddy_list_data(q, struct ack_call, link));
+    }
+    free(a->queue_url);
+    free(a);
 }
 
 static void check_closed(struct eddy_acker *a)
 {
-    if (!a->closing || a->shut || a->calls_inflight > 0 || a->retry.n > 0 || a->pending[0].n > 0 ||
-        a->pending[1].n > 0)
+    if (!eddy_closer_closing(&a->closer) || a->shut || a->calls_inflight > 0 || a->retry.n > 0 ||
+        a->pending[0].n > 0 || a->pending[1].n > 0)
         return;
     a->shut = true; /* enqueue refuses from now on */
-    a->flush_timer.data = a;
-    a->retry_timer.data = a;
-    uv_close((uv_handle_t *)&a->flush_timer, timer_closed);
-    uv_close((uv_handle_t *)&a->retry_timer, timer_closed);
+    eddy_closer_close(&a->closer, (uv_handle_t *)&a->flush_timer);
+    eddy_closer_close(&a->closer, (uv_handle_t *)&a->retry_timer);
 }
 
-void eddy_acker_close(struct eddy_acker *a, void (*cb)(void *ud), void *ud)
+void eddy_acker_close(struct eddy_acker *a, eddy_close_cb cb, void *ud)
 {
-    a->close_cb = cb;
-    a->close_ud = ud;
-    a->closing = true;
+    if (!eddy_closer_begin(&a->closer, cb, ud))
+        return;
     send_batches(a, true);
     check_closed(a);
 }

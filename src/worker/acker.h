@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/closer.h"
 #include "base/err.h"
 #include "eddy/rng.h"
 #include "svc/sqs.h"
@@ -54,45 +55,20 @@ struct eddy_acker_config {
     uint64_t seed;                /* backoff jitter */
 };
 
-struct ack_entry;
-struct ack_call;
+struct eddy_acker;
 
-struct eddy_acker_list {
-    struct ack_entry *head, *tail;
-    size_t n;
-};
-
-struct eddy_acker {
-    uv_loop_t *loop;
-    struct eddy_sqs *sqs;
-    char *queue_url;
-    struct eddy_metrics *metrics;
-    uint32_t flush_ms, retry_base_ms, retry_cap_ms;
-    unsigned max_attempts;
-    struct eddy_rng rng;
-    uv_timer_t flush_timer;
-    uv_timer_t retry_timer;
-    struct eddy_acker_list pending[EDDY_ACK_KINDS];
-    struct eddy_acker_list retry; /* waiting for retry_timer */
-    struct ack_entry *free_entries;
-    struct ack_call *free_calls;
-    size_t calls_inflight;
-    size_t entries_inflight;
-    /* totals, for tests and logs */
+/* Totals, for tests and logs. */
+struct eddy_acker_stats {
     uint64_t sent[EDDY_ACK_KINDS];    /* entries confirmed by SQS */
     uint64_t dropped[EDDY_ACK_KINDS]; /* entries given up on */
-    bool closing;                     /* eddy_acker_close was called */
-    bool shut;                        /* the timers are closing: nothing more is accepted */
-    int closed_handles;
-    void (*close_cb)(void *ud);
-    void *close_ud;
 };
 
 /* Why a visibility change is made: only for the metrics. */
 enum eddy_ack_reason { EDDY_ACK_RELEASE, EDDY_ACK_BACKOFF, EDDY_ACK_HEARTBEAT };
 
-void eddy_acker_init(struct eddy_acker *a, uv_loop_t *loop, struct eddy_sqs *sqs,
-                     const struct eddy_acker_config *cfg);
+/* The acker is idle until something is queued: it has no start. */
+struct eddy_acker *eddy_acker_new(uv_loop_t *loop, struct eddy_sqs *sqs,
+                                  const struct eddy_acker_config *cfg);
 /* Queue a DeleteMessageBatch entry. EDDY_ELIMIT when the handle is too long
  * (logged); EDDY_ECANCELED after close. */
 EDDY_MUST_USE eddy_err eddy_acker_delete(struct eddy_acker *a, const char *receipt_handle);
@@ -103,11 +79,12 @@ EDDY_MUST_USE eddy_err eddy_acker_visibility(struct eddy_acker *a, const char *r
 void eddy_acker_flush(struct eddy_acker *a);
 /* Entries queued, waiting for a retry or in flight. */
 size_t eddy_acker_outstanding(const struct eddy_acker *a);
+void eddy_acker_stats(const struct eddy_acker *a, struct eddy_acker_stats *out);
 /*
  * Flush everything (retries keep their backoff), wait for the calls in
- * flight, close the timers, then call cb from the loop. Nothing may be queued
- * afterwards. The storage of a stays the caller's.
+ * flight, close the timers, then call cb (may be NULL) from the loop; a is
+ * freed after cb. Nothing may be queued after close.
  */
-void eddy_acker_close(struct eddy_acker *a, void (*cb)(void *ud), void *ud);
+void eddy_acker_close(struct eddy_acker *a, eddy_close_cb cb, void *ud);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * consumer.c - the consumer's lifecycle (new, start, drain, free) and its
+ * consumer.c - the consumer's lifecycle (new, start, close) and its
  * message slots (see consumer.h; the flow of a message is told in
  * consumer_int.h).
  *
@@ -69,12 +69,16 @@ void consumer_log_msg(enum eddy_log_level level, const struct cmsg *msg, const c
 
 struct cmsg *consumer_msg_get(struct eddy_consumer *c)
 {
-    struct cmsg *msg = c->free_msgs;
-    if (msg)
-        c->free_msgs = msg->next;
-    else
+    struct eddy_list *q = eddy_list_head(&c->free_msgs);
+    struct cmsg *msg;
+    if (q) {
+        eddy_list_remove(q);
+        msg = eddy_list_data(q, struct cmsg, link);
+    } else {
         msg = eddy_malloc(sizeof *msg);
+    }
     memset(msg, 0, sizeof *msg);
+    eddy_list_init(&msg->link);
     eddy_list_init(&msg->hb_link);
     msg->c = c;
     return msg;
@@ -93,17 +97,17 @@ void consumer_finish(struct cmsg *msg, enum action act)
     /* An entry the acker refuses is logged there; the message then comes back
      * when its visibility timeout ends, which is what SQS does anyway. */
     case ACT_DELETE:
-        (void)!eddy_acker_delete(&c->acker, msg->m.receipt_handle);
+        (void)!eddy_acker_delete(c->acker, msg->m.receipt_handle);
         eddy_metrics_observe(c->cfg.metrics, EDDY_LATENCY_processing_latency,
                              (int64_t)(uv_hrtime() / 1000 - msg->received_us));
         consumer_progress(c);
         break;
     case ACT_BACKOFF:
-        (void)!eddy_acker_visibility(&c->acker, msg->m.receipt_handle,
+        (void)!eddy_acker_visibility(c->acker, msg->m.receipt_handle,
                                      jittered_backoff(c, msg->m.receive_count), EDDY_ACK_BACKOFF);
         break;
     case ACT_RELEASE:
-        (void)!eddy_acker_visibility(&c->acker, msg->m.receipt_handle, 0, EDDY_ACK_RELEASE);
+        (void)!eddy_acker_visibility(c->acker, msg->m.receipt_handle, 0, EDDY_ACK_RELEASE);
         break;
     }
     consumer_hb_unlink(msg);
@@ -112,8 +116,7 @@ void consumer_finish(struct cmsg *msg, enum action act)
     msg->reason = msg->cut = NULL;
     eddy_envelope_cleanup(&msg->env);
     eddy_sqs_message_cleanup(&msg->m);
-    msg->next = c->free_msgs;
-    c->free_msgs = msg;
+    eddy_list_insert_head(&c->free_msgs, &msg->link);
     c->inflight--;
     if (c->state == ST_RUNNING)
         consumer_wake_pollers(c);
@@ -197,7 +200,9 @@ void eddy_consumer_start(struct eddy_consumer *c)
     request_attrs(c);
 }
 
-/* ---- new, drain, free ---- */
+/* ---- new, close ---- */
+
+static void consumer_free(struct eddy_closer *closer);
 
 static eddy_err check_config(const struct eddy_consumer_config *cfg, struct eddy_error *err)
 {
@@ -238,6 +243,11 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     eddy_map_init(&c->lanes, cfg->seed ^ 0x9e3779b97f4a7c15u);
     eddy_map_init(&c->busy, cfg->seed ^ 0x2545f4914f6cdd1du);
     eddy_list_init(&c->hb);
+    eddy_list_init(&c->parked);
+    eddy_list_init(&c->blocked);
+    eddy_list_init(&c->free_lanes);
+    eddy_list_init(&c->free_msgs);
+    eddy_closer_init(&c->closer, NULL, consumer_free);
     int np = cfg->pollers;
     /* FIFO: one poller by default. SQS keeps a group's later messages back
      * while earlier ones are in flight, but polls racing each other would
@@ -267,22 +277,14 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
                                    .flush_ms = cfg->ack_flush_ms,
                                    .metrics = cfg->metrics,
                                    .seed = cfg->seed + 1};
-    eddy_acker_init(&c->acker, loop, sqs, &ac);
+    c->acker = eddy_acker_new(loop, sqs, &ac);
     return c;
 }
 
-static void handle_closed(uv_handle_t *h)
+static void acker_closed(void *ud)
 {
-    struct eddy_consumer *c = h->data;
-    if (--c->open_handles == 0 && c->state == ST_CLOSING)
-        eddy_acker_close(&c->acker, c->drain_cb, c->drain_ud);
-}
-
-static void close_handle(struct eddy_consumer *c, uv_handle_t *h)
-{
-    h->data = c;
-    c->open_handles++;
-    uv_close(h, handle_closed);
+    struct eddy_consumer *c = ud;
+    eddy_closer_release(&c->closer);
 }
 
 void consumer_check_drained(struct eddy_consumer *c)
@@ -294,11 +296,14 @@ void consumer_check_drained(struct eddy_consumer *c)
         if (c->pollers[i].call)
             return;
     c->state = ST_CLOSING;
-    close_handle(c, (uv_handle_t *)&c->hb_timer);
-    close_handle(c, (uv_handle_t *)&c->start_timer);
-    close_handle(c, (uv_handle_t *)&c->probe_timer);
+    eddy_closer_close(&c->closer, (uv_handle_t *)&c->hb_timer);
+    eddy_closer_close(&c->closer, (uv_handle_t *)&c->start_timer);
+    eddy_closer_close(&c->closer, (uv_handle_t *)&c->probe_timer);
     for (int i = 0; i < c->npollers; i++)
-        close_handle(c, (uv_handle_t *)&c->pollers[i].timer);
+        eddy_closer_close(&c->closer, (uv_handle_t *)&c->pollers[i].timer);
+    /* Nothing is queued from now on: the acker flushes and closes. */
+    eddy_closer_hold(&c->closer);
+    eddy_acker_close(c->acker, acker_closed, c);
 }
 
 static void release_lanes(struct eddy_consumer *c)
@@ -311,23 +316,23 @@ static void release_lanes(struct eddy_consumer *c)
         consumer_lane_release(v);
 }
 
-/* Drain: parked lanes are released with the others. */
+/* Close: parked lanes are released with the others. */
 static void unpark(struct eddy_consumer *c)
 {
-    while (c->parked) {
-        struct lane *l = c->parked;
-        c->parked = l->next;
-        l->next = NULL;
+    struct lane *l;
+    while ((l = consumer_lane_take(&c->parked)) != NULL)
         l->parked = false;
-    }
 }
 
-void eddy_consumer_drain(struct eddy_consumer *c, void (*cb)(void *ud), void *ud)
+void eddy_consumer_close(struct eddy_consumer *c, eddy_close_cb cb, void *ud)
 {
-    c->drain_cb = cb;
-    c->drain_ud = ud;
-    if (c->state >= ST_DRAINING)
+    if (!eddy_closer_begin(&c->closer, cb, ud))
         return;
+    if (c->state == ST_NEW) { /* never started: only the handles to close */
+        c->state = ST_DRAINING;
+        consumer_check_drained(c);
+        return;
+    }
     c->state = ST_DRAINING;
     eddy_log(EDDY_LOG_INFO, NULL, "draining: %zu message(s) in hand", c->inflight);
     uv_timer_stop(&c->start_timer);
@@ -342,31 +347,22 @@ void eddy_consumer_drain(struct eddy_consumer *c, void (*cb)(void *ud), void *ud
         eddy_aws_call_cancel(c->attrs_call);
     /* Blocked FIFO lanes are in the map too: releasing them all is enough. */
     release_lanes(c);
-    eddy_acker_flush(&c->acker);
+    eddy_acker_flush(c->acker);
     consumer_check_drained(c);
 }
 
-void eddy_consumer_free(struct eddy_consumer *c)
+static void consumer_free(struct eddy_closer *closer)
 {
-    if (c == NULL)
-        return;
-    if (c->state == ST_NEW) {
-        /* never started: close the handles without a drain */
-        c->state = ST_DRAINING;
-        consumer_check_drained(c);
-        uv_run(c->loop, UV_RUN_DEFAULT);
-    }
+    struct eddy_consumer *c = eddy_container_of(closer, struct eddy_consumer, closer);
     eddy_map_cleanup(&c->lanes, consumer_lane_free);
     eddy_map_cleanup(&c->busy, NULL);
-    while (c->free_lanes) {
-        struct lane *l = c->free_lanes;
-        c->free_lanes = l->next;
+    struct lane *l;
+    while ((l = consumer_lane_take(&c->free_lanes)) != NULL)
         consumer_lane_free(l);
-    }
-    while (c->free_msgs) {
-        struct cmsg *m = c->free_msgs;
-        c->free_msgs = m->next;
-        free(m);
+    struct eddy_list *q, *n;
+    eddy_list_foreach_safe(q, n, &c->free_msgs)
+    {
+        free(eddy_list_data(q, struct cmsg, link));
     }
     free(c->pollers);
     free(c->queue_url);
@@ -396,5 +392,5 @@ const struct eddy_breaker *eddy_consumer_breaker(const struct eddy_consumer *c)
 
 struct eddy_acker *eddy_consumer_acker(struct eddy_consumer *c)
 {
-    return &c->acker;
+    return c->acker;
 }

@@ -56,9 +56,10 @@
  * health file: a worker waiting for its store is alive, and replacing it
  * would only hand its messages back to the queue.
  *
- * Drain: eddy_consumer_drain stops the pollers (their calls are canceled),
- * releases the messages not started, waits for the batches in flight and the
- * DLQ sends, flushes the acknowledgements, then calls back.
+ * Close (the drain): eddy_consumer_close stops the pollers (their calls are
+ * canceled), releases the messages not started, waits for the batches in
+ * flight and the DLQ sends, flushes the acknowledgements, closes its
+ * handles, then calls back and frees the consumer.
  *
  * The processor is reached through a submit function (the worker passes
  * eddy_processor_submit), so the consumer can be tested with a fake.
@@ -71,6 +72,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/closer.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "core/processor.h"
@@ -141,10 +143,9 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
                                         struct eddy_error *err);
 /* Read the queue's attributes (visibility timeout, FIFO), then start polling. */
 void eddy_consumer_start(struct eddy_consumer *c);
-/* Stop, release what has not started, finish what has, flush; then cb. */
-void eddy_consumer_drain(struct eddy_consumer *c, void (*cb)(void *ud), void *ud);
-/* Free after the drain callback (or before start). */
-void eddy_consumer_free(struct eddy_consumer *c);
+/* Stop, release what has not started, finish what has, flush; then cb (may
+ * be NULL), from the loop; c is freed after cb. Also before start. */
+void eddy_consumer_close(struct eddy_consumer *c, eddy_close_cb cb, void *ud);
 
 /* Messages in hand (received, not yet handed to the acker). */
 size_t eddy_consumer_inflight(const struct eddy_consumer *c);

@@ -29,7 +29,7 @@ static void hb_tick(uv_timer_t *t)
         struct cmsg *msg = eddy_list_data(eddy_list_head(&c->hb), struct cmsg, hb_link);
         if (now - msg->extended_ms < half)
             break;
-        (void)!eddy_acker_visibility(&c->acker, msg->m.receipt_handle, c->visibility_s,
+        (void)!eddy_acker_visibility(c->acker, msg->m.receipt_handle, c->visibility_s,
                                      EDDY_ACK_HEARTBEAT); /* refused: logged by the acker */
         msg->extended_ms = now;
         consumer_hb_unlink(msg);

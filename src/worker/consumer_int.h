@@ -6,7 +6,7 @@
  * what becomes of it after its batch (delete, DLQ, poison, backoff, or held
  * while the store is down, with the circuit breaker's probes);
  * consumer_heartbeat.c extends it while it is in hand; consumer.c holds the
- * lifecycle (new, start, drain, free) and the one place a message leaves,
+ * lifecycle (new, start, close) and the one place a message leaves,
  * consumer_finish(). Not for use outside the consumer.
  */
 #ifndef EDDY_WORKER_CONSUMER_INT_H
@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/closer.h"
 #include "base/clock.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -24,12 +25,12 @@
 #include "worker/consumer.h"
 
 enum action { ACT_DELETE, ACT_BACKOFF, ACT_RELEASE };
-enum state { ST_NEW, ST_STARTING, ST_RUNNING, ST_DRAINING, ST_CLOSING, ST_CLOSED };
+enum state { ST_NEW, ST_STARTING, ST_RUNNING, ST_DRAINING, ST_CLOSING };
 
 struct lane;
 
 struct cmsg {
-    struct cmsg *next;        /* lane queue, or the free list */
+    struct eddy_list link;    /* lane queue, or the free list */
     struct eddy_list hb_link; /* in hand, least recently extended first */
     struct eddy_consumer *c;
     struct eddy_sqs_message m;
@@ -43,9 +44,9 @@ struct cmsg {
 };
 
 struct lane {
-    struct lane *next; /* free list, the blocked list, or the parked list */
+    struct eddy_list link; /* the free list, the blocked list, or the parked list */
     struct eddy_consumer *c;
-    struct cmsg *head, *tail;
+    struct eddy_list msgs; /* waiting, in receive order (cmsg.link) */
     size_t n;
     bool busy, blocked, parked, in_map;
     struct cmsg **inbatch;
@@ -69,30 +70,29 @@ struct eddy_consumer {
     struct eddy_consumer_config cfg; /* strings below are owned copies */
     char *queue_url, *dlq_url;
     bool dlq_fifo;
-    struct eddy_acker acker;
+    struct eddy_acker *acker;
     struct poller *pollers;
     int npollers;
     uv_timer_t hb_timer;
     uv_timer_t start_timer;
     uv_timer_t probe_timer;
     struct eddy_breaker breaker;
-    bool probing;        /* a probe call is out */
-    struct lane *parked; /* lanes with work, waiting for the breaker to close */
+    bool probing;            /* a probe call is out */
+    struct eddy_list parked; /* lanes with work, waiting for the breaker to close */
     struct eddy_aws_call *attrs_call;
-    struct eddy_map lanes; /* key -> struct lane */
-    struct eddy_map busy;  /* FIFO: entity -> lane with a batch in flight */
-    struct lane *free_lanes, *blocked;
-    struct cmsg *free_msgs;
-    struct eddy_list hb; /* the messages in hand (cmsg.hb_link) */
+    struct eddy_map lanes;       /* key -> struct lane */
+    struct eddy_map busy;        /* FIFO: entity -> lane with a batch in flight */
+    struct eddy_list free_lanes; /* lane.link */
+    struct eddy_list blocked;    /* FIFO: lanes waiting for their entity (lane.link) */
+    struct eddy_list free_msgs;  /* cmsg.link */
+    struct eddy_list hb;         /* the messages in hand (cmsg.hb_link) */
     size_t inflight, reserved, sends;
     int visibility_s;
     int max_receives; /* the queue's redrive policy: maxReceiveCount, 0 without one */
     bool fifo;
     struct eddy_rng rng;
     enum state state;
-    int open_handles;
-    void (*drain_cb)(void *ud);
-    void *drain_ud;
+    struct eddy_closer closer;
 };
 
 static inline uint64_t now_ms(const struct eddy_consumer *c)
@@ -117,6 +117,11 @@ void consumer_poll_once(struct poller *p);
 void consumer_wake_pollers(struct eddy_consumer *c);
 
 /* consumer_lanes.c */
+/* The first lane of a list (lane.link), taken off it; NULL when empty. */
+struct lane *consumer_lane_take(struct eddy_list *list);
+/* Kick each lane of a list (lane.link: the parked or the blocked lanes),
+ * which waited for the breaker or for its entity. */
+void consumer_lanes_kick(struct eddy_list *list);
 struct lane *consumer_lane_get(struct eddy_consumer *c, const char *key);
 void consumer_lane_free(void *v);
 void consumer_lane_tidy(struct lane *l);

@@ -19,17 +19,15 @@ struct lane *consumer_lane_get(struct eddy_consumer *c, const char *key)
     struct lane *l = eddy_map_get(&c->lanes, k);
     if (l)
         return l;
-    l = c->free_lanes;
-    if (l) {
-        c->free_lanes = l->next;
-    } else {
+    l = consumer_lane_take(&c->free_lanes);
+    if (l == NULL) {
         l = eddy_calloc(1, sizeof *l);
         l->inbatch = eddy_calloc((size_t)c->cfg.coalesce_max, sizeof *l->inbatch);
         l->events = eddy_calloc((size_t)c->cfg.coalesce_max, sizeof *l->events);
     }
     l->c = c;
-    l->next = NULL;
-    l->head = l->tail = NULL;
+    eddy_list_init(&l->link);
+    eddy_list_init(&l->msgs);
     l->n = 0;
     l->busy = l->blocked = l->parked = false;
     snprintf(l->key, sizeof l->key, "%s", key);
@@ -50,46 +48,39 @@ void consumer_lane_free(void *v)
 void consumer_lane_tidy(struct lane *l)
 {
     struct eddy_consumer *c = l->c;
-    if (l->busy || l->head || l->blocked || l->parked || !l->in_map)
+    if (l->busy || !eddy_list_empty(&l->msgs) || l->blocked || l->parked || !l->in_map)
         return;
     eddy_map_remove(&c->lanes, eddy_str_c(l->key));
     l->in_map = false;
-    l->next = c->free_lanes;
-    c->free_lanes = l;
+    eddy_list_insert_head(&c->free_lanes, &l->link);
 }
 
 void consumer_lane_push(struct lane *l, struct cmsg *msg)
 {
-    msg->next = NULL;
-    if (l->tail)
-        l->tail->next = msg;
-    else
-        l->head = msg;
-    l->tail = msg;
+    eddy_list_insert_tail(&l->msgs, &msg->link);
     l->n++;
 }
 
 /* Put msg back at the head of the lane (a batch held while the store is down). */
 void consumer_lane_push_front(struct lane *l, struct cmsg *msg)
 {
-    msg->next = l->head;
-    l->head = msg;
-    if (l->tail == NULL)
-        l->tail = msg;
+    eddy_list_insert_head(&l->msgs, &msg->link);
     l->n++;
+}
+
+static struct cmsg *lane_first(const struct lane *l)
+{
+    return eddy_list_data(eddy_list_head(&l->msgs), struct cmsg, link);
 }
 
 static struct cmsg *lane_pop(struct lane *l)
 {
-    struct cmsg *msg = l->head;
-    if (msg) {
-        l->head = msg->next;
-        if (l->head == NULL)
-            l->tail = NULL;
-        l->n--;
-        msg->next = NULL;
-    }
-    return msg;
+    struct eddy_list *q = eddy_list_head(&l->msgs);
+    if (q == NULL)
+        return NULL;
+    eddy_list_remove(q);
+    l->n--;
+    return eddy_list_data(q, struct cmsg, link);
 }
 
 /* Release every message waiting in the lane (drain, or a FIFO group after a failure). */
@@ -100,17 +91,25 @@ void consumer_lane_release(struct lane *l)
         consumer_finish(msg, ACT_RELEASE);
 }
 
-static void kick_blocked(struct eddy_consumer *c)
+struct lane *consumer_lane_take(struct eddy_list *list)
 {
-    struct lane *l = c->blocked;
-    c->blocked = NULL;
-    while (l) {
-        struct lane *next = l->next;
-        l->next = NULL;
-        l->blocked = false;
+    struct eddy_list *q = eddy_list_head(list);
+    if (q == NULL)
+        return NULL;
+    eddy_list_remove(q);
+    return eddy_list_data(q, struct lane, link);
+}
+
+void consumer_lanes_kick(struct eddy_list *list)
+{
+    /* The lanes on it now: one kicked may join it again, to wait again. */
+    struct eddy_list todo;
+    eddy_list_move(list, &todo);
+    struct lane *l;
+    while ((l = consumer_lane_take(&todo)) != NULL) {
+        l->blocked = l->parked = false;
         consumer_lane_kick(l);
         consumer_lane_tidy(l);
-        l = next;
     }
 }
 
@@ -141,16 +140,19 @@ static void batch_done(struct eddy_proc_batch *batch, eddy_err err, void *ud)
     consumer_lane_kick(l);
     consumer_lane_tidy(l);
     if (c->fifo)
-        kick_blocked(c);
+        consumer_lanes_kick(&c->blocked);
 }
 
 /* How many head messages go into the next batch (one entity, in order). */
 static size_t gather(struct lane *l)
 {
-    const char *entity = l->head->env.entity_id;
+    const char *entity = lane_first(l)->env.entity_id;
     size_t n = 0;
-    for (struct cmsg *m = l->head; m && n < (size_t)l->c->cfg.coalesce_max; m = m->next) {
-        if (strcmp(m->env.entity_id, entity) != 0)
+    struct eddy_list *q;
+    eddy_list_foreach(q, &l->msgs)
+    {
+        const struct cmsg *m = eddy_list_data(q, struct cmsg, link);
+        if (n == (size_t)l->c->cfg.coalesce_max || strcmp(m->env.entity_id, entity) != 0)
             break;
         n++;
     }
@@ -160,7 +162,7 @@ static size_t gather(struct lane *l)
 void consumer_lane_kick(struct lane *l)
 {
     struct eddy_consumer *c = l->c;
-    if (l->busy || l->head == NULL || l->blocked || l->parked)
+    if (l->busy || eddy_list_empty(&l->msgs) || l->blocked || l->parked)
         return;
     if (c->state != ST_RUNNING) {
         consumer_lane_release(l);
@@ -168,14 +170,12 @@ void consumer_lane_kick(struct lane *l)
     }
     if (!eddy_breaker_closed(&c->breaker)) {
         l->parked = true;
-        l->next = c->parked;
-        c->parked = l;
+        eddy_list_insert_tail(&c->parked, &l->link);
         return;
     }
-    if (c->fifo && eddy_map_get(&c->busy, eddy_str_c(l->head->env.entity_id))) {
+    if (c->fifo && eddy_map_get(&c->busy, eddy_str_c(lane_first(l)->env.entity_id))) {
         l->blocked = true;
-        l->next = c->blocked;
-        c->blocked = l;
+        eddy_list_insert_tail(&c->blocked, &l->link);
         return;
     }
     size_t n = gather(l);

@@ -245,16 +245,7 @@ bool consumer_hold(struct lane *l, size_t n)
 static void resume(struct eddy_consumer *c)
 {
     uv_timer_stop(&c->probe_timer);
-    struct lane *l = c->parked;
-    c->parked = NULL;
-    while (l) {
-        struct lane *next = l->next;
-        l->next = NULL;
-        l->parked = false;
-        consumer_lane_kick(l);
-        consumer_lane_tidy(l);
-        l = next;
-    }
+    consumer_lanes_kick(&c->parked);
     consumer_wake_pollers(c);
 }
 

@@ -10,19 +10,31 @@
 #include "worker/acker.h"
 #include "base/metrics.h"
 
+/* What the acker said in its close callback, the last moment it exists. */
 static int closed;
+static struct eddy_acker_stats closed_stats;
+static size_t closed_outstanding;
+
 static void on_closed(void *ud)
 {
-    (void)ud;
+    eddy_acker_stats(ud, &closed_stats);
+    closed_outstanding = eddy_acker_outstanding(ud);
     closed = 1;
 }
 
 static void close_acker(struct rig *r, struct eddy_acker *a)
 {
     closed = 0;
-    eddy_acker_close(a, on_closed, NULL);
+    eddy_acker_close(a, on_closed, a);
     rig_run_until(r, &closed, 1000);
     assert_true(closed);
+}
+
+static uint64_t sent(const struct eddy_acker *a, enum eddy_ack_kind kind)
+{
+    struct eddy_acker_stats st;
+    eddy_acker_stats(a, &st);
+    return st.sent[kind];
 }
 
 static void test_batches_of_ten(void **state)
@@ -31,24 +43,24 @@ static void test_batches_of_ten(void **state)
     struct rig r;
     rig_init_sqs(&r);
     struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_OFF);
-    struct eddy_acker a;
+    struct eddy_acker *a;
     struct eddy_acker_config cfg = {.queue_url = RIG_QURL, .flush_ms = 5, .metrics = m};
-    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
     for (int i = 0; i < 3; i++)
         eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
     char h[32];
     for (int i = 0; i < 25; i++) {
         snprintf(h, sizeof h, "rh-%d", i);
-        assert_int_equal(eddy_acker_delete(&a, h), EDDY_OK);
+        assert_int_equal(eddy_acker_delete(a, h), EDDY_OK);
     }
     /* two full batches leave at once; the rest waits for the timer */
     assert_int_equal(eddy_fake_count(r.fake), 2);
-    close_acker(&r, &a);
+    close_acker(&r, a);
     assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 3);
     assert_non_null(strstr(eddy_fake_request_at(r.fake, 0)->body, "\"rh-9\""));
     assert_null(strstr(eddy_fake_request_at(r.fake, 0)->body, "\"rh-10\""));
     assert_non_null(strstr(eddy_fake_request_at(r.fake, 2)->body, "\"rh-24\""));
-    assert_int_equal(a.sent[EDDY_ACK_DELETE], 25);
+    assert_int_equal(closed_stats.sent[EDDY_ACK_DELETE], 25);
     assert_int_equal(eddy_metrics_total(m, EDDY_METRIC_deleted), 25);
     eddy_metrics_free(m);
     rig_close(&r);
@@ -59,21 +71,21 @@ static void test_flush_timer_and_visibility(void **state)
     (void)state;
     struct rig r;
     rig_init_sqs(&r);
-    struct eddy_acker a;
+    struct eddy_acker *a;
     struct eddy_acker_config cfg = {.queue_url = RIG_QURL, .flush_ms = 5};
-    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
     eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
-    assert_int_equal(eddy_acker_visibility(&a, "rh-a", 0, EDDY_ACK_RELEASE), EDDY_OK);
-    assert_int_equal(eddy_acker_visibility(&a, "rh-b", 99999, EDDY_ACK_BACKOFF),
+    assert_int_equal(eddy_acker_visibility(a, "rh-a", 0, EDDY_ACK_RELEASE), EDDY_OK);
+    assert_int_equal(eddy_acker_visibility(a, "rh-b", 99999, EDDY_ACK_BACKOFF),
                      EDDY_OK); /* clamped to 43200 */
     assert_int_equal(eddy_fake_count(r.fake), 0);
-    while (a.sent[EDDY_ACK_VISIBILITY] < 2)
+    while (sent(a, EDDY_ACK_VISIBILITY) < 2)
         uv_run(&r.loop, UV_RUN_ONCE);
     assert_string_equal(rig_op(&r, 0), "ChangeMessageVisibilityBatch");
     const char *body = eddy_fake_request_at(r.fake, 0)->body;
     assert_non_null(strstr(body, "43200"));
     assert_non_null(strstr(body, "\"rh-a\""));
-    close_acker(&r, &a);
+    close_acker(&r, a);
     rig_close(&r);
 }
 
@@ -82,10 +94,10 @@ static void test_failed_entries(void **state)
     (void)state;
     struct rig r;
     rig_init_sqs(&r);
-    struct eddy_acker a;
+    struct eddy_acker *a;
     struct eddy_acker_config cfg = {
         .queue_url = RIG_QURL, .flush_ms = 1, .retry_base_ms = 1, .retry_cap_ms = 2};
-    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
     /* entry 0 ok, 1 gone for good, 2 a passing failure; then a failed call; then ok */
     eddy_fake_push_json(r.fake, 200,
                         "{\"Successful\":[{\"Id\":\"0\"}],\"Failed\":["
@@ -93,10 +105,10 @@ static void test_failed_entries(void **state)
                         "{\"Id\":\"2\",\"Code\":\"InternalError\",\"SenderFault\":false}]}");
     eddy_fake_push_status(r.fake, 500, NULL, "{\"__type\":\"InternalFailure\"}");
     eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
-    assert_int_equal(eddy_acker_delete(&a, "rh-0"), EDDY_OK);
-    assert_int_equal(eddy_acker_delete(&a, "rh-1"), EDDY_OK);
-    assert_int_equal(eddy_acker_delete(&a, "rh-2"), EDDY_OK);
-    close_acker(&r, &a);
+    assert_int_equal(eddy_acker_delete(a, "rh-0"), EDDY_OK);
+    assert_int_equal(eddy_acker_delete(a, "rh-1"), EDDY_OK);
+    assert_int_equal(eddy_acker_delete(a, "rh-2"), EDDY_OK);
+    close_acker(&r, a);
     assert_int_equal(eddy_fake_count(r.fake), 3);
     for (size_t i = 1; i < 3; i++) {
         const char *body = eddy_fake_request_at(r.fake, i)->body;
@@ -104,8 +116,8 @@ static void test_failed_entries(void **state)
         assert_null(strstr(body, "\"rh-1\""));
         assert_null(strstr(body, "\"rh-0\""));
     }
-    assert_int_equal(a.sent[EDDY_ACK_DELETE], 2);
-    assert_int_equal(a.dropped[EDDY_ACK_DELETE], 1);
+    assert_int_equal(closed_stats.sent[EDDY_ACK_DELETE], 2);
+    assert_int_equal(closed_stats.dropped[EDDY_ACK_DELETE], 1);
     rig_close(&r);
 }
 
@@ -114,20 +126,20 @@ static void test_gives_up_after_max_attempts(void **state)
     (void)state;
     struct rig r;
     rig_init_sqs(&r);
-    struct eddy_acker a;
+    struct eddy_acker *a;
     struct eddy_acker_config cfg = {.queue_url = RIG_QURL,
                                     .flush_ms = 1,
                                     .max_attempts = 3,
                                     .retry_base_ms = 1,
                                     .retry_cap_ms = 2};
-    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
     for (int i = 0; i < 3; i++)
         eddy_fake_push_error(r.fake, EDDY_ENET);
-    assert_int_equal(eddy_acker_delete(&a, "rh-x"), EDDY_OK);
-    close_acker(&r, &a);
+    assert_int_equal(eddy_acker_delete(a, "rh-x"), EDDY_OK);
+    close_acker(&r, a);
     assert_int_equal(eddy_fake_count(r.fake), 3);
-    assert_int_equal(a.dropped[EDDY_ACK_DELETE], 1);
-    assert_int_equal(eddy_acker_outstanding(&a), 0);
+    assert_int_equal(closed_stats.dropped[EDDY_ACK_DELETE], 1);
+    assert_int_equal(closed_outstanding, 0);
     rig_close(&r);
 }
 
@@ -136,15 +148,18 @@ static void test_refuses_long_handle_and_after_close(void **state)
     (void)state;
     struct rig r;
     rig_init_sqs(&r);
-    struct eddy_acker a;
+    struct eddy_acker *a;
     struct eddy_acker_config cfg = {.queue_url = RIG_QURL};
-    eddy_acker_init(&a, &r.loop, &r.sqs, &cfg);
+    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
     char big[EDDY_ACK_HANDLE_MAX + 2];
     memset(big, 'h', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    assert_int_equal(eddy_acker_delete(&a, big), EDDY_ELIMIT);
-    close_acker(&r, &a);
-    assert_int_equal(eddy_acker_delete(&a, "rh"), EDDY_ECANCELED);
+    assert_int_equal(eddy_acker_delete(a, big), EDDY_ELIMIT);
+    closed = 0;
+    eddy_acker_close(a, on_closed, a);
+    assert_int_equal(eddy_acker_delete(a, "rh"), EDDY_ECANCELED);
+    rig_run_until(&r, &closed, 1000);
+    assert_true(closed);
     assert_int_equal(eddy_fake_count(r.fake), 0);
     rig_close(&r);
 }

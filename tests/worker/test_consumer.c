@@ -105,11 +105,16 @@ struct setup {
     struct fakeproc fp;
     struct eddy_consumer *c;
     int drained;
+    size_t inflight_at_close; /* in hand when the close called back */
 };
 
+/* The consumer's close callback; the consumer is freed after it. */
 static void on_drained(void *ud)
 {
-    ((struct setup *)ud)->drained = 1;
+    struct setup *s = ud;
+    s->inflight_at_close = eddy_consumer_inflight(s->c);
+    s->c = NULL;
+    s->drained = 1;
 }
 
 static void setup_pollers(struct setup *s, const char *url, const char *dlq, int max_inflight,
@@ -157,13 +162,12 @@ static void setup_start(struct setup *s, const char *url, const char *dlq)
 
 static void drain_and_close(struct setup *s)
 {
-    eddy_consumer_drain(s->c, on_drained, s);
+    eddy_consumer_close(s->c, on_drained, s);
     for (int i = 0; i < 8; i++)
         eddy_fake_push_json(s->r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s->r, &s->drained, 2000);
     assert_true(s->drained);
-    assert_int_equal(eddy_consumer_inflight(s->c), 0);
-    eddy_consumer_free(s->c);
+    assert_int_equal(s->inflight_at_close, 0);
     eddy_metrics_free(s->m);
     eddy_envelope_spec_cleanup(&s->spec);
     rig_close(&s->r);
@@ -205,7 +209,7 @@ static void test_lanes_coalesce_and_results(void **state)
     assert_int_equal(s.fp.b[2]->nevents, 2);
     assert_string_equal(s.fp.b[2]->events[0].event_id, "ev-a2");
     assert_string_equal(s.fp.b[2]->events[1].event_id, "ev-a3");
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_REJECTED});
     complete(s.fp.b[2], (enum eddy_event_result[]){EDDY_EV_DUPLICATE, EDDY_EV_ERROR});
     drain_and_close(&s);
@@ -272,7 +276,7 @@ static void test_results_reach_sqs(void **state)
     const char *ents[] = {"X", "Y", NULL};
     push_receive(&s.r, ids, ents, 3);
     assert_true(fp_at_least(&s, 2));
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_APPLIED});
     complete(s.fp.b[1], (enum eddy_event_result[]){EDDY_EV_ERROR});
     for (int i = 0; i < 8; i++)
@@ -290,7 +294,6 @@ static void test_results_reach_sqs(void **state)
     assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_processed), 1);
     assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_poison), 1);
     assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_retries), 1);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -313,7 +316,7 @@ static void test_batch_error_logged_with_reason(void **state)
     const char *ents[] = {"X"};
     push_receive(&s.r, ids, ents, 1);
     assert_true(fp_at_least(&s, 1));
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     struct eddy_proc_batch *b = s.fp.b[0];
     b->events[0].result = EDDY_EV_ERROR;
     snprintf(b->events[0].reason, sizeof b->events[0].reason,
@@ -328,7 +331,6 @@ static void test_batch_error_logged_with_reason(void **state)
     assert_non_null(strstr(text, "does not load: balance: missing"));
     free(text);
     assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_retries), 1);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -345,7 +347,7 @@ static void test_fifo_releases_rest_of_group(void **state)
     assert_true(fp_at_least(&s, 1));
     assert_true(eddy_consumer_fifo(s.c));
     assert_int_equal(s.fp.b[0]->nevents, 1);
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_ERROR});
     for (int i = 0; i < 8; i++)
         eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
@@ -355,7 +357,6 @@ static void test_fifo_releases_rest_of_group(void **state)
     assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-f2\""), 1);
     assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-f3\""), 1);
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "rh-f"), 0);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -372,7 +373,7 @@ static void test_poison_to_dlq(void **state)
     for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
         uv_run(&s.r.loop, UV_RUN_ONCE);
     assert_int_equal(rig_count(&s.r, "SendMessage"), 1);
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 4; i++)
         eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
@@ -382,7 +383,6 @@ static void test_poison_to_dlq(void **state)
     assert_int_equal(bodies_with(&s.r, "SendMessage", "not JSON"), 1);
     assert_int_equal(bodies_with(&s.r, "SendMessage", "\"p9\""), 1);
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-p9\""), 1);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -442,14 +442,13 @@ static void test_poison_near_limit_fits_dlq(void **state)
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(cut, "StringValue")->valuestring, want);
     cJSON_Delete(sent);
     free(body);
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 4; i++)
         eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     rig_run_until(&s.r, &s.drained, 2000);
     assert_true(s.drained);
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-big1\""), 1);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -541,7 +540,7 @@ static void test_drain_while_store_down(void **state)
     assert_true(fp_at_least(&s, 1));
     fail_batch(s.fp.b[0], EDDY_ETRANSIENT);
     run_until_probes(&s, 1);
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     for (int i = 0; i < 4; i++)
         eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
     for (int turns = 0; turns < 50; turns++)
@@ -554,7 +553,6 @@ static void test_drain_while_store_down(void **state)
     assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-c1\""), 1);
     assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"VisibilityTimeout\":0"),
                      1);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -594,7 +592,7 @@ static void test_reasons_whole(void **state)
     for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
         uv_run(&s.r.loop, UV_RUN_ONCE);
     assert_int_equal(bodies_with(&s.r, "SendMessage", longwhy), 1);
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 8; i++)
         eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
@@ -604,7 +602,6 @@ static void test_reasons_whole(void **state)
     fclose(log);
     assert_non_null(strstr(text, "still in conflict after 11 attempts"));
     free(text);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -641,7 +638,7 @@ static void test_last_receive_to_dlq_with_reason(void **state)
     }
     for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
         uv_run(&s.r.loop, UV_RUN_ONCE);
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     for (int i = 0; i < 4; i++)
         eddy_fake_push_json(s.r.fake, 200, RIG_ALL_OK);
@@ -656,7 +653,6 @@ static void test_last_receive_to_dlq_with_reason(void **state)
     /* the first receive: backed off for another try */
     assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"rh-r1\""), 1);
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-r1\""), 0);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
@@ -685,7 +681,7 @@ static void test_rejections(void **state)
     complete(batch_of(&s, "U"), (enum eddy_event_result[]){EDDY_EV_REJECTED_UNWRITTEN});
     for (int turns = 0; rig_count(&s.r, "SendMessage") == 0 && turns < 2000; turns++)
         uv_run(&s.r.loop, UV_RUN_ONCE);
-    eddy_consumer_drain(s.c, on_drained, &s);
+    eddy_consumer_close(s.c, on_drained, &s);
     eddy_fake_push_json(s.r.fake, 200, "{\"MessageId\":\"d1\"}");
     complete(batch_of(&s, "R"), (enum eddy_event_result[]){EDDY_EV_REJECTED});
     for (int i = 0; i < 4; i++)
@@ -698,7 +694,6 @@ static void test_rejections(void **state)
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-r1\""), 1);
     assert_int_equal(bodies_with(&s.r, "DeleteMessageBatch", "\"rh-u1\""), 1);
     assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_rejected), 2);
-    eddy_consumer_free(s.c);
     eddy_metrics_free(s.m);
     eddy_envelope_spec_cleanup(&s.spec);
     rig_close(&s.r);
