@@ -53,7 +53,7 @@ static void backoff(struct entity *e, unsigned attempt)
     uint32_t ms = eddy_backoff_full_jitter(&p->rng, attempt, base, cap);
     proc_step_clear(e);
     e->due = uv_now(p->loop) + ms;
-    list_push(&p->waiting, e);
+    eddy_list_insert_tail(&p->waiting, &e->link);
     p->stats.retries++;
     proc_pump_soon(p);
 }
@@ -161,7 +161,7 @@ static void txn_ok(struct group *g)
     for (size_t j = 0; j < g->nents; j++) {
         struct entity *e = g->ents[j];
         if (has_pending(e))
-            list_push(&p->ready, e); /* the rest of a split batch */
+            eddy_list_insert_tail(&p->ready, &e->link); /* the rest of a split batch */
         else
             proc_finish(e, EDDY_OK);
     }
@@ -215,7 +215,7 @@ static void txn_canceled(struct group *g, const struct eddy_ddb_txn_result *res)
         } else {
             /* not at fault (or only duplicates dropped): commit again at once */
             proc_step_clear(e);
-            list_push(&p->ready, e);
+            eddy_list_insert_tail(&p->ready, &e->link);
         }
     }
 }
@@ -257,7 +257,7 @@ void proc_commit_ready(struct eddy_processor *p)
     size_t max = p->cfg.commits_max ? p->cfg.commits_max : DEFAULT_COMMITS_MAX;
     struct group *g = NULL;
     struct entity *e;
-    while ((g != NULL || p->commits < max) && (e = list_pop(&p->ready)) != NULL) {
+    while ((g != NULL || p->commits < max) && (e = entity_pop(&p->ready)) != NULL) {
         if (proc_prepare(e) == BROKEN) {
             proc_finish(e, e->b->error.code);
             continue;
@@ -271,7 +271,7 @@ void proc_commit_ready(struct eddy_processor *p)
             g = NULL;
             if (p->commits >= max) { /* built again when its turn comes */
                 proc_step_clear(e);
-                list_push_front(&p->ready, e);
+                eddy_list_insert_head(&p->ready, &e->link);
                 break;
             }
         }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/list.h"
 #include "base/lru.h"
 #include "eddy/rng.h"
 #include "core/machine.h"
@@ -44,7 +45,7 @@ struct step_event {
 struct entity {
     struct eddy_processor *p;
     struct eddy_proc_batch *b;
-    struct entity *next; /* in one of the processor's lists */
+    struct eddy_list link; /* in one of the processor's lists (queue, ready, waiting), or none */
     char *pk;
     void *state; /* NULL until loaded */
     int64_t seq;
@@ -65,10 +66,6 @@ struct entity {
     /* what a cancelled transaction said about this entity's items */
     bool fail_state, fail_throttle;
     const char *fail_code;
-};
-
-struct list {
-    struct entity *head, *tail;
 };
 
 struct item_ref {
@@ -99,7 +96,7 @@ struct eddy_processor {
     struct eddy_rng rng;
     uv_idle_t idle;
     uv_timer_t timer;
-    struct list queue, ready, waiting;
+    struct eddy_list queue, ready, waiting;
     size_t pending;  /* batches submitted and not called back */
     size_t inflight; /* loads and transactions in flight */
     size_t commits;  /* transactions in flight */
@@ -120,34 +117,14 @@ struct eddy_processor {
 
 enum build { BUILT, REBUILD, BROKEN };
 
-static inline void list_push(struct list *l, struct entity *e)
+/* Take the first entity of l out of it, or NULL when l is empty. */
+static inline struct entity *entity_pop(struct eddy_list *l)
 {
-    e->next = NULL;
-    if (l->tail)
-        l->tail->next = e;
-    else
-        l->head = e;
-    l->tail = e;
-}
-
-static inline void list_push_front(struct list *l, struct entity *e)
-{
-    e->next = l->head;
-    l->head = e;
-    if (l->tail == NULL)
-        l->tail = e;
-}
-
-static inline struct entity *list_pop(struct list *l)
-{
-    struct entity *e = l->head;
-    if (e) {
-        l->head = e->next;
-        if (l->head == NULL)
-            l->tail = NULL;
-        e->next = NULL;
-    }
-    return e;
+    struct eddy_list *q = eddy_list_head(l);
+    if (q == NULL)
+        return NULL;
+    eddy_list_remove(q);
+    return eddy_list_data(q, struct entity, link);
 }
 
 /* processor.c */
@@ -172,6 +149,6 @@ enum build proc_prepare(struct entity *e);
 void proc_commit_ready(struct eddy_processor *p);
 
 /* proc_load.c */
-void proc_load_cold(struct eddy_processor *p, struct list *cold);
+void proc_load_cold(struct eddy_processor *p, struct eddy_list *cold);
 
 #endif

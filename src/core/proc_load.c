@@ -71,7 +71,7 @@ static void load_found(struct load *l, const struct eddy_ddb_batch_get_result *r
         if (e == NULL)
             continue;
         if (load_state(e, item))
-            list_push(&p->ready, e);
+            eddy_list_insert_tail(&p->ready, &e->link);
         else
             proc_finish(e, EDDY_EPARSE);
     }
@@ -79,7 +79,7 @@ static void load_found(struct load *l, const struct eddy_ddb_batch_get_result *r
     {
         struct entity *e = load_match(l, item);
         if (e)
-            list_push(&p->queue, e); /* asked again on the next turn */
+            eddy_list_insert_tail(&p->queue, &e->link); /* asked again on the next turn */
     }
 }
 
@@ -109,7 +109,7 @@ static void load_done(eddy_err err, struct eddy_ddb_batch_get_result *res,
             eddy_error_set(&e->b->error, EDDY_EMACHINE, "%s: state_new failed", e->pk);
             proc_finish(e, EDDY_EMACHINE);
         } else {
-            list_push(&p->ready, e);
+            eddy_list_insert_tail(&p->ready, &e->link);
         }
     }
     eddy_ddb_batch_get_result_cleanup(res);
@@ -144,11 +144,11 @@ static void load_start(struct eddy_processor *p, struct load *l)
 }
 
 /* One BatchGetItem per 100 cold entities. */
-void proc_load_cold(struct eddy_processor *p, struct list *cold)
+void proc_load_cold(struct eddy_processor *p, struct eddy_list *cold)
 {
     struct load *l = NULL;
     struct entity *e;
-    while ((e = list_pop(cold)) != NULL) {
+    while ((e = entity_pop(cold)) != NULL) {
         if (l == NULL) {
             l = eddy_calloc(1, sizeof *l);
             l->p = p;

@@ -62,10 +62,10 @@ void proc_finish(struct entity *e, eddy_err err)
 
 /* ---- the pump ---- */
 
-static void cancel_list(struct list *l)
+static void cancel_list(struct eddy_list *l)
 {
     struct entity *e;
-    while ((e = list_pop(l)) != NULL) {
+    while ((e = entity_pop(l)) != NULL) {
         eddy_error_set(&e->b->error, EDDY_ECANCELED, "%s: the processor is closing", e->pk);
         proc_finish(e, EDDY_ECANCELED);
     }
@@ -75,30 +75,30 @@ static void cancel_list(struct list *l)
 static void wake_waiting(struct eddy_processor *p)
 {
     uint64_t now = uv_now(p->loop), next = UINT64_MAX;
-    struct list keep = {NULL, NULL};
-    struct entity *e;
-    while ((e = list_pop(&p->waiting)) != NULL) {
+    struct eddy_list *q, *n;
+    eddy_list_foreach_safe(q, n, &p->waiting)
+    {
+        struct entity *e = eddy_list_data(q, struct entity, link);
         if (e->due <= now) {
-            list_push(&p->queue, e);
+            eddy_list_remove(&e->link);
+            eddy_list_insert_tail(&p->queue, &e->link);
         } else {
             next = e->due < next ? e->due : next;
-            list_push(&keep, e);
         }
     }
-    p->waiting = keep;
     if (next != UINT64_MAX)
         uv_timer_start(&p->timer, on_timer, next - now, 0);
 }
 
 /* Queued entities: cache hits to ready, the others into *cold for loading. */
-static void sort_queue(struct eddy_processor *p, struct list *cold)
+static void sort_queue(struct eddy_processor *p, struct eddy_list *cold)
 {
     struct entity *e;
-    while ((e = list_pop(&p->queue)) != NULL) {
+    while ((e = entity_pop(&p->queue)) != NULL) {
         if (e->state || proc_cache_take(p, e))
-            list_push(&p->ready, e);
+            eddy_list_insert_tail(&p->ready, &e->link);
         else
-            list_push(cold, e);
+            eddy_list_insert_tail(cold, &e->link);
     }
 }
 
@@ -111,7 +111,8 @@ static void pump(struct eddy_processor *p)
         proc_maybe_closed(p);
         return;
     }
-    struct list cold = {NULL, NULL};
+    struct eddy_list cold;
+    eddy_list_init(&cold);
     wake_waiting(p);
     sort_queue(p, &cold);
     proc_commit_ready(p); /* entities in hand first: their commits need no load */
@@ -199,6 +200,9 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
         p->cfg.dedupe_ttl_s = EDDY_RECORD_DEDUPE_TTL_S;
     p->clock = clock ? clock : eddy_clock_system();
     eddy_rng_seed(&p->rng, seed);
+    eddy_list_init(&p->queue);
+    eddy_list_init(&p->ready);
+    eddy_list_init(&p->waiting);
     uv_idle_init(loop, &p->idle);
     uv_timer_init(loop, &p->timer);
     proc_cache_init(p, cfg->cache_entities, seed);
@@ -240,11 +244,10 @@ eddy_err eddy_processor_submit(struct eddy_processor *p, struct eddy_proc_batch 
     struct entity *e = eddy_calloc(1, sizeof *e);
     e->p = p;
     e->b = b;
+    eddy_list_init(&e->link);
     e->pk = eddy_record_pk(p->cfg.ns, b->entity_id);
     b->priv = e;
-    b->attempts = 0;
-    b->next = NULL;
-    list_push(&p->queue, e);
+    eddy_list_insert_tail(&p->queue, &e->link);
     p->pending++;
     proc_pump_soon(p);
     return EDDY_OK;

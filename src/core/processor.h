@@ -101,8 +101,6 @@ struct eddy_proc_batch {
      * does not load */
     struct eddy_error error;
     /* private to the processor */
-    struct eddy_proc_batch *next;
-    int attempts;
     void *priv;
 };
 
