@@ -17,11 +17,23 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/state.h"
 #include "core/record.h"
 #include "eddy/rng.h"
 #include "svc/dynamodb.h"
 
 enum shard_state { S_FREE, S_HELD, S_SURRENDERING, S_RELEASING };
+
+/* A shard's moves: taken, surrendered (the relay lets it go once its batch
+ * is in), given back (a delete in flight), or lost (taken by another). */
+static const struct eddy_state shard_state_v[] = {
+    [S_FREE] = {"free", EDDY_STATE_TO(S_HELD)},
+    [S_HELD] = {"held",
+                EDDY_STATE_TO(S_SURRENDERING) | EDDY_STATE_TO(S_RELEASING) | EDDY_STATE_TO(S_FREE)},
+    [S_SURRENDERING] = {"surrendering", EDDY_STATE_TO(S_RELEASING) | EDDY_STATE_TO(S_FREE)},
+    [S_RELEASING] = {"releasing", EDDY_STATE_TO(S_FREE)},
+};
+static const struct eddy_states shard_states = EDDY_STATES("lease shard", shard_state_v);
 
 struct lease_shard {
     enum shard_state st;
@@ -118,6 +130,13 @@ static void lease_free(struct eddy_lease *l)
     free(l->owner);
     free(l->member_sk);
     free(l);
+}
+
+/* The one place a shard's state changes: checked and traced (base/state.h). */
+static void shard_set_state(struct eddy_lease *l, uint32_t shard, enum shard_state to)
+{
+    eddy_state_move(&shard_states, l->s[shard].st, to, "%" PRIu32, shard);
+    l->s[shard].st = to;
 }
 
 /* ---- queries about the state ---- */
@@ -265,7 +284,8 @@ static void send_delete(struct eddy_lease *l, enum op_kind kind, uint32_t shard,
 static void send_release(struct eddy_lease *l, uint32_t shard)
 {
     char *sk = eddy_record_lease_sk(shard);
-    l->s[shard].st = S_RELEASING;
+    if (l->s[shard].st != S_RELEASING) /* or given back while a write was out */
+        shard_set_state(l, shard, S_RELEASING);
     l->s[shard].give_back = false;
     send_delete(l, OP_DELETE, shard, sk);
     free(sk);
@@ -315,7 +335,7 @@ static void lose(struct eddy_lease *l, uint32_t shard)
 {
     if (!holds(&l->s[shard]))
         return;
-    l->s[shard].st = S_FREE;
+    shard_set_state(l, shard, S_FREE);
     l->s[shard].give_back = false;
     emit(l, shard, EDDY_LEASE_LOST);
 }
@@ -331,17 +351,17 @@ static void on_lease_write(struct lease_op *op, eddy_err rc, const struct eddy_a
             EDDY_WARN("lease: releasing shard %" PRIu32 ": %s", op->shard,
                       eddy_error_text(reply->error));
         if (s->st == S_RELEASING)
-            s->st = S_FREE;
+            shard_set_state(l, op->shard, S_FREE);
         return;
     }
     l->tick_left--;
     if (rc == EDDY_OK) {
         s->valid_until = op->sent_mono + l->lease_ms - l->lease_ms / 10;
         if (op->kind == OP_ACQUIRE && s->st == S_FREE && !l->stopping) {
-            s->st = S_HELD;
+            shard_set_state(l, op->shard, S_HELD);
             emit(l, op->shard, EDDY_LEASE_ACQUIRED);
         } else if (op->kind == OP_ACQUIRE && s->st == S_FREE) {
-            s->st = S_HELD; /* stopping: released below with the others */
+            shard_set_state(l, op->shard, S_HELD); /* stopping: released below with the others */
         }
     } else if (rc == EDDY_ECONDITION) {
         if (op->kind == OP_RENEW)
@@ -558,7 +578,7 @@ static void surrender_extra(struct eddy_lease *l, uint32_t held)
 {
     for (uint32_t i = l->shards; i-- > 0 && held > l->fair;) {
         if (l->s[i].st == S_HELD) {
-            l->s[i].st = S_SURRENDERING;
+            shard_set_state(l, i, S_SURRENDERING);
             held--;
             emit(l, i, EDDY_LEASE_SURRENDER);
         }
@@ -660,7 +680,7 @@ void eddy_lease_give_back(struct eddy_lease *l, uint32_t shard)
     if (shard >= l->shards || !holds(&l->s[shard]) || l->stopping)
         return;
     if (l->s[shard].writing) {
-        l->s[shard].st = S_RELEASING; /* no longer ours to use */
+        shard_set_state(l, shard, S_RELEASING); /* no longer ours to use */
         l->s[shard].give_back = true;
         return;
     }

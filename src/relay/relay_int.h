@@ -147,6 +147,8 @@ bool relay_lane_has(const struct lane *l, const struct entry *e);
 void relay_entry_remove(struct eddy_relay *r, struct entry *e);
 int64_t relay_item_n(const cJSON *item, const char *name);
 struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item);
+/* The one place an entry's state changes: checked and traced (base/state.h). */
+void relay_entry_set_state(struct entry *e, enum entry_state to);
 bool relay_hold(struct eddy_relay *r, struct entry *e);
 void relay_on_retry_timer(uv_timer_t *t);
 

@@ -11,7 +11,24 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/state.h"
 #include "relay/relay_int.h"
+
+/* An entry waits, goes out in a call, and is published or found dead;
+ * a failed call puts it back to wait. Done and dead are final. */
+static const struct eddy_state entry_state_v[] = {
+    [E_WAIT] = {"wait", EDDY_STATE_TO(E_SENT) | EDDY_STATE_TO(E_DEAD)},
+    [E_SENT] = {"sent", EDDY_STATE_TO(E_DONE) | EDDY_STATE_TO(E_WAIT) | EDDY_STATE_TO(E_DEAD)},
+    [E_DONE] = {"done", 0},
+    [E_DEAD] = {"dead", 0},
+};
+static const struct eddy_states entry_states = EDDY_STATES("relay entry", entry_state_v);
+
+void relay_entry_set_state(struct entry *e, enum entry_state to)
+{
+    eddy_state_move(&entry_states, e->st, to, "%s", e->o.sk);
+    e->st = to;
+}
 
 static void entry_free(struct entry *e)
 {
@@ -245,7 +262,7 @@ struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
     entry_resources(e);
     e->size = r->bus->entry_size ? r->bus->entry_size(&e->eb, &e->o) : eddy_eb_entry_size(&e->eb);
     if (e->size > r->bus->max_bytes) { /* the commit path refuses these; older rows */
-        e->st = E_DEAD;
+        relay_entry_set_state(e, E_DEAD);
         snprintf(e->error, sizeof e->error,
                  "EntryTooLarge: the entry is %zu bytes, over the %zu byte PutEvents limit",
                  e->size, r->bus->max_bytes);

@@ -94,7 +94,7 @@ void eddy_relay_on_outbox(const char *item_json, size_t len, void *ud)
 static void entry_published(struct eddy_relay *r, struct entry *e, int64_t now_ms)
 {
     struct lane *l = e->lane;
-    e->st = E_DONE;
+    relay_entry_set_state(e, E_DONE);
     relay_lane_rehead(l);
     r->st.published++;
     if (r->metrics) {
@@ -115,13 +115,13 @@ static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code
     if (r->metrics)
         eddy_metrics_inc(r->metrics, EDDY_METRIC_publish_failures);
     struct eddy_log_fields f = {.entity = e->o.id, .event_id = e->o.event_id, .seq = e->o.seq};
-    e->st = E_WAIT;
+    bool dead = false;
     if (code) {
         e->refusals++;
         snprintf(e->error, sizeof e->error, "%s: %s", code, msg ? msg : "");
-        if (r->bus->refused_for_good(code) || e->refusals >= r->cfg.attempts)
-            e->st = E_DEAD;
+        dead = r->bus->refused_for_good(code) || e->refusals >= r->cfg.attempts;
     }
+    relay_entry_set_state(e, dead ? E_DEAD : E_WAIT);
     e->failures++;
     eddy_log(EDDY_LOG_WARN, &f, "relay: PutEvents %s %s (failure %u): %s %s",
              code ? "refused" : "failed for", e->o.sk, e->failures, code ? code : "",
@@ -226,7 +226,7 @@ static bool put_add(struct eddy_relay *r, struct entry *e)
     pc->rows[pc->n] = &e->o;
     pc->ents[pc->n++] = e->eb;
     pc->bytes += e->size;
-    e->st = E_SENT;
+    relay_entry_set_state(e, E_SENT);
     if (e->failures) {
         r->st.retries++;
         if (r->metrics)

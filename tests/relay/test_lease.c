@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -261,7 +262,16 @@ static void test_renew_refused_loses_shard(void **state)
     settle(&w);
     w.on_query = steal_shard5;
     eddy_clock_fake_advance(&w.rig.fake_clock, LEASE_MS / 3);
+    FILE *log = tmpfile(); /* the shard's moves, traced at debug (base/state.h) */
+    eddy_log_configure(EDDY_LOG_DEBUG, EDDY_LOG_TEXT, log);
     tick(&w, &a);
+    eddy_log_configure(EDDY_LOG_ERROR, EDDY_LOG_TEXT, stderr);
+    static char text[1 << 16];
+    rewind(log);
+    text[fread(text, 1, sizeof text - 1, log)] = '\0';
+    fclose(log);
+    assert_non_null(strstr(text, "lease shard 5: held -> free"));
+    assert_null(strstr(text, "lease shard 4:")); /* kept: no move */
     assert_int_equal(a.lost, 1);
     assert_false(eddy_lease_held(a.l, 5));
     assert_int_equal(eddy_lease_count(a.l), SHARDS - 1);

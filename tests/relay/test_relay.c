@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -386,6 +387,17 @@ static bool a_done(struct fakeaws *w, void *ud)
     return fakeaws_count(w, PK0) == 0 && cJSON_GetArraySize(w->published) == 2;
 }
 
+/* The whole of a log file, as a string to free. */
+static char *log_text(FILE *log)
+{
+    long n = ftell(log);
+    assert_true(n >= 0);
+    char *text = calloc(1, (size_t)n + 1);
+    rewind(log);
+    assert_int_equal(fread(text, 1, (size_t)n, log), (size_t)n);
+    return text;
+}
+
 static void dead_case(const char *code, unsigned want_attempts)
 {
     struct relay_rig r;
@@ -395,8 +407,19 @@ static void dead_case(const char *code, unsigned want_attempts)
         fakeaws_put_outbox(&r.w, 1, "slot", "a", seq, 0, 0);
     r.w.fail_entry = fail_a1;
     r.w.fail_code = code;
+    FILE *log = tmpfile(); /* the entries' moves, traced at debug (base/state.h) */
+    eddy_log_configure(EDDY_LOG_DEBUG, EDDY_LOG_TEXT, log);
     relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, a_done, NULL, 5000));
+    eddy_log_configure(EDDY_LOG_ERROR, EDDY_LOG_TEXT, stderr);
+    char *text = log_text(log);
+    fclose(log);
+    assert_non_null(strstr(text, "relay entry slot/a/00000000000000000001/0000: wait -> sent"));
+    assert_non_null(strstr(text, "relay entry slot/a/00000000000000000001/0000: sent -> dead"));
+    assert_true((strstr(text, "00000000000000000001/0000: sent -> wait") != NULL) ==
+                (want_attempts > 1));
+    assert_non_null(strstr(text, "relay entry slot/a/00000000000000000002/0000: sent -> done"));
+    free(text);
     assert_int_equal(attempts_of(&r.w, "a", 1), want_attempts);
     assert_true(published_at(&r.w, "a", 2) < published_at(&r.w, "a", 3));
     const cJSON *dead = fakeaws_get(&r.w, "#outbox-dead/0", "slot/a/00000000000000000001/0000");
