@@ -40,6 +40,7 @@ static void on_relay_stopped(void *ud)
 {
     struct relay_cmd *c = ud;
     c->stopped = true;
+    c->relay = NULL; /* freed after this call */
     eddy_shell_close(&c->shell);
 }
 
@@ -47,7 +48,7 @@ static void shell_drain(void *ud, const char *why)
 {
     struct relay_cmd *c = ud;
     (void)why;
-    eddy_relay_stop(c->relay, on_relay_stopped, c);
+    eddy_relay_close(c->relay, on_relay_stopped, c);
 }
 
 static eddy_err relay_create(struct relay_cmd *c, const struct eddy_config *cfg,
@@ -100,17 +101,15 @@ int eddy_cmd_relay(struct eddy_cli_context *ctx)
     if ((rc = relay_create(c, cfg, &err)) != EDDY_OK) {
         fprintf(stderr, "eddy relay: %s\n", eddy_error_text(&err));
         code = rc == EDDY_ECONFIG ? 2 : 3;
-        if (c->relay)
-            eddy_relay_stop(c->relay, NULL, NULL);
     } else {
         eddy_shell_start(&c->shell, &c->rt.loop, "relay", cfg->drain_seconds, cfg->metrics_interval,
                          shell_drain, shell_emit, c);
         uv_run(&c->rt.loop, UV_RUN_DEFAULT);
         code = c->stopped ? 0 : 3;
     }
+    eddy_relay_close(c->relay, NULL, NULL); /* one not closed yet goes in the cleanup's run */
     if (eddy_runtime_cleanup(&c->rt) != 0)
         code = 3;
-    eddy_relay_free(c->relay);
     eddy_metrics_free(c->metrics);
     free(c);
     return code;

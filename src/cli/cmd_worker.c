@@ -116,7 +116,9 @@ static void finish_loop(struct worker *w)
 
 static void relay_stopped(void *ud)
 {
-    finish_loop(ud);
+    struct worker *w = ud;
+    w->relay = NULL; /* freed after this call */
+    finish_loop(w);
 }
 
 static void processor_closed(void *ud)
@@ -124,7 +126,7 @@ static void processor_closed(void *ud)
     struct worker *w = ud;
     w->proc = NULL;
     if (w->relay)
-        eddy_relay_stop(w->relay, relay_stopped, w);
+        eddy_relay_close(w->relay, relay_stopped, w);
     else
         finish_loop(w);
 }
@@ -303,7 +305,7 @@ static void teardown(struct worker *w)
 {
     if (w->cons) /* not started: freed by the loop's last run */
         eddy_consumer_close(w->cons, NULL, NULL);
-    eddy_relay_free(w->relay);
+    eddy_relay_close(w->relay, NULL, NULL); /* one not closed yet goes in the cleanup's run */
     if (w->spec_ok)
         eddy_envelope_spec_cleanup(&w->spec);
     eddy_health_cleanup(&w->health);

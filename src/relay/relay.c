@@ -55,6 +55,31 @@ static char *dup_or_null(const char *s)
     return s ? eddy_strdup(s) : NULL;
 }
 
+static void relay_closed(struct eddy_closer *c)
+{
+    struct eddy_relay *r = eddy_container_of(c, struct eddy_relay, closer);
+    EDDY_INFO("relay: stopped (%" PRIu64 " published, %" PRIu64 " dead)", r->st.published,
+              r->st.dead);
+}
+
+static void relay_free(struct eddy_closer *c)
+{
+    struct eddy_relay *r = eddy_container_of(c, struct eddy_relay, closer);
+    eddy_map_cleanup(&r->lanes, relay_lane_free);
+    eddy_map_cleanup(&r->gone, NULL);
+    for (uint32_t i = 0; i < r->cfg.shards; i++) {
+        free(r->shards[i].pk);
+        free(r->shards[i].after);
+        free(r->shards[i].ent_key);
+    }
+    free(r->shards);
+    free(r->table);
+    free(r->ebus);
+    free(r->source);
+    free(r->owner);
+    free(r);
+}
+
 struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct eddy_eb *eb,
                                   const struct eddy_relay_config *cfg,
                                   const struct eddy_clock *clock, struct eddy_metrics *metrics,
@@ -91,6 +116,9 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
     r->cfg.event_source = r->source;
     r->cfg.owner = r->owner;
     eddy_map_init(&r->lanes, eddy_rng_next(&r->rng));
+    eddy_list_init(&r->ready);
+    eddy_list_init(&r->backoff);
+    eddy_list_init(&r->del);
     eddy_map_init(&r->gone, eddy_rng_next(&r->rng));
     r->shards = eddy_calloc(cfg->shards, sizeof *r->shards);
     for (uint32_t i = 0; i < cfg->shards; i++) {
@@ -99,26 +127,8 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
         r->shards[i].pk = eddy_record_outbox_pk(i);
         r->shards[i].interval_ms = r->cfg.poll_ms;
     }
+    eddy_closer_init(&r->closer, relay_closed, relay_free);
     return r;
-}
-
-void eddy_relay_free(struct eddy_relay *r)
-{
-    if (r == NULL)
-        return;
-    eddy_map_cleanup(&r->lanes, relay_lane_free);
-    eddy_map_cleanup(&r->gone, NULL);
-    for (uint32_t i = 0; i < r->cfg.shards; i++) {
-        free(r->shards[i].pk);
-        free(r->shards[i].after);
-        free(r->shards[i].ent_key);
-    }
-    free(r->shards);
-    free(r->table);
-    free(r->ebus);
-    free(r->source);
-    free(r->owner);
-    free(r);
 }
 
 const char *eddy_relay_owner(const struct eddy_relay *r)
@@ -177,7 +187,6 @@ eddy_err eddy_relay_start(struct eddy_relay *r)
     uv_timer_init(r->loop, &r->stop_timer);
     for (uint32_t i = 0; i < r->cfg.shards; i++)
         uv_timer_init(r->loop, &r->shards[i].timer);
-    r->open_handles = 4 + r->cfg.shards;
     if (r->lease)
         eddy_lease_start(r->lease);
     else
@@ -192,32 +201,15 @@ eddy_err eddy_relay_start(struct eddy_relay *r)
 
 /* ---- stopping ---- */
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    struct eddy_relay *r = h->data;
-    if (--r->open_handles > 0)
-        return;
-    EDDY_INFO("relay: stopped (%" PRIu64 " published, %" PRIu64 " dead)", r->st.published,
-              r->st.dead);
-    if (r->stop_cb)
-        r->stop_cb(r->stop_ud);
-}
-
-static void close_handle(struct eddy_relay *r, uv_handle_t *h)
-{
-    h->data = r;
-    uv_close(h, on_handle_closed);
-}
-
 static void close_all(struct eddy_relay *r)
 {
     r->closing = true;
-    close_handle(r, (uv_handle_t *)&r->flush);
-    close_handle(r, (uv_handle_t *)&r->retry_timer);
-    close_handle(r, (uv_handle_t *)&r->del_timer);
-    close_handle(r, (uv_handle_t *)&r->stop_timer);
+    eddy_closer_close(&r->closer, (uv_handle_t *)&r->flush);
+    eddy_closer_close(&r->closer, (uv_handle_t *)&r->retry_timer);
+    eddy_closer_close(&r->closer, (uv_handle_t *)&r->del_timer);
+    eddy_closer_close(&r->closer, (uv_handle_t *)&r->stop_timer);
     for (uint32_t i = 0; i < r->cfg.shards; i++)
-        close_handle(r, (uv_handle_t *)&r->shards[i].timer);
+        eddy_closer_close(&r->closer, (uv_handle_t *)&r->shards[i].timer);
 }
 
 static void on_lease_stopped(void *ud)
@@ -240,7 +232,7 @@ void relay_check_stopped(struct eddy_relay *r)
     if (!r->stopping || r->lease_stopping || r->closing)
         return;
     drop_backoff(r);
-    if (r->ready.head || r->open || r->puts || r->moves || r->sweeps)
+    if (!eddy_list_empty(&r->ready) || r->open || r->puts || r->moves || r->sweeps)
         return;
     if (r->del_queued && !uv_is_active((uv_handle_t *)&r->del_timer))
         relay_delete_send(r, true);
@@ -262,19 +254,16 @@ static void on_stop_timer(uv_timer_t *t)
     relay_check_stopped(r);
 }
 
-void eddy_relay_stop(struct eddy_relay *r, void (*cb)(void *ud), void *ud)
+void eddy_relay_close(struct eddy_relay *r, eddy_close_cb cb, void *ud)
 {
-    if (r->stopping)
+    if (r == NULL || !eddy_closer_begin(&r->closer, cb, ud))
         return;
     r->stopping = true;
-    r->stop_cb = cb;
-    r->stop_ud = ud;
-    if (!r->started) {
+    if (!r->started) { /* no handles yet: one, so that cb comes from the loop */
         r->started = true;
         uv_timer_init(r->loop, &r->stop_timer);
-        r->open_handles = 1;
         r->closing = true;
-        close_handle(r, (uv_handle_t *)&r->stop_timer);
+        eddy_closer_close(&r->closer, (uv_handle_t *)&r->stop_timer);
         return;
     }
     for (uint32_t i = 0; i < r->cfg.shards; i++)

@@ -50,10 +50,11 @@
  * sweep overlapping a slow publisher of another process, sends an entry
  * again; consumers drop duplicates by Detail's event id.
  *
- * Async contract: eddy_relay_stop stops the sweeps, publishes what it holds
- * (an entry that fails is left in the outbox for a sweep), deletes what was
- * published, gives the leases back, closes its handles and then calls cb
- * from the loop; then eddy_relay_free.
+ * Lifecycle (new / start / close): eddy_relay_close stops the sweeps,
+ * publishes what it holds (an entry that fails is left in the outbox for a
+ * sweep), deletes what was published, gives the leases back, closes its
+ * handles, then calls cb from the loop (never inside the call) and frees
+ * the relay after cb. A relay never started is closed the same way.
  */
 #ifndef EDDY_RELAY_RELAY_H
 #define EDDY_RELAY_RELAY_H
@@ -64,6 +65,7 @@
 #include <uv.h>
 
 #include "base/clock.h"
+#include "base/closer.h"
 #include "base/err.h"
 #include "core/record.h"
 #include "svc/eventbridge.h"
@@ -160,10 +162,9 @@ void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len)
 void eddy_relay_on_outbox(const char *item_json, size_t len, void *ud);
 /* Sweep shard now if it is ours (tests; a shard's timer does it otherwise). */
 void eddy_relay_sweep(struct eddy_relay *r, uint32_t shard);
-/* See the async contract above. Calling it twice is harmless. */
-void eddy_relay_stop(struct eddy_relay *r, void (*cb)(void *ud), void *ud);
-/* After stop's callback (or on a relay never started). NULL is fine. */
-void eddy_relay_free(struct eddy_relay *r);
+/* See the lifecycle above; cb may be NULL. Calling it twice is harmless
+ * (the second call does nothing); r is freed after cb. NULL is fine. */
+void eddy_relay_close(struct eddy_relay *r, eddy_close_cb cb, void *ud);
 
 void eddy_relay_stats(const struct eddy_relay *r, struct eddy_relay_stats *out);
 /* True while shard is this relay's (leased, or every shard without leases). */

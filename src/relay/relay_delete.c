@@ -76,12 +76,7 @@ cJSON *relay_entry_key(const struct entry *e)
 
 void relay_delete_queue(struct eddy_relay *r, struct entry *e)
 {
-    e->dnext = NULL;
-    if (r->del_tail)
-        r->del_tail->dnext = e;
-    else
-        r->del_head = e;
-    r->del_tail = e;
+    eddy_list_insert_tail(&r->del, &e->dlink);
     r->del_queued++;
 }
 
@@ -140,12 +135,11 @@ static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
                    "again",
                    again);
         r->del_attempt = 0;
-        while (r->del_head) { /* forget them: the rows stay */
-            struct entry *e = r->del_head;
-            r->del_head = e->dnext;
-            relay_entry_remove(r, e);
+        struct eddy_list *q;
+        while ((q = eddy_list_head(&r->del)) != NULL) { /* forget them: the rows stay */
+            eddy_list_remove(q);
+            relay_entry_remove(r, eddy_list_data(q, struct entry, dlink));
         }
-        r->del_tail = NULL;
         r->del_queued = 0;
     } else {
         r->st.delete_retries += again;
@@ -161,17 +155,16 @@ static void delete_send_one(struct eddy_relay *r)
     struct delete_call *dc = eddy_calloc(1, sizeof *dc);
     dc->r = r;
     struct eddy_ddb_write_req reqs[EDDY_DDB_MAX_BATCH_WRITE];
-    while (dc->n < EDDY_DDB_MAX_BATCH_WRITE && r->del_head) {
-        struct entry *e = r->del_head;
-        r->del_head = e->dnext;
+    struct eddy_list *q;
+    while (dc->n < EDDY_DDB_MAX_BATCH_WRITE && (q = eddy_list_head(&r->del)) != NULL) {
+        struct entry *e = eddy_list_data(q, struct entry, dlink);
+        eddy_list_remove(q);
         r->del_queued--;
         dc->ents[dc->n] = e;
         dc->keys[dc->n] = relay_entry_key(e);
         reqs[dc->n] = (struct eddy_ddb_write_req){.delete_key = dc->keys[dc->n]};
         dc->n++;
     }
-    if (r->del_head == NULL)
-        r->del_tail = NULL;
     struct eddy_error err = {0};
     r->st.delete_calls++;
     if (eddy_ddb_batch_write(r->ddb, r->table, reqs, dc->n, on_delete, dc, NULL, &err) == EDDY_OK) {

@@ -31,6 +31,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/closer.h"
+#include "base/list.h"
 #include "base/lru.h"
 #include "eddy/rng.h"
 #include "relay/lease.h"
@@ -47,8 +49,8 @@ struct lane;
 
 struct entry {
     struct lane *lane;
-    struct entry *prev, *next; /* in the lane */
-    cJSON *item;               /* the outbox row, owned */
+    struct eddy_list link; /* in the lane, in (seq, idx) order */
+    cJSON *item;           /* the outbox row, owned */
     struct eddy_record_outbox o;
     uint32_t shard;
     int64_t commit_ms;
@@ -58,23 +60,49 @@ struct entry {
     uint64_t ready_at;
     struct eddy_eb_entry eb;
     size_t size;
-    char *source;        /* "eddy.<namespace>" when built here */
-    char error[512];     /* the last refusal, for the dead row */
-    struct entry *dnext; /* in the delete queue */
+    char *source;           /* "eddy.<namespace>" when built here */
+    char error[512];        /* the last refusal, for the dead row */
+    struct eddy_list dlink; /* in the delete queue */
 };
 
 struct lane {
-    char *key; /* the entity's _pk */
-    struct entry *first, *last;
-    struct entry *head; /* the next to send, NULL when all are published */
+    char *key;                /* the entity's _pk */
+    struct eddy_list entries; /* struct entry, in (seq, idx) order */
+    struct entry *head;       /* the next to send, NULL when all are published */
     size_t n;
-    bool listed;             /* in the ready or backoff list */
-    struct lane *next_ready; /* in that list */
+    struct eddy_list link; /* in the ready or backoff list, when listed */
+    bool pinned;           /* being emptied: neither listed nor freed */
 };
 
-struct lane_list {
-    struct lane *head, *tail;
-};
+static inline struct entry *lane_first(const struct lane *l)
+{
+    struct eddy_list *q = eddy_list_head(&l->entries);
+    return q ? eddy_list_data(q, struct entry, link) : NULL;
+}
+
+static inline struct entry *lane_last(const struct lane *l)
+{
+    return eddy_list_empty(&l->entries) ? NULL
+                                        : eddy_list_data(l->entries.prev, struct entry, link);
+}
+
+/* The entry after e in its lane, NULL at the end. */
+static inline struct entry *entry_next(const struct entry *e)
+{
+    return e->link.next == &e->lane->entries ? NULL
+                                             : eddy_list_data(e->link.next, struct entry, link);
+}
+
+static inline struct entry *entry_prev(const struct entry *e)
+{
+    return e->link.prev == &e->lane->entries ? NULL
+                                             : eddy_list_data(e->link.prev, struct entry, link);
+}
+
+static inline bool lane_listed(const struct lane *l)
+{
+    return eddy_list_linked(&l->link);
+}
 
 struct put_call; /* one PutEvents call (relay_publish.c) */
 
@@ -115,20 +143,21 @@ struct eddy_relay {
      * the delete + 1. Such a Query may still return them (it read before the
      * delete); a sweep skips a row deleted after its Query was sent. */
     struct eddy_map gone;
-    struct lane_list ready, backoff;
+    struct eddy_list ready, backoff; /* struct lane, FIFO */
     size_t held;
     struct put_call *open;
     unsigned puts, moves, deletes, sweeps; /* calls in flight */
-    struct entry *del_head, *del_tail;     /* published, to delete */
+    struct eddy_list del;                  /* struct entry: published, to delete */
     size_t del_queued;
     unsigned del_attempt;
     uv_idle_t flush;
     uv_timer_t retry_timer, del_timer, stop_timer;
-    bool started, stopping, lease_stopping, closing;
-    unsigned open_handles;
+    bool started;
+    bool stopping;       /* eddy_relay_close was called: finishing what it holds */
+    bool lease_stopping; /* then the leases are given back */
+    bool closing;        /* then its handles close */
+    struct eddy_closer closer;
     struct eddy_relay_stats st;
-    void (*stop_cb)(void *ud);
-    void *stop_ud;
 };
 
 /* relay_publish.c */
@@ -136,8 +165,8 @@ struct eddy_relay {
 void relay_pump(struct eddy_relay *r);
 
 /* relay_lanes.c */
-void relay_list_push(struct lane_list *ls, struct lane *l);
-struct lane *relay_list_pop(struct lane_list *ls);
+/* The first lane of the ready or backoff list, taken out; NULL when empty. */
+struct lane *relay_list_pop(struct eddy_list *ls);
 void relay_lane_list(struct eddy_relay *r, struct lane *l);
 void relay_lane_rehead(struct lane *l);
 void relay_lane_release(struct eddy_relay *r, struct lane *l);

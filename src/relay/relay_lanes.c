@@ -41,70 +41,55 @@ static void entry_free(struct entry *e)
 void relay_lane_free(void *v)
 {
     struct lane *l = v;
-    struct entry *e = l->first;
-    while (e) {
-        struct entry *next = e->next;
-        entry_free(e);
-        e = next;
+    struct eddy_list *q, *n;
+    eddy_list_foreach_safe(q, n, &l->entries)
+    {
+        entry_free(eddy_list_data(q, struct entry, link));
     }
     free(l->key);
     free(l);
 }
 
-void relay_list_push(struct lane_list *ls, struct lane *l)
+struct lane *relay_list_pop(struct eddy_list *ls)
 {
-    l->next_ready = NULL;
-    if (ls->tail)
-        ls->tail->next_ready = l;
-    else
-        ls->head = l;
-    ls->tail = l;
-    l->listed = true;
-}
-
-struct lane *relay_list_pop(struct lane_list *ls)
-{
-    struct lane *l = ls->head;
-    if (l) {
-        ls->head = l->next_ready;
-        if (ls->head == NULL)
-            ls->tail = NULL;
-        l->next_ready = NULL;
-        l->listed = false;
-    }
-    return l;
+    struct eddy_list *q = eddy_list_head(ls);
+    if (q == NULL)
+        return NULL;
+    eddy_list_remove(q);
+    return eddy_list_data(q, struct lane, link);
 }
 
 /* The lane's head can be sent or moved: list it (ready, or backoff). */
 void relay_lane_list(struct eddy_relay *r, struct lane *l)
 {
     struct entry *e = l->head;
-    if (l->listed || e == NULL || e->moving || (e->st != E_WAIT && e->st != E_DEAD))
+    if (lane_listed(l) || l->pinned || e == NULL || e->moving ||
+        (e->st != E_WAIT && e->st != E_DEAD))
         return;
     uint64_t now = uv_now(r->loop);
     if (e->ready_at > now) {
-        relay_list_push(&r->backoff, l);
+        eddy_list_insert_tail(&r->backoff, &l->link);
         if (!uv_is_active((uv_handle_t *)&r->retry_timer) ||
             uv_timer_get_due_in(&r->retry_timer) > e->ready_at - now)
             uv_timer_start(&r->retry_timer, relay_on_retry_timer, e->ready_at - now, 0);
         return;
     }
-    relay_list_push(&r->ready, l);
+    eddy_list_insert_tail(&r->ready, &l->link);
 }
 
 /* The head: the first entry not published yet (one in flight holds the
  * lane: an entity's later entries wait for it). */
 void relay_lane_rehead(struct lane *l)
 {
-    struct entry *e = l->first;
+    struct entry *e = lane_first(l);
     while (e && e->st == E_DONE)
-        e = e->next;
+        e = entry_next(e);
     l->head = e;
 }
 
 void relay_lane_release(struct eddy_relay *r, struct lane *l)
 {
-    if (l->first != NULL || l->listed)
+    if (!eddy_list_empty(&l->entries) || lane_listed(l) || l->pinned)
         return;
     eddy_map_remove(&r->lanes, eddy_str_c(l->key));
     free(l->key);
@@ -115,14 +100,7 @@ void relay_lane_release(struct eddy_relay *r, struct lane *l)
 void relay_entry_remove(struct eddy_relay *r, struct entry *e)
 {
     struct lane *l = e->lane;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        l->first = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        l->last = e->prev;
+    eddy_list_remove(&e->link);
     l->n--;
     r->held--;
     entry_free(e);
@@ -135,15 +113,15 @@ void relay_entry_remove(struct eddy_relay *r, struct entry *e)
  * sweep, all of them (not a later one without an earlier one). */
 void relay_lane_drop_rest(struct eddy_relay *r, struct lane *l)
 {
-    bool listed = l->listed;
-    l->listed = true; /* neither listed nor freed while it empties */
-    struct entry *e = l->last;
+    bool pinned = l->pinned;
+    l->pinned = true;
+    struct entry *e = lane_last(l);
     while (e && (e->st == E_WAIT || (e->st == E_DEAD && !e->moving))) {
-        struct entry *prev = e->prev;
+        struct entry *prev = entry_prev(e);
         relay_entry_remove(r, e);
         e = prev;
     }
-    l->listed = listed;
+    l->pinned = pinned;
     relay_lane_release(r, l);
 }
 
@@ -164,6 +142,8 @@ static struct lane *lane_get(struct eddy_relay *r, const struct entry *e, bool c
     }
     l = eddy_calloc(1, sizeof *l);
     l->key = key;
+    eddy_list_init(&l->entries);
+    eddy_list_init(&l->link);
     eddy_map_put(&r->lanes, eddy_str_c(key), l);
     return l;
 }
@@ -171,7 +151,7 @@ static struct lane *lane_get(struct eddy_relay *r, const struct entry *e, bool c
 /* The lane already holds an entry at e's (seq, idx). */
 bool relay_lane_has(const struct lane *l, const struct entry *e)
 {
-    for (const struct entry *x = l ? l->last : NULL; x; x = x->prev) {
+    for (const struct entry *x = l ? lane_last(l) : NULL; x; x = entry_prev(x)) {
         int c = entry_cmp(x, e);
         if (c == 0)
             return true;
@@ -185,20 +165,14 @@ bool relay_lane_has(const struct lane *l, const struct entry *e)
  * entry older than what was already published goes next. */
 static void lane_insert(struct eddy_relay *r, struct lane *l, struct entry *e)
 {
-    struct entry *x = l->last;
+    struct entry *x = lane_last(l);
     while (x && entry_cmp(x, e) > 0 && x->st != E_DONE && x->st != E_SENT && !x->moving)
-        x = x->prev;
+        x = entry_prev(x);
     e->lane = l;
-    e->prev = x;
-    e->next = x ? x->next : l->first;
-    if (e->next)
-        e->next->prev = e;
+    if (x) /* after x */
+        eddy_list_insert_tail(x->link.next, &e->link);
     else
-        l->last = e;
-    if (x)
-        x->next = e;
-    else
-        l->first = e;
+        eddy_list_insert_head(&l->entries, &e->link);
     l->n++;
     r->held++;
     relay_lane_rehead(l);
@@ -237,6 +211,8 @@ static void entry_resources(struct entry *e)
 struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
 {
     struct entry *e = eddy_calloc(1, sizeof *e);
+    eddy_list_init(&e->link);
+    eddy_list_init(&e->dlink);
     struct eddy_error err = {0};
     e->item = item;
     if (eddy_record_parse_outbox(item, &e->o, &err) != EDDY_OK) {
@@ -288,18 +264,18 @@ void relay_on_retry_timer(uv_timer_t *t)
 {
     struct eddy_relay *r = eddy_container_of(t, struct eddy_relay, retry_timer);
     uint64_t now = uv_now(r->loop), next = 0;
-    struct lane_list keep = {0};
-    struct lane *l;
-    while ((l = relay_list_pop(&r->backoff)) != NULL) {
+    struct eddy_list *q, *n;
+    eddy_list_foreach_safe(q, n, &r->backoff)
+    {
+        struct lane *l = eddy_list_data(q, struct lane, link);
         uint64_t at = l->head ? l->head->ready_at : 0;
         if (at > now) {
-            relay_list_push(&keep, l);
             next = next == 0 || at < next ? at : next;
-        } else {
-            relay_lane_list(r, l);
+            continue;
         }
+        eddy_list_remove(&l->link);
+        relay_lane_list(r, l); /* to the ready list */
     }
-    r->backoff = keep;
     if (next)
         uv_timer_start(&r->retry_timer, relay_on_retry_timer, next - now, 0);
     relay_pump(r);

@@ -241,8 +241,9 @@ void relay_pump(struct eddy_relay *r)
     if (!r->started || r->closing)
         return;
     uint64_t now = uv_now(r->loop);
-    while (r->ready.head) {
-        struct lane *l = r->ready.head;
+    struct eddy_list *q;
+    while ((q = eddy_list_head(&r->ready)) != NULL) {
+        struct lane *l = eddy_list_data(q, struct lane, link);
         struct entry *e = l->head;
         if (e == NULL || e->moving || (e->st != E_WAIT && e->st != E_DEAD)) {
             relay_list_pop(&r->ready);
@@ -263,9 +264,9 @@ void relay_pump(struct eddy_relay *r)
         relay_list_pop(&r->ready);
         /* where the bus keeps an entity's order within a call, its next
          * entries may join this one */
-        for (struct entry *n = e->next; r->bus->entity_shares_call && n && n->st == E_WAIT &&
-                                        n->ready_at <= now && put_add(r, n);
-             n = n->next)
+        for (struct entry *n = entry_next(e); r->bus->entity_shares_call && n && n->st == E_WAIT &&
+                                              n->ready_at <= now && put_add(r, n);
+             n = entry_next(n))
             ;
     }
     if (r->open && r->open->n == r->bus->max_entries)

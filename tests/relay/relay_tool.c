@@ -47,6 +47,7 @@ struct tool {
     struct eddy_ddb ddb;
     struct eddy_eb eb;
     struct eddy_relay *relay;
+    struct eddy_relay_stats st; /* its last stats, taken as it closed */
     uv_timer_t timer;
     /* latency */
     uint32_t next;    /* next entry to write */
@@ -139,7 +140,9 @@ static int clients_close(struct tool *t)
 
 static void on_relay_stopped(void *ud)
 {
-    (void)ud;
+    struct tool *t = ud;
+    eddy_relay_stats(t->relay, &t->st);
+    t->relay = NULL; /* freed after this call */
 }
 
 static void relay_start(struct tool *t,
@@ -164,7 +167,7 @@ static void relay_start(struct tool *t,
 static void finish(struct tool *t)
 {
     uv_timer_stop(&t->timer);
-    eddy_relay_stop(t->relay, on_relay_stopped, t);
+    eddy_relay_close(t->relay, on_relay_stopped, t);
 }
 
 /* ---- latency ---- */
@@ -259,7 +262,6 @@ static int cmd_latency(struct tool *t)
     relay_start(t, lat_published);
     uv_timer_start(&t->timer, write_next, 200, 0);
     uv_run(&t->loop, UV_RUN_DEFAULT);
-    eddy_relay_free(t->relay);
     int rc = clients_close(t);
     qsort(t->lat_ms, t->nlat, sizeof *t->lat_ms, dbl_cmp);
     if (t->nlat)
@@ -331,10 +333,7 @@ static int cmd_throughput(struct tool *t)
     clients_init(t);
     load_next(t);
     uv_run(&t->loop, UV_RUN_DEFAULT);
-    struct eddy_relay_stats st = {0};
-    if (t->relay)
-        eddy_relay_stats(t->relay, &st);
-    eddy_relay_free(t->relay);
+    const struct eddy_relay_stats st = t->st;
     int rc = clients_close(t);
     double s = (double)(t->end_ns - t->start_ns) / 1e9;
     printf("{\"n\":%" PRIu64 ",\"seconds\":%.3f,\"events_per_s\":%.0f,\"put_calls\":%" PRIu64

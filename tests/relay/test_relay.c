@@ -77,10 +77,9 @@ static bool is_stopped(struct fakeaws *w, void *ud)
 
 static void relay_rig_close(struct relay_rig *r)
 {
-    eddy_relay_stop(r->relay, on_stopped, r);
+    eddy_relay_close(r->relay, on_stopped, r);
     assert_false(r->stopped); /* never from inside the call */
     assert_true(fakeaws_run(&r->w, is_stopped, r, 5000));
-    eddy_relay_free(r->relay);
     eddy_metrics_free(r->metrics);
     fakeaws_close(&r->w);
 }
@@ -598,14 +597,13 @@ static void test_stop_finishes_batch_in_hand(void **state)
     relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, puts_waiting, NULL, 5000));
     assert_int_equal(r.w.put_calls, 0);
-    eddy_relay_stop(r.relay, on_stopped, &r);
+    eddy_relay_close(r.relay, on_stopped, &r);
     fakeaws_release_puts(&r.w);
     assert_true(fakeaws_run(&r.w, is_stopped, &r, 5000));
     assert_int_equal(r.w.put_calls, 3); /* what it held is published, in order */
     assert_int_equal(cJSON_GetArraySize(r.w.published), 3);
     assert_ordered(r.w.published);
     assert_int_equal(fakeaws_count(&r.w, PK0), 0);
-    eddy_relay_free(r.relay);
     eddy_metrics_free(r.metrics);
     fakeaws_close(&r.w);
 }
