@@ -185,6 +185,7 @@ eddy_err eddy_relay_start(struct eddy_relay *r)
     uv_timer_init(r->loop, &r->retry_timer);
     uv_timer_init(r->loop, &r->del_timer);
     uv_timer_init(r->loop, &r->stop_timer);
+    uv_timer_init(r->loop, &r->linger_timer);
     for (uint32_t i = 0; i < r->cfg.shards; i++)
         uv_timer_init(r->loop, &r->shards[i].timer);
     if (r->lease)
@@ -208,6 +209,7 @@ static void close_all(struct eddy_relay *r)
     eddy_closer_close(&r->closer, (uv_handle_t *)&r->retry_timer);
     eddy_closer_close(&r->closer, (uv_handle_t *)&r->del_timer);
     eddy_closer_close(&r->closer, (uv_handle_t *)&r->stop_timer);
+    eddy_closer_close(&r->closer, (uv_handle_t *)&r->linger_timer);
     for (uint32_t i = 0; i < r->cfg.shards; i++)
         eddy_closer_close(&r->closer, (uv_handle_t *)&r->shards[i].timer);
 }

@@ -27,10 +27,12 @@
  * entry out at a time unless its bus kind lets an entity's entries share a
  * call, so its later entries leave only after the earlier ones were
  * accepted. Entries added in one loop turn share the calls of that turn; a
- * call that is not full waits while another call is out (Nagle's way), so
- * calls fill up under load. Published entries are deleted with
- * BatchWriteItem (25 keys a call, partial batches wait up to 250 ms for
- * company, unprocessed keys sent again). commit_to_publish_latency runs
+ * call that is not full, while other calls are out, waits for company up
+ * to 5 ms (Nagle's way, bounded), so calls fill up under load and an entry
+ * never waits a round trip for a call it could not join. Published entries
+ * are deleted with BatchWriteItem (25 keys a call, partial batches wait up
+ * to 250 ms for company, unprocessed keys sent again).
+ * commit_to_publish_latency runs
  * from the hand-over (the commit's success) for committed entries, from
  * the row's _tms for swept ones. A call that fails as a whole (network, throttling, 5xx) is sent
  * again after a full-jitter backoff, forever. An entry the bus refuses is

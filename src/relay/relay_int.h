@@ -151,7 +151,7 @@ struct eddy_relay {
     size_t del_queued;
     unsigned del_attempt;
     uv_idle_t flush;
-    uv_timer_t retry_timer, del_timer, stop_timer;
+    uv_timer_t retry_timer, del_timer, stop_timer, linger_timer;
     bool started;
     bool stopping;       /* eddy_relay_close was called: finishing what it holds */
     bool lease_stopping; /* then the leases are given back */
@@ -168,7 +168,8 @@ void relay_pump(struct eddy_relay *r);
 /* The first lane of the ready or backoff list, taken out; NULL when empty. */
 struct lane *relay_list_pop(struct eddy_list *ls);
 void relay_lane_list(struct eddy_relay *r, struct lane *l);
-void relay_lane_rehead(struct lane *l);
+/* e was published, or goes: the head moves past it if it was the head. */
+void relay_lane_head_past(struct lane *l, struct entry *e);
 void relay_lane_release(struct eddy_relay *r, struct lane *l);
 void relay_lane_free(void *v);
 void relay_lane_drop_rest(struct eddy_relay *r, struct lane *l);

@@ -77,14 +77,27 @@ void relay_lane_list(struct eddy_relay *r, struct lane *l)
     eddy_list_insert_tail(&r->ready, &l->link);
 }
 
-/* The head: the first entry not published yet (one in flight holds the
- * lane: an entity's later entries wait for it). */
-void relay_lane_rehead(struct lane *l)
+/* The first entry not published yet from e on (NULL: none). */
+static struct entry *unpublished_from(struct entry *e)
 {
-    struct entry *e = lane_first(l);
     while (e && e->st == E_DONE)
         e = entry_next(e);
-    l->head = e;
+    return e;
+}
+
+/* The head: the first entry not published yet (one in flight holds the
+ * lane: an entity's later entries wait for it). Kept as entries change,
+ * without a walk from the first: the entries before the head are all
+ * published. */
+static void lane_rehead(struct lane *l)
+{
+    l->head = unpublished_from(lane_first(l));
+}
+
+void relay_lane_head_past(struct lane *l, struct entry *e)
+{
+    if (l->head == e)
+        l->head = unpublished_from(entry_next(e));
 }
 
 void relay_lane_release(struct eddy_relay *r, struct lane *l)
@@ -100,11 +113,11 @@ void relay_lane_release(struct eddy_relay *r, struct lane *l)
 void relay_entry_remove(struct eddy_relay *r, struct entry *e)
 {
     struct lane *l = e->lane;
+    relay_lane_head_past(l, e);
     eddy_list_remove(&e->link);
     l->n--;
     r->held--;
     entry_free(e);
-    relay_lane_rehead(l);
     relay_lane_list(r, l);
     relay_lane_release(r, l);
 }
@@ -148,15 +161,26 @@ static struct lane *lane_get(struct eddy_relay *r, const struct entry *e, bool c
     return l;
 }
 
-/* The lane already holds an entry at e's (seq, idx). */
+/* The lane already holds an entry at e's (seq, idx). Walked from the
+ * nearer end: a sweep asks about the oldest rows, a commit about the
+ * newest. */
 bool relay_lane_has(const struct lane *l, const struct entry *e)
 {
-    for (const struct entry *x = l ? lane_last(l) : NULL; x; x = entry_prev(x)) {
+    const struct entry *first = l ? lane_first(l) : NULL, *last = l ? lane_last(l) : NULL;
+    if (first == NULL)
+        return false;
+    if (e->o.seq - first->o.seq < last->o.seq - e->o.seq) {
+        for (const struct entry *x = first; x; x = entry_next(x)) {
+            int c = entry_cmp(x, e);
+            if (c >= 0)
+                return c == 0;
+        }
+        return false;
+    }
+    for (const struct entry *x = last; x; x = entry_prev(x)) {
         int c = entry_cmp(x, e);
-        if (c == 0)
-            return true;
-        if (c < 0)
-            return false;
+        if (c <= 0)
+            return c == 0;
     }
     return false;
 }
@@ -175,7 +199,10 @@ static void lane_insert(struct eddy_relay *r, struct lane *l, struct entry *e)
         eddy_list_insert_head(&l->entries, &e->link);
     l->n++;
     r->held++;
-    relay_lane_rehead(l);
+    if (l->head == NULL) /* the others are all published */
+        l->head = e;
+    else if (entry_next(e) != NULL) /* an older entry, swept: it may go first */
+        lane_rehead(l);
     relay_lane_list(r, l);
 }
 

@@ -16,9 +16,14 @@
 #include "base/metrics.h"
 #include "relay/relay_int.h"
 
+/* A call that is not full, while others are out, waits this long at most
+ * for company. */
+#define PUT_LINGER_MS 5
+
 /* One PutEvents call. */
 struct put_call {
     struct eddy_relay *r;
+    uint64_t opened_at; /* loop ms of its first entry */
     size_t n, bytes;
     struct entry **at;
     struct eddy_eb_entry *ents;
@@ -95,7 +100,7 @@ static void entry_published(struct eddy_relay *r, struct entry *e, int64_t now_m
 {
     struct lane *l = e->lane;
     relay_entry_set_state(e, E_DONE);
-    relay_lane_rehead(l);
+    relay_lane_head_past(l, e);
     r->st.published++;
     if (r->metrics) {
         eddy_metrics_inc(r->metrics, EDDY_METRIC_published);
@@ -126,7 +131,6 @@ static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code
     eddy_log(EDDY_LOG_WARN, &f, "relay: PutEvents %s %s (failure %u): %s %s",
              code ? "refused" : "failed for", e->o.sk, e->failures, code ? code : "",
              msg ? msg : "");
-    relay_lane_rehead(e->lane);
     if (r->stopping && e->st == E_WAIT) { /* left in the outbox for a sweep */
         relay_lane_drop_rest(r, e->lane);
         return;
@@ -183,6 +187,7 @@ static void put_send(struct eddy_relay *r)
     uv_idle_stop(&r->flush);
     if (pc == NULL || r->puts >= r->cfg.inflight_max)
         return;
+    uv_timer_stop(&r->linger_timer);
     r->open = NULL;
     struct eddy_error err = {0};
     r->st.put_calls++;
@@ -194,17 +199,27 @@ static void put_send(struct eddy_relay *r)
     on_put(err.code ? err.code : EDDY_EINVAL, &none, &reply, pc);
 }
 
-/* The end of a loop turn: send the open call if no call is out. While one
- * is, a call that is not full waits for it to come back and fills up
- * meanwhile (as Nagle's algorithm does): one round trip at most, and
- * fuller calls under load. */
+static void on_linger(uv_timer_t *t)
+{
+    put_send(eddy_container_of(t, struct eddy_relay, linger_timer));
+}
+
+/* The end of a loop turn: send the open call if no call is out. While
+ * calls are out, a call that is not full fills up for PUT_LINGER_MS at most
+ * (Nagle's way, with a bound): fuller calls under load, and an entity whose
+ * entry comes while a call is out waits a few ms, not a round trip. */
 static void on_flush(uv_idle_t *h)
 {
     struct eddy_relay *r = eddy_container_of(h, struct eddy_relay, flush);
-    if (r->puts == 0 || (r->open && r->open->n == r->bus->max_entries))
-        put_send(r);
-    else
-        uv_idle_stop(&r->flush);
+    struct put_call *pc = r->open;
+    uv_idle_stop(&r->flush);
+    if (pc) {
+        uint64_t waited = uv_now(r->loop) - pc->opened_at;
+        if (r->puts == 0 || pc->n == r->bus->max_entries || waited >= PUT_LINGER_MS)
+            put_send(r);
+        else if (!uv_is_active((uv_handle_t *)&r->linger_timer))
+            uv_timer_start(&r->linger_timer, on_linger, PUT_LINGER_MS - waited, 0);
+    }
     relay_delete_send(r, false);
 }
 
@@ -215,6 +230,7 @@ static bool put_add(struct eddy_relay *r, struct entry *e)
     if (pc == NULL) {
         pc = r->open = eddy_calloc(1, sizeof *pc);
         pc->r = r;
+        pc->opened_at = uv_now(r->loop);
         pc->at = eddy_calloc(r->bus->max_entries, sizeof *pc->at);
         pc->ents = eddy_calloc(r->bus->max_entries, sizeof *pc->ents);
         pc->rows = eddy_calloc(r->bus->max_entries, sizeof *pc->rows);

@@ -608,6 +608,39 @@ static void test_stop_finishes_batch_in_hand(void **state)
     fakeaws_close(&r.w);
 }
 
+static bool two_puts_waiting(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return fakeaws_waiting(w) == 2;
+}
+
+static bool two_published(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return cJSON_GetArraySize(w->published) == 2 && fakeaws_count(w, PK0) == 0;
+}
+
+/* An entry that comes while a call is out goes in a call of its own after a
+ * short linger: it does not wait for the call in flight to come back. */
+static void test_partial_call_does_not_wait_for_calls_out(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000)); /* the first sweep */
+    r.w.hold_puts = true;
+    hand_over(&r, "a", 1);
+    assert_true(fakeaws_run(&r.w, puts_waiting, NULL, 5000));
+    hand_over(&r, "b", 1);
+    assert_true(fakeaws_run(&r.w, two_puts_waiting, NULL, 5000));
+    fakeaws_release_puts(&r.w);
+    r.w.hold_puts = false;
+    assert_true(fakeaws_run(&r.w, two_published, NULL, 5000));
+    assert_int_equal(r.w.put_calls, 2);
+    relay_rig_close(&r);
+}
+
 /* Stop while the round's Query is out: the reply is relayed by nothing,
  * the round ends cleanly (no leak, nothing sent). */
 static void test_stop_during_query(void **state)
@@ -673,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_sweep_fair_across_entities),
         cmocka_unit_test(test_publish_on_commit),
         cmocka_unit_test(test_stop_finishes_batch_in_hand),
+        cmocka_unit_test(test_partial_call_does_not_wait_for_calls_out),
         cmocka_unit_test(test_stop_during_query),
         cmocka_unit_test(test_stop_before_start),
         cmocka_unit_test(test_config_checked),
