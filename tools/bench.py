@@ -793,6 +793,11 @@ def compare(opts, run_dir, result):
                 # eddy's own count (metric "connections"), whole run
                 "worker_connections": sum(wm["totals"].get("connections", 0)
                                           for wm in one.get("worker_metrics", {}).values()),
+                "seconds_from_drained_to_published": t["seconds_from_drained_to_published"],
+                "commit_to_publish_ms_p50": max(
+                    (pw.get("commit_to_publish_latency_p50", 0) for wm in
+                     one.get("worker_metrics", {}).values()
+                     for pw in wm["percentiles_ms_per_worker"]), default=None),
             })
     a, b = (s["name"] for s in sides)
     summary = {}
@@ -819,6 +824,7 @@ def compare(opts, run_dir, result):
     for side in sides:
         demo.say(f"   {side['name']:<8} {side['eddy']}{' over HTTPS' if side['tls'] else ''}")
     demo.say("   round  side      CPU us/msg  net of idle  msgs/s  calls/msg  RSS KiB  load  "
+             "published s after drain  commit->publish p50 ms  "
              "TLS per 1,000 (connections, full, resumed)")
     for i, r in enumerate(rounds):
         c = r["tls_per_1000_messages"]
@@ -827,7 +833,9 @@ def compare(opts, run_dir, result):
         demo.say(f"   {i + 1:>5}  {r['side']:<8}  {r['cpu_us_per_message']:>10}"
                  f"  {r['cpu_us_per_message_net_of_idle']:>11}  {r['messages_per_s']:>6}"
                  f"  {r['aws_calls_per_message'] or '-':>9}  {r['peak_rss_kib']:>7}"
-                 f"  {r['loadavg_1m_at_start']:>4}  {tls_text}")
+                 f"  {r['loadavg_1m_at_start']:>4}"
+                 f"  {r['seconds_from_drained_to_published']:>23}"
+                 f"  {r['commit_to_publish_ms_p50']:>22}  {tls_text}")
     demo.say(f"   medians: {a} {summary[a]['cpu_us_per_message']} us, "
              f"{b} {summary[b]['cpu_us_per_message']} us per message: "
              f"ratio {b}/{a} {summary[f'cpu_ratio_{b}_to_{a}']} "
