@@ -14,6 +14,7 @@
 
 #include "base/alloc.h"
 #include "base/metrics.h"
+#include "base/state.h"
 #include "worker/consumer_int.h"
 #include "worker/health.h"
 
@@ -126,9 +127,27 @@ void consumer_finish(struct cmsg *msg, enum action act)
 
 /* ---- start ---- */
 
+/* The consumer's life: started, polling, draining (on close, from any
+ * state but closing), closing its handles once the drain is done. */
+static const struct eddy_state consumer_state_v[] = {
+    [ST_NEW] = {"new", EDDY_STATE_TO(ST_STARTING) | EDDY_STATE_TO(ST_DRAINING)},
+    [ST_STARTING] = {"starting", EDDY_STATE_TO(ST_RUNNING) | EDDY_STATE_TO(ST_DRAINING)},
+    [ST_RUNNING] = {"running", EDDY_STATE_TO(ST_DRAINING)},
+    [ST_DRAINING] = {"draining", EDDY_STATE_TO(ST_CLOSING)},
+    [ST_CLOSING] = {"closing", 0},
+};
+static const struct eddy_states consumer_states = EDDY_STATES("consumer", consumer_state_v);
+
+/* The one place the consumer's state changes: checked and traced (base/state.h). */
+static void consumer_set_state(struct eddy_consumer *c, enum state to)
+{
+    eddy_state_move(&consumer_states, c->state, to, "%s", c->queue_url);
+    c->state = to;
+}
+
 static void start_polling(struct eddy_consumer *c)
 {
-    c->state = ST_RUNNING;
+    consumer_set_state(c, ST_RUNNING);
     eddy_log(EDDY_LOG_INFO, NULL,
              "consuming %s (%s, visibility %d s, %d pollers, %d in flight at most)", c->queue_url,
              c->fifo ? "FIFO" : "standard", c->visibility_s, c->npollers, c->cfg.max_inflight);
@@ -196,7 +215,7 @@ void eddy_consumer_start(struct eddy_consumer *c)
 {
     if (c->state != ST_NEW)
         return;
-    c->state = ST_STARTING;
+    consumer_set_state(c, ST_STARTING);
     request_attrs(c);
 }
 
@@ -295,7 +314,7 @@ void consumer_check_drained(struct eddy_consumer *c)
     for (int i = 0; i < c->npollers; i++)
         if (c->pollers[i].call)
             return;
-    c->state = ST_CLOSING;
+    consumer_set_state(c, ST_CLOSING);
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->hb_timer);
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->start_timer);
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->probe_timer);
@@ -329,11 +348,11 @@ void eddy_consumer_close(struct eddy_consumer *c, eddy_close_cb cb, void *ud)
     if (!eddy_closer_begin(&c->closer, cb, ud))
         return;
     if (c->state == ST_NEW) { /* never started: only the handles to close */
-        c->state = ST_DRAINING;
+        consumer_set_state(c, ST_DRAINING);
         consumer_check_drained(c);
         return;
     }
-    c->state = ST_DRAINING;
+    consumer_set_state(c, ST_DRAINING);
     eddy_log(EDDY_LOG_INFO, NULL, "draining: %zu message(s) in hand", c->inflight);
     uv_timer_stop(&c->start_timer);
     uv_timer_stop(&c->probe_timer);

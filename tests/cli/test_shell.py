@@ -3,6 +3,8 @@ AWS: both run against an endpoint that accepts connections and never answers, so
 their drain cannot finish, and both must
   - exit 1 at once on a second SIGTERM, saying so;
   - exit 1 when EDDY_DRAIN_SECONDS runs out, saying so.
+At debug level the worker traces its consumer's moves (new -> starting ->
+draining).
 
 Runs the eddy binary of the build (EDDY_BUILD_ROOT/eddy).
 """
@@ -65,6 +67,16 @@ class Shell(unittest.TestCase):
         _, err = p.communicate(timeout=30)
         self.assertEqual(p.returncode, 1, err)
         self.assertIn("EDDY_DRAIN_SECONDS", err)
+
+    def test_worker_traces_its_state(self):
+        # At debug level each move of the consumer's state is traced
+        # (base/state.h): started, then draining on the signal.
+        p = self.start("worker", EDDY_DRAIN_SECONDS="1", EDDY_LOG_LEVEL="debug")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        url = self.env["EDDY_QUEUE_URL"]
+        self.assertIn(f"consumer {url}: new -> starting", err)
+        self.assertIn(f"consumer {url}: starting -> draining", err)
 
     def test_worker_second_signal(self):
         self.check_second_signal("worker")
