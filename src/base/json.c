@@ -8,6 +8,7 @@
 #include "base/json.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,10 +140,153 @@ void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v)
     eddy_jw_int(w, v);
 }
 
+/* ---- the arena ---- */
+
+#define ARENA_FIRST 2048                    /* the default first chunk */
+#define ARENA_MIN_SHIFT 8                   /* the smallest chunk: 256 bytes */
+#define ARENA_CHUNK_MAX ((size_t)256 << 10) /* chunks double up to this */
+#define ARENA_ALIGN 8                       /* cJSON nodes hold pointers and a double */
+#define CACHE_CLASSES 11                    /* 256 B .. 256 KiB, powers of two */
+#define CACHE_SLOTS 4                       /* free chunks kept per class and thread */
+
+struct eddy_json_chunk {
+    struct eddy_json_chunk *next;
+    size_t size; /* bytes after this header (a power of two), which keeps them 16-aligned */
+};
+
+static _Thread_local struct eddy_json_arena *current;
+/* Free chunks by size class: replies and bodies come and go one after
+ * another, so most chunks are taken from here again. */
+static _Thread_local struct {
+    struct eddy_json_chunk *slot[CACHE_CLASSES][CACHE_SLOTS];
+    unsigned n[CACHE_CLASSES];
+} cache;
+
+static char *chunk_data(struct eddy_json_chunk *c)
+{
+    return (char *)(c + 1);
+}
+
+/* The size class of a chunk of 2^k bytes, or -1 past the cached ones. */
+static int chunk_class(size_t size)
+{
+    int k = 0;
+    while (((size_t)1 << (k + ARENA_MIN_SHIFT)) < size)
+        k++;
+    return k < CACHE_CLASSES ? k : -1;
+}
+
+/* A chunk of at least size bytes, rounded up to a power of two. */
+static struct eddy_json_chunk *chunk_get(size_t size)
+{
+    int k = chunk_class(size);
+    if (k >= 0 && cache.n[k] > 0)
+        return cache.slot[k][--cache.n[k]];
+    if (k >= 0)
+        size = (size_t)1 << (k + ARENA_MIN_SHIFT);
+    struct eddy_json_chunk *c = eddy_malloc(sizeof *c + size);
+    c->size = size;
+    return c;
+}
+
+static void chunk_put(struct eddy_json_chunk *c)
+{
+    int k = chunk_class(c->size);
+    if (k >= 0 && cache.n[k] < CACHE_SLOTS)
+        cache.slot[k][cache.n[k]++] = c;
+    else
+        free(c);
+}
+
+void eddy_json_arena_init(struct eddy_json_arena *a, size_t first)
+{
+    memset(a, 0, sizeof *a);
+    a->first = first == 0 ? ARENA_FIRST : first;
+    a->next = a->first;
+}
+
+void eddy_json_arena_cleanup(struct eddy_json_arena *a)
+{
+    struct eddy_json_chunk *c = a->chunks, *next;
+    for (; c; c = next) {
+        next = c->next;
+        chunk_put(c);
+    }
+    a->chunks = NULL;
+    a->cur = a->end = NULL;
+    a->next = a->first;
+}
+
+void *eddy_json_arena_alloc(struct eddy_json_arena *a, size_t n)
+{
+    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (n == 0)
+        n = ARENA_ALIGN;
+    if ((size_t)(a->end - a->cur) < n || a->cur == NULL) {
+        if (a->next == 0) /* zeroed, never initialised */
+            a->first = a->next = ARENA_FIRST;
+        struct eddy_json_chunk *c = chunk_get(n > a->next ? n : a->next);
+        if (a->next < ARENA_CHUNK_MAX)
+            a->next *= 2;
+        c->next = a->chunks;
+        a->chunks = c;
+        a->cur = chunk_data(c);
+        a->end = a->cur + c->size;
+    }
+    void *p = a->cur;
+    a->cur += n;
+    return p;
+}
+
+char *eddy_json_arena_strndup(struct eddy_json_arena *a, const char *s, size_t n)
+{
+    char *p = eddy_json_arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static bool arena_owns(const struct eddy_json_arena *a, const void *p)
+{
+    for (struct eddy_json_chunk *c = a->chunks; c; c = c->next) {
+        const char *d = chunk_data(c);
+        if ((const char *)p >= d && (const char *)p < d + c->size)
+            return true;
+    }
+    return false;
+}
+
+static void *hook_malloc(size_t n)
+{
+    return current ? eddy_json_arena_alloc(current, n) : eddy_malloc(n);
+}
+
+static void hook_free(void *p)
+{
+    if (current && arena_owns(current, p))
+        return; /* freed with the arena */
+    free(p);
+}
+
 void eddy_json_use_eddy_alloc(void)
 {
-    cJSON_Hooks hooks = {.malloc_fn = eddy_malloc, .free_fn = free};
+    cJSON_Hooks hooks = {.malloc_fn = hook_malloc, .free_fn = hook_free};
     cJSON_InitHooks(&hooks);
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+struct eddy_json_arena *eddy_json_arena_enter(struct eddy_json_arena *a)
+{
+    (void)pthread_once(&hooks_once, eddy_json_use_eddy_alloc);
+    struct eddy_json_arena *prev = current;
+    current = a;
+    return prev;
+}
+
+void eddy_json_arena_leave(struct eddy_json_arena *prev)
+{
+    current = prev;
 }
 
 /* ---- decimals ---- */
@@ -301,10 +445,11 @@ struct token {
 struct scan {
     const char *text;
     size_t len;
-    struct token *tok;
+    struct token *tok; /* inline until more numbers come */
     size_t ntok;
     size_t cap;
     bool has_long;
+    struct token inline_tok[32];
 };
 
 /* Skip the string starting at the quote at i; returns the index after it. */
@@ -338,8 +483,13 @@ static eddy_err add_token(struct scan *sc, size_t off, size_t len, struct eddy_e
                               (int)(len > 64 ? 64 : len), sc->text + off, off);
     eddy_decimal_cleanup(&d);
     if (sc->ntok == sc->cap) {
-        sc->cap = sc->cap ? sc->cap * 2 : 16;
-        sc->tok = eddy_realloc(sc->tok, sc->cap * sizeof *sc->tok);
+        sc->cap *= 2;
+        if (sc->tok == sc->inline_tok) {
+            sc->tok = eddy_malloc(sc->cap * sizeof *sc->tok);
+            memcpy(sc->tok, sc->inline_tok, sizeof sc->inline_tok);
+        } else {
+            sc->tok = eddy_realloc(sc->tok, sc->cap * sizeof *sc->tok);
+        }
     }
     sc->tok[sc->ntok++] = (struct token){off, len};
     if (len > CJSON_NUMBER_MAX)
@@ -375,7 +525,10 @@ static eddy_err scan_numbers(struct scan *sc, struct eddy_error *err)
 static eddy_err settle_number(cJSON *parent, cJSON *item, const struct scan *sc,
                               const struct token *t, cJSON **root)
 {
-    char *text = eddy_strndup(sc->text + t->off, t->len);
+    char small[CJSON_NUMBER_MAX + 1]; /* most numbers: no allocation */
+    char *text = t->len < sizeof small ? small : eddy_malloc(t->len + 1);
+    memcpy(text, sc->text + t->off, t->len);
+    text[t->len] = '\0';
     struct eddy_decimal d;
     double v;
     eddy_decimal_parse(text, t->len, true, &d); /* checked by add_token */
@@ -383,11 +536,13 @@ static eddy_err settle_number(cJSON *parent, cJSON *item, const struct scan *sc,
     eddy_decimal_cleanup(&d);
     if (fits) {
         cJSON_SetNumberValue(item, v);
-        free(text);
+        if (text != small)
+            free(text);
         return EDDY_OK;
     }
     cJSON *raw = cJSON_CreateRaw(text);
-    free(text);
+    if (text != small)
+        free(text);
     if (raw == NULL)
         return EDDY_ENOMEM;
     if (parent == NULL) {
@@ -492,7 +647,8 @@ static cJSON *parse_whole(const char *text, size_t len, struct eddy_error *err)
 eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err)
 {
     *out = NULL;
-    struct scan sc = {.text = text, .len = len};
+    struct scan sc = {.text = text, .len = len, .cap = EDDY_ARRAY_SIZE(sc.inline_tok)};
+    sc.tok = sc.inline_tok;
     char *copy = NULL;
     cJSON *root = NULL;
     eddy_err rc = scan_numbers(&sc, err);
@@ -516,6 +672,16 @@ eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_
 done:
     cJSON_Delete(root);
     free(copy);
-    free(sc.tok);
+    if (sc.tok != sc.inline_tok)
+        free(sc.tok);
+    return rc;
+}
+
+eddy_err eddy_json_parse_in(struct eddy_json_arena *a, const char *text, size_t len, cJSON **out,
+                            struct eddy_error *err)
+{
+    struct eddy_json_arena *prev = eddy_json_arena_enter(a);
+    eddy_err rc = eddy_json_parse(text, len, out, err);
+    eddy_json_arena_leave(prev);
     return rc;
 }

@@ -82,10 +82,45 @@ bool eddy_json_format_double(double d, char out[32]);
 
 /*
  * Make cJSON allocate through eddy_malloc (base/alloc.h), so cJSON too aborts
- * on out of memory instead of returning NULL. Once, at process start, before
- * any cJSON call; eddy_main does it.
+ * on out of memory instead of returning NULL, and through an arena while one
+ * is entered (below). Once, at process start, before any cJSON call;
+ * eddy_main does it (entering an arena does it too).
  */
 void eddy_json_use_eddy_alloc(void);
+
+/*
+ * An arena for cJSON trees that live as long as one unit of work (a reply, a
+ * message body): between eddy_json_arena_enter and _leave, on this thread,
+ * every cJSON allocation comes from the arena, one bump of a pointer, and
+ * cJSON_Delete of what the arena holds does nothing; cleanup then frees the
+ * whole tree at once instead of node by node. Its chunks go back to a small
+ * per-thread cache, so a steady stream of replies allocates nothing.
+ *
+ * The rules that keep it safe: only parsing runs while an arena is entered;
+ * a tree in an arena is never cJSON_Delete'd, detached and kept, or linked
+ * into a tree outside it (copy with cJSON_Duplicate, outside the arena,
+ * what must outlive it); after cleanup nothing of it is touched.
+ */
+struct eddy_json_chunk;
+struct eddy_json_arena {
+    struct eddy_json_chunk *chunks; /* newest first */
+    char *cur;
+    char *end;
+    size_t first; /* the first chunk's size */
+    size_t next;  /* size of the next chunk to ask for */
+};
+/* first: a guess of the bytes the trees will take (0: a small default). */
+void eddy_json_arena_init(struct eddy_json_arena *a, size_t first);
+/* Free every tree in a (the chunks go back to the cache); a is empty again. */
+void eddy_json_arena_cleanup(struct eddy_json_arena *a);
+/* cJSON allocates from a on this thread until the matching leave; returns
+ * the arena entered before, to give to leave. */
+struct eddy_json_arena *eddy_json_arena_enter(struct eddy_json_arena *a);
+void eddy_json_arena_leave(struct eddy_json_arena *prev);
+/* n bytes from the arena itself, 8-aligned (strings that live with the tree). */
+void *eddy_json_arena_alloc(struct eddy_json_arena *a, size_t n);
+/* s[0..n) and a NUL, copied into the arena. */
+char *eddy_json_arena_strndup(struct eddy_json_arena *a, const char *s, size_t n);
 
 /*
  * Parse len bytes of JSON text. Numbers a double cannot hold exactly become
@@ -94,5 +129,8 @@ void eddy_json_use_eddy_alloc(void);
  */
 EDDY_MUST_USE eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out,
                                        struct eddy_error *err);
+/* The same, the tree (and what the parse needs meanwhile) in arena a. */
+EDDY_MUST_USE eddy_err eddy_json_parse_in(struct eddy_json_arena *a, const char *text, size_t len,
+                                          cJSON **out, struct eddy_error *err);
 
 #endif

@@ -267,12 +267,13 @@ static char *integer_digits(const char *text, size_t max)
  * digits. An integer is treated the same whether the reader kept it as a
  * double (1e21) or as exact text (a Raw item, 123456789012345678901234567890).
  */
-static eddy_err entity_id_text(const cJSON *v, const char *ptr, char **out, struct eddy_error *err)
+static eddy_err entity_id_text(struct eddy_json_arena *a, const cJSON *v, const char *ptr,
+                               char **out, struct eddy_error *err)
 {
     if (v == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is missing", ptr);
     if (cJSON_IsString(v) && v->valuestring != NULL) {
-        *out = eddy_strdup(v->valuestring);
+        *out = v->valuestring; /* in the arena with the tree */
         return EDDY_OK;
     }
     if (cJSON_IsNumber(v) || cJSON_IsRaw(v)) {
@@ -280,9 +281,12 @@ static eddy_err entity_id_text(const cJSON *v, const char *ptr, char **out, stru
         const char *t = v->valuestring;
         if (cJSON_IsNumber(v)) /* the reader keeps it exact: the double is the number sent */
             t = eddy_json_format_double(v->valuedouble, text) ? text : NULL;
-        *out = t ? integer_digits(t, EDDY_ENVELOPE_ID_MAX) : NULL;
-        if (*out)
+        char *digits = t ? integer_digits(t, EDDY_ENVELOPE_ID_MAX) : NULL;
+        if (digits) {
+            *out = eddy_json_arena_strndup(a, digits, strlen(digits));
+            free(digits);
             return EDDY_OK;
+        }
         return eddy_error_set(err, EDDY_EPOISON,
                               "entity id (%s) is a number but not an integer of at most %d digits",
                               ptr, EDDY_ENVELOPE_ID_MAX);
@@ -296,7 +300,7 @@ static eddy_err take_entity_id(struct eddy_envelope *env, const struct eddy_enve
 {
     const char *ptr = spec->entity_id.text;
     const cJSON *v = eddy_json_pointer_get(&spec->entity_id, env->root);
-    eddy_err rc = entity_id_text(v, ptr, &env->entity_id, err);
+    eddy_err rc = entity_id_text(&env->arena, v, ptr, &env->entity_id, err);
     if (rc == EDDY_OK) {
         char key[128];
         snprintf(key, sizeof key, "%.64s/<id>/<seq>/<idx> of the outbox", spec->ns ? spec->ns : "");
@@ -318,7 +322,7 @@ static eddy_err take_event_type(struct eddy_envelope *env, const struct eddy_env
     eddy_err rc = check_text(v->valuestring, "event type", ptr, spec->type_max,
                              "OUTBOUND/<seq>/<idx>/<type>", false, err);
     if (rc == EDDY_OK)
-        env->event_type = eddy_strdup(v->valuestring);
+        env->event_type = v->valuestring;
     return rc;
 }
 
@@ -341,7 +345,7 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
         eddy_err rc = check_text(v->valuestring, "event id", ptr, spec->event_id_max, "EVENT/<id>",
                                  false, err);
         if (rc == EDDY_OK)
-            env->event_id = eddy_strdup(v->valuestring);
+            env->event_id = v->valuestring;
         return rc;
     }
     if (message_id == NULL || message_id[0] == '\0')
@@ -350,7 +354,7 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
     eddy_err rc = check_text(message_id, "event id", "MessageId", spec->event_id_max, "EVENT/<id>",
                              false, err);
     if (rc == EDDY_OK) {
-        env->event_id = eddy_strdup(message_id);
+        env->event_id = eddy_json_arena_strndup(&env->arena, message_id, strlen(message_id));
         env->event_id_is_message_id = true;
     }
     return rc;
@@ -401,7 +405,11 @@ static eddy_err parse_body(struct eddy_envelope *env, const char *body, size_t l
      * the first NUL, so two entity ids could silently become one.
      */
     struct eddy_error perr = {0};
-    if (eddy_json_parse(body, len, &env->root, &perr) != EDDY_OK || env->root == NULL)
+    /* a guess of the tree's size (nodes of 64 bytes, names, strings), so
+     * most bodies take one chunk */
+    eddy_json_arena_init(&env->arena, len * 4 + 512);
+    if (eddy_json_parse_in(&env->arena, body, len, &env->root, &perr) != EDDY_OK ||
+        env->root == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "message body is not JSON: %s",
                               eddy_error_text(&perr));
     return EDDY_OK;
@@ -428,9 +436,6 @@ eddy_err eddy_envelope_decode(struct eddy_envelope *env, const struct eddy_envel
 
 void eddy_envelope_cleanup(struct eddy_envelope *env)
 {
-    cJSON_Delete(env->root);
-    free(env->entity_id);
-    free(env->event_type);
-    free(env->event_id);
+    eddy_json_arena_cleanup(&env->arena); /* the tree and the ids */
     memset(env, 0, sizeof *env);
 }

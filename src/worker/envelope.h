@@ -19,9 +19,11 @@
  * sends it to the DLQ as the reason. The decoder never trusts the body: any
  * bytes at all give either an envelope or EDDY_EPOISON.
  *
- * The body is parsed with the exact JSON reader of core/attr.h, so numbers
+ * The body is parsed with the exact JSON reader of base/json.h, so numbers
  * a double cannot hold (big integers, long decimals) reach the machine and
- * DynamoDB unrounded, as cJSON Raw items holding their text.
+ * DynamoDB unrounded, as cJSON Raw items holding their text. The tree and
+ * the ids live in one arena of the envelope (base/json.h): a message costs
+ * one allocation or none, not one per node, and is freed at once.
  *
  * This is not a general JSON Pointer library: "-" (past the end of an array)
  * and indices with leading zeros find nothing, as RFC 6901 says.
@@ -35,6 +37,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/err.h"
+#include "base/json.h"
 
 /* SQS's largest message body: 256 KiB. */
 #define EDDY_ENVELOPE_BODY_MAX ((size_t)256 * 1024)
@@ -96,9 +99,11 @@ void eddy_envelope_spec_cleanup(struct eddy_envelope_spec *s);
  */
 void eddy_envelope_spec_namespace(struct eddy_envelope_spec *s, const char *ns);
 
-/* One decoded message. The strings are NUL-terminated and owned. */
+/* One decoded message. The strings are NUL-terminated; they and the tree
+ * live in arena until eddy_envelope_cleanup. */
 struct eddy_envelope {
-    cJSON *root;                 /* the parsed body, owned */
+    struct eddy_json_arena arena;
+    cJSON *root;                 /* the parsed body, in arena (never cJSON_Delete it) */
     char *entity_id;             /* never empty, no control characters, valid UTF-8 */
     char *event_type;            /* never empty, valid UTF-8 */
     char *event_id;              /* never empty, valid UTF-8 */

@@ -1,0 +1,151 @@
+/* Unit tests for base/json's arena: cJSON trees parsed into it, freed at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "base/json.h"
+
+/* A chunk as json.c lays it out: its data follow this header. */
+struct chunk {
+    struct chunk *next;
+    size_t size;
+};
+
+static const struct chunk *first_chunk(const struct eddy_json_arena *a)
+{
+    return (const void *)a->chunks;
+}
+
+/* Whether p lies in one of a's chunks. */
+static bool in_arena(const struct eddy_json_arena *a, const void *p)
+{
+    for (const struct chunk *c = (const void *)a->chunks; c; c = c->next) {
+        const char *d = (const char *)(c + 1);
+        if ((const char *)p >= d && (const char *)p < d + c->size)
+            return true;
+    }
+    return false;
+}
+
+/* Every node and string of the tree lies in a. */
+static bool tree_in_arena(const struct eddy_json_arena *a, const cJSON *j)
+{
+    for (; j; j = j->next) {
+        if (!in_arena(a, j) || (j->string && !in_arena(a, j->string)) ||
+            (j->valuestring && !in_arena(a, j->valuestring)) || !tree_in_arena(a, j->child))
+            return false;
+    }
+    return true;
+}
+
+static void test_parse_in_arena(void **state)
+{
+    (void)state;
+    struct eddy_json_arena a;
+    eddy_json_arena_init(&a, 0);
+    const char *text = "{\"id\":\"m-1\",\"n\":12345678901234567890123,\"l\":[1,2.5,\"x\"],"
+                       "\"o\":{\"k\":true,\"z\":null}}";
+    cJSON *root = NULL;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_json_parse_in(&a, text, strlen(text), &root, &err), EDDY_OK);
+    assert_true(tree_in_arena(&a, root));
+    /* the exact reader's Raw number came from the arena too */
+    assert_true(cJSON_IsRaw(cJSON_GetObjectItemCaseSensitive(root, "n")));
+    char *printed = cJSON_PrintUnformatted(root); /* outside the arena: malloc'd */
+    assert_false(in_arena(&a, printed));
+    assert_string_equal(printed, text);
+    free(printed);
+    eddy_json_arena_cleanup(&a);
+    assert_null(a.chunks);
+}
+
+/* A tree bigger than the first chunk spreads over several; a refused text
+ * leaves nothing behind (the partial tree went with the arena). */
+static void test_chunks_grow_and_refusals(void **state)
+{
+    (void)state;
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    eddy_buf_appends(&b, "[");
+    for (int i = 0; i < 3000; i++)
+        eddy_buf_appendf(&b, "%s{\"k%d\":\"v%d\"}", i ? "," : "", i, i);
+    eddy_buf_appends(&b, "]");
+    struct eddy_json_arena a;
+    eddy_json_arena_init(&a, 0);
+    cJSON *root = NULL;
+    assert_int_equal(eddy_json_parse_in(&a, b.ptr, b.len, &root, NULL), EDDY_OK);
+    assert_int_equal(cJSON_GetArraySize(root), 3000);
+    assert_true(tree_in_arena(&a, root));
+    assert_non_null(first_chunk(&a)->next);
+    assert_string_equal(cJSON_GetArrayItem(root, 2999)->child->valuestring, "v2999");
+    eddy_json_arena_cleanup(&a);
+    struct eddy_error err = {0};
+    b.ptr[b.len - 1] = ','; /* no closing bracket */
+    root = NULL;
+    assert_int_equal(eddy_json_parse_in(&a, b.ptr, b.len, &root, &err), EDDY_EPARSE);
+    assert_null(root);
+    eddy_json_arena_cleanup(&a);
+    eddy_buf_cleanup(&b);
+}
+
+/* Outside the arena cJSON allocates and frees as ever; enter and leave nest. */
+static void test_enter_leave(void **state)
+{
+    (void)state;
+    struct eddy_json_arena a, b;
+    eddy_json_arena_init(&a, 0);
+    eddy_json_arena_init(&b, 100000);
+    struct eddy_json_arena *prev = eddy_json_arena_enter(&a);
+    cJSON *x = cJSON_CreateString("in a");
+    struct eddy_json_arena *prev2 = eddy_json_arena_enter(&b);
+    assert_ptr_equal(prev2, &a);
+    cJSON *y = cJSON_CreateString("in b");
+    cJSON_Delete(y); /* nothing: b frees it */
+    eddy_json_arena_leave(prev2);
+    cJSON *z = cJSON_CreateString("in a again");
+    eddy_json_arena_leave(prev);
+    cJSON *outside = cJSON_CreateString("malloc'd");
+    assert_true(in_arena(&a, x) && in_arena(&a, z) && in_arena(&b, y));
+    assert_false(in_arena(&a, outside) || in_arena(&b, outside));
+    assert_true(first_chunk(&b)->size >= 100000);
+    cJSON_Delete(outside);
+    eddy_json_arena_cleanup(&a);
+    eddy_json_arena_cleanup(&b);
+}
+
+/* Strings kept beside a tree, and a request bigger than any chunk. */
+static void test_alloc(void **state)
+{
+    (void)state;
+    struct eddy_json_arena a;
+    eddy_json_arena_init(&a, 0);
+    char *s = eddy_json_arena_strndup(&a, "abcdef", 3);
+    assert_string_equal(s, "abc");
+    size_t big = 3u << 20;
+    char *p = eddy_json_arena_alloc(&a, big);
+    memset(p, 1, big);
+    assert_true(in_arena(&a, p) && in_arena(&a, p + big - 1) && in_arena(&a, s));
+    assert_int_equal((uintptr_t)eddy_json_arena_alloc(&a, 1) % 8, 0);
+    eddy_json_arena_cleanup(&a);
+    /* a zeroed arena works as an initialised one */
+    struct eddy_json_arena z = {0};
+    assert_non_null(eddy_json_arena_alloc(&z, 10));
+    eddy_json_arena_cleanup(&z);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_in_arena),
+        cmocka_unit_test(test_chunks_grow_and_refusals),
+        cmocka_unit_test(test_enter_leave),
+        cmocka_unit_test(test_alloc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
