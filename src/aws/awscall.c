@@ -49,7 +49,8 @@ struct eddy_aws_call {
     uv_timer_t timer;
     /* the outcome of the last attempt */
     long status;
-    cJSON *json;
+    cJSON *json;                  /* in arena: read during the callback, freed at once */
+    struct eddy_json_arena arena; /* zeroed: a default first chunk */
     char request_id[96];
     char *error_code;
     char *error_message;
@@ -178,17 +179,6 @@ void eddy_aws_client_cancel_all(struct eddy_aws_client *c)
     }
 }
 
-eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out)
-{
-    char *s = cJSON_PrintUnformatted(json);
-    if (s == NULL)
-        abort(); /* cJSON fails only when out of memory */
-    eddy_buf_reset(out);
-    eddy_err rc = eddy_buf_appends(out, s);
-    free(s);
-    return rc;
-}
-
 /* ---- error replies ---- */
 
 struct eddy_str eddy_aws_error_code(struct eddy_str type)
@@ -268,7 +258,7 @@ static eddy_err read_error(struct eddy_aws_call *call, const struct eddy_http_re
 static void reset_outcome(struct eddy_aws_call *call)
 {
     call->status = 0;
-    cJSON_Delete(call->json);
+    eddy_json_arena_cleanup(&call->arena); /* the whole tree at once */
     call->json = NULL;
     call->request_id[0] = '\0';
     free(call->error_code);
@@ -294,9 +284,10 @@ static void read_request_id(struct eddy_aws_call *call, const struct eddy_http_r
 static eddy_err parse_cbor_body(struct eddy_aws_call *call, struct eddy_str body)
 {
     struct eddy_error perr = {0};
+    struct eddy_json_arena *prev = eddy_json_arena_enter(&call->arena);
     eddy_err rc = eddy_cbor_parse(body.ptr, body.len, &call->json, &perr);
+    eddy_json_arena_leave(prev);
     if (rc == EDDY_OK && !cJSON_IsObject(call->json)) {
-        cJSON_Delete(call->json);
         call->json = NULL;
         eddy_error_set(&perr, EDDY_EPARSE, "CBOR: the top-level item is not a map");
     }
@@ -314,9 +305,13 @@ static eddy_err parse_body(struct eddy_aws_call *call, struct eddy_str body)
     if (call->c->info->protocol == EDDY_AWS_RPCV2_CBOR)
         return parse_cbor_body(call, body);
     const char *end = NULL;
+    /* the tree goes into the call's arena: one chunk or two instead of a
+     * malloc per node and string (a guess of its size: the text twice) */
+    eddy_json_arena_init(&call->arena, body.len * 2 + 512);
+    struct eddy_json_arena *prev = eddy_json_arena_enter(&call->arena);
     call->json = cJSON_ParseWithLengthOpts(body.ptr, body.len, &end, false);
+    eddy_json_arena_leave(prev);
     if (call->json && !cJSON_IsObject(call->json)) {
-        cJSON_Delete(call->json);
         call->json = NULL;
         end = NULL;
     }
@@ -337,7 +332,9 @@ static eddy_err read_response(struct eddy_aws_call *call, const struct eddy_http
     read_request_id(call, resp);
     bool ok = resp->status >= 200 && resp->status < 300;
     if (ok && resp->body.len == 0) {
+        struct eddy_json_arena *prev = eddy_json_arena_enter(&call->arena);
         call->json = cJSON_CreateObject(); /* an operation with no output */
+        eddy_json_arena_leave(prev);
         return EDDY_OK;
     }
     eddy_err prc = resp->body.len ? parse_body(call, resp->body) : EDDY_EPARSE;

@@ -116,8 +116,9 @@ struct eddy_aws_call_opts {
 /*
  * What the service answered, valid during the callback only. json is the
  * parsed body (an object; NULL when the body was not JSON, or for RPC v2
- * not a CBOR map); the callback may
- * detach items from it to keep them. error_code is set for every non-2xx
+ * not a CBOR map), in an arena of the call (base/json.h): read it, never
+ * detach or delete items; copy what must outlive the callback
+ * (cJSON_Duplicate). error_code is set for every non-2xx
  * reply: the x-amzn-query-error code when present, else __type without its
  * namespace, else the HTTP status as text.
  */
@@ -176,9 +177,5 @@ struct eddy_str eddy_aws_error_code(struct eddy_str type);
 struct eddy_aws_class eddy_aws_read_error(long status, const cJSON *json,
                                           struct eddy_str query_error, struct eddy_str error_type,
                                           char **code, char **message);
-
-/* A cJSON tree as the body of a call (printed unformatted into out, which
- * is reset first); EDDY_ELIMIT past out's cap. */
-EDDY_MUST_USE eddy_err eddy_aws_json_body(const cJSON *json, struct eddy_buf *out);
 
 #endif

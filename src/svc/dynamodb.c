@@ -1,7 +1,8 @@
 /*
- * dynamodb.c - DynamoDB over the JSON protocol (see dynamodb.h). Requests are
- * cJSON trees whose items are references to the caller's trees (printed,
- * never copied); results are subtrees detached from the parsed reply.
+ * dynamodb.c - DynamoDB over the JSON protocol (see dynamodb.h). Every
+ * request is written straight into its body buffer (eddy_jw), the caller's
+ * trees printed into it, no request tree built; results are copies of
+ * subtrees of the parsed reply.
  */
 #include "svc/dynamodb.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "svc/svccall.h"
 
 enum op_kind { OP_ITEM, OP_BATCH_GET, OP_QUERY, OP_TXN, OP_BATCH_WRITE };
 
@@ -51,58 +53,81 @@ static struct op *op_new(enum op_kind kind, void *ud, const char *table)
     return o;
 }
 
-/* Reference a caller's tree from obj (cJSON's API is not const-correct;
- * a reference is never modified or freed through). */
-static void add_ref(cJSON *obj, const char *key, const cJSON *v)
+/* v copied out of a reply (whose tree lives in the call's arena, for the
+ * callback only), or NULL. */
+static cJSON *copy(const cJSON *v)
 {
-    if (v)
-        cJSON_AddItemReferenceToObject(obj, key, (cJSON *)(uintptr_t)v);
+    return v ? cJSON_Duplicate(v, true) : NULL;
 }
 
-static void add_expr(cJSON *o, const struct eddy_ddb_expr *e)
+/* A tree (item, key, names, values) into the body as its JSON text. Most
+ * (keys, a condition's names and values) print into a buffer on the stack:
+ * cJSON would allocate 256 bytes and then a copy for each. */
+static void jw_tree(struct eddy_jw *w, const char *key, const cJSON *v)
+{
+    if (v == NULL)
+        return;
+    char small[512];
+    if (key)
+        eddy_jw_key(w, key);
+    if (cJSON_PrintPreallocated((cJSON *)(uintptr_t)v, small, (int)sizeof small, false)) {
+        eddy_jw_raw(w, small, strlen(small));
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(v);
+    if (text == NULL)
+        abort(); /* cJSON fails only when out of memory */
+    eddy_jw_raw(w, text, strlen(text));
+    free(text);
+}
+
+static void jw_expr(struct eddy_jw *w, const struct eddy_ddb_expr *e)
 {
     if (e == NULL)
         return;
     if (e->condition)
-        cJSON_AddStringToObject(o, "ConditionExpression", e->condition);
+        eddy_jw_kstr(w, "ConditionExpression", e->condition);
     if (e->update)
-        cJSON_AddStringToObject(o, "UpdateExpression", e->update);
-    add_ref(o, "ExpressionAttributeNames", e->names);
-    add_ref(o, "ExpressionAttributeValues", e->values);
+        eddy_jw_kstr(w, "UpdateExpression", e->update);
+    jw_tree(w, "ExpressionAttributeNames", e->names);
+    jw_tree(w, "ExpressionAttributeValues", e->values);
     if (e->return_old_on_fail)
-        cJSON_AddStringToObject(o, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+        eddy_jw_kstr(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 }
 
-/* Print req, free it, and start the call; frees o when the start fails. */
-static eddy_err start_opts(struct eddy_ddb *d, const char *opname, cJSON *req, size_t max_bytes,
-                           struct op *o, const struct eddy_aws_call_opts *opts,
-                           struct eddy_aws_call **handle, struct eddy_error *err)
+/* {"RequestItems":{"<table>": and then brace: the batch calls' one table. */
+static void open_table(struct eddy_jw *w, const char *table, char brace)
 {
-    struct eddy_buf body;
-    eddy_buf_init(&body, 0);
-    eddy_err rc = eddy_aws_json_body(req, &body);
-    cJSON_Delete(req);
-    if (rc == EDDY_OK && max_bytes && body.len > max_bytes)
-        rc = EDDY_ELIMIT;
-    if (rc) {
-        eddy_error_set(err, rc, "DynamoDB %s request is %zu bytes, over the %zu byte limit", opname,
-                       body.len, max_bytes);
-        eddy_buf_cleanup(&body);
-        free(o);
-        return rc;
-    }
-    rc = eddy_aws_call(&d->client, opname, &body, opts, on_reply, o, handle, err);
+    eddy_jw_open(w, '{');
+    eddy_jw_key(w, "RequestItems");
+    eddy_jw_open(w, '{');
+    eddy_jw_key(w, table);
+    eddy_jw_open(w, brace);
+}
+
+static void close_table(struct eddy_jw *w, char brace)
+{
+    eddy_jw_close(w, brace);
+    eddy_jw_close(w, '}');
+    eddy_jw_close(w, '}');
+}
+
+/* Start the call with the body in w (taken over); frees o when the start fails. */
+static eddy_err start_opts(struct eddy_ddb *d, const char *opname, struct eddy_jw *w, struct op *o,
+                           const struct eddy_aws_call_opts *opts, struct eddy_aws_call **handle,
+                           struct eddy_error *err)
+{
+    eddy_err rc = eddy_svc_call(&d->client, opname, w, opts, on_reply, o, handle, err);
     if (rc)
         free(o);
     return rc;
 }
 
-static eddy_err start(struct eddy_ddb *d, const char *opname, cJSON *req, size_t max_bytes,
-                      struct op *o, bool idempotent, struct eddy_aws_call **handle,
-                      struct eddy_error *err)
+static eddy_err start(struct eddy_ddb *d, const char *opname, struct eddy_jw *w, struct op *o,
+                      bool idempotent, struct eddy_aws_call **handle, struct eddy_error *err)
 {
     struct eddy_aws_call_opts opts = {0, idempotent, 0};
-    return start_opts(d, opname, req, max_bytes, o, &opts, handle, err);
+    return start_opts(d, opname, w, o, &opts, handle, err);
 }
 
 /* ---- single items ---- */
@@ -121,19 +146,24 @@ static eddy_err item_call(struct eddy_ddb *d, const char *opname, const char *ta
     if (d == NULL || table == NULL || !cJSON_IsObject(item) || cb == NULL)
         return eddy_error_set(err, EDDY_EINVAL, "DynamoDB %s: table, %s object and cb required",
                               opname, what);
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "TableName", table);
-    add_ref(req, what, item);
-    add_expr(req, expr);
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    eddy_jw_kstr(&w, "TableName", table);
+    jw_tree(&w, what, item);
+    jw_expr(&w, expr);
     if (return_values)
-        cJSON_AddStringToObject(req, "ReturnValues", return_values);
-    if (consistent)
-        cJSON_AddTrueToObject(req, "ConsistentRead");
+        eddy_jw_kstr(&w, "ReturnValues", return_values);
+    if (consistent) {
+        eddy_jw_key(&w, "ConsistentRead");
+        eddy_jw_bool(&w, true);
+    }
+    eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_ITEM, ud, NULL);
     o->cb.item = cb;
     /* Get and conditional writes repeat safely; an unconditional put or
      * delete also ends in the same state */
-    return start(d, opname, req, 0, o, true, handle, err);
+    return start(d, opname, &w, o, true, handle, err);
 }
 
 eddy_err eddy_ddb_get_item(struct eddy_ddb *d, const char *table, const cJSON *key, bool consistent,
@@ -180,15 +210,25 @@ eddy_err eddy_ddb_probe(struct eddy_ddb *d, const char *table, uint32_t timeout_
 {
     if (d == NULL || table == NULL || cb == NULL)
         return eddy_error_set(err, EDDY_EINVAL, "DynamoDB probe: table and cb required");
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "TableName", table);
-    cJSON *key = cJSON_AddObjectToObject(req, "Key");
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_pk"), "S", EDDY_DDB_PROBE_KEY);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_sk"), "S", EDDY_DDB_PROBE_KEY);
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    eddy_jw_kstr(&w, "TableName", table);
+    eddy_jw_key(&w, "Key");
+    eddy_jw_open(&w, '{');
+    static const char *const names[] = {"_pk", "_sk"};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(names); i++) {
+        eddy_jw_key(&w, names[i]);
+        eddy_jw_open(&w, '{');
+        eddy_jw_kstr(&w, "S", EDDY_DDB_PROBE_KEY);
+        eddy_jw_close(&w, '}');
+    }
+    eddy_jw_close(&w, '}');
+    eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_ITEM, ud, NULL);
     o->cb.item = cb;
     struct eddy_aws_call_opts opts = {timeout_ms, true, 1};
-    return start_opts(d, "GetItem", req, 0, o, &opts, handle, err);
+    return start_opts(d, "GetItem", &w, o, &opts, handle, err);
 }
 
 /* ---- BatchGetItem ---- */
@@ -214,16 +254,22 @@ eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table, const cJSON *
                               EDDY_DDB_MAX_BATCH_GET, n);
     if (strlen(table) >= sizeof((struct op *)0)->table)
         return eddy_error_set(err, EDDY_EINVAL, "DynamoDB BatchGetItem: table name too long");
-    cJSON *req = cJSON_CreateObject();
-    cJSON *t = cJSON_AddObjectToObject(cJSON_AddObjectToObject(req, "RequestItems"), table);
-    cJSON *ka = cJSON_AddArrayToObject(t, "Keys");
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    open_table(&w, table, '{');
+    eddy_jw_key(&w, "Keys");
+    eddy_jw_open(&w, '[');
     for (size_t i = 0; i < n; i++)
-        cJSON_AddItemReferenceToArray(ka, (cJSON *)(uintptr_t)keys[i]);
-    if (consistent)
-        cJSON_AddTrueToObject(t, "ConsistentRead");
+        jw_tree(&w, NULL, keys[i]);
+    eddy_jw_close(&w, ']');
+    if (consistent) {
+        eddy_jw_key(&w, "ConsistentRead");
+        eddy_jw_bool(&w, true);
+    }
+    close_table(&w, '}');
     struct op *o = op_new(OP_BATCH_GET, ud, table);
     o->cb.batch_get = cb;
-    return start(d, "BatchGetItem", req, 0, o, true, handle, err);
+    return start(d, "BatchGetItem", &w, o, true, handle, err);
 }
 
 /* ---- Query ---- */
@@ -243,27 +289,34 @@ eddy_err eddy_ddb_query(struct eddy_ddb *d, const struct eddy_ddb_query_params *
         return eddy_error_set(err, EDDY_EINVAL,
                               "DynamoDB Query: table, key condition and cb "
                               "required");
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "TableName", p->table);
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    eddy_jw_kstr(&w, "TableName", p->table);
     if (p->index)
-        cJSON_AddStringToObject(req, "IndexName", p->index);
-    cJSON_AddStringToObject(req, "KeyConditionExpression", p->key_condition);
+        eddy_jw_kstr(&w, "IndexName", p->index);
+    eddy_jw_kstr(&w, "KeyConditionExpression", p->key_condition);
     if (p->filter)
-        cJSON_AddStringToObject(req, "FilterExpression", p->filter);
+        eddy_jw_kstr(&w, "FilterExpression", p->filter);
     if (p->projection)
-        cJSON_AddStringToObject(req, "ProjectionExpression", p->projection);
-    add_ref(req, "ExpressionAttributeNames", p->names);
-    add_ref(req, "ExpressionAttributeValues", p->values);
-    if (p->consistent)
-        cJSON_AddTrueToObject(req, "ConsistentRead");
-    if (p->backward)
-        cJSON_AddFalseToObject(req, "ScanIndexForward");
+        eddy_jw_kstr(&w, "ProjectionExpression", p->projection);
+    jw_tree(&w, "ExpressionAttributeNames", p->names);
+    jw_tree(&w, "ExpressionAttributeValues", p->values);
+    if (p->consistent) {
+        eddy_jw_key(&w, "ConsistentRead");
+        eddy_jw_bool(&w, true);
+    }
+    if (p->backward) {
+        eddy_jw_key(&w, "ScanIndexForward");
+        eddy_jw_bool(&w, false);
+    }
     if (p->limit > 0)
-        cJSON_AddNumberToObject(req, "Limit", p->limit);
-    add_ref(req, "ExclusiveStartKey", p->start_key);
+        eddy_jw_kint(&w, "Limit", p->limit);
+    jw_tree(&w, "ExclusiveStartKey", p->start_key);
+    eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_QUERY, ud, NULL);
     o->cb.query = cb;
-    return start(d, "Query", req, 0, o, true, handle, err);
+    return start(d, "Query", &w, o, true, handle, err);
 }
 
 /* ---- TransactWriteItems ---- */
@@ -281,26 +334,6 @@ void eddy_ddb_txn_result_cleanup(struct eddy_ddb_txn_result *r)
 }
 
 static const char *const txn_names[] = {"Put", "Update", "Delete", "ConditionCheck"};
-
-/* A tree (item, key, names, values) into the body as its JSON text. Most
- * (a condition's names and values) print into a buffer on the stack: cJSON
- * would allocate 256 bytes and then a copy for each. */
-static void jw_tree(struct eddy_jw *w, const char *key, const cJSON *v)
-{
-    if (v == NULL)
-        return;
-    char small[512];
-    eddy_jw_key(w, key);
-    if (cJSON_PrintPreallocated((cJSON *)v, small, (int)sizeof small, false)) {
-        eddy_jw_raw(w, small, strlen(small));
-        return;
-    }
-    char *text = cJSON_PrintUnformatted(v);
-    if (text == NULL)
-        abort(); /* cJSON fails only when out of memory */
-    eddy_jw_raw(w, text, strlen(text));
-    free(text);
-}
 
 static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, size_t i,
                          struct eddy_error *err)
@@ -425,23 +458,23 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
     return rc;
 }
 
-static void txn_parse(cJSON *json, size_t n, struct eddy_ddb_txn_result *r)
+static void txn_parse(const cJSON *json, size_t n, struct eddy_ddb_txn_result *r)
 {
-    cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "CancellationReasons");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "CancellationReasons");
     if (!cJSON_IsArray(arr))
         return; /* n stays 0: nothing is known item by item */
     r->reasons = eddy_calloc(n, sizeof *r->reasons);
     r->n = n;
-    cJSON *e = arr->child;
+    const cJSON *e = arr->child;
     for (size_t i = 0; i < n; i++, e = e ? e->next : NULL) {
-        cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "Code");
-        cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "Message");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "Code");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "Message");
         r->reasons[i].code = eddy_strdup(cJSON_IsString(code) ? code->valuestring
                                          : e                  ? "None"
                                                               : "Unknown");
         r->reasons[i].message = eddy_strdup(cJSON_IsString(msg) ? msg->valuestring : "");
         if (cJSON_IsObject(e))
-            r->reasons[i].item = cJSON_DetachItemFromObjectCaseSensitive(e, "Item");
+            r->reasons[i].item = copy(cJSON_GetObjectItemCaseSensitive(e, "Item"));
     }
 }
 
@@ -469,35 +502,38 @@ eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
                               EDDY_DDB_MAX_BATCH_WRITE, n);
     if (strlen(table) >= sizeof((struct op *)0)->table)
         return eddy_error_set(err, EDDY_EINVAL, "DynamoDB BatchWriteItem: table name too long");
-    cJSON *req = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(cJSON_AddObjectToObject(req, "RequestItems"), table);
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    open_table(&w, table, '[');
     for (size_t i = 0; i < n; i++) {
         bool put = reqs[i].put_item != NULL;
         if (put == (reqs[i].delete_key != NULL)) {
-            cJSON_Delete(req);
+            eddy_jw_cleanup(&w);
             return eddy_error_set(err, EDDY_EINVAL,
                                   "DynamoDB BatchWriteItem: request %zu needs exactly one of a "
                                   "put item and a delete key",
                                   i);
         }
-        cJSON *w = cJSON_CreateObject();
-        cJSON_AddItemToArray(arr, w);
-        cJSON *o = cJSON_AddObjectToObject(w, put ? "PutRequest" : "DeleteRequest");
-        add_ref(o, put ? "Item" : "Key", put ? reqs[i].put_item : reqs[i].delete_key);
+        eddy_jw_open(&w, '{');
+        eddy_jw_key(&w, put ? "PutRequest" : "DeleteRequest");
+        eddy_jw_open(&w, '{');
+        jw_tree(&w, put ? "Item" : "Key", put ? reqs[i].put_item : reqs[i].delete_key);
+        eddy_jw_close(&w, '}');
+        eddy_jw_close(&w, '}');
     }
+    close_table(&w, ']');
     struct op *o = op_new(OP_BATCH_WRITE, ud, table);
     o->cb.batch_write = cb;
-    return start(d, "BatchWriteItem", req, 0, o, true, handle, err);
+    return start(d, "BatchWriteItem", &w, o, true, handle, err);
 }
 
 /* ---- replies ---- */
 
-/* json[a][b] detached, or NULL. */
-static cJSON *detach2(cJSON *json, const char *a, const char *b)
+/* json[a][b] (or json[a]) copied out of the reply, or NULL. */
+static cJSON *copy2(const cJSON *json, const char *a, const char *b)
 {
-    cJSON *p = cJSON_GetObjectItemCaseSensitive(json, a);
-    return b ? cJSON_DetachItemFromObjectCaseSensitive(p, b)
-             : cJSON_DetachItemFromObjectCaseSensitive(json, a);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(json, a);
+    return copy(b ? cJSON_GetObjectItemCaseSensitive(p, b) : p);
 }
 
 static cJSON *nonempty_or_null(cJSON *arr)
@@ -509,30 +545,31 @@ static cJSON *nonempty_or_null(cJSON *arr)
     return arr;
 }
 
-static void deliver_reads(struct op *o, eddy_err err, cJSON *json, const struct eddy_aws_reply *r)
+static void deliver_reads(struct op *o, eddy_err err, const cJSON *json,
+                          const struct eddy_aws_reply *r)
 {
     if (o->kind == OP_BATCH_GET) {
         struct eddy_ddb_batch_get_result res = {0};
         if (json && err == EDDY_OK) {
-            res.items = detach2(json, "Responses", o->table);
+            res.items = copy2(json, "Responses", o->table);
             if (!cJSON_IsArray(res.items)) {
                 cJSON_Delete(res.items);
                 res.items = cJSON_CreateArray();
             }
-            cJSON *uk = cJSON_GetObjectItemCaseSensitive(json, "UnprocessedKeys");
-            res.unprocessed = nonempty_or_null(detach2(uk, o->table, "Keys"));
+            const cJSON *uk = cJSON_GetObjectItemCaseSensitive(json, "UnprocessedKeys");
+            res.unprocessed = nonempty_or_null(copy2(uk, o->table, "Keys"));
         }
         o->cb.batch_get(err, &res, r, o->ud);
         return;
     }
     struct eddy_ddb_query_result res = {0};
     if (json && err == EDDY_OK) {
-        res.items = detach2(json, "Items", NULL);
+        res.items = copy2(json, "Items", NULL);
         if (!cJSON_IsArray(res.items)) {
             cJSON_Delete(res.items);
             res.items = cJSON_CreateArray();
         }
-        res.last_key = detach2(json, "LastEvaluatedKey", NULL);
+        res.last_key = copy2(json, "LastEvaluatedKey", NULL);
     }
     o->cb.query(err, &res, r, o->ud);
 }
@@ -540,15 +577,15 @@ static void deliver_reads(struct op *o, eddy_err err, cJSON *json, const struct 
 static void on_reply(eddy_err err, const struct eddy_aws_reply *reply, void *ud)
 {
     struct op *o = ud;
-    cJSON *json = reply->json; /* the callback may take subtrees */
+    const cJSON *json = reply->json; /* in the call's arena: results are copies */
     switch (o->kind) {
     case OP_ITEM: {
         struct eddy_ddb_item_result res = {0};
         if (json && err == EDDY_OK)
-            res.item = cJSON_DetachItemFromObjectCaseSensitive(
-                json, cJSON_GetObjectItemCaseSensitive(json, "Item") ? "Item" : "Attributes");
+            res.item = copy2(
+                json, cJSON_GetObjectItemCaseSensitive(json, "Item") ? "Item" : "Attributes", NULL);
         else if (json && err == EDDY_ECONDITION)
-            res.item = cJSON_DetachItemFromObjectCaseSensitive(json, "Item");
+            res.item = copy2(json, "Item", NULL);
         o->cb.item(err, &res, reply, o->ud);
         break;
     }
@@ -566,8 +603,8 @@ static void on_reply(eddy_err err, const struct eddy_aws_reply *reply, void *ud)
     case OP_BATCH_WRITE: {
         struct eddy_ddb_batch_write_result res = {0};
         if (json && err == EDDY_OK) {
-            cJSON *ui = cJSON_GetObjectItemCaseSensitive(json, "UnprocessedItems");
-            res.unprocessed = nonempty_or_null(detach2(ui, o->table, NULL));
+            const cJSON *ui = cJSON_GetObjectItemCaseSensitive(json, "UnprocessedItems");
+            res.unprocessed = nonempty_or_null(copy2(ui, o->table, NULL));
             res.nunprocessed = res.unprocessed ? (size_t)cJSON_GetArraySize(res.unprocessed) : 0;
         }
         o->cb.batch_write(err, &res, reply, o->ud);

@@ -3,9 +3,10 @@
  *
  * Items, keys and expression values are cJSON objects in DynamoDB's
  * attribute-value JSON ({"_pk":{"S":"..."}}); this module carries them and
- * never converts them. They are borrowed by the starts (referenced while the
- * body is printed, not copied). Results hand over cJSON trees detached from
- * the reply, so an item is never copied either.
+ * never converts them. They are borrowed by the starts (printed into the
+ * body, not copied). Results hand over copies of the parts of
+ * the reply they name (the reply's own tree lives in an arena of the call,
+ * freed as a whole after the callback).
  *
  * Limits are checked before the call (EDDY_ELIMIT naming the limit):
  * TransactWriteItems 100 items and 4 MB, BatchWriteItem 25 requests,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "svc/svccall.h"
 
 struct op {
     eddy_eb_put_cb cb;
@@ -106,10 +107,6 @@ eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entri
         write_entry(&w, &entries[i]);
     eddy_jw_close(&w, ']');
     eddy_jw_close(&w, '}');
-    if (w.rc) {
-        eddy_jw_cleanup(&w);
-        return eddy_error_set(err, w.rc, "EventBridge PutEvents: request body over its cap");
-    }
     struct op *o = eddy_calloc(1, sizeof *o);
     o->cb = cb;
     o->ud = ud;
@@ -117,8 +114,7 @@ eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entri
     /* not idempotent: a repeat after a timeout may publish twice (consumers
      * drop duplicates by the event id in the detail) */
     struct eddy_aws_call_opts opts = {0, false, 0};
-    rc = eddy_aws_call(&e->client, "PutEvents", &w.buf, &opts, on_reply, o, handle, err);
-    eddy_jw_cleanup(&w);
+    rc = eddy_svc_call(&e->client, "PutEvents", &w, &opts, on_reply, o, handle, err);
     if (rc)
         free(o);
     return rc;

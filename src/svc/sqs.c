@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "svc/svccall.h"
 
 enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY, OP_SEND, OP_ATTRS };
 
@@ -39,17 +40,12 @@ void eddy_sqs_cleanup(struct eddy_sqs *s)
 
 static void on_reply(eddy_err err, const struct eddy_aws_reply *reply, void *ud);
 
-/* Send the body in w for o; frees o and the body when the start fails. */
+/* Send the body in w for o; frees o when the start fails. */
 static eddy_err start(struct eddy_sqs *s, const char *opname, struct eddy_jw *w, struct op *o,
                       const struct eddy_aws_call_opts *opts, struct eddy_aws_call **handle,
                       struct eddy_error *err)
 {
-    eddy_err rc = w->rc;
-    if (rc == EDDY_OK)
-        rc = eddy_aws_call(&s->client, opname, &w->buf, opts, on_reply, o, handle, err);
-    else
-        eddy_error_set(err, rc, "SQS %s: request body over its cap", opname);
-    eddy_jw_cleanup(w);
+    eddy_err rc = eddy_svc_call(&s->client, opname, w, opts, on_reply, o, handle, err);
     if (rc)
         free(o);
     return rc;
