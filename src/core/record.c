@@ -9,6 +9,7 @@
 #include "core/record.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,94 +103,81 @@ eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err)
     return rc;
 }
 
-/* Keys are built in an eddy_buf and handed over: the caller frees them. */
+/* Keys are printed into one allocation and handed over: the caller frees them. */
+static char *key_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *key_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *key = eddy_malloc(n > 0 ? (size_t)n + 1 : 1);
+    va_start(ap, fmt);
+    vsnprintf(key, n > 0 ? (size_t)n + 1 : 1, fmt, ap);
+    va_end(ap);
+    return key;
+}
+
+/* The sort keys of one step's records: <prefix>/<seq>/<idx>/<type>. */
+static char *sk_step(const char *prefix, int64_t seq, size_t idx, const char *type)
+{
+    return key_printf("%s/%" PRId64 "/%zu/%s", prefix, seq, idx, type);
+}
 
 char *eddy_record_pk(const char *ns, const char *id)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "%s/%s", ns, id);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("%s/%s", ns, id);
 }
 
 char *eddy_record_sk_state_version(int64_t seq)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "STATE/%" PRId64, seq);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("STATE/%" PRId64, seq);
 }
 
 char *eddy_record_sk_inbound(int64_t seq, size_t idx, const char *type)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "INBOUND/%" PRId64 "/%zu/%s", seq, idx, type);
-    return eddy_buf_take(&b, NULL);
+    return sk_step("INBOUND", seq, idx, type);
 }
 
 char *eddy_record_sk_rejected(int64_t seq, size_t idx, const char *type)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "REJECTED/%" PRId64 "/%zu/%s", seq, idx, type);
-    return eddy_buf_take(&b, NULL);
+    return sk_step("REJECTED", seq, idx, type);
 }
 
 char *eddy_record_sk_repair(int64_t seq)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "REPAIR/%" PRId64, seq);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("REPAIR/%" PRId64, seq);
 }
 
 char *eddy_record_sk_outbound(int64_t seq, size_t idx, const char *type)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "OUTBOUND/%" PRId64 "/%zu/%s", seq, idx, type);
-    return eddy_buf_take(&b, NULL);
+    return sk_step("OUTBOUND", seq, idx, type);
 }
 
 char *eddy_record_sk_event(const char *event_id)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "EVENT/%s", event_id);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("EVENT/%s", event_id);
 }
 
 char *eddy_record_outbox_pk(uint32_t shard)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "#outbox/%" PRIu32, shard);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("#outbox/%" PRIu32, shard);
 }
 
 char *eddy_record_outbox_dead_pk(uint32_t shard)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "#outbox-dead/%" PRIu32, shard);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("#outbox-dead/%" PRIu32, shard);
 }
 
 char *eddy_record_outbox_sk(const char *ns, const char *id, int64_t seq, size_t idx)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "%s/%s/%020" PRId64 "/%04zu", ns, id, seq, idx);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("%s/%s/%020" PRId64 "/%04zu", ns, id, seq, idx);
 }
 
 char *eddy_record_lease_sk(uint32_t shard)
 {
-    struct eddy_buf b;
-    eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "outbox/%" PRIu32, shard);
-    return eddy_buf_take(&b, NULL);
+    return key_printf("outbox/%" PRIu32, shard);
 }
 
 uint32_t eddy_record_shard(const char *pk, uint32_t shards)
