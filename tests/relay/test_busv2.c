@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "eb2_reply.h"
 #include "fake_transport.h"
 #include "rig.h"
 #include "aws/cbor.h"
@@ -35,32 +36,6 @@ static void on_put(eddy_err err, struct eddy_eb_put_result *res, const struct ed
     g->res = *res; /* the callback owns it, as the relay's does */
 }
 
-static void push_results(struct rig *r)
-{
-    struct eddy_cbor_w w;
-    eddy_cbor_w_init(&w, 0);
-    eddy_cbor_map(&w, 2);
-    eddy_cbor_ctext(&w, "FailedEntryCount");
-    eddy_cbor_int(&w, 1);
-    eddy_cbor_ctext(&w, "Entries");
-    eddy_cbor_array(&w, 3);
-    eddy_cbor_map(&w, 2);
-    eddy_cbor_ktext(&w, "EventId", "e1");
-    eddy_cbor_ktext(&w, "SuccessCode", "PUBLISHED");
-    eddy_cbor_map(&w, 2);
-    eddy_cbor_ktext(&w, "EventId", "e0");
-    eddy_cbor_ktext(&w, "SuccessCode", "DEDUPLICATED");
-    eddy_cbor_map(&w, 2);
-    eddy_cbor_ktext(&w, "ErrorCode", "InternalFailure");
-    eddy_cbor_ktext(&w, "ErrorMessage", "again");
-    struct eddy_fake_reply rep = {.status = 200,
-                                  .headers = "Content-Type: application/cbor\r\n",
-                                  .body = w.buf.ptr,
-                                  .body_len = w.buf.len};
-    eddy_fake_push(r->fake, &rep);
-    eddy_cbor_w_cleanup(&w);
-}
-
 static void test_put(void **state)
 {
     (void)state;
@@ -81,7 +56,12 @@ static void test_put(void **state)
     for (int i = 0; i < 3; i++)
         en[i] = (struct eddy_eb_entry){"eddy.machine", "GameResult", "{\"n\":1}", BUS, NULL, 0,
                                        "Root=1-x",     1700000000};
-    push_results(&r);
+    const struct eb2_result results[] = {
+        {.event_id = "e1", .success_code = "PUBLISHED"},
+        {.event_id = "e0", .success_code = "DEDUPLICATED"},
+        {.error_code = "InternalFailure", .error_message = "again"},
+    };
+    eb2_push_results(r.fake, 1, results, 3);
     struct got g = {0};
     assert_int_equal(eddy_relay_bus_v2.put(&eb2, en, rowp, 3, on_put, &g, NULL), EDDY_OK);
     uv_run(&r.loop, UV_RUN_DEFAULT);

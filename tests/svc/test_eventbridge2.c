@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "eb2_reply.h"
 #include "fake_transport.h"
 #include "rig.h"
 #include "aws/cbor.h"
@@ -92,16 +93,8 @@ static void test_request(void **state)
          "machine/slot-1/2/0"},
         {"eddy.machine", "Payout", "{\"n\":4}", NULL, 0, 0, NULL, NULL},
     };
-    struct eddy_cbor_w w;
-    eddy_cbor_w_init(&w, 0);
-    eddy_cbor_map(&w, 1);
-    eddy_cbor_ctext(&w, "Entries");
-    eddy_cbor_array(&w, 2);
-    eddy_cbor_map(&w, 1);
-    eddy_cbor_ktext(&w, "EventId", "e1");
-    eddy_cbor_map(&w, 1);
-    eddy_cbor_ktext(&w, "EventId", "e2");
-    push_cbor(&r, 200, &w);
+    const struct eb2_result results[] = {{.event_id = "e1"}, {.event_id = "e2"}};
+    eb2_push_results(r.fake, 0, results, 2);
     struct got g = {0};
     assert_int_equal(eddy_eb2_put_events(&e, en, 2, on_put, &g, NULL, NULL), EDDY_OK);
     uv_run(&r.loop, UV_RUN_DEFAULT);
@@ -152,24 +145,12 @@ static void test_results(void **state)
     struct eddy_eb2_entry en[4];
     for (int i = 0; i < 4; i++)
         en[i] = (struct eddy_eb2_entry){"s", "t", "{}", NULL, 0, 0, "g", "d"};
-    struct eddy_cbor_w w;
-    eddy_cbor_w_init(&w, 0);
-    eddy_cbor_map(&w, 2);
-    eddy_cbor_ctext(&w, "FailedEntryCount");
-    eddy_cbor_int(&w, 1);
-    eddy_cbor_ctext(&w, "Entries");
-    eddy_cbor_array(&w, 3); /* one short */
-    eddy_cbor_map(&w, 3);
-    eddy_cbor_ktext(&w, "EventId", "e1");
-    eddy_cbor_ktext(&w, "SequenceNumber", "0001");
-    eddy_cbor_ktext(&w, "SuccessCode", "PUBLISHED");
-    eddy_cbor_map(&w, 2);
-    eddy_cbor_ktext(&w, "EventId", "e0");
-    eddy_cbor_ktext(&w, "SuccessCode", "DEDUPLICATED");
-    eddy_cbor_map(&w, 2);
-    eddy_cbor_ktext(&w, "ErrorCode", "InternalFailure");
-    eddy_cbor_ktext(&w, "ErrorMessage", "try again");
-    push_cbor(&r, 200, &w);
+    const struct eb2_result results[] = {
+        {.event_id = "e1", .sequence_number = "0001", .success_code = "PUBLISHED"},
+        {.event_id = "e0", .success_code = "DEDUPLICATED"},
+        {.error_code = "InternalFailure", .error_message = "try again"},
+    };
+    eb2_push_results(r.fake, 1, results, 3); /* one short */
     struct got g = {0};
     assert_int_equal(eddy_eb2_put_events(&e, en, 4, on_put, &g, NULL, NULL), EDDY_OK);
     uv_run(&r.loop, UV_RUN_DEFAULT);
@@ -191,6 +172,7 @@ static void test_results(void **state)
     eddy_eb2_put_result_cleanup(&g.res);
 
     /* no Entries: malformed */
+    struct eddy_cbor_w w;
     eddy_cbor_w_init(&w, 0);
     eddy_cbor_map(&w, 1);
     eddy_cbor_ctext(&w, "FailedEntryCount");
@@ -323,16 +305,10 @@ static void test_limits(void **state)
     for (int i = 0; i < 4; i++)
         en[i].detail = "{}";
     assert_int_equal(eddy_fake_count(r.fake), 0);
-    struct eddy_cbor_w w;
-    eddy_cbor_w_init(&w, 0);
-    eddy_cbor_map(&w, 1);
-    eddy_cbor_ctext(&w, "Entries");
-    eddy_cbor_array(&w, 100);
-    for (int i = 0; i < 100; i++) {
-        eddy_cbor_map(&w, 1);
-        eddy_cbor_ktext(&w, "SuccessCode", "PUBLISHED");
-    }
-    push_cbor(&r, 200, &w);
+    struct eb2_result published[100];
+    for (int i = 0; i < 100; i++)
+        published[i] = (struct eb2_result){.success_code = "PUBLISHED"};
+    eb2_push_results(r.fake, 0, published, 100);
     assert_int_equal(eddy_eb2_put_events(&e, en, 100, on_put, &g, NULL, &err), EDDY_OK);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     assert_int_equal(g.err, EDDY_OK);
@@ -424,12 +400,7 @@ static void test_bus_arn_and_endpoint(void **state)
     eddy_eb2_cleanup(&e);
     setenv("AWS_ENDPOINT_URL_EVENTBRIDGEV2", "http://127.0.0.1:2/v2", 1);
     assert_int_equal(eddy_eb2_init(&e, &r.aws, BUS, NULL, &err), EDDY_OK);
-    struct eddy_cbor_w w;
-    eddy_cbor_w_init(&w, 0);
-    eddy_cbor_map(&w, 1);
-    eddy_cbor_ctext(&w, "Entries");
-    eddy_cbor_array(&w, 0);
-    push_cbor(&r, 200, &w);
+    eb2_push_results(r.fake, 0, NULL, 0);
     struct eddy_eb2_entry en = {"s", "t", "{}", NULL, 0, 0, NULL, NULL};
     struct got g = {0};
     assert_int_equal(eddy_eb2_put_events(&e, &en, 1, on_put, &g, NULL, NULL), EDDY_OK);
