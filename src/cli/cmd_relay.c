@@ -18,7 +18,6 @@
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "cli/shell.h"
-#include "relay/busv2.h"
 #include "relay/relay.h"
 #include "base/metrics.h"
 
@@ -54,30 +53,13 @@ static void shell_drain(void *ud, const char *why)
 static eddy_err relay_create(struct relay_cmd *c, const struct eddy_config *cfg,
                              struct eddy_error *err)
 {
-    enum eddy_metrics_mode mode = EDDY_METRICS_EMF;
-    eddy_metrics_mode_parse(cfg->metrics_str, &mode);
-    c->metrics = eddy_metrics_new(mode);
-    eddy_metrics_set_service(c->metrics, cfg->metrics_service_str);
-    struct eddy_relay_config rc = {
-        .table = cfg->table_str,
-        .shards = (uint32_t)cfg->outbox_shards,
-        .event_bus = cfg->event_bus_str,
-        .event_source = c->rt.event_source,
-        .poll_ms = (uint32_t)cfg->relay_poll_ms,
-        .lease_ms = (uint32_t)cfg->lease_ms,
-        .grace_ms = (uint32_t)cfg->outbox_grace * 1000,
-        .sweep_max_ms = (uint32_t)cfg->sweep_max * 1000,
-        .attempts = (uint32_t)cfg->publish_attempts,
-    };
-    if (c->rt.eb2_on) { /* a Custom Event Bus ARN */
-        rc.bus = &eddy_relay_bus_v2;
-        rc.bus_client = &c->rt.eb2;
-    }
-    c->relay = eddy_relay_new(&c->rt.loop, &c->rt.ddb, &c->rt.eb, &rc, NULL, c->metrics, err);
+    c->metrics = eddy_shell_metrics_new(cfg);
+    c->relay = eddy_shell_relay_new(&c->rt, cfg, c->metrics, 0, err);
     if (c->relay == NULL)
         return err->code;
-    if (eddy_relay_start(c->relay) != EDDY_OK)
-        return eddy_error_set(err, EDDY_EINVAL, "the relay did not start");
+    eddy_err rc = eddy_relay_start(c->relay);
+    if (rc != EDDY_OK)
+        return eddy_error_set(err, rc, "the relay did not start");
     return EDDY_OK;
 }
 

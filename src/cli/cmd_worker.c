@@ -29,7 +29,6 @@
 #include "cli/runtime.h"
 #include "cli/shell.h"
 #include "core/processor.h"
-#include "relay/busv2.h"
 #include "relay/relay.h"
 #include "svc/dynamodb.h"
 #include "worker/consumer.h"
@@ -182,23 +181,7 @@ static eddy_err make_processor(struct worker *w, struct eddy_error *err)
     };
     uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     if (relay_on) {
-        struct eddy_relay_config rc = {
-            .table = cfg->table_str,
-            .shards = (uint32_t)cfg->outbox_shards,
-            .event_bus = cfg->event_bus_str,
-            .event_source = pc.event_source,
-            .poll_ms = (uint32_t)cfg->relay_poll_ms,
-            .lease_ms = (uint32_t)cfg->lease_ms,
-            .grace_ms = (uint32_t)cfg->outbox_grace * 1000,
-            .sweep_max_ms = (uint32_t)cfg->sweep_max * 1000,
-            .attempts = (uint32_t)cfg->publish_attempts,
-            .seed = seed + 7,
-        };
-        if (w->rt.eb2_on) { /* a Custom Event Bus ARN */
-            rc.bus = &eddy_relay_bus_v2;
-            rc.bus_client = &w->rt.eb2;
-        }
-        w->relay = eddy_relay_new(&w->rt.loop, &w->rt.ddb, &w->rt.eb, &rc, NULL, w->metrics, err);
+        w->relay = eddy_shell_relay_new(&w->rt, cfg, w->metrics, seed + 7, err);
         if (w->relay == NULL)
             return err->code;
         pc.on_outbox = eddy_relay_on_outbox;
@@ -279,10 +262,7 @@ static eddy_err setup(struct worker *w, struct eddy_error *err)
         return rc;
     w->spec_ok = true;
     eddy_envelope_spec_namespace(&w->spec, w->rt.ns);
-    enum eddy_metrics_mode mode = EDDY_METRICS_EMF;
-    eddy_metrics_mode_parse(cfg->metrics_str, &mode);
-    w->metrics = eddy_metrics_new(mode);
-    eddy_metrics_set_service(w->metrics, cfg->metrics_service_str);
+    w->metrics = eddy_shell_metrics_new(cfg);
     eddy_health_init(&w->health, cfg->health_file_str);
     if ((rc = make_processor(w, err)) != EDDY_OK)
         return rc;
@@ -293,10 +273,12 @@ static void start(struct worker *w)
 {
     eddy_shell_start(&w->shell, &w->rt.loop, "worker", w->cfg->drain_seconds,
                      w->cfg->metrics_interval, shell_drain, shell_emit, w);
-    if (w->relay) {
-        eddy_err rc = eddy_relay_start(w->relay);
-        if (rc != EDDY_OK)
-            eddy_log(EDDY_LOG_ERROR, NULL, "relay: %s", eddy_err_msg(rc));
+    if (w->relay && eddy_relay_start(w->relay) != EDDY_OK) {
+        /* logged where it failed; no worker without the relay it was asked
+         * for, as no `eddy relay` either: exit 3 */
+        w->exit_code = 3;
+        eddy_shell_drain(&w->shell, "the relay did not start");
+        return;
     }
     eddy_consumer_start(w->cons);
 }

@@ -110,9 +110,13 @@ fail:
     return rc;
 }
 
-static void http_closed(void *ud)
+/* The HTTP client goes last: the credential chain may still have a request
+ * on it, whose callback its close waits for. */
+static void creds_closed(void *ud)
 {
-    (void)ud;
+    struct eddy_runtime *rt = ud;
+    if (rt->parts & PART_HTTP)
+        eddy_http_close(rt->http, NULL, NULL);
 }
 
 int eddy_runtime_cleanup(struct eddy_runtime *rt)
@@ -129,9 +133,9 @@ int eddy_runtime_cleanup(struct eddy_runtime *rt)
     if (rt->parts & PART_AWS)
         eddy_aws_cleanup(&rt->aws);
     if (rt->parts & PART_CREDS)
-        eddy_creds_close(rt->creds, NULL, NULL);
-    if (rt->parts & PART_HTTP)
-        eddy_http_close(rt->http, http_closed, NULL);
+        eddy_creds_close(rt->creds, creds_closed, rt);
+    else
+        creds_closed(rt);
     if (rt->parts & PART_LOOP) {
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         rc = uv_loop_close(&rt->loop);

@@ -11,7 +11,10 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "cli/config.h"
 #include "cli/runtime.h"
+#include "relay/busv2.h"
+#include "relay/relay.h"
 
 static void exit_now(void)
 {
@@ -86,6 +89,38 @@ void eddy_shell_metric_line(struct eddy_runtime *rt, struct eddy_metrics *m)
     eddy_runtime_count_connections(rt, m);
     if (eddy_metrics_emit(m, stdout, eddy_clock_unix_ms(eddy_clock_system()), "eddy") == EDDY_OK)
         fflush(stdout);
+}
+
+struct eddy_metrics *eddy_shell_metrics_new(const struct eddy_config *cfg)
+{
+    enum eddy_metrics_mode mode = EDDY_METRICS_EMF;
+    eddy_metrics_mode_parse(cfg->metrics_str, &mode);
+    struct eddy_metrics *m = eddy_metrics_new(mode);
+    eddy_metrics_set_service(m, cfg->metrics_service_str);
+    return m;
+}
+
+struct eddy_relay *eddy_shell_relay_new(struct eddy_runtime *rt, const struct eddy_config *cfg,
+                                        struct eddy_metrics *m, uint64_t seed,
+                                        struct eddy_error *err)
+{
+    struct eddy_relay_config rc = {
+        .table = cfg->table_str,
+        .shards = (uint32_t)cfg->outbox_shards,
+        .event_bus = cfg->event_bus_str,
+        .event_source = rt->event_source,
+        .poll_ms = (uint32_t)cfg->relay_poll_ms,
+        .lease_ms = (uint32_t)cfg->lease_ms,
+        .grace_ms = (uint32_t)cfg->outbox_grace * 1000,
+        .sweep_max_ms = (uint32_t)cfg->sweep_max * 1000,
+        .attempts = (uint32_t)cfg->publish_attempts,
+        .seed = seed,
+    };
+    if (rt->eb2_on) { /* a Custom Event Bus ARN */
+        rc.bus = &eddy_relay_bus_v2;
+        rc.bus_client = &rt->eb2;
+    }
+    return eddy_relay_new(&rt->loop, &rt->ddb, &rt->eb, &rc, NULL, m, err);
 }
 
 void eddy_shell_close(struct eddy_shell *s)

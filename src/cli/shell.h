@@ -46,7 +46,19 @@ void eddy_shell_drain(struct eddy_shell *s, const char *why);
  * opened, then every counter of m (EMF). */
 struct eddy_runtime;
 struct eddy_metrics;
+struct eddy_config;
+struct eddy_error;
 void eddy_shell_metric_line(struct eddy_runtime *rt, struct eddy_metrics *m);
+
+/* What both commands build from the configuration. The metrics, as
+ * EDDY_METRICS and EDDY_METRICS_SERVICE say. */
+struct eddy_metrics *eddy_shell_metrics_new(const struct eddy_config *cfg);
+/* The relay (not started): the outbox settings, and the runtime's bus (its
+ * Custom Event Bus when EDDY_EVENT_BUS is one's ARN). seed 0: from the
+ * clock. NULL with err filled when the settings do not make one. */
+struct eddy_relay *eddy_shell_relay_new(struct eddy_runtime *rt, const struct eddy_config *cfg,
+                                        struct eddy_metrics *m, uint64_t seed,
+                                        struct eddy_error *err);
 /* The last metric line, then close the handles. */
 void eddy_shell_close(struct eddy_shell *s);
 

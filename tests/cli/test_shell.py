@@ -1,14 +1,18 @@
 """The process shell of `eddy worker` and `eddy relay` (src/cli/shell.h), without
-AWS: both run against an endpoint that accepts connections and never answers, so
-their drain cannot finish, and both must
-  - exit 1 at once on a second SIGTERM, saying so;
-  - exit 1 when EDDY_DRAIN_SECONDS runs out, saying so.
+AWS. Both commands, each test the same for both:
+  - one SIGTERM or SIGINT: the drain runs, the last metric line is written,
+    exit 0 (against an endpoint that refuses connections: nothing to wait for);
+  - a second signal (SIGTERM or SIGINT) during a drain that cannot finish
+    (an endpoint that accepts connections and never answers): exit 1 at once,
+    saying so;
+  - EDDY_DRAIN_SECONDS running out during such a drain: exit 1, saying so.
 At debug level the worker traces its consumer's moves (new -> starting ->
 draining).
 
-Runs the eddy binary of the build (EDDY_BUILD_ROOT/eddy).
+Runs the eddy binary of the build (EDDY_BUILD_ROOT/eddy). About ten seconds.
 """
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +22,13 @@ import unittest
 from pathlib import Path
 
 EDDY = str(Path(os.environ["EDDY_BUILD_ROOT"]) / "eddy")
+COMMANDS = ("worker", "relay")
+SIGNAL_TEXT = {signal.SIGTERM: "Terminated", signal.SIGINT: "Interrupt"}
+
+
+def endpoint_env(port):
+    return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "EDDY_QUEUE_URL": f"http://127.0.0.1:{port}/123456789012/q"}
 
 
 class Shell(unittest.TestCase):
@@ -28,45 +39,72 @@ class Shell(unittest.TestCase):
         cls.silent = socket.socket()
         cls.silent.bind(("127.0.0.1", 0))
         cls.silent.listen(64)
-        port = cls.silent.getsockname()[1]
+        # Bound, not listening: every connection is refused at once (and the
+        # port stays ours while the tests run).
+        cls.refusing = socket.socket()
+        cls.refusing.bind(("127.0.0.1", 0))
         cls.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_REGION": "us-east-1",
                    "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
-                   "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1",
-                   "AWS_EC2_METADATA_DISABLED": "true", "EDDY_MACHINE": "slotmachine",
-                   "EDDY_TABLE": "t", "EDDY_EVENT_BUS": "b", "EDDY_LOG_FORMAT": "text",
-                   "EDDY_METRICS": "off",
-                   "EDDY_QUEUE_URL": f"http://127.0.0.1:{port}/123456789012/q"}
+                   "AWS_MAX_ATTEMPTS": "1", "AWS_EC2_METADATA_DISABLED": "true",
+                   "EDDY_MACHINE": "slotmachine", "EDDY_TABLE": "t", "EDDY_EVENT_BUS": "b",
+                   "EDDY_LOG_FORMAT": "text", "EDDY_METRICS": "off"}
 
     @classmethod
     def tearDownClass(cls):
         cls.silent.close()
+        cls.refusing.close()
 
-    def start(self, command, **env):
+    def start(self, command, answering=False, **env):
+        """eddy <command> against the silent endpoint, or the refusing one."""
         e = dict(self.env)
+        e.update(endpoint_env((self.refusing if answering else self.silent).getsockname()[1]))
         e.update(env)
-        p = subprocess.Popen([EDDY, command], env=e, stdout=subprocess.DEVNULL,
+        p = subprocess.Popen([EDDY, command], env=e, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: p.poll() is None and p.kill())
         time.sleep(0.5)  # let it start and send its first request
         self.assertIsNone(p.poll(), "exited before the signal")
         return p
 
-    def check_second_signal(self, command):
-        p = self.start(command, EDDY_DRAIN_SECONDS="600")
-        p.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        self.assertIsNone(p.poll(), "the first signal ended the process: nothing held it")
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=30)
-        self.assertEqual(p.returncode, 1, err)
-        self.assertIn("second signal", err)
+    def test_one_signal_drains_and_exits_0(self):
+        for command in COMMANDS:
+            for sig in SIGNAL_TEXT:
+                with self.subTest(command=command, signal=sig.name):
+                    p = self.start(command, answering=True, EDDY_METRICS="emf",
+                                   EDDY_METRICS_INTERVAL="3600")
+                    p.send_signal(sig)
+                    out, err = p.communicate(timeout=30)
+                    self.assertEqual(p.returncode, 0, err)
+                    self.assertIn(f"{command}: {SIGNAL_TEXT[sig]}: draining", err)
+                    lines = out.splitlines()
+                    self.assertEqual(len(lines), 1, out)  # the last metric line, at exit
+                    self.assertIn("_aws", json.loads(lines[0]))
 
-    def check_drain_budget(self, command):
-        p = self.start(command, EDDY_DRAIN_SECONDS="1")
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=30)
-        self.assertEqual(p.returncode, 1, err)
-        self.assertIn("EDDY_DRAIN_SECONDS", err)
+    def test_second_signal_exits_1(self):
+        for command in COMMANDS:
+            for first, second in ((signal.SIGTERM, signal.SIGTERM),
+                                  (signal.SIGINT, signal.SIGTERM),
+                                  (signal.SIGTERM, signal.SIGINT)):
+                with self.subTest(command=command, first=first.name, second=second.name):
+                    p = self.start(command, EDDY_DRAIN_SECONDS="600")
+                    p.send_signal(first)
+                    time.sleep(0.3)
+                    self.assertIsNone(p.poll(),
+                                      "the first signal ended the process: nothing held it")
+                    p.send_signal(second)
+                    _, err = p.communicate(timeout=30)
+                    self.assertEqual(p.returncode, 1, err)
+                    self.assertIn(f"second signal ({SIGNAL_TEXT[second]}): exiting now", err)
+
+    def test_drain_budget_exits_1(self):
+        for command in COMMANDS:
+            with self.subTest(command=command):
+                p = self.start(command, EDDY_DRAIN_SECONDS="1")
+                p.send_signal(signal.SIGTERM)
+                _, err = p.communicate(timeout=30)
+                self.assertEqual(p.returncode, 1, err)
+                self.assertIn(f"{command}: drain did not finish within 1 s "
+                              "(EDDY_DRAIN_SECONDS)", err)
 
     def test_worker_traces_its_state(self):
         # At debug level each move of the consumer's state is traced
@@ -74,21 +112,9 @@ class Shell(unittest.TestCase):
         p = self.start("worker", EDDY_DRAIN_SECONDS="1", EDDY_LOG_LEVEL="debug")
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=30)
-        url = self.env["EDDY_QUEUE_URL"]
+        url = endpoint_env(self.silent.getsockname()[1])["EDDY_QUEUE_URL"]
         self.assertIn(f"consumer {url}: new -> starting", err)
         self.assertIn(f"consumer {url}: starting -> draining", err)
-
-    def test_worker_second_signal(self):
-        self.check_second_signal("worker")
-
-    def test_relay_second_signal(self):
-        self.check_second_signal("relay")
-
-    def test_worker_drain_budget(self):
-        self.check_drain_budget("worker")
-
-    def test_relay_drain_budget(self):
-        self.check_drain_budget("relay")
 
 
 if __name__ == "__main__":
