@@ -74,14 +74,21 @@ def _new_id():
 # --- checking input against the model -----------------------------------------
 
 
+def _check_len(value, shape, path, under, over):
+    """The model's min and max for len(value); under and over say how it
+    fails, with {} for the bound."""
+    meta = shape.metadata
+    if "min" in meta and len(value) < meta["min"]:
+        raise ApiError("InvalidInputException", f"{path}: " + under.format(meta["min"]))
+    if "max" in meta and len(value) > meta["max"]:
+        raise ApiError("InvalidInputException", f"{path}: " + over.format(meta["max"]))
+
+
 def _check_string(value, shape, path):
     if not isinstance(value, str):
         raise ApiError("InvalidInputException", f"{path}: expected a string")
+    _check_len(value, shape, path, "shorter than {}", "longer than {}")
     meta = shape.metadata
-    if "min" in meta and len(value) < meta["min"]:
-        raise ApiError("InvalidInputException", f"{path}: shorter than {meta['min']}")
-    if "max" in meta and len(value) > meta["max"]:
-        raise ApiError("InvalidInputException", f"{path}: longer than {meta['max']}")
     if shape.enum and value not in shape.enum:
         raise ApiError("InvalidInputException", f"{path}: not one of {shape.enum}")
     if "pattern" in meta and not re.search(meta["pattern"], value):
@@ -91,11 +98,7 @@ def _check_string(value, shape, path):
 def _check_count(value, shape, path, kind):
     if not isinstance(value, kind):
         raise ApiError("InvalidInputException", f"{path}: expected a {kind.__name__}")
-    meta = shape.metadata
-    if "min" in meta and len(value) < meta["min"]:
-        raise ApiError("InvalidInputException", f"{path}: fewer than {meta['min']} items")
-    if "max" in meta and len(value) > meta["max"]:
-        raise ApiError("InvalidInputException", f"{path}: more than {meta['max']} items")
+    _check_len(value, shape, path, "fewer than {} items", "more than {} items")
 
 
 def check(value, shape, path="input"):
@@ -160,11 +163,15 @@ class EventsV2:
 
     # buses
 
+    @staticmethod
+    def _find(table, arn, what):
+        found = table.get(arn)
+        if found is None:
+            raise ApiError("ResourceNotFoundException", f"{what} {arn} does not exist")
+        return found
+
     def _bus(self, arn):
-        bus = self.buses.get(arn)
-        if bus is None:
-            raise ApiError("ResourceNotFoundException", f"event bus {arn} does not exist")
-        return bus
+        return self._find(self.buses, arn, "event bus")
 
     def _bus_view(self, bus):
         keys = ("EventBusArn", "Name", "Description", "State", "CreationTime",
@@ -203,10 +210,7 @@ class EventsV2:
     # subscribers
 
     def _subscriber(self, arn):
-        sub = self.subscribers.get(arn)
-        if sub is None:
-            raise ApiError("ResourceNotFoundException", f"subscriber {arn} does not exist")
-        return sub
+        return self._find(self.subscribers, arn, "subscriber")
 
     def create_subscriber(self, req):
         self._bus(req["EventBusArn"])

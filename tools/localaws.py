@@ -579,24 +579,37 @@ def moto_api(port, tls_ctx, method, path, body=None, timeout=5.0):
         conn.close()
 
 
+def serving(port, tls_ctx):
+    """Whether a server answers on port (moto's 400 to a GET of reset-auth)."""
+    try:
+        status, _ = moto_api(port, tls_ctx, "GET", "/moto-api/reset-auth")
+        return status == 400
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def wait_until(what, log_file, proc, deadline, port_of, tls_ctx):
+    """Poll until the server proc runs answers on port_of() (None: not known
+    yet); return the port. Raise LocalAwsError, with the end of its log,
+    when it exits first, or when the deadline passes."""
+    while True:
+        if proc.poll() is not None:
+            log = log_file.read_text(errors="replace")[-2000:]
+            raise LocalAwsError(f"{what} exited at start:\n{log}")
+        if time.monotonic() > deadline:
+            raise LocalAwsError(f"{what} not ready in {START_TIMEOUT_S:.0f} s")
+        port = port_of()
+        if port is not None and serving(port, tls_ctx):
+            return port
+        time.sleep(0.05)
+
+
 def wait_ready(run_dir, name, proc, tls_ctx, deadline):
     """Wait for the port file, then for an HTTP answer; return the port."""
     port_file = run_dir / f"{name}.port"
-    while True:
-        if proc.poll() is not None:
-            log = (run_dir / f"{name}.log").read_text(errors="replace")[-2000:]
-            raise LocalAwsError(f"moto server '{name}' exited at start:\n{log}")
-        if time.monotonic() > deadline:
-            raise LocalAwsError(f"moto server '{name}' not ready in {START_TIMEOUT_S:.0f} s")
-        if port_file.exists():
-            port = int(port_file.read_text())
-            try:
-                status, _ = moto_api(port, tls_ctx, "GET", "/moto-api/reset-auth")
-                if status == 400:  # moto's answer to a GET there: it is serving
-                    return port
-            except (OSError, http.client.HTTPException):
-                pass
-        time.sleep(0.05)
+    return wait_until(f"moto server '{name}'", run_dir / f"{name}.log", proc, deadline,
+                      lambda: int(port_file.read_text()) if port_file.exists() else None,
+                      tls_ctx)
 
 
 def client(service, endpoint, key, ca_bundle, max_attempts=1):
@@ -706,19 +719,8 @@ def start_tls_proxy(run_dir, ports, verbose, bundle=None):
 def wait_tls_ready(run_dir, proc, ports, tls_ctx, deadline):
     """Wait until haproxy answers over verified TLS on every port."""
     for port in ports.values():
-        while True:
-            if proc.poll() is not None:
-                log = (run_dir / f"{TLS_PROXY}.log").read_text(errors="replace")[-2000:]
-                raise LocalAwsError(f"haproxy exited at start:\n{log}")
-            if time.monotonic() > deadline:
-                raise LocalAwsError(f"haproxy not ready in {START_TIMEOUT_S:.0f} s")
-            try:
-                status, _ = moto_api(port, tls_ctx, "GET", "/moto-api/reset-auth")
-                if status == 400:
-                    break
-            except (OSError, http.client.HTTPException):
-                pass
-            time.sleep(0.05)
+        wait_until("haproxy", run_dir / f"{TLS_PROXY}.log", proc, deadline, lambda p=port: p,
+                   tls_ctx)
 
 
 def plain_endpoints(run_dir):

@@ -65,32 +65,30 @@ struct cmd {
     char *pk;
 };
 
-static int cmd_open(struct cmd *c, struct eddy_cli_context *ctx, const char *name)
+/* Open the runtime for the entity named on the command line, run the
+ * command, close; the exit status. */
+static int run_cmd(struct eddy_cli_context *ctx, const char *name,
+                   int (*run)(struct cmd *c, const struct eddy_config *cfg))
 {
     struct eddy_error err = {0};
-    memset(c, 0, sizeof *c);
-    c->name = name;
+    struct cmd c = {.name = name};
     if (ctx->cfg->nargs != 1) {
         fprintf(stderr, "eddy %s: expected one entity id (eddy %s <id>)\n", name, name);
         return 2;
     }
-    c->id = ctx->cfg->args[0];
-    if (eddy_record_check_id("entity id", c->id, &err) != EDDY_OK) {
+    c.id = ctx->cfg->args[0];
+    if (eddy_record_check_id("entity id", c.id, &err) != EDDY_OK) {
         fprintf(stderr, "eddy %s: %s\n", name, eddy_error_text(&err));
         return 2;
     }
-    if (eddy_runtime_init(&c->rt, ctx, &err) != EDDY_OK) {
+    if (eddy_runtime_init(&c.rt, ctx, &err) != EDDY_OK) {
         fprintf(stderr, "eddy %s: %s\n", name, eddy_error_text(&err));
         return err.code == EDDY_ECONFIG ? 2 : 3;
     }
-    c->pk = eddy_record_pk(c->rt.ns, c->id);
-    return 0;
-}
-
-static int cmd_close(struct cmd *c, int code)
-{
-    free(c->pk);
-    if (eddy_runtime_cleanup(&c->rt) != 0 && code == 0)
+    c.pk = eddy_record_pk(c.rt.ns, c.id);
+    int code = run(&c, ctx->cfg);
+    free(c.pk);
+    if (eddy_runtime_cleanup(&c.rt) != 0 && code == 0)
         code = 3;
     return code;
 }
@@ -105,8 +103,9 @@ static void print_line(cJSON *o)
 
 /* ---- get ---- */
 
-static int run_get(struct cmd *c, const char *table)
+static int run_get(struct cmd *c, const struct eddy_config *cfg)
 {
+    const char *table = cfg->table_str;
     struct eddy_error err = {0};
     cJSON *key = cJSON_CreateObject();
     cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_pk"), "S", c->pk);
@@ -137,15 +136,6 @@ static int run_get(struct cmd *c, const char *table)
     cJSON_AddItemToObject(out, "state", state);
     print_line(out);
     return 0;
-}
-
-static int cmd_get(struct eddy_cli_context *ctx)
-{
-    struct cmd c;
-    int code = cmd_open(&c, ctx, "get");
-    if (code)
-        return code;
-    return cmd_close(&c, run_get(&c, ctx->cfg->table_str));
 }
 
 /* ---- history ---- */
@@ -274,8 +264,9 @@ static void print_record(const struct rec *r)
     print_line(o);
 }
 
-static int run_history(struct cmd *c, const char *table)
+static int run_history(struct cmd *c, const struct eddy_config *cfg)
 {
+    const char *table = cfg->table_str;
     struct eddy_error err = {0};
     cJSON *items = NULL;
     struct rec *v = NULL;
@@ -302,15 +293,6 @@ static int run_history(struct cmd *c, const char *table)
         return 1;
     }
     return 0;
-}
-
-static int cmd_history(struct eddy_cli_context *ctx)
-{
-    struct cmd c;
-    int code = cmd_open(&c, ctx, "history");
-    if (code)
-        return code;
-    return cmd_close(&c, run_history(&c, ctx->cfg->table_str));
 }
 
 /* ---- replay ---- */
@@ -737,28 +719,19 @@ static int run_replay(struct cmd *c, const struct eddy_config *cfg)
     return code;
 }
 
-static int cmd_replay(struct eddy_cli_context *ctx)
-{
-    struct cmd c;
-    int code = cmd_open(&c, ctx, "replay");
-    if (code)
-        return code;
-    return cmd_close(&c, run_replay(&c, ctx->cfg));
-}
-
 /* The commands, for the table in commands.c. */
 
 int eddy_cmd_get(struct eddy_cli_context *ctx)
 {
-    return cmd_get(ctx);
+    return run_cmd(ctx, "get", run_get);
 }
 
 int eddy_cmd_history(struct eddy_cli_context *ctx)
 {
-    return cmd_history(ctx);
+    return run_cmd(ctx, "history", run_history);
 }
 
 int eddy_cmd_replay(struct eddy_cli_context *ctx)
 {
-    return cmd_replay(ctx);
+    return run_cmd(ctx, "replay", run_replay);
 }

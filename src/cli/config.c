@@ -51,14 +51,21 @@ static bool plain_integer(const char *s, bool sign)
     return *s >= '0' && *s <= '9';
 }
 
+/* The integer s starts with (signed when sign) into *v, and where it ends. */
+static bool leading_integer(const char *s, bool sign, long long *v, char **end)
+{
+    if (!plain_integer(s, sign))
+        return false;
+    errno = 0;
+    *v = strtoll(s, end, 10);
+    return errno == 0 && *end != s;
+}
+
 static bool parse_int(const char *s, int64_t *out)
 {
-    if (!plain_integer(s, true))
-        return false;
+    long long v;
     char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end != '\0')
+    if (!leading_integer(s, true, &v, &end) || *end != '\0')
         return false;
     *out = v;
     return true;
@@ -66,12 +73,9 @@ static bool parse_int(const char *s, int64_t *out)
 
 static bool parse_secs(const char *s, int64_t *out)
 {
-    if (!plain_integer(s, false))
-        return false;
+    long long v;
     char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || v < 0)
+    if (!leading_integer(s, false, &v, &end))
         return false;
     int64_t mul = 1;
     if (*end == 's')
