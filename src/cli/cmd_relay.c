@@ -87,7 +87,7 @@ int eddy_cmd_relay(struct eddy_cli_context *ctx)
         eddy_shell_start(&c->shell, &c->rt.loop, "relay", cfg->drain_seconds, cfg->metrics_interval,
                          shell_drain, shell_emit, c);
         uv_run(&c->rt.loop, UV_RUN_DEFAULT);
-        code = c->stopped ? 0 : 3;
+        code = c->stopped ? c->shell.exit_code : 3;
     }
     eddy_relay_close(c->relay, NULL, NULL); /* one not closed yet goes in the cleanup's run */
     if (eddy_runtime_cleanup(&c->rt) != 0)

@@ -50,7 +50,6 @@ struct worker {
     struct eddy_processor_stats last;
     eddy_consumer_probe_done_fn probe_done; /* the breaker's probe out, if any */
     void *probe_done_ud;
-    int exit_code;
 };
 
 static void emit_metrics(struct worker *w)
@@ -154,8 +153,7 @@ static void on_fatal(const struct eddy_error *err, void *ud)
 {
     struct worker *w = ud;
     (void)err; /* logged where it was found */
-    w->exit_code = 3;
-    eddy_shell_drain(&w->shell, "cannot consume the queue");
+    eddy_shell_fail(&w->shell, "cannot consume the queue");
 }
 
 /* ---- setup ---- */
@@ -275,9 +273,8 @@ static void start(struct worker *w)
                      w->cfg->metrics_interval, shell_drain, shell_emit, w);
     if (w->relay && eddy_relay_start(w->relay) != EDDY_OK) {
         /* logged where it failed; no worker without the relay it was asked
-         * for, as no `eddy relay` either: exit 3 */
-        w->exit_code = 3;
-        eddy_shell_drain(&w->shell, "the relay did not start");
+         * for, as no `eddy relay` either */
+        eddy_shell_fail(&w->shell, "the relay did not start");
         return;
     }
     eddy_consumer_start(w->cons);
@@ -315,7 +312,7 @@ int eddy_cmd_worker(struct eddy_cli_context *ctx)
     }
     start(w);
     uv_run(&w->rt.loop, UV_RUN_DEFAULT);
-    code = w->exit_code;
+    code = w->shell.exit_code;
 cleanup:
     teardown(w);
     if (eddy_runtime_cleanup(&w->rt) != 0 && code == 0)

@@ -84,6 +84,12 @@ void eddy_shell_drain(struct eddy_shell *s, const char *why)
     s->drain(s->ud, why);
 }
 
+void eddy_shell_fail(struct eddy_shell *s, const char *why)
+{
+    s->exit_code = 3;
+    eddy_shell_drain(s, why);
+}
+
 void eddy_shell_metric_line(struct eddy_runtime *rt, struct eddy_metrics *m)
 {
     eddy_runtime_count_connections(rt, m);

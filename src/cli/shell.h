@@ -3,7 +3,8 @@
  * and `eddy relay`: the same signals, drain budget and metric lines for both.
  *
  *   - The first SIGTERM or SIGINT starts the command's drain (its drain
- *     function, once); a command may also start it itself (a fatal error).
+ *     function, once); a command may also start it itself, and on a fatal
+ *     error (eddy_shell_fail) the process then exits 3.
  *   - EDDY_DRAIN_SECONDS bounds the drain: when it runs out the shell says
  *     so and exits 1 at once.
  *   - A second signal exits 1 at once. Safe in both commands: an event
@@ -33,6 +34,7 @@ struct eddy_shell {
     int64_t drain_seconds;
     int signals;
     bool draining;
+    int exit_code; /* 0, or 3 after eddy_shell_fail */
 };
 
 /* Start the signal handlers and the metrics timer. drain and emit are the
@@ -42,6 +44,9 @@ void eddy_shell_start(struct eddy_shell *s, uv_loop_t *loop, const char *name,
                       void (*drain)(void *ud, const char *why), void (*emit)(void *ud), void *ud);
 /* Start the drain (once), with the budget running. */
 void eddy_shell_drain(struct eddy_shell *s, const char *why);
+/* The command cannot go on (why: for the log; the detail was logged where
+ * it was found): drain as on a signal, then exit 3 (exit_code). */
+void eddy_shell_fail(struct eddy_shell *s, const char *why);
 /* One metric line on stdout: the connections the runtime's HTTP client
  * opened, then every counter of m (EMF). */
 struct eddy_runtime;

@@ -6,17 +6,21 @@ AWS. Both commands, each test the same for both:
     (an endpoint that accepts connections and never answers): exit 1 at once,
     saying so;
   - EDDY_DRAIN_SECONDS running out during such a drain: exit 1, saying so.
+The worker also drains and exits 3 on a fatal error (a queue that does not
+exist).
 At debug level the worker traces its consumer's moves (new -> starting ->
 draining).
 
 Runs the eddy binary of the build (EDDY_BUILD_ROOT/eddy). About ten seconds.
 """
 
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
 from pathlib import Path
@@ -105,6 +109,34 @@ class Shell(unittest.TestCase):
                 self.assertEqual(p.returncode, 1, err)
                 self.assertIn(f"{command}: drain did not finish within 1 s "
                               "(EDDY_DRAIN_SECONDS)", err)
+
+    def test_worker_fatal_error_drains_and_exits_3(self):
+        # A queue that does not exist is no reason to wait: the worker drains
+        # through the shell (eddy_shell_fail) and exits 3.
+        class Refuse(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.dumps({"__type": "com.amazonaws.sqs#QueueDoesNotExist",
+                                   "message": "The specified queue does not exist."}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        e = dict(self.env)
+        e.update(endpoint_env(server.server_address[1]))
+        p = subprocess.run([EDDY, "worker"], env=e, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("worker: cannot consume the queue: draining", p.stderr)
+        self.assertIn("QueueDoesNotExist", p.stderr)
 
     def test_worker_traces_its_state(self):
         # At debug level each move of the consumer's state is traced
