@@ -145,7 +145,7 @@ static void hand_outbox(struct eddy_processor *p, const struct entity *e)
         return;
     for (size_t k = 0; k < e->nitems; k++)
         if (e->roles[k] == ROLE_OUTBOX)
-            p->cfg.on_outbox(e->items[k].json, e->items[k].len, p->cfg.on_outbox_ud);
+            p->cfg.on_outbox(&e->items[k], p->cfg.on_outbox_ud);
 }
 
 static void txn_ok(struct group *g)

@@ -62,6 +62,7 @@
 
 struct eddy_machine;
 struct eddy_ddb;
+struct eddy_record_text;
 
 enum eddy_event_result {
     EDDY_EV_PENDING = 0,
@@ -124,9 +125,9 @@ struct eddy_processor_config {
      * carries more events (group commit). */
     size_t commits_max;
     /* called after a commit for each outbox row it wrote, in (seq, idx)
-     * order per entity, with the row's DynamoDB JSON (valid during the
-     * call): publish on commit */
-    void (*on_outbox)(const char *item_json, size_t len, void *ud);
+     * order per entity, with the row as written: its DynamoDB JSON and its
+     * fields (row->outbox), valid during the call: publish on commit */
+    void (*on_outbox)(const struct eddy_record_text *row, void *ud);
     void *on_outbox_ud;
     /* backoff after a conflict or throttling: full jitter over
      * min(base * 2^n, max) ms; 0: 10 ms and 2000 ms */

@@ -328,6 +328,8 @@ static eddy_err put_record(struct render *r, const struct eddy_record_entity *e,
 void eddy_record_text_cleanup(struct eddy_record_text *t)
 {
     free(t->json);
+    free(t->outbox);
+    t->outbox = NULL;
     t->json = NULL;
     t->len = t->size = 0;
 }
@@ -552,6 +554,19 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
     return eddy_buf_take(&w.buf, NULL);
 }
 
+/* PutEvents takes at most 500 characters of TraceHeader; the header
+ * carried from the inbound message may be longer */
+static size_t trace_header_len(const char *th)
+{
+    size_t n = strnlen(th, EDDY_RECORD_TRACE_HEADER_MAX + 1);
+    if (n > EDDY_RECORD_TRACE_HEADER_MAX) {
+        n = EDDY_RECORD_TRACE_HEADER_MAX;
+        while (n > 0 && ((unsigned char)th[n] & 0xC0) == 0x80)
+            n--; /* not inside a UTF-8 character */
+    }
+    return n;
+}
+
 static eddy_err put_publish(struct render *r, const struct eddy_record_publish *pub,
                             struct eddy_error *err)
 {
@@ -560,15 +575,8 @@ static eddy_err put_publish(struct render *r, const struct eddy_record_publish *
     if (pub->source)
         put_s(r, "Source", pub->source);
     if (pub->trace_header) {
-        /* PutEvents takes at most 500 characters of TraceHeader; the header
-         * carried from the inbound message may be longer */
         char th[EDDY_RECORD_TRACE_HEADER_MAX + 1];
-        size_t n = strnlen(pub->trace_header, EDDY_RECORD_TRACE_HEADER_MAX + 1);
-        if (n > EDDY_RECORD_TRACE_HEADER_MAX) {
-            n = EDDY_RECORD_TRACE_HEADER_MAX;
-            while (n > 0 && ((unsigned char)pub->trace_header[n] & 0xC0) == 0x80)
-                n--; /* not inside a UTF-8 character */
-        }
+        size_t n = trace_header_len(pub->trace_header);
         memcpy(th, pub->trace_header, n);
         th[n] = '\0';
         put_s(r, "TraceHeader", th);
@@ -651,7 +659,7 @@ static eddy_err check_fields(const struct eddy_record_entity *e, const cJSON *da
 /* checked: the event's fields were rendered already (its history record). */
 static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *e, size_t idx,
                              const char *type, const char *eid, const cJSON *data,
-                             const struct eddy_record_publish *pub, bool checked,
+                             const struct eddy_record_publish *pub, bool checked, char **detail_out,
                              struct eddy_error *err)
 {
     struct eddy_error inner;
@@ -687,8 +695,97 @@ static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *
     put_s(r, "_date", date);
     put_s(r, "DetailType", type);
     put_s(r, "Detail", detail);
-    free(detail);
+    *detail_out = detail;
     return put_publish(r, pub, err);
+}
+
+/* Copy s into the block at *at; NULL stays NULL. */
+static const char *fields_put(char **at, const char *s, size_t n)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = *at;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    *at += n + 1;
+    return d;
+}
+
+static size_t len_or_0(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+struct eddy_record_outbox_fields *
+eddy_record_outbox_fields_dup(const struct eddy_record_outbox_fields *src)
+{
+    size_t bytes = 0;
+    const char *str[] = {src->pk,     src->sk,     src->ns,        src->id,          src->type,
+                         src->detail, src->source, src->event_bus, src->trace_header};
+    for (size_t i = 0; i < sizeof str / sizeof str[0]; i++)
+        bytes += len_or_0(str[i]);
+    for (size_t i = 0; i < src->nresources; i++)
+        bytes += len_or_0(src->resources[i]);
+    struct eddy_record_outbox_fields *f =
+        eddy_malloc(sizeof *f + src->nresources * sizeof(char *) + bytes);
+    *f = *src;
+    const char **rv = (const char **)(f + 1);
+    char *at = (char *)(rv + src->nresources);
+    f->pk = fields_put(&at, src->pk, strlen(src->pk));
+    f->sk = fields_put(&at, src->sk, strlen(src->sk));
+    f->ns = fields_put(&at, src->ns, strlen(src->ns));
+    f->id = fields_put(&at, src->id, strlen(src->id));
+    f->type = fields_put(&at, src->type, strlen(src->type));
+    f->detail = fields_put(&at, src->detail, strlen(src->detail));
+    f->source = fields_put(&at, src->source, src->source ? strlen(src->source) : 0);
+    f->event_bus = fields_put(&at, src->event_bus, src->event_bus ? strlen(src->event_bus) : 0);
+    f->trace_header =
+        fields_put(&at, src->trace_header, src->trace_header ? strlen(src->trace_header) : 0);
+    for (size_t i = 0; i < src->nresources; i++)
+        rv[i] = fields_put(&at, src->resources[i], strlen(src->resources[i]));
+    f->resources = src->nresources ? rv : NULL;
+    return f;
+}
+
+/* The fields of the outbox entry just rendered, in one allocation. */
+static struct eddy_record_outbox_fields *
+outbox_fields(const struct eddy_record_entity *e, size_t idx, const char *type, const char *opk,
+              const char *osk, const char *detail, const struct eddy_record_publish *pub)
+{
+    const cJSON *res = pub ? pub->resources : NULL;
+    size_t nres = 0;
+    for (const cJSON *c = res ? res->child : NULL; c; c = c->next)
+        nres++;
+    const char **rv = nres ? eddy_calloc(nres, sizeof *rv) : NULL;
+    size_t k = 0;
+    for (const cJSON *c = res ? res->child : NULL; c; c = c->next)
+        rv[k++] = c->valuestring;
+    char th[EDDY_RECORD_TRACE_HEADER_MAX + 1];
+    if (pub && pub->trace_header) {
+        size_t n = trace_header_len(pub->trace_header);
+        memcpy(th, pub->trace_header, n);
+        th[n] = '\0';
+    }
+    struct eddy_record_outbox_fields f = {
+        .pk = opk,
+        .sk = osk,
+        .ns = e->ns,
+        .id = e->id,
+        .seq = e->seq,
+        .idx = (int64_t)idx,
+        .ts = e->now_s,
+        .tms = e->now_ms ? e->now_ms : e->now_s * 1000,
+        .type = type,
+        .detail = detail,
+        .source = pub ? pub->source : NULL,
+        .trace_header = pub && pub->trace_header ? th : NULL,
+        .event_bus = pub ? pub->event_bus : NULL,
+        .resources = rv,
+        .nresources = nres,
+    };
+    struct eddy_record_outbox_fields *out = eddy_record_outbox_fields_dup(&f);
+    free(rv);
+    return out;
 }
 
 static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
@@ -707,14 +804,19 @@ static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shard
     char *opk = eddy_record_outbox_pk(eddy_record_shard(pk, shards));
     char *osk = eddy_record_outbox_sk(e->ns, e->id, e->seq, idx);
     struct render r;
+    char *detail = NULL;
     render_start(&r);
     rc = put_keys(&r, opk, osk, err);
     if (rc == EDDY_OK)
-        rc = outbox_attrs(&r, e, idx, type, osk, data, pub, checked, err);
+        rc = outbox_attrs(&r, e, idx, type, osk, data, pub, checked, &detail, err);
+    rc = render_end(&r, "outbox entry", e, rc, out, err);
+    if (rc == EDDY_OK)
+        out->outbox = outbox_fields(e, idx, type, opk, osk, detail, pub);
+    free(detail);
     free(pk);
     free(opk);
     free(osk);
-    return render_end(&r, "outbox entry", e, rc, out, err);
+    return rc;
 }
 
 eddy_err eddy_record_render_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,

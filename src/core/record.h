@@ -203,11 +203,32 @@ EDDY_MUST_USE eddy_err eddy_record_build_lease(uint32_t shard, const char *owner
  * written once, sent as is. Same checks and errors as the builders above,
  * which parse this text into a tree.
  */
+struct eddy_record_outbox_fields;
 struct eddy_record_text {
     char *json; /* owned */
     size_t len;
     size_t size; /* DynamoDB's size of the item (eddy_attr_item_size) */
+    /* An outbox entry's fields as rendered (owned), else NULL: what the
+     * publisher needs on the commit path, so it reads nothing back. */
+    struct eddy_record_outbox_fields *outbox;
 };
+/* One allocation holding every string. */
+struct eddy_record_outbox_fields {
+    const char *pk, *sk; /* the row's keys; sk is the stable event id too */
+    const char *ns, *id;
+    int64_t seq, idx;
+    int64_t ts, tms;              /* _ts, _tms */
+    const char *type;             /* DetailType */
+    const char *detail;           /* Detail, eddy's metadata included */
+    const char *source;           /* NULL when not recorded */
+    const char *trace_header;     /* NULL when not recorded */
+    const char *event_bus;        /* NULL when not recorded */
+    const char *const *resources; /* nresources strings */
+    size_t nresources;
+};
+/* A copy in one allocation (free() frees it). */
+struct eddy_record_outbox_fields *
+eddy_record_outbox_fields_dup(const struct eddy_record_outbox_fields *f);
 void eddy_record_text_cleanup(struct eddy_record_text *t);
 EDDY_MUST_USE eddy_err eddy_record_render_state(const struct eddy_record_entity *e,
                                                 const cJSON *state, bool version,

@@ -6,8 +6,9 @@
  * Two ways in, one publisher:
  *   - Publish on commit. The committing process hands each committed outbox
  *     entry to its relay at once (eddy_relay_on_outbox fits the processor's
- *     on_outbox hook: the entry's DynamoDB JSON as it was written). Nothing
- *     is read back from DynamoDB on this path.
+ *     on_outbox hook: the entry as it was rendered, its fields and its
+ *     DynamoDB JSON). Nothing is read back from DynamoDB, and nothing is
+ *     parsed, on this path.
  *   - Sweeps for leftovers. The relay leases a fair share of the shards
  *     (lease.h) and sweeps them: a sweep Queries "#outbox/<shard>" and takes
  *     only the rows older than grace_ms that it does not hold already (what
@@ -158,10 +159,13 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
                                   struct eddy_error *err);
 /* Start the leases (or take every shard without them) and the sweeps. */
 EDDY_MUST_USE eddy_err eddy_relay_start(struct eddy_relay *r);
-/* Publish a committed outbox entry (its DynamoDB JSON, as written). */
-void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len);
+/* Publish a committed outbox entry, as the commit path rendered it: its
+ * fields (row->outbox) are taken as they are, nothing is parsed; the text
+ * is kept for a move to the dead letters. Entries without fields are left
+ * to the sweeps. */
+void eddy_relay_publish(struct eddy_relay *r, const struct eddy_record_text *row);
 /* The processor's on_outbox hook: ud is the relay. */
-void eddy_relay_on_outbox(const char *item_json, size_t len, void *ud);
+void eddy_relay_on_outbox(const struct eddy_record_text *row, void *ud);
 /* Sweep shard now if it is ours (tests; a shard's timer does it otherwise). */
 void eddy_relay_sweep(struct eddy_relay *r, uint32_t shard);
 /* See the lifecycle above; cb may be NULL. Calling it twice is harmless

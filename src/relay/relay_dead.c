@@ -67,7 +67,10 @@ static void on_move(eddy_err rc, struct eddy_ddb_txn_result *res,
 
 static cJSON *dead_item(struct eddy_relay *r, const struct entry *e)
 {
-    cJSON *dead = cJSON_Duplicate(e->item, true);
+    cJSON *dead = e->item ? cJSON_Duplicate(e->item, true)
+                          : cJSON_ParseWithLength(e->text, e->text_len); /* as committed */
+    if (dead == NULL)
+        abort(); /* eddy's own rendering: cJSON fails only when out of memory */
     char *pk = eddy_record_outbox_dead_pk(e->shard);
     char n[32];
     cJSON_DeleteItemFromObjectCaseSensitive(dead, "_pk");

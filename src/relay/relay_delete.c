@@ -67,10 +67,8 @@ void relay_delete_send(struct eddy_relay *r, bool all);
 cJSON *relay_entry_key(const struct entry *e)
 {
     cJSON *key = cJSON_CreateObject();
-    cJSON_AddItemToObject(key, "_pk",
-                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->item, "_pk"), true));
-    cJSON_AddItemToObject(key, "_sk",
-                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->item, "_sk"), true));
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_pk"), "S", e->o.pk);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(key, "_sk"), "S", e->o.sk);
     return key;
 }
 

@@ -50,7 +50,12 @@ struct lane;
 struct entry {
     struct lane *lane;
     struct eddy_list link; /* in the lane, in (seq, idx) order */
-    cJSON *item;           /* the outbox row, owned */
+    cJSON *item;           /* a swept row, owned (NULL for a committed one) */
+    /* a committed entry: its fields and its row's text (owned; the text is
+     * parsed only to move the entry to the dead letters) */
+    struct eddy_record_outbox_fields *fields;
+    char *text;
+    size_t text_len;
     struct eddy_record_outbox o;
     uint32_t shard;
     int64_t commit_ms;
@@ -177,6 +182,8 @@ bool relay_lane_has(const struct lane *l, const struct entry *e);
 void relay_entry_remove(struct eddy_relay *r, struct entry *e);
 int64_t relay_item_n(const cJSON *item, const char *name);
 struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item);
+/* An entry from a committed row's fields (copied). */
+struct entry *relay_entry_committed(struct eddy_relay *r, const struct eddy_record_text *row);
 /* The one place an entry's state changes: checked and traced (base/state.h). */
 void relay_entry_set_state(struct entry *e, enum entry_state to);
 bool relay_hold(struct eddy_relay *r, struct entry *e);

@@ -33,7 +33,10 @@ void relay_entry_set_state(struct entry *e, enum entry_state to)
 static void entry_free(struct entry *e)
 {
     free(e->source);
-    free((void *)e->eb.resources);
+    if (e->fields == NULL) /* else they point into the fields */
+        free((void *)e->eb.resources);
+    free(e->fields);
+    free(e->text);
     cJSON_Delete(e->item);
     free(e);
 }
@@ -233,20 +236,18 @@ static void entry_resources(struct entry *e)
     e->eb.nresources = k;
 }
 
-/* An entry from an outbox row (taken over); NULL (row freed, logged) when
- * the row cannot be read. */
-struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
+static struct entry *entry_alloc(void)
 {
     struct entry *e = eddy_calloc(1, sizeof *e);
     eddy_list_init(&e->link);
     eddy_list_init(&e->dlink);
-    struct eddy_error err = {0};
-    e->item = item;
-    if (eddy_record_parse_outbox(item, &e->o, &err) != EDDY_OK) {
-        EDDY_ERROR("relay: left an unreadable outbox row: %s", eddy_error_text(&err));
-        entry_free(e);
-        return NULL;
-    }
+    return e;
+}
+
+/* What both kinds of entry compute from e->o (and resources set): the
+ * shard, the PutEvents entry, its size. */
+static struct entry *entry_finish(struct eddy_relay *r, struct entry *e, int64_t ts, int64_t tms)
+{
     const char *shard = strchr(e->o.pk, '/');
     e->shard = shard ? (uint32_t)strtoul(shard + 1, NULL, 10) : 0;
     if (e->o.source == NULL && r->source == NULL) {
@@ -254,7 +255,6 @@ struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
         eddy_record_default_source(e->o.ns, source);
         e->source = eddy_strdup(source);
     }
-    int64_t ts = relay_item_n(item, "_ts"), tms = relay_item_n(item, "_tms");
     e->commit_ms = tms > 0 ? tms : ts * 1000;
     e->eb.source = e->o.source ? e->o.source : e->source ? e->source : r->source;
     e->eb.detail_type = e->o.detail_type;
@@ -262,7 +262,6 @@ struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
     e->eb.event_bus_name = e->o.event_bus ? e->o.event_bus : r->ebus;
     e->eb.trace_header = e->o.trace_header;
     e->eb.time_s = ts;
-    entry_resources(e);
     e->size = r->bus->entry_size ? r->bus->entry_size(&e->eb, &e->o) : eddy_eb_entry_size(&e->eb);
     if (e->size > r->bus->max_bytes) { /* the commit path refuses these; older rows */
         relay_entry_set_state(e, E_DEAD);
@@ -271,6 +270,49 @@ struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
                  e->size, r->bus->max_bytes);
     }
     return e;
+}
+
+/* An entry from an outbox row (taken over); NULL (row freed, logged) when
+ * the row cannot be read. */
+struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
+{
+    struct entry *e = entry_alloc();
+    struct eddy_error err = {0};
+    e->item = item;
+    if (eddy_record_parse_outbox(item, &e->o, &err) != EDDY_OK) {
+        EDDY_ERROR("relay: left an unreadable outbox row: %s", eddy_error_text(&err));
+        entry_free(e);
+        return NULL;
+    }
+    entry_resources(e);
+    return entry_finish(r, e, relay_item_n(item, "_ts"), relay_item_n(item, "_tms"));
+}
+
+struct entry *relay_entry_committed(struct eddy_relay *r, const struct eddy_record_text *row)
+{
+    struct entry *e = entry_alloc();
+    const struct eddy_record_outbox_fields *f = e->fields =
+        eddy_record_outbox_fields_dup(row->outbox);
+    e->text = eddy_strndup(row->json, row->len);
+    e->text_len = row->len;
+    e->o = (struct eddy_record_outbox){
+        .pk = f->pk,
+        .sk = f->sk,
+        .ns = f->ns,
+        .id = f->id,
+        .seq = f->seq,
+        .idx = f->idx,
+        .type = f->type,
+        .event_id = f->sk,
+        .detail_type = f->type,
+        .detail = f->detail,
+        .source = f->source,
+        .trace_header = f->trace_header,
+        .event_bus = f->event_bus,
+    };
+    e->eb.resources = f->resources;
+    e->eb.nresources = f->nresources;
+    return entry_finish(r, e, f->ts, f->tms);
 }
 
 /* Hold e (taken over) unless the lane has it already. */

@@ -67,7 +67,7 @@ const struct eddy_relay_bus eddy_relay_bus_classic = {
     .refused_for_good = classic_refused_for_good,
 };
 
-void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len)
+void eddy_relay_publish(struct eddy_relay *r, const struct eddy_record_text *row)
 {
     if (r == NULL || r->closing)
         return;
@@ -75,23 +75,20 @@ void eddy_relay_publish(struct eddy_relay *r, const char *item_json, size_t len)
         r->st.overflow++; /* the row stays in the outbox: a sweep takes it */
         return;
     }
-    cJSON *item = cJSON_ParseWithLength(item_json, len);
-    if (item == NULL) {
-        EDDY_ERROR("relay: a committed outbox row is not JSON; left to the sweeps");
+    if (row->outbox == NULL) {
+        EDDY_ERROR("relay: a committed row came without its outbox fields; left to the sweeps");
         return;
     }
-    struct entry *e = relay_entry_new(r, item);
-    if (e == NULL)
-        return;
+    struct entry *e = relay_entry_committed(r, row);
     e->commit_ms = eddy_clock_unix_ms(r->clock); /* the commit is done: from now on */
     if (relay_hold(r, e))
         r->st.committed++;
     relay_pump(r);
 }
 
-void eddy_relay_on_outbox(const char *item_json, size_t len, void *ud)
+void eddy_relay_on_outbox(const struct eddy_record_text *row, void *ud)
 {
-    eddy_relay_publish(ud, item_json, len);
+    eddy_relay_publish(ud, row);
 }
 
 /* ---- publishing ---- */

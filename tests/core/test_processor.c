@@ -30,15 +30,18 @@ struct prig {
 };
 
 /* The committed outbox row, handed over as written (publish on commit). */
-static void on_outbox(const char *item_json, size_t len, void *ud)
+static void on_outbox(const struct eddy_record_text *row, void *ud)
 {
     struct prig *r = ud;
-    cJSON *item = cJSON_ParseWithLength(item_json, len);
+    cJSON *item = cJSON_ParseWithLength(row->json, row->len);
     assert_non_null(item);
     struct eddy_record_outbox o;
     struct eddy_error err;
     assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
     assert_non_null(strstr(o.pk, "#outbox/"));
+    assert_non_null(row->outbox); /* the same fields, for the publisher */
+    assert_string_equal(row->outbox->sk, o.sk);
+    assert_string_equal(row->outbox->detail, o.detail);
     cJSON_Delete(item);
     r->outbox_calls++;
 }

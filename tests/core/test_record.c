@@ -255,6 +255,55 @@ static void test_outbox(void **state)
     cJSON_Delete(data);
 }
 
+/* The fields the commit path hands to the publisher are the row's own. */
+static void test_outbox_fields(void **state)
+{
+    (void)state;
+    const struct eddy_record_entity e = {"machine", "a/b", 12, NOW, (int64_t)NOW * 1000 + 7};
+    cJSON *data = json("{\"userId\":\"u1\"}");
+    cJSON *resources = cJSON_Parse("[\"arn:aws:x\",\"arn:aws:y\"]");
+    char th[600];
+    memset(th, 't', sizeof th - 1);
+    th[sizeof th - 1] = '\0';
+    struct eddy_record_publish pub = {"eddy.test", resources, th, "bus-1"};
+    struct eddy_record_text t = {0};
+    struct eddy_error err;
+    assert_int_equal(eddy_record_render_outbox(&e, 16, 1, "Payout", data, &pub, &t, &err), EDDY_OK);
+    cJSON *item = cJSON_ParseWithLength(t.json, t.len);
+    struct eddy_record_outbox o;
+    assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
+    struct eddy_record_outbox_fields *f = eddy_record_outbox_fields_dup(t.outbox);
+    eddy_record_text_cleanup(&t); /* the copy stands alone */
+    assert_null(t.outbox);
+    assert_string_equal(f->pk, o.pk);
+    assert_string_equal(f->sk, o.sk);
+    assert_string_equal(f->ns, o.ns);
+    assert_string_equal(f->id, o.id);
+    assert_int_equal(f->seq, o.seq);
+    assert_int_equal(f->idx, o.idx);
+    assert_string_equal(f->type, o.detail_type);
+    assert_string_equal(f->detail, o.detail);
+    assert_string_equal(f->source, o.source);
+    assert_string_equal(f->trace_header, o.trace_header); /* cut at 500 as written */
+    assert_string_equal(f->event_bus, o.event_bus);
+    assert_int_equal(f->ts, NOW);
+    assert_int_equal(f->tms, (int64_t)NOW * 1000 + 7);
+    assert_int_equal(f->nresources, 2);
+    assert_string_equal(f->resources[1], "arn:aws:y");
+    free(f);
+    cJSON_Delete(item);
+    /* without the optional fields */
+    assert_int_equal(eddy_record_render_outbox(&e, 16, 0, "GameResult", NULL, NULL, &t, &err),
+                     EDDY_OK);
+    assert_null(t.outbox->source);
+    assert_null(t.outbox->trace_header);
+    assert_null(t.outbox->event_bus);
+    assert_null(t.outbox->resources);
+    eddy_record_text_cleanup(&t);
+    cJSON_Delete(resources);
+    cJSON_Delete(data);
+}
+
 static void test_shard(void **state)
 {
     (void)state;
@@ -595,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_dedupe_and_lease),
         cmocka_unit_test(test_trace_header_cut),
         cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_outbox_fields),
         cmocka_unit_test(test_shard),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_reserved_names),

@@ -50,11 +50,11 @@ struct tool {
     struct eddy_relay_stats st; /* its last stats, taken as it closed */
     uv_timer_t timer;
     /* latency */
-    uint32_t next;    /* next entry to write */
-    uint64_t t0;      /* its commit time (uv_hrtime) */
-    uint64_t pub_ns;  /* when it was published, 0 until then */
-    char *waiting_sk; /* the entry in flight */
-    char *item_text;  /* its DynamoDB JSON, handed over once committed */
+    uint32_t next;               /* next entry to write */
+    uint64_t t0;                 /* its commit time (uv_hrtime) */
+    uint64_t pub_ns;             /* when it was published, 0 until then */
+    char *waiting_sk;            /* the entry in flight */
+    struct eddy_record_text row; /* the entry as rendered, handed over once committed */
     double *lat_ms;
     uint32_t nlat;
     /* throughput */
@@ -62,6 +62,28 @@ struct tool {
     cJSON *batch;
     bool failed;
 };
+
+/* The entry as the commit path renders it (text and fields). */
+static void outbox_row(const struct opts *o, const char *id, int64_t seq,
+                       struct eddy_record_text *out)
+{
+    int64_t now_ms = eddy_clock_unix_ms(eddy_clock_system());
+    struct eddy_record_entity e = {o->ns, id, seq, now_ms / 1000, now_ms};
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddNumberToObject(data, "n", (double)seq);
+    if (o->pad) {
+        char *pad = eddy_calloc(1, o->pad + 1);
+        memset(pad, 'p', o->pad);
+        cJSON_AddStringToObject(data, "pad", pad);
+        free(pad);
+    }
+    struct eddy_error err = {0};
+    if (eddy_record_render_outbox(&e, o->shards, 0, "Happened", data, NULL, out, &err) != EDDY_OK) {
+        fprintf(stderr, "relay_tool: %s\n", eddy_error_text(&err));
+        exit(2);
+    }
+    cJSON_Delete(data);
+}
 
 static cJSON *outbox_item(const struct opts *o, const char *id, int64_t seq)
 {
@@ -216,9 +238,8 @@ static void on_put_item(eddy_err rc, struct eddy_ddb_item_result *res,
     }
     t->t0 = uv_hrtime();
     if (strcmp(t->o.mode, "fast") == 0) /* publish on commit */
-        eddy_relay_publish(t->relay, t->item_text, strlen(t->item_text));
-    free(t->item_text);
-    t->item_text = NULL;
+        eddy_relay_publish(t->relay, &t->row);
+    eddy_record_text_cleanup(&t->row);
     t->next++;
     lat_sample(t);
 }
@@ -228,11 +249,11 @@ static void write_next(uv_timer_t *h)
     struct tool *t = eddy_container_of(h, struct tool, timer);
     char id[32];
     snprintf(id, sizeof id, "lat%" PRIu32, t->next % 16);
-    cJSON *item = outbox_item(&t->o, id, t->next / 16 + 1);
-    const cJSON *sk = cJSON_GetObjectItem(cJSON_GetObjectItem(item, "_sk"), "S");
-    t->waiting_sk = eddy_strdup(sk->valuestring);
-    free(t->item_text);
-    t->item_text = cJSON_PrintUnformatted(item);
+    eddy_record_text_cleanup(&t->row);
+    outbox_row(&t->o, id, t->next / 16 + 1, &t->row);
+    cJSON *item = cJSON_ParseWithLength(t->row.json, t->row.len);
+    free(t->waiting_sk);
+    t->waiting_sk = eddy_strdup(t->row.outbox->sk);
     struct eddy_error err = {0};
     if (eddy_ddb_put_item(&t->ddb, t->o.table, item, NULL, NULL, on_put_item, t, NULL, &err) !=
         EDDY_OK) {
@@ -270,6 +291,7 @@ static int cmd_latency(struct tool *t)
                t->o.mode, t->o.poll_ms, t->nlat, pct(t->lat_ms, t->nlat, 0.5),
                pct(t->lat_ms, t->nlat, 0.99), t->lat_ms[t->nlat - 1]);
     free(t->lat_ms);
+    eddy_record_text_cleanup(&t->row);
     free(t->waiting_sk);
     return t->failed || t->nlat != t->o.count ? 1 : rc;
 }

@@ -539,7 +539,7 @@ static void hand_over(struct relay_rig *r, const char *id, int64_t seq)
     cJSON *item = cJSON_Parse(t.json);
     fakeaws_put(&r->w, item); /* committed */
     cJSON_Delete(item);
-    eddy_relay_on_outbox(t.json, t.len, r->relay);
+    eddy_relay_on_outbox(&t, r->relay);
     eddy_record_text_cleanup(&t);
     cJSON_Delete(data);
 }
