@@ -21,6 +21,7 @@ struct ack_entry {
     enum eddy_ack_kind kind;
     enum eddy_ack_reason why;
     int visibility_s;
+    uint64_t queued_ms; /* the loop's time when it joined its pending queue */
     unsigned attempts;
     char handle[EDDY_ACK_HANDLE_MAX + 1];
 };
@@ -45,7 +46,11 @@ struct eddy_acker {
     struct eddy_sqs *sqs;
     char *queue_url;
     struct eddy_metrics *metrics;
-    uint32_t flush_ms, retry_base_ms, retry_cap_ms;
+    uint32_t flush_ms, linger_ms;
+    size_t (*expected)(void *ud);
+    void *expected_ud;
+    uint64_t hold_until_ms; /* a partial batch of deletes waits for more until then; 0: not */
+    uint32_t retry_base_ms, retry_cap_ms;
     unsigned max_attempts;
     struct eddy_rng rng;
     uv_timer_t flush_timer;
@@ -98,6 +103,7 @@ static void call_put(struct eddy_acker *a, struct ack_call *c)
 
 static void check_closed(struct eddy_acker *a);
 static void send_batches(struct eddy_acker *a, bool partial);
+static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind);
 
 static void acker_free(struct eddy_closer *closer);
 
@@ -110,6 +116,11 @@ struct eddy_acker *eddy_acker_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     a->queue_url = eddy_strdup(cfg->queue_url);
     a->metrics = cfg->metrics;
     a->flush_ms = cfg->flush_ms ? cfg->flush_ms : EDDY_ACK_FLUSH_MS;
+    a->linger_ms = cfg->linger_ms ? cfg->linger_ms : EDDY_ACK_LINGER_MS;
+    if (a->linger_ms < a->flush_ms)
+        a->linger_ms = a->flush_ms;
+    a->expected = cfg->expected;
+    a->expected_ud = cfg->expected_ud;
     a->max_attempts = cfg->max_attempts ? cfg->max_attempts : EDDY_ACK_MAX_ATTEMPTS;
     a->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 100;
     a->retry_cap_ms = cfg->retry_cap_ms ? cfg->retry_cap_ms : 5000;
@@ -125,10 +136,77 @@ struct eddy_acker *eddy_acker_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     return a;
 }
 
+static struct ack_entry *oldest(const struct eddy_acker *a, int k)
+{
+    return eddy_list_data(eddy_list_head(&a->pending[k].q), struct ack_entry, link);
+}
+
+/* When the partial batch of kind k is next looked at: flush_ms after its
+ * oldest entry was queued, or, for deletes held for more, when the hold
+ * ends. */
+static uint64_t due_ms(const struct eddy_acker *a, int k)
+{
+    if (k == EDDY_ACK_DELETE && a->hold_until_ms)
+        return a->hold_until_ms;
+    return oldest(a, k)->queued_ms + a->flush_ms;
+}
+
+/* Whether the deletes pending and those the owner expects soon fill a
+ * batch: then a partial batch waits for them. */
+static bool more_coming(const struct eddy_acker *a)
+{
+    return a->expected &&
+           a->pending[EDDY_ACK_DELETE].n + a->expected(a->expected_ud) >= EDDY_SQS_MAX_BATCH;
+}
+
+static void flush_timer_cb(uv_timer_t *t);
+
+/* The flush timer runs only while a partial batch waits, until the first
+ * is due; with all batch calls out, the next call to end sends instead. */
+static void arm_flush(struct eddy_acker *a)
+{
+    bool any = false;
+    uint64_t due = 0;
+    for (int k = 0; k < EDDY_ACK_KINDS; k++) {
+        if (a->pending[k].n == 0)
+            continue;
+        uint64_t d = due_ms(a, k);
+        if (!any || d < due)
+            due = d;
+        any = true;
+    }
+    if (!any || a->calls_inflight >= EDDY_ACK_MAX_CALLS) {
+        uv_timer_stop(&a->flush_timer);
+        return;
+    }
+    uint64_t now = uv_now(a->loop);
+    uv_timer_start(&a->flush_timer, flush_timer_cb, due > now ? due - now : 0, 0);
+}
+
+/* Send full batches of kind k; with partial, also what is left over. */
+static void send_kind(struct eddy_acker *a, int k, bool partial)
+{
+    while (a->calls_inflight < EDDY_ACK_MAX_CALLS &&
+           (a->pending[k].n >= EDDY_SQS_MAX_BATCH || (partial && a->pending[k].n > 0)))
+        send_one(a, (enum eddy_ack_kind)k);
+}
+
 static void flush_timer_cb(uv_timer_t *t)
 {
     struct eddy_acker *a = eddy_container_of(t, struct eddy_acker, flush_timer);
-    send_batches(a, true);
+    uint64_t now = uv_now(a->loop);
+    for (int k = 0; k < EDDY_ACK_KINDS; k++) {
+        if (a->pending[k].n == 0 || due_ms(a, k) > now)
+            continue;
+        if (k == EDDY_ACK_DELETE && a->hold_until_ms == 0 && more_coming(a)) {
+            /* the deletes in hand fill it: wait for them, linger_ms at most */
+            a->hold_until_ms = oldest(a, k)->queued_ms + a->linger_ms;
+            if (a->hold_until_ms > now)
+                continue;
+        }
+        send_kind(a, k, true);
+    }
+    arm_flush(a);
 }
 
 static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const char *handle,
@@ -155,11 +233,14 @@ static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const cha
     e->visibility_s = visibility_s;
     e->attempts = 0;
     memcpy(e->handle, handle, len + 1);
+    e->queued_ms = uv_now(a->loop);
     queue_push(&a->pending[kind], e);
     if (a->pending[kind].n >= EDDY_SQS_MAX_BATCH || eddy_closer_closing(&a->closer))
         send_batches(a, eddy_closer_closing(&a->closer));
-    if (a->pending[kind].n > 0 && !uv_is_active((uv_handle_t *)&a->flush_timer))
-        uv_timer_start(&a->flush_timer, flush_timer_cb, a->flush_ms, 0);
+    else if (kind == EDDY_ACK_DELETE && a->hold_until_ms && !more_coming(a))
+        send_batches(a, true);        /* held for deletes that are no longer coming */
+    else if (a->pending[kind].n == 1) /* the first waiting: it may be due first */
+        arm_flush(a);
     return EDDY_OK;
 }
 
@@ -286,6 +367,8 @@ static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind)
     c->a = a;
     c->kind = kind;
     c->n = 0;
+    if (kind == EDDY_ACK_DELETE)
+        a->hold_until_ms = 0; /* what is left is looked at afresh */
     struct ack_entry *e;
     while (c->n < EDDY_SQS_MAX_BATCH && (e = queue_pop(&a->pending[kind])) != NULL) {
         c->e[c->n] = e;
@@ -315,16 +398,9 @@ static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind)
 /* Send full batches; with partial, also what is left over. */
 static void send_batches(struct eddy_acker *a, bool partial)
 {
-    for (int k = 0; k < EDDY_ACK_KINDS; k++) {
-        while (a->calls_inflight < EDDY_ACK_MAX_CALLS &&
-               (a->pending[k].n >= EDDY_SQS_MAX_BATCH || (partial && a->pending[k].n > 0)))
-            send_one(a, (enum eddy_ack_kind)k);
-    }
-    bool left = a->pending[EDDY_ACK_DELETE].n > 0 || a->pending[EDDY_ACK_VISIBILITY].n > 0;
-    if (!left)
-        uv_timer_stop(&a->flush_timer);
-    else if (!uv_is_active((uv_handle_t *)&a->flush_timer))
-        uv_timer_start(&a->flush_timer, flush_timer_cb, a->flush_ms, 0);
+    for (int k = 0; k < EDDY_ACK_KINDS; k++)
+        send_kind(a, k, partial);
+    arm_flush(a);
 }
 
 void eddy_acker_flush(struct eddy_acker *a)

@@ -6,9 +6,15 @@
  * handle is copied into a pooled entry (no allocation per message once the
  * pool is warm). Entries of one kind are sent together, up to 10 per
  * DeleteMessageBatch or ChangeMessageVisibilityBatch call: a batch leaves as
- * soon as 10 are queued, or flush_ms after the first of a partial batch was
- * queued. So the cost of an acknowledgement is a tenth of a call under load,
- * and a few milliseconds of delay when idle.
+ * soon as 10 are queued, a partial batch flush_ms after its first entry was
+ * queued; but a partial batch of deletes that the deletes expected soon
+ * (the owner's count: the consumer's messages in hand) would fill waits for
+ * them, until it is full, until they are no longer expected, or linger_ms
+ * after its first entry. So deletes from several receives share a call: a
+ * delete that waits keeps a message in flight a little longer, while a call
+ * that leaves half empty is paid in full. The cost of an acknowledgement is
+ * a tenth of a call under load, and flush_ms of delay when idle. The flush
+ * timer runs only while a partial batch waits.
  *
  * Failures. A call that fails as a whole (after the AWS layer's own retries)
  * and entries that fail for a reason that may pass (5xx, throttling, an entry
@@ -40,14 +46,20 @@ struct eddy_metrics;
 /* Longest receipt handle the acker holds (SQS documents 1,024 characters). */
 #define EDDY_ACK_HANDLE_MAX 1024
 #define EDDY_ACK_FLUSH_MS 20
+#define EDDY_ACK_LINGER_MS 250
 #define EDDY_ACK_MAX_ATTEMPTS 6
 #define EDDY_ACK_MAX_CALLS 32 /* batch calls in flight at once */
 
 enum eddy_ack_kind { EDDY_ACK_DELETE, EDDY_ACK_VISIBILITY, EDDY_ACK_KINDS };
 
 struct eddy_acker_config {
-    const char *queue_url;        /* copied */
-    uint32_t flush_ms;            /* 0: EDDY_ACK_FLUSH_MS */
+    const char *queue_url; /* copied */
+    uint32_t flush_ms;     /* a partial batch's wait; 0: EDDY_ACK_FLUSH_MS */
+    uint32_t linger_ms;    /* a partial delete batch's longest wait; 0: EDDY_ACK_LINGER_MS */
+    /* How many more deletes may come soon (the consumer: its messages in
+     * hand); NULL: none are counted on. */
+    size_t (*expected)(void *ud);
+    void *expected_ud;
     unsigned max_attempts;        /* 0: EDDY_ACK_MAX_ATTEMPTS */
     uint32_t retry_base_ms;       /* 0: 100 */
     uint32_t retry_cap_ms;        /* 0: 5000 */

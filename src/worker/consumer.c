@@ -223,6 +223,12 @@ void eddy_consumer_start(struct eddy_consumer *c)
 
 static void consumer_free(struct eddy_closer *closer);
 
+/* The acker's count of deletes to come: the messages in hand. */
+static size_t in_hand(void *ud)
+{
+    return ((struct eddy_consumer *)ud)->inflight;
+}
+
 static eddy_err check_config(const struct eddy_consumer_config *cfg, struct eddy_error *err)
 {
     if (cfg->queue_url == NULL || cfg->queue_url[0] == '\0')
@@ -295,6 +301,8 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     struct eddy_acker_config ac = {.queue_url = c->queue_url,
                                    .flush_ms = cfg->ack_flush_ms,
                                    .metrics = cfg->metrics,
+                                   .expected = in_hand,
+                                   .expected_ud = c,
                                    .seed = cfg->seed + 1};
     c->acker = eddy_acker_new(loop, sqs, &ac);
     return c;

@@ -155,6 +155,9 @@ bool eddy_consumer_fifo(const struct eddy_consumer *c);
 int eddy_consumer_visibility(const struct eddy_consumer *c);
 /* The store's circuit breaker (its state and totals). */
 const struct eddy_breaker *eddy_consumer_breaker(const struct eddy_consumer *c);
+/* Whether the heartbeat's timer is set (for tests: only while messages are
+ * in hand). */
+bool eddy_consumer_heartbeat_armed(const struct eddy_consumer *c);
 /* The acker, for tests. */
 struct eddy_acker *eddy_consumer_acker(struct eddy_consumer *c);
 /* The visibility delay for the receive_count-th receive, before jitter. */

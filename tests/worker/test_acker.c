@@ -164,6 +164,65 @@ static void test_refuses_long_handle_and_after_close(void **state)
     rig_close(&r);
 }
 
+static size_t expected_n;
+static size_t expected(void *ud)
+{
+    (void)ud;
+    return expected_n;
+}
+
+/*
+ * Deletes wait for the deletes expected soon: with seven more expected, the
+ * visibility change queued after three deletes leaves on its own, and the
+ * deletes leave with the seven that follow, in one full call; once fewer
+ * are expected than would fill a batch, a partial one leaves. (The linger
+ * is a minute: nothing here waits for it.)
+ */
+static void test_deletes_linger_to_fill(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init_sqs(&r);
+    struct eddy_acker *a;
+    struct eddy_acker_config cfg = {
+        .queue_url = RIG_QURL, .flush_ms = 1, .linger_ms = 60000, .expected = expected};
+    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
+    expected_n = 7;
+    for (int i = 0; i < 3; i++)
+        eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
+    char h[32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(h, sizeof h, "rh-%d", i);
+        assert_int_equal(eddy_acker_delete(a, h), EDDY_OK);
+    }
+    assert_int_equal(eddy_acker_visibility(a, "rh-v", 0, EDDY_ACK_RELEASE), EDDY_OK);
+    while (sent(a, EDDY_ACK_VISIBILITY) < 1)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 0);
+    for (int i = 3; i < 10; i++) {
+        snprintf(h, sizeof h, "rh-%d", i);
+        assert_int_equal(eddy_acker_delete(a, h), EDDY_OK);
+    }
+    assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 1);
+    /* one more, held for the nine expected (the second visibility change
+     * leaves past its due time); then fewer are expected: it leaves at once */
+    for (int i = 0; i < 2; i++)
+        eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
+    expected_n = 9;
+    assert_int_equal(eddy_acker_delete(a, "rh-10"), EDDY_OK);
+    assert_int_equal(eddy_acker_visibility(a, "rh-w", 0, EDDY_ACK_RELEASE), EDDY_OK);
+    while (sent(a, EDDY_ACK_VISIBILITY) < 2)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 1);
+    expected_n = 6;
+    assert_int_equal(eddy_acker_delete(a, "rh-11"), EDDY_OK);
+    assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 2);
+    close_acker(&r, a);
+    assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 2);
+    assert_int_equal(closed_stats.sent[EDDY_ACK_DELETE], 12);
+    rig_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_failed_entries),
         cmocka_unit_test(test_gives_up_after_max_attempts),
         cmocka_unit_test(test_refuses_long_handle_and_after_close),
+        cmocka_unit_test(test_deletes_linger_to_fill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

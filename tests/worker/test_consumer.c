@@ -681,6 +681,31 @@ static void test_rejections(void **state)
     teardown(&s);
 }
 
+/*
+ * The heartbeat's timer is set only while messages are in hand: not when
+ * idle, set by a receive, and it extends a message held past half the
+ * visibility timeout (1 s here); once nothing is in hand it is stopped.
+ */
+static void test_heartbeat_only_while_in_hand(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup(&s, (struct opts){.attrs = "{\"Attributes\":{\"VisibilityTimeout\":\"1\"}}"});
+    run_until_sent(&s, "ReceiveMessage", 1);
+    assert_false(eddy_consumer_heartbeat_armed(s.c));
+    receive(&s, "h1:H", 1);
+    assert_true(eddy_consumer_heartbeat_armed(s.c));
+    run_until_sent(&s, "ChangeMessageVisibilityBatch", 1);
+    EXPECT_SENT(&s.r, {"ChangeMessageVisibilityBatch", "\"rh-h1\"", 1},
+                {"ChangeMessageVisibilityBatch", "\"VisibilityTimeout\":1", 1});
+    assert_true(eddy_consumer_heartbeat_armed(s.c)); /* for the next extension */
+    complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    assert_false(eddy_consumer_heartbeat_armed(s.c));
+    EXPECT_TOTALS(s.m, {EDDY_METRIC_processed, 1});
+    close_consumer(&s, 0);
+    teardown(&s);
+}
+
 static void test_backoff_grows(void **state)
 {
     (void)state;
@@ -740,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_store_down_holds_and_resumes),
         cmocka_unit_test(test_drain_while_store_down),
         cmocka_unit_test(test_last_receive_to_dlq_with_reason),
+        cmocka_unit_test(test_heartbeat_only_while_in_hand),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_config_checked),
     };
