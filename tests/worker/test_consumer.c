@@ -706,6 +706,39 @@ static void test_heartbeat_only_while_in_hand(void **state)
     teardown(&s);
 }
 
+/* A consumer closed before it started calls back from the loop, having sent
+ * nothing, and is freed after its callback. */
+static void test_close_before_start(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init_sqs(&r);
+    struct eddy_envelope_spec spec;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_envelope_spec_init(&spec, NULL, NULL, NULL, NULL, &err), EDDY_OK);
+    struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_OFF);
+    struct fakeproc fp = {0};
+    struct eddy_consumer_config cfg = {.queue_url = RIG_QURL,
+                                       .max_inflight = 10,
+                                       .coalesce_max = 1,
+                                       .spec = &spec,
+                                       .submit = fake_submit,
+                                       .submit_ud = &fp,
+                                       .on_poison = EDDY_POISON_REDRIVE,
+                                       .metrics = m};
+    struct setup s = {0};
+    s.c = eddy_consumer_new(&r.loop, &r.sqs, &cfg, &err);
+    assert_non_null(s.c);
+    eddy_consumer_close(s.c, on_drained, &s);
+    assert_false(s.drained); /* later, from the loop */
+    rig_run_until(&r, &s.drained, 1000);
+    assert_true(s.drained);
+    assert_int_equal(eddy_fake_count(r.fake), 0);
+    eddy_metrics_free(m);
+    eddy_envelope_spec_cleanup(&spec);
+    rig_close(&r);
+}
+
 static void test_backoff_grows(void **state)
 {
     (void)state;
@@ -766,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_drain_while_store_down),
         cmocka_unit_test(test_last_receive_to_dlq_with_reason),
         cmocka_unit_test(test_heartbeat_only_while_in_hand),
+        cmocka_unit_test(test_close_before_start),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_config_checked),
     };
