@@ -60,6 +60,58 @@ static void refused(char **args, int n, const char *source, const char *want)
         fail_msg("\"%s\" does not hold \"%s\"", err.detail, want);
 }
 
+/* A value refused: a flag on the command line, or an EDDY_ variable set to
+ * value; the detail starts with source and holds want (NULL: anything). */
+struct refusal {
+    const char *flag; /* NULL: var=value */
+    const char *var, *value;
+    const char *source, *want;
+};
+
+/* One over the name's limit (filled by test_refusals). */
+static char long_ns[EDDY_RECORD_NS_MAX + 2];
+
+static const struct refusal refusals[] = {
+    /* integers: digits only, within their range */
+    {"--max-inflight=0", NULL, NULL, "--max-inflight: ", "not an integer in 1..100000"},
+    {"--max-inflight=100001", NULL, NULL, "--max-inflight: ", "1..100000"},
+    {"--max-inflight=+5", NULL, NULL, "--max-inflight: ", NULL},
+    {"--max-inflight= 5", NULL, NULL, "--max-inflight: ", NULL},
+    {"--max-inflight=1e3", NULL, NULL, "--max-inflight: ", NULL},
+    {"--after=99999999999999999999", NULL, NULL, "--after: ", NULL},
+    {NULL, "EDDY_WAIT_SECONDS", "21", "EDDY_WAIT_SECONDS: ", "0..20"},
+    /* durations: a unit of s, m, h or d, within their range */
+    {"--drain-seconds=5x", NULL, NULL, "--drain-seconds: ", "is not a duration of 1..3600 seconds"},
+    {"--drain-seconds=-1", NULL, NULL, "--drain-seconds: ", NULL},
+    {"--drain-seconds=2h", NULL, NULL, "--drain-seconds: ", "1..3600"},
+    {NULL, "EDDY_DEDUPE_TTL", "59", "EDDY_DEDUPE_TTL: ", "60..31536000"}, /* under a minute */
+    /* booleans and choices */
+    {"--repair=maybe", NULL, NULL, "--repair: ", "is not on/off"},
+    {"--on-reject=DLQ", NULL, NULL, "--on-reject: ", "is not one of record|dlq|drop"},
+    /* JSON Pointers and the namespace */
+    {NULL, "EDDY_ENTITY_ID", "detail/id", "EDDY_ENTITY_ID: ", NULL}, /* no leading '/' */
+    {NULL, "EDDY_NAMESPACE", long_ns, "EDDY_NAMESPACE: ", NULL},
+    /* flags */
+    {"--nope=1", NULL, NULL, "unknown flag --nope=1", NULL},
+    {"--table", NULL, NULL, "flag --table needs a value", NULL},
+};
+
+/* Every value of refusals, alone. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    memset(long_ns, 'n', sizeof long_ns - 1);
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        const struct refusal *r = &refusals[i];
+        char *args[] = {(char *)r->flag};
+        if (r->var)
+            setenv(r->var, r->value, 1);
+        refused(args, r->flag ? 1 : 0, r->source, r->want);
+        if (r->var)
+            unsetenv(r->var);
+    }
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -108,20 +160,6 @@ static void test_integers(void **state)
     assert_int_equal(load(&cfg, &err, ok, 2), EDDY_OK);
     assert_int_equal(cfg.max_inflight, 100000);
     assert_int_equal(cfg.pollers, 0);
-    char *low[] = {"--max-inflight=0"};
-    refused(low, 1, "--max-inflight: ", "not an integer in 1..100000");
-    char *high[] = {"--max-inflight=100001"};
-    refused(high, 1, "--max-inflight: ", "1..100000");
-    char *plus[] = {"--max-inflight=+5"};
-    refused(plus, 1, "--max-inflight: ", NULL);
-    char *space[] = {"--max-inflight= 5"};
-    refused(space, 1, "--max-inflight: ", NULL);
-    char *exp[] = {"--max-inflight=1e3"};
-    refused(exp, 1, "--max-inflight: ", NULL);
-    char *huge[] = {"--after=99999999999999999999"};
-    refused(huge, 1, "--after: ", NULL);
-    setenv("EDDY_WAIT_SECONDS", "21", 1);
-    refused(NULL, 0, "EDDY_WAIT_SECONDS: ", "0..20");
 }
 
 static void test_durations(void **state)
@@ -136,14 +174,6 @@ static void test_durations(void **state)
     assert_int_equal(cfg.dedupe_ttl, 300);
     assert_int_equal(cfg.metrics_interval, 7200);
     assert_int_equal(cfg.outbox_grace, 86400);
-    char *unit[] = {"--drain-seconds=5x"};
-    refused(unit, 1, "--drain-seconds: ", "is not a duration of 1..3600 seconds");
-    char *neg[] = {"--drain-seconds=-1"};
-    refused(neg, 1, "--drain-seconds: ", NULL);
-    char *over[] = {"--drain-seconds=2h"};
-    refused(over, 1, "--drain-seconds: ", "1..3600");
-    setenv("EDDY_DEDUPE_TTL", "59", 1); /* under a minute */
-    refused(NULL, 0, "EDDY_DEDUPE_TTL: ", "60..31536000");
 }
 
 static void test_bools_and_enums(void **state)
@@ -160,10 +190,6 @@ static void test_bools_and_enums(void **state)
     assert_int_equal(cfg.repair, 1); /* a bare boolean flag is on */
     assert_int_equal(cfg.on_reject, 1);
     assert_int_equal(cfg.log_level, 3);
-    char *maybe[] = {"--repair=maybe"};
-    refused(maybe, 1, "--repair: ", "is not on/off");
-    char *upper[] = {"--on-reject=DLQ"};
-    refused(upper, 1, "--on-reject: ", "is not one of record|dlq|drop");
 }
 
 static void test_pointers_and_namespace(void **state)
@@ -175,14 +201,6 @@ static void test_pointers_and_namespace(void **state)
     assert_int_equal(load(&cfg, &err, ok, 2), EDDY_OK);
     assert_string_equal(cfg.entity_ptr_str, "/detail/a~1b");
     assert_string_equal(cfg.ns_str, "game");
-    setenv("EDDY_ENTITY_ID", "detail/id", 1); /* no leading '/' */
-    refused(NULL, 0, "EDDY_ENTITY_ID: ", NULL);
-    unsetenv("EDDY_ENTITY_ID");
-    char ns[EDDY_RECORD_NS_MAX + 2];
-    memset(ns, 'n', sizeof ns - 1);
-    ns[sizeof ns - 1] = '\0';
-    setenv("EDDY_NAMESPACE", ns, 1);
-    refused(NULL, 0, "EDDY_NAMESPACE: ", NULL);
 }
 
 static void test_flags_and_positionals(void **state)
@@ -190,10 +208,6 @@ static void test_flags_and_positionals(void **state)
     (void)state;
     struct eddy_config cfg;
     struct eddy_error err;
-    char *unknown[] = {"--nope=1"};
-    refused(unknown, 1, "unknown flag --nope=1", NULL);
-    char *missing[] = {"--table"};
-    refused(missing, 1, "flag --table needs a value", NULL);
     /* positionals keep their order; "--" makes the rest positionals */
     char *args[] = {"get", "--table=t", "e1", "--", "--help"};
     assert_int_equal(load(&cfg, &err, args, 5), EDDY_OK);
@@ -214,6 +228,7 @@ int main(void)
         cmocka_unit_test_setup(test_bools_and_enums, clear_env),
         cmocka_unit_test_setup(test_pointers_and_namespace, clear_env),
         cmocka_unit_test_setup(test_flags_and_positionals, clear_env),
+        cmocka_unit_test_setup(test_refusals, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
