@@ -546,19 +546,19 @@ static void print_summary(const struct replay *r, const char *id, int64_t seq)
     print_line(sum);
 }
 
-/* Build the repair's items: state (+ version), the REPAIR/<seq> record, its marker. */
+/* Render the repair's items: state (+ version), the REPAIR/<seq> record, its marker. */
 static eddy_err repair_items(const struct eddy_config *cfg, const cJSON *state, const cJSON *keep,
-                             const struct eddy_record_entity *re, const char *eid, cJSON **items,
-                             size_t *n, struct eddy_error *err)
+                             const struct eddy_record_entity *re, const char *eid,
+                             struct eddy_record_text *items, size_t *n, struct eddy_error *err)
 {
-    eddy_err rc = eddy_record_build_state_kept(re, state, keep, false, &items[0], err);
+    eddy_err rc = eddy_record_render_state_kept(re, state, keep, false, &items[0], err);
     if (rc == EDDY_OK)
-        rc = eddy_record_build_repair(re, eid, state, &items[1], err);
+        rc = eddy_record_render_repair(re, eid, state, &items[1], err);
     if (rc == EDDY_OK)
-        rc = eddy_record_build_dedupe(re, eid, re->now_s + cfg->dedupe_ttl, &items[2], err);
+        rc = eddy_record_render_dedupe(re, eid, re->now_s + cfg->dedupe_ttl, &items[2], err);
     *n = 3;
     if (rc == EDDY_OK && cfg->state_history) {
-        rc = eddy_record_build_state_kept(re, state, keep, true, &items[3], err);
+        rc = eddy_record_render_state_kept(re, state, keep, true, &items[3], err);
         *n = 4;
     }
     return rc;
@@ -573,7 +573,7 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
     struct eddy_record_entity re = {c->rt.ns, c->id, seq + 1, now_ms / 1000, now_ms};
     char eid[64];
     snprintf(eid, sizeof eid, "repair-%" PRId64 "-%" PRId64, seq + 1, now_ms);
-    cJSON *items[4] = {NULL};
+    struct eddy_record_text items[4] = {{0}};
     size_t n = 0;
     cJSON *names = cJSON_CreateObject(), *values = cJSON_CreateObject();
     cJSON_AddStringToObject(names, "#pk", "_pk");
@@ -590,7 +590,7 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
             t[i] = (struct eddy_ddb_txn_item){
                 .kind = EDDY_DDB_PUT,
                 .table = cfg->table_str,
-                .item = items[i],
+                .item_json = items[i].json,
                 .expr = {st ? "attribute_not_exists(#pk) OR #seq = :prev"
                             : "attribute_not_exists(#pk)",
                          NULL, st ? snames : names, st ? values : NULL, false}};
@@ -598,7 +598,7 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
         rc = eddy_sync_transact_write(&c->rt, t, n, &err);
     }
     for (size_t i = 0; i < 4; i++)
-        cJSON_Delete(items[i]);
+        eddy_record_text_cleanup(&items[i]);
     cJSON_Delete(names);
     cJSON_Delete(snames);
     cJSON_Delete(values);

@@ -334,19 +334,6 @@ void eddy_record_text_cleanup(struct eddy_record_text *t)
     t->len = t->size = 0;
 }
 
-/* The tree form of a rendered item, for the cJSON builders. */
-static eddy_err text_to_item(eddy_err rc, struct eddy_record_text *t, cJSON **item)
-{
-    *item = NULL;
-    if (rc == EDDY_OK) {
-        *item = cJSON_ParseWithLength(t->json, t->len);
-        if (*item == NULL)
-            abort(); /* the text was just written: only memory can fail here */
-    }
-    eddy_record_text_cleanup(t);
-    return rc;
-}
-
 eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSON *state,
                                   bool version, struct eddy_record_text *out,
                                   struct eddy_error *err)
@@ -364,20 +351,6 @@ eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e, const
     eddy_err rc = put_record(&r, e, sk, e->ns, "state", state, keep, err);
     free(sk);
     return render_end(&r, "state item", e, rc, out, err);
-}
-
-eddy_err eddy_record_build_state(const struct eddy_record_entity *e, const cJSON *state,
-                                 bool version, cJSON **item, struct eddy_error *err)
-{
-    return eddy_record_build_state_kept(e, state, NULL, version, item, err);
-}
-
-eddy_err eddy_record_build_state_kept(const struct eddy_record_entity *e, const cJSON *state,
-                                      const cJSON *keep, bool version, cJSON **item,
-                                      struct eddy_error *err)
-{
-    struct eddy_record_text t = {0};
-    return text_to_item(eddy_record_render_state_kept(e, state, keep, version, &t, err), &t, item);
 }
 
 eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
@@ -407,23 +380,13 @@ eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t i
     return render_end(&r, what, e, rc, out, err);
 }
 
-eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx, const char *type,
-                                   const char *event_id, const cJSON *data, const char *rejected,
-                                   cJSON **item, struct eddy_error *err)
-{
-    struct eddy_record_text t = {0};
-    return text_to_item(eddy_record_render_inbound(e, idx, type, event_id, data, rejected, &t, err),
-                        &t, item);
-}
-
-eddy_err eddy_record_build_repair(const struct eddy_record_entity *e, const char *event_id,
-                                  const cJSON *state, cJSON **item, struct eddy_error *err)
+eddy_err eddy_record_render_repair(const struct eddy_record_entity *e, const char *event_id,
+                                   const cJSON *state, struct eddy_record_text *out,
+                                   struct eddy_error *err)
 {
     eddy_err rc = eddy_record_check_id("event id", event_id, err);
-    if (rc) {
-        *item = NULL;
+    if (rc)
         return rc;
-    }
     char *sk = eddy_record_sk_repair(e->seq);
     struct render r;
     render_start(&r);
@@ -431,8 +394,7 @@ eddy_err eddy_record_build_repair(const struct eddy_record_entity *e, const char
     free(sk);
     if (rc == EDDY_OK)
         put_s(&r, "_eid", event_id);
-    struct eddy_record_text t = {0};
-    return text_to_item(render_end(&r, "repair record", e, rc, &t, err), &t, item);
+    return render_end(&r, "repair record", e, rc, out, err);
 }
 
 eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t idx,
@@ -450,14 +412,6 @@ eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t 
     rc = put_record(&r, e, sk, type, what, data, NULL, err);
     free(sk);
     return render_end(&r, what, e, rc, out, err);
-}
-
-eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
-                                    const char *type, const cJSON *data, cJSON **item,
-                                    struct eddy_error *err)
-{
-    struct eddy_record_text t = {0};
-    return text_to_item(eddy_record_render_outbound(e, idx, type, data, &t, err), &t, item);
 }
 
 eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const char *event_id,
@@ -483,17 +437,9 @@ eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const cha
     return render_end(&r, "dedupe marker", e, rc, out, err);
 }
 
-eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e, const char *event_id,
-                                  int64_t ttl_unix_s, cJSON **item, struct eddy_error *err)
+eddy_err eddy_record_render_lease(uint32_t shard, const char *owner, int64_t expires_ms,
+                                  struct eddy_record_text *out, struct eddy_error *err)
 {
-    struct eddy_record_text t = {0};
-    return text_to_item(eddy_record_render_dedupe(e, event_id, ttl_unix_s, &t, err), &t, item);
-}
-
-eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expires_ms,
-                                 cJSON **item, struct eddy_error *err)
-{
-    *item = NULL;
     eddy_err rc = eddy_record_check_id("lease owner", owner, err);
     if (rc)
         return rc;
@@ -505,8 +451,7 @@ eddy_err eddy_record_build_lease(uint32_t shard, const char *owner, int64_t expi
     put_s(&r, "owner", owner);
     put_n(&r, "expires", expires_ms);
     struct eddy_record_entity none = {"lease", owner, 0, 0, 0};
-    struct eddy_record_text t = {0};
-    return text_to_item(render_end(&r, "lease", &none, EDDY_OK, &t, err), &t, item);
+    return render_end(&r, "lease", &none, EDDY_OK, out, err);
 }
 
 /* ---- the outbox entry ---- */
@@ -840,16 +785,6 @@ eddy_err eddy_record_render_emitted(const struct eddy_record_entity *e, uint32_t
     if (rc)
         eddy_record_text_cleanup(history);
     return rc;
-}
-
-eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards, size_t idx,
-                                  const char *type, const cJSON *data,
-                                  const struct eddy_record_publish *pub, cJSON **item,
-                                  struct eddy_error *err)
-{
-    struct eddy_record_text t = {0};
-    return text_to_item(eddy_record_render_outbox(e, shards, idx, type, data, pub, &t, err), &t,
-                        item);
 }
 
 /* ---- parsing ---- */

@@ -1,9 +1,10 @@
 /*
  * record.h - the keys and items eddy keeps in its DynamoDB table.
  *
- * Pure builders and parsers: no I/O. Items are cJSON trees in attribute
- * value JSON ({"_pk":{"S":"machine/1"}, ...}), what the DynamoDB client
- * sends and receives.
+ * Pure renderers and parsers: no I/O. Records are rendered as DynamoDB
+ * JSON text ({"_pk":{"S":"machine/1"}, ...}), sent as is; items read back
+ * are cJSON trees in the same attribute value JSON, as the DynamoDB client
+ * hands them over.
  *
  * The layout is github.com/a-h/stream's (store.go with WithCodecTag("json")),
  * so either program can read and advance an entity the other wrote:
@@ -52,7 +53,7 @@
  *
  * Reserved names: state and event fields may not use the attribute names
  * eddy writes (_pk, _sk, _seq, _typ, _namespace, _ts, _date, _eid, _rejected,
- * _ttl, _tms) nor "_eddy"; a builder refuses them rather than overwrite them.
+ * _ttl, _tms) nor "_eddy"; a renderer refuses them rather than overwrite them.
  * Parsers drop exactly these names and keep every other field.
  */
 #ifndef EDDY_CORE_RECORD_H
@@ -122,7 +123,7 @@ EDDY_MUST_USE eddy_err eddy_record_check_type(const char *what, const char *type
                                               struct eddy_error *err);
 EDDY_MUST_USE eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err);
 
-/* Keys (malloc'd; free them). They do not check lengths; the builders do. */
+/* Keys (malloc'd; free them). They do not check lengths; the renderers do. */
 char *eddy_record_pk(const char *ns, const char *id);
 char *eddy_record_sk_state_version(int64_t seq);
 char *eddy_record_sk_inbound(int64_t seq, size_t idx, const char *type);
@@ -147,41 +148,6 @@ struct eddy_record_entity {
     int64_t now_ms; /* unix ms for an outbox entry's _tms; 0: now_s * 1000 */
 };
 
-/*
- * Builders. Each checks ids and names, converts the JSON exactly (attr.h),
- * checks key lengths and the 400 KB item limit, and on success hands over
- * *item. Errors name the entity, the field or the limit.
- */
-EDDY_MUST_USE eddy_err eddy_record_build_state(const struct eddy_record_entity *e,
-                                               const cJSON *state, bool version, cJSON **item,
-                                               struct eddy_error *err);
-/*
- * The state item keeping the stored types of the attributes in keep (the
- * stored item, or eddy_attr_item_keepers of it): B, SS, NS and BS survive a
- * commit (see eddy_attr_write_members_kept). keep NULL: build_state.
- */
-EDDY_MUST_USE eddy_err eddy_record_build_state_kept(const struct eddy_record_entity *e,
-                                                    const cJSON *state, const cJSON *keep,
-                                                    bool version, cJSON **item,
-                                                    struct eddy_error *err);
-/* rejected: the machine's reason (the record goes under REJECTED/), or NULL
- * when the event was applied (INBOUND/). */
-EDDY_MUST_USE eddy_err eddy_record_build_inbound(const struct eddy_record_entity *e, size_t idx,
-                                                 const char *type, const char *event_id,
-                                                 const cJSON *data, const char *rejected,
-                                                 cJSON **item, struct eddy_error *err);
-EDDY_MUST_USE eddy_err eddy_record_build_outbound(const struct eddy_record_entity *e, size_t idx,
-                                                  const char *type, const cJSON *data, cJSON **item,
-                                                  struct eddy_error *err);
-/* A repair record (REPAIR/<seq>) holding the repaired state's fields. */
-EDDY_MUST_USE eddy_err eddy_record_build_repair(const struct eddy_record_entity *e,
-                                                const char *event_id, const cJSON *state,
-                                                cJSON **item, struct eddy_error *err);
-/* ttl_unix_s: when DynamoDB may delete the marker (now + EDDY_DEDUPE_TTL). */
-EDDY_MUST_USE eddy_err eddy_record_build_dedupe(const struct eddy_record_entity *e,
-                                                const char *event_id, int64_t ttl_unix_s,
-                                                cJSON **item, struct eddy_error *err);
-
 /* Optional PutEvents fields carried from the inbound message or configuration. */
 struct eddy_record_publish {
     const char *source;       /* NULL: the relay fills in its configured Source */
@@ -189,19 +155,13 @@ struct eddy_record_publish {
     const char *trace_header; /* X-Ray header, or NULL */
     const char *event_bus;    /* EventBusName, or NULL for the relay's */
 };
-EDDY_MUST_USE eddy_err eddy_record_build_outbox(const struct eddy_record_entity *e, uint32_t shards,
-                                                size_t idx, const char *type, const cJSON *data,
-                                                const struct eddy_record_publish *pub, cJSON **item,
-                                                struct eddy_error *err);
-EDDY_MUST_USE eddy_err eddy_record_build_lease(uint32_t shard, const char *owner,
-                                               int64_t expires_ms, cJSON **item,
-                                               struct eddy_error *err);
-
 /*
- * The same records rendered as DynamoDB JSON text (the attribute map,
- * braces included) with their DynamoDB item size, for the commit path:
- * written once, sent as is. Same checks and errors as the builders above,
- * which parse this text into a tree.
+ * The records, rendered as DynamoDB JSON text (the attribute map, braces
+ * included) with their DynamoDB item size: written once, sent as is (a
+ * transaction item's item_json). Each renderer checks ids and names,
+ * converts the JSON exactly (attr.h) and checks key lengths and the 400 KB
+ * item limit; errors name the entity, the field or the limit. On error out
+ * is not written.
  */
 struct eddy_record_outbox_fields;
 struct eddy_record_text {
@@ -234,10 +194,17 @@ EDDY_MUST_USE eddy_err eddy_record_render_state(const struct eddy_record_entity 
                                                 const cJSON *state, bool version,
                                                 struct eddy_record_text *out,
                                                 struct eddy_error *err);
+/*
+ * The state item keeping the stored types of the attributes in keep (the
+ * stored item, or eddy_attr_item_keepers of it): B, SS, NS and BS survive a
+ * commit (see eddy_attr_write_members_kept). keep NULL: render_state.
+ */
 EDDY_MUST_USE eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e,
                                                      const cJSON *state, const cJSON *keep,
                                                      bool version, struct eddy_record_text *out,
                                                      struct eddy_error *err);
+/* rejected: the machine's reason (the record goes under REJECTED/), or NULL
+ * when the event was applied (INBOUND/). */
 EDDY_MUST_USE eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
                                                   const char *type, const char *event_id,
                                                   const cJSON *data, const char *rejected,
@@ -247,6 +214,12 @@ EDDY_MUST_USE eddy_err eddy_record_render_outbound(const struct eddy_record_enti
                                                    const char *type, const cJSON *data,
                                                    struct eddy_record_text *out,
                                                    struct eddy_error *err);
+/* A repair record (REPAIR/<seq>) holding the repaired state's fields. */
+EDDY_MUST_USE eddy_err eddy_record_render_repair(const struct eddy_record_entity *e,
+                                                 const char *event_id, const cJSON *state,
+                                                 struct eddy_record_text *out,
+                                                 struct eddy_error *err);
+/* ttl_unix_s: when DynamoDB may delete the marker (now + EDDY_DEDUPE_TTL). */
 EDDY_MUST_USE eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e,
                                                  const char *event_id, int64_t ttl_unix_s,
                                                  struct eddy_record_text *out,
@@ -257,6 +230,9 @@ EDDY_MUST_USE eddy_err eddy_record_render_outbox(const struct eddy_record_entity
                                                  const struct eddy_record_publish *pub,
                                                  struct eddy_record_text *out,
                                                  struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_record_render_lease(uint32_t shard, const char *owner,
+                                                int64_t expires_ms, struct eddy_record_text *out,
+                                                struct eddy_error *err);
 /* An emitted event's history record and outbox entry together: its fields
  * are checked once, by the history record (the commit path's way). */
 EDDY_MUST_USE eddy_err eddy_record_render_emitted(

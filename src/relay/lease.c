@@ -249,13 +249,26 @@ static bool op_send(struct lease_op *op, const char *condition, bool is_delete)
     return true;
 }
 
+/* The lease item of shard as a tree, for PutItem and TransactWriteItems. */
+static eddy_err lease_doc(const struct eddy_lease *l, uint32_t shard, int64_t expires_ms,
+                          cJSON **doc, struct eddy_error *err)
+{
+    struct eddy_record_text t = {0};
+    eddy_err rc = eddy_record_render_lease(shard, l->owner, expires_ms, &t, err);
+    *doc = rc == EDDY_OK ? cJSON_ParseWithLength(t.json, t.len) : NULL;
+    eddy_record_text_cleanup(&t);
+    if (rc == EDDY_OK && *doc == NULL)
+        abort(); /* the text was just written: only memory can fail here */
+    return rc;
+}
+
 /* Acquire or renew: the same conditional put of the lease item. */
 static void send_lease_put(struct eddy_lease *l, uint32_t shard, enum op_kind kind)
 {
     struct lease_op *op = op_new(l, kind, shard);
     int64_t now = eddy_clock_unix_ms(l->clock);
     struct eddy_error err = {0};
-    if (eddy_record_build_lease(shard, l->owner, now + l->lease_ms, &op->doc, &err) != EDDY_OK) {
+    if (lease_doc(l, shard, now + l->lease_ms, &op->doc, &err) != EDDY_OK) {
         EDDY_ERROR("lease: %s", eddy_error_text(&err));
         op_free(op);
         return;
@@ -472,8 +485,7 @@ static void send_renewals(struct eddy_lease *l)
             uint32_t shard = l->renew[done + i];
             struct eddy_error err = {0};
             t->shards[i] = shard;
-            if (eddy_record_build_lease(shard, l->owner, now + l->lease_ms, &t->docs[i + 1],
-                                        &err) != EDDY_OK)
+            if (lease_doc(l, shard, now + l->lease_ms, &t->docs[i + 1], &err) != EDDY_OK)
                 abort(); /* the owner was checked at creation */
             items[i + 1] = (struct eddy_ddb_txn_item){
                 .kind = EDDY_DDB_PUT,

@@ -18,6 +18,7 @@
 #include "base/alloc.h"
 #include "core/attr.h"
 #include "core/record.h"
+#include "record_tree.h"
 #include "svc/eventbridge.h"
 #include "eddy/rng.h"
 
@@ -54,7 +55,7 @@ static void test_state_item(void **state)
     (void)state;
     cJSON *s = json(slot_state), *item = NULL;
     struct eddy_error err;
-    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_OK);
+    assert_int_equal(record_build_state(&entity, s, false, &item, &err), EDDY_OK);
     assert_item(item, "{\"_pk\":{\"S\":\"machine/abc\"},\"_sk\":{\"S\":\"STATE\"},"
                       "\"_namespace\":{\"S\":\"machine\"},\"_seq\":{\"N\":\"12\"},"
                       "\"_typ\":{\"S\":\"machine\"},\"_ts\":{\"N\":\"1700000000\"},"
@@ -65,7 +66,7 @@ static void test_state_item(void **state)
                       "\"isCoinInSlot\":{\"BOOL\":false}}");
     cJSON_Delete(item);
     /* EDDY_STATE_HISTORY: the same item under STATE/<seq>. */
-    assert_int_equal(eddy_record_build_state(&entity, s, true, &item, &err), EDDY_OK);
+    assert_int_equal(record_build_state(&entity, s, true, &item, &err), EDDY_OK);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "_sk"), "S")->valuestring,
                         "STATE/12");
     cJSON_Delete(item);
@@ -115,8 +116,7 @@ static void test_inbound_outbound(void **state)
                        "\"_date\":{\"S\":\"2023-11-14T22:13:20Z\"}";
     char want[1024];
     assert_int_equal(
-        eddy_record_build_inbound(&entity, 0, "PullHandle", "ev-1", data, NULL, &item, &err),
-        EDDY_OK);
+        record_build_inbound(&entity, 0, "PullHandle", "ev-1", data, NULL, &item, &err), EDDY_OK);
     snprintf(want, sizeof want,
              "{%s,\"_sk\":{\"S\":\"INBOUND/12/0/PullHandle\"},\"_typ\":{\"S\":\"PullHandle\"},"
              "\"_eid\":{\"S\":\"ev-1\"},\"userId\":{\"S\":\"u1\"}}",
@@ -125,8 +125,8 @@ static void test_inbound_outbound(void **state)
     cJSON_Delete(item);
     /* A refused event carries _rejected, under REJECTED/ where a-h/stream's
      * QueryWithHistory does not look (it would read it as applied). */
-    assert_int_equal(eddy_record_build_inbound(&entity, 3, "PullHandle", "ev-2", data,
-                                               "cannot pull handle", &item, &err),
+    assert_int_equal(record_build_inbound(&entity, 3, "PullHandle", "ev-2", data,
+                                          "cannot pull handle", &item, &err),
                      EDDY_OK);
     snprintf(want, sizeof want,
              "{%s,\"_sk\":{\"S\":\"REJECTED/12/3/PullHandle\"},\"_typ\":{\"S\":\"PullHandle\"},"
@@ -138,7 +138,7 @@ static void test_inbound_outbound(void **state)
     cJSON_Delete(data);
 
     data = json("{\"userId\":\"u1\",\"amount\":4}");
-    assert_int_equal(eddy_record_build_outbound(&entity, 1, "Payout", data, &item, &err), EDDY_OK);
+    assert_int_equal(record_build_outbound(&entity, 1, "Payout", data, &item, &err), EDDY_OK);
     snprintf(want, sizeof want,
              "{%s,\"_sk\":{\"S\":\"OUTBOUND/12/1/Payout\"},\"_typ\":{\"S\":\"Payout\"},"
              "\"userId\":{\"S\":\"u1\"},\"amount\":{\"N\":\"4\"}}",
@@ -148,8 +148,7 @@ static void test_inbound_outbound(void **state)
     cJSON_Delete(data);
     /* An event without fields (InsertCoin) is just the metadata. */
     assert_int_equal(
-        eddy_record_build_inbound(&entity, 0, "InsertCoin", "ev-3", NULL, NULL, &item, &err),
-        EDDY_OK);
+        record_build_inbound(&entity, 0, "InsertCoin", "ev-3", NULL, NULL, &item, &err), EDDY_OK);
     snprintf(want, sizeof want,
              "{%s,\"_sk\":{\"S\":\"INBOUND/12/0/InsertCoin\"},\"_typ\":{\"S\":\"InsertCoin\"},"
              "\"_eid\":{\"S\":\"ev-3\"}}",
@@ -164,13 +163,12 @@ static void test_dedupe_and_lease(void **state)
     cJSON *item = NULL;
     struct eddy_error err;
     assert_int_equal(
-        eddy_record_build_dedupe(&entity, "ev-1", NOW + EDDY_RECORD_DEDUPE_TTL_S, &item, &err),
-        EDDY_OK);
+        record_build_dedupe(&entity, "ev-1", NOW + EDDY_RECORD_DEDUPE_TTL_S, &item, &err), EDDY_OK);
     assert_item(item, "{\"_pk\":{\"S\":\"machine/abc\"},\"_sk\":{\"S\":\"EVENT/ev-1\"},"
                       "\"_seq\":{\"N\":\"12\"},\"_ttl\":{\"N\":\"1701209600\"}}");
     cJSON_Delete(item);
 
-    assert_int_equal(eddy_record_build_lease(7, "host-1:42", 1700000030000, &item, &err), EDDY_OK);
+    assert_int_equal(record_build_lease(7, "host-1:42", 1700000030000, &item, &err), EDDY_OK);
     assert_item(item, "{\"_pk\":{\"S\":\"#lease\"},\"_sk\":{\"S\":\"outbox/7\"},"
                       "\"owner\":{\"S\":\"host-1:42\"},\"expires\":{\"N\":\"1700000030000\"}}");
     const char *owner = NULL;
@@ -194,7 +192,7 @@ static void test_trace_header_cut(void **state)
     cJSON *data = json("{\"x\":1}"), *item = NULL;
     struct eddy_record_publish pub = {"eddy.test", NULL, th, NULL};
     struct eddy_error err;
-    assert_int_equal(eddy_record_build_outbox(&e, 4, 0, "T", data, &pub, &item, &err), EDDY_OK);
+    assert_int_equal(record_build_outbox(&e, 4, 0, "T", data, &pub, &item, &err), EDDY_OK);
     struct eddy_record_outbox o;
     assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
     assert_int_equal(strlen(o.trace_header), 500);
@@ -212,8 +210,7 @@ static void test_outbox(void **state)
     cJSON *resources = cJSON_Parse("[\"arn:aws:x\"]");
     struct eddy_record_publish pub = {"eddy.test", resources, "Root=1-abc", NULL};
     struct eddy_error err;
-    assert_int_equal(eddy_record_build_outbox(&e, 16, 1, "Payout", data, &pub, &item, &err),
-                     EDDY_OK);
+    assert_int_equal(record_build_outbox(&e, 16, 1, "Payout", data, &pub, &item, &err), EDDY_OK);
     char want_pk[32];
     snprintf(want_pk, sizeof want_pk, "#outbox/%u",
              (unsigned)(eddy_fnv1a32("machine/a/b", 11) % 16));
@@ -238,7 +235,7 @@ static void test_outbox(void **state)
                                   "\"seq\":12,\"idx\":1,\"id\":\"machine/a/b/12/1\"}}");
     cJSON_Delete(item);
     /* Without Source the relay fills its own in. */
-    assert_int_equal(eddy_record_build_outbox(&e, 16, 0, "GameResult", NULL, NULL, &item, &err),
+    assert_int_equal(record_build_outbox(&e, 16, 0, "GameResult", NULL, NULL, &item, &err),
                      EDDY_OK);
     assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
     assert_null(o.source);
@@ -341,13 +338,13 @@ static void test_ids(void **state)
     /* The builders check too, naming the entity. */
     struct eddy_record_entity bad = {"machine", "a\tb", 1, NOW, 0};
     cJSON *item = NULL;
-    assert_int_equal(eddy_record_build_state(&bad, NULL, false, &item, &err), EDDY_EINVAL);
+    assert_int_equal(record_build_state(&bad, NULL, false, &item, &err), EDDY_EINVAL);
     assert_string_equal(err.detail, "entity id has a control character (0x09) at byte 1");
     assert_null(item);
     /* An event id long enough to push EVENT/<id> past the sort key limit. */
     memset(id, 'e', 1020);
     id[1020] = '\0';
-    assert_int_equal(eddy_record_build_dedupe(&entity, id, NOW, &item, &err), EDDY_ELIMIT);
+    assert_int_equal(record_build_dedupe(&entity, id, NOW, &item, &err), EDDY_ELIMIT);
     assert_non_null(strstr(err.detail, "over DynamoDB's 1024-byte sort key limit"));
 }
 
@@ -356,17 +353,16 @@ static void test_reserved_names(void **state)
     (void)state;
     cJSON *s = json("{\"id\":\"abc\",\"_seq\":5}"), *item = NULL;
     struct eddy_error err;
-    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_EINVAL);
+    assert_int_equal(record_build_state(&entity, s, false, &item, &err), EDDY_EINVAL);
     assert_string_equal(err.detail, "state of machine/abc: field \"_seq\" is a name eddy reserves");
     cJSON_Delete(s);
     s = json("{\"_pk\":\"x\"}");
-    assert_int_equal(eddy_record_build_inbound(&entity, 0, "T", "e", s, NULL, &item, &err),
-                     EDDY_EINVAL);
+    assert_int_equal(record_build_inbound(&entity, 0, "T", "e", s, NULL, &item, &err), EDDY_EINVAL);
     assert_non_null(strstr(err.detail, "inbound event T of machine/abc: field \"_pk\""));
     cJSON_Delete(s);
     /* Conversion errors name the entity and the field. */
     s = json("{\"balance\":1e999}");
-    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_EINVAL);
+    assert_int_equal(record_build_state(&entity, s, false, &item, &err), EDDY_EINVAL);
     assert_string_equal(err.detail, "state of machine/abc: balance: number 1e999 out of "
                                     "DynamoDB range (1E-130 to 9.9E+125)");
     cJSON_Delete(s);
@@ -377,8 +373,8 @@ static void test_history_parse(void **state)
     (void)state;
     cJSON *data = json("{\"userId\":\"u1\"}"), *item = NULL;
     struct eddy_error err;
-    assert_int_equal(eddy_record_build_inbound(&entity, 10, "PullHandle", "ev-9", data,
-                                               "cannot pull handle", &item, &err),
+    assert_int_equal(record_build_inbound(&entity, 10, "PullHandle", "ev-9", data,
+                                          "cannot pull handle", &item, &err),
                      EDDY_OK);
     struct eddy_record_history h;
     assert_int_equal(eddy_record_parse_history(item, &h, &err), EDDY_OK);
@@ -463,7 +459,7 @@ static void test_repair_record(void **state)
     (void)state;
     cJSON *s = json("{\"count\":3}"), *item = NULL;
     struct eddy_error err;
-    assert_int_equal(eddy_record_build_repair(&entity, "repair-12-1", s, &item, &err), EDDY_OK);
+    assert_int_equal(record_build_repair(&entity, "repair-12-1", s, &item, &err), EDDY_OK);
     assert_item(item, "{\"_pk\":{\"S\":\"machine/abc\"},\"_sk\":{\"S\":\"REPAIR/12\"},"
                       "\"_namespace\":{\"S\":\"machine\"},\"_seq\":{\"N\":\"12\"},"
                       "\"_typ\":{\"S\":\"eddy.Repair\"},\"_ts\":{\"N\":\"1700000000\"},"
@@ -498,8 +494,7 @@ static void test_state_keeps_types(void **state)
     cJSON *keep = eddy_attr_item_keepers(stored);
     assert_non_null(keep);
     assert_null(cJSON_GetObjectItemCaseSensitive(keep, "Balance")); /* only what JSON loses */
-    assert_int_equal(eddy_record_build_state_kept(&entity, json, keep, false, &item, &err),
-                     EDDY_OK);
+    assert_int_equal(record_build_state_kept(&entity, json, keep, false, &item, &err), EDDY_OK);
     const char *names[] = {"Photo", "Tags", "Lucky", "Blobs", "Inner"};
     for (size_t i = 0; i < 5; i++)
         assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(item, names[i]),
@@ -509,7 +504,7 @@ static void test_state_keeps_types(void **state)
         "2");
     cJSON_Delete(item);
     /* without keep, the same JSON would have changed every type */
-    assert_int_equal(eddy_record_build_state(&entity, json, false, &item, &err), EDDY_OK);
+    assert_int_equal(record_build_state(&entity, json, false, &item, &err), EDDY_OK);
     assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "Photo"), "S"));
     assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "Tags"), "L"));
     cJSON_Delete(item);
@@ -529,7 +524,7 @@ static void test_sizes(void **state)
     cJSON *s = cJSON_CreateObject(), *item = NULL;
     cJSON_AddStringToObject(s, "blob", big);
     struct eddy_error err;
-    assert_int_equal(eddy_record_build_state(&entity, s, false, &item, &err), EDDY_ELIMIT);
+    assert_int_equal(record_build_state(&entity, s, false, &item, &err), EDDY_ELIMIT);
     assert_non_null(strstr(err.detail, "state item of machine/abc is "));
     assert_non_null(strstr(err.detail, "over DynamoDB's 400 KB item size limit"));
     assert_null(item);
@@ -561,7 +556,7 @@ static eddy_err entry_of(size_t bytes, size_t *got, struct eddy_error *err)
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "pad", "");
     cJSON *item = NULL;
-    assert_int_equal(eddy_record_build_outbox(&e, 16, 0, "Big", data, &pub, &item, err), EDDY_OK);
+    assert_int_equal(record_build_outbox(&e, 16, 0, "Big", data, &pub, &item, err), EDDY_OK);
     struct eddy_record_outbox o;
     assert_int_equal(eddy_record_parse_outbox(item, &o, err), EDDY_OK);
     struct eddy_eb_entry en = {
@@ -576,7 +571,7 @@ static eddy_err entry_of(size_t bytes, size_t *got, struct eddy_error *err)
     cJSON_AddStringToObject(data, "pad", pad);
     free(pad);
     item = NULL;
-    eddy_err rc = eddy_record_build_outbox(&e, 16, 0, "Big", data, &pub, &item, err);
+    eddy_err rc = record_build_outbox(&e, 16, 0, "Big", data, &pub, &item, err);
     if (rc == EDDY_OK) {
         assert_int_equal(eddy_record_parse_outbox(item, &o, err), EDDY_OK);
         en.source = o.source;

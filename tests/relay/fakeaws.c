@@ -4,6 +4,7 @@
  * which is the order it hands them out.
  */
 #include "fakeaws.h"
+#include "record_tree.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,7 +114,7 @@ void fakeaws_put_outbox(struct fakeaws *w, uint32_t shards, const char *ns, cons
     }
     cJSON *item = NULL;
     struct eddy_error err = {0};
-    assert_int_equal(eddy_record_build_outbox(&e, shards, idx, "Happened", data, NULL, &item, &err),
+    assert_int_equal(record_build_outbox(&e, shards, idx, "Happened", data, NULL, &item, &err),
                      EDDY_OK);
     fakeaws_put(w, item);
     cJSON_Delete(item);

@@ -4,7 +4,7 @@
  *
  *   relay_tool items --shards N --ns NS --entities E --events K [--prefix P] [--pad BYTES]
  *       print outbox entries as the processor builds them
- *       (eddy_record_build_outbox), one attribute-value JSON item a line:
+ *       (record_build_outbox), one attribute-value JSON item a line:
  *       entity P<e> for e < E, seq 1..K, idx 0, data {"n": seq}
  *   relay_tool latency --table T --bus B --shards N --count C --mode fast|poll
  *                      [--poll-ms P]
@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "aws/awscall.h"
+#include "record_tree.h"
 #include "aws/credentials.h"
 #include "aws/http.h"
 #include "base/alloc.h"
@@ -99,8 +100,7 @@ static cJSON *outbox_item(const struct opts *o, const char *id, int64_t seq)
     }
     cJSON *item = NULL;
     struct eddy_error err = {0};
-    if (eddy_record_build_outbox(&e, o->shards, 0, "Happened", data, NULL, &item, &err) !=
-        EDDY_OK) {
+    if (record_build_outbox(&e, o->shards, 0, "Happened", data, NULL, &item, &err) != EDDY_OK) {
         fprintf(stderr, "relay_tool: %s\n", eddy_error_text(&err));
         exit(2);
     }

@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "core/record.h"
+#include "record_tree.h"
 #include "fakeaws.h"
 #include "relay/lease.h"
 
@@ -243,9 +244,8 @@ static void steal_shard5(struct fakeaws *w, void *ud)
     (void)ud;
     cJSON *item = NULL;
     struct eddy_error err = {0};
-    assert_int_equal(
-        eddy_record_build_lease(5, "thief", w->rig.fake_clock.unix_ms + 60000, &item, &err),
-        EDDY_OK);
+    assert_int_equal(record_build_lease(5, "thief", w->rig.fake_clock.unix_ms + 60000, &item, &err),
+                     EDDY_OK);
     fakeaws_put(w, item);
     cJSON_Delete(item);
     w->on_query = NULL;
