@@ -52,15 +52,20 @@ struct worker {
     void *probe_done_ud;
 };
 
+/* The processor's counts since the last call into the metrics. */
+static void count_processor(struct worker *w)
+{
+    struct eddy_processor_stats s;
+    eddy_processor_stats(w->proc, &s);
+    eddy_metrics_add(w->metrics, EDDY_METRIC_conflicts, s.conflicts - w->last.conflicts);
+    eddy_metrics_add(w->metrics, EDDY_METRIC_retries, s.retries - w->last.retries);
+    w->last = s;
+}
+
 static void emit_metrics(struct worker *w)
 {
-    if (w->proc) {
-        struct eddy_processor_stats s;
-        eddy_processor_stats(w->proc, &s);
-        eddy_metrics_add(w->metrics, EDDY_METRIC_conflicts, s.conflicts - w->last.conflicts);
-        eddy_metrics_add(w->metrics, EDDY_METRIC_retries, s.retries - w->last.retries);
-        w->last = s;
-    }
+    if (w->proc)
+        count_processor(w);
     eddy_shell_metric_line(&w->rt, w->metrics);
 }
 
@@ -108,7 +113,6 @@ static eddy_err probe(void *ud, eddy_consumer_probe_done_fn done, void *done_ud)
 
 static void finish_loop(struct worker *w)
 {
-    w->proc = NULL;
     eddy_shell_close(&w->shell); /* the last metric line, then the handles */
 }
 
@@ -132,12 +136,8 @@ static void processor_closed(void *ud)
 static void consumer_drained(void *ud)
 {
     struct worker *w = ud;
-    w->cons = NULL; /* freed after this callback */
-    struct eddy_processor_stats s;
-    eddy_processor_stats(w->proc, &s);
-    eddy_metrics_add(w->metrics, EDDY_METRIC_conflicts, s.conflicts - w->last.conflicts);
-    eddy_metrics_add(w->metrics, EDDY_METRIC_retries, s.retries - w->last.retries);
-    w->last = s;
+    w->cons = NULL;     /* freed after this callback */
+    count_processor(w); /* its last counts, before it goes */
     eddy_processor_close(w->proc, processor_closed, w);
 }
 
