@@ -76,12 +76,13 @@ struct eddy_lease {
     size_t nrenew;
     bool ticked_once;
     uint32_t members, fair;
-    void (*stop_cb)(void *ud);
-    void *stop_ud;
+    struct eddy_closer closer;
 };
 
 static void tick_query(struct eddy_lease *l, const cJSON *start_key);
 static void maybe_finish(struct eddy_lease *l);
+
+static void lease_free(struct eddy_closer *c);
 
 struct eddy_lease *eddy_lease_new(uv_loop_t *loop, struct eddy_ddb *ddb,
                                   const struct eddy_lease_config *cfg,
@@ -118,11 +119,13 @@ struct eddy_lease *eddy_lease_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     l->renew = eddy_calloc(cfg->shards, sizeof *l->renew);
     l->members = 1;
     l->fair = cfg->shards;
+    eddy_closer_init(&l->closer, NULL, lease_free);
     return l;
 }
 
-static void lease_free(struct eddy_lease *l)
+static void lease_free(struct eddy_closer *c)
 {
+    struct eddy_lease *l = eddy_container_of(c, struct eddy_lease, closer);
     cJSON_Delete(l->seen_items);
     free(l->renew);
     free(l->s);
@@ -701,16 +704,6 @@ void eddy_lease_give_back(struct eddy_lease *l, uint32_t shard)
 
 /* ---- stopping ---- */
 
-static void on_closed(uv_handle_t *h)
-{
-    struct eddy_lease *l = eddy_container_of((uv_timer_t *)h, struct eddy_lease, timer);
-    void (*cb)(void *) = l->stop_cb;
-    void *ud = l->stop_ud;
-    lease_free(l);
-    if (cb)
-        cb(ud);
-}
-
 static void release_all(struct eddy_lease *l)
 {
     l->releasing = true;
@@ -736,7 +729,7 @@ static void maybe_finish(struct eddy_lease *l)
             return;
     }
     if (!uv_is_closing((uv_handle_t *)&l->timer))
-        uv_close((uv_handle_t *)&l->timer, on_closed);
+        eddy_closer_close(&l->closer, (uv_handle_t *)&l->timer);
 }
 
 static void on_unstarted_timer(uv_timer_t *t)
@@ -744,13 +737,11 @@ static void on_unstarted_timer(uv_timer_t *t)
     maybe_finish(eddy_container_of(t, struct eddy_lease, timer));
 }
 
-void eddy_lease_stop(struct eddy_lease *l, void (*cb)(void *ud), void *ud)
+void eddy_lease_close(struct eddy_lease *l, eddy_close_cb cb, void *ud)
 {
-    if (l->stopping)
+    if (l == NULL || !eddy_closer_begin(&l->closer, cb, ud))
         return;
     l->stopping = true;
-    l->stop_cb = cb;
-    l->stop_ud = ud;
     if (!l->started) {
         l->started = true;
         uv_timer_init(l->loop, &l->timer);

@@ -40,9 +40,10 @@
  *                        hand on it, then call eddy_lease_give_back.
  * The callback runs from the loop, never inside a call into this module.
  *
- * Async contract: eddy_lease_stop waits for the calls in flight, deletes the
- * membership and every lease still held (conditional on owner), closes its
- * handles, frees the module and then calls cb, from the loop.
+ * Lifecycle (new / start / close): eddy_lease_close waits for the calls in
+ * flight, deletes the membership and every lease still held (conditional on
+ * owner), closes its handles, calls cb from the loop and frees the module
+ * after cb.
  */
 #ifndef EDDY_RELAY_LEASE_H
 #define EDDY_RELAY_LEASE_H
@@ -52,6 +53,7 @@
 #include <uv.h>
 
 #include "base/clock.h"
+#include "base/closer.h"
 #include "base/err.h"
 
 struct eddy_ddb;
@@ -97,7 +99,8 @@ uint32_t eddy_lease_fair_share(const struct eddy_lease *l);
  * (conditional on owner). The shard is no longer held from this call on. */
 void eddy_lease_give_back(struct eddy_lease *l, uint32_t shard);
 
-/* Release everything (see above), free l, then cb(ud) from the loop. */
-void eddy_lease_stop(struct eddy_lease *l, void (*cb)(void *ud), void *ud);
+/* Release everything (see above), then cb(ud) from the loop (never inside
+ * this call), then free l. Twice: the second call does nothing. */
+void eddy_lease_close(struct eddy_lease *l, eddy_close_cb cb, void *ud);
 
 #endif

@@ -243,7 +243,7 @@ void relay_check_stopped(struct eddy_relay *r)
     uv_timer_stop(&r->retry_timer);
     if (r->lease) {
         r->lease_stopping = true;
-        eddy_lease_stop(r->lease, on_lease_stopped, r);
+        eddy_lease_close(r->lease, on_lease_stopped, r);
     } else {
         close_all(r);
     }

@@ -96,7 +96,7 @@ static bool is_stopped(struct fakeaws *w, void *ud)
 
 static void proc_stop(struct fakeaws *w, struct proc *p)
 {
-    eddy_lease_stop(p->l, on_stopped, p);
+    eddy_lease_close(p->l, on_stopped, p);
     assert_false(p->stopped);
     assert_true(fakeaws_run(w, is_stopped, p, 5000));
 }
