@@ -65,7 +65,7 @@ enum eddy_config_type {
     X(dlq_url, "EDDY_DLQ_URL", "dlq-url", EDDY_CFG_STR, NULL, 0, 0, NULL,                          \
       "queue that poison messages are sent to")                                                    \
     X(drain_seconds, "EDDY_DRAIN_SECONDS", "drain-seconds", EDDY_CFG_SECS, "25", 1, 3600, NULL,    \
-      "shutdown budget after SIGTERM")                                                             \
+      "shutdown budget after SIGTERM or SIGINT; past it, exit 1")                                  \
     X(occ_retries, "EDDY_OCC_RETRIES", "occ-retries", EDDY_CFG_INT, "10", 0, 1000, NULL,           \
       "retries of a commit after a version conflict")                                              \
     X(breaker_probe_ms, "EDDY_BREAKER_PROBE_MS", "breaker-probe-ms", EDDY_CFG_INT, "250", 10,      \
