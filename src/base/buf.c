@@ -49,7 +49,7 @@ eddy_err eddy_buf_reserve(struct eddy_buf *b, size_t n)
     return EDDY_OK;
 }
 
-eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t n)
+eddy_err eddy_buf_append_grow(struct eddy_buf *b, const void *p, size_t n)
 {
     eddy_err rc = eddy_buf_reserve(b, n);
     if (rc)
@@ -59,21 +59,6 @@ eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t n)
     b->len += n;
     b->ptr[b->len] = '\0';
     return EDDY_OK;
-}
-
-eddy_err eddy_buf_appends(struct eddy_buf *b, const char *s)
-{
-    return eddy_buf_append(b, s, strlen(s));
-}
-
-eddy_err eddy_buf_appendc(struct eddy_buf *b, char c)
-{
-    return eddy_buf_append(b, &c, 1);
-}
-
-eddy_err eddy_buf_append_str(struct eddy_buf *b, struct eddy_str s)
-{
-    return eddy_buf_append(b, s.ptr, s.len);
 }
 
 eddy_err eddy_buf_appendf(struct eddy_buf *b, const char *fmt, ...)

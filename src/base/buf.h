@@ -51,10 +51,36 @@ void eddy_buf_cleanup(struct eddy_buf *b);
 void eddy_buf_reset(struct eddy_buf *b);
 /* Make room for n more bytes; EDDY_ELIMIT when that would pass the cap. */
 eddy_err eddy_buf_reserve(struct eddy_buf *b, size_t n);
-eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t n);
-eddy_err eddy_buf_appends(struct eddy_buf *b, const char *s);
-eddy_err eddy_buf_appendc(struct eddy_buf *b, char c);
-eddy_err eddy_buf_append_str(struct eddy_buf *b, struct eddy_str s);
+/* eddy_buf_append when the bytes do not fit the allocation (grows it). */
+eddy_err eddy_buf_append_grow(struct eddy_buf *b, const void *p, size_t n);
+
+/* Append n bytes (p may be NULL when n is 0). Inline: the JSON writers
+ * append a few bytes at a time, and nearly always into room already there,
+ * which needs no call. The cap is checked too, since max may have been
+ * lowered below an allocation made earlier. */
+static inline eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t n)
+{
+    if (n < b->cap - b->len && b->len + n <= b->max) {
+        if (n)
+            memcpy(b->ptr + b->len, p, n);
+        b->len += n;
+        b->ptr[b->len] = '\0';
+        return EDDY_OK;
+    }
+    return eddy_buf_append_grow(b, p, n);
+}
+static inline eddy_err eddy_buf_appends(struct eddy_buf *b, const char *s)
+{
+    return eddy_buf_append(b, s, strlen(s));
+}
+static inline eddy_err eddy_buf_appendc(struct eddy_buf *b, char c)
+{
+    return eddy_buf_append(b, &c, 1);
+}
+static inline eddy_err eddy_buf_append_str(struct eddy_buf *b, struct eddy_str s)
+{
+    return eddy_buf_append(b, s.ptr, s.len);
+}
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif

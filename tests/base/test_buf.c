@@ -33,6 +33,26 @@ static void test_cap_refuses(void **state)
     eddy_buf_cleanup(&b);
 }
 
+/* A cap lowered below the room already allocated (a reused buffer given a
+ * smaller limit) still holds, in the path that needs no growth too. */
+static void test_cap_lowered_after_growth(void **state)
+{
+    (void)state;
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    assert_int_equal(eddy_buf_reserve(&b, 100), EDDY_OK);
+    b.max = 4;
+    assert_int_equal(eddy_buf_appends(&b, "abcd"), EDDY_OK);
+    assert_int_equal(eddy_buf_appendc(&b, 'e'), EDDY_ELIMIT);
+    assert_int_equal(eddy_buf_append(&b, "e", 1), EDDY_ELIMIT);
+    assert_int_equal(eddy_buf_append(&b, NULL, 0), EDDY_OK);
+    assert_string_equal(eddy_buf_cstr(&b), "abcd");
+    eddy_buf_reset(&b);
+    assert_int_equal(eddy_buf_appends(&b, "abcde"), EDDY_ELIMIT);
+    assert_int_equal(b.len, 0);
+    eddy_buf_cleanup(&b);
+}
+
 static void test_long_format(void **state)
 {
     (void)state;
@@ -69,6 +89,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_cstr),
         cmocka_unit_test(test_cap_refuses),
+        cmocka_unit_test(test_cap_lowered_after_growth),
         cmocka_unit_test(test_long_format),
         cmocka_unit_test(test_take_and_hex),
     };
