@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "eddy/rng.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -546,41 +547,13 @@ static eddy_err write_headers(struct sink *s, const struct eddy_sigv4_request *r
 
 /* ---- time, scope and the signing key ----------------------------------- */
 
-static void put_digits(char *out, unsigned v, int width)
-{
-    for (int i = width - 1; i >= 0; i--) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-/* "20150830T123600Z" without gmtime/strftime: the civil-from-days
- * conversion of H. Hinnant's date algorithms, pure arithmetic. */
+/* "20150830T123600Z": eddy_time_amz, for the years a date stamp can hold. */
 static eddy_err amz_date(int64_t unix_s, char out[17], struct eddy_error *err)
 {
     if (unix_s < 0 || unix_s > INT64_C(253402300799)) /* years 1970..9999 */
         return eddy_error_set(err, EDDY_EINVAL, "sigv4: time %lld is out of range",
                               (long long)unix_s);
-    int64_t days = unix_s / 86400;
-    unsigned secs = (unsigned)(unix_s % 86400);
-    int64_t z = days + 719468;
-    int64_t era = z / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    unsigned y = (unsigned)(yoe + era * 400) + (m <= 2);
-    put_digits(out, y, 4);
-    put_digits(out + 4, m, 2);
-    put_digits(out + 6, d, 2);
-    out[8] = 'T';
-    put_digits(out + 9, secs / 3600, 2);
-    put_digits(out + 11, secs / 60 % 60, 2);
-    put_digits(out + 13, secs % 60, 2);
-    out[15] = 'Z';
-    out[16] = '\0';
+    eddy_time_amz(unix_s, out);
     return EDDY_OK;
 }
 

@@ -3,7 +3,9 @@
  */
 #include "base/clock.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static uint64_t system_mono_ms(void *ud)
@@ -54,6 +56,48 @@ void eddy_clock_fake_advance(struct eddy_clock_fake *f, uint64_t ms)
     f->unix_ms += (int64_t)ms;
 }
 
+/*
+ * Time formatting runs for every AWS call (X-Amz-Date) and every event
+ * record, so it is arithmetic (the civil-from-days conversion of H.
+ * Hinnant's date algorithms) rather than gmtime_r and strftime. Times
+ * before 1970 or past 9999 (never eddy's) take the C library's path, which
+ * writes such years with other than four digits.
+ */
+struct civil {
+    unsigned y, m, d, hh, mm, ss;
+};
+
+#define YEAR_10000_S INT64_C(253402300800)
+
+static bool civil(int64_t unix_s, struct civil *c)
+{
+    if (unix_s < 0 || unix_s >= YEAR_10000_S)
+        return false;
+    int64_t days = unix_s / 86400, secs = unix_s % 86400;
+    int64_t z = days + 719468;
+    int64_t era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    c->d = doy - (153 * mp + 2) / 5 + 1;
+    c->m = mp < 10 ? mp + 3 : mp - 9;
+    c->y = (unsigned)(yoe + era * 400 + (c->m <= 2));
+    c->hh = (unsigned)secs / 3600;
+    c->mm = (unsigned)secs / 60 % 60;
+    c->ss = (unsigned)secs % 60;
+    return true;
+}
+
+static char *digits(char *out, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return out + width;
+}
+
 static void utc(int64_t unix_s, struct tm *tm)
 {
     time_t t = (time_t)unix_s;
@@ -62,14 +106,42 @@ static void utc(int64_t unix_s, struct tm *tm)
 
 void eddy_time_rfc3339(int64_t unix_s, char out[21])
 {
-    struct tm tm;
-    utc(unix_s, &tm);
-    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    struct civil c;
+    if (!civil(unix_s, &c)) {
+        struct tm tm;
+        utc(unix_s, &tm);
+        strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return;
+    }
+    char *p = digits(out, c.y, 4);
+    *p++ = '-';
+    p = digits(p, c.m, 2);
+    *p++ = '-';
+    p = digits(p, c.d, 2);
+    *p++ = 'T';
+    p = digits(p, c.hh, 2);
+    *p++ = ':';
+    p = digits(p, c.mm, 2);
+    *p++ = ':';
+    p = digits(p, c.ss, 2);
+    memcpy(p, "Z", 2);
 }
 
 void eddy_time_amz(int64_t unix_s, char out[17])
 {
-    struct tm tm;
-    utc(unix_s, &tm);
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+    struct civil c;
+    if (!civil(unix_s, &c)) {
+        struct tm tm;
+        utc(unix_s, &tm);
+        strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+        return;
+    }
+    char *p = digits(out, c.y, 4);
+    p = digits(p, c.m, 2);
+    p = digits(p, c.d, 2);
+    *p++ = 'T';
+    p = digits(p, c.hh, 2);
+    p = digits(p, c.mm, 2);
+    p = digits(p, c.ss, 2);
+    memcpy(p, "Z", 2);
 }
