@@ -354,15 +354,33 @@ static eddy_err read_response(struct eddy_aws_call *call, const struct eddy_http
 static void on_http(eddy_err err, const struct eddy_http_response *resp, void *ud);
 static void on_timer(uv_timer_t *t);
 
+/* The n parts joined into out (cap bytes with the NUL), cut as snprintf
+ * would: the per-attempt header lines, without a printf per call. */
+static void join(char *out, size_t cap, const char *const *parts, size_t nparts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > cap - 1 - n)
+            len = cap - 1 - n;
+        memcpy(out + n, parts[i], len);
+        n += len;
+    }
+    out[n] = '\0';
+}
+
+#define DATE_PREFIX "X-Amz-Date: "
+
 /* Sign one attempt and hand it to the transport. */
 static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_credentials *cr,
                              struct eddy_error *err)
 {
     struct eddy_aws_client *c = call->c;
     int64_t unix_s = eddy_clock_unix_ms(c->aws->clock) / 1000;
-    char amz_date[17];
+    /* the date is written once, into its header line */
+    memcpy(c->date_line, DATE_PREFIX, sizeof DATE_PREFIX - 1);
+    char *amz_date = c->date_line + sizeof DATE_PREFIX - 1;
     eddy_time_amz(unix_s, amz_date);
-    snprintf(c->date_line, sizeof c->date_line, "X-Amz-Date: %s", amz_date);
     bool token = cr->session_token && cr->session_token[0];
     bool rpcv2 = c->info->protocol == EDDY_AWS_RPCV2_CBOR;
     const char *url = c->ep.url, *path = c->ep.path;
@@ -383,10 +401,11 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
         url = eddy_buf_cstr(&c->op_url);
         path = url + strlen(c->ep.url) - strlen(c->ep.path);
         sh[nsh++] = sh[5];
-        snprintf(c->target_line, sizeof c->target_line, "Smithy-Protocol: %s", RPCV2_PROTOCOL);
+        join(c->target_line, sizeof c->target_line,
+             (const char *[]){"Smithy-Protocol: ", RPCV2_PROTOCOL}, 2);
     } else {
-        snprintf(c->target_line, sizeof c->target_line, "X-Amz-Target: %s.%s",
-                 c->info->target_prefix, call->op);
+        join(c->target_line, sizeof c->target_line,
+             (const char *[]){"X-Amz-Target: ", c->info->target_prefix, ".", call->op}, 4);
         sh[4].value = eddy_str_c(c->target_line + 14);
         sh[nsh++] = sh[4];
     }
@@ -621,7 +640,7 @@ eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_bu
     eddy_buf_init(body, body->max);
     if (call->body.len == 0) /* an operation without input: an empty object or map */
         eddy_buf_appends(&call->body, c->info->protocol == EDDY_AWS_RPCV2_CBOR ? "\xa0" : "{}");
-    eddy_sha256_hex(call->body.ptr, call->body.len, call->payload_hash);
+    eddy_sigv4_payload_hash(&c->sig, call->body.ptr, call->body.len, call->payload_hash);
     call->timeout_ms = opts ? opts->timeout_ms : 0;
     call->idempotent = opts ? opts->idempotent : true;
     call->max_attempts = opts && opts->max_attempts ? opts->max_attempts : c->aws->max_attempts;

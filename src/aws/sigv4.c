@@ -7,8 +7,9 @@
  * it, headers are sorted through an index array on the stack, the signed
  * header list is written once, straight into the Authorization value, and the
  * four HMACs of the signing key are done once a day per region and service
- * (struct eddy_sigv4_key_cache). One OpenSSL digest context per call serves
- * the payload hash, the canonical request hash and the HMACs.
+ * (struct eddy_sigv4_key_cache). One OpenSSL digest context, kept in the
+ * result from one call to the next, serves the payload hash, the canonical
+ * request hash and the HMACs.
  *
  * HMAC-SHA256 is written out (RFC 2104) over that one digest context rather
  * than through OpenSSL's MAC objects: OpenSSL 3's one-shot HMAC() fetches and
@@ -613,6 +614,22 @@ void eddy_sigv4_result_init(struct eddy_sigv4_result *r)
     r->signature[0] = '\0';
     r->amz_date[0] = '\0';
     r->payload_hash[0] = '\0';
+    r->md = NULL;
+}
+
+/* The result's digest context, made on first use. */
+static EVP_MD_CTX *result_digest(struct eddy_sigv4_result *r)
+{
+    if (r->md == NULL)
+        r->md = digest_new();
+    return r->md;
+}
+
+void eddy_sigv4_payload_hash(struct eddy_sigv4_result *r, const void *p, size_t n, char out[65])
+{
+    unsigned char md[32];
+    digest_once(result_digest(r), p, n, md);
+    hex32(md, out);
 }
 
 static void wipe_buf(struct eddy_buf *b)
@@ -629,6 +646,8 @@ void eddy_sigv4_result_cleanup(struct eddy_sigv4_result *r)
     wipe_buf(&r->canonical_request);
     wipe_buf(&r->string_to_sign);
     wipe_buf(&r->authorization);
+    EVP_MD_CTX_free(r->md); /* its state is cleansed as it is freed */
+    r->md = NULL;
 }
 
 static eddy_err check_part(const char *what, const char *v, size_t max, struct eddy_error *err)
@@ -782,7 +801,7 @@ eddy_err eddy_sigv4_sign(const struct eddy_sigv4_params *params,
     char sts[sizeof ALGORITHM + 17 + sizeof scope + 65];
     unsigned char md[32];
     unsigned char local_key[32];
-    EVP_MD_CTX *c = digest_new();
+    EVP_MD_CTX *c = result_digest(out);
 
     if (req->payload_hash) {
         memcpy(out->payload_hash, req->payload_hash, 65);
@@ -812,7 +831,6 @@ eddy_err eddy_sigv4_sign(const struct eddy_sigv4_params *params,
         eddy_error_set(err, rc, "sigv4: Authorization exceeds %zu bytes", out->authorization.max);
 done:
     eddy_wipe(local_key, sizeof local_key);
-    EVP_MD_CTX_free(c);
     if (rc)
         reset_result(out);
     return rc;

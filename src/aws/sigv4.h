@@ -70,8 +70,8 @@ struct eddy_sigv4_key_cache {
 void eddy_sigv4_key_cache_cleanup(struct eddy_sigv4_key_cache *c);
 
 /*
- * The result. The caller inits the bufs (eddy_sigv4_result_init) and cleans
- * them up. canonical_request and string_to_sign are filled only when asked
+ * The result. The caller inits it (eddy_sigv4_result_init) and cleans it
+ * up. canonical_request and string_to_sign are filled only when asked
  * (keep_intermediate), for tests and debugging; they hold no secret.
  */
 struct eddy_sigv4_result {
@@ -81,6 +81,8 @@ struct eddy_sigv4_result {
     char signature[65];
     char amz_date[17];     /* value for X-Amz-Date */
     char payload_hash[65]; /* hex SHA-256 of the payload */
+    void *md;              /* the digest context (OpenSSL's), kept from one
+                              signature to the next; NULL until the first */
 };
 void eddy_sigv4_result_init(struct eddy_sigv4_result *r);
 void eddy_sigv4_result_cleanup(struct eddy_sigv4_result *r);
@@ -93,9 +95,9 @@ void eddy_sigv4_result_cleanup(struct eddy_sigv4_result *r);
  * headers decide what is signed (a token added after signing stays unsigned,
  * as the suite's post-sts-header-after case does).
  *
- * out may be reused from one call to the next: its buffers keep their
- * allocations, so with a warm cache signing does not touch the heap beyond
- * OpenSSL's digest context. On error out->authorization is empty.
+ * out may be reused from one call to the next: its buffers and its digest
+ * context are kept, so with a warm cache signing does not touch the heap. On error
+ * out->authorization is empty.
  */
 EDDY_MUST_USE eddy_err eddy_sigv4_sign(const struct eddy_sigv4_params *params,
                                        const struct eddy_sigv4_credentials *creds,
@@ -105,5 +107,8 @@ EDDY_MUST_USE eddy_err eddy_sigv4_sign(const struct eddy_sigv4_params *params,
 
 /* Lowercase hex SHA-256 of p (out: 65 bytes). */
 void eddy_sha256_hex(const void *p, size_t n, char out[65]);
+/* The same, with r's digest context: no context made and freed per hash
+ * (the payload hash of every call). */
+void eddy_sigv4_payload_hash(struct eddy_sigv4_result *r, const void *p, size_t n, char out[65]);
 
 #endif

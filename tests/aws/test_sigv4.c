@@ -698,6 +698,17 @@ static void test_payload_hash(void **state)
     last = creq_line(&s, 7);
     assert_string_equal(last, given);
     free(last);
+    /* The result's own context hashes alike between signatures, and a
+     * signature after it is the same as before. */
+    char sig_before[65];
+    memcpy(sig_before, s.out.signature, sizeof sig_before);
+    char hex[65];
+    eddy_sigv4_payload_hash(&s.out, "abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    eddy_sigv4_payload_hash(&s.out, "{}", 2, hex);
+    assert_string_equal(hex, want);
+    assert_int_equal(simple_sign(&s, NULL), EDDY_OK);
+    assert_string_equal(s.out.signature, sig_before);
     eddy_sigv4_result_cleanup(&s.out);
 }
 
