@@ -591,17 +591,25 @@ size_t eddy_http_inflight(const struct eddy_http *h)
 
 /* ---- starting a transfer ---- */
 
-static bool header_named(const char *line, const char *name)
-{
-    size_t n = strlen(name);
-    return strncasecmp(line, name, n) == 0 && line[n] == ':';
-}
+/* Whether the name (n bytes before the colon) is lit, in any case. */
+#define NAME_IS(line, n, lit) ((n) == sizeof(lit) - 1 && strncasecmp((line), (lit), (n)) == 0)
 
-/* A header line must be "Name: value" with no CR or LF (no injection). */
-static bool header_valid(const char *line)
+/* One pass over a header line: it must be "Name: value" with no CR or LF
+ * (no injection). Its name's length and its value, blanks skipped. */
+static bool header_split(const char *line, size_t *name_len, const char **value, size_t *vlen)
 {
-    const char *colon = strchr(line, ':');
-    return colon && colon != line && !strpbrk(line, "\r\n");
+    size_t n = strcspn(line, ":\r\n");
+    if (n == 0 || line[n] != ':')
+        return false;
+    const char *v = line + n + 1;
+    v += strspn(v, " \t");
+    size_t vl = strcspn(v, "\r\n");
+    if (v[vl] != '\0')
+        return false;
+    *name_len = n;
+    *value = v;
+    *vlen = vl;
+    return true;
 }
 
 static void header_add(struct eddy_buf *text, const char *p, size_t n)
@@ -637,19 +645,18 @@ static eddy_err build_headers(struct http_xfer *x, const struct eddy_http_reques
     bool expect = false, accept = false, ctype = false;
     eddy_buf_reset(text);
     for (size_t i = 0; i < req->nheaders; i++) {
-        const char *line = req->headers[i];
-        if (!line || !header_valid(line))
+        const char *line = req->headers[i], *value;
+        size_t n, vlen;
+        if (!line || !header_split(line, &n, &value, &vlen))
             return EDDY_EINVAL;
-        expect |= header_named(line, "Expect");
-        accept |= header_named(line, "Accept");
-        ctype |= header_named(line, "Content-Type");
-        const char *colon = strchr(line, ':');
-        const char *value = colon + 1 + strspn(colon + 1, " \t");
-        if (*value == '\0') {
-            eddy_buf_append(text, line, (size_t)(colon - line));
+        expect |= NAME_IS(line, n, "Expect");
+        accept |= NAME_IS(line, n, "Accept");
+        ctype |= NAME_IS(line, n, "Content-Type");
+        if (vlen == 0) {
+            eddy_buf_append(text, line, n);
             header_add(text, ";", 1);
         } else {
-            header_add(text, line, (size_t)(value - line) + strlen(value));
+            header_add(text, line, (size_t)(value - line) + vlen);
         }
     }
     size_t n = req->nheaders;

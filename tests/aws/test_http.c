@@ -924,6 +924,12 @@ static void test_send_errors(void **state)
     assert_int_equal(eddy_transport_send(&c.t, &req, on_done, &r, NULL), EDDY_EINVAL);
     req.headers = noname;
     assert_int_equal(eddy_transport_send(&c.t, &req, on_done, &r, NULL), EDDY_EINVAL);
+    /* no name, CR or LF in the name, at the end of a value, after blanks */
+    const char *more[] = {": v", "X-Cr\r: v", "X-Lf\n: v", "X-End: v\n", "X-Blank: \t\r"};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        req.headers = &more[i];
+        assert_int_equal(eddy_transport_send(&c.t, &req, on_done, &r, NULL), EDDY_EINVAL);
+    }
     req.headers = NULL;
     req.nheaders = 0;
     req.body_len = 4; /* no body pointer */
