@@ -396,8 +396,10 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
     if (rpcv2) {
         /* the operation is in the path; Accept is sent but left unsigned */
         eddy_buf_reset(&c->op_url);
-        eddy_buf_appendf(&c->op_url, "%sservice/%s/operation/%s", c->ep.url, c->info->target_prefix,
-                         call->op);
+        const char *parts[] = {c->ep.url, "service/", c->info->target_prefix, "/operation/",
+                               call->op};
+        for (size_t i = 0; i < EDDY_ARRAY_SIZE(parts); i++)
+            eddy_buf_appends(&c->op_url, parts[i]);
         url = eddy_buf_cstr(&c->op_url);
         path = url + strlen(c->ep.url) - strlen(c->ep.path);
         sh[nsh++] = sh[5];
