@@ -81,6 +81,16 @@ static inline void eddy_list_remove(struct eddy_list *q)
     eddy_list_init(q);
 }
 
+/* Take the first element off h: it is removed (an empty ring) and
+ * returned; NULL when h is empty. A queue's pop, a free list's get. */
+static inline struct eddy_list *eddy_list_take(struct eddy_list *h)
+{
+    struct eddy_list *q = eddy_list_head(h);
+    if (q != NULL)
+        eddy_list_remove(q);
+    return q;
+}
+
 /* Move every element of h, in order, to the head n (its old contents are
  * dropped); h is left empty. To walk a list whose elements' callbacks may
  * add to it: move it aside first. */

@@ -83,10 +83,9 @@ static void queue_push(struct queue *l, struct ack_entry *e)
 
 static struct ack_entry *queue_pop(struct queue *l)
 {
-    struct eddy_list *q = eddy_list_head(&l->q);
+    struct eddy_list *q = eddy_list_take(&l->q);
     if (q == NULL)
         return NULL;
-    eddy_list_remove(q);
     l->n--;
     return eddy_list_data(q, struct ack_entry, link);
 }
@@ -220,14 +219,8 @@ static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const cha
                  len, EDDY_ACK_HANDLE_MAX, kind_name[kind]);
         return EDDY_ELIMIT;
     }
-    struct eddy_list *q = eddy_list_head(&a->free_entries);
-    struct ack_entry *e;
-    if (q) {
-        eddy_list_remove(q);
-        e = eddy_list_data(q, struct ack_entry, link);
-    } else {
-        e = eddy_malloc(sizeof *e);
-    }
+    struct eddy_list *q = eddy_list_take(&a->free_entries);
+    struct ack_entry *e = q ? eddy_list_data(q, struct ack_entry, link) : eddy_malloc(sizeof *e);
     e->kind = kind;
     e->why = why;
     e->visibility_s = visibility_s;
@@ -356,14 +349,8 @@ static void batch_cb(eddy_err err, struct eddy_sqs_batch_result *res,
 
 static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind)
 {
-    struct eddy_list *q = eddy_list_head(&a->free_calls);
-    struct ack_call *c;
-    if (q) {
-        eddy_list_remove(q);
-        c = eddy_list_data(q, struct ack_call, link);
-    } else {
-        c = eddy_malloc(sizeof *c);
-    }
+    struct eddy_list *q = eddy_list_take(&a->free_calls);
+    struct ack_call *c = q ? eddy_list_data(q, struct ack_call, link) : eddy_malloc(sizeof *c);
     c->a = a;
     c->kind = kind;
     c->n = 0;

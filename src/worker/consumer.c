@@ -70,14 +70,8 @@ void consumer_log_msg(enum eddy_log_level level, const struct cmsg *msg, const c
 
 struct cmsg *consumer_msg_get(struct eddy_consumer *c)
 {
-    struct eddy_list *q = eddy_list_head(&c->free_msgs);
-    struct cmsg *msg;
-    if (q) {
-        eddy_list_remove(q);
-        msg = eddy_list_data(q, struct cmsg, link);
-    } else {
-        msg = eddy_malloc(sizeof *msg);
-    }
+    struct eddy_list *q = eddy_list_take(&c->free_msgs);
+    struct cmsg *msg = q ? eddy_list_data(q, struct cmsg, link) : eddy_malloc(sizeof *msg);
     memset(msg, 0, sizeof *msg);
     eddy_list_init(&msg->link);
     eddy_list_init(&msg->hb_link);

@@ -41,7 +41,10 @@
  * sees the same) or fails (then it is poison, as above).
  *
  * Heartbeat: a message in hand for half its visibility timeout since it was
- * received or last extended is extended by the timeout (batched, acker.h).
+ * received or last extended is extended by the timeout (batched, acker.h;
+ * those due within the next eighth of the timeout go along, so that
+ * extensions leave together). Its timer runs only while messages are in
+ * hand.
  *
  * The store's circuit breaker (breaker.h). A batch that fails because the
  * store is down (connection refused, a timeout, a 5xx, throttling past the

@@ -75,10 +75,9 @@ static struct cmsg *lane_first(const struct lane *l)
 
 static struct cmsg *lane_pop(struct lane *l)
 {
-    struct eddy_list *q = eddy_list_head(&l->msgs);
+    struct eddy_list *q = eddy_list_take(&l->msgs);
     if (q == NULL)
         return NULL;
-    eddy_list_remove(q);
     l->n--;
     return eddy_list_data(q, struct cmsg, link);
 }
@@ -93,11 +92,8 @@ void consumer_lane_release(struct lane *l)
 
 struct lane *consumer_lane_take(struct eddy_list *list)
 {
-    struct eddy_list *q = eddy_list_head(list);
-    if (q == NULL)
-        return NULL;
-    eddy_list_remove(q);
-    return eddy_list_data(q, struct lane, link);
+    struct eddy_list *q = eddy_list_take(list);
+    return q ? eddy_list_data(q, struct lane, link) : NULL;
 }
 
 void consumer_lanes_kick(struct eddy_list *list)

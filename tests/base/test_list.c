@@ -84,11 +84,29 @@ static void test_list_move(void **state)
     assert_int_equal(v[1], 3);
 }
 
+/* Taking the head: in order, each taken element unlinked, then NULL. */
+static void test_list_take(void **state)
+{
+    (void)state;
+    struct eddy_list h;
+    eddy_list_init(&h);
+    assert_null(eddy_list_take(&h));
+    struct item it[2] = {{1, {0}}, {2, {0}}};
+    for (int i = 0; i < 2; i++)
+        eddy_list_insert_tail(&h, &it[i].link);
+    assert_ptr_equal(eddy_list_take(&h), &it[0].link);
+    assert_false(eddy_list_linked(&it[0].link));
+    assert_ptr_equal(eddy_list_take(&h), &it[1].link);
+    assert_true(eddy_list_empty(&h));
+    assert_null(eddy_list_take(&h));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_list_move),
+        cmocka_unit_test(test_list_take),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
