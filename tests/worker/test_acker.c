@@ -30,6 +30,25 @@ static void close_acker(struct rig *r, struct eddy_acker *a)
     assert_true(closed);
 }
 
+/* The rig and an acker on it (the queue RIG_QURL unless cfg names one). */
+static struct eddy_acker *open_acker(struct rig *r, struct eddy_acker_config cfg)
+{
+    rig_init_sqs(r);
+    if (cfg.queue_url == NULL)
+        cfg.queue_url = RIG_QURL;
+    return eddy_acker_new(&r->loop, &r->sqs, &cfg);
+}
+
+/* Queue deletes of "rh-<from>" .. "rh-<to - 1>". */
+static void delete_range(struct eddy_acker *a, int from, int to)
+{
+    char h[32];
+    for (int i = from; i < to; i++) {
+        snprintf(h, sizeof h, "rh-%d", i);
+        assert_int_equal(eddy_acker_delete(a, h), EDDY_OK);
+    }
+}
+
 static uint64_t sent(const struct eddy_acker *a, enum eddy_ack_kind kind)
 {
     struct eddy_acker_stats st;
@@ -41,18 +60,11 @@ static void test_batches_of_ten(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init_sqs(&r);
     struct eddy_metrics *m = eddy_metrics_new(EDDY_METRICS_OFF);
-    struct eddy_acker *a;
-    struct eddy_acker_config cfg = {.queue_url = RIG_QURL, .flush_ms = 5, .metrics = m};
-    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
+    struct eddy_acker *a = open_acker(&r, (struct eddy_acker_config){.flush_ms = 5, .metrics = m});
     for (int i = 0; i < 3; i++)
         eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
-    char h[32];
-    for (int i = 0; i < 25; i++) {
-        snprintf(h, sizeof h, "rh-%d", i);
-        assert_int_equal(eddy_acker_delete(a, h), EDDY_OK);
-    }
+    delete_range(a, 0, 25);
     /* two full batches leave at once; the rest waits for the timer */
     assert_int_equal(eddy_fake_count(r.fake), 2);
     close_acker(&r, a);
@@ -70,10 +82,7 @@ static void test_flush_timer_and_visibility(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init_sqs(&r);
-    struct eddy_acker *a;
-    struct eddy_acker_config cfg = {.queue_url = RIG_QURL, .flush_ms = 5};
-    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
+    struct eddy_acker *a = open_acker(&r, (struct eddy_acker_config){.flush_ms = 5});
     eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
     assert_int_equal(eddy_acker_visibility(a, "rh-a", 0, EDDY_ACK_RELEASE), EDDY_OK);
     assert_int_equal(eddy_acker_visibility(a, "rh-b", 99999, EDDY_ACK_BACKOFF),
@@ -93,11 +102,8 @@ static void test_failed_entries(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init_sqs(&r);
-    struct eddy_acker *a;
-    struct eddy_acker_config cfg = {
-        .queue_url = RIG_QURL, .flush_ms = 1, .retry_base_ms = 1, .retry_cap_ms = 2};
-    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
+    struct eddy_acker *a = open_acker(
+        &r, (struct eddy_acker_config){.flush_ms = 1, .retry_base_ms = 1, .retry_cap_ms = 2});
     /* entry 0 ok, 1 gone for good, 2 a passing failure; then a failed call; then ok */
     eddy_fake_push_json(r.fake, 200,
                         "{\"Successful\":[{\"Id\":\"0\"}],\"Failed\":["
@@ -125,14 +131,9 @@ static void test_gives_up_after_max_attempts(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init_sqs(&r);
-    struct eddy_acker *a;
-    struct eddy_acker_config cfg = {.queue_url = RIG_QURL,
-                                    .flush_ms = 1,
-                                    .max_attempts = 3,
-                                    .retry_base_ms = 1,
-                                    .retry_cap_ms = 2};
-    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
+    struct eddy_acker *a = open_acker(
+        &r, (struct eddy_acker_config){
+                .flush_ms = 1, .max_attempts = 3, .retry_base_ms = 1, .retry_cap_ms = 2});
     for (int i = 0; i < 3; i++)
         eddy_fake_push_error(r.fake, EDDY_ENET);
     assert_int_equal(eddy_acker_delete(a, "rh-x"), EDDY_OK);
@@ -147,10 +148,7 @@ static void test_refuses_long_handle_and_after_close(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init_sqs(&r);
-    struct eddy_acker *a;
-    struct eddy_acker_config cfg = {.queue_url = RIG_QURL};
-    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
+    struct eddy_acker *a = open_acker(&r, (struct eddy_acker_config){0});
     char big[EDDY_ACK_HANDLE_MAX + 2];
     memset(big, 'h', sizeof big - 1);
     big[sizeof big - 1] = '\0';
@@ -182,27 +180,17 @@ static void test_deletes_linger_to_fill(void **state)
 {
     (void)state;
     struct rig r;
-    rig_init_sqs(&r);
-    struct eddy_acker *a;
-    struct eddy_acker_config cfg = {
-        .queue_url = RIG_QURL, .flush_ms = 1, .linger_ms = 60000, .expected = expected};
-    a = eddy_acker_new(&r.loop, &r.sqs, &cfg);
+    struct eddy_acker *a = open_acker(
+        &r, (struct eddy_acker_config){.flush_ms = 1, .linger_ms = 60000, .expected = expected});
     expected_n = 7;
     for (int i = 0; i < 3; i++)
         eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
-    char h[32];
-    for (int i = 0; i < 3; i++) {
-        snprintf(h, sizeof h, "rh-%d", i);
-        assert_int_equal(eddy_acker_delete(a, h), EDDY_OK);
-    }
+    delete_range(a, 0, 3);
     assert_int_equal(eddy_acker_visibility(a, "rh-v", 0, EDDY_ACK_RELEASE), EDDY_OK);
     while (sent(a, EDDY_ACK_VISIBILITY) < 1)
         uv_run(&r.loop, UV_RUN_ONCE);
     assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 0);
-    for (int i = 3; i < 10; i++) {
-        snprintf(h, sizeof h, "rh-%d", i);
-        assert_int_equal(eddy_acker_delete(a, h), EDDY_OK);
-    }
+    delete_range(a, 3, 10);
     assert_int_equal(rig_count(&r, "DeleteMessageBatch"), 1);
     /* one more, held for the nine expected (the second visibility change
      * leaves past its due time); then fewer are expected: it leaves at once */
