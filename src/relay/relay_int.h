@@ -7,8 +7,9 @@
  *     entries) and the PutEvents calls: the pump moves ready lane heads into
  *     the open call, sent when full or at the end of the loop turn (an idle
  *     handle), so the entries of the commits of one turn share calls;
- *   - relay_lanes.c: the entries held, each an outbox row (a cJSON item it
- *     owns) in its entity's lane, a list in (seq, idx) order. A lane's head
+ *   - relay_lanes.c: the entries held, each an outbox row (the fields the
+ *     commit path rendered, or a swept row's cJSON item) in its entity's
+ *     lane, a list in (seq, idx) order. A lane's head
  *     is its first entry not yet published; published entries stay in the
  *     lane until their delete is done, so a sweep never takes a row this
  *     process is still handling. Lanes whose head can be sent now wait in
