@@ -134,10 +134,8 @@ static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
                    again);
         r->del_attempt = 0;
         struct eddy_list *q;
-        while ((q = eddy_list_head(&r->del)) != NULL) { /* forget them: the rows stay */
-            eddy_list_remove(q);
+        while ((q = eddy_list_take(&r->del)) != NULL) /* forget them: the rows stay */
             relay_entry_remove(r, eddy_list_data(q, struct entry, dlink));
-        }
         r->del_queued = 0;
     } else {
         r->st.delete_retries += again;
@@ -154,9 +152,8 @@ static void delete_send_one(struct eddy_relay *r)
     dc->r = r;
     struct eddy_ddb_write_req reqs[EDDY_DDB_MAX_BATCH_WRITE];
     struct eddy_list *q;
-    while (dc->n < EDDY_DDB_MAX_BATCH_WRITE && (q = eddy_list_head(&r->del)) != NULL) {
+    while (dc->n < EDDY_DDB_MAX_BATCH_WRITE && (q = eddy_list_take(&r->del)) != NULL) {
         struct entry *e = eddy_list_data(q, struct entry, dlink);
-        eddy_list_remove(q);
         r->del_queued--;
         dc->ents[dc->n] = e;
         dc->keys[dc->n] = relay_entry_key(e);

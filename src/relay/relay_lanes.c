@@ -55,11 +55,8 @@ void relay_lane_free(void *v)
 
 struct lane *relay_list_pop(struct eddy_list *ls)
 {
-    struct eddy_list *q = eddy_list_head(ls);
-    if (q == NULL)
-        return NULL;
-    eddy_list_remove(q);
-    return eddy_list_data(q, struct lane, link);
+    struct eddy_list *q = eddy_list_take(ls);
+    return q ? eddy_list_data(q, struct lane, link) : NULL;
 }
 
 /* The lane's head can be sent or moved: list it (ready, or backoff). */
