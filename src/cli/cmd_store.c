@@ -53,6 +53,7 @@
 #include "cli/runtime.h"
 #include "cli/sync.h"
 #include "core/apply.h"
+#include "core/commit.h"
 #include "core/machine.h"
 #include "core/record.h"
 
@@ -575,33 +576,25 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
     snprintf(eid, sizeof eid, "repair-%" PRId64 "-%" PRId64, seq + 1, now_ms);
     struct eddy_record_text items[4] = {{0}};
     size_t n = 0;
-    cJSON *names = cJSON_CreateObject(), *values = cJSON_CreateObject();
-    cJSON_AddStringToObject(names, "#pk", "_pk");
-    cJSON *snames = cJSON_Duplicate(names, true);
-    cJSON_AddStringToObject(snames, "#seq", "_seq");
-    char prev[24];
-    snprintf(prev, sizeof prev, "%" PRId64, seq);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(values, ":prev"), "N", prev);
+    struct eddy_commit commit;
+    eddy_commit_init(&commit, cfg->table_str);
+    cJSON *prev = eddy_commit_prev_new(seq);
     eddy_err rc = repair_items(cfg, state, keep, &re, eid, items, &n, &err);
     if (rc == EDDY_OK) {
-        struct eddy_ddb_txn_item t[4];
+        struct eddy_ddb_txn_item t[4] = {0};
         for (size_t i = 0; i < n; i++) {
-            bool st = i == 0;
-            t[i] = (struct eddy_ddb_txn_item){
-                .kind = EDDY_DDB_PUT,
-                .table = cfg->table_str,
-                .item_json = items[i].json,
-                .expr = {st ? "attribute_not_exists(#pk) OR #seq = :prev"
-                            : "attribute_not_exists(#pk)",
-                         NULL, st ? snames : names, st ? values : NULL, false}};
+            if (i == 0)
+                eddy_commit_state_put(&commit, prev, &t[i]);
+            else
+                eddy_commit_new_put(&commit, &t[i]);
+            t[i].item_json = items[i].json;
         }
         rc = eddy_sync_transact_write(&c->rt, t, n, &err);
     }
     for (size_t i = 0; i < 4; i++)
         eddy_record_text_cleanup(&items[i]);
-    cJSON_Delete(names);
-    cJSON_Delete(snames);
-    cJSON_Delete(values);
+    cJSON_Delete(prev);
+    eddy_commit_cleanup(&commit);
     if (rc == EDDY_ETXN_CANCELED) {
         fprintf(stderr,
                 "eddy replay: %s changed since the replay read it at seq %" PRId64

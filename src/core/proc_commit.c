@@ -58,17 +58,34 @@ static void backoff(struct entity *e, unsigned attempt)
     proc_pump_soon(p);
 }
 
+/*
+ * Another process committed this entity since its state was read. It waits
+ * a backoff and is processed again on the state item the cancellation
+ * returned (ALL_OLD on the state put), without reading it; only when none
+ * came back (a record's condition failed) is it read again.
+ */
 static void conflict(struct entity *e)
 {
     struct eddy_processor *p = e->p;
+    cJSON *fresh = e->fresh;
+    e->fresh = NULL;
     p->stats.conflicts++;
     proc_drop_state(e);
     if (e->conflicts++ >= (unsigned)p->cfg.occ_retries) {
+        cJSON_Delete(fresh);
         eddy_error_set(&e->b->error, EDDY_ECONFLICT,
                        "%s: still in conflict after %u attempts (EDDY_OCC_RETRIES=%d)", e->pk,
                        e->conflicts, p->cfg.occ_retries);
         proc_finish(e, EDDY_ECONFLICT);
         return;
+    }
+    if (fresh) {
+        bool loaded = proc_load_state(e, fresh);
+        cJSON_Delete(fresh);
+        if (!loaded) {
+            proc_finish(e, EDDY_EPARSE);
+            return;
+        }
     }
     backoff(e, e->conflicts - 1);
 }
@@ -111,13 +128,11 @@ static void group_start(struct eddy_processor *p, struct group *g)
     for (size_t i = 0; i < g->nrefs; i++) {
         struct entity *e = g->refs[i].e;
         size_t k = g->refs[i].item;
-        bool st = e->roles[k] == ROLE_STATE;
-        items[i].kind = EDDY_DDB_PUT;
-        items[i].table = p->cfg.table;
+        if (e->roles[k] == ROLE_STATE)
+            eddy_commit_state_put(&p->commit, e->prev, &items[i]);
+        else
+            eddy_commit_new_put(&p->commit, &items[i]);
         items[i].item_json = e->items[k].json;
-        items[i].expr.condition = st ? COND_STATE : COND_NEW;
-        items[i].expr.names = st ? p->names_state : p->names_new;
-        items[i].expr.values = st ? e->prev : NULL;
     }
     /* a token makes a repeat after a timeout idempotent instead of a conflict */
     char token[40];
@@ -167,8 +182,13 @@ static void txn_ok(struct group *g)
     }
 }
 
-/* Read CancellationReasons item by item into the entities' fail_* fields. */
-static bool classify(struct group *g, const struct eddy_ddb_txn_result *res)
+/*
+ * Read CancellationReasons item by item into the entities' fail_* fields and
+ * take the state items they returned. True when the table throttled (every
+ * entity of the group waits); a TransactionConflict concerns its entity
+ * alone.
+ */
+static bool classify(struct group *g, struct eddy_ddb_txn_result *res)
 {
     bool throttle = false;
     for (size_t i = 0; i < g->nrefs; i++) {
@@ -185,6 +205,12 @@ static bool classify(struct group *g, const struct eddy_ddb_txn_result *res)
             }
         } else if (strcmp(code, "ConditionalCheckFailed") == 0) {
             e->fail_state = true; /* the state moved on, or records of its next seq exist */
+            if (e->roles[k] == ROLE_STATE && e->fresh == NULL) {
+                e->fresh = res->reasons[i].item;
+                res->reasons[i].item = NULL;
+            }
+        } else if (strcmp(code, "TransactionConflict") == 0) {
+            e->fail_throttle = true; /* another transaction on this entity's items */
         } else if (eddy_aws_code_throttles(code)) {
             e->fail_throttle = throttle = true;
         } else if (e->fail_code == NULL) {
@@ -196,7 +222,7 @@ static bool classify(struct group *g, const struct eddy_ddb_txn_result *res)
     return throttle;
 }
 
-static void txn_canceled(struct group *g, const struct eddy_ddb_txn_result *res)
+static void txn_canceled(struct group *g, struct eddy_ddb_txn_result *res)
 {
     struct eddy_processor *p = g->p;
     for (size_t j = 0; j < g->nents; j++) {
@@ -210,7 +236,7 @@ static void txn_canceled(struct group *g, const struct eddy_ddb_txn_result *res)
             conflict(e);
         } else if (e->fail_code) {
             proc_finish(e, EDDY_EAWS);
-        } else if (throttle) {
+        } else if (throttle || e->fail_throttle) {
             throttled(e, "TransactionConflict or throttling");
         } else {
             /* not at fault (or only duplicates dropped): commit again at once */

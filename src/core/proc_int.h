@@ -23,13 +23,12 @@
 #include "base/list.h"
 #include "base/lru.h"
 #include "eddy/rng.h"
+#include "core/commit.h"
 #include "core/machine.h"
 #include "core/processor.h"
 #include "core/record.h"
 #include "svc/dynamodb.h"
 
-#define COND_NEW "attribute_not_exists(#pk)"
-#define COND_STATE "attribute_not_exists(#pk) OR #seq = :prev"
 #define DEFAULT_BACKOFF_BASE_MS 10u
 #define DEFAULT_BACKOFF_MAX_MS 2000u
 #define DEFAULT_COMMITS_MAX 4u
@@ -66,6 +65,7 @@ struct entity {
     /* what a cancelled transaction said about this entity's items */
     bool fail_state, fail_throttle;
     const char *fail_code;
+    cJSON *fresh; /* the state item as it is now, returned with a failed condition (ALL_OLD) */
 };
 
 struct item_ref {
@@ -101,9 +101,9 @@ struct eddy_processor {
     size_t inflight; /* loads and transactions in flight */
     size_t commits;  /* transactions in flight */
     struct eddy_lru cache;
-    cJSON *names_new, *names_state;
-    cJSON *model;    /* the machine's spelling of its state's fields (core/names.h) */
-    bool model_made; /* model asked for (it may be NULL) */
+    struct eddy_commit commit; /* the protocol's conditions and their names */
+    cJSON *model;              /* the machine's spelling of its state's fields (core/names.h) */
+    bool model_made;           /* model asked for (it may be NULL) */
     /* request text around an item's JSON (state put, other puts) and around
      * the items, upper bounds from the DynamoDB client (item_bytes) */
     size_t over_state, over_new, envelope;
@@ -149,6 +149,7 @@ enum build proc_prepare(struct entity *e);
 void proc_commit_ready(struct eddy_processor *p);
 
 /* proc_load.c */
+bool proc_load_state(struct entity *e, const cJSON *item);
 void proc_load_cold(struct eddy_processor *p, struct eddy_list *cold);
 
 #endif

@@ -16,7 +16,7 @@
  * set attributes are remembered so the commit writes them back in their
  * stored types.
  */
-static bool load_state(struct entity *e, const cJSON *item)
+bool proc_load_state(struct entity *e, const cJSON *item)
 {
     struct eddy_processor *p = e->p;
     const struct eddy_machine *m = p->cfg.machine;
@@ -70,7 +70,7 @@ static void load_found(struct load *l, const struct eddy_ddb_batch_get_result *r
         struct entity *e = load_match(l, item);
         if (e == NULL)
             continue;
-        if (load_state(e, item))
+        if (proc_load_state(e, item))
             eddy_list_insert_tail(&p->ready, &e->link);
         else
             proc_finish(e, EDDY_EPARSE);

@@ -371,10 +371,7 @@ static enum build build_step(struct entity *e, size_t *max_events)
         *max_events = SIZE_MAX;
         return REBUILD;
     }
-    char prev[24];
-    snprintf(prev, sizeof prev, "%" PRId64, e->seq);
-    e->prev = cJSON_CreateObject();
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(e->prev, ":prev"), "N", prev);
+    e->prev = eddy_commit_prev_new(e->seq);
     return BUILT;
 }
 

@@ -48,6 +48,7 @@ void proc_finish(struct entity *e, eddy_err err)
         proc_cache_put(p, e);
     }
     proc_drop_state(e);
+    cJSON_Delete(e->fresh);
     free(e->items);
     free(e->roles);
     free(e->role_ev);
@@ -161,22 +162,12 @@ static eddy_err check_config(const struct eddy_processor_config *cfg, struct edd
  * state put's :prev at its longest, a client token as long as group_start's. */
 static void txn_shape(struct eddy_processor *p)
 {
-    cJSON *prev = cJSON_CreateObject();
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(prev, ":prev"), "N", "-9223372036854775808");
-    struct eddy_ddb_txn_item it = {
-        EDDY_DDB_PUT,
-        p->cfg.table,
-        NULL,
-        {.condition = COND_STATE, .names = p->names_state, .values = prev},
-        NULL};
-    p->over_state = eddy_ddb_txn_item_overhead(&it);
-    it.expr = (struct eddy_ddb_expr){.condition = COND_NEW, .names = p->names_new};
-    p->over_new = eddy_ddb_txn_item_overhead(&it);
+    p->over_state = eddy_commit_state_overhead(&p->commit);
+    p->over_new = eddy_commit_new_overhead(&p->commit);
     char token[33];
     memset(token, 'f', 32);
     token[32] = '\0';
     p->envelope = eddy_ddb_txn_envelope_len(token);
-    cJSON_Delete(prev);
 }
 
 struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
@@ -206,10 +197,7 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     uv_idle_init(loop, &p->idle);
     uv_timer_init(loop, &p->timer);
     proc_cache_init(p, cfg->cache_entities, seed);
-    p->names_new = cJSON_CreateObject();
-    cJSON_AddStringToObject(p->names_new, "#pk", "_pk");
-    p->names_state = cJSON_Duplicate(p->names_new, true);
-    cJSON_AddStringToObject(p->names_state, "#seq", "_seq");
+    eddy_commit_init(&p->commit, p->cfg.table);
     txn_shape(p);
     eddy_emit_init(&p->emit);
     return p;
@@ -269,8 +257,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (++p->closed_handles < 2)
         return;
     eddy_lru_cleanup(&p->cache);
-    cJSON_Delete(p->names_new);
-    cJSON_Delete(p->names_state);
+    eddy_commit_cleanup(&p->commit);
     cJSON_Delete(p->model);
     eddy_emit_cleanup(&p->emit);
     void (*cb)(void *) = p->close_cb;

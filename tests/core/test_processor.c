@@ -155,19 +155,30 @@ static void push_load(struct prig *r, const char *pk, int seq, const char *count
     eddy_fake_push_json(r->rig.fake, 200, body);
 }
 
-/* A TransactionCanceledException with codes[i] for item i ("None" when NULL). */
-static void push_cancel(struct prig *r, size_t n, const char *const *codes)
+/* A TransactionCanceledException with codes[i] for item i ("None" when NULL)
+ * and, where items[i] is not NULL, that item as it is now (ALL_OLD). */
+static void push_cancel_items(struct prig *r, size_t n, const char *const *codes,
+                              const char *const *items)
 {
-    char body[4096];
+    char body[8192];
     assert_true(n <= 50);
     size_t len = (size_t)sprintf(body, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
                                        "TransactionCanceledException\",\"message\":\"x\","
                                        "\"CancellationReasons\":[");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(body + len, "%s{\"Code\":\"%s\"}", i ? "," : "",
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)sprintf(body + len, "%s{\"Code\":\"%s\"", i ? "," : "",
                                codes[i] ? codes[i] : "None");
+        if (items && items[i])
+            len += (size_t)sprintf(body + len, ",\"Item\":%s", items[i]);
+        len += (size_t)sprintf(body + len, "}");
+    }
     sprintf(body + len, "]}");
     eddy_fake_push_json(r->rig.fake, 400, body);
+}
+
+static void push_cancel(struct prig *r, size_t n, const char *const *codes)
+{
+    push_cancel_items(r, n, codes, NULL);
 }
 
 static cJSON *req_body(struct prig *r, size_t i)
@@ -390,6 +401,69 @@ static void test_conflict_gives_up(void **state)
     assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
     assert_non_null(strstr(t.b.error.detail, "EDDY_OCC_RETRIES"));
     assert_int_equal(eddy_fake_count(r.rig.fake), 8);
+    prig_close(&r);
+}
+
+/* A conflict that returns the state item as it is now (ALL_OLD): after its
+ * backoff the entity is processed again on it, without reading it again. */
+static void test_conflict_takes_returned_state(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    push_load(&r, "counter/e1", 5, "{\"N\":\"5\"}");
+    const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"}; /* state is last */
+    const char *items[5] = {NULL, NULL, NULL, NULL,
+                            "{\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"},"
+                            "\"_seq\":{\"N\":\"8\"},\"id\":{\"S\":\"e1\"},"
+                            "\"count\":{\"N\":\"40\"}}"};
+    push_cancel_items(&r, 5, codes, items);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* no BatchGetItem after the conflict */
+    assert_string_equal(req_op(&r, 2), "TransactWriteItems");
+    cJSON *body = req_body(&r, 1);
+    const cJSON *put = cJSON_GetObjectItemCaseSensitive(find_sk(body, "STATE", 0), "Put");
+    const cJSON *rv = cJSON_GetObjectItemCaseSensitive(put, "ReturnValuesOnConditionCheckFailure");
+    assert_true(cJSON_IsString(rv) && strcmp(rv->valuestring, "ALL_OLD") == 0);
+    cJSON_Delete(body);
+    assert_string_equal(prev_of(&r, 2), "8");
+    assert_int_equal(t.ev[0].seq, 9);
+    body = req_body(&r, 2);
+    assert_string_equal(put_attr(find_sk(body, "STATE", 0), "count", "N"), "41");
+    cJSON_Delete(body);
+    struct eddy_processor_stats s;
+    eddy_processor_stats(r.p, &s);
+    assert_int_equal(s.conflicts, 1);
+    assert_int_equal(s.retries, 1); /* a backoff, but no read */
+    assert_int_equal(s.loads, 1);
+    prig_close(&r);
+}
+
+/* A returned state item that does not load fails its batch as a load does. */
+static void test_conflict_returned_state_unreadable(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    push_empty_load(&r);
+    const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"};
+    const char *items[5] = {NULL, NULL, NULL, NULL,
+                            "{\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"},"
+                            "\"_seq\":{\"S\":\"x\"}}"};
+    push_cancel_items(&r, 5, codes, items);
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(t.err, EDDY_EPARSE);
+    assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
+    assert_non_null(strstr(t.b.error.detail, "state item of counter/e1"));
+    assert_int_equal(eddy_fake_count(r.rig.fake), 2);
     prig_close(&r);
 }
 
@@ -1069,6 +1143,42 @@ static void test_throttled_then_ok(void **state)
     prig_close(&r);
 }
 
+/* A TransactionConflict on one entity's item holds back that entity alone;
+ * a throttled table holds back the whole group. */
+static void test_transaction_conflict_alone(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    struct tb a, b, c;
+    tb_init(&a, &r, "a", 1, "Increment");
+    tb_init(&b, &r, "b", 1, "Increment");
+    tb_init(&c, &r, "c", 1, "Increment");
+    push_empty_load(&r);
+    const char *codes[15] = {NULL};
+    codes[6] = "TransactionConflict"; /* one of b's items: 5..9 */
+    push_cancel(&r, 15, codes);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    assert_int_equal(eddy_processor_submit(r.p, &a.b), EDDY_OK);
+    assert_int_equal(eddy_processor_submit(r.p, &b.b), EDDY_OK);
+    assert_int_equal(eddy_processor_submit(r.p, &c.b), EDDY_OK);
+    run(&r);
+    assert_int_equal(r.called, 3);
+    /* b waits a backoff (a and c do not) and is not read again; whether its
+     * wait ends before a and c go again (one call or two) is the jitter's */
+    for (size_t i = 1; i < eddy_fake_count(r.rig.fake); i++)
+        assert_string_equal(req_op(&r, i), "TransactWriteItems");
+    assert_int_equal(a.ev[0].seq, 1);
+    assert_int_equal(c.ev[0].seq, 1);
+    assert_int_equal(b.ev[0].seq, 1);
+    struct eddy_processor_stats s;
+    eddy_processor_stats(r.p, &s);
+    assert_int_equal(s.retries, 1);
+    prig_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1076,6 +1186,8 @@ int main(void)
         cmocka_unit_test(test_coalesced_ten),
         cmocka_unit_test(test_conflict_reloads),
         cmocka_unit_test(test_conflict_gives_up),
+        cmocka_unit_test(test_conflict_takes_returned_state),
+        cmocka_unit_test(test_conflict_returned_state_unreadable),
         cmocka_unit_test(test_duplicate_marker),
         cmocka_unit_test(test_repeat_after_poison),
         cmocka_unit_test(test_repeat_waits_for_first),
@@ -1095,6 +1207,7 @@ int main(void)
         cmocka_unit_test(test_negative_seq_is_the_state),
         cmocka_unit_test(test_bad_ids),
         cmocka_unit_test(test_throttled_then_ok),
+        cmocka_unit_test(test_transaction_conflict_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
