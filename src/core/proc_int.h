@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/closer.h"
 #include "base/list.h"
 #include "base/lru.h"
 #include "eddy/rng.h"
@@ -109,10 +110,8 @@ struct eddy_processor {
     size_t over_state, over_new, envelope;
     struct eddy_emit emit;
     struct eddy_processor_stats stats;
-    bool closing, handles_closing;
-    int closed_handles;
-    void (*close_cb)(void *ud);
-    void *close_ud;
+    struct eddy_closer closer;
+    bool handles_closing; /* the work has ended and the handles close */
 };
 
 enum build { BUILT, REBUILD, BROKEN };

@@ -105,7 +105,7 @@ static void sort_queue(struct eddy_processor *p, struct eddy_list *cold)
 
 static void pump(struct eddy_processor *p)
 {
-    if (p->closing) {
+    if (eddy_closer_closing(&p->closer)) {
         cancel_list(&p->waiting);
         cancel_list(&p->queue);
         cancel_list(&p->ready);
@@ -170,6 +170,21 @@ static void txn_shape(struct eddy_processor *p)
     p->envelope = eddy_ddb_txn_envelope_len(token);
 }
 
+/* Before the close callback: the states go while the machine is surely loaded. */
+static void processor_last(struct eddy_closer *c)
+{
+    struct eddy_processor *p = eddy_container_of(c, struct eddy_processor, closer);
+    eddy_lru_cleanup(&p->cache);
+    eddy_commit_cleanup(&p->commit);
+    cJSON_Delete(p->model);
+    eddy_emit_cleanup(&p->emit);
+}
+
+static void processor_free(struct eddy_closer *c)
+{
+    free(eddy_container_of(c, struct eddy_processor, closer));
+}
+
 struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
                                           const struct eddy_processor_config *cfg,
                                           const struct eddy_clock *clock, uint64_t seed,
@@ -194,6 +209,7 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     eddy_list_init(&p->queue);
     eddy_list_init(&p->ready);
     eddy_list_init(&p->waiting);
+    eddy_closer_init(&p->closer, processor_last, processor_free);
     uv_idle_init(loop, &p->idle);
     uv_timer_init(loop, &p->timer);
     proc_cache_init(p, cfg->cache_entities, seed);
@@ -222,7 +238,7 @@ eddy_err eddy_processor_submit(struct eddy_processor *p, struct eddy_proc_batch 
     eddy_error_clear(&b->error);
     if (p == NULL || b->cb == NULL || b->events == NULL || b->nevents == 0)
         return eddy_error_set(&b->error, EDDY_EINVAL, "processor: a batch needs events and a cb");
-    if (p->closing)
+    if (eddy_closer_closing(&p->closer))
         return eddy_error_set(&b->error, EDDY_ECANCELED, "processor: closing");
     eddy_err rc = eddy_record_check_entity_id(p->cfg.ns, b->entity_id, &b->error);
     if (rc)
@@ -251,38 +267,19 @@ void eddy_processor_stats(const struct eddy_processor *p, struct eddy_processor_
     *out = p->stats;
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    struct eddy_processor *p = h->data;
-    if (++p->closed_handles < 2)
-        return;
-    eddy_lru_cleanup(&p->cache);
-    eddy_commit_cleanup(&p->commit);
-    cJSON_Delete(p->model);
-    eddy_emit_cleanup(&p->emit);
-    void (*cb)(void *) = p->close_cb;
-    void *ud = p->close_ud;
-    free(p);
-    if (cb)
-        cb(ud);
-}
-
 void proc_maybe_closed(struct eddy_processor *p)
 {
-    if (!p->closing || p->handles_closing || p->pending > 0 || p->inflight > 0)
+    if (!eddy_closer_closing(&p->closer) || p->handles_closing || p->pending > 0 || p->inflight > 0)
         return;
     p->handles_closing = true;
-    p->idle.data = p;
-    p->timer.data = p;
-    uv_close((uv_handle_t *)&p->idle, on_handle_closed);
-    uv_close((uv_handle_t *)&p->timer, on_handle_closed);
+    eddy_closer_close(&p->closer, (uv_handle_t *)&p->idle);
+    eddy_closer_close(&p->closer, (uv_handle_t *)&p->timer);
 }
 
-void eddy_processor_close(struct eddy_processor *p, void (*cb)(void *ud), void *ud)
+void eddy_processor_close(struct eddy_processor *p, eddy_close_cb cb, void *ud)
 {
-    p->closing = true;
-    p->close_cb = cb;
-    p->close_ud = ud;
+    if (!eddy_closer_begin(&p->closer, cb, ud))
+        return;
     uv_timer_stop(&p->timer);
     if (p->pending > 0)
         proc_pump_soon(p); /* cancels what has not started, from the loop */

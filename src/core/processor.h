@@ -58,6 +58,7 @@
 #include <uv.h>
 
 #include "base/clock.h"
+#include "base/closer.h"
 #include "base/err.h"
 
 struct eddy_machine;
@@ -146,8 +147,9 @@ EDDY_MUST_USE eddy_err eddy_processor_submit(struct eddy_processor *p,
 /* Batches submitted and not yet called back. */
 size_t eddy_processor_pending(const struct eddy_processor *p);
 /* Fail queued batches that have not started with EDDY_ECANCELED, let the
- * transactions in flight finish, then free p and call cb. */
-void eddy_processor_close(struct eddy_processor *p, void (*cb)(void *ud), void *ud);
+ * transactions in flight finish, then call cb (from the loop, never inside
+ * this call) and free p. Closing twice does nothing the second time. */
+void eddy_processor_close(struct eddy_processor *p, eddy_close_cb cb, void *ud);
 
 /* transactions: TransactWriteItems calls that committed; conflicts: state
  * conditions that failed; duplicates: events found applied by their dedupe

@@ -1179,6 +1179,31 @@ static void test_transaction_conflict_alone(void **state)
     prig_close(&r);
 }
 
+/* close(p, cb, ud): cb runs once, from the loop, never inside close; a
+ * second close does nothing; a batch not started is canceled first. */
+static void test_close_once_from_the_loop(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    struct tb t;
+    tb_init(&t, &r, "e1", 1, "Increment");
+    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
+    int done = 0, again = 0;
+    eddy_processor_close(r.p, closed, &done);
+    eddy_processor_close(r.p, closed, &again);
+    assert_int_equal(done, 0);
+    assert_int_equal(t.calls, 0);
+    run(&r);
+    assert_int_equal(done, 1);
+    assert_int_equal(again, 0);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.err, EDDY_ECANCELED);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 0);
+    eddy_ddb_cleanup(&r.ddb);
+    rig_close(&r.rig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1208,6 +1233,7 @@ int main(void)
         cmocka_unit_test(test_bad_ids),
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_transaction_conflict_alone),
+        cmocka_unit_test(test_close_once_from_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
