@@ -3,12 +3,15 @@
  */
 #include "base/alloc.h"
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
+/* stdlib.h first: __GLIBC__ is defined by the C library's headers, and
+ * alloc.h includes only the compiler's stddef.h, so testing it before any
+ * of them left eddy_alloc_tune empty. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static void oom(size_t n)
 {
