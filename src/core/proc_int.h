@@ -119,11 +119,8 @@ enum build { BUILT, REBUILD, BROKEN };
 /* Take the first entity of l out of it, or NULL when l is empty. */
 static inline struct entity *entity_pop(struct eddy_list *l)
 {
-    struct eddy_list *q = eddy_list_head(l);
-    if (q == NULL)
-        return NULL;
-    eddy_list_remove(q);
-    return eddy_list_data(q, struct entity, link);
+    struct eddy_list *q = eddy_list_take(l);
+    return q ? eddy_list_data(q, struct entity, link) : NULL;
 }
 
 /* processor.c */
