@@ -181,6 +181,15 @@ static void push_cancel(struct prig *r, size_t n, const char *const *codes)
     push_cancel_items(r, n, codes, NULL);
 }
 
+/* The cancellation of a one-event step (inbound, dedupe, outbound, outbox,
+ * then the state) whose state condition failed, returning state_item. */
+static void push_state_conflict(struct prig *r, const char *state_item)
+{
+    const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"};
+    const char *items[5] = {NULL, NULL, NULL, NULL, state_item};
+    push_cancel_items(r, 5, codes, items);
+}
+
 static cJSON *req_body(struct prig *r, size_t i)
 {
     const struct eddy_fake_request *q = eddy_fake_request_at(r->rig.fake, i);
@@ -244,13 +253,45 @@ static void run(struct prig *r)
     uv_run(&r->rig.loop, UV_RUN_DEFAULT);
 }
 
+/* The setup most tests share: a processor of default groups and one batch
+ * of n events of type for entity e1. */
+static void one_entity(struct prig *r, struct tb *t, size_t n, const char *type)
+{
+    prig_init(r, 0);
+    tb_init(t, r, "e1", n, type);
+}
+
+/* A processor of default groups and one Increment for each of a, b and c. */
+static void three_entities(struct prig *r, struct tb *a, struct tb *b, struct tb *c)
+{
+    prig_init(r, 0);
+    tb_init(a, r, "a", 1, "Increment");
+    tb_init(b, r, "b", 1, "Increment");
+    tb_init(c, r, "c", 1, "Increment");
+}
+
+/* Submit a, b and c in one loop turn (one group) and run until answered. */
+static void submit_run_three(struct prig *r, struct tb *a, struct tb *b, struct tb *c)
+{
+    struct tb *all[3] = {a, b, c};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(eddy_processor_submit(r->p, &all[i]->b), EDDY_OK);
+    run(r);
+}
+
+/* Submit t and run the loop until everything is answered. */
+static void submit_run(struct prig *r, struct tb *t)
+{
+    assert_int_equal(eddy_processor_submit(r->p, &t->b), EDDY_OK);
+    run(r);
+}
+
 static void test_commit_shape(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
@@ -317,13 +358,11 @@ static void test_coalesced_ten(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 10, "Increment");
+    one_entity(&r, &t, 10, "Increment");
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 2);
     cJSON *body = req_body(&r, 1);
@@ -358,16 +397,14 @@ static void test_conflict_reloads(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     push_load(&r, "counter/e1", 5, "{\"N\":\"5\"}");
     const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"}; /* state is last */
     push_cancel(&r, 5, codes);
     push_load(&r, "counter/e1", 6, "{\"N\":\"6\"}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     assert_string_equal(req_op(&r, 2), "BatchGetItem");
@@ -387,16 +424,14 @@ static void test_conflict_gives_up(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"};
     for (int i = 0; i < 4; i++) { /* occ_retries 3: four attempts */
         push_load(&r, "counter/e1", i, "{\"N\":\"0\"}");
         push_cancel(&r, 5, codes);
     }
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_ECONFLICT);
     assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
     assert_non_null(strstr(t.b.error.detail, "EDDY_OCC_RETRIES"));
@@ -410,19 +445,14 @@ static void test_conflict_takes_returned_state(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     push_load(&r, "counter/e1", 5, "{\"N\":\"5\"}");
-    const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"}; /* state is last */
-    const char *items[5] = {NULL, NULL, NULL, NULL,
-                            "{\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"},"
+    push_state_conflict(&r, "{\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"},"
                             "\"_seq\":{\"N\":\"8\"},\"id\":{\"S\":\"e1\"},"
-                            "\"count\":{\"N\":\"40\"}}"};
-    push_cancel_items(&r, 5, codes, items);
+                            "\"count\":{\"N\":\"40\"}}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* no BatchGetItem after the conflict */
     assert_string_equal(req_op(&r, 2), "TransactWriteItems");
@@ -449,17 +479,12 @@ static void test_conflict_returned_state_unreadable(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     push_empty_load(&r);
-    const char *codes[5] = {NULL, NULL, NULL, NULL, "ConditionalCheckFailed"};
-    const char *items[5] = {NULL, NULL, NULL, NULL,
-                            "{\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"},"
-                            "\"_seq\":{\"S\":\"x\"}}"};
-    push_cancel_items(&r, 5, codes, items);
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    push_state_conflict(&r, "{\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"},"
+                            "\"_seq\":{\"S\":\"x\"}}");
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_EPARSE);
     assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
     assert_non_null(strstr(t.b.error.detail, "state item of counter/e1"));
@@ -471,17 +496,15 @@ static void test_duplicate_marker(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 3, "Increment");
+    one_entity(&r, &t, 3, "Increment");
     push_empty_load(&r);
     /* items: per event inbound, dedupe, outbound, outbox; then the state */
     const char *codes[13] = {NULL};
     codes[5] = "ConditionalCheckFailed"; /* the dedupe marker of event 1 */
     push_cancel(&r, 13, codes);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* no reload: the state did not move */
     cJSON *first = req_body(&r, 1);
@@ -509,9 +532,8 @@ static void test_repeat_after_poison(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 4, "Increment");
+    one_entity(&r, &t, 4, "Increment");
     t.ev[1].event_id = "X-1"; /* a reserved field name: fails when its record is built */
     t.data[1] = cJSON_Parse("{\"_pk\":\"oops\"}");
     t.ev[1].data = t.data[1];
@@ -520,8 +542,7 @@ static void test_repeat_after_poison(void **state)
     t.ev[3].type = "Fail";
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[1].result, EDDY_EV_FAILED);
@@ -541,8 +562,7 @@ static void test_repeat_after_poison(void **state)
     t.ev[1].type = "Increment";
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
     assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
@@ -555,15 +575,13 @@ static void test_repeat_waits_for_first(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 3, "Increment");
+    one_entity(&r, &t, 3, "Increment");
     t.ev[1].event_id = t.ev[0].event_id;
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
     assert_int_equal(t.ev[2].result, EDDY_EV_APPLIED);
@@ -579,8 +597,7 @@ static void test_repeat_waits_for_first(void **state)
     push_empty_load(&r);
     const char *codes[5] = {NULL, "ConditionalCheckFailed", NULL, NULL, NULL};
     push_cancel(&r, 5, codes);
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_DUPLICATE);
     assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
@@ -604,11 +621,8 @@ static void test_group_three(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb a, b, c;
-    tb_init(&a, &r, "a", 1, "Increment");
-    tb_init(&b, &r, "b", 1, "Increment");
-    tb_init(&c, &r, "c", 1, "Increment");
+    three_entities(&r, &a, &b, &c);
     push_empty_load(&r);
     const char *codes[15] = {NULL};
     codes[9] = "ConditionalCheckFailed"; /* b's state: items 5..9 */
@@ -616,10 +630,7 @@ static void test_group_three(void **state)
     eddy_fake_push_json(r.rig.fake, 200, "{}");
     push_load(&r, "counter/b", 3, "{\"N\":\"3\"}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &a.b), EDDY_OK);
-    assert_int_equal(eddy_processor_submit(r.p, &b.b), EDDY_OK);
-    assert_int_equal(eddy_processor_submit(r.p, &c.b), EDDY_OK);
-    run(&r);
+    submit_run_three(&r, &a, &b, &c);
     assert_int_equal(r.called, 3);
     assert_int_equal(eddy_fake_count(r.rig.fake), 5);
     cJSON *load = req_body(&r, 0);
@@ -722,8 +733,7 @@ static void test_split_over_100_items(void **state)
     push_empty_load(&r);
     for (int i = 0; i < 3; i++)
         eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     for (int i = 1; i < 4; i++) {
@@ -765,16 +775,14 @@ static void test_split_over_4mb_of_text(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 3, "Increment");
+    one_entity(&r, &t, 3, "Increment");
     for (int i = 0; i < 3; i++)
         t.ev[i].data = t.data[i] = escaped_blob(300 * 1000);
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 3);
     assert_bodies_fit(&r);
@@ -819,9 +827,8 @@ static void test_limits(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 4, "Emit");
+    one_entity(&r, &t, 4, "Emit");
     /* 0: an inbound event over 400 KB */
     char *big = eddy_malloc(410 * 1024);
     memset(big, 'y', 410 * 1024 - 1);
@@ -840,8 +847,7 @@ static void test_limits(void **state)
         t.ev[i].data = t.data[i];
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
     assert_non_null(strstr(t.ev[0].reason, "400 KB item size limit"));
@@ -862,17 +868,15 @@ static void test_state_over_limit(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 2, "Grow");
+    one_entity(&r, &t, 2, "Grow");
     t.data[0] = cJSON_Parse("{\"size\":500000}");
     t.ev[1].type = "Increment"; /* keeps the pad: the state stays too big until Grow fails */
     t.ev[0].data = t.data[0];
     t.ev[1].data = t.data[1];
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
     assert_non_null(strstr(t.ev[0].reason, "state item"));
     assert_non_null(strstr(t.ev[0].reason, "400 KB"));
@@ -894,17 +898,15 @@ static void test_foreign_state(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     eddy_fake_push_json(r.rig.fake, 200,
                         "{\"Responses\":{\"T\":[{\"_pk\":{\"S\":\"counter/e1\"},"
                         "\"_sk\":{\"S\":\"STATE\"},\"_seq\":{\"N\":\"4\"},"
                         "\"ID\":{\"S\":\"e1\"},\"Count\":{\"N\":\"9\"}}]},"
                         "\"UnprocessedKeys\":{}}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
     cJSON *body = req_body(&r, 1);
@@ -920,9 +922,8 @@ static void test_foreign_types_kept(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     /* the counter keeps "pad" as a string: stored as B, it stays B */
     eddy_fake_push_json(r.rig.fake, 200,
                         "{\"Responses\":{\"T\":[{\"_pk\":{\"S\":\"counter/e1\"},"
@@ -932,8 +933,7 @@ static void test_foreign_types_kept(void **state)
     eddy_fake_push_json(r.rig.fake, 200, "{}");
     /* the cached state keeps them too: a second commit from the cache */
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
     struct tb t2;
     tb_init(&t2, &r, "e1", 1, "Increment");
@@ -955,15 +955,13 @@ static void test_rejected_and_failed(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 3, "Refuse");
+    one_entity(&r, &t, 3, "Refuse");
     t.ev[1].type = "Fail";
     t.ev[2].type = "NoSuchType";
     push_load(&r, "counter/e1", 4, "{\"N\":\"9\"}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_REJECTED);
     assert_string_equal(t.ev[0].reason, "refused on purpose");
     assert_int_equal(t.ev[0].seq, 5);
@@ -992,12 +990,10 @@ static void test_only_failed_writes_nothing(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Fail");
+    one_entity(&r, &t, 1, "Fail");
     push_empty_load(&r);
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
     assert_int_equal(eddy_fake_count(r.rig.fake), 1);
@@ -1015,8 +1011,7 @@ static void test_rejected_unwritten(void **state)
     t.ev[1].type = "Increment";
     push_load(&r, "counter/e1", 4, "{\"N\":\"9\"}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].result, EDDY_EV_REJECTED_UNWRITTEN);
     assert_string_equal(t.ev[0].reason, "refused on purpose");
@@ -1034,12 +1029,10 @@ static void test_malformed_state(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     push_load(&r, "counter/e1", 2, "{\"S\":\"abc\"}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_EPARSE);
     assert_non_null(strstr(t.b.error.detail, "counter/e1"));
     assert_non_null(strstr(t.b.error.detail, "count"));
@@ -1054,12 +1047,10 @@ static void test_negative_seq_is_the_state(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 2, "Increment");
+    one_entity(&r, &t, 2, "Increment");
     push_load(&r, "counter/e1", -3, "{\"N\":\"1\"}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_EPARSE);
     assert_non_null(strstr(t.b.error.detail, "state item of counter/e1"));
     assert_non_null(strstr(t.b.error.detail, "_seq -3 is negative"));
@@ -1099,8 +1090,7 @@ static void test_bad_ids(void **state)
     t.ev[0].event_id = long_id;
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
     assert_non_null(strstr(t.ev[0].reason, "EVENT/<id>"));
     assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
@@ -1111,8 +1101,7 @@ static void test_bad_ids(void **state)
     t.ev[0].event_id = "x\x01y";
     push_empty_load(&r);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_FAILED);
     assert_non_null(strstr(t.ev[0].reason, "event id"));
     assert_int_equal(t.ev[1].result, EDDY_EV_APPLIED);
@@ -1125,15 +1114,13 @@ static void test_throttled_then_ok(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     push_empty_load(&r);
     const char *codes[5] = {"TransactionConflict", NULL, NULL, NULL, NULL};
     push_cancel(&r, 5, codes);
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
-    run(&r);
+    submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(t.ev[0].seq, 1);
     assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* no reload */
@@ -1149,11 +1136,8 @@ static void test_transaction_conflict_alone(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb a, b, c;
-    tb_init(&a, &r, "a", 1, "Increment");
-    tb_init(&b, &r, "b", 1, "Increment");
-    tb_init(&c, &r, "c", 1, "Increment");
+    three_entities(&r, &a, &b, &c);
     push_empty_load(&r);
     const char *codes[15] = {NULL};
     codes[6] = "TransactionConflict"; /* one of b's items: 5..9 */
@@ -1161,10 +1145,7 @@ static void test_transaction_conflict_alone(void **state)
     eddy_fake_push_json(r.rig.fake, 200, "{}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
     eddy_fake_push_json(r.rig.fake, 200, "{}");
-    assert_int_equal(eddy_processor_submit(r.p, &a.b), EDDY_OK);
-    assert_int_equal(eddy_processor_submit(r.p, &b.b), EDDY_OK);
-    assert_int_equal(eddy_processor_submit(r.p, &c.b), EDDY_OK);
-    run(&r);
+    submit_run_three(&r, &a, &b, &c);
     assert_int_equal(r.called, 3);
     /* b waits a backoff (a and c do not) and is not read again; whether its
      * wait ends before a and c go again (one call or two) is the jitter's */
@@ -1185,9 +1166,8 @@ static void test_close_once_from_the_loop(void **state)
 {
     (void)state;
     struct prig r;
-    prig_init(&r, 0);
     struct tb t;
-    tb_init(&t, &r, "e1", 1, "Increment");
+    one_entity(&r, &t, 1, "Increment");
     assert_int_equal(eddy_processor_submit(r.p, &t.b), EDDY_OK);
     int done = 0, again = 0;
     eddy_processor_close(r.p, closed, &done);
