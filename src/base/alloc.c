@@ -3,15 +3,9 @@
  */
 #include "base/alloc.h"
 
-/* stdlib.h first: __GLIBC__ is defined by the C library's headers, and
- * alloc.h includes only the compiler's stddef.h, so testing it before any
- * of them left eddy_alloc_tune empty. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 static void oom(size_t n)
 {
@@ -54,21 +48,6 @@ char *eddy_strndup(const char *s, size_t n)
 char *eddy_strdup(const char *s)
 {
     return eddy_strndup(s, strlen(s));
-}
-
-/*
- * glibc keeps freed blocks of up to 128 bytes in fast bins and, before it
- * serves any request of 1 KiB or more, merges them all back
- * (malloc_consolidate). The worker frees hundreds of small blocks per
- * message (cJSON trees) between its 1-2 KiB buffers, so that merging ran
- * again and again: 4-5% of its CPU. Without fast bins a small block goes
- * back through the per-thread cache, or is merged once, when it is freed.
- */
-void eddy_alloc_tune(void)
-{
-#if defined(__GLIBC__) && defined(M_MXFAST)
-    (void)mallopt(M_MXFAST, 0);
-#endif
 }
 
 void eddy_wipe(void *p, size_t n)

@@ -16,8 +16,6 @@ void *eddy_calloc(size_t count, size_t size);
 void *eddy_realloc(void *p, size_t n);
 char *eddy_strdup(const char *s);
 char *eddy_strndup(const char *s, size_t n);
-/* Tune the C library's allocator for eddy's pattern; once, at process start. */
-void eddy_alloc_tune(void);
 /* Overwrite n bytes at p in a way the compiler may not elide (secrets). */
 void eddy_wipe(void *p, size_t n);
 /* Wipe a NUL-terminated secret string and free it. NULL is fine. */

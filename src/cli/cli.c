@@ -119,7 +119,6 @@ int eddy_main(int argc, char **argv, const struct eddy_machine *const *machines,
 int eddy_main_named(int argc, char **argv, const struct eddy_named_machine *machines,
                     size_t nmachines)
 {
-    eddy_alloc_tune();
     eddy_json_use_eddy_alloc();
     const char *cmd = "worker";
     int first = 1;
