@@ -399,7 +399,7 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
         const char *parts[] = {c->ep.url, "service/", c->info->target_prefix, "/operation/",
                                call->op};
         for (size_t i = 0; i < EDDY_ARRAY_SIZE(parts); i++)
-            eddy_buf_appends(&c->op_url, parts[i]);
+            eddy_buf_puts(&c->op_url, parts[i]);
         url = eddy_buf_cstr(&c->op_url);
         path = url + strlen(c->ep.url) - strlen(c->ep.path);
         sh[nsh++] = sh[5];
@@ -421,8 +421,8 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
     if (rc)
         return rc;
     eddy_buf_reset(&c->auth_line);
-    eddy_buf_appends(&c->auth_line, "Authorization: ");
-    eddy_buf_append_str(&c->auth_line, eddy_buf_str(&c->sig.authorization));
+    eddy_buf_puts(&c->auth_line, "Authorization: ");
+    eddy_buf_put_str(&c->auth_line, eddy_buf_str(&c->sig.authorization));
     const char *lines[8] = {
         c->host_line, c->ctype_line, c->target_line, c->date_line, eddy_buf_cstr(&c->auth_line),
         "Expect:"};
@@ -431,8 +431,8 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
         lines[n++] = "Accept: application/cbor";
     if (token) {
         eddy_buf_reset(&c->token_line);
-        eddy_buf_appends(&c->token_line, "X-Amz-Security-Token: ");
-        eddy_buf_appends(&c->token_line, cr->session_token);
+        eddy_buf_puts(&c->token_line, "X-Amz-Security-Token: ");
+        eddy_buf_puts(&c->token_line, cr->session_token);
         lines[n++] = eddy_buf_cstr(&c->token_line);
     }
     struct eddy_http_request hreq = {
@@ -641,7 +641,7 @@ eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_bu
     call->body = *body;
     eddy_buf_init(body, body->max);
     if (call->body.len == 0) /* an operation without input: an empty object or map */
-        eddy_buf_appends(&call->body, c->info->protocol == EDDY_AWS_RPCV2_CBOR ? "\xa0" : "{}");
+        eddy_buf_puts(&call->body, c->info->protocol == EDDY_AWS_RPCV2_CBOR ? "\xa0" : "{}");
     eddy_sigv4_payload_hash(&c->sig, call->body.ptr, call->body.len, call->payload_hash);
     call->timeout_ms = opts ? opts->timeout_ms : 0;
     call->idempotent = opts ? opts->idempotent : true;

@@ -217,8 +217,8 @@ creds_note(struct eddy_creds *c, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (c->detail.len)
-        (void)eddy_buf_appends(&c->detail, "; ");
-    (void)eddy_buf_appends(&c->detail, line); /* a full detail is cut, never fatal */
+        eddy_buf_puts(&c->detail, "; ");
+    eddy_buf_puts(&c->detail, line); /* a full detail is cut, never fatal */
 }
 
 /* An environment variable, with "" treated as unset (as the SDKs do). */

@@ -59,9 +59,14 @@ static enum outcome ecs_url(struct eddy_creds *c, const char *rel, const char *f
     eddy_buf_init(&b, 8192);
     /* RELATIVE wins over FULL, as in the SDKs. */
     if (rel)
-        (void)eddy_buf_appendf(&b, "%s%s%s", ECS_HOST_URL, rel[0] == '/' ? "" : "/", rel);
+        eddy_buf_putf(&b, "%s%s%s", ECS_HOST_URL, rel[0] == '/' ? "" : "/", rel);
     else
-        (void)eddy_buf_appends(&b, full);
+        eddy_buf_puts(&b, full);
+    if (eddy_buf_refused(&b)) {
+        creds_note(c, "ecs: the container credentials URL is over its limit of 8192 bytes");
+        eddy_buf_cleanup(&b);
+        return FATAL;
+    }
     if (!creds_is_http_url(eddy_buf_cstr(&b))) {
         creds_note(c, "ecs: %s is not a valid %s",
                    rel ? "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"

@@ -2,6 +2,7 @@
  * creds_files.c - the credential provider of the shared credentials and config files (see
  * credentials.h).
  */
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -63,15 +64,18 @@ static char *shared_path(const char *var, const char *rel)
     const char *v = creds_env(var);
     const char *home = creds_env("HOME");
     struct eddy_buf b;
-    eddy_buf_init(&b, 4096);
+    /* No cap of its own: a path too long to open fails where it is opened,
+     * and is reported there as any unreadable file is. */
+    eddy_buf_init(&b, 0);
     if (v && strncmp(v, "~/", 2) == 0 && home)
-        (void)eddy_buf_appendf(&b, "%s/%s", home, v + 2);
+        eddy_buf_putf(&b, "%s/%s", home, v + 2);
     else if (v)
-        (void)eddy_buf_appends(&b, v);
+        eddy_buf_puts(&b, v);
     else if (home)
-        (void)eddy_buf_appendf(&b, "%s/%s", home, rel);
+        eddy_buf_putf(&b, "%s/%s", home, rel);
     else
         return NULL;
+    assert(!eddy_buf_refused(&b)); /* environment strings are far below 64 MiB */
     return eddy_buf_take(&b, NULL);
 }
 

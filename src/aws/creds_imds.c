@@ -52,8 +52,7 @@ static enum outcome imds_get(struct eddy_creds *c, enum step step, const char *r
 {
     struct eddy_buf url;
     eddy_buf_init(&url, 0);
-    (void)eddy_buf_appendf(&url, "%s/latest/meta-data/iam/security-credentials/%s", c->imds_base,
-                           role);
+    eddy_buf_putf(&url, "%s/latest/meta-data/iam/security-credentials/%s", c->imds_base, role);
     char *h = creds_header_line("X-aws-ec2-metadata-token", c->imds_token);
     const char *headers[] = {h};
     eddy_err e = creds_send_req(c, step, "GET", eddy_buf_cstr(&url), headers, 1, IMDS_TIMEOUT_MS);

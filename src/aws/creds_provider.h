@@ -99,8 +99,9 @@ const char *creds_env(const char *name);
 /* Read a whole small file. Returns 0 or an errno value (EFBIG over max). */
 int creds_read_small_file(const char *path, size_t max, char **out, size_t *len);
 bool creds_is_http_url(const char *u);
-eddy_err creds_send_req(struct eddy_creds *c, enum step step, const char *method, const char *url,
-                        const char *const *headers, size_t nheaders, uint32_t timeout_ms);
+EDDY_MUST_USE eddy_err creds_send_req(struct eddy_creds *c, enum step step, const char *method,
+                                      const char *url, const char *const *headers, size_t nheaders,
+                                      uint32_t timeout_ms);
 /* "Name: value" for a header that may hold a secret (free with eddy_free_secret). */
 char *creds_header_line(const char *name, const char *value);
 void creds_trim(char *s, size_t *len);

@@ -133,10 +133,10 @@ static char *build_path(const char *p, const char *end)
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
     if (p == end || *p != '/')
-        eddy_buf_appendc(&b, '/');
-    eddy_buf_append(&b, p, (size_t)(end - p));
+        eddy_buf_putc(&b, '/');
+    eddy_buf_put(&b, p, (size_t)(end - p));
     if (b.ptr[b.len - 1] != '/')
-        eddy_buf_appendc(&b, '/');
+        eddy_buf_putc(&b, '/');
     return eddy_buf_take(&b, NULL);
 }
 
@@ -183,7 +183,7 @@ eddy_err eddy_endpoint_parse(const char *url, const char *varname, struct eddy_e
     out->path = build_path(aend, aend + strlen(aend));
     struct eddy_buf u;
     eddy_buf_init(&u, 0);
-    eddy_buf_appendf(&u, "%s://%s%s", tls ? "https" : "http", out->host, out->path);
+    eddy_buf_putf(&u, "%s://%s%s", tls ? "https" : "http", out->host, out->path);
     out->url = eddy_buf_take(&u, NULL);
     return EDDY_OK;
 }

@@ -614,8 +614,8 @@ static bool header_split(const char *line, size_t *name_len, const char **value,
 
 static void header_add(struct eddy_buf *text, const char *p, size_t n)
 {
-    eddy_buf_append(text, p, n);
-    eddy_buf_appendc(text, '\0');
+    eddy_buf_put(text, p, n);
+    eddy_buf_putc(text, '\0');
 }
 
 /* Point the xfer's list nodes at the n lines in htext (after it stopped
@@ -653,7 +653,7 @@ static eddy_err build_headers(struct http_xfer *x, const struct eddy_http_reques
         accept |= NAME_IS(line, n, "Accept");
         ctype |= NAME_IS(line, n, "Content-Type");
         if (vlen == 0) {
-            eddy_buf_append(text, line, n);
+            eddy_buf_put(text, line, n);
             header_add(text, ";", 1);
         } else {
             header_add(text, line, (size_t)(value - line) + vlen);
@@ -666,6 +666,8 @@ static eddy_err build_headers(struct http_xfer *x, const struct eddy_http_reques
         header_add(text, "Accept:", 7), n++;
     if (!ctype)
         header_add(text, "Content-Type:", 13), n++;
+    if (eddy_buf_refused(text))
+        return EDDY_ELIMIT; /* past SIZE_MAX / 2: not reached by lines in memory */
     header_link(x, n);
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, n ? x->hnodes : NULL);
     return EDDY_OK;
@@ -690,7 +692,7 @@ static void set_method(struct http_xfer *x, const struct eddy_http_request *req)
             custom = m;
     } else {
         eddy_buf_reset(&x->reqbody);
-        eddy_buf_append(&x->reqbody, req->body_len ? req->body : "", req->body_len);
+        eddy_buf_put(&x->reqbody, req->body_len ? req->body : "", req->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, eddy_buf_cstr(&x->reqbody));
         curl_easy_setopt(e, CURLOPT_POST, 1L); /* also clears a HEAD's NOBODY */

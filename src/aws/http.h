@@ -73,9 +73,9 @@ struct eddy_transport {
     void *self;
 };
 
-static inline eddy_err eddy_transport_send(struct eddy_transport *t,
-                                           const struct eddy_http_request *req, eddy_http_cb cb,
-                                           void *ud, uint64_t *id)
+EDDY_MUST_USE static inline eddy_err eddy_transport_send(struct eddy_transport *t,
+                                                         const struct eddy_http_request *req,
+                                                         eddy_http_cb cb, void *ud, uint64_t *id)
 {
     return t->ops->send(t->self, req, cb, ud, id);
 }

@@ -15,6 +15,7 @@ void eddy_buf_init(struct eddy_buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max ? max : EDDY_BUF_DEFAULT_MAX;
+    b->refused = false;
 }
 
 void eddy_buf_cleanup(struct eddy_buf *b)
@@ -23,19 +24,23 @@ void eddy_buf_cleanup(struct eddy_buf *b)
     b->ptr = NULL;
     b->len = 0;
     b->cap = 0;
+    b->refused = false;
 }
 
 void eddy_buf_reset(struct eddy_buf *b)
 {
     b->len = 0;
+    b->refused = false;
     if (b->ptr)
         b->ptr[0] = '\0';
 }
 
 eddy_err eddy_buf_reserve(struct eddy_buf *b, size_t n)
 {
-    if (n > b->max || b->len > b->max - n)
+    if (n > b->max || b->len > b->max - n) {
+        b->refused = true;
         return EDDY_ELIMIT;
+    }
     size_t need = b->len + n + 1;
     if (need <= b->cap)
         return EDDY_OK;
@@ -61,25 +66,46 @@ eddy_err eddy_buf_append_grow(struct eddy_buf *b, const void *p, size_t n)
     return EDDY_OK;
 }
 
-eddy_err eddy_buf_appendf(struct eddy_buf *b, const char *fmt, ...)
+static eddy_err buf_vappendf(struct eddy_buf *b, const char *fmt, va_list ap0)
 {
     char small[256];
     va_list ap;
-    va_start(ap, fmt);
+    va_copy(ap, ap0);
     int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        b->refused = true;
         return EDDY_EINVAL;
+    }
     if ((size_t)n < sizeof small)
         return eddy_buf_append(b, small, (size_t)n);
     eddy_err rc = eddy_buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
-    va_start(ap, fmt);
+    va_copy(ap, ap0);
     vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
     return EDDY_OK;
+}
+
+eddy_err eddy_buf_appendf(struct eddy_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    eddy_err rc = buf_vappendf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void eddy_buf_putf(struct eddy_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf_vappendf(b, fmt, ap) != EDDY_OK) {
+        /* recorded in b->refused */
+    }
+    va_end(ap);
 }
 
 eddy_err eddy_buf_append_hex(struct eddy_buf *b, const unsigned char *p, size_t n)
@@ -94,6 +120,12 @@ eddy_err eddy_buf_append_hex(struct eddy_buf *b, const unsigned char *p, size_t 
     }
     b->ptr[b->len] = '\0';
     return EDDY_OK;
+}
+
+void eddy_buf_put_hex(struct eddy_buf *b, const unsigned char *p, size_t n)
+{
+    if (eddy_buf_append_hex(b, p, n) != EDDY_OK)
+        return; /* recorded in b->refused */
 }
 
 void eddy_buf_truncate(struct eddy_buf *b, size_t len)
@@ -117,5 +149,6 @@ char *eddy_buf_take(struct eddy_buf *b, size_t *len)
     b->ptr = NULL;
     b->len = 0;
     b->cap = 0;
+    b->refused = false;
     return p;
 }

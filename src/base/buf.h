@@ -41,8 +41,9 @@ static inline bool eddy_str_eqc(struct eddy_str a, const char *b)
 struct eddy_buf {
     char *ptr; /* NULL until the first append; see eddy_buf_cstr */
     size_t len;
-    size_t cap; /* allocated bytes, including room for the NUL */
-    size_t max; /* the most len may reach */
+    size_t cap;   /* allocated bytes, including room for the NUL */
+    size_t max;   /* the most len may reach */
+    bool refused; /* an append was refused since init or reset */
 };
 
 void eddy_buf_init(struct eddy_buf *b, size_t max);
@@ -50,15 +51,15 @@ void eddy_buf_cleanup(struct eddy_buf *b);
 /* Forget the contents, keep the allocation. */
 void eddy_buf_reset(struct eddy_buf *b);
 /* Make room for n more bytes; EDDY_ELIMIT when that would pass the cap. */
-eddy_err eddy_buf_reserve(struct eddy_buf *b, size_t n);
+EDDY_MUST_USE eddy_err eddy_buf_reserve(struct eddy_buf *b, size_t n);
 /* eddy_buf_append when the bytes do not fit the allocation (grows it). */
-eddy_err eddy_buf_append_grow(struct eddy_buf *b, const void *p, size_t n);
+EDDY_MUST_USE eddy_err eddy_buf_append_grow(struct eddy_buf *b, const void *p, size_t n);
 
 /* Append n bytes (p may be NULL when n is 0). Inline: the JSON writers
  * append a few bytes at a time, and nearly always into room already there,
  * which needs no call. The cap is checked too, since max may have been
  * lowered below an allocation made earlier. */
-static inline eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t n)
+EDDY_MUST_USE static inline eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t n)
 {
     if (n < b->cap - b->len && b->len + n <= b->max) {
         if (n)
@@ -69,25 +70,57 @@ static inline eddy_err eddy_buf_append(struct eddy_buf *b, const void *p, size_t
     }
     return eddy_buf_append_grow(b, p, n);
 }
-static inline eddy_err eddy_buf_appends(struct eddy_buf *b, const char *s)
+EDDY_MUST_USE static inline eddy_err eddy_buf_appends(struct eddy_buf *b, const char *s)
 {
     return eddy_buf_append(b, s, strlen(s));
 }
-static inline eddy_err eddy_buf_appendc(struct eddy_buf *b, char c)
+EDDY_MUST_USE static inline eddy_err eddy_buf_appendc(struct eddy_buf *b, char c)
 {
     return eddy_buf_append(b, &c, 1);
 }
-static inline eddy_err eddy_buf_append_str(struct eddy_buf *b, struct eddy_str s)
+EDDY_MUST_USE static inline eddy_err eddy_buf_append_str(struct eddy_buf *b, struct eddy_str s)
 {
     return eddy_buf_append(b, s.ptr, s.len);
 }
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-eddy_err
+EDDY_MUST_USE eddy_err
 eddy_buf_appendf(struct eddy_buf *b, const char *fmt, ...);
 /* Append lowercase hex of n bytes. */
-eddy_err eddy_buf_append_hex(struct eddy_buf *b, const unsigned char *p, size_t n);
+EDDY_MUST_USE eddy_err eddy_buf_append_hex(struct eddy_buf *b, const unsigned char *p, size_t n);
+/*
+ * The puts: the appends for text built in many steps and checked once, at
+ * the end, with eddy_buf_refused() (a refused put leaves the buffer as it
+ * was, so a later one may still fit: check before using the text).
+ */
+static inline void eddy_buf_put(struct eddy_buf *b, const void *p, size_t n)
+{
+    if (eddy_buf_append(b, p, n) != EDDY_OK)
+        return; /* recorded in b->refused */
+}
+static inline void eddy_buf_puts(struct eddy_buf *b, const char *s)
+{
+    eddy_buf_put(b, s, strlen(s));
+}
+static inline void eddy_buf_putc(struct eddy_buf *b, char c)
+{
+    eddy_buf_put(b, &c, 1);
+}
+static inline void eddy_buf_put_str(struct eddy_buf *b, struct eddy_str s)
+{
+    eddy_buf_put(b, s.ptr, s.len);
+}
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void eddy_buf_putf(struct eddy_buf *b, const char *fmt, ...);
+void eddy_buf_put_hex(struct eddy_buf *b, const unsigned char *p, size_t n);
+/* Whether an append or put was refused since init or reset. */
+static inline bool eddy_buf_refused(const struct eddy_buf *b)
+{
+    return b->refused;
+}
 /* Drop bytes past len (len <= b->len). */
 void eddy_buf_truncate(struct eddy_buf *b, size_t len);
 /* The contents as a C string; "" when empty. Borrowed. */

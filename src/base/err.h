@@ -7,7 +7,9 @@
  * retry it, drop the input, or fix the configuration.
  *
  * A function that returns an eddy_err is declared EDDY_MUST_USE: its result
- * is checked, or the function is not called.
+ * is checked, or the function is not called. eddy_error_set/vset alone
+ * return the code they are given (for `return eddy_error_set(...)`); text
+ * built in many steps uses the buffer's puts (base/buf.h), checked once.
  *
  * Detail text (which field, which limit, what AWS said) is written once, where
  * the error is found, into a struct eddy_error the caller passes down, and

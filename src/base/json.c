@@ -7,6 +7,8 @@
  */
 #include "base/json.h"
 
+#include <assert.h>
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,10 +28,12 @@ void eddy_jw_init(struct eddy_jw *w, size_t max)
 {
     eddy_buf_init(&w->buf, max);
     /* Bodies and records mostly fit in 1 KB: growing from a few bytes would
-     * cost a realloc and a copy at every doubling. Past a small cap the
-     * first write reports the limit. */
-    (void)eddy_buf_reserve(&w->buf, 1024);
-    w->rc = EDDY_OK;
+     * cost a realloc and a copy at every doubling. 1023 bytes and the NUL
+     * make one 1 KiB block, which glibc's per-thread cache serves (1 KiB
+     * and its NUL took a 2 KiB block, past that cache). Under a smaller
+     * cap, the cap: the first write past it reports the limit. */
+    w->rc = eddy_buf_reserve(&w->buf, w->buf.max < 1023 ? w->buf.max : 1023);
+    assert(w->rc == EDDY_OK); /* len is 0 and n is at most the cap */
     w->comma = false;
 }
 

@@ -47,12 +47,12 @@ static void json_escape(struct eddy_buf *b, const char *s)
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
-            eddy_buf_appendc(b, '\\');
-            eddy_buf_appendc(b, (char)c);
+            eddy_buf_putc(b, '\\');
+            eddy_buf_putc(b, (char)c);
         } else if (c < 0x20) {
-            eddy_buf_appendf(b, "\\u%04x", c);
+            eddy_buf_putf(b, "\\u%04x", c);
         } else {
-            eddy_buf_appendc(b, (char)c);
+            eddy_buf_putc(b, (char)c);
         }
     }
 }
@@ -62,11 +62,11 @@ static void field(struct eddy_buf *b, const char *key, const char *val)
     if (val == NULL)
         return;
     if (out_format == EDDY_LOG_JSON) {
-        eddy_buf_appendf(b, ",\"%s\":\"", key);
+        eddy_buf_putf(b, ",\"%s\":\"", key);
         json_escape(b, val);
-        eddy_buf_appendc(b, '"');
+        eddy_buf_putc(b, '"');
     } else {
-        eddy_buf_appendf(b, " %s=%s", key, val);
+        eddy_buf_putf(b, " %s=%s", key, val);
     }
 }
 
@@ -93,14 +93,16 @@ void eddy_log(enum eddy_log_level level, const struct eddy_log_fields *f, const 
     timestamp(ts);
 
     struct eddy_buf b;
-    eddy_buf_init(&b, 16384);
+    /* No cap of its own: the message is cut at 2 KiB above and the fields
+     * are ids and reasons of bounded length, so a line is a few KiB at
+     * most, and is never cut into broken JSON. */
+    eddy_buf_init(&b, 0);
     if (out_format == EDDY_LOG_JSON) {
-        eddy_buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
-                         level_names[level]);
+        eddy_buf_putf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level_names[level]);
         json_escape(&b, msg);
-        eddy_buf_appendc(&b, '"');
+        eddy_buf_putc(&b, '"');
     } else {
-        eddy_buf_appendf(&b, "%s %-5s %s", ts, level_names[level], msg);
+        eddy_buf_putf(&b, "%s %-5s %s", ts, level_names[level], msg);
     }
     if (f) {
         field(&b, "entity", f->entity);
@@ -109,7 +111,7 @@ void eddy_log(enum eddy_log_level level, const struct eddy_log_fields *f, const 
             char seq[24];
             snprintf(seq, sizeof seq, "%lld", (long long)f->seq);
             if (out_format == EDDY_LOG_JSON)
-                eddy_buf_appendf(&b, ",\"seq\":%s", seq);
+                eddy_buf_putf(&b, ",\"seq\":%s", seq);
             else
                 field(&b, "seq", seq);
         }
@@ -118,8 +120,13 @@ void eddy_log(enum eddy_log_level level, const struct eddy_log_fields *f, const 
         field(&b, "error", f->error);
     }
     if (out_format == EDDY_LOG_JSON)
-        eddy_buf_appendc(&b, '}');
-    eddy_buf_appendc(&b, '\n');
+        eddy_buf_putc(&b, '}');
+    eddy_buf_putc(&b, '\n');
+    if (eddy_buf_refused(&b)) { /* past 64 MiB: cannot happen, said anyway */
+        eddy_buf_reset(&b);
+        eddy_buf_putf(&b, "%s %s a log line over the buffer cap was dropped\n", ts,
+                      level_names[level]);
+    }
     FILE *o = out_file ? out_file : stderr;
     fwrite(b.ptr, 1, b.len, o);
     fflush(o);

@@ -194,11 +194,11 @@ static void append_json_escaped(struct eddy_buf *b, const char *s)
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            eddy_buf_appendf(b, "\\%c", c);
+            eddy_buf_putf(b, "\\%c", c);
         else if (c < 0x20)
-            eddy_buf_appendf(b, "\\u%04x", c);
+            eddy_buf_putf(b, "\\u%04x", c);
         else
-            eddy_buf_appendc(b, (char)c);
+            eddy_buf_putc(b, (char)c);
     }
 }
 
@@ -206,38 +206,37 @@ static void append_json_escaped(struct eddy_buf *b, const char *s)
 static void append_directive(const struct eddy_metrics *m, struct eddy_buf *b, int64_t unix_ms,
                              const char *ns)
 {
-    eddy_buf_appendf(b, "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":\"",
-                     (long long)unix_ms);
+    eddy_buf_putf(b, "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":\"",
+                  (long long)unix_ms);
     append_json_escaped(b, ns);
-    eddy_buf_appends(b, "\",\"Dimensions\":[[\"Service\"]],\"Metrics\":[");
+    eddy_buf_puts(b, "\",\"Dimensions\":[[\"Service\"]],\"Metrics\":[");
     for (size_t c = 0; c < EDDY_METRIC_COUNTERS; c++)
-        eddy_buf_appendf(b, "%s{\"Name\":\"%s\",\"Unit\":\"Count\"}", c ? "," : "",
-                         counter_names[c]);
+        eddy_buf_putf(b, "%s{\"Name\":\"%s\",\"Unit\":\"Count\"}", c ? "," : "", counter_names[c]);
     for (size_t l = 0; l < EDDY_METRIC_LATENCIES; l++) {
         if (m->interval_hist[l].count == 0)
             continue;
         for (int p = 0; p < 2; p++)
-            eddy_buf_appendf(b, ",{\"Name\":\"%s_p%s\",\"Unit\":\"Milliseconds\"}",
-                             latency_names[l], p ? "99" : "50");
+            eddy_buf_putf(b, ",{\"Name\":\"%s_p%s\",\"Unit\":\"Milliseconds\"}", latency_names[l],
+                          p ? "99" : "50");
     }
-    eddy_buf_appends(b, "]}]},\"Service\":\"");
+    eddy_buf_puts(b, "]}]},\"Service\":\"");
     append_json_escaped(b, m->service);
-    eddy_buf_appendc(b, '"');
+    eddy_buf_putc(b, '"');
 }
 
 static void append_values(const struct eddy_metrics *m, struct eddy_buf *b)
 {
     for (size_t c = 0; c < EDDY_METRIC_COUNTERS; c++)
-        eddy_buf_appendf(b, ",\"%s\":%llu", counter_names[c], (unsigned long long)m->interval[c]);
+        eddy_buf_putf(b, ",\"%s\":%llu", counter_names[c], (unsigned long long)m->interval[c]);
     for (size_t l = 0; l < EDDY_METRIC_LATENCIES; l++) {
         const struct eddy_hist *h = &m->interval_hist[l];
         if (h->count == 0)
             continue;
-        eddy_buf_appendf(b, ",\"%s_p50\":%.3f,\"%s_p99\":%.3f", latency_names[l],
-                         eddy_hist_quantile(h, 0.50) / 1000.0, latency_names[l],
-                         eddy_hist_quantile(h, 0.99) / 1000.0);
+        eddy_buf_putf(b, ",\"%s_p50\":%.3f,\"%s_p99\":%.3f", latency_names[l],
+                      eddy_hist_quantile(h, 0.50) / 1000.0, latency_names[l],
+                      eddy_hist_quantile(h, 0.99) / 1000.0);
     }
-    eddy_buf_appends(b, "}\n");
+    eddy_buf_puts(b, "}\n");
 }
 
 static void reset_interval(struct eddy_metrics *m)

@@ -93,12 +93,12 @@ static size_t path_push(struct eddy_buf *path, const char *name, size_t index)
     size_t old = path->len;
     if (name) {
         if (path->len)
-            eddy_buf_appendc(path, '.');
-        eddy_buf_appends(path, name);
+            eddy_buf_putc(path, '.');
+        eddy_buf_puts(path, name);
     } else {
         char text[24];
         int n = snprintf(text, sizeof text, "[%zu]", index);
-        eddy_buf_append(path, text, (size_t)n);
+        eddy_buf_put(path, text, (size_t)n);
     }
     return old;
 }
@@ -478,7 +478,7 @@ eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
     eddy_jw_init(&w, 0);
     struct eddy_buf p;
     eddy_buf_init(&p, 0);
-    eddy_buf_appends(&p, path ? path : "");
+    eddy_buf_puts(&p, path ? path : "");
     size_t size = 0;
     eddy_err rc = write_av(&w, json, NULL, &p, 1, &size, err);
     eddy_buf_cleanup(&p);
@@ -509,12 +509,12 @@ static char *decimal_text(const struct eddy_decimal *d)
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
     if (d->zero) {
-        eddy_buf_appends(&b, "0");
+        eddy_buf_puts(&b, "0");
     } else {
-        eddy_buf_appendf(&b, "%s%c", d->neg ? "-" : "", d->digits[0]);
+        eddy_buf_putf(&b, "%s%c", d->neg ? "-" : "", d->digits[0]);
         if (d->ndigits > 1)
-            eddy_buf_appendf(&b, ".%s", d->digits + 1);
-        eddy_buf_appendf(&b, "E%+ld", d->adj);
+            eddy_buf_putf(&b, ".%s", d->digits + 1);
+        eddy_buf_putf(&b, "E%+ld", d->adj);
     }
     return eddy_buf_take(&b, NULL);
 }
@@ -613,7 +613,7 @@ eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out, struc
 {
     struct eddy_buf p;
     eddy_buf_init(&p, 0);
-    eddy_buf_appends(&p, path ? path : "");
+    eddy_buf_puts(&p, path ? path : "");
     eddy_err rc = from_av(av, &p, out, err);
     eddy_buf_cleanup(&p);
     return rc;

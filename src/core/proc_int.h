@@ -137,8 +137,8 @@ void proc_cache_put(struct eddy_processor *p, struct entity *e);
 void proc_step_clear(struct entity *e);
 void proc_drop_state(struct entity *e);
 void proc_event_final(struct eddy_proc_event *ev, enum eddy_event_result r, const char *reason);
-eddy_err proc_txn_check(const struct eddy_processor *p, size_t items, size_t bytes,
-                        struct eddy_error *err);
+EDDY_MUST_USE eddy_err proc_txn_check(const struct eddy_processor *p, size_t items, size_t bytes,
+                                      struct eddy_error *err);
 enum build proc_prepare(struct entity *e);
 
 /* proc_commit.c */

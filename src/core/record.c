@@ -474,11 +474,11 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
         if (text == NULL)
             abort(); /* cJSON fails only when out of memory */
         size_t n = strlen(text);
-        eddy_buf_append(&w.buf, text, n - 1); /* without its closing brace */
+        eddy_buf_put(&w.buf, text, n - 1); /* without its closing brace */
         free(text);
         w.comma = true;
     } else {
-        eddy_buf_appendc(&w.buf, '{');
+        eddy_buf_putc(&w.buf, '{');
     }
     char id[64];
     snprintf(id, sizeof id, "/%lld/%zu", (long long)e->seq, idx);
@@ -491,7 +491,7 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
     eddy_jw_key(&w, "id");
     struct eddy_buf full;
     eddy_buf_init(&full, 0);
-    eddy_buf_appendf(&full, "%s/%s%s", e->ns, e->id, id);
+    eddy_buf_putf(&full, "%s/%s%s", e->ns, e->id, id);
     eddy_jw_str(&w, eddy_buf_cstr(&full), full.len);
     eddy_buf_cleanup(&full);
     eddy_jw_close(&w, '}');

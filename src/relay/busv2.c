@@ -26,9 +26,9 @@ static void ids_of(const struct eddy_record_outbox *row, struct ids *out)
 {
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "%s/%s", row->ns ? row->ns : "", row->id ? row->id : "");
+    eddy_buf_putf(&b, "%s/%s", row->ns ? row->ns : "", row->id ? row->id : "");
     eddy_eb2_system_id(eddy_buf_cstr(&b), out->group);
-    eddy_buf_appendf(&b, "/%" PRId64 "/%" PRId64, row->seq, row->idx);
+    eddy_buf_putf(&b, "/%" PRId64 "/%" PRId64, row->seq, row->idx);
     eddy_eb2_system_id(eddy_buf_cstr(&b), out->dedup);
     eddy_buf_cleanup(&b);
 }

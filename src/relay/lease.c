@@ -108,7 +108,7 @@ struct eddy_lease *eddy_lease_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     l->owner = eddy_strdup(cfg->owner);
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "member/%s", cfg->owner);
+    eddy_buf_putf(&b, "member/%s", cfg->owner);
     l->member_sk = eddy_buf_take(&b, NULL);
     l->shards = cfg->shards;
     l->lease_ms = cfg->lease_ms;

@@ -30,8 +30,7 @@ static char *default_owner(struct eddy_rng *rng)
     host[sizeof host - 1] = '\0';
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_appendf(&b, "%.200s-%ld-%08" PRIx32, host, (long)getpid(),
-                     (uint32_t)eddy_rng_next(rng));
+    eddy_buf_putf(&b, "%.200s-%ld-%08" PRIx32, host, (long)getpid(), (uint32_t)eddy_rng_next(rng));
     return eddy_buf_take(&b, NULL);
 }
 

@@ -112,8 +112,8 @@ static char *past_entity(const char *sk)
             slashes++;
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_append(&b, sk, (size_t)(p - sk));
-    eddy_buf_appends(&b, "/99999999999999999999/9999");
+    eddy_buf_put(&b, sk, (size_t)(p - sk));
+    eddy_buf_puts(&b, "/99999999999999999999/9999");
     return eddy_buf_take(&b, NULL);
 }
 

@@ -87,9 +87,9 @@ EDDY_MUST_USE eddy_err eddy_ddb_delete_item(struct eddy_ddb *d, const char *tabl
  * breaker probes with it.
  */
 #define EDDY_DDB_PROBE_KEY "#probe"
-eddy_err eddy_ddb_probe(struct eddy_ddb *d, const char *table, uint32_t timeout_ms,
-                        eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
-                        struct eddy_error *err);
+EDDY_MUST_USE eddy_err eddy_ddb_probe(struct eddy_ddb *d, const char *table, uint32_t timeout_ms,
+                                      eddy_ddb_item_cb cb, void *ud, struct eddy_aws_call **handle,
+                                      struct eddy_error *err);
 
 /* ---- BatchGetItem (one table) ---- */
 

@@ -53,7 +53,7 @@ static void call_run(struct rig *r, struct eddy_aws_client *c, const char *op, c
 {
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_appends(&b, body);
+    eddy_buf_puts(&b, body);
     struct eddy_aws_call_opts opts = {0, idempotent, 0};
     struct eddy_error err = {0};
     assert_int_equal(eddy_aws_call(c, op, &b, &opts, on_done, s, NULL, &err), EDDY_OK);
@@ -463,7 +463,7 @@ static void test_start_failure_never_calls_back(void **state)
     eddy_fake_push(r.fake, &fr);
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_appends(&b, "{}");
+    eddy_buf_puts(&b, "{}");
     struct seen s = {0};
     struct eddy_error err = {0};
     assert_int_equal(eddy_aws_call(&c, "ReceiveMessage", &b, NULL, on_done, &s, NULL, &err),

@@ -68,6 +68,37 @@ static void test_long_format(void **state)
     eddy_buf_cleanup(&b);
 }
 
+/* The puts return nothing; a refused one is remembered until reset, and
+ * leaves the text as it was. */
+static void test_puts_remember_refusal(void **state)
+{
+    (void)state;
+    struct eddy_buf b;
+    eddy_buf_init(&b, 8);
+    eddy_buf_puts(&b, "abc");
+    eddy_buf_putc(&b, 'd');
+    assert_false(eddy_buf_refused(&b));
+    eddy_buf_puts(&b, "efghi"); /* 9 > 8 */
+    assert_true(eddy_buf_refused(&b));
+    assert_string_equal(eddy_buf_cstr(&b), "abcd");
+    eddy_buf_putc(&b, 'e'); /* fits: the refusal is still remembered */
+    assert_true(eddy_buf_refused(&b));
+    assert_string_equal(eddy_buf_cstr(&b), "abcde");
+    eddy_buf_reset(&b);
+    assert_false(eddy_buf_refused(&b));
+    eddy_buf_putf(&b, "%d-%s", 12345, "long"); /* 10 > 8 */
+    assert_true(eddy_buf_refused(&b));
+    assert_int_equal(b.len, 0);
+    eddy_buf_reset(&b);
+    static const unsigned char five[5] = {1, 2, 3, 4, 5};
+    eddy_buf_put_hex(&b, five, 5); /* 10 > 8 */
+    assert_true(eddy_buf_refused(&b));
+    eddy_buf_reset(&b);
+    assert_int_equal(eddy_buf_append(&b, "123456789", 9), EDDY_ELIMIT);
+    assert_true(eddy_buf_refused(&b)); /* an append refused counts too */
+    eddy_buf_cleanup(&b);
+}
+
 static void test_take_and_hex(void **state)
 {
     (void)state;
@@ -92,6 +123,7 @@ int main(void)
         cmocka_unit_test(test_cap_lowered_after_growth),
         cmocka_unit_test(test_long_format),
         cmocka_unit_test(test_take_and_hex),
+        cmocka_unit_test(test_puts_remember_refusal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

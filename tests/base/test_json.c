@@ -72,10 +72,10 @@ static void test_chunks_grow_and_refusals(void **state)
     (void)state;
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_appends(&b, "[");
+    eddy_buf_puts(&b, "[");
     for (int i = 0; i < 3000; i++)
-        eddy_buf_appendf(&b, "%s{\"k%d\":\"v%d\"}", i ? "," : "", i, i);
-    eddy_buf_appends(&b, "]");
+        eddy_buf_putf(&b, "%s{\"k%d\":\"v%d\"}", i ? "," : "", i, i);
+    eddy_buf_puts(&b, "]");
     struct eddy_json_arena a;
     eddy_json_arena_init(&a, 0);
     cJSON *root = NULL;

@@ -76,7 +76,7 @@ static void setup_call(struct bench *b, const char *op, const char *body)
 {
     struct eddy_buf buf;
     eddy_buf_init(&buf, 0);
-    eddy_buf_appends(&buf, body);
+    eddy_buf_puts(&buf, body);
     struct eddy_error err = {0};
     b->setup_done = 0;
     if (eddy_aws_call(&b->ddb.client, op, &buf, NULL, on_setup, b, NULL, &err) != EDDY_OK)

@@ -57,7 +57,7 @@ static char *read_stdin(void)
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
-        eddy_buf_append(&b, chunk, n);
+        eddy_buf_put(&b, chunk, n);
     return eddy_buf_take(&b, NULL);
 }
 

@@ -222,10 +222,10 @@ static void form_append(struct eddy_buf *b, const char *s)
         unsigned char c = (unsigned char)*s;
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '_' || c == '.' || c == '~') {
-            eddy_buf_appendc(b, (char)c);
+            eddy_buf_putc(b, (char)c);
         } else {
             char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            eddy_buf_append(b, esc, 3);
+            eddy_buf_put(b, esc, 3);
         }
     }
 }
@@ -286,9 +286,9 @@ long itest_query(struct itest_rig *r, const char *service, char **xml, ...)
     const char *name;
     while ((name = va_arg(ap, const char *)) != NULL) {
         if (form.len)
-            eddy_buf_appendc(&form, '&');
-        eddy_buf_appends(&form, name);
-        eddy_buf_appendc(&form, '=');
+            eddy_buf_putc(&form, '&');
+        eddy_buf_puts(&form, name);
+        eddy_buf_putc(&form, '=');
         form_append(&form, va_arg(ap, const char *));
     }
     va_end(ap);

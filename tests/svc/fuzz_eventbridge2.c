@@ -67,7 +67,7 @@ static void make_seeds(void)
                                           'o',  'd',  'e', 0x7f, 0x65, 'P',  'U',  'B',  'L', 'I',
                                           0x64, 'S',  'H', 'E',  'D',  0xff, 0xff, 0xff, 0xff};
     eddy_buf_init(&seeds[5], 0);
-    eddy_buf_append(&seeds[5], indef, sizeof indef);
+    eddy_buf_put(&seeds[5], indef, sizeof indef);
 }
 
 static const unsigned char heads[] = {0x9f, 0xbf, 0xff, 0x5f, 0x7f, 0xc1, 0x1b, 0xfb,

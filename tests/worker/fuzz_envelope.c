@@ -146,10 +146,10 @@ static void nest(struct eddy_buf *b, struct eddy_rng *r, size_t at)
     struct eddy_buf n;
     eddy_buf_init(&n, INPUT_MAX);
     for (size_t i = 0; i < depth; i++)
-        eddy_buf_appends(&n, object ? "{\"a\":" : "[");
-    eddy_buf_appends(&n, "1");
+        eddy_buf_puts(&n, object ? "{\"a\":" : "[");
+    eddy_buf_puts(&n, "1");
     for (size_t i = 0; close && i < depth; i++)
-        eddy_buf_appendc(&n, object ? '}' : ']');
+        eddy_buf_putc(&n, object ? '}' : ']');
     insert(b, at, n.ptr, n.len);
     eddy_buf_cleanup(&n);
 }
@@ -211,7 +211,7 @@ static void mutate_tree(struct eddy_buf *b, struct eddy_rng *r)
     char *text = cJSON_PrintUnformatted(root);
     if (text != NULL) {
         eddy_buf_reset(b);
-        eddy_buf_appends(b, text);
+        eddy_buf_puts(b, text);
         free(text);
     }
     cJSON_Delete(root);
@@ -353,7 +353,7 @@ int main(int argc, char **argv)
             break;
         const struct eddy_buf *s = &c.items[run < c.n ? run : eddy_rng_below(&rng, c.n)];
         eddy_buf_reset(&input);
-        eddy_buf_append(&input, s->ptr ? s->ptr : "", s->len);
+        eddy_buf_put(&input, s->ptr ? s->ptr : "", s->len);
         /* The seeds unchanged first, then more and more mutations. */
         size_t rounds = run < c.n ? 0 : 1 + (size_t)eddy_rng_below(&rng, 8);
         if (eddy_rng_below(&rng, 2) && rounds > 1)

@@ -370,20 +370,20 @@ static eddy_err decode_ids(const struct eddy_envelope_spec *spec, size_t entity,
 {
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
-    eddy_buf_appends(&b, "{");
+    eddy_buf_puts(&b, "{");
     if (event_id) {
-        eddy_buf_appends(&b, "\"id\":\"");
+        eddy_buf_puts(&b, "\"id\":\"");
         for (size_t i = 0; i < event_id; i++)
-            eddy_buf_appendc(&b, 'v');
-        eddy_buf_appends(&b, "\",");
+            eddy_buf_putc(&b, 'v');
+        eddy_buf_puts(&b, "\",");
     }
-    eddy_buf_appends(&b, "\"detail-type\":\"");
+    eddy_buf_puts(&b, "\"detail-type\":\"");
     for (size_t i = 0; i < type; i++)
-        eddy_buf_appendc(&b, 't');
-    eddy_buf_appends(&b, "\",\"detail\":{\"id\":\"");
+        eddy_buf_putc(&b, 't');
+    eddy_buf_puts(&b, "\",\"detail\":{\"id\":\"");
     for (size_t i = 0; i < entity; i++)
-        eddy_buf_appendc(&b, 'k');
-    eddy_buf_appends(&b, "\"}}");
+        eddy_buf_putc(&b, 'k');
+    eddy_buf_puts(&b, "\"}}");
     struct eddy_envelope env;
     eddy_err rc = eddy_envelope_decode(&env, spec, b.ptr, b.len, message_id, err);
     eddy_envelope_cleanup(&env);
