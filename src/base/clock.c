@@ -104,44 +104,35 @@ static void utc(int64_t unix_s, struct tm *tm)
     gmtime_r(&t, tm);
 }
 
-void eddy_time_rfc3339(int64_t unix_s, char out[21])
+/* "YYYY-MM-DDTHH:MM:SSZ" with separators, "YYYYMMDDTHHMMSSZ" without;
+ * years civil() does not take go through gmtime_r and strftime. */
+static void stamp(int64_t unix_s, bool seps, char *out, size_t size)
 {
     struct civil c;
     if (!civil(unix_s, &c)) {
         struct tm tm;
         utc(unix_s, &tm);
-        strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        strftime(out, size, seps ? "%Y-%m-%dT%H:%M:%SZ" : "%Y%m%dT%H%M%SZ", &tm);
         return;
     }
-    char *p = digits(out, c.y, 4);
-    *p++ = '-';
-    p = digits(p, c.m, 2);
-    *p++ = '-';
-    p = digits(p, c.d, 2);
-    *p++ = 'T';
-    p = digits(p, c.hh, 2);
-    *p++ = ':';
-    p = digits(p, c.mm, 2);
-    *p++ = ':';
-    p = digits(p, c.ss, 2);
+    const unsigned v[6] = {c.y, c.m, c.d, c.hh, c.mm, c.ss};
+    char *p = out;
+    for (int i = 0; i < 6; i++) {
+        if (i == 3)
+            *p++ = 'T';
+        else if (i > 0 && seps)
+            *p++ = i < 3 ? '-' : ':';
+        p = digits(p, v[i], i == 0 ? 4 : 2);
+    }
     memcpy(p, "Z", 2);
+}
+
+void eddy_time_rfc3339(int64_t unix_s, char out[21])
+{
+    stamp(unix_s, true, out, 21);
 }
 
 void eddy_time_amz(int64_t unix_s, char out[17])
 {
-    struct civil c;
-    if (!civil(unix_s, &c)) {
-        struct tm tm;
-        utc(unix_s, &tm);
-        strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
-        return;
-    }
-    char *p = digits(out, c.y, 4);
-    p = digits(p, c.m, 2);
-    p = digits(p, c.d, 2);
-    *p++ = 'T';
-    p = digits(p, c.hh, 2);
-    p = digits(p, c.mm, 2);
-    p = digits(p, c.ss, 2);
-    memcpy(p, "Z", 2);
+    stamp(unix_s, false, out, 17);
 }
