@@ -64,12 +64,9 @@ struct tool {
     bool failed;
 };
 
-/* The entry as the commit path renders it (text and fields). */
-static void outbox_row(const struct opts *o, const char *id, int64_t seq,
-                       struct eddy_record_text *out)
+/* The data of entry seq: its number, and o->pad bytes of padding. */
+static cJSON *outbox_data(const struct opts *o, int64_t seq)
 {
-    int64_t now_ms = eddy_clock_unix_ms(eddy_clock_system());
-    struct eddy_record_entity e = {o->ns, id, seq, now_ms / 1000, now_ms};
     cJSON *data = cJSON_CreateObject();
     cJSON_AddNumberToObject(data, "n", (double)seq);
     if (o->pad) {
@@ -78,6 +75,16 @@ static void outbox_row(const struct opts *o, const char *id, int64_t seq,
         cJSON_AddStringToObject(data, "pad", pad);
         free(pad);
     }
+    return data;
+}
+
+/* The entry as the commit path renders it (text and fields). */
+static void outbox_row(const struct opts *o, const char *id, int64_t seq,
+                       struct eddy_record_text *out)
+{
+    int64_t now_ms = eddy_clock_unix_ms(eddy_clock_system());
+    struct eddy_record_entity e = {o->ns, id, seq, now_ms / 1000, now_ms};
+    cJSON *data = outbox_data(o, seq);
     struct eddy_error err = {0};
     if (eddy_record_render_outbox(&e, o->shards, 0, "Happened", data, NULL, out, &err) != EDDY_OK) {
         fprintf(stderr, "relay_tool: %s\n", eddy_error_text(&err));
@@ -90,14 +97,7 @@ static cJSON *outbox_item(const struct opts *o, const char *id, int64_t seq)
 {
     int64_t now_ms = eddy_clock_unix_ms(eddy_clock_system());
     struct eddy_record_entity e = {o->ns, id, seq, now_ms / 1000, now_ms};
-    cJSON *data = cJSON_CreateObject();
-    cJSON_AddNumberToObject(data, "n", (double)seq);
-    if (o->pad) {
-        char *pad = eddy_calloc(1, o->pad + 1);
-        memset(pad, 'p', o->pad);
-        cJSON_AddStringToObject(data, "pad", pad);
-        free(pad);
-    }
+    cJSON *data = outbox_data(o, seq);
     cJSON *item = NULL;
     struct eddy_error err = {0};
     if (record_build_outbox(&e, o->shards, 0, "Happened", data, NULL, &item, &err) != EDDY_OK) {
