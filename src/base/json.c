@@ -68,11 +68,56 @@ void eddy_jw_close(struct eddy_jw *w, char brace)
     w->comma = true;
 }
 
-void eddy_jw_key(struct eddy_jw *w, const char *key)
+void eddy_jw_key_n(struct eddy_jw *w, const char *key, size_t n)
 {
-    eddy_jw_cstr(w, key);
+    eddy_jw_str(w, key, n);
     jw_put(w, ":", 1);
     w->comma = false;
+}
+
+void eddy_jw_key_raw(struct eddy_jw *w, const char *quoted, size_t n)
+{
+    jw_sep(w);
+    jw_put(w, quoted, n);
+    w->comma = false;
+}
+
+/* Bytes a JSON string cannot hold as they are: the controls, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+    [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+    [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+    [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Whether one of the 8 bytes in x needs an escape: the exact "has a byte
+ * below / equal to" tests (a borrow can only mark bytes above a real hit). */
+static bool word_needs_escape(uint64_t x)
+{
+    uint64_t below = (x - ONES * 0x20) & ~x;
+    uint64_t q = x ^ (ONES * '"');
+    uint64_t bs = x ^ (ONES * '\\');
+    return (below | ((q - ONES) & ~q) | ((bs - ONES) & ~bs)) & HIGHS;
+}
+
+/* How many bytes of s[0..n) from the start need no escape: eight at a time,
+ * then byte by byte from the word that holds the first one that does. */
+static size_t clean_prefix(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if (word_needs_escape(x))
+            break;
+    }
+    while (i < n && !needs_escape[(unsigned char)s[i]])
+        i++;
+    return i;
 }
 
 void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n)
@@ -80,13 +125,12 @@ void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n)
     static const char hex[] = "0123456789abcdef";
     jw_sep(w);
     jw_put(w, "\"", 1);
-    size_t run = 0; /* bytes that need no escape, copied in one go */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        jw_put(w, s + run, i - run);
-        run = i + 1;
+    for (;;) {
+        size_t run = clean_prefix(s, n);
+        jw_put(w, s, run);
+        if (run == n)
+            break;
+        unsigned char ch = (unsigned char)s[run];
         char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
         size_t en = 2;
         if (ch == '\n')
@@ -102,22 +146,37 @@ void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n)
             en = 6;
         }
         jw_put(w, esc, en);
+        s += run + 1;
+        n -= run + 1;
     }
-    jw_put(w, s + run, n - run);
     jw_put(w, "\"", 1);
 }
 
-void eddy_jw_cstr(struct eddy_jw *w, const char *s)
+size_t eddy_json_format_int(int64_t v, char out[24])
 {
-    eddy_jw_str(w, s, strlen(s));
+    char tmp[20];
+    /* the magnitude as unsigned: -INT64_MIN does not fit an int64_t */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t k = sizeof tmp;
+    do {
+        tmp[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t n = 0;
+    if (v < 0)
+        out[n++] = '-';
+    memcpy(out + n, tmp + k, sizeof tmp - k);
+    n += sizeof tmp - k;
+    out[n] = '\0';
+    return n;
 }
 
 void eddy_jw_int(struct eddy_jw *w, int64_t v)
 {
     char num[24];
-    int n = snprintf(num, sizeof num, "%lld", (long long)v);
+    size_t n = eddy_json_format_int(v, num);
     jw_sep(w);
-    jw_put(w, num, (size_t)n);
+    jw_put(w, num, n);
 }
 
 void eddy_jw_bool(struct eddy_jw *w, bool v)
@@ -130,18 +189,6 @@ void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n)
 {
     jw_sep(w);
     jw_put(w, json, n);
-}
-
-void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s)
-{
-    eddy_jw_key(w, key);
-    eddy_jw_cstr(w, s);
-}
-
-void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v)
-{
-    eddy_jw_key(w, key);
-    eddy_jw_int(w, v);
 }
 
 /* ---- the arena ---- */
@@ -408,7 +455,12 @@ bool eddy_json_format_double(double d, char out[32])
     if (!isfinite(d))
         return false;
     if (d == floor(d) && fabs(d) < 1e21) {
-        snprintf(out, 32, "%.0f", d);
+        /* below 2^63 an integral double converts to int64_t exactly (-0.0
+         * keeps its sign, as "%.0f" does) */
+        if (fabs(d) < 0x1p63 && !(d == 0 && signbit(d)))
+            eddy_json_format_int((int64_t)d, out);
+        else
+            snprintf(out, 32, "%.0f", d);
         return true;
     }
     for (int prec = 15; prec <= 17; prec++) {

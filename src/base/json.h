@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -36,16 +37,49 @@ void eddy_jw_init(struct eddy_jw *w, size_t max);
 void eddy_jw_cleanup(struct eddy_jw *w);
 void eddy_jw_open(struct eddy_jw *w, char brace);  /* '{' or '[' */
 void eddy_jw_close(struct eddy_jw *w, char brace); /* '}' or ']' */
-void eddy_jw_key(struct eddy_jw *w, const char *key);
+/* A string value: the runs that need no escape are copied whole (found
+ * eight bytes at a time); '"', '\\' and the controls are escaped, every
+ * other byte (UTF-8 too) is kept as it is. */
 void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n);
-void eddy_jw_cstr(struct eddy_jw *w, const char *s);
+void eddy_jw_key_n(struct eddy_jw *w, const char *key, size_t n);
+/* A key given as its JSON text with the quotes and the colon ("\"Id\":"),
+ * copied as it is: see EDDY_JW_KEY. */
+void eddy_jw_key_raw(struct eddy_jw *w, const char *quoted, size_t n);
+/* A key that is a string literal needing no escape, written as one
+ * preformatted literal. */
+#define EDDY_JW_KEY(w, lit) eddy_jw_key_raw((w), "\"" lit "\":", sizeof("\"" lit "\":") - 1)
 void eddy_jw_int(struct eddy_jw *w, int64_t v);
 void eddy_jw_bool(struct eddy_jw *w, bool v);
 /* A value that is JSON text already (an item rendered earlier), as it is. */
 void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n);
+/* The C string forms are inline: a literal's length is known where it is
+ * written, so no strlen runs for it. */
+static inline void eddy_jw_key(struct eddy_jw *w, const char *key)
+{
+    eddy_jw_key_n(w, key, strlen(key));
+}
+static inline void eddy_jw_cstr(struct eddy_jw *w, const char *s)
+{
+    eddy_jw_str(w, s, strlen(s));
+}
 /* key and string value together */
-void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s);
-void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v);
+static inline void eddy_jw_kstr(struct eddy_jw *w, const char *key, const char *s)
+{
+    eddy_jw_key(w, key);
+    eddy_jw_cstr(w, s);
+}
+static inline void eddy_jw_kint(struct eddy_jw *w, const char *key, int64_t v)
+{
+    eddy_jw_key(w, key);
+    eddy_jw_int(w, v);
+}
+
+/* The same with a key that is a string literal (EDDY_JW_KEY). */
+#define EDDY_JW_KSTR(w, lit, s) (EDDY_JW_KEY(w, lit), eddy_jw_cstr((w), (s)))
+#define EDDY_JW_KINT(w, lit, v) (EDDY_JW_KEY(w, lit), eddy_jw_int((w), (v)))
+
+/* The decimal text of v (INT64_MIN too) and a NUL; returns its length. */
+size_t eddy_json_format_int(int64_t v, char out[24]);
 
 /* A decimal number: value = [-]d1.d2d3... x 10^adj. Numbers of up to 47
  * digits (DynamoDB's limit is 38) keep them in small, without allocating;

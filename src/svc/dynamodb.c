@@ -86,20 +86,20 @@ static void jw_expr(struct eddy_jw *w, const struct eddy_ddb_expr *e)
     if (e == NULL)
         return;
     if (e->condition)
-        eddy_jw_kstr(w, "ConditionExpression", e->condition);
+        EDDY_JW_KSTR(w, "ConditionExpression", e->condition);
     if (e->update)
-        eddy_jw_kstr(w, "UpdateExpression", e->update);
+        EDDY_JW_KSTR(w, "UpdateExpression", e->update);
     jw_tree(w, "ExpressionAttributeNames", e->names);
     jw_tree(w, "ExpressionAttributeValues", e->values);
     if (e->return_old_on_fail)
-        eddy_jw_kstr(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+        EDDY_JW_KSTR(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 }
 
 /* {"RequestItems":{"<table>": and then brace: the batch calls' one table. */
 static void open_table(struct eddy_jw *w, const char *table, char brace)
 {
     eddy_jw_open(w, '{');
-    eddy_jw_key(w, "RequestItems");
+    EDDY_JW_KEY(w, "RequestItems");
     eddy_jw_open(w, '{');
     eddy_jw_key(w, table);
     eddy_jw_open(w, brace);
@@ -149,13 +149,13 @@ static eddy_err item_call(struct eddy_ddb *d, const char *opname, const char *ta
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_kstr(&w, "TableName", table);
+    EDDY_JW_KSTR(&w, "TableName", table);
     jw_tree(&w, what, item);
     jw_expr(&w, expr);
     if (return_values)
-        eddy_jw_kstr(&w, "ReturnValues", return_values);
+        EDDY_JW_KSTR(&w, "ReturnValues", return_values);
     if (consistent) {
-        eddy_jw_key(&w, "ConsistentRead");
+        EDDY_JW_KEY(&w, "ConsistentRead");
         eddy_jw_bool(&w, true);
     }
     eddy_jw_close(&w, '}');
@@ -213,14 +213,14 @@ eddy_err eddy_ddb_probe(struct eddy_ddb *d, const char *table, uint32_t timeout_
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_kstr(&w, "TableName", table);
-    eddy_jw_key(&w, "Key");
+    EDDY_JW_KSTR(&w, "TableName", table);
+    EDDY_JW_KEY(&w, "Key");
     eddy_jw_open(&w, '{');
     static const char *const names[] = {"_pk", "_sk"};
     for (size_t i = 0; i < EDDY_ARRAY_SIZE(names); i++) {
         eddy_jw_key(&w, names[i]);
         eddy_jw_open(&w, '{');
-        eddy_jw_kstr(&w, "S", EDDY_DDB_PROBE_KEY);
+        EDDY_JW_KSTR(&w, "S", EDDY_DDB_PROBE_KEY);
         eddy_jw_close(&w, '}');
     }
     eddy_jw_close(&w, '}');
@@ -257,13 +257,13 @@ eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table, const cJSON *
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     open_table(&w, table, '{');
-    eddy_jw_key(&w, "Keys");
+    EDDY_JW_KEY(&w, "Keys");
     eddy_jw_open(&w, '[');
     for (size_t i = 0; i < n; i++)
         jw_tree(&w, NULL, keys[i]);
     eddy_jw_close(&w, ']');
     if (consistent) {
-        eddy_jw_key(&w, "ConsistentRead");
+        EDDY_JW_KEY(&w, "ConsistentRead");
         eddy_jw_bool(&w, true);
     }
     close_table(&w, '}');
@@ -292,26 +292,26 @@ eddy_err eddy_ddb_query(struct eddy_ddb *d, const struct eddy_ddb_query_params *
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_kstr(&w, "TableName", p->table);
+    EDDY_JW_KSTR(&w, "TableName", p->table);
     if (p->index)
-        eddy_jw_kstr(&w, "IndexName", p->index);
-    eddy_jw_kstr(&w, "KeyConditionExpression", p->key_condition);
+        EDDY_JW_KSTR(&w, "IndexName", p->index);
+    EDDY_JW_KSTR(&w, "KeyConditionExpression", p->key_condition);
     if (p->filter)
-        eddy_jw_kstr(&w, "FilterExpression", p->filter);
+        EDDY_JW_KSTR(&w, "FilterExpression", p->filter);
     if (p->projection)
-        eddy_jw_kstr(&w, "ProjectionExpression", p->projection);
+        EDDY_JW_KSTR(&w, "ProjectionExpression", p->projection);
     jw_tree(&w, "ExpressionAttributeNames", p->names);
     jw_tree(&w, "ExpressionAttributeValues", p->values);
     if (p->consistent) {
-        eddy_jw_key(&w, "ConsistentRead");
+        EDDY_JW_KEY(&w, "ConsistentRead");
         eddy_jw_bool(&w, true);
     }
     if (p->backward) {
-        eddy_jw_key(&w, "ScanIndexForward");
+        EDDY_JW_KEY(&w, "ScanIndexForward");
         eddy_jw_bool(&w, false);
     }
     if (p->limit > 0)
-        eddy_jw_kint(&w, "Limit", p->limit);
+        EDDY_JW_KINT(&w, "Limit", p->limit);
     jw_tree(&w, "ExclusiveStartKey", p->start_key);
     eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_QUERY, ud, NULL);
@@ -359,7 +359,7 @@ static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, 
     eddy_jw_open(w, '{');
     eddy_jw_key(w, txn_names[it->kind]);
     eddy_jw_open(w, '{');
-    eddy_jw_kstr(w, "TableName", it->table);
+    EDDY_JW_KSTR(w, "TableName", it->table);
     if (it->item_json) {
         eddy_jw_key(w, name);
         eddy_jw_raw(w, it->item_json, strlen(it->item_json));
@@ -367,13 +367,13 @@ static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, 
         jw_tree(w, name, it->item);
     }
     if (e->condition)
-        eddy_jw_kstr(w, "ConditionExpression", e->condition);
+        EDDY_JW_KSTR(w, "ConditionExpression", e->condition);
     if (e->update)
-        eddy_jw_kstr(w, "UpdateExpression", e->update);
+        EDDY_JW_KSTR(w, "UpdateExpression", e->update);
     jw_tree(w, "ExpressionAttributeNames", e->names);
     jw_tree(w, "ExpressionAttributeValues", e->values);
     if (e->return_old_on_fail)
-        eddy_jw_kstr(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+        EDDY_JW_KSTR(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
     eddy_jw_close(w, '}');
     eddy_jw_close(w, '}');
     return EDDY_OK;
@@ -396,11 +396,11 @@ size_t eddy_ddb_txn_envelope_len(const char *client_token)
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_key(&w, "TransactItems");
+    EDDY_JW_KEY(&w, "TransactItems");
     eddy_jw_open(&w, '[');
     eddy_jw_close(&w, ']');
     if (client_token)
-        eddy_jw_kstr(&w, "ClientRequestToken", client_token);
+        EDDY_JW_KSTR(&w, "ClientRequestToken", client_token);
     eddy_jw_close(&w, '}');
     size_t n = w.buf.len;
     eddy_jw_cleanup(&w);
@@ -424,7 +424,7 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_key(&w, "TransactItems");
+    EDDY_JW_KEY(&w, "TransactItems");
     eddy_jw_open(&w, '[');
     for (size_t i = 0; i < n; i++) {
         eddy_err rc = txn_item(&w, &items[i], i, err);
@@ -435,7 +435,7 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
     }
     eddy_jw_close(&w, ']');
     if (client_token)
-        eddy_jw_kstr(&w, "ClientRequestToken", client_token);
+        EDDY_JW_KSTR(&w, "ClientRequestToken", client_token);
     eddy_jw_close(&w, '}');
     if (w.rc != EDDY_OK || w.buf.len > EDDY_DDB_MAX_TRANSACT_BYTES) {
         size_t len = w.buf.len;

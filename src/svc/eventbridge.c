@@ -68,22 +68,22 @@ static eddy_err check(const struct eddy_eb_entry *entries, size_t n, struct eddy
 static void write_entry(struct eddy_jw *w, const struct eddy_eb_entry *en)
 {
     eddy_jw_open(w, '{');
-    eddy_jw_kstr(w, "Source", en->source);
-    eddy_jw_kstr(w, "DetailType", en->detail_type);
-    eddy_jw_kstr(w, "Detail", en->detail);
+    EDDY_JW_KSTR(w, "Source", en->source);
+    EDDY_JW_KSTR(w, "DetailType", en->detail_type);
+    EDDY_JW_KSTR(w, "Detail", en->detail);
     if (en->event_bus_name)
-        eddy_jw_kstr(w, "EventBusName", en->event_bus_name);
+        EDDY_JW_KSTR(w, "EventBusName", en->event_bus_name);
     if (en->nresources) {
-        eddy_jw_key(w, "Resources");
+        EDDY_JW_KEY(w, "Resources");
         eddy_jw_open(w, '[');
         for (size_t i = 0; i < en->nresources; i++)
             eddy_jw_cstr(w, en->resources[i] ? en->resources[i] : "");
         eddy_jw_close(w, ']');
     }
     if (en->trace_header)
-        eddy_jw_kstr(w, "TraceHeader", en->trace_header);
+        EDDY_JW_KSTR(w, "TraceHeader", en->trace_header);
     if (en->time_s)
-        eddy_jw_kint(w, "Time", en->time_s); /* JSON protocol timestamps: epoch seconds */
+        EDDY_JW_KINT(w, "Time", en->time_s); /* JSON protocol timestamps: epoch seconds */
     eddy_jw_close(w, '}');
 }
 
@@ -101,7 +101,7 @@ eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entri
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_key(&w, "Entries");
+    EDDY_JW_KEY(&w, "Entries");
     eddy_jw_open(&w, '[');
     for (size_t i = 0; i < n; i++)
         write_entry(&w, &entries[i]);

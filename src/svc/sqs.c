@@ -13,6 +13,9 @@
 #include "base/alloc.h"
 #include "svc/svccall.h"
 
+/* batch entry ids are the index as one digit */
+_Static_assert(EDDY_SQS_MAX_BATCH <= 10, "batch entry ids are one digit");
+
 enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY, OP_SEND, OP_ATTRS };
 
 struct op {
@@ -94,11 +97,11 @@ eddy_err eddy_sqs_receive(struct eddy_sqs *s, const struct eddy_sqs_receive_para
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_kstr(&w, "QueueUrl", p->queue_url);
-    eddy_jw_kint(&w, "MaxNumberOfMessages", p->max);
-    eddy_jw_kint(&w, "WaitTimeSeconds", p->wait_s);
+    EDDY_JW_KSTR(&w, "QueueUrl", p->queue_url);
+    EDDY_JW_KINT(&w, "MaxNumberOfMessages", p->max);
+    EDDY_JW_KINT(&w, "WaitTimeSeconds", p->wait_s);
     if (p->visibility_s >= 0)
-        eddy_jw_kint(&w, "VisibilityTimeout", p->visibility_s);
+        EDDY_JW_KINT(&w, "VisibilityTimeout", p->visibility_s);
     /* AttributeNames is the older name of MessageSystemAttributeNames; servers
      * that know only one of them read that one */
     static const char *const all_lists[] = {"AttributeNames", "MessageSystemAttributeNames",
@@ -268,8 +271,8 @@ static eddy_err batch_start(struct eddy_sqs *s, enum op_kind kind, const char *q
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_kstr(&w, "QueueUrl", queue_url);
-    eddy_jw_key(&w, "Entries");
+    EDDY_JW_KSTR(&w, "QueueUrl", queue_url);
+    EDDY_JW_KEY(&w, "Entries");
     eddy_jw_open(&w, '[');
     for (size_t i = 0; i < n; i++) {
         if (entries[i].receipt_handle == NULL) {
@@ -277,13 +280,13 @@ static eddy_err batch_start(struct eddy_sqs *s, enum op_kind kind, const char *q
             return eddy_error_set(err, EDDY_EINVAL, "SQS %s: entry %zu has no receipt handle",
                                   opname, i);
         }
-        char id[8];
-        snprintf(id, sizeof id, "%zu", i); /* the index: results map back by it */
+        char id = (char)('0' + i); /* the index (n <= 10): results map back by it */
         eddy_jw_open(&w, '{');
-        eddy_jw_kstr(&w, "Id", id);
-        eddy_jw_kstr(&w, "ReceiptHandle", entries[i].receipt_handle);
+        EDDY_JW_KEY(&w, "Id");
+        eddy_jw_str(&w, &id, 1);
+        EDDY_JW_KSTR(&w, "ReceiptHandle", entries[i].receipt_handle);
         if (kind == OP_VISIBILITY)
-            eddy_jw_kint(&w, "VisibilityTimeout", entries[i].visibility_s);
+            EDDY_JW_KINT(&w, "VisibilityTimeout", entries[i].visibility_s);
         eddy_jw_close(&w, '}');
     }
     eddy_jw_close(&w, ']');
@@ -393,13 +396,13 @@ static eddy_err send_check(const struct eddy_sqs_send_params *p, struct eddy_err
 
 static void send_attrs(struct eddy_jw *w, const struct eddy_sqs_send_params *p)
 {
-    eddy_jw_key(w, "MessageAttributes");
+    EDDY_JW_KEY(w, "MessageAttributes");
     eddy_jw_open(w, '{');
     for (size_t i = 0; i < p->nattrs; i++) {
         const struct eddy_sqs_attr *a = &p->attrs[i];
         eddy_jw_key(w, a->name);
         eddy_jw_open(w, '{');
-        eddy_jw_kstr(w, "DataType", a->type);
+        EDDY_JW_KSTR(w, "DataType", a->type);
         bool binary = strncmp(a->type, "Binary", 6) == 0;
         eddy_jw_kstr(w, binary ? "BinaryValue" : "StringValue", a->value);
         eddy_jw_close(w, '}');
@@ -419,16 +422,16 @@ eddy_err eddy_sqs_send(struct eddy_sqs *s, const struct eddy_sqs_send_params *p,
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_kstr(&w, "QueueUrl", p->queue_url);
-    eddy_jw_kstr(&w, "MessageBody", p->body);
+    EDDY_JW_KSTR(&w, "QueueUrl", p->queue_url);
+    EDDY_JW_KSTR(&w, "MessageBody", p->body);
     if (p->nattrs)
         send_attrs(&w, p);
     if (p->group_id)
-        eddy_jw_kstr(&w, "MessageGroupId", p->group_id);
+        EDDY_JW_KSTR(&w, "MessageGroupId", p->group_id);
     if (p->dedup_id)
-        eddy_jw_kstr(&w, "MessageDeduplicationId", p->dedup_id);
+        EDDY_JW_KSTR(&w, "MessageDeduplicationId", p->dedup_id);
     if (p->delay_s >= 0)
-        eddy_jw_kint(&w, "DelaySeconds", p->delay_s);
+        EDDY_JW_KINT(&w, "DelaySeconds", p->delay_s);
     eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_SEND, ud);
     o->cb.send = cb;
@@ -456,8 +459,8 @@ eddy_err eddy_sqs_get_queue_attributes(struct eddy_sqs *s, const char *queue_url
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     eddy_jw_open(&w, '{');
-    eddy_jw_kstr(&w, "QueueUrl", queue_url);
-    eddy_jw_key(&w, "AttributeNames");
+    EDDY_JW_KSTR(&w, "QueueUrl", queue_url);
+    EDDY_JW_KEY(&w, "AttributeNames");
     eddy_jw_open(&w, '[');
     eddy_jw_cstr(&w, "All");
     eddy_jw_close(&w, ']');

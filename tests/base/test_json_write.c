@@ -1,0 +1,272 @@
+/*
+ * Unit tests for base/json's writer and number formatting: the fast paths
+ * (strings scanned eight bytes at a time, integers formatted by hand)
+ * against plain references written the slow, obvious way.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "base/json.h"
+
+/* The escaping rule written one byte at a time: '"', '\\' and bytes below
+ * 0x20 escaped (\n \r \t by name, others as \u00xx), every other byte kept. */
+static char *ref_quote(const char *s, size_t n, size_t *out_len)
+{
+    char *out = malloc(n * 6 + 3);
+    size_t k = 0;
+    out[k++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[k++] = '\\';
+            out[k++] = (char)c;
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            out[k++] = '\\';
+            out[k++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20) {
+            k += (size_t)sprintf(out + k, "\\u%04x", c);
+        } else {
+            out[k++] = (char)c;
+        }
+    }
+    out[k++] = '"';
+    out[k] = '\0';
+    *out_len = k;
+    return out;
+}
+
+/* s[0..n) through eddy_jw_str must give exactly the reference text. */
+static void check_str(const char *s, size_t n)
+{
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_str(&w, s, n);
+    assert_int_equal(w.rc, EDDY_OK);
+    size_t rn;
+    char *ref = ref_quote(s, n, &rn);
+    if (w.buf.len != rn || memcmp(w.buf.ptr, ref, rn) != 0)
+        fail_msg("string of %zu bytes: got %s, want %s", n, w.buf.ptr, ref);
+    assert_int_equal(w.buf.ptr[w.buf.len], '\0');
+    free(ref);
+    eddy_jw_cleanup(&w);
+}
+
+/* Every byte value at every offset of a clean string long enough for three
+ * words: a byte the word test misses or marks wrongly shows up here. */
+static void test_every_byte_at_every_offset(void **state)
+{
+    (void)state;
+    char s[27];
+    for (int c = 0; c < 256; c++) {
+        for (size_t at = 0; at < sizeof s; at++) {
+            memset(s, 'a', sizeof s);
+            s[at] = (char)c;
+            check_str(s, sizeof s);
+            check_str(s, at + 1); /* the byte last, in a partial word */
+        }
+    }
+}
+
+/* Neighbours of the escaped bytes that must stay as they are: a borrow in
+ * the word test must not flag them, and must not hide a real one above. */
+static void test_near_misses(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        " !#[]^_`", /* 0x20 0x21 0x23 and the neighbours of '\\' */
+        "\x7f\x80\xbf\xc0\xff\xfe\xe2\x82\xac",
+        "\x20\x1f\x20\x20\x20\x20\x20\x20", /* a control after a space */
+        "\x21\x22\x21\x21\x5b\x5c\x5d\x5d", /* '"' and '\\' in one word */
+        "\x01\x22\x5c\x00\x1f\x0a\x0d\x09",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe6\x97\xa5\xe6\x9c\xac",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_str(cases[i], i == 4 ? 8 : strlen(cases[i]));
+    check_str("", 0);
+    check_str("\0\0\0\0\0\0\0\0\0", 9);
+}
+
+/* Random strings of every length up to 300 over a mix of plain bytes,
+ * escapes and UTF-8, by a fixed generator (the same strings every run). */
+static void test_random_strings(void **state)
+{
+    (void)state;
+    static const unsigned char alphabet[] = {'a',  'Z',  '0',  ' ',  '"',  '\\', '\n', '\r', '\t',
+                                             0x01, 0x1f, 0x7f, 0x80, 0xc3, 0xa9, 0xff, '/'};
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    char s[300];
+    for (int round = 0; round < 4; round++) {
+        for (size_t n = 0; n <= sizeof s; n++) {
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                /* mostly plain runs, so escapes fall at every offset of a word */
+                s[i] = (x >> 60) < 12 ? (char)('a' + (x >> 40) % 26)
+                                      : (char)alphabet[(x >> 32) % sizeof alphabet];
+            }
+            check_str(s, n);
+        }
+    }
+}
+
+/* A long string: one run copied whole, then escapes near the end. */
+static void test_long_string(void **state)
+{
+    (void)state;
+    size_t n = 200000;
+    char *s = malloc(n);
+    memset(s, 'x', n);
+    check_str(s, n);
+    s[n - 1] = '"';
+    s[n - 9] = '\x02';
+    s[100001] = '\\';
+    check_str(s, n);
+    free(s);
+}
+
+/* The cap still holds: a string one byte over it is refused, and the
+ * refusal sticks. */
+static void test_cap(void **state)
+{
+    (void)state;
+    struct eddy_jw w;
+    eddy_jw_init(&w, 12);
+    eddy_jw_str(&w, "0123456789", 10); /* 12 with its quotes */
+    assert_int_equal(w.rc, EDDY_OK);
+    assert_string_equal(w.buf.ptr, "\"0123456789\"");
+    eddy_jw_cleanup(&w);
+
+    eddy_jw_init(&w, 12);
+    eddy_jw_str(&w, "012345678\n", 10); /* 13 escaped */
+    assert_int_equal(w.rc, EDDY_ELIMIT);
+    eddy_jw_int(&w, 1);
+    assert_int_equal(w.rc, EDDY_ELIMIT);
+    eddy_jw_cleanup(&w);
+}
+
+/* Keys, literal and not, and commas between members. */
+static void test_keys(void **state)
+{
+    (void)state;
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '{');
+    EDDY_JW_KSTR(&w, "QueueUrl", "http://q/1");
+    EDDY_JW_KINT(&w, "Max", 10);
+    eddy_jw_kstr(&w, "a\"b", "x\ty");
+    EDDY_JW_KEY(&w, "Entries");
+    eddy_jw_open(&w, '[');
+    eddy_jw_cstr(&w, "All");
+    eddy_jw_int(&w, -7);
+    eddy_jw_bool(&w, false);
+    eddy_jw_close(&w, ']');
+    eddy_jw_key_n(&w, "k\0z", 3);
+    eddy_jw_raw(&w, "{}", 2);
+    eddy_jw_close(&w, '}');
+    assert_int_equal(w.rc, EDDY_OK);
+    assert_string_equal(w.buf.ptr, "{\"QueueUrl\":\"http://q/1\",\"Max\":10,\"a\\\"b\":\"x\\ty\","
+                                   "\"Entries\":[\"All\",-7,false],\"k\\u0000z\":{}}");
+    eddy_jw_cleanup(&w);
+}
+
+static void check_int(int64_t v)
+{
+    char want[32], got[24];
+    snprintf(want, sizeof want, "%lld", (long long)v);
+    size_t n = eddy_json_format_int(v, got);
+    assert_string_equal(got, want);
+    assert_int_equal(n, strlen(want));
+}
+
+/* Integers at their limits and at every power of ten, both signs. */
+static void test_format_int(void **state)
+{
+    (void)state;
+    check_int(0);
+    check_int(INT64_MAX);
+    check_int(INT64_MIN);
+    check_int(INT64_MIN + 1);
+    int64_t p = 1;
+    for (int k = 0; k < 19; k++, p *= 10) {
+        check_int(p);
+        check_int(p - 1);
+        check_int(p + 1);
+        check_int(-p);
+        check_int(-p + 1);
+        check_int(-p - 1);
+    }
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_int(&w, INT64_MIN);
+    assert_string_equal(w.buf.ptr, "-9223372036854775808");
+    eddy_jw_cleanup(&w);
+}
+
+static void check_double(double d)
+{
+    char want[64], got[32];
+    snprintf(want, sizeof want, "%.0f", d);
+    assert_true(eddy_json_format_double(d, got));
+    if (strcmp(got, want) != 0)
+        fail_msg("%a: got %s, want %s", d, got, want);
+}
+
+/* Integral doubles: formatted by hand below 2^63, by printf from there to
+ * 1e21; either way the text "%.0f" gives, -0 included. */
+static void test_format_double_integers(void **state)
+{
+    (void)state;
+    static const double cases[] = {0.0,
+                                   -0.0,
+                                   1.0,
+                                   -1.0,
+                                   9007199254740992.0,  /* 2^53 */
+                                   9007199254740994.0,  /* 2^53 + 2 */
+                                   -9007199254740992.0, /* -2^53 */
+                                   9223372036854774784.0,
+                                   -9223372036854774784.0, /* the largest below 2^63 */
+                                   9223372036854775808.0,
+                                   -9223372036854775808.0, /* 2^63 itself: printf */
+                                   1e20,
+                                   -1e20,
+                                   999999999999999868928.0 /* just below 1e21 */};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_double(cases[i]);
+    double p = 1;
+    for (int k = 0; k < 21; k++, p *= 10) {
+        check_double(p);
+        check_double(-p);
+        check_double(nextafter(p, 0) == floor(nextafter(p, 0)) ? nextafter(p, 0) : p);
+    }
+    char out[32];
+    assert_true(eddy_json_format_double(1e21, out));
+    assert_string_equal(out, "1e+21");
+    assert_true(eddy_json_format_double(0.5, out));
+    assert_string_equal(out, "0.5");
+    assert_false(eddy_json_format_double(NAN, out));
+    assert_false(eddy_json_format_double(INFINITY, out));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_byte_at_every_offset),
+        cmocka_unit_test(test_near_misses),
+        cmocka_unit_test(test_random_strings),
+        cmocka_unit_test(test_long_string),
+        cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_format_int),
+        cmocka_unit_test(test_format_double_integers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
