@@ -6,8 +6,11 @@
  * -> http -> done, or -> backoff -> credentials/http again. Header lines that
  * never change (Host, Content-Type) are built once per client; the ones that
  * change per attempt are built in the client's scratch buffers, because the
- * transport copies the request on send. The payload hash is computed once
- * per call, and the SigV4 signing key is cached per client.
+ * transport copies the header lines on send. The body is the call's own
+ * from eddy_aws_call to call_release, after the callback: every attempt
+ * lends the same bytes to the transport, which reads them until its
+ * callback (http.h), so nothing copies a body per attempt. The payload hash
+ * is computed once per call, and the SigV4 signing key is cached per client.
  */
 #include "aws/awscall.h"
 
@@ -34,7 +37,7 @@ struct eddy_aws_call {
     const char *op;
     eddy_aws_cb cb;
     void *ud;
-    struct eddy_buf body;
+    struct eddy_buf body; /* lent to every attempt; freed by call_release */
     char payload_hash[65];
     uint32_t timeout_ms;
     bool idempotent;

@@ -89,7 +89,8 @@ struct eddy_aws_client {
     struct eddy_sigv4_result sig;  /* reused from one signature to the next */
     char *host_line;               /* "Host: ..." */
     char *ctype_line;              /* "Content-Type: ..." */
-    /* per-attempt header lines; the transport copies them on send */
+    /* per-attempt header lines; the transport copies them on send (it
+     * borrows the body, which the call keeps until after its callback) */
     char target_line[128];  /* X-Amz-Target, or Smithy-Protocol */
     struct eddy_buf op_url; /* RPC v2: the endpoint URL with the operation's path */
     char date_line[32];

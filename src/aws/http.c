@@ -78,16 +78,17 @@ struct http_sock {
 
 /* One request, from send() to its callback; recycled with its easy handle
  * and every buffer, so a request in the steady state allocates nothing
- * here: the header list's nodes and text, and the request body, live in
- * buffers of the xfer that curl reads (CURLOPT_HTTPHEADER and
- * CURLOPT_POSTFIELDS do not copy). */
+ * here: the header list's nodes and text live in buffers of the xfer that
+ * curl reads (CURLOPT_HTTPHEADER does not copy). The request body is the
+ * caller's, borrowed until the callback (CURLOPT_POSTFIELDS does not copy
+ * either): a copy per transfer cost as much memory again as the bodies in
+ * flight. */
 struct http_xfer {
     struct eddy_http *h;
     CURL *easy;
     struct curl_slist *hnodes; /* CURLOPT_HTTPHEADER: nodes into htext */
     size_t hnodes_cap;
-    struct eddy_buf htext;   /* the header lines, each NUL-terminated */
-    struct eddy_buf reqbody; /* CURLOPT_POSTFIELDS */
+    struct eddy_buf htext; /* the header lines, each NUL-terminated */
     struct eddy_buf body;
     struct eddy_buf headers;
     eddy_http_cb cb;
@@ -162,7 +163,6 @@ static struct http_xfer *xfer_get(struct eddy_http *h)
     }
     /* No cap of our own on what the caller sends. */
     eddy_buf_init(&x->htext, SIZE_MAX / 2);
-    eddy_buf_init(&x->reqbody, SIZE_MAX / 2);
     eddy_buf_init(&x->body, 0);
     eddy_buf_init(&x->headers, HTTP_MAX_HEADER_BLOCK);
     easy_setup(h, x);
@@ -174,7 +174,6 @@ static void xfer_destroy(struct http_xfer *x)
     curl_easy_cleanup(x->easy);
     free(x->hnodes);
     eddy_buf_cleanup(&x->htext);
-    eddy_buf_cleanup(&x->reqbody);
     eddy_buf_cleanup(&x->body);
     eddy_buf_cleanup(&x->headers);
     free(x);
@@ -200,7 +199,6 @@ static void xfer_recycle(struct eddy_http *h, struct http_xfer *x)
         return;
     }
     buf_trim(&x->htext);
-    buf_trim(&x->reqbody);
     buf_trim(&x->body);
     eddy_buf_reset(&x->headers);
     eddy_list_insert_head(&h->free_list, &x->link);
@@ -674,8 +672,8 @@ static eddy_err build_headers(struct http_xfer *x, const struct eddy_http_reques
 }
 
 /* Method and body; every option one request may set is set (or cleared)
- * for each, since the handle keeps them. The body is copied into the xfer
- * so the caller's buffer may go as soon as send() returns. */
+ * for each, since the handle keeps them. The body is borrowed (http.h):
+ * curl reads the caller's bytes, which stay put until the callback. */
 static void set_method(struct http_xfer *x, const struct eddy_http_request *req)
 {
     CURL *e = x->easy;
@@ -691,10 +689,8 @@ static void set_method(struct http_xfer *x, const struct eddy_http_request *req)
         if (!head && strcmp(m, "GET") != 0)
             custom = m;
     } else {
-        eddy_buf_reset(&x->reqbody);
-        eddy_buf_put(&x->reqbody, req->body_len ? req->body : "", req->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, eddy_buf_cstr(&x->reqbody));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body_len ? req->body : "");
         curl_easy_setopt(e, CURLOPT_POST, 1L); /* also clears a HEAD's NOBODY */
         if (strcmp(m, "POST") != 0)
             custom = m;

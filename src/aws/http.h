@@ -15,8 +15,11 @@
  * curl cannot use). send() itself fails with EDDY_EINVAL (no method or url,
  * body_len without body, a header line without "Name:" or with CR/LF) or
  * EDDY_ECANCELED (the client is closing).
- * The request (url, headers, body) is copied by send(); the response is valid
- * during cb only.
+ * The url and the header lines are copied by send(). The body is borrowed:
+ * it must stay valid and unchanged until cb has run (also when the request
+ * is canceled, and when send() fails it may go at once), so a caller that
+ * retries sends the same bytes again without a copy per attempt. The
+ * response is valid during cb only.
  *
  * The real client never blocks the loop: names are resolved by libcurl's
  * asynchronous (threaded) resolver, and eddy_http_new refuses a libcurl
@@ -40,7 +43,7 @@ struct eddy_http_request {
     const char *url;            /* absolute URL */
     const char *const *headers; /* "Name: value" lines; "Name:" sends an empty value */
     size_t nheaders;
-    const char *body; /* may be NULL when body_len is 0 */
+    const char *body; /* borrowed until cb; may be NULL when body_len is 0 */
     size_t body_len;
     uint32_t timeout_ms; /* whole exchange; 0 = the client's default */
     size_t max_response; /* body cap; 0 = the client's default */

@@ -282,8 +282,11 @@ static void test_methods_in_turn(void **state)
     ctx_close(&c);
 }
 
-/* A request body bigger than a socket buffer, copied at send(). */
-static void test_large_body_copied(void **state)
+/* A request body bigger than a socket buffer and than curl's 64 KiB first
+ * send, borrowed from the caller until the callback: curl reads the
+ * caller's bytes, no copy of its own (a change made before the loop runs
+ * is what the server gets). */
+static void test_large_body_borrowed(void **state)
 {
     (void)state;
     char seen[512];
@@ -291,18 +294,16 @@ static void test_large_body_copied(void **state)
     ctx_init(&c, echo_handler, seen, NULL);
     size_t n = 300000;
     char *body = eddy_malloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        body[i] = (char)('a' + i % 26);
+    memset(body, '?', n);
     body[n] = '\0';
     struct result r = {0};
     send_req(&c, "POST", "/big", NULL, 0, body, &r);
-    char *expect = eddy_strdup(body);
-    memset(body, '!', n); /* the client must have its own copy */
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)('a' + i % 26);
     run_until(&c.loop, &r.calls, 1);
     assert_int_equal(r.err, EDDY_OK);
-    assert_string_equal(r.body, expect);
+    assert_string_equal(r.body, body);
     free(body);
-    free(expect);
     result_cleanup(&r);
     ctx_close(&c);
 }
@@ -1069,7 +1070,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_post_roundtrip),
         cmocka_unit_test(test_methods_in_turn),
-        cmocka_unit_test(test_large_body_copied),
+        cmocka_unit_test(test_large_body_borrowed),
         cmocka_unit_test(test_keepalive_reuse),
         cmocka_unit_test(test_keepalive_from_callback),
         cmocka_unit_test(test_poll_handle_per_connection),

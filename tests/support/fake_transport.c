@@ -6,9 +6,14 @@
  * callback, so delivery is always later and from the loop. Records live until
  * eddy_fake_close, so tests can inspect requests after their callbacks ran;
  * their memory is freed only once every timer's close callback has run.
+ *
+ * As the real transport, it borrows the request body until the callback:
+ * the caller's bytes are read again just before each callback and must
+ * still be there, unchanged (a freed body is a use after free under ASan).
  */
 #include "fake_transport.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,7 +43,18 @@ struct fake_call {
     struct fake_reply *reply; /* matched reply, owned */
     eddy_http_cb cb;
     void *ud;
+    const char *lent; /* the caller's body, borrowed until cb */
 };
+
+/* The body lent at send() must be intact until the callback (http.h). */
+static void check_lent(const struct fake_call *c)
+{
+    if (c->rec.body_len && memcmp(c->lent, c->rec.body, c->rec.body_len) != 0) {
+        fprintf(stderr, "fake transport: request %llu: the body changed before its callback\n",
+                (unsigned long long)c->rec.id);
+        abort();
+    }
+}
 
 struct eddy_fake_transport {
     uv_loop_t *loop;
@@ -83,6 +99,7 @@ static void deliver(uv_timer_t *t)
     c->reply = NULL;
     c->state = CALL_DONE;
     c->f->inflight--;
+    check_lent(c);
     if (c->rec.canceled) {
         c->cb(EDDY_ECANCELED, NULL, c->ud);
     } else if (r->err != EDDY_OK) {
@@ -137,6 +154,7 @@ static void record(struct fake_call *c, const struct eddy_http_request *req, uin
     if (rec->body_len)
         memcpy(rec->body, req->body, rec->body_len);
     rec->body[rec->body_len] = '\0';
+    c->lent = req->body;
     rec->timeout_ms = req->timeout_ms;
     rec->max_response = req->max_response;
 }
@@ -348,6 +366,7 @@ static void on_call_closed(uv_handle_t *h)
         c->state = CALL_DONE;
         c->rec.canceled = true;
         c->f->inflight--;
+        check_lent(c);
         c->cb(EDDY_ECANCELED, NULL, c->ud);
     }
     finish_close(c->f);
