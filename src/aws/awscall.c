@@ -41,6 +41,7 @@ struct eddy_aws_call {
     char payload_hash[65];
     uint32_t timeout_ms;
     bool idempotent;
+    bool raw_reply; /* a 2xx JSON body is handed over as text, not parsed */
     bool canceled;
     bool creds_pending; /* an eddy_creds_get callback is owed to this call */
     bool timer_init;
@@ -53,6 +54,7 @@ struct eddy_aws_call {
     /* the outcome of the last attempt */
     long status;
     cJSON *json;                  /* in arena: read during the callback, freed at once */
+    struct eddy_str raw;          /* raw_reply: the 2xx body, valid during the callback */
     struct eddy_json_arena arena; /* zeroed: a default first chunk */
     char request_id[96];
     char *error_code;
@@ -263,6 +265,7 @@ static void reset_outcome(struct eddy_aws_call *call)
     call->status = 0;
     eddy_json_arena_cleanup(&call->arena); /* the whole tree at once */
     call->json = NULL;
+    call->raw = (struct eddy_str){NULL, 0};
     call->request_id[0] = '\0';
     free(call->error_code);
     free(call->error_message);
@@ -334,6 +337,11 @@ static eddy_err read_response(struct eddy_aws_call *call, const struct eddy_http
     call->status = resp->status;
     read_request_id(call, resp);
     bool ok = resp->status >= 200 && resp->status < 300;
+    if (ok && call->raw_reply && call->c->info->protocol != EDDY_AWS_RPCV2_CBOR) {
+        /* resp lives until on_http returns, and the callback runs in it */
+        call->raw = resp->body;
+        return EDDY_OK;
+    }
     if (ok && resp->body.len == 0) {
         struct eddy_json_arena *prev = eddy_json_arena_enter(&call->arena);
         call->json = cJSON_CreateObject(); /* an operation with no output */
@@ -513,7 +521,8 @@ static void finish(struct eddy_aws_call *call, eddy_err e)
                                    call->error_code,
                                    call->error_message ? call->error_message : "",
                                    call->attempts,
-                                   &call->error};
+                                   &call->error,
+                                   call->raw};
     call->cb(e, &reply, call->ud);
     call_release(call);
 }
@@ -648,6 +657,7 @@ eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_bu
     eddy_sigv4_payload_hash(&c->sig, call->body.ptr, call->body.len, call->payload_hash);
     call->timeout_ms = opts ? opts->timeout_ms : 0;
     call->idempotent = opts ? opts->idempotent : true;
+    call->raw_reply = opts && opts->raw_reply;
     call->max_attempts = opts && opts->max_attempts ? opts->max_attempts : c->aws->max_attempts;
     eddy_retry_call_init(&call->retry);
     eddy_err rc = attempt_start(call, err);

@@ -112,6 +112,10 @@ struct eddy_aws_call_opts {
     uint32_t timeout_ms;   /* per attempt; 0: the transport's default (long polls: wait + margin) */
     bool idempotent;       /* false: a timed-out attempt is not repeated (it may have applied) */
     unsigned max_attempts; /* 0: the context's */
+    /* A 2xx JSON reply is not parsed: reply->body has its text and
+     * reply->json is NULL (the service reads the fields it keeps straight
+     * from the text). Error replies, and RPC v2 CBOR, are parsed as ever. */
+    bool raw_reply;
 };
 
 /*
@@ -131,6 +135,7 @@ struct eddy_aws_reply {
     const char *error_message; /* "" when none */
     unsigned attempts;
     const struct eddy_error *error; /* code EDDY_OK on success, else the detail */
+    struct eddy_str body;           /* a 2xx reply's text with raw_reply, else empty */
 };
 
 /*

@@ -741,3 +741,345 @@ eddy_err eddy_json_parse_in(struct eddy_json_arena *a, const char *text, size_t 
     eddy_json_arena_leave(prev);
     return rc;
 }
+
+/* ---- the pull reader ---- */
+
+static bool jr_fail(struct eddy_jr *r, const char *at)
+{
+    if (r->rc == EDDY_OK) {
+        r->rc = EDDY_EPARSE;
+        r->at = (size_t)(at - r->text);
+    }
+    r->p = r->end; /* nothing more is read */
+    return false;
+}
+
+/* White space as cJSON skips it: every byte up to 0x20, so the reader and
+ * the trees agree on what a reply is. */
+static void jr_ws(struct eddy_jr *r)
+{
+    while (r->p < r->end && (unsigned char)*r->p <= 0x20)
+        r->p++;
+}
+
+void eddy_jr_init(struct eddy_jr *r, const char *text, size_t len)
+{
+    r->text = r->p = text;
+    r->end = text + len;
+    r->rc = EDDY_OK;
+    r->at = 0;
+    r->depth = 0;
+    r->first = true;
+}
+
+enum eddy_jr_type eddy_jr_peek(struct eddy_jr *r)
+{
+    jr_ws(r);
+    if (r->rc != EDDY_OK)
+        return EDDY_JR_BAD;
+    if (r->p == r->end)
+        return EDDY_JR_END;
+    switch (*r->p) {
+    case '{':
+        return EDDY_JR_OBJECT;
+    case '[':
+        return EDDY_JR_ARRAY;
+    case '"':
+        return EDDY_JR_STRING;
+    case 't':
+    case 'f':
+        return EDDY_JR_BOOL;
+    case 'n':
+        return EDDY_JR_NULL;
+    default:
+        return *r->p == '-' || is_digit(*r->p) ? EDDY_JR_NUMBER : EDDY_JR_BAD;
+    }
+}
+
+static bool jr_open(struct eddy_jr *r, char brace)
+{
+    jr_ws(r);
+    if (r->p == r->end || *r->p != brace || r->depth >= EDDY_JR_MAX_DEPTH)
+        return jr_fail(r, r->p);
+    r->p++;
+    r->depth++;
+    r->first = true;
+    return true;
+}
+
+bool eddy_jr_object(struct eddy_jr *r)
+{
+    return jr_open(r, '{');
+}
+
+bool eddy_jr_array(struct eddy_jr *r)
+{
+    return jr_open(r, '[');
+}
+
+/* At a level entered: true when another member or element follows (its
+ * comma consumed), false at the closing brace (consumed: the level is left,
+ * and the level around it is past its first value) or on a fault. */
+static bool jr_more(struct eddy_jr *r, char close)
+{
+    jr_ws(r);
+    if (r->rc != EDDY_OK || r->p == r->end || r->depth == 0)
+        return jr_fail(r, r->p);
+    if (*r->p == close) {
+        r->p++;
+        r->depth--;
+        r->first = false;
+        return false;
+    }
+    if (!r->first) {
+        if (*r->p != ',')
+            return jr_fail(r, r->p);
+        r->p++;
+        jr_ws(r);
+    }
+    r->first = false;
+    return true;
+}
+
+/* Four hex digits at p into *v. */
+static bool hex4(const char *p, unsigned *v)
+{
+    unsigned x = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (unsigned)(c - 'A' + 10);
+        else
+            return false;
+        x = x << 4 | d;
+    }
+    *v = x;
+    return true;
+}
+
+/* The escape at p (its backslash; p < end): its length in the text, 0 when
+ * it is not one JSON allows. A \u escape of a high surrogate takes its low
+ * one with it; a lone surrogate is refused. */
+static size_t escape_len(const char *p, const char *end)
+{
+    if (end - p < 2)
+        return 0;
+    switch (p[1]) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+        return 2;
+    case 'u':
+        break;
+    default:
+        return 0;
+    }
+    unsigned u, lo;
+    if (end - p < 6 || !hex4(p + 2, &u))
+        return 0;
+    if (u >= 0xDC00 && u <= 0xDFFF)
+        return 0;
+    if (u < 0xD800 || u > 0xDBFF)
+        return 6;
+    if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || !hex4(p + 8, &lo) || lo < 0xDC00 ||
+        lo > 0xDFFF)
+        return 0;
+    return 12;
+}
+
+bool eddy_jr_string(struct eddy_jr *r, struct eddy_jr_str *s)
+{
+    jr_ws(r);
+    if (r->p == r->end || *r->p != '"')
+        return jr_fail(r, r->p);
+    const char *p = ++r->p;
+    s->escaped = false;
+    for (;;) {
+        /* the same runs the writer copies whole: no quote, backslash or control */
+        p += clean_prefix(p, (size_t)(r->end - p));
+        if (p == r->end)
+            return jr_fail(r, p);
+        if (*p == '"')
+            break;
+        if (*p != '\\')
+            return jr_fail(r, p); /* a control character */
+        size_t n = escape_len(p, r->end);
+        if (n == 0)
+            return jr_fail(r, p);
+        s->escaped = true;
+        p += n;
+    }
+    s->ptr = r->p;
+    s->len = (size_t)(p - r->p);
+    r->p = p + 1;
+    return true;
+}
+
+bool eddy_jr_number(struct eddy_jr *r, struct eddy_str *text)
+{
+    jr_ws(r);
+    const char *p = r->p, *e = r->end;
+    if (p < e && *p == '-')
+        p++;
+    if (p == e || !is_digit(*p))
+        return jr_fail(r, p);
+    if (*p == '0')
+        p++;
+    else
+        while (p < e && is_digit(*p))
+            p++;
+    if (p < e && *p == '.') {
+        p++;
+        if (p == e || !is_digit(*p))
+            return jr_fail(r, p);
+        while (p < e && is_digit(*p))
+            p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        if (p == e || !is_digit(*p))
+            return jr_fail(r, p);
+        while (p < e && is_digit(*p))
+            p++;
+    }
+    text->ptr = r->p;
+    text->len = (size_t)(p - r->p);
+    r->p = p;
+    return true;
+}
+
+static bool jr_literal(struct eddy_jr *r, const char *lit, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, lit, n) != 0)
+        return jr_fail(r, r->p);
+    r->p += n;
+    return true;
+}
+
+bool eddy_jr_member(struct eddy_jr *r, struct eddy_jr_str *key)
+{
+    if (!jr_more(r, '}'))
+        return false;
+    if (!eddy_jr_string(r, key))
+        return false;
+    jr_ws(r);
+    if (r->p == r->end || *r->p != ':')
+        return jr_fail(r, r->p);
+    r->p++;
+    return true;
+}
+
+bool eddy_jr_element(struct eddy_jr *r)
+{
+    return jr_more(r, ']');
+}
+
+bool eddy_jr_skip(struct eddy_jr *r)
+{
+    struct eddy_jr_str s;
+    struct eddy_str num;
+    switch (eddy_jr_peek(r)) {
+    case EDDY_JR_OBJECT:
+        if (!eddy_jr_object(r))
+            return false;
+        while (eddy_jr_member(r, &s))
+            if (!eddy_jr_skip(r))
+                return false;
+        return r->rc == EDDY_OK;
+    case EDDY_JR_ARRAY:
+        if (!eddy_jr_array(r))
+            return false;
+        while (eddy_jr_element(r))
+            if (!eddy_jr_skip(r))
+                return false;
+        return r->rc == EDDY_OK;
+    case EDDY_JR_STRING:
+        return eddy_jr_string(r, &s);
+    case EDDY_JR_NUMBER:
+        return eddy_jr_number(r, &num);
+    case EDDY_JR_BOOL:
+        return *r->p == 't' ? jr_literal(r, "true", 4) : jr_literal(r, "false", 5);
+    case EDDY_JR_NULL:
+        return jr_literal(r, "null", 4);
+    default:
+        return jr_fail(r, r->p);
+    }
+}
+
+eddy_err eddy_jr_finish(struct eddy_jr *r)
+{
+    jr_ws(r);
+    if (r->rc == EDDY_OK && (r->p != r->end || r->depth != 0))
+        jr_fail(r, r->p);
+    return r->rc;
+}
+
+size_t eddy_jr_unescape(const struct eddy_jr_str *s, char *out)
+{
+    if (!s->escaped) {
+        memcpy(out, s->ptr, s->len);
+        return s->len;
+    }
+    const char *p = s->ptr, *end = s->ptr + s->len;
+    char *o = out;
+    while (p < end) {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        char c = p[1];
+        if (c != 'u') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            *o++ = to[strchr(from, c) - from];
+            p += 2;
+            continue;
+        }
+        unsigned u = 0, lo = 0xDC00;
+        (void)hex4(p + 2, &u); /* checked when the string was read */
+        p += 6;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            (void)hex4(p + 2, &lo);
+            p += 6;
+            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (u < 0x80) {
+            *o++ = (char)u;
+        } else if (u < 0x800) {
+            *o++ = (char)(0xC0 | u >> 6);
+            *o++ = (char)(0x80 | (u & 0x3F));
+        } else if (u < 0x10000) {
+            *o++ = (char)(0xE0 | u >> 12);
+            *o++ = (char)(0x80 | ((u >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (u & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | u >> 18);
+            *o++ = (char)(0x80 | ((u >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((u >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (u & 0x3F));
+        }
+    }
+    return (size_t)(o - out);
+}
+
+bool eddy_jr_str_eq(const struct eddy_jr_str *s, const char *lit, size_t n)
+{
+    if (!s->escaped)
+        return s->len == n && memcmp(s->ptr, lit, n) == 0;
+    if (s->len > 256)
+        return false; /* an escaped key this long names none of eddy's */
+    char buf[256];
+    size_t len = strnlen(buf, eddy_jr_unescape(s, buf)); /* a \u0000 ends it, as in cJSON */
+    return len == n && memcmp(buf, lit, n) == 0;
+}

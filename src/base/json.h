@@ -167,4 +167,77 @@ EDDY_MUST_USE eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out
 EDDY_MUST_USE eddy_err eddy_json_parse_in(struct eddy_json_arena *a, const char *text, size_t len,
                                           cJSON **out, struct eddy_error *err);
 
+/*
+ * A pull reader of JSON text, for replies read into plain fields without a
+ * tree. It walks the text once; the caller asks for what it expects next
+ * and skips the rest. The first fault sticks (rc, at): every later call
+ * returns false, so a reading loop needs one check at the end.
+ *
+ * Strict JSON (RFC 8259): no control characters in strings, the \u escapes
+ * checked (a lone surrogate is refused, as cJSON does), numbers by JSON's
+ * grammar, nothing but white space after the value, at most
+ * EDDY_JR_MAX_DEPTH levels. As in cJSON, white space is any byte up to
+ * 0x20, and UTF-8 is not checked.
+ */
+#define EDDY_JR_MAX_DEPTH 64
+
+enum eddy_jr_type {
+    EDDY_JR_END,
+    EDDY_JR_OBJECT,
+    EDDY_JR_ARRAY,
+    EDDY_JR_STRING,
+    EDDY_JR_NUMBER,
+    EDDY_JR_BOOL,
+    EDDY_JR_NULL,
+    EDDY_JR_BAD
+};
+
+struct eddy_jr {
+    const char *text;
+    const char *p;
+    const char *end;
+    eddy_err rc; /* EDDY_EPARSE after the first fault */
+    size_t at;   /* the offset of the fault */
+    int depth;
+    bool first; /* no member or element read yet at this level */
+};
+
+/* A string as it is in the text, between its quotes; escaped: it holds a
+ * backslash (eddy_jr_unescape gives its value). */
+struct eddy_jr_str {
+    const char *ptr;
+    size_t len;
+    bool escaped;
+};
+
+void eddy_jr_init(struct eddy_jr *r, const char *text, size_t len);
+/* The type of the value that comes next (white space skipped). */
+enum eddy_jr_type eddy_jr_peek(struct eddy_jr *r);
+/* Enter the object or array that comes next; false (a fault) when another
+ * value comes. */
+bool eddy_jr_object(struct eddy_jr *r);
+bool eddy_jr_array(struct eddy_jr *r);
+/* The next member's key of the object entered, its value next; false at
+ * the closing brace (consumed) or on a fault. */
+bool eddy_jr_member(struct eddy_jr *r, struct eddy_jr_str *key);
+/* Whether another element of the array entered follows; false at the
+ * closing bracket (consumed) or on a fault. */
+bool eddy_jr_element(struct eddy_jr *r);
+/* The string that comes next; false (a fault) for another value. */
+bool eddy_jr_string(struct eddy_jr *r, struct eddy_jr_str *s);
+/* The number that comes next, as its text. */
+bool eddy_jr_number(struct eddy_jr *r, struct eddy_str *text);
+/* Skip the value that comes next, whole (its text is checked all the same). */
+bool eddy_jr_skip(struct eddy_jr *r);
+/* After the top value: nothing but white space may follow. EDDY_OK or
+ * EDDY_EPARSE. */
+eddy_err eddy_jr_finish(struct eddy_jr *r);
+/* Whether key s names the literal lit (an escaped key is decoded first, and
+ * a \u0000 ends it, as it ends a cJSON key). */
+bool eddy_jr_str_eq(const struct eddy_jr_str *s, const char *lit, size_t n);
+#define EDDY_JR_KEY_IS(s, lit) eddy_jr_str_eq((s), (lit), sizeof(lit) - 1)
+/* The value of string s into out (s->len bytes are always enough; no NUL
+ * added); returns its length. The string was checked when it was read. */
+size_t eddy_jr_unescape(const struct eddy_jr_str *s, char *out);
+
 #endif

@@ -126,7 +126,7 @@ static eddy_err start_opts(struct eddy_ddb *d, const char *opname, struct eddy_j
 static eddy_err start(struct eddy_ddb *d, const char *opname, struct eddy_jw *w, struct op *o,
                       bool idempotent, struct eddy_aws_call **handle, struct eddy_error *err)
 {
-    struct eddy_aws_call_opts opts = {0, idempotent, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = idempotent};
     return start_opts(d, opname, w, o, &opts, handle, err);
 }
 
@@ -227,7 +227,8 @@ eddy_err eddy_ddb_probe(struct eddy_ddb *d, const char *table, uint32_t timeout_
     eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_ITEM, ud, NULL);
     o->cb.item = cb;
-    struct eddy_aws_call_opts opts = {timeout_ms, true, 1};
+    struct eddy_aws_call_opts opts = {
+        .timeout_ms = timeout_ms, .idempotent = true, .max_attempts = 1};
     return start_opts(d, "GetItem", &w, o, &opts, handle, err);
 }
 
@@ -450,7 +451,7 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
     o->n = n;
     /* without a token a repeat after a timeout would meet its own writes; the
      * conditions then fail and the caller reloads, which is safe but slower */
-    struct eddy_aws_call_opts opts = {0, client_token != NULL, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = client_token != NULL};
     eddy_err rc =
         eddy_aws_call(&d->client, "TransactWriteItems", &w.buf, &opts, on_reply, o, handle, err);
     if (rc)

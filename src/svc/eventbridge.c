@@ -113,7 +113,7 @@ eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entri
     o->n = n;
     /* not idempotent: a repeat after a timeout may publish twice (consumers
      * drop duplicates by the event id in the detail) */
-    struct eddy_aws_call_opts opts = {0, false, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = false};
     rc = eddy_svc_call(&e->client, "PutEvents", &w, &opts, on_reply, o, handle, err);
     if (rc)
         free(o);

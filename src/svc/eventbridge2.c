@@ -285,7 +285,7 @@ eddy_err eddy_eb2_put_events(struct eddy_eb2 *e, const struct eddy_eb2_entry *en
     *o = (struct op){cb, ud, n};
     /* Not retried after a timeout: the caller sends the entries again, and
      * with DeduplicationIds the bus recognises what it already took. */
-    struct eddy_aws_call_opts opts = {0, false, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = false};
     rc = eddy_aws_call(&e->client, "PutEvents", &w.buf, &opts, on_reply, o, handle, err);
     eddy_cbor_w_cleanup(&w);
     if (rc)

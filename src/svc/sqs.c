@@ -113,8 +113,11 @@ eddy_err eddy_sqs_receive(struct eddy_sqs *s, const struct eddy_sqs_receive_para
         eddy_jw_close(&w, ']');
     }
     eddy_jw_close(&w, '}');
-    struct eddy_aws_call_opts opts = {(uint32_t)p->wait_s * 1000 + EDDY_SQS_POLL_MARGIN_MS, true,
-                                      0};
+    struct eddy_aws_call_opts opts = {
+        .timeout_ms = (uint32_t)p->wait_s * 1000 + EDDY_SQS_POLL_MARGIN_MS,
+        .idempotent = true,
+        .raw_reply = true, /* read by eddy_sqs_receive_parse */
+    };
     struct op *o = op_new(OP_RECEIVE, ud);
     o->cb.receive = cb;
     return start(s, "ReceiveMessage", &w, o, &opts, handle, err);
@@ -135,122 +138,351 @@ void eddy_sqs_receive_result_cleanup(struct eddy_sqs_receive_result *r)
     r->n = 0;
 }
 
-static size_t slen(const char *s)
+/*
+ * ReceiveMessage's reply is read straight from its text, without a tree:
+ * one pass over a message notes where each field it keeps lies, then one
+ * allocation takes them all, unescaped. A field is the first member of its
+ * name (as a lookup in a tree finds it), and counts as absent when that one
+ * is not a string (a number, for the numeric attributes).
+ */
+struct field {
+    enum eddy_jr_type type; /* EDDY_JR_END: absent */
+    struct eddy_jr_str s;   /* a string's text, or a number's */
+};
+
+/* Note the value that comes next into f when f has none yet; skip it. */
+static void field_take(struct eddy_jr *r, struct field *f)
 {
-    return s ? strlen(s) + 1 : 0;
+    enum eddy_jr_type t = eddy_jr_peek(r);
+    if (f->type != EDDY_JR_END || (t != EDDY_JR_STRING && t != EDDY_JR_NUMBER)) {
+        if (f->type == EDDY_JR_END && t != EDDY_JR_BAD)
+            f->type = EDDY_JR_BAD; /* present, of another type: the first one still counts */
+        (void)eddy_jr_skip(r);
+        return;
+    }
+    f->type = t;
+    if (t == EDDY_JR_STRING) {
+        (void)eddy_jr_string(r, &f->s);
+    } else {
+        struct eddy_str num;
+        if (eddy_jr_number(r, &num))
+            f->s = (struct eddy_jr_str){num.ptr, num.len, false};
+    }
 }
 
-static const char *adup(char **p, const char *s)
+static bool field_is_str(const struct field *f)
 {
-    if (s == NULL)
+    return f->type == EDDY_JR_STRING;
+}
+
+/* The bytes a string field takes in the block (an upper bound: escapes
+ * only shrink), with its NUL. */
+static size_t field_size(const struct field *f)
+{
+    return field_is_str(f) ? f->s.len + 1 : 0;
+}
+
+/* A string field unescaped into the block at *p, as a C string (a \u0000
+ * ends it, as it ends a C string); NULL when absent. *len gets its length. */
+static const char *field_dup(const struct field *f, char **p, size_t *len)
+{
+    if (!field_is_str(f))
         return NULL;
-    size_t n = strlen(s) + 1;
-    char *r = memcpy(*p, s, n);
-    *p += n;
-    return r;
+    char *out = *p;
+    size_t n = eddy_jr_unescape(&f->s, out);
+    if (f->s.escaped)
+        n = strnlen(out, n);
+    out[n] = '\0';
+    *p += n + 1;
+    if (len)
+        *len = n;
+    return out;
 }
 
-/* The strings of one message attribute: {"DataType":..,"StringValue"|"BinaryValue":..}. */
-static const char *attr_value(const cJSON *a)
+/* strtoll(s, NULL, 10) of a string's text: white space, a sign, digits,
+ * saturating. */
+static int64_t text_to_i64(const char *s, size_t n)
 {
-    const char *v = jstr(a, "StringValue");
-    return v ? v : jstr(a, "BinaryValue");
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')))
+        i++;
+    bool neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (lim - d) / 10) {
+            v = lim;
+            break;
+        }
+        v = v * 10 + d;
+    }
+    return neg ? (int64_t)(0 - v) : (int64_t)v;
 }
 
-/* Copy the message attributes into the block at *p (array first, then strings). */
-static size_t attrs_size(const cJSON *ma, size_t *n)
+/* A number SQS may send as a string ("3") or as a number; 0 when absent. */
+static int64_t field_i64(const struct field *f)
+{
+    if (f->type == EDDY_JR_NUMBER) {
+        double d = strtod(f->s.ptr, NULL); /* a JSON number: it ends where the text does */
+        return d >= 0x1p63 ? INT64_MAX : d <= -0x1p63 ? INT64_MIN : (int64_t)d;
+    }
+    if (f->type != EDDY_JR_STRING)
+        return 0;
+    if (!f->s.escaped)
+        return text_to_i64(f->s.ptr, f->s.len);
+    char small[64];
+    char *buf = f->s.len <= sizeof small ? small : eddy_malloc(f->s.len);
+    size_t n = eddy_jr_unescape(&f->s, buf);
+    int64_t v = text_to_i64(buf, strnlen(buf, n));
+    if (buf != small)
+        free(buf);
+    return v;
+}
+
+enum { F_ID, F_RH, F_BODY, F_MD5, F_ATTRS, F_MATTRS, F_NFIELDS };
+enum { A_GROUP, A_DEDUP, A_TRACE, A_COUNT, A_SENT, A_FIRST, A_NFIELDS };
+
+struct msg_fields {
+    struct field f[F_NFIELDS];
+    struct field a[A_NFIELDS];       /* in Attributes */
+    const char *mattrs, *mattrs_end; /* MessageAttributes' text, when an object */
+};
+
+/* One member of a message attribute: {"DataType":..,"StringValue"|"BinaryValue":..}. */
+struct attr_fields {
+    struct eddy_jr_str name;
+    struct field type, str, bin;
+};
+
+static const struct field *attr_value(const struct attr_fields *a)
+{
+    return field_is_str(&a->str) ? &a->str : &a->bin;
+}
+
+/* The members of one message attribute; false when it is not an object. */
+static bool attr_read(struct eddy_jr *r, struct attr_fields *a)
+{
+    memset(&a->type, 0, sizeof a->type);
+    a->str = a->bin = a->type;
+    if (eddy_jr_peek(r) != EDDY_JR_OBJECT) {
+        (void)eddy_jr_skip(r);
+        return false;
+    }
+    (void)eddy_jr_object(r);
+    struct eddy_jr_str k;
+    while (eddy_jr_member(r, &k)) {
+        if (EDDY_JR_KEY_IS(&k, "DataType"))
+            field_take(r, &a->type);
+        else if (EDDY_JR_KEY_IS(&k, "StringValue"))
+            field_take(r, &a->str);
+        else if (EDDY_JR_KEY_IS(&k, "BinaryValue"))
+            field_take(r, &a->bin);
+        else
+            (void)eddy_jr_skip(r);
+    }
+    return true;
+}
+
+/* The attributes that are objects, and the bytes they take in the block. */
+static size_t attrs_size(const struct msg_fields *m, size_t *n)
 {
     size_t sz = 0;
     *n = 0;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, ma)
-    {
-        if (!cJSON_IsObject(a) || a->string == NULL)
+    if (m->mattrs == NULL)
+        return 0;
+    struct eddy_jr r;
+    eddy_jr_init(&r, m->mattrs, (size_t)(m->mattrs_end - m->mattrs));
+    (void)eddy_jr_object(&r);
+    struct attr_fields a;
+    while (eddy_jr_member(&r, &a.name)) {
+        if (!attr_read(&r, &a))
             continue;
         (*n)++;
-        sz += sizeof(struct eddy_sqs_attr) + slen(a->string) + slen(jstr(a, "DataType")) +
-              slen(attr_value(a));
+        sz += sizeof(struct eddy_sqs_attr) + a.name.len + 1 + field_size(&a.type) +
+              field_size(attr_value(&a));
     }
     return sz;
 }
 
-static void attrs_fill(struct eddy_sqs_message *m, const cJSON *ma, size_t n, char **p)
+static void attrs_fill(struct eddy_sqs_message *m, const struct msg_fields *mf, size_t n, char **p)
 {
     m->attrs = (struct eddy_sqs_attr *)(void *)*p;
     *p += n * sizeof(struct eddy_sqs_attr);
-    const cJSON *a;
+    struct eddy_jr r;
+    eddy_jr_init(&r, mf->mattrs, (size_t)(mf->mattrs_end - mf->mattrs));
+    (void)eddy_jr_object(&r);
+    struct attr_fields a;
     size_t i = 0;
-    cJSON_ArrayForEach(a, ma)
-    {
-        if (!cJSON_IsObject(a) || a->string == NULL)
+    while (i < n && eddy_jr_member(&r, &a.name)) {
+        if (!attr_read(&r, &a))
             continue;
-        m->attrs[i].name = adup(p, a->string);
-        m->attrs[i].type = adup(p, jstr(a, "DataType"));
-        m->attrs[i].value = adup(p, attr_value(a));
+        struct field name = {EDDY_JR_STRING, a.name};
+        m->attrs[i].name = field_dup(&name, p, NULL);
+        m->attrs[i].type = field_dup(&a.type, p, NULL);
+        m->attrs[i].value = field_dup(attr_value(&a), p, NULL);
         i++;
     }
     m->nattrs = n;
 }
 
-static eddy_err message_parse(const cJSON *j, struct eddy_sqs_message *m, size_t idx,
-                              struct eddy_error *err)
+/* Attributes: the system attributes eddy keeps. */
+static void sys_attrs_read(struct eddy_jr *r, struct msg_fields *m)
 {
-    const char *id = jstr(j, "MessageId"), *rh = jstr(j, "ReceiptHandle"), *body = jstr(j, "Body");
-    if (id == NULL || rh == NULL || body == NULL)
+    static const char *const names[A_NFIELDS] = {
+        [A_GROUP] = "MessageGroupId", [A_DEDUP] = "MessageDeduplicationId",
+        [A_TRACE] = "AWSTraceHeader", [A_COUNT] = "ApproximateReceiveCount",
+        [A_SENT] = "SentTimestamp",   [A_FIRST] = "ApproximateFirstReceiveTimestamp",
+    };
+    (void)eddy_jr_object(r);
+    struct eddy_jr_str k;
+    while (eddy_jr_member(r, &k)) {
+        size_t i = 0;
+        while (i < A_NFIELDS && !eddy_jr_str_eq(&k, names[i], strlen(names[i])))
+            i++;
+        if (i < A_NFIELDS)
+            field_take(r, &m->a[i]);
+        else
+            (void)eddy_jr_skip(r);
+    }
+}
+
+/* One element of Messages: where its fields lie. */
+static void message_read(struct eddy_jr *r, struct msg_fields *m)
+{
+    static const char *const names[F_NFIELDS] = {
+        [F_ID] = "MessageId",  [F_RH] = "ReceiptHandle", [F_BODY] = "Body",
+        [F_MD5] = "MD5OfBody", [F_ATTRS] = "Attributes", [F_MATTRS] = "MessageAttributes",
+    };
+    memset(m, 0, sizeof *m);
+    if (eddy_jr_peek(r) != EDDY_JR_OBJECT) {
+        (void)eddy_jr_skip(r); /* has none of the fields: refused below */
+        return;
+    }
+    (void)eddy_jr_object(r);
+    struct eddy_jr_str k;
+    while (eddy_jr_member(r, &k)) {
+        size_t i = 0;
+        while (i < F_NFIELDS && !eddy_jr_str_eq(&k, names[i], strlen(names[i])))
+            i++;
+        if (i == F_ATTRS || i == F_MATTRS) {
+            bool first = m->f[i].type == EDDY_JR_END;
+            enum eddy_jr_type t = eddy_jr_peek(r);
+            if (first)
+                m->f[i].type = t;
+            if (first && t == EDDY_JR_OBJECT && i == F_ATTRS) {
+                sys_attrs_read(r, m);
+            } else if (first && t == EDDY_JR_OBJECT) {
+                m->mattrs = r->p;
+                (void)eddy_jr_skip(r);
+                m->mattrs_end = r->p;
+            } else {
+                (void)eddy_jr_skip(r);
+            }
+        } else if (i < F_NFIELDS) {
+            field_take(r, &m->f[i]);
+        } else {
+            (void)eddy_jr_skip(r);
+        }
+    }
+}
+
+static eddy_err message_fill(const struct msg_fields *mf, struct eddy_sqs_message *m, size_t idx,
+                             struct eddy_error *err)
+{
+    const struct field *f = mf->f, *a = mf->a;
+    if (!field_is_str(&f[F_ID]) || !field_is_str(&f[F_RH]) || !field_is_str(&f[F_BODY]))
         return eddy_error_set(err, EDDY_EPARSE,
                               "SQS ReceiveMessage: message %zu lacks MessageId, ReceiptHandle "
                               "or Body",
                               idx);
-    const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "Attributes");
-    const cJSON *ma = cJSON_GetObjectItemCaseSensitive(j, "MessageAttributes");
-    const char *md5 = jstr(j, "MD5OfBody"), *gid = jstr(at, "MessageGroupId"),
-               *did = jstr(at, "MessageDeduplicationId"), *trace = jstr(at, "AWSTraceHeader");
     size_t nattrs = 0;
-    size_t asz = cJSON_IsObject(ma) ? attrs_size(ma, &nattrs) : 0;
-    size_t sz =
-        asz + slen(id) + slen(rh) + slen(body) + slen(md5) + slen(gid) + slen(did) + slen(trace);
+    size_t sz = attrs_size(mf, &nattrs) + field_size(&f[F_ID]) + field_size(&f[F_RH]) +
+                field_size(&f[F_BODY]) + field_size(&f[F_MD5]) + field_size(&a[A_GROUP]) +
+                field_size(&a[A_DEDUP]) + field_size(&a[A_TRACE]);
     char *p = eddy_malloc(sz);
     m->mem = p;
     if (nattrs)
-        attrs_fill(m, ma, nattrs, &p);
-    m->message_id = adup(&p, id);
-    m->receipt_handle = adup(&p, rh);
-    m->body = adup(&p, body);
-    m->body_len = strlen(body);
-    m->md5_of_body = adup(&p, md5);
-    m->group_id = adup(&p, gid);
-    m->dedup_id = adup(&p, did);
-    m->trace_header = adup(&p, trace);
-    int64_t rc = jnum(at, "ApproximateReceiveCount");
+        attrs_fill(m, mf, nattrs, &p);
+    m->message_id = field_dup(&f[F_ID], &p, NULL);
+    m->receipt_handle = field_dup(&f[F_RH], &p, NULL);
+    m->body = field_dup(&f[F_BODY], &p, &m->body_len);
+    m->md5_of_body = field_dup(&f[F_MD5], &p, NULL);
+    m->group_id = field_dup(&a[A_GROUP], &p, NULL);
+    m->dedup_id = field_dup(&a[A_DEDUP], &p, NULL);
+    m->trace_header = field_dup(&a[A_TRACE], &p, NULL);
+    int64_t rc = field_i64(&a[A_COUNT]);
     m->receive_count = rc < 0 ? 0 : rc > UINT32_MAX ? UINT32_MAX : (uint32_t)rc;
-    m->sent_ms = jnum(at, "SentTimestamp");
-    m->first_receive_ms = jnum(at, "ApproximateFirstReceiveTimestamp");
+    m->sent_ms = field_i64(&a[A_SENT]);
+    m->first_receive_ms = field_i64(&a[A_FIRST]);
     return EDDY_OK;
 }
 
-static eddy_err receive_parse(const cJSON *json, struct eddy_sqs_receive_result *r,
+/* Messages: each element read and copied out, the result grown by doubling. */
+static eddy_err messages_read(struct eddy_jr *r, struct eddy_sqs_receive_result *res,
                               struct eddy_error *err)
 {
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(json, "Messages");
-    if (msgs == NULL || cJSON_IsNull(msgs))
-        return EDDY_OK; /* the long poll ended empty */
-    if (!cJSON_IsArray(msgs))
-        return eddy_error_set(err, EDDY_EPARSE, "SQS ReceiveMessage: Messages is not an array");
-    size_t n = (size_t)cJSON_GetArraySize(msgs);
-    if (n == 0)
-        return EDDY_OK;
-    r->msgs = eddy_calloc(n, sizeof *r->msgs);
-    const cJSON *m;
-    cJSON_ArrayForEach(m, msgs)
-    {
-        eddy_err rc = message_parse(m, &r->msgs[r->n], r->n, err);
-        if (rc) {
-            eddy_sqs_receive_result_cleanup(r);
-            return rc;
+    size_t cap = 0;
+    (void)eddy_jr_array(r);
+    while (eddy_jr_element(r)) {
+        struct msg_fields mf;
+        message_read(r, &mf);
+        if (r->rc != EDDY_OK)
+            break;
+        if (res->n == cap) {
+            cap = cap ? cap * 2 : EDDY_SQS_MAX_BATCH;
+            res->msgs = eddy_realloc(res->msgs, cap * sizeof *res->msgs);
         }
-        r->n++;
+        memset(&res->msgs[res->n], 0, sizeof res->msgs[res->n]);
+        eddy_err rc = message_fill(&mf, &res->msgs[res->n], res->n, err);
+        if (rc)
+            return rc;
+        res->n++;
     }
     return EDDY_OK;
+}
+
+eddy_err eddy_sqs_receive_parse(const char *text, size_t len, struct eddy_sqs_receive_result *res,
+                                struct eddy_error *err)
+{
+    memset(res, 0, sizeof *res);
+    if (len == 0)
+        return EDDY_OK; /* an operation with no output: no messages */
+    struct eddy_jr r;
+    eddy_jr_init(&r, text, len);
+    eddy_err rc = EDDY_OK;
+    bool seen = false;
+    struct eddy_jr_str k;
+    if (eddy_jr_peek(&r) != EDDY_JR_OBJECT)
+        goto bad;
+    (void)eddy_jr_object(&r);
+    while (rc == EDDY_OK && eddy_jr_member(&r, &k)) {
+        if (seen || !EDDY_JR_KEY_IS(&k, "Messages")) {
+            (void)eddy_jr_skip(&r);
+            continue;
+        }
+        seen = true;
+        enum eddy_jr_type t = eddy_jr_peek(&r);
+        if (t == EDDY_JR_ARRAY) {
+            rc = messages_read(&r, res, err);
+        } else {
+            (void)eddy_jr_skip(&r);
+            if (t != EDDY_JR_NULL && r.rc == EDDY_OK)
+                rc = eddy_error_set(err, EDDY_EPARSE,
+                                    "SQS ReceiveMessage: Messages is not an array");
+        }
+    }
+    if (rc == EDDY_OK && eddy_jr_finish(&r) == EDDY_OK)
+        return EDDY_OK;
+bad:
+    if (rc == EDDY_OK)
+        rc = eddy_error_set(err, EDDY_EPARSE,
+                            "SQS ReceiveMessage: reply is not a JSON object (%zu bytes, bad at "
+                            "byte %zu)",
+                            len, r.rc ? r.at : 0);
+    eddy_sqs_receive_result_cleanup(res);
+    return rc;
 }
 
 /* ---- DeleteMessageBatch, ChangeMessageVisibilityBatch ---- */
@@ -294,7 +526,7 @@ static eddy_err batch_start(struct eddy_sqs *s, enum op_kind kind, const char *q
     struct op *o = op_new(kind, ud);
     o->cb.batch = cb;
     o->n = n;
-    struct eddy_aws_call_opts opts = {0, true, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = true};
     return start(s, opname, &w, o, &opts, handle, err);
 }
 
@@ -436,7 +668,7 @@ eddy_err eddy_sqs_send(struct eddy_sqs *s, const struct eddy_sqs_send_params *p,
     struct op *o = op_new(OP_SEND, ud);
     o->cb.send = cb;
     /* a repeated send after a timeout may duplicate: FIFO dedup ids make it safe */
-    struct eddy_aws_call_opts opts = {0, p->dedup_id != NULL, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = p->dedup_id != NULL};
     return start(s, "SendMessage", &w, o, &opts, handle, err);
 }
 
@@ -467,7 +699,7 @@ eddy_err eddy_sqs_get_queue_attributes(struct eddy_sqs *s, const char *queue_url
     eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_ATTRS, ud);
     o->cb.attrs = cb;
-    struct eddy_aws_call_opts opts = {0, true, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = true};
     return start(s, "GetQueueAttributes", &w, o, &opts, handle, err);
 }
 
@@ -513,8 +745,8 @@ static void deliver(struct op *o, eddy_err err, const struct eddy_aws_reply *rep
     switch (o->kind) {
     case OP_RECEIVE: {
         struct eddy_sqs_receive_result res = {0};
-        if (json)
-            err = receive_parse(json, &res, &perr);
+        if (err == EDDY_OK)
+            err = eddy_sqs_receive_parse(reply->body.ptr, reply->body.len, &res, &perr);
         o->cb.receive(err, &res, &r, o->ud);
         break;
     }

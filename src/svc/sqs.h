@@ -80,6 +80,14 @@ void eddy_sqs_receive_result_cleanup(struct eddy_sqs_receive_result *r);
 typedef void (*eddy_sqs_receive_cb)(eddy_err err, struct eddy_sqs_receive_result *res,
                                     const struct eddy_aws_reply *reply, void *ud);
 
+/* A ReceiveMessage reply's text into *res (zeroed first; cleaned up on
+ * failure): EDDY_EPARSE when it is not a JSON object, Messages is neither
+ * an array nor null, or a message lacks MessageId, ReceiptHandle or Body.
+ * Exposed for tests and fuzzing. */
+EDDY_MUST_USE eddy_err eddy_sqs_receive_parse(const char *text, size_t len,
+                                              struct eddy_sqs_receive_result *res,
+                                              struct eddy_error *err);
+
 /* Asks for all system attributes and all message attributes. The HTTP
  * timeout is wait_s plus EDDY_SQS_POLL_MARGIN_MS. */
 EDDY_MUST_USE eddy_err eddy_sqs_receive(struct eddy_sqs *s, const struct eddy_sqs_receive_params *p,

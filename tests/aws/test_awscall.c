@@ -54,7 +54,7 @@ static void call_run(struct rig *r, struct eddy_aws_client *c, const char *op, c
     struct eddy_buf b;
     eddy_buf_init(&b, 0);
     eddy_buf_puts(&b, body);
-    struct eddy_aws_call_opts opts = {0, idempotent, 0};
+    struct eddy_aws_call_opts opts = {.idempotent = idempotent};
     struct eddy_error err = {0};
     assert_int_equal(eddy_aws_call(c, op, &b, &opts, on_done, s, NULL, &err), EDDY_OK);
     assert_null(b.ptr);            /* taken over */

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -175,6 +176,114 @@ static void test_receive_empty_limits_and_bad_reply(void **state)
     rig_close(&r);
 }
 
+/* The reply read from its text: escapes (a surrogate pair, \u0000 ending
+ * a string as it ends a C string), the first of two members of one name,
+ * fields of another type counting as absent, numbers sent as numbers. */
+static void test_receive_parse_text(void **state)
+{
+    (void)state;
+    static const char text[] =
+        " {\"Other\":[1,{\"a\":null}],\"Messages\":[{\"Messag\\u0065Id\":\"m\\\"1\","
+        "\"ReceiptHandle\":\"r\\/h\",\"Body\":\"\\ud83d\\ude00 caf\\u00e9 \\u20ac\\n\\t\\b\\f\","
+        "\"Body\":\"second\",\"MD5OfBody\":5,"
+        "\"Attributes\":{\"ApproximateReceiveCount\":7,\"SentTimestamp\":\" -12x\","
+        "\"ApproximateFirstReceiveTimestamp\":\"99999999999999999999\","
+        "\"MessageGroupId\":\"g\\u0000tail\",\"MessageGroupId\":\"g2\",\"AWSTraceHeader\":null},"
+        "\"Attributes\":{\"MessageDeduplicationId\":\"ignored\"},"
+        "\"MessageAttributes\":{\"a\\u0062\":{\"DataType\":\"Binary\",\"StringValue\":1,"
+        "\"BinaryValue\":\"AAE=\"},\"skip\":\"not an object\",\"c\":{\"StringValue\":\"v\"}}},"
+        "{\"MessageId\":\"m2\",\"ReceiptHandle\\u0000x\":\"r2\",\"Body\":\"\",\"Attributes\":[],"
+        "\"MessageAttributes\":null}],\"Messages\":7}\r\n";
+    struct eddy_sqs_receive_result res;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_sqs_receive_parse(text, sizeof text - 1, &res, &err), EDDY_OK);
+    assert_int_equal(res.n, 2);
+    struct eddy_sqs_message *m = &res.msgs[0];
+    assert_string_equal(m->message_id, "m\"1");
+    assert_string_equal(m->receipt_handle, "r/h");
+    assert_string_equal(m->body, "\xf0\x9f\x98\x80 caf\xc3\xa9 \xe2\x82\xac\n\t\b\f");
+    assert_int_equal(m->body_len, strlen(m->body));
+    assert_null(m->md5_of_body);
+    assert_int_equal(m->receive_count, 7);
+    assert_int_equal(m->sent_ms, -12);
+    assert_int_equal(m->first_receive_ms, INT64_MAX);
+    assert_string_equal(m->group_id, "g");
+    assert_null(m->dedup_id);
+    assert_null(m->trace_header);
+    assert_int_equal(m->nattrs, 2);
+    assert_string_equal(m->attrs[0].name, "ab");
+    assert_string_equal(m->attrs[0].type, "Binary");
+    assert_string_equal(m->attrs[0].value, "AAE=");
+    assert_string_equal(m->attrs[1].name, "c");
+    assert_null(m->attrs[1].type);
+    assert_string_equal(m->attrs[1].value, "v");
+    m = &res.msgs[1];
+    assert_string_equal(m->body, "");
+    assert_int_equal(m->body_len, 0);
+    assert_int_equal(m->nattrs, 0);
+    assert_null(m->attrs);
+    eddy_sqs_receive_result_cleanup(&res);
+
+    /* more messages than one batch: the result grows */
+    char many[4096] = "{\"Messages\":[";
+    for (int i = 0; i < 25; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "%s{\"MessageId\":\"%d\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"}", i ? "," : "",
+                 i);
+    strcat(many, "]}");
+    assert_int_equal(eddy_sqs_receive_parse(many, strlen(many), &res, &err), EDDY_OK);
+    assert_int_equal(res.n, 25);
+    assert_string_equal(res.msgs[24].message_id, "24");
+    eddy_sqs_receive_result_cleanup(&res);
+
+    static const char *const empty[] = {"", "{}", "{\"Messages\":null}", "{\"Messages\":[]}",
+                                        " { \"Messages\" : [ ] } "};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        assert_int_equal(eddy_sqs_receive_parse(empty[i], strlen(empty[i]), &res, &err), EDDY_OK);
+        assert_int_equal(res.n, 0);
+    }
+}
+
+/* What is not a reply is refused, whole: nothing is left to clean up. */
+static void test_receive_parse_refusals(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "[]",
+        "{\"Messages\":{}}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\"}]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":1}]}",
+        "{\"Messages\":[7]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"},7]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]} x",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"\\ud800\"}]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"\\udc00x\"}]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"a\x01\"}]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"\\x\"}]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"b\",\"n\":01}]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"b\",}]}",
+        "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"}],}",
+        "{,\"Messages\":[]}",
+        "{\"Messages\" []}",
+        "{\"a\":tru}",
+        "{\"a\":[1 2]}",
+        "{\"a\":-}",
+        "{\"a\":1.}",
+        "{\"a\":1e}",
+        "{\"a\":\"open}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct eddy_sqs_receive_result res;
+        struct eddy_error err = {0};
+        if (eddy_sqs_receive_parse(bad[i], strlen(bad[i]), &res, &err) != EDDY_EPARSE)
+            fail_msg("accepted: %s", bad[i]);
+        assert_true(err.detail[0] != '\0');
+        assert_int_equal(res.n, 0);
+        assert_null(res.msgs);
+    }
+}
+
 static void test_delete_batch_partial(void **state)
 {
     (void)state;
@@ -320,6 +429,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_receive),
         cmocka_unit_test(test_receive_empty_limits_and_bad_reply),
+        cmocka_unit_test(test_receive_parse_text),
+        cmocka_unit_test(test_receive_parse_refusals),
         cmocka_unit_test(test_delete_batch_partial),
         cmocka_unit_test(test_change_visibility),
         cmocka_unit_test(test_send),
