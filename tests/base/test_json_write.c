@@ -195,8 +195,8 @@ static void test_format_int(void **state)
     check_int(INT64_MAX);
     check_int(INT64_MIN);
     check_int(INT64_MIN + 1);
-    int64_t p = 1;
-    for (int k = 0; k < 19; k++, p *= 10) {
+    /* 10^0 .. 10^18 (10^19 does not fit) */
+    for (int64_t p = 1, k = 0; k < 19; k++, p = k < 19 ? p * 10 : p) {
         check_int(p);
         check_int(p - 1);
         check_int(p + 1);
