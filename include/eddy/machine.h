@@ -115,7 +115,10 @@ struct eddy_machine {
      * Fields a fresh state does not save are matched only exactly.
      */
     int (*state_load)(const cJSON *json, void **state, char *err, size_t errlen);
-    /* The state as a JSON object; the caller frees it. NULL on failure. */
+    /* The state as a JSON object; the caller frees it. NULL on failure.
+     * The tree is the caller's alone: eddy may build it in an arena freed
+     * at once after use, so keep no part of it, nor any cJSON made during
+     * the call. */
     cJSON *(*state_save)(const void *state);
     void (*state_free)(void *state);
     /* Optional: a deep copy of state, or NULL to use save + load. */

@@ -39,6 +39,22 @@ cJSON *eddy_commit_prev_new(int64_t seq)
     return prev_text(text);
 }
 
+const cJSON *eddy_commit_prev_set(struct eddy_commit_prev *p, int64_t seq)
+{
+    snprintf(p->text, sizeof p->text, "%" PRId64, seq);
+    /* {":prev": {"N": "<seq>"}}: constant names and a borrowed value, so
+     * nothing in it is ever the allocator's */
+    p->n = (cJSON){.type = cJSON_String | cJSON_IsReference | cJSON_StringIsConst,
+                   .valuestring = p->text,
+                   .string = (char *)"N"};
+    p->prev = (cJSON){
+        .type = cJSON_Object | cJSON_StringIsConst, .child = &p->n, .string = (char *)":prev"};
+    p->n.prev = &p->n;
+    p->prev.prev = &p->prev;
+    p->values = (cJSON){.type = cJSON_Object, .child = &p->prev};
+    return &p->values;
+}
+
 void eddy_commit_state_put(const struct eddy_commit *c, const cJSON *prev,
                            struct eddy_ddb_txn_item *it)
 {

@@ -34,6 +34,15 @@ void eddy_commit_cleanup(struct eddy_commit *c);
 /* The state put's ExpressionAttributeValues for a state read at seq. */
 cJSON *eddy_commit_prev_new(int64_t seq);
 
+/* The same values without an allocation: the tree's nodes and text live in
+ * the struct (the processor keeps one per entity). Valid until the next set
+ * or until the struct goes; never cJSON_Delete it. */
+struct eddy_commit_prev {
+    cJSON values, prev, n;
+    char text[24];
+};
+const cJSON *eddy_commit_prev_set(struct eddy_commit_prev *p, int64_t seq);
+
 /* A put of the state item read at the seq of prev (eddy_commit_prev_new);
  * the item (tree or text) is the caller's to set. */
 void eddy_commit_state_put(const struct eddy_commit *c, const cJSON *prev,

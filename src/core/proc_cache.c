@@ -32,7 +32,8 @@ bool proc_cache_take(struct eddy_processor *p, struct entity *e)
     e->state = c->state;
     e->seq = c->seq;
     e->keep = c->keep;
-    free(c);
+    proc_cache_spare_free(e);
+    e->spare = c; /* the record the state goes back in (proc_cache_put) */
     p->stats.cache_hits++;
     return true;
 }
@@ -41,7 +42,8 @@ void proc_cache_put(struct eddy_processor *p, struct entity *e)
 {
     if (e->state == NULL || p->cfg.cache_entities == 0)
         return;
-    struct cached *c = eddy_malloc(sizeof *c);
+    struct cached *c = e->spare ? e->spare : eddy_malloc(sizeof *c);
+    e->spare = NULL;
     c->m = p->cfg.machine;
     c->state = e->state;
     c->seq = e->seq;
@@ -49,6 +51,12 @@ void proc_cache_put(struct eddy_processor *p, struct entity *e)
     e->state = NULL;
     e->keep = NULL;
     eddy_lru_put(&p->cache, eddy_str_c(e->pk), c);
+}
+
+void proc_cache_spare_free(struct entity *e)
+{
+    free(e->spare);
+    e->spare = NULL;
 }
 
 void proc_cache_init(struct eddy_processor *p, size_t entities, uint64_t seed)

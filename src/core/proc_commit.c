@@ -102,18 +102,18 @@ static void throttled(struct entity *e, const char *code)
     backoff(e, e->throttles - 1);
 }
 
-static void group_free(struct group *g)
-{
-    free(g->ents);
-    free(g->refs);
-    free(g);
-}
-
 static void group_add(struct group *g, struct entity *e)
 {
-    g->ents = eddy_realloc(g->ents, (g->nents + 1) * sizeof *g->ents);
+    if (g->nents == g->ents_cap) {
+        g->ents_cap = g->ents_cap ? g->ents_cap * 2 : 16;
+        g->ents = eddy_realloc(g->ents, g->ents_cap * sizeof *g->ents);
+    }
     g->ents[g->nents++] = e;
-    g->refs = eddy_realloc(g->refs, (g->nrefs + e->nitems) * sizeof *g->refs);
+    if (g->nrefs + e->nitems > g->refs_cap) {
+        while (g->nrefs + e->nitems > g->refs_cap)
+            g->refs_cap = g->refs_cap ? g->refs_cap * 2 : 32;
+        g->refs = eddy_realloc(g->refs, g->refs_cap * sizeof *g->refs);
+    }
     for (size_t k = 0; k < e->nitems; k++)
         g->refs[g->nrefs++] = (struct item_ref){e, k};
     g->bytes += e->bytes;
@@ -124,7 +124,13 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
 
 static void group_start(struct eddy_processor *p, struct group *g)
 {
-    struct eddy_ddb_txn_item *items = eddy_calloc(g->nrefs, sizeof *items);
+    if (g->nrefs > g->items_cap) {
+        g->items_cap = g->refs_cap;
+        free(g->items);
+        g->items = eddy_malloc(g->items_cap * sizeof *g->items);
+    }
+    struct eddy_ddb_txn_item *items = g->items;
+    memset(items, 0, g->nrefs * sizeof *items);
     for (size_t i = 0; i < g->nrefs; i++) {
         struct entity *e = g->refs[i].e;
         size_t k = g->refs[i].item;
@@ -140,7 +146,6 @@ static void group_start(struct eddy_processor *p, struct group *g)
              eddy_rng_next(&p->rng));
     struct eddy_error err;
     eddy_err rc = eddy_ddb_transact_write(p->ddb, items, g->nrefs, token, txn_done, g, NULL, &err);
-    free(items);
     if (rc == EDDY_OK) {
         p->inflight++;
         p->commits++;
@@ -150,7 +155,7 @@ static void group_start(struct eddy_processor *p, struct group *g)
         g->ents[j]->b->error = err;
         proc_finish(g->ents[j], rc);
     }
-    group_free(g);
+    proc_group_put(g);
 }
 
 /* Hand the step's outbox rows, in (seq, idx) order, to the publisher. */
@@ -271,7 +276,7 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
         }
     }
     eddy_ddb_txn_result_cleanup(res);
-    group_free(g);
+    proc_group_put(g);
     proc_pump_soon(p);
     proc_maybe_closed(p);
 }
@@ -301,10 +306,8 @@ void proc_commit_ready(struct eddy_processor *p)
                 break;
             }
         }
-        if (g == NULL) {
-            g = eddy_calloc(1, sizeof *g);
-            g->p = p;
-        }
+        if (g == NULL)
+            g = proc_group_get(p);
         group_add(g, e);
     }
     if (g)

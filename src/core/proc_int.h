@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "base/closer.h"
+#include "base/json.h"
 #include "base/list.h"
 #include "base/lru.h"
 #include "eddy/rng.h"
@@ -42,12 +43,23 @@ struct step_event {
     bool rejected;
 };
 
+struct cached;
+
+/*
+ * One submitted batch in the processor's hands. Entities are reused through
+ * the processor's free list (free_ents) with what they allocated: the item
+ * arrays, the key and a spare cache record, so a steady stream of batches
+ * allocates none of it.
+ */
 struct entity {
     struct eddy_processor *p;
     struct eddy_proc_batch *b;
-    struct eddy_list link; /* in one of the processor's lists (queue, ready, waiting), or none */
+    struct eddy_list
+        link; /* in one of the processor's lists (queue, ready, waiting, free), or none */
     char *pk;
-    void *state; /* NULL until loaded */
+    size_t pk_cap;
+    struct cached *spare; /* a cache record to put the state back in, or NULL */
+    void *state;          /* NULL until loaded */
     int64_t seq;
     cJSON *keep;        /* the stored attributes whose types a commit keeps (B, sets), or NULL */
     size_t state_bytes; /* text of the last state item built, an estimate for the next */
@@ -59,9 +71,10 @@ struct entity {
     size_t *role_ev;
     size_t nitems, cap, bytes; /* bytes: of the request text, see item_bytes */
     struct step_event *sev;
-    size_t nsev;
+    size_t nsev, sev_cap;
     void *new_state;
-    cJSON *prev; /* ExpressionAttributeValues of the state put */
+    const cJSON *prev; /* ExpressionAttributeValues of the state put (in prev_values), or NULL */
+    struct eddy_commit_prev prev_values;
     bool outbox; /* the step writes outbox entries */
     /* what a cancelled transaction said about this entity's items */
     bool fail_state, fail_throttle;
@@ -74,12 +87,16 @@ struct item_ref {
     size_t item; /* index in e->items */
 };
 
+/* One TransactWriteItems; reused through the processor's free_groups with its arrays. */
 struct group {
     struct eddy_processor *p;
+    struct eddy_list link; /* in free_groups while unused */
     struct entity **ents;
-    size_t nents;
+    size_t nents, ents_cap;
     struct item_ref *refs;
-    size_t nrefs;
+    size_t nrefs, refs_cap;
+    struct eddy_ddb_txn_item *items; /* the call's items, refs_cap of them once allocated */
+    size_t items_cap;
     size_t bytes;
 };
 
@@ -98,9 +115,10 @@ struct eddy_processor {
     uv_idle_t idle;
     uv_timer_t timer;
     struct eddy_list queue, ready, waiting;
-    size_t pending;  /* batches submitted and not called back */
-    size_t inflight; /* loads and transactions in flight */
-    size_t commits;  /* transactions in flight */
+    struct eddy_list free_ents, free_groups; /* entity.link, group.link */
+    size_t pending;                          /* batches submitted and not called back */
+    size_t inflight;                         /* loads and transactions in flight */
+    size_t commits;                          /* transactions in flight */
     struct eddy_lru cache;
     struct eddy_commit commit; /* the protocol's conditions and their names */
     cJSON *model;              /* the machine's spelling of its state's fields (core/names.h) */
@@ -109,6 +127,7 @@ struct eddy_processor {
      * the items, upper bounds from the DynamoDB client (item_bytes) */
     size_t over_state, over_new, envelope;
     struct eddy_emit emit;
+    struct eddy_json_arena save_arena; /* the state_save tree of the step being built */
     struct eddy_processor_stats stats;
     struct eddy_closer closer;
     bool handles_closing; /* the work has ended and the handles close */
@@ -128,10 +147,15 @@ void proc_finish(struct entity *e, eddy_err err);
 void proc_maybe_closed(struct eddy_processor *p);
 void proc_pump_soon(struct eddy_processor *p);
 
+/* processor.c: groups from the free list (free_groups) and back */
+struct group *proc_group_get(struct eddy_processor *p);
+void proc_group_put(struct group *g);
+
 /* proc_cache.c */
 void proc_cache_init(struct eddy_processor *p, size_t entities, uint64_t seed);
 bool proc_cache_take(struct eddy_processor *p, struct entity *e);
 void proc_cache_put(struct eddy_processor *p, struct entity *e);
+void proc_cache_spare_free(struct entity *e);
 
 /* proc_step.c */
 void proc_step_clear(struct entity *e);

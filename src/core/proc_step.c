@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/json.h"
 #include "core/apply.h"
 #include "core/proc_int.h"
 
@@ -27,7 +28,6 @@ void proc_step_clear(struct entity *e)
     if (e->new_state && e->new_state != e->state)
         e->p->cfg.machine->state_free(e->new_state);
     e->new_state = NULL;
-    cJSON_Delete(e->prev);
     e->prev = NULL;
 }
 
@@ -300,7 +300,11 @@ static enum build add_state(struct entity *e, const struct eddy_record_entity *r
 {
     struct eddy_processor *p = e->p;
     struct eddy_error err;
+    /* The saved tree lives only until its items are rendered: its nodes come
+     * from the processor's arena and go with it at once, not one by one. */
+    struct eddy_json_arena *outer = eddy_json_arena_enter(&p->save_arena);
     cJSON *json = p->cfg.machine->state_save(work);
+    eddy_json_arena_leave(outer);
     if (json == NULL)
         eddy_error_set(&err, EDDY_EMACHINE, "%s: state_save failed", e->pk);
     eddy_err rc = json ? EDDY_OK : EDDY_EMACHINE;
@@ -312,7 +316,7 @@ static enum build add_state(struct entity *e, const struct eddy_record_entity *r
             step_add(e, &item, v == 1 ? ROLE_VERSION : ROLE_STATE, 0);
         }
     }
-    cJSON_Delete(json);
+    eddy_json_arena_cleanup(&p->save_arena); /* json with it */
     if (rc == EDDY_OK)
         return BUILT;
     if (e->nsev > 1) {
@@ -337,7 +341,10 @@ static enum build build_step(struct entity *e, size_t *max_events)
 {
     struct eddy_processor *p = e->p;
     proc_step_clear(e);
-    e->sev = eddy_realloc(e->sev, e->b->nevents * sizeof *e->sev);
+    if (e->b->nevents > e->sev_cap) {
+        e->sev_cap = e->b->nevents;
+        e->sev = eddy_realloc(e->sev, e->sev_cap * sizeof *e->sev);
+    }
     int64_t now_ms = eddy_clock_unix_ms(p->clock);
     struct eddy_record_entity re = {p->cfg.ns, e->b->entity_id, e->seq + 1, now_ms / 1000, now_ms};
     void *work = e->state;
@@ -371,7 +378,7 @@ static enum build build_step(struct entity *e, size_t *max_events)
         *max_events = SIZE_MAX;
         return REBUILD;
     }
-    e->prev = eddy_commit_prev_new(e->seq);
+    e->prev = eddy_commit_prev_set(&e->prev_values, e->seq);
     return BUILT;
 }
 

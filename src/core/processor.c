@@ -49,16 +49,89 @@ void proc_finish(struct entity *e, eddy_err err)
     }
     proc_drop_state(e);
     cJSON_Delete(e->fresh);
+    e->fresh = NULL;
+    e->b = NULL;
+    eddy_list_insert_head(&p->free_ents, &e->link); /* see entity_get */
+    b->priv = NULL;
+    p->pending--;
+    b->cb(b, err, b->ud);
+    proc_maybe_closed(p);
+}
+
+/* ---- entities and groups, reused ---- */
+
+/* An entity for batch b, from the free list when there is one: zeroed but
+ * for what it allocated before (arrays, key, spare cache record). */
+static struct entity *entity_get(struct eddy_processor *p, struct eddy_proc_batch *b)
+{
+    struct entity *e = entity_pop(&p->free_ents);
+    if (e == NULL)
+        e = eddy_calloc(1, sizeof *e);
+    struct entity keep = *e;
+    *e = (struct entity){.p = p,
+                         .b = b,
+                         .pk = keep.pk,
+                         .pk_cap = keep.pk_cap,
+                         .spare = keep.spare,
+                         .items = keep.items,
+                         .roles = keep.roles,
+                         .role_ev = keep.role_ev,
+                         .cap = keep.cap,
+                         .sev = keep.sev,
+                         .sev_cap = keep.sev_cap};
+    eddy_list_init(&e->link);
+    /* <ns>/<id>, as eddy_record_pk prints it */
+    size_t ns = strlen(p->cfg.ns), id = strlen(b->entity_id);
+    if (ns + 1 + id + 1 > e->pk_cap) {
+        e->pk_cap = ns + 1 + id + 1;
+        free(e->pk);
+        e->pk = eddy_malloc(e->pk_cap);
+    }
+    memcpy(e->pk, p->cfg.ns, ns);
+    e->pk[ns] = '/';
+    memcpy(e->pk + ns + 1, b->entity_id, id + 1);
+    return e;
+}
+
+static void entity_free(struct entity *e)
+{
+    proc_cache_spare_free(e);
     free(e->items);
     free(e->roles);
     free(e->role_ev);
     free(e->sev);
     free(e->pk);
     free(e);
-    b->priv = NULL;
-    p->pending--;
-    b->cb(b, err, b->ud);
-    proc_maybe_closed(p);
+}
+
+struct group *proc_group_get(struct eddy_processor *p)
+{
+    struct eddy_list *q = eddy_list_take(&p->free_groups);
+    struct group *g = q ? eddy_list_data(q, struct group, link) : eddy_calloc(1, sizeof *g);
+    g->p = p;
+    g->nents = g->nrefs = g->bytes = 0;
+    eddy_list_init(&g->link);
+    return g;
+}
+
+void proc_group_put(struct group *g)
+{
+    eddy_list_insert_head(&g->p->free_groups, &g->link);
+}
+
+static void free_lists(struct eddy_processor *p)
+{
+    struct entity *e;
+    while ((e = entity_pop(&p->free_ents)) != NULL)
+        entity_free(e);
+    struct eddy_list *q;
+    while ((q = eddy_list_take(&p->free_groups)) != NULL) {
+        struct group *g = eddy_list_data(q, struct group, link);
+        free(g->ents);
+        free(g->refs);
+        free(g->items);
+        free(g);
+    }
 }
 
 /* ---- the pump ---- */
@@ -178,6 +251,8 @@ static void processor_last(struct eddy_closer *c)
     eddy_commit_cleanup(&p->commit);
     cJSON_Delete(p->model);
     eddy_emit_cleanup(&p->emit);
+    free_lists(p);
+    eddy_json_arena_cleanup(&p->save_arena);
 }
 
 static void processor_free(struct eddy_closer *c)
@@ -209,6 +284,8 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     eddy_list_init(&p->queue);
     eddy_list_init(&p->ready);
     eddy_list_init(&p->waiting);
+    eddy_list_init(&p->free_ents);
+    eddy_list_init(&p->free_groups);
     eddy_closer_init(&p->closer, processor_last, processor_free);
     uv_idle_init(loop, &p->idle);
     uv_timer_init(loop, &p->timer);
@@ -216,6 +293,7 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     eddy_commit_init(&p->commit, p->cfg.table);
     txn_shape(p);
     eddy_emit_init(&p->emit);
+    eddy_json_arena_init(&p->save_arena, 0);
     return p;
 }
 
@@ -245,11 +323,7 @@ eddy_err eddy_processor_submit(struct eddy_processor *p, struct eddy_proc_batch 
         return rc;
     for (size_t i = 0; i < b->nevents; i++)
         check_event(b, i);
-    struct entity *e = eddy_calloc(1, sizeof *e);
-    e->p = p;
-    e->b = b;
-    eddy_list_init(&e->link);
-    e->pk = eddy_record_pk(p->cfg.ns, b->entity_id);
+    struct entity *e = entity_get(p, b);
     b->priv = e;
     eddy_list_insert_tail(&p->queue, &e->link);
     p->pending++;

@@ -1184,6 +1184,72 @@ static void test_close_once_from_the_loop(void **state)
     rig_close(&r.rig);
 }
 
+/*
+ * Entities, groups and their arrays are reused from one batch to the next:
+ * a short batch, then one with a longer entity id and more items than any
+ * before (the key and the arrays grow), then the first entity again from the
+ * cache. Nothing of an earlier batch may show in a later one's items.
+ */
+static void test_reused_between_batches(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    static const char *long_id = "a-much-longer-entity-id-than-the-first-one-0123456789";
+    struct tb *t = eddy_calloc(3, sizeof *t);
+    tb_init(&t[0], &r, "a", 1, "Increment");
+    tb_init(&t[1], &r, "b", 20, "Increment"); /* event ids b-0 .. b-19 */
+    t[1].b.entity_id = long_id;
+    tb_init(&t[2], &r, "a", 2, "Tick");
+    snprintf(t[2].ids[0], sizeof t[2].ids[0], "a-t0");
+    snprintf(t[2].ids[1], sizeof t[2].ids[1], "a-t1");
+    push_empty_load(&r);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    submit_run(&r, &t[0]);
+    push_empty_load(&r);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    submit_run(&r, &t[1]);
+    eddy_fake_push_json(r.rig.fake, 200, "{}"); /* a: from the cache, no load */
+    submit_run(&r, &t[2]);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(t[k].calls, 1);
+        assert_int_equal(t[k].err, EDDY_OK);
+        for (size_t i = 0; i < t[k].b.nevents; i++)
+            assert_int_equal(t[k].ev[i].result, EDDY_EV_APPLIED);
+    }
+    assert_int_equal(t[1].ev[19].seq, 1);
+    assert_int_equal(t[1].ev[19].idx, 19);
+    assert_int_equal(t[2].ev[1].seq, 2);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 5);
+    /* the long entity's step: 20 x (inbound, dedupe, outbound, outbox) + state */
+    cJSON *body = req_body(&r, 3);
+    assert_int_equal(cJSON_GetArraySize(txn_items(body)), 81);
+    char pk[128];
+    snprintf(pk, sizeof pk, "counter/%s", long_id);
+    assert_string_equal(put_attr(find_sk(body, "STATE", 0), "_pk", "S"), pk);
+    cJSON_Delete(body);
+    /* a again: its own key, state and :prev, none of the long batch's items */
+    body = req_body(&r, 4);
+    assert_int_equal(cJSON_GetArraySize(txn_items(body)), 5);
+    const cJSON *st = find_sk(body, "STATE", 0);
+    assert_string_equal(put_attr(st, "_pk", "S"), "counter/a");
+    assert_string_equal(put_attr(st, "_seq", "N"), "2");
+    assert_string_equal(put_attr(st, "count", "N"), "3");
+    const cJSON *vals = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(st, "Put"), "ExpressionAttributeValues");
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vals, ":prev"), "N")
+            ->valuestring,
+        "1");
+    assert_int_equal(count_sk(body, "OUTBOUND/"), 0);
+    assert_int_equal(count_sk(body, "INBOUND/2/1/Tick"), 1);
+    cJSON_Delete(body);
+    for (int k = 0; k < 3; k++)
+        tb_cleanup(&t[k]);
+    free(t);
+    prig_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1214,6 +1280,7 @@ int main(void)
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_transaction_conflict_alone),
         cmocka_unit_test(test_close_once_from_the_loop),
+        cmocka_unit_test(test_reused_between_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
