@@ -131,7 +131,8 @@ static const char *duplicate_name(const cJSON *obj)
         n++;
     if (n < 2)
         return NULL;
-    const char **names = eddy_malloc(n * sizeof *names);
+    const char *small[64]; /* most objects: no allocation */
+    const char **names = n <= EDDY_ARRAY_SIZE(small) ? small : eddy_malloc(n * sizeof *names);
     for (const cJSON *c = obj->child; c; c = c->next)
         names[k++] = c->string;
     qsort(names, n, sizeof *names, cmp_names);
@@ -140,7 +141,8 @@ static const char *duplicate_name(const cJSON *obj)
         if (strcmp(names[k - 1], names[k]) == 0)
             dup = names[k];
     }
-    free(names);
+    if (names != small)
+        free(names);
     return dup;
 }
 
@@ -449,6 +451,9 @@ eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJSON *object, co
     }
     struct eddy_buf path;
     eddy_buf_init(&path, 0);
+    /* room for the usual paths at once, not grown member by member */
+    (void)!eddy_buf_reserve(&path, 256);
+    eddy_buf_reset(&path); /* "" until the first member */
     size_t count = 0;
     eddy_err rc =
         write_members(w, object, cJSON_IsObject(keep) ? keep : NULL, &path, 0, size, &count, err);

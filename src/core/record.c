@@ -103,81 +103,210 @@ eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err)
     return rc;
 }
 
-/* Keys are printed into one allocation and handed over: the caller frees them. */
-static char *key_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * A key the renderers use while they write an item: built piece by piece
+ * into the struct (on the stack), allocated only when longer (key_done
+ * frees it). No printf: keys are made for every item of every step.
+ */
+struct key {
+    char *s;
+    size_t len, cap;
+    char buf[256];
+};
 
-static char *key_printf(const char *fmt, ...)
+static void key_init(struct key *k)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *key = eddy_malloc(n > 0 ? (size_t)n + 1 : 1);
-    va_start(ap, fmt);
-    vsnprintf(key, n > 0 ? (size_t)n + 1 : 1, fmt, ap);
-    va_end(ap);
-    return key;
+    k->s = k->buf;
+    k->len = 0;
+    k->cap = sizeof k->buf;
+    k->buf[0] = '\0';
+}
+
+static void key_put(struct key *k, const char *p, size_t n)
+{
+    if (k->len + n + 1 > k->cap) {
+        size_t cap = k->cap * 2 > k->len + n + 1 ? k->cap * 2 : k->len + n + 1;
+        if (k->s == k->buf) {
+            k->s = eddy_malloc(cap);
+            memcpy(k->s, k->buf, k->len);
+        } else {
+            k->s = eddy_realloc(k->s, cap);
+        }
+        k->cap = cap;
+    }
+    memcpy(k->s + k->len, p, n);
+    k->len += n;
+    k->s[k->len] = '\0';
+}
+
+static void key_str(struct key *k, const char *s)
+{
+    key_put(k, s, strlen(s));
+}
+
+/* v in decimal, zero-padded to width digits (after a minus sign), as
+ * printf's "%0<width+sign>" does. */
+static void key_int(struct key *k, int64_t v, int width)
+{
+    char d[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        d[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        key_put(k, "-", 1);
+    for (int i = n; i < width; i++)
+        key_put(k, "0", 1);
+    while (n > 0)
+        key_put(k, &d[--n], 1);
+}
+
+static void key_done(struct key *k)
+{
+    if (k->s != k->buf)
+        free(k->s);
+    k->s = NULL;
+}
+
+/* The key handed over as an allocation of its own. */
+static char *key_take(struct key *k)
+{
+    if (k->s != k->buf)
+        return k->s;
+    return eddy_strndup(k->buf, k->len);
+}
+
+/* The keys' one spelling, for the functions below and the renderers. */
+static const char *key_pk(struct key *k, const char *ns, const char *id)
+{
+    key_init(k);
+    key_str(k, ns);
+    key_put(k, "/", 1);
+    key_str(k, id);
+    return k->s;
 }
 
 /* The sort keys of one step's records: <prefix>/<seq>/<idx>/<type>. */
-static char *sk_step(const char *prefix, int64_t seq, size_t idx, const char *type)
+static const char *key_step(struct key *k, const char *prefix, int64_t seq, size_t idx,
+                            const char *type)
 {
-    return key_printf("%s/%" PRId64 "/%zu/%s", prefix, seq, idx, type);
+    key_init(k);
+    key_str(k, prefix);
+    key_put(k, "/", 1);
+    key_int(k, seq, 0);
+    key_put(k, "/", 1);
+    key_int(k, (int64_t)idx, 0);
+    key_put(k, "/", 1);
+    key_str(k, type);
+    return k->s;
+}
+
+/* <prefix><n>: STATE/<seq>, REPAIR/<seq>, #outbox/<shard>, ... */
+static const char *key_num(struct key *k, const char *prefix, int64_t n)
+{
+    key_init(k);
+    key_str(k, prefix);
+    key_int(k, n, 0);
+    return k->s;
+}
+
+static const char *key_event(struct key *k, const char *event_id)
+{
+    key_init(k);
+    key_str(k, "EVENT/");
+    key_str(k, event_id);
+    return k->s;
+}
+
+/* <ns>/<id>/<seq:020>/<idx:04>, which sorts an outbox shard in commit order */
+static const char *key_outbox_sk(struct key *k, const char *ns, const char *id, int64_t seq,
+                                 size_t idx)
+{
+    key_pk(k, ns, id);
+    key_put(k, "/", 1);
+    key_int(k, seq, seq < 0 ? 19 : 20);
+    key_put(k, "/", 1);
+    key_int(k, (int64_t)idx, 4);
+    return k->s;
 }
 
 char *eddy_record_pk(const char *ns, const char *id)
 {
-    return key_printf("%s/%s", ns, id);
+    struct key k;
+    key_pk(&k, ns, id);
+    return key_take(&k);
 }
 
 char *eddy_record_sk_state_version(int64_t seq)
 {
-    return key_printf("STATE/%" PRId64, seq);
+    struct key k;
+    key_num(&k, "STATE/", seq);
+    return key_take(&k);
 }
 
 char *eddy_record_sk_inbound(int64_t seq, size_t idx, const char *type)
 {
-    return sk_step("INBOUND", seq, idx, type);
+    struct key k;
+    key_step(&k, "INBOUND", seq, idx, type);
+    return key_take(&k);
 }
 
 char *eddy_record_sk_rejected(int64_t seq, size_t idx, const char *type)
 {
-    return sk_step("REJECTED", seq, idx, type);
+    struct key k;
+    key_step(&k, "REJECTED", seq, idx, type);
+    return key_take(&k);
 }
 
 char *eddy_record_sk_repair(int64_t seq)
 {
-    return key_printf("REPAIR/%" PRId64, seq);
+    struct key k;
+    key_num(&k, "REPAIR/", seq);
+    return key_take(&k);
 }
 
 char *eddy_record_sk_outbound(int64_t seq, size_t idx, const char *type)
 {
-    return sk_step("OUTBOUND", seq, idx, type);
+    struct key k;
+    key_step(&k, "OUTBOUND", seq, idx, type);
+    return key_take(&k);
 }
 
 char *eddy_record_sk_event(const char *event_id)
 {
-    return key_printf("EVENT/%s", event_id);
+    struct key k;
+    key_event(&k, event_id);
+    return key_take(&k);
 }
 
 char *eddy_record_outbox_pk(uint32_t shard)
 {
-    return key_printf("#outbox/%" PRIu32, shard);
+    struct key k;
+    key_num(&k, "#outbox/", shard);
+    return key_take(&k);
 }
 
 char *eddy_record_outbox_dead_pk(uint32_t shard)
 {
-    return key_printf("#outbox-dead/%" PRIu32, shard);
+    struct key k;
+    key_num(&k, "#outbox-dead/", shard);
+    return key_take(&k);
 }
 
 char *eddy_record_outbox_sk(const char *ns, const char *id, int64_t seq, size_t idx)
 {
-    return key_printf("%s/%s/%020" PRId64 "/%04zu", ns, id, seq, idx);
+    struct key k;
+    key_outbox_sk(&k, ns, id, seq, idx);
+    return key_take(&k);
 }
 
 char *eddy_record_lease_sk(uint32_t shard)
 {
-    return key_printf("outbox/%" PRIu32, shard);
+    struct key k;
+    key_num(&k, "outbox/", shard);
+    return key_take(&k);
 }
 
 uint32_t eddy_record_shard(const char *pk, uint32_t shards)
@@ -218,8 +347,9 @@ static void put_s(struct render *r, const char *name, const char *v)
 
 static void put_n(struct render *r, const char *name, int64_t v)
 {
-    char text[24];
-    snprintf(text, sizeof text, "%" PRId64, v);
+    struct key k;
+    key_num(&k, "", v);
+    const char *text = k.s; /* short: always in k.buf */
     eddy_jw_key(&r->w, name);
     eddy_jw_open(&r->w, '{');
     eddy_jw_kstr(&r->w, "N", text);
@@ -255,35 +385,50 @@ static eddy_err check_entity(const struct eddy_record_entity *e, struct eddy_err
     return rc;
 }
 
+/* What an error names: what ("inbound event"), followed by a type when
+ * there is one. Printed only when there is an error to write. */
+static const char *what_text(char buf[96], const char *what, const char *type)
+{
+    if (type == NULL)
+        return what;
+    snprintf(buf, 96, "%s %.64s", what, type);
+    return buf;
+}
+
 /* The fields of data as attributes, refusing reserved names. */
 static eddy_err put_fields(struct render *r, const struct eddy_record_entity *e, const char *what,
-                           const cJSON *data, const cJSON *keep, struct eddy_error *err)
+                           const char *what_type, const cJSON *data, const cJSON *keep,
+                           struct eddy_error *err)
 {
+    char name[96];
     if (data == NULL)
         return EDDY_OK;
     if (!cJSON_IsObject(data))
-        return eddy_error_set(err, EDDY_EINVAL, "%s of %s/%s is not a JSON object", what, e->ns,
-                              e->id);
+        return eddy_error_set(err, EDDY_EINVAL, "%s of %s/%s is not a JSON object",
+                              what_text(name, what, what_type), e->ns, e->id);
     for (const cJSON *c = data->child; c; c = c->next) {
         if (is_reserved(c->string))
             return eddy_error_set(err, EDDY_EINVAL,
-                                  "%s of %s/%s: field \"%s\" is a name eddy reserves", what, e->ns,
-                                  e->id, c->string);
+                                  "%s of %s/%s: field \"%s\" is a name eddy reserves",
+                                  what_text(name, what, what_type), e->ns, e->id, c->string);
     }
     struct eddy_error inner;
     if (eddy_attr_write_members_kept(&r->w, data, keep, &r->size, &inner) != EDDY_OK)
-        return eddy_error_set(err, inner.code, "%s of %s/%s: %s", what, e->ns, e->id, inner.detail);
+        return eddy_error_set(err, inner.code, "%s of %s/%s: %s", what_text(name, what, what_type),
+                              e->ns, e->id, inner.detail);
     return EDDY_OK;
 }
 
 /* Close the item, check its size and hand the text over; frees r either way. */
-static eddy_err render_end(struct render *r, const char *what, const struct eddy_record_entity *e,
-                           eddy_err rc, struct eddy_record_text *out, struct eddy_error *err)
+static eddy_err render_end(struct render *r, const char *what, const char *what_type,
+                           const struct eddy_record_entity *e, eddy_err rc,
+                           struct eddy_record_text *out, struct eddy_error *err)
 {
     eddy_jw_close(&r->w, '}');
     if (rc == EDDY_OK && (r->w.rc != EDDY_OK || r->size > EDDY_RECORD_ITEM_MAX)) {
-        char name[256];
-        snprintf(name, sizeof name, "%s of %.64s/%.64s", what, e->ns, e->id);
+        char name[256], w[96];
+        snprintf(name, sizeof name, "%s of %.64s/%.64s", what_text(w, what, what_type), e->ns,
+                 e->id);
         rc = r->w.rc != EDDY_OK
                  ? eddy_error_set(err, EDDY_ELIMIT,
                                   "%s is over %zu bytes, over DynamoDB's 400 KB item size limit",
@@ -302,17 +447,17 @@ static eddy_err render_end(struct render *r, const char *what, const struct eddy
 
 /* a-h/stream's createRecord: fields + _namespace _pk _seq _sk _typ _ts _date. */
 static eddy_err put_record(struct render *r, const struct eddy_record_entity *e, const char *sk,
-                           const char *typ, const char *what, const cJSON *data, const cJSON *keep,
-                           struct eddy_error *err)
+                           const char *typ, const char *what, const char *what_type,
+                           const cJSON *data, const cJSON *keep, struct eddy_error *err)
 {
     eddy_err rc = check_entity(e, err);
     if (rc == EDDY_OK)
-        rc = put_fields(r, e, what, data, keep, err);
+        rc = put_fields(r, e, what, what_type, data, keep, err);
     if (rc)
         return rc;
-    char *pk = eddy_record_pk(e->ns, e->id);
-    rc = put_keys(r, pk, sk, err);
-    free(pk);
+    struct key pk;
+    rc = put_keys(r, key_pk(&pk, e->ns, e->id), sk, err);
+    key_done(&pk);
     if (rc)
         return rc;
     char date[21];
@@ -345,12 +490,16 @@ eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e, const
                                        const cJSON *keep, bool version,
                                        struct eddy_record_text *out, struct eddy_error *err)
 {
-    char *sk = version ? eddy_record_sk_state_version(e->seq) : eddy_strdup(EDDY_RECORD_STATE_SK);
+    struct key sk;
+    key_init(&sk);
+    if (version)
+        key_num(&sk, "STATE/", e->seq);
     struct render r;
     render_start(&r);
-    eddy_err rc = put_record(&r, e, sk, e->ns, "state", state, keep, err);
-    free(sk);
-    return render_end(&r, "state item", e, rc, out, err);
+    eddy_err rc = put_record(&r, e, version ? sk.s : EDDY_RECORD_STATE_SK, e->ns, "state", NULL,
+                             state, keep, err);
+    key_done(&sk);
+    return render_end(&r, "state item", NULL, e, rc, out, err);
 }
 
 eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t idx,
@@ -364,20 +513,18 @@ eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t i
     if (rc)
         return rc;
     /* A refusal goes where a-h/stream's history queries do not look. */
-    char *sk = rejected ? eddy_record_sk_rejected(e->seq, idx, type)
-                        : eddy_record_sk_inbound(e->seq, idx, type);
-    char what[96];
-    snprintf(what, sizeof what, "inbound event %.64s", type);
+    struct key sk;
+    key_step(&sk, rejected ? "REJECTED" : "INBOUND", e->seq, idx, type);
     struct render r;
     render_start(&r);
-    rc = put_record(&r, e, sk, type, what, data, NULL, err);
-    free(sk);
+    rc = put_record(&r, e, sk.s, type, "inbound event", type, data, NULL, err);
+    key_done(&sk);
     if (rc == EDDY_OK) {
         put_s(&r, "_eid", event_id);
         if (rejected)
             put_s(&r, "_rejected", rejected);
     }
-    return render_end(&r, what, e, rc, out, err);
+    return render_end(&r, "inbound event", type, e, rc, out, err);
 }
 
 eddy_err eddy_record_render_repair(const struct eddy_record_entity *e, const char *event_id,
@@ -390,11 +537,11 @@ eddy_err eddy_record_render_repair(const struct eddy_record_entity *e, const cha
     char *sk = eddy_record_sk_repair(e->seq);
     struct render r;
     render_start(&r);
-    rc = put_record(&r, e, sk, EDDY_RECORD_REPAIR_TYPE, "repair", state, NULL, err);
+    rc = put_record(&r, e, sk, EDDY_RECORD_REPAIR_TYPE, "repair", NULL, state, NULL, err);
     free(sk);
     if (rc == EDDY_OK)
         put_s(&r, "_eid", event_id);
-    return render_end(&r, "repair record", e, rc, out, err);
+    return render_end(&r, "repair record", NULL, e, rc, out, err);
 }
 
 eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t idx,
@@ -404,14 +551,13 @@ eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t 
     eddy_err rc = eddy_record_check_id("outbound event type", type, err);
     if (rc)
         return rc;
-    char *sk = eddy_record_sk_outbound(e->seq, idx, type);
-    char what[96];
-    snprintf(what, sizeof what, "outbound event %.64s", type);
+    struct key sk;
+    key_step(&sk, "OUTBOUND", e->seq, idx, type);
     struct render r;
     render_start(&r);
-    rc = put_record(&r, e, sk, type, what, data, NULL, err);
-    free(sk);
-    return render_end(&r, what, e, rc, out, err);
+    rc = put_record(&r, e, sk.s, type, "outbound event", type, data, NULL, err);
+    key_done(&sk);
+    return render_end(&r, "outbound event", type, e, rc, out, err);
 }
 
 eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const char *event_id,
@@ -423,18 +569,19 @@ eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const cha
         rc = eddy_record_check_id("event id", event_id, err);
     if (rc)
         return rc;
-    char *pk = eddy_record_pk(e->ns, e->id);
-    char *sk = eddy_record_sk_event(event_id);
+    struct key pk, sk;
+    key_pk(&pk, e->ns, e->id);
+    key_event(&sk, event_id);
     struct render r;
     render_start(&r);
-    rc = put_keys(&r, pk, sk, err);
-    free(pk);
-    free(sk);
+    rc = put_keys(&r, pk.s, sk.s, err);
+    key_done(&pk);
+    key_done(&sk);
     if (rc == EDDY_OK) {
         put_n(&r, "_seq", e->seq);
         put_n(&r, "_ttl", ttl_unix_s);
     }
-    return render_end(&r, "dedupe marker", e, rc, out, err);
+    return render_end(&r, "dedupe marker", NULL, e, rc, out, err);
 }
 
 eddy_err eddy_record_render_lease(uint32_t shard, const char *owner, int64_t expires_ms,
@@ -451,7 +598,7 @@ eddy_err eddy_record_render_lease(uint32_t shard, const char *owner, int64_t exp
     put_s(&r, "owner", owner);
     put_n(&r, "expires", expires_ms);
     struct eddy_record_entity none = {"lease", owner, 0, 0, 0};
-    return render_end(&r, "lease", &none, EDDY_OK, out, err);
+    return render_end(&r, "lease", NULL, &none, EDDY_OK, out, err);
 }
 
 /* ---- the outbox entry ---- */
@@ -480,8 +627,6 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
     } else {
         eddy_buf_putc(&w.buf, '{');
     }
-    char id[64];
-    snprintf(id, sizeof id, "/%lld/%zu", (long long)e->seq, idx);
     eddy_jw_key(&w, "eddy");
     eddy_jw_open(&w, '{');
     eddy_jw_kstr(&w, "entity", e->id);
@@ -489,11 +634,14 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
     eddy_jw_kint(&w, "seq", e->seq);
     eddy_jw_kint(&w, "idx", (int64_t)idx);
     eddy_jw_key(&w, "id");
-    struct eddy_buf full;
-    eddy_buf_init(&full, 0);
-    eddy_buf_putf(&full, "%s/%s%s", e->ns, e->id, id);
-    eddy_jw_str(&w, eddy_buf_cstr(&full), full.len);
-    eddy_buf_cleanup(&full);
+    struct key full; /* <ns>/<id>/<seq>/<idx> */
+    key_pk(&full, e->ns, e->id);
+    key_put(&full, "/", 1);
+    key_int(&full, e->seq, 0);
+    key_put(&full, "/", 1);
+    key_int(&full, (int64_t)idx, 0);
+    eddy_jw_str(&w, full.s, full.len);
+    key_done(&full);
     eddy_jw_close(&w, '}');
     eddy_jw_close(&w, '}');
     return eddy_buf_take(&w.buf, NULL);
@@ -596,7 +744,7 @@ static eddy_err check_fields(const struct eddy_record_entity *e, const cJSON *da
 {
     struct render scratch;
     render_start(&scratch);
-    eddy_err rc = put_fields(&scratch, e, "outbound event", data, NULL, err);
+    eddy_err rc = put_fields(&scratch, e, "outbound event", NULL, data, NULL, err);
     eddy_jw_cleanup(&scratch.w);
     return rc;
 }
@@ -745,22 +893,23 @@ static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shard
         return rc;
     if (shards == 0)
         return eddy_error_set(err, EDDY_EINVAL, "outbox shard count is 0");
-    char *pk = eddy_record_pk(e->ns, e->id);
-    char *opk = eddy_record_outbox_pk(eddy_record_shard(pk, shards));
-    char *osk = eddy_record_outbox_sk(e->ns, e->id, e->seq, idx);
+    struct key pk, opk_key, osk_key;
+    key_pk(&pk, e->ns, e->id);
+    const char *opk = key_num(&opk_key, "#outbox/", eddy_record_shard(pk.s, shards));
+    const char *osk = key_outbox_sk(&osk_key, e->ns, e->id, e->seq, idx);
     struct render r;
     char *detail = NULL;
     render_start(&r);
     rc = put_keys(&r, opk, osk, err);
     if (rc == EDDY_OK)
         rc = outbox_attrs(&r, e, idx, type, osk, data, pub, checked, &detail, err);
-    rc = render_end(&r, "outbox entry", e, rc, out, err);
+    rc = render_end(&r, "outbox entry", NULL, e, rc, out, err);
     if (rc == EDDY_OK)
         out->outbox = outbox_fields(e, idx, type, opk, osk, detail, pub);
     free(detail);
-    free(pk);
-    free(opk);
-    free(osk);
+    key_done(&pk);
+    key_done(&opk_key);
+    key_done(&osk_key);
     return rc;
 }
 

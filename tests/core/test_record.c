@@ -5,6 +5,7 @@
  * sort keys STATE, STATE/%d, INBOUND/%d/%d/%s, OUTBOUND/%d/%d/%s), plus
  * eddy's own items, ids, limits and parsing.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -630,9 +631,44 @@ static void test_keys(void **state)
     free(k);
 }
 
+/* Keys are built without printf: the same text as printf's, at the edges of
+ * the numbers and past the renderers' room on the stack (256 bytes). */
+static void test_keys_as_printf(void **state)
+{
+    (void)state;
+    char want[2200], *k;
+    const int64_t seqs[] = {0, 9, 10, INT64_MAX, -1, INT64_MIN};
+    const size_t idxs[] = {0, 9999, 10000, 123456};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(seqs); i++) {
+        for (size_t j = 0; j < EDDY_ARRAY_SIZE(idxs); j++) {
+            snprintf(want, sizeof want, "ns/id/%020" PRId64 "/%04zu", seqs[i], idxs[j]);
+            assert_string_equal(k = eddy_record_outbox_sk("ns", "id", seqs[i], idxs[j]), want);
+            free(k);
+            snprintf(want, sizeof want, "INBOUND/%" PRId64 "/%zu/T", seqs[i], idxs[j]);
+            assert_string_equal(k = eddy_record_sk_inbound(seqs[i], idxs[j], "T"), want);
+            free(k);
+        }
+        snprintf(want, sizeof want, "STATE/%" PRId64, seqs[i]);
+        assert_string_equal(k = eddy_record_sk_state_version(seqs[i]), want);
+        free(k);
+    }
+    assert_string_equal(k = eddy_record_outbox_dead_pk(UINT32_MAX), "#outbox-dead/4294967295");
+    free(k);
+    char id[2048];
+    memset(id, 'x', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    snprintf(want, sizeof want, "machine/%s", id);
+    assert_string_equal(k = eddy_record_pk("machine", id), want);
+    free(k);
+    snprintf(want, sizeof want, "machine/%s/00000000000000000007/0001", id);
+    assert_string_equal(k = eddy_record_outbox_sk("machine", id, 7, 1), want);
+    free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_as_printf),
         cmocka_unit_test(test_state_item),
         cmocka_unit_test(test_state_parse),
         cmocka_unit_test(test_inbound_outbound),
