@@ -190,8 +190,8 @@ void eddy_emit_init(struct eddy_emit *e)
 void eddy_emit_reset(struct eddy_emit *e)
 {
     for (size_t i = 0; i < e->n; i++) {
-        free(e->v[i].type);
         cJSON_Delete(e->v[i].data);
+        e->v[i].data = NULL;
     }
     e->n = 0;
 }
@@ -199,6 +199,8 @@ void eddy_emit_reset(struct eddy_emit *e)
 void eddy_emit_cleanup(struct eddy_emit *e)
 {
     eddy_emit_reset(e);
+    for (size_t i = 0; i < e->cap; i++)
+        free(e->v[i].type);
     free(e->v);
     eddy_emit_init(e);
 }
@@ -213,11 +215,20 @@ int eddy_emit(struct eddy_emit *e, const char *type, cJSON *data)
         return -1;
     }
     if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 4;
-        e->v = eddy_realloc(e->v, e->cap * sizeof *e->v);
+        size_t cap = e->cap ? e->cap * 2 : 4;
+        e->v = eddy_realloc(e->v, cap * sizeof *e->v);
+        memset(e->v + e->cap, 0, (cap - e->cap) * sizeof *e->v);
+        e->cap = cap;
     }
-    e->v[e->n].type = eddy_strdup(type);
-    e->v[e->n].data = data;
+    struct eddy_emitted *em = &e->v[e->n];
+    size_t len = strlen(type);
+    if (len + 1 > em->type_size) {
+        free(em->type);
+        em->type_size = len + 1 < 32 ? 32 : len + 1;
+        em->type = eddy_malloc(em->type_size);
+    }
+    memcpy(em->type, type, len + 1);
+    em->data = data;
     e->n++;
     return 0;
 }

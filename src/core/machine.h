@@ -69,11 +69,14 @@ void *eddy_machine_state_copy(const struct eddy_machine *m, const void *state,
 #define EDDY_EMIT_MAX 100
 
 struct eddy_emitted {
-    char *type;
-    cJSON *data; /* an object */
+    char *type;       /* NUL-terminated, in a buffer the slot keeps for the next event */
+    size_t type_size; /* the buffer's size */
+    cJSON *data;      /* an object */
 };
 
-/* What process() emitted, in order. Filled through eddy_emit(). */
+/* What process() emitted, in order. Filled through eddy_emit(). Reset
+ * between events, it keeps its slots' type buffers: emitting allocates
+ * nothing for a type that fits the one emitted there before. */
 struct eddy_emit {
     struct eddy_emitted *v;
     size_t n;

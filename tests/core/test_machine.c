@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "core/machine.h"
 #include "slotmachine/slotmachine.h"
 
@@ -135,6 +136,17 @@ static void test_emit(void **state)
     for (int i = 0; i < EDDY_EMIT_MAX; i++)
         assert_int_equal(eddy_emit(&e, "X", NULL), 0);
     assert_int_equal(eddy_emit(&e, "X", NULL), -1);
+    /* the slots' type buffers are reused: shorter, much longer, shorter again */
+    static const char *const types[] = {"Short", "AMuchLongerTypeThanTheSlotHeldBeforeThisOne",
+                                        "Mid"};
+    for (size_t k = 0; k < EDDY_ARRAY_SIZE(types); k++) {
+        eddy_emit_reset(&e);
+        assert_int_equal(eddy_emit(&e, types[k], NULL), 0);
+        assert_int_equal(eddy_emit(&e, types[EDDY_ARRAY_SIZE(types) - 1 - k], NULL), 0);
+        assert_int_equal(e.n, 2);
+        assert_string_equal(e.v[0].type, types[k]);
+        assert_string_equal(e.v[1].type, types[EDDY_ARRAY_SIZE(types) - 1 - k]);
+    }
     eddy_emit_cleanup(&e);
     assert_null(e.v);
 }
