@@ -20,7 +20,8 @@ PullHandle, entities taken in turn.
     second over --idle-seconds (60), starting --idle-settle (35) seconds after
     the outbox emptied (the relay's sweeps of empty shards slow down to
     EDDY_SWEEP_MAX first);
-  - peak RSS = VmHWM from /proc/<pid>/status;
+  - peak RSS = VmHWM from /proc/<pid>/status (with phase 2, of its fresh workers;
+    phase 1's, the one with the backlog in hand, is printed beside it);
   - AWS calls per message by operation: the worker talks to moto through a
     counting proxy (this file, `proxy` command, in its own process) that counts
     each request's X-Amz-Target; the bench's own calls bypass it.
@@ -951,8 +952,12 @@ def main(argv=None):
     Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
     Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
     demo.step("result")
-    demo.say(f"   peak RSS {result['peak_rss_kib']} KiB; worker exit {result['worker_exit']['status']} "
-             f"after {result['worker_exit']['drain_seconds']} s")
+    # With phase 2 the figure is that of its fresh workers; the backlog (and
+    # --max-inflight's messages in hand) was phase 1's.
+    phase_1 = (f" (phase 2's fresh workers; phase 1's, with the backlog in hand: "
+               f"{result['peak_rss_kib_after_phase_1']} KiB)" if opts.latency_events else "")
+    demo.say(f"   peak RSS {result['peak_rss_kib']} KiB{phase_1}; worker exit "
+             f"{result['worker_exit']['status']} after {result['worker_exit']['drain_seconds']} s")
     for phase, wm in result["worker_metrics"].items():
         demo.say(f"   {phase}: workers' own metrics: {json.dumps(wm['totals'])}")
         for i, pw in enumerate(wm["percentiles_ms_per_worker"]):
