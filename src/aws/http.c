@@ -52,6 +52,9 @@
 #define HTTP_POOL_HOSTS 4
 #define HTTP_MAX_HEADER_BLOCK ((size_t)64 << 10)
 #define HTTP_FREE_LIST_MAX 64
+/* curl's upload buffer per handle (CURLOPT_UPLOAD_BUFFERSIZE, see
+ * easy_setup): its minimum. */
+#define HTTP_UPLOAD_BUFFER 16384L
 /* Recycled buffers above this size are released rather than kept. */
 #define HTTP_KEEP_BUF ((size_t)256 << 10)
 
@@ -725,6 +728,12 @@ static void easy_setup(struct eddy_http *h, struct http_xfer *x)
         curl_easy_setopt(e, CURLOPT_PROXY, "");
         curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     }
+    /* curl's upload buffer, 64 KiB by default, is made for a handle's
+     * first request over TLS (every TLS send is copied into it, at most
+     * 16 KiB at a time) or with a body of 64 KiB or more, and stays with
+     * the handle: with 1,000 messages in flight over TLS, some 2 MB of the
+     * heap's peak for 16 KiB used each. 16 KiB is curl's minimum. */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)x);

@@ -640,6 +640,34 @@ static void test_tls_keepalive_verified(void **state)
     ctx_close(&c);
 }
 
+/* A body of 300 KB over HTTPS, twice on one connection: every TLS send
+ * goes through curl's upload buffer, which easy_setup keeps at 16 KiB,
+ * so the body leaves in pieces the size of that buffer. */
+static void test_tls_large_body(void **state)
+{
+    (void)state;
+    char seen[512];
+    struct ctx c;
+    ctx_init_tls(&c, echo_handler, seen, NULL);
+    size_t n = 300000;
+    char *body = eddy_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)('a' + i % 26);
+    body[n] = '\0';
+    struct result r = {0};
+    for (int i = 0; i < 2; i++) {
+        send_req(&c, "POST", "/big", NULL, 0, body, &r);
+        run_until(&c.loop, &r.calls, i + 1);
+        assert_int_equal(r.err, EDDY_OK);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, body);
+    }
+    assert_int_equal(eddy_testserver_connections(c.server), 1);
+    free(body);
+    result_cleanup(&r);
+    ctx_close(&c);
+}
+
 /* The server closes every connection after its answer. The first
  * connection's session is resumed by the next connections, whichever of
  * the client's transfer handles opens them: here two at once, so one runs
@@ -1079,6 +1107,7 @@ int main(void)
         cmocka_unit_test(test_host_connection_cap),
         cmocka_unit_test(test_idle_connections_kept),
         cmocka_unit_test(test_tls_keepalive_verified),
+        cmocka_unit_test(test_tls_large_body),
         cmocka_unit_test(test_tls_session_resumed_after_reconnect),
         cmocka_unit_test(test_tls_ca_bundle_read_once),
         cmocka_unit_test(test_timeout),
