@@ -179,6 +179,35 @@ void eddy_jw_int(struct eddy_jw *w, int64_t v)
     jw_put(w, num, n);
 }
 
+void eddy_jw_tree(struct eddy_jw *w, const cJSON *v)
+{
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        bool obj = cJSON_IsObject(v);
+        eddy_jw_open(w, obj ? '{' : '[');
+        for (const cJSON *c = v->child; c; c = c->next) {
+            if (obj)
+                eddy_jw_key(w, c->string ? c->string : "");
+            eddy_jw_tree(w, c);
+        }
+        eddy_jw_close(w, obj ? '}' : ']');
+    } else if (cJSON_IsString(v)) {
+        eddy_jw_cstr(w, v->valuestring ? v->valuestring : "");
+    } else if (cJSON_IsBool(v)) {
+        eddy_jw_bool(w, cJSON_IsTrue(v));
+    } else if (cJSON_IsRaw(v) && v->valuestring) {
+        eddy_jw_raw(w, v->valuestring, strlen(v->valuestring));
+    } else if (cJSON_IsNumber(v)) {
+        char num[64]; /* cJSON's own digits: 17 significant at most */
+        if (!cJSON_PrintPreallocated((cJSON *)(uintptr_t)v, num, (int)sizeof num, false))
+            abort();
+        eddy_jw_raw(w, num, strlen(num));
+    } else if (cJSON_IsNull(v)) {
+        eddy_jw_raw(w, "null", 4);
+    } else {
+        abort(); /* no type, or a Raw without text: cJSON cannot print it either */
+    }
+}
+
 void eddy_jw_bool(struct eddy_jw *w, bool v)
 {
     jw_sep(w);

@@ -50,6 +50,10 @@ void eddy_jw_key_raw(struct eddy_jw *w, const char *quoted, size_t n);
 #define EDDY_JW_KEY(w, lit) eddy_jw_key_raw((w), "\"" lit "\":", sizeof("\"" lit "\":") - 1)
 void eddy_jw_int(struct eddy_jw *w, int64_t v);
 void eddy_jw_bool(struct eddy_jw *w, bool v);
+/* A cJSON tree written as JSON text, straight into the buffer: the same
+ * value cJSON_PrintUnformatted gives (numbers in its digits; strings by
+ * eddy_jw_str, so \b and \f come out as \u0008 and \u000c). */
+void eddy_jw_tree(struct eddy_jw *w, const cJSON *v);
 /* A value that is JSON text already (an item rendered earlier), as it is. */
 void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n);
 /* The C string forms are inline: a literal's length is known where it is

@@ -60,25 +60,15 @@ static cJSON *copy(const cJSON *v)
     return v ? cJSON_Duplicate(v, true) : NULL;
 }
 
-/* A tree (item, key, names, values) into the body as its JSON text. Most
- * (keys, a condition's names and values) print into a buffer on the stack:
- * cJSON would allocate 256 bytes and then a copy for each. */
+/* A tree (item, key, names, values) into the body, under key when there
+ * is one; nothing when v is NULL. */
 static void jw_tree(struct eddy_jw *w, const char *key, const cJSON *v)
 {
     if (v == NULL)
         return;
-    char small[512];
     if (key)
         eddy_jw_key(w, key);
-    if (cJSON_PrintPreallocated((cJSON *)(uintptr_t)v, small, (int)sizeof small, false)) {
-        eddy_jw_raw(w, small, strlen(small));
-        return;
-    }
-    char *text = cJSON_PrintUnformatted(v);
-    if (text == NULL)
-        abort(); /* cJSON fails only when out of memory */
-    eddy_jw_raw(w, text, strlen(text));
-    free(text);
+    eddy_jw_tree(w, v);
 }
 
 static void jw_expr(struct eddy_jw *w, const struct eddy_ddb_expr *e)

@@ -256,6 +256,53 @@ static void test_format_double_integers(void **state)
     assert_false(eddy_json_format_double(INFINITY, out));
 }
 
+/* A tree written by the writer gives cJSON_PrintUnformatted's text, byte
+ * for byte (strings without \b or \f), and what parses back is the tree. */
+static void test_tree(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "{\"#s\":\"state\",\"#v\":\"version\"}",
+        "{\":v\":{\"N\":\"3\"},\":s\":{\"S\":\"caf\\u00e9 \\\"q\\\" \\\\ \\n\\r\\t\\u0001 /\"},"
+        "\":l\":{\"L\":[{\"BOOL\":true},{\"BOOL\":false},{\"NULL\":true},{\"M\":{}}]}}",
+        "[1,-2,0.5,1e+300,12345678901234567,-0.0001,[],{},null,true,\"\"]",
+        "{\"a\":{\"b\":{\"c\":[[[\"deep\"]]]}},\"\\u00e9\\\"k\":1}",
+        "\"just a string\"",
+        "42",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        cJSON *t = cJSON_Parse(texts[i]);
+        assert_non_null(t);
+        struct eddy_jw w;
+        eddy_jw_init(&w, 0);
+        eddy_jw_tree(&w, t);
+        assert_int_equal(w.rc, EDDY_OK);
+        char *want = cJSON_PrintUnformatted(t);
+        assert_string_equal(w.buf.ptr, want);
+        cJSON *back = cJSON_Parse(w.buf.ptr);
+        assert_true(cJSON_Compare(t, back, true));
+        cJSON_Delete(back);
+        free(want);
+        eddy_jw_cleanup(&w);
+        cJSON_Delete(t);
+    }
+    /* a Raw item as its text, and \b \f in their \u form: the same value */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "n", cJSON_CreateRaw("123456789012345678901234567890"));
+    cJSON_AddStringToObject(o, "s", "\b\f");
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_open(&w, '[');
+    eddy_jw_tree(&w, o);
+    eddy_jw_tree(&w, o);
+    eddy_jw_close(&w, ']');
+    assert_string_equal(w.buf.ptr,
+                        "[{\"n\":123456789012345678901234567890,\"s\":\"\\u0008\\u000c\"},"
+                        "{\"n\":123456789012345678901234567890,\"s\":\"\\u0008\\u000c\"}]");
+    eddy_jw_cleanup(&w);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_format_int),
         cmocka_unit_test(test_format_double_integers),
+        cmocka_unit_test(test_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
