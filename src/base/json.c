@@ -1112,3 +1112,55 @@ bool eddy_jr_str_eq(const struct eddy_jr_str *s, const char *lit, size_t n)
     size_t len = strnlen(buf, eddy_jr_unescape(s, buf)); /* a \u0000 ends it, as in cJSON */
     return len == n && memcmp(buf, lit, n) == 0;
 }
+
+void eddy_jr_take(struct eddy_jr *r, struct eddy_jr_field *f)
+{
+    enum eddy_jr_type t = eddy_jr_peek(r);
+    if (f->type != EDDY_JR_END || t == EDDY_JR_OBJECT || t == EDDY_JR_ARRAY) {
+        if (f->type == EDDY_JR_END && t != EDDY_JR_BAD)
+            f->type = t; /* the first of its name counts, whatever its type */
+        (void)eddy_jr_skip(r);
+        return;
+    }
+    if (t == EDDY_JR_STRING) {
+        if (eddy_jr_string(r, &f->s))
+            f->type = t;
+        return;
+    }
+    const char *start = r->p;
+    if (eddy_jr_skip(r)) {
+        f->type = t;
+        f->s = (struct eddy_jr_str){start, (size_t)(r->p - start), false};
+    }
+}
+
+char *eddy_jr_field_strdup(const struct eddy_jr_field *f)
+{
+    if (f->type != EDDY_JR_STRING)
+        return NULL;
+    char *out = eddy_malloc(f->s.len + 1);
+    size_t n = eddy_jr_unescape(&f->s, out);
+    if (f->s.escaped)
+        n = strnlen(out, n);
+    out[n] = '\0';
+    return out;
+}
+
+double eddy_jr_field_double(const struct eddy_jr_field *f)
+{
+    if (f->type != EDDY_JR_NUMBER)
+        return 0;
+    char small[64]; /* strtod wants a NUL after the number */
+    char *text = f->s.len < sizeof small ? small : eddy_malloc(f->s.len + 1);
+    memcpy(text, f->s.ptr, f->s.len);
+    text[f->s.len] = '\0';
+    double d = strtod(text, NULL);
+    if (text != small)
+        free(text);
+    return d;
+}
+
+bool eddy_jr_field_true(const struct eddy_jr_field *f)
+{
+    return f->type == EDDY_JR_BOOL && f->s.len == 4;
+}

@@ -240,6 +240,24 @@ eddy_err eddy_jr_finish(struct eddy_jr *r);
  * a \u0000 ends it, as it ends a cJSON key). */
 bool eddy_jr_str_eq(const struct eddy_jr_str *s, const char *lit, size_t n);
 #define EDDY_JR_KEY_IS(s, lit) eddy_jr_str_eq((s), (lit), sizeof(lit) - 1)
+/*
+ * A field a reply is read into: the first member of its name, as a lookup
+ * in a tree finds it. type EDDY_JR_END: none yet; s: a string's text
+ * (between its quotes), or a number's or a boolean's.
+ */
+struct eddy_jr_field {
+    enum eddy_jr_type type;
+    struct eddy_jr_str s;
+};
+/* The value that comes next into f when f has none yet; skipped either way. */
+void eddy_jr_take(struct eddy_jr *r, struct eddy_jr_field *f);
+/* A string field's value as a C string (malloc'd; a \u0000 ends it, as it
+ * ends a cJSON string); NULL for any other type. */
+char *eddy_jr_field_strdup(const struct eddy_jr_field *f);
+/* A number field's value, as cJSON reads it (strtod); 0 for another type. */
+double eddy_jr_field_double(const struct eddy_jr_field *f);
+/* Whether the field is the literal true. */
+bool eddy_jr_field_true(const struct eddy_jr_field *f);
 /* The value of string s into out (s->len bytes are always enough; no NUL
  * added); returns its length. The string was checked when it was read. */
 size_t eddy_jr_unescape(const struct eddy_jr_str *s, char *out);

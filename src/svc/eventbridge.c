@@ -113,7 +113,7 @@ eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entri
     o->n = n;
     /* not idempotent: a repeat after a timeout may publish twice (consumers
      * drop duplicates by the event id in the detail) */
-    struct eddy_aws_call_opts opts = {.idempotent = false};
+    struct eddy_aws_call_opts opts = {.idempotent = false, .raw_reply = true};
     rc = eddy_svc_call(&e->client, "PutEvents", &w, &opts, on_reply, o, handle, err);
     if (rc)
         free(o);
@@ -131,36 +131,92 @@ void eddy_eb_put_result_cleanup(struct eddy_eb_put_result *r)
     memset(r, 0, sizeof *r);
 }
 
-static char *dup_or_null(const cJSON *obj, const char *key)
+/* One element of Entries: its first EventId, ErrorCode and ErrorMessage. */
+static void entry_read(struct eddy_jr *r, struct eddy_eb_entry_result *er)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? eddy_strdup(v->valuestring) : NULL;
+    struct eddy_jr_field id = {0}, code = {0}, msg = {0};
+    if (eddy_jr_peek(r) == EDDY_JR_OBJECT) {
+        (void)eddy_jr_object(r);
+        struct eddy_jr_str k;
+        while (eddy_jr_member(r, &k)) {
+            if (EDDY_JR_KEY_IS(&k, "EventId"))
+                eddy_jr_take(r, &id);
+            else if (EDDY_JR_KEY_IS(&k, "ErrorCode"))
+                eddy_jr_take(r, &code);
+            else if (EDDY_JR_KEY_IS(&k, "ErrorMessage"))
+                eddy_jr_take(r, &msg);
+            else
+                (void)eddy_jr_skip(r);
+        }
+    } else {
+        (void)eddy_jr_skip(r); /* names nothing: NoResult */
+    }
+    if (r->rc != EDDY_OK)
+        return;
+    er->event_id = eddy_jr_field_strdup(&id);
+    er->error_code = eddy_jr_field_strdup(&code);
+    er->error_message = eddy_jr_field_strdup(&msg);
 }
 
 /* Entries come back in request order, one each. An entry with neither an id
- * nor a code (a short reply) counts as failed, so it is sent again. */
-static eddy_err parse(const cJSON *json, size_t n, struct eddy_eb_put_result *r,
-                      struct eddy_error *err)
+ * nor a code (a short reply) counts as failed, so it is sent again. Read
+ * from the reply's text, without a tree. */
+eddy_err eddy_eb_put_parse(const char *text, size_t len, size_t n, struct eddy_eb_put_result *res,
+                           struct eddy_error *err)
 {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "Entries");
-    if (!cJSON_IsArray(arr))
+    memset(res, 0, sizeof *res);
+    res->entries = eddy_calloc(n ? n : 1, sizeof *res->entries);
+    res->n = n;
+    struct eddy_jr r;
+    eddy_jr_init(&r, text, len);
+    struct eddy_jr_field fc = {0};
+    bool entries = false, seen = false;
+    struct eddy_jr_str k;
+    if (len == 0)
+        goto done; /* an empty body is an empty object: no Entries */
+    (void)eddy_jr_object(&r);
+    while (eddy_jr_member(&r, &k)) {
+        if (EDDY_JR_KEY_IS(&k, "FailedEntryCount")) {
+            eddy_jr_take(&r, &fc);
+        } else if (!seen && EDDY_JR_KEY_IS(&k, "Entries")) {
+            seen = true;
+            if (eddy_jr_peek(&r) != EDDY_JR_ARRAY) {
+                (void)eddy_jr_skip(&r);
+                continue;
+            }
+            entries = true;
+            (void)eddy_jr_array(&r);
+            for (size_t i = 0; eddy_jr_element(&r); i++) {
+                if (i < n)
+                    entry_read(&r, &res->entries[i]);
+                else
+                    (void)eddy_jr_skip(&r);
+            }
+        } else {
+            (void)eddy_jr_skip(&r);
+        }
+    }
+    (void)eddy_jr_finish(&r);
+done:
+    if (r.rc != EDDY_OK || !entries) {
+        eddy_eb_put_result_cleanup(res);
+        if (r.rc != EDDY_OK)
+            return eddy_error_set(err, EDDY_EPARSE,
+                                  "EventBridge PutEvents: reply is not a JSON object (%zu bytes, "
+                                  "bad at byte %zu)",
+                                  len, r.at);
         return eddy_error_set(err, EDDY_EPARSE, "EventBridge PutEvents: reply has no Entries");
-    r->entries = eddy_calloc(n, sizeof *r->entries);
-    r->n = n;
-    const cJSON *e = arr->child;
-    for (size_t i = 0; i < n; i++, e = e ? e->next : NULL) {
-        struct eddy_eb_entry_result *er = &r->entries[i];
-        er->event_id = dup_or_null(e, "EventId");
-        er->error_code = dup_or_null(e, "ErrorCode");
-        er->error_message = dup_or_null(e, "ErrorMessage");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct eddy_eb_entry_result *er = &res->entries[i];
         if (er->event_id == NULL && er->error_code == NULL)
             er->error_code = eddy_strdup("NoResult");
         if (er->error_code)
-            r->failed_count++;
+            res->failed_count++;
     }
-    const cJSON *fc = cJSON_GetObjectItemCaseSensitive(json, "FailedEntryCount");
-    if (cJSON_IsNumber(fc) && fc->valuedouble > (double)r->failed_count)
-        r->failed_count = (size_t)fc->valuedouble; /* trust the larger count */
+    double f = eddy_jr_field_double(&fc);
+    if (f > (double)res->failed_count)
+        res->failed_count = f < 0x1p63 ? (size_t)f : SIZE_MAX; /* trust the larger count */
     return EDDY_OK;
 }
 
@@ -170,8 +226,8 @@ static void on_reply(eddy_err err, const struct eddy_aws_reply *reply, void *ud)
     struct eddy_eb_put_result res = {0};
     struct eddy_error perr = {0};
     struct eddy_aws_reply r = *reply;
-    if (err == EDDY_OK && reply->json) {
-        err = parse(reply->json, o->n, &res, &perr);
+    if (err == EDDY_OK) {
+        err = eddy_eb_put_parse(reply->body.ptr, reply->body.len, o->n, &res, &perr);
         if (err)
             r.error = &perr;
     }

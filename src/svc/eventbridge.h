@@ -59,6 +59,12 @@ EDDY_MUST_USE eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_e
                                           size_t n, eddy_eb_put_cb cb, void *ud,
                                           struct eddy_aws_call **handle, struct eddy_error *err);
 
+/* A PutEvents reply's text for a call of n entries into *res (zeroed
+ * first; cleaned up on failure): EDDY_EPARSE when it is not a JSON object
+ * or has no Entries array. Exposed for tests and fuzzing. */
+EDDY_MUST_USE eddy_err eddy_eb_put_parse(const char *text, size_t len, size_t n,
+                                         struct eddy_eb_put_result *res, struct eddy_error *err);
+
 /* The size EventBridge counts for one entry against the 256 KiB limit: the
  * one rule, used by the commit path (record.c) and the relay alike. */
 size_t eddy_eb_entry_size(const struct eddy_eb_entry *entry);

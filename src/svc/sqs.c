@@ -145,46 +145,21 @@ void eddy_sqs_receive_result_cleanup(struct eddy_sqs_receive_result *r)
  * name (as a lookup in a tree finds it), and counts as absent when that one
  * is not a string (a number, for the numeric attributes).
  */
-struct field {
-    enum eddy_jr_type type; /* EDDY_JR_END: absent */
-    struct eddy_jr_str s;   /* a string's text, or a number's */
-};
-
-/* Note the value that comes next into f when f has none yet; skip it. */
-static void field_take(struct eddy_jr *r, struct field *f)
-{
-    enum eddy_jr_type t = eddy_jr_peek(r);
-    if (f->type != EDDY_JR_END || (t != EDDY_JR_STRING && t != EDDY_JR_NUMBER)) {
-        if (f->type == EDDY_JR_END && t != EDDY_JR_BAD)
-            f->type = EDDY_JR_BAD; /* present, of another type: the first one still counts */
-        (void)eddy_jr_skip(r);
-        return;
-    }
-    f->type = t;
-    if (t == EDDY_JR_STRING) {
-        (void)eddy_jr_string(r, &f->s);
-    } else {
-        struct eddy_str num;
-        if (eddy_jr_number(r, &num))
-            f->s = (struct eddy_jr_str){num.ptr, num.len, false};
-    }
-}
-
-static bool field_is_str(const struct field *f)
+static bool field_is_str(const struct eddy_jr_field *f)
 {
     return f->type == EDDY_JR_STRING;
 }
 
 /* The bytes a string field takes in the block (an upper bound: escapes
  * only shrink), with its NUL. */
-static size_t field_size(const struct field *f)
+static size_t field_size(const struct eddy_jr_field *f)
 {
     return field_is_str(f) ? f->s.len + 1 : 0;
 }
 
 /* A string field unescaped into the block at *p, as a C string (a \u0000
  * ends it, as it ends a C string); NULL when absent. *len gets its length. */
-static const char *field_dup(const struct field *f, char **p, size_t *len)
+static const char *field_dup(const struct eddy_jr_field *f, char **p, size_t *len)
 {
     if (!field_is_str(f))
         return NULL;
@@ -222,10 +197,10 @@ static int64_t text_to_i64(const char *s, size_t n)
 }
 
 /* A number SQS may send as a string ("3") or as a number; 0 when absent. */
-static int64_t field_i64(const struct field *f)
+static int64_t field_i64(const struct eddy_jr_field *f)
 {
     if (f->type == EDDY_JR_NUMBER) {
-        double d = strtod(f->s.ptr, NULL); /* a JSON number: it ends where the text does */
+        double d = eddy_jr_field_double(f);
         return d >= 0x1p63 ? INT64_MAX : d <= -0x1p63 ? INT64_MIN : (int64_t)d;
     }
     if (f->type != EDDY_JR_STRING)
@@ -245,18 +220,18 @@ enum { F_ID, F_RH, F_BODY, F_MD5, F_ATTRS, F_MATTRS, F_NFIELDS };
 enum { A_GROUP, A_DEDUP, A_TRACE, A_COUNT, A_SENT, A_FIRST, A_NFIELDS };
 
 struct msg_fields {
-    struct field f[F_NFIELDS];
-    struct field a[A_NFIELDS];       /* in Attributes */
-    const char *mattrs, *mattrs_end; /* MessageAttributes' text, when an object */
+    struct eddy_jr_field f[F_NFIELDS];
+    struct eddy_jr_field a[A_NFIELDS]; /* in Attributes */
+    const char *mattrs, *mattrs_end;   /* MessageAttributes' text, when an object */
 };
 
 /* One member of a message attribute: {"DataType":..,"StringValue"|"BinaryValue":..}. */
 struct attr_fields {
     struct eddy_jr_str name;
-    struct field type, str, bin;
+    struct eddy_jr_field type, str, bin;
 };
 
-static const struct field *attr_value(const struct attr_fields *a)
+static const struct eddy_jr_field *attr_value(const struct attr_fields *a)
 {
     return field_is_str(&a->str) ? &a->str : &a->bin;
 }
@@ -274,11 +249,11 @@ static bool attr_read(struct eddy_jr *r, struct attr_fields *a)
     struct eddy_jr_str k;
     while (eddy_jr_member(r, &k)) {
         if (EDDY_JR_KEY_IS(&k, "DataType"))
-            field_take(r, &a->type);
+            eddy_jr_take(r, &a->type);
         else if (EDDY_JR_KEY_IS(&k, "StringValue"))
-            field_take(r, &a->str);
+            eddy_jr_take(r, &a->str);
         else if (EDDY_JR_KEY_IS(&k, "BinaryValue"))
-            field_take(r, &a->bin);
+            eddy_jr_take(r, &a->bin);
         else
             (void)eddy_jr_skip(r);
     }
@@ -318,7 +293,7 @@ static void attrs_fill(struct eddy_sqs_message *m, const struct msg_fields *mf, 
     while (i < n && eddy_jr_member(&r, &a.name)) {
         if (!attr_read(&r, &a))
             continue;
-        struct field name = {EDDY_JR_STRING, a.name};
+        struct eddy_jr_field name = {EDDY_JR_STRING, a.name};
         m->attrs[i].name = field_dup(&name, p, NULL);
         m->attrs[i].type = field_dup(&a.type, p, NULL);
         m->attrs[i].value = field_dup(attr_value(&a), p, NULL);
@@ -342,7 +317,7 @@ static void sys_attrs_read(struct eddy_jr *r, struct msg_fields *m)
         while (i < A_NFIELDS && !eddy_jr_str_eq(&k, names[i], strlen(names[i])))
             i++;
         if (i < A_NFIELDS)
-            field_take(r, &m->a[i]);
+            eddy_jr_take(r, &m->a[i]);
         else
             (void)eddy_jr_skip(r);
     }
@@ -381,7 +356,7 @@ static void message_read(struct eddy_jr *r, struct msg_fields *m)
                 (void)eddy_jr_skip(r);
             }
         } else if (i < F_NFIELDS) {
-            field_take(r, &m->f[i]);
+            eddy_jr_take(r, &m->f[i]);
         } else {
             (void)eddy_jr_skip(r);
         }
@@ -391,7 +366,7 @@ static void message_read(struct eddy_jr *r, struct msg_fields *m)
 static eddy_err message_fill(const struct msg_fields *mf, struct eddy_sqs_message *m, size_t idx,
                              struct eddy_error *err)
 {
-    const struct field *f = mf->f, *a = mf->a;
+    const struct eddy_jr_field *f = mf->f, *a = mf->a;
     if (!field_is_str(&f[F_ID]) || !field_is_str(&f[F_RH]) || !field_is_str(&f[F_BODY]))
         return eddy_error_set(err, EDDY_EPARSE,
                               "SQS ReceiveMessage: message %zu lacks MessageId, ReceiptHandle "
@@ -526,7 +501,7 @@ static eddy_err batch_start(struct eddy_sqs *s, enum op_kind kind, const char *q
     struct op *o = op_new(kind, ud);
     o->cb.batch = cb;
     o->n = n;
-    struct eddy_aws_call_opts opts = {.idempotent = true};
+    struct eddy_aws_call_opts opts = {.idempotent = true, .raw_reply = true};
     return start(s, opname, &w, o, &opts, handle, err);
 }
 
@@ -556,41 +531,126 @@ void eddy_sqs_batch_result_cleanup(struct eddy_sqs_batch_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* The request index an entry id names, or n when it names none. */
-static size_t entry_index(const cJSON *e, size_t n)
+/* The request index an entry id names ("0".."9" as sent; digits only, as
+ * strtoul would take them whole), or n when it names none. */
+static size_t entry_index(const struct eddy_jr_field *id, size_t n)
 {
-    const char *id = jstr(e, "Id");
-    if (id == NULL || *id < '0' || *id > '9')
-        return n;
-    char *end;
-    unsigned long i = strtoul(id, &end, 10);
-    return *end == '\0' && i < n ? (size_t)i : n;
+    char *s = eddy_jr_field_strdup(id);
+    size_t i = n;
+    if (s && *s >= '0' && *s <= '9') {
+        uint64_t v = 0;
+        const char *p = s;
+        for (; *p >= '0' && *p <= '9' && v < n; p++)
+            v = v * 10 + (uint64_t)(*p - '0');
+        if (*p == '\0' && v < n)
+            i = (size_t)v;
+    }
+    free(s);
+    return i;
 }
 
-static void batch_parse(const cJSON *json, size_t n, struct eddy_sqs_batch_result *r)
+/* One element of Successful or Failed: its first Id, Code, Message and
+ * SenderFault. */
+struct batch_entry {
+    struct eddy_jr_field id, code, msg, fault;
+};
+
+static void batch_entry_read(struct eddy_jr *r, struct batch_entry *e)
 {
-    r->entries = eddy_calloc(n, sizeof *r->entries);
-    r->n = n;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(json, "Successful"))
-    {
-        size_t i = entry_index(e, n);
-        if (i < n)
-            r->entries[i].ok = true;
+    memset(e, 0, sizeof *e);
+    if (eddy_jr_peek(r) != EDDY_JR_OBJECT) {
+        (void)eddy_jr_skip(r); /* names no entry */
+        return;
     }
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(json, "Failed"))
-    {
-        size_t i = entry_index(e, n);
-        if (i == n || r->entries[i].code)
+    (void)eddy_jr_object(r);
+    struct eddy_jr_str k;
+    while (eddy_jr_member(r, &k)) {
+        if (EDDY_JR_KEY_IS(&k, "Id"))
+            eddy_jr_take(r, &e->id);
+        else if (EDDY_JR_KEY_IS(&k, "Code"))
+            eddy_jr_take(r, &e->code);
+        else if (EDDY_JR_KEY_IS(&k, "Message"))
+            eddy_jr_take(r, &e->msg);
+        else if (EDDY_JR_KEY_IS(&k, "SenderFault"))
+            eddy_jr_take(r, &e->fault);
+        else
+            (void)eddy_jr_skip(r);
+    }
+}
+
+/* The entries of Successful (failed false) or Failed into r. Their values
+ * are taken from an array, or from an object's members (as a tree's
+ * children are); anything else holds none. */
+static void batch_list_read(struct eddy_jr *jr, bool failed, size_t n,
+                            struct eddy_sqs_batch_result *r)
+{
+    enum eddy_jr_type t = eddy_jr_peek(jr);
+    if (t != EDDY_JR_ARRAY && t != EDDY_JR_OBJECT) {
+        (void)eddy_jr_skip(jr);
+        return;
+    }
+    struct eddy_jr_str k;
+    if (t == EDDY_JR_ARRAY)
+        (void)eddy_jr_array(jr);
+    else
+        (void)eddy_jr_object(jr);
+    while (t == EDDY_JR_ARRAY ? eddy_jr_element(jr) : eddy_jr_member(jr, &k)) {
+        struct batch_entry e;
+        batch_entry_read(jr, &e);
+        if (jr->rc != EDDY_OK)
+            return;
+        size_t i = entry_index(&e.id, n);
+        if (i == n)
             continue;
-        const char *code = jstr(e, "Code"), *msg = jstr(e, "Message");
-        r->entries[i].ok = false;
-        r->entries[i].code = eddy_strdup(code ? code : "Unknown");
-        r->entries[i].message = eddy_strdup(msg ? msg : "");
-        r->entries[i].sender_fault =
-            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "SenderFault"));
+        struct eddy_sqs_entry_result *er = &r->entries[i];
+        if (!failed) {
+            er->ok = true;
+            continue;
+        }
+        if (er->code)
+            continue;
+        char *code = eddy_jr_field_strdup(&e.code), *msg = eddy_jr_field_strdup(&e.msg);
+        er->ok = false;
+        er->code = code ? code : eddy_strdup("Unknown");
+        er->message = msg ? msg : eddy_strdup("");
+        er->sender_fault = eddy_jr_field_true(&e.fault);
+    }
+}
+
+eddy_err eddy_sqs_batch_parse(const char *text, size_t len, size_t n,
+                              struct eddy_sqs_batch_result *r, struct eddy_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->entries = eddy_calloc(n ? n : 1, sizeof *r->entries);
+    r->n = n;
+    struct eddy_jr jr;
+    eddy_jr_init(&jr, text, len);
+    if (len) {
+        bool ok_seen = false, failed_seen = false;
+        struct eddy_jr_str k;
+        (void)eddy_jr_object(&jr);
+        while (eddy_jr_member(&jr, &k)) {
+            if (!ok_seen && EDDY_JR_KEY_IS(&k, "Successful")) {
+                ok_seen = true;
+                batch_list_read(&jr, false, n, r);
+            } else if (!failed_seen && EDDY_JR_KEY_IS(&k, "Failed")) {
+                failed_seen = true;
+                batch_list_read(&jr, true, n, r);
+            } else {
+                (void)eddy_jr_skip(&jr);
+            }
+        }
+        (void)eddy_jr_finish(&jr);
+    }
+    if (jr.rc != EDDY_OK) {
+        eddy_sqs_batch_result_cleanup(r);
+        return eddy_error_set(err, EDDY_EPARSE,
+                              "SQS batch: reply is not a JSON object (%zu bytes, bad at byte %zu)",
+                              len, jr.at);
     }
     for (size_t i = 0; i < n; i++) {
+        if (r->entries[i].code) /* named as failed: whatever Successful says, in either order */
+            r->entries[i].ok = false;
         if (r->entries[i].ok)
             continue;
         if (r->entries[i].code == NULL) {
@@ -599,6 +659,7 @@ static void batch_parse(const cJSON *json, size_t n, struct eddy_sqs_batch_resul
         }
         r->nfailed++;
     }
+    return EDDY_OK;
 }
 
 /* ---- SendMessage ---- */
@@ -753,8 +814,8 @@ static void deliver(struct op *o, eddy_err err, const struct eddy_aws_reply *rep
     case OP_DELETE:
     case OP_VISIBILITY: {
         struct eddy_sqs_batch_result res = {0};
-        if (json)
-            batch_parse(json, o->n, &res);
+        if (err == EDDY_OK)
+            err = eddy_sqs_batch_parse(reply->body.ptr, reply->body.len, o->n, &res, &perr);
         o->cb.batch(err, &res, &r, o->ud);
         break;
     }

@@ -118,6 +118,14 @@ void eddy_sqs_batch_result_cleanup(struct eddy_sqs_batch_result *r);
 typedef void (*eddy_sqs_batch_cb)(eddy_err err, struct eddy_sqs_batch_result *res,
                                   const struct eddy_aws_reply *reply, void *ud);
 
+/* A batch reply's text for a call of n entries into *r (zeroed first;
+ * cleaned up on failure): EDDY_EPARSE when it is not a JSON object. An
+ * entry named in neither list fails with code "NoResult". Exposed for
+ * tests and fuzzing. */
+EDDY_MUST_USE eddy_err eddy_sqs_batch_parse(const char *text, size_t len, size_t n,
+                                            struct eddy_sqs_batch_result *r,
+                                            struct eddy_error *err);
+
 /* err EDDY_OK means the call worked; entries may still have failed (nfailed). */
 EDDY_MUST_USE eddy_err eddy_sqs_delete_batch(struct eddy_sqs *s, const char *queue_url,
                                              const struct eddy_sqs_batch_entry *entries, size_t n,

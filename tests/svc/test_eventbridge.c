@@ -97,6 +97,47 @@ static void test_put_events(void **state)
     rig_close(&r);
 }
 
+/* A PutEvents reply read from its text: entries in request order, the first
+ * field of a name, a short reply's missing entries NoResult, the larger
+ * failed count trusted, and no Entries refused. */
+static void test_put_parse_text(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "{\"Entries\":[{\"EventId\":\"e\\u00e9\",\"EventId\":\"second\"},{\"ErrorCode\":"
+        "\"Throttled\","
+        "\"ErrorMessage\":\"slow\"},\"x\",{\"EventId\":1}],\"Entries\":7,\"FailedEntryCount\":9,"
+        "\"FailedEntryCount\":1}";
+    struct eddy_eb_put_result r;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_eb_put_parse(text, sizeof text - 1, 5, &r, &err), EDDY_OK);
+    assert_int_equal(r.n, 5);
+    assert_string_equal(r.entries[0].event_id, "e\xc3\xa9");
+    assert_null(r.entries[0].error_code);
+    assert_null(r.entries[1].event_id);
+    assert_string_equal(r.entries[1].error_code, "Throttled");
+    assert_string_equal(r.entries[1].error_message, "slow");
+    assert_string_equal(r.entries[2].error_code, "NoResult");
+    assert_string_equal(r.entries[3].error_code, "NoResult");
+    assert_string_equal(r.entries[4].error_code, "NoResult");
+    assert_int_equal(r.failed_count, 9);
+    eddy_eb_put_result_cleanup(&r);
+
+    static const char one[] = "{\"FailedEntryCount\":0,\"Entries\":[{\"EventId\":\"a\"},{}]}";
+    assert_int_equal(eddy_eb_put_parse(one, sizeof one - 1, 1, &r, &err), EDDY_OK);
+    assert_int_equal(r.failed_count, 0);
+    eddy_eb_put_result_cleanup(&r);
+
+    static const char *const bad[] = {
+        "", "{}", "{\"Entries\":{}}", "[]", "{\"Entries\":[}", "{\"Entries\":[]} x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(eddy_eb_put_parse(bad[i], strlen(bad[i]), 1, &r, &err), EDDY_EPARSE);
+        assert_true(err.detail[0] != '\0');
+        assert_null(r.entries);
+        assert_int_equal(r.n, 0);
+    }
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -131,6 +172,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_events),
+        cmocka_unit_test(test_put_parse_text),
         cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -284,6 +284,61 @@ static void test_receive_parse_refusals(void **state)
     }
 }
 
+/* A batch reply read from its text: Failed wins over Successful in either
+ * order, the first failure of an entry counts, ids are the index digits
+ * whole, entries may come as an object's members, and an entry named
+ * nowhere fails as NoResult. */
+static void test_batch_parse_text(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "{\"Failed\":[{\"Id\":\"1\",\"Code\":\"C1\",\"Message\":\"m\\u00e9\",\"SenderFault\":true},"
+        "{\"Id\":\"1\",\"Code\":\"again\"},{\"Id\":\"2\",\"SenderFault\":\"true\"},{\"Id\":\"01\"},"
+        "{\"Id\":\"10\",\"Code\":\"out\"},{\"Id\":\"3x\",\"Code\":\"bad\"},{\"Id\":3,\"Code\":"
+        "\"n\"}],"
+        "\"Successful\":[{\"Id\":\"1\"},{\"Id\":\"4\"},7,{\"Id\":\"5\",\"Id\":\"6\"}],"
+        "\"Successful\":[{\"Id\":\"6\"}],\"Failed\":[{\"Id\":\"6\",\"Code\":\"late\"}]}";
+    struct eddy_sqs_batch_result r;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_sqs_batch_parse(text, sizeof text - 1, 7, &r, &err), EDDY_OK);
+    assert_int_equal(r.n, 7);
+    assert_false(r.entries[0].ok); /* "01" names 1, as strtoul reads it */
+    assert_string_equal(r.entries[0].code, "NoResult");
+    assert_false(r.entries[1].ok);
+    assert_string_equal(r.entries[1].code, "C1");
+    assert_string_equal(r.entries[1].message, "m\xc3\xa9");
+    assert_true(r.entries[1].sender_fault);
+    assert_false(r.entries[2].ok); /* failed without a code; "true" is not true */
+    assert_string_equal(r.entries[2].code, "Unknown");
+    assert_string_equal(r.entries[2].message, "");
+    assert_false(r.entries[2].sender_fault);
+    assert_string_equal(r.entries[3].code, "NoResult");
+    assert_true(r.entries[4].ok);
+    assert_null(r.entries[4].code);
+    assert_true(r.entries[5].ok);
+    assert_string_equal(r.entries[6].code, "NoResult");
+    assert_int_equal(r.nfailed, 5);
+    eddy_sqs_batch_result_cleanup(&r);
+
+    static const char members[] = "{\"Successful\":{\"a\":{\"Id\":\"0\"},\"b\":{\"Id\":\"1\"}}}";
+    assert_int_equal(eddy_sqs_batch_parse(members, sizeof members - 1, 2, &r, &err), EDDY_OK);
+    assert_true(r.entries[0].ok && r.entries[1].ok);
+    assert_int_equal(r.nfailed, 0);
+    eddy_sqs_batch_result_cleanup(&r);
+
+    assert_int_equal(eddy_sqs_batch_parse("", 0, 1, &r, &err), EDDY_OK);
+    assert_string_equal(r.entries[0].code, "NoResult");
+    eddy_sqs_batch_result_cleanup(&r);
+
+    static const char *const bad[] = {"[]", "{\"Successful\":[{\"Id\":\"0\"}]", "{\"a\":1,}",
+                                      "{\"Successful\":[{\"Id\":\"0\"}]} 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(eddy_sqs_batch_parse(bad[i], strlen(bad[i]), 1, &r, &err), EDDY_EPARSE);
+        assert_null(r.entries);
+        assert_int_equal(r.n, 0);
+    }
+}
+
 static void test_delete_batch_partial(void **state)
 {
     (void)state;
@@ -431,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_receive_empty_limits_and_bad_reply),
         cmocka_unit_test(test_receive_parse_text),
         cmocka_unit_test(test_receive_parse_refusals),
+        cmocka_unit_test(test_batch_parse_text),
         cmocka_unit_test(test_delete_batch_partial),
         cmocka_unit_test(test_change_visibility),
         cmocka_unit_test(test_send),
