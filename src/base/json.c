@@ -94,9 +94,10 @@ static const unsigned char needs_escape[256] = {
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
-/* Whether one of the 8 bytes in x needs an escape: the exact "has a byte
- * below / equal to" tests (a borrow can only mark bytes above a real hit). */
-static bool word_needs_escape(uint64_t x)
+/* The bytes of x that need an escape, each marked by its high bit: the
+ * "has a byte below / equal to" tests. A borrow can mark a byte only above
+ * one that really needs an escape, so the lowest mark is always exact. */
+static uint64_t escape_marks(uint64_t x)
 {
     uint64_t below = (x - ONES * 0x20) & ~x;
     uint64_t q = x ^ (ONES * '"');
@@ -104,16 +105,24 @@ static bool word_needs_escape(uint64_t x)
     return (below | ((q - ONES) & ~q) | ((bs - ONES) & ~bs)) & HIGHS;
 }
 
-/* How many bytes of s[0..n) from the start need no escape: eight at a time,
- * then byte by byte from the word that holds the first one that does. */
+/* How many bytes of s[0..n) from the start need no escape: eight at a time;
+ * in the word that holds the first one that does, its place is the lowest
+ * mark (little-endian loads: the first byte is the lowest) or found byte
+ * by byte. */
 static size_t clean_prefix(const char *s, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t x;
         memcpy(&x, s + i, 8);
-        if (word_needs_escape(x))
+        uint64_t m = escape_marks(x);
+        if (m) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + (size_t)__builtin_ctzll(m) / 8;
+#else
             break;
+#endif
+        }
     }
     while (i < n && !needs_escape[(unsigned char)s[i]])
         i++;
@@ -1064,14 +1073,33 @@ size_t eddy_jr_unescape(const struct eddy_jr_str *s, char *out)
     const char *p = s->ptr, *end = s->ptr + s->len;
     char *o = out;
     while (p < end) {
-        if (*p != '\\') {
+        /* the runs between escapes: a string with escapes has them close */
+        while (p < end && *p != '\\')
             *o++ = *p++;
-            continue;
-        }
+        if (p == end)
+            break;
         char c = p[1];
         if (c != 'u') {
-            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-            *o++ = to[strchr(from, c) - from];
+            switch (c) {
+            case 'b':
+                *o++ = '\b';
+                break;
+            case 'f':
+                *o++ = '\f';
+                break;
+            case 'n':
+                *o++ = '\n';
+                break;
+            case 'r':
+                *o++ = '\r';
+                break;
+            case 't':
+                *o++ = '\t';
+                break;
+            default: /* '"', '\\' and '/' stand for themselves */
+                *o++ = c;
+                break;
+            }
             p += 2;
             continue;
         }

@@ -216,6 +216,12 @@ static int64_t field_i64(const struct eddy_jr_field *f)
     return v;
 }
 
+/* a key and its length, for the tables of the names read */
+#define KEY(lit)                                                                                   \
+    {                                                                                              \
+        (lit), sizeof(lit) - 1                                                                     \
+    }
+
 enum { F_ID, F_RH, F_BODY, F_MD5, F_ATTRS, F_MATTRS, F_NFIELDS };
 enum { A_GROUP, A_DEDUP, A_TRACE, A_COUNT, A_SENT, A_FIRST, A_NFIELDS };
 
@@ -305,16 +311,16 @@ static void attrs_fill(struct eddy_sqs_message *m, const struct msg_fields *mf, 
 /* Attributes: the system attributes eddy keeps. */
 static void sys_attrs_read(struct eddy_jr *r, struct msg_fields *m)
 {
-    static const char *const names[A_NFIELDS] = {
-        [A_GROUP] = "MessageGroupId", [A_DEDUP] = "MessageDeduplicationId",
-        [A_TRACE] = "AWSTraceHeader", [A_COUNT] = "ApproximateReceiveCount",
-        [A_SENT] = "SentTimestamp",   [A_FIRST] = "ApproximateFirstReceiveTimestamp",
+    static const struct eddy_str names[A_NFIELDS] = {
+        [A_GROUP] = KEY("MessageGroupId"), [A_DEDUP] = KEY("MessageDeduplicationId"),
+        [A_TRACE] = KEY("AWSTraceHeader"), [A_COUNT] = KEY("ApproximateReceiveCount"),
+        [A_SENT] = KEY("SentTimestamp"),   [A_FIRST] = KEY("ApproximateFirstReceiveTimestamp"),
     };
     (void)eddy_jr_object(r);
     struct eddy_jr_str k;
     while (eddy_jr_member(r, &k)) {
         size_t i = 0;
-        while (i < A_NFIELDS && !eddy_jr_str_eq(&k, names[i], strlen(names[i])))
+        while (i < A_NFIELDS && !eddy_jr_str_eq(&k, names[i].ptr, names[i].len))
             i++;
         if (i < A_NFIELDS)
             eddy_jr_take(r, &m->a[i]);
@@ -326,9 +332,10 @@ static void sys_attrs_read(struct eddy_jr *r, struct msg_fields *m)
 /* One element of Messages: where its fields lie. */
 static void message_read(struct eddy_jr *r, struct msg_fields *m)
 {
-    static const char *const names[F_NFIELDS] = {
-        [F_ID] = "MessageId",  [F_RH] = "ReceiptHandle", [F_BODY] = "Body",
-        [F_MD5] = "MD5OfBody", [F_ATTRS] = "Attributes", [F_MATTRS] = "MessageAttributes",
+    static const struct eddy_str names[F_NFIELDS] = {
+        [F_ID] = KEY("MessageId"),     [F_RH] = KEY("ReceiptHandle"),
+        [F_BODY] = KEY("Body"),        [F_MD5] = KEY("MD5OfBody"),
+        [F_ATTRS] = KEY("Attributes"), [F_MATTRS] = KEY("MessageAttributes"),
     };
     memset(m, 0, sizeof *m);
     if (eddy_jr_peek(r) != EDDY_JR_OBJECT) {
@@ -339,7 +346,7 @@ static void message_read(struct eddy_jr *r, struct msg_fields *m)
     struct eddy_jr_str k;
     while (eddy_jr_member(r, &k)) {
         size_t i = 0;
-        while (i < F_NFIELDS && !eddy_jr_str_eq(&k, names[i], strlen(names[i])))
+        while (i < F_NFIELDS && !eddy_jr_str_eq(&k, names[i].ptr, names[i].len))
             i++;
         if (i == F_ATTRS || i == F_MATTRS) {
             bool first = m->f[i].type == EDDY_JR_END;
