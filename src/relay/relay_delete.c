@@ -75,6 +75,7 @@ cJSON *relay_entry_key(const struct entry *e)
 void relay_delete_queue(struct eddy_relay *r, struct entry *e)
 {
     eddy_list_insert_tail(&r->del, &e->dlink);
+    e->del_at = uv_now(r->loop);
     r->del_queued++;
 }
 
@@ -173,13 +174,26 @@ static void delete_send_one(struct eddy_relay *r)
     on_delete(err.code ? err.code : EDDY_EINVAL, &none, &reply, dc);
 }
 
-/* Send full batches; all: the partial one too (the linger is over). */
+/* Send full batches; all: the partial one too (the linger is over). A
+ * partial batch waits until its oldest key has waited DELETE_LINGER_MS:
+ * the timer follows the oldest key queued, not the first key queued after
+ * an empty queue, so that the keys left after full batches get their own
+ * linger (full batches under load, instead of a partial one per linger). */
 void relay_delete_send(struct eddy_relay *r, bool all)
 {
     if (uv_is_active((uv_handle_t *)&r->del_timer) && r->del_attempt > 0)
         return; /* a backoff runs */
-    while (r->del_queued >= EDDY_DDB_MAX_BATCH_WRITE || (all && r->del_queued > 0))
+    bool sent = false;
+    for (; r->del_queued >= EDDY_DDB_MAX_BATCH_WRITE || (all && r->del_queued > 0); sent = true)
         delete_send_one(r);
-    if (r->del_queued > 0 && !uv_is_active((uv_handle_t *)&r->del_timer))
-        uv_timer_start(&r->del_timer, on_del_timer, r->stopping ? 1 : DELETE_LINGER_MS, 0);
+    if (r->del_queued == 0) {
+        uv_timer_stop(&r->del_timer);
+        return;
+    }
+    if (!sent && uv_is_active((uv_handle_t *)&r->del_timer))
+        return; /* it runs for the same oldest key */
+    uint64_t now = uv_now(r->loop),
+             due = eddy_list_data(eddy_list_head(&r->del), struct entry, dlink)->del_at +
+                   DELETE_LINGER_MS;
+    uv_timer_start(&r->del_timer, on_del_timer, r->stopping || due <= now ? 1 : due - now, 0);
 }

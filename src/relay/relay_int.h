@@ -69,6 +69,7 @@ struct entry {
     char *source;           /* "eddy.<namespace>" when built here */
     char error[512];        /* the last refusal, for the dead row */
     struct eddy_list dlink; /* in the delete queue */
+    uint64_t del_at;        /* loop ms it was queued for its delete */
 };
 
 struct lane {
