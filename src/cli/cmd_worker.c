@@ -184,6 +184,7 @@ static eddy_err make_processor(struct worker *w, struct eddy_error *err)
             return err->code;
         pc.on_outbox = eddy_relay_on_outbox;
         pc.on_outbox_ud = w->relay;
+        pc.on_outbox_expect = eddy_relay_on_outbox_expect;
     } else if (cfg->relay) {
         eddy_log(EDDY_LOG_INFO, NULL, "EDDY_EVENT_BUS is not set: the outbox relay is off");
     }

@@ -122,6 +122,16 @@ static void group_add(struct group *g, struct entity *e)
 static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
                      const struct eddy_aws_reply *reply, void *ud);
 
+/* Tell the publisher of the group's outbox rows: sign +1 sent, -1 back. */
+static void expect_outbox(struct group *g, long sign)
+{
+    long n = 0;
+    for (size_t i = 0; i < g->nrefs && g->p->cfg.on_outbox_expect; i++)
+        n += g->refs[i].e->roles[g->refs[i].item] == ROLE_OUTBOX;
+    if (n)
+        g->p->cfg.on_outbox_expect(sign * n, g->p->cfg.on_outbox_ud);
+}
+
 static void group_start(struct eddy_processor *p, struct group *g)
 {
     if (g->nrefs > g->items_cap) {
@@ -149,6 +159,7 @@ static void group_start(struct eddy_processor *p, struct group *g)
     if (rc == EDDY_OK) {
         p->inflight++;
         p->commits++;
+        expect_outbox(g, +1);
         return;
     }
     for (size_t j = 0; j < g->nents; j++) {
@@ -258,6 +269,7 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
     struct eddy_processor *p = g->p;
     p->inflight--;
     p->commits--;
+    expect_outbox(g, -1);
     if (err == EDDY_OK) {
         txn_ok(g);
     } else if (err == EDDY_ETXN_CANCELED && res->n == g->nrefs) {

@@ -130,6 +130,10 @@ struct eddy_processor_config {
      * fields (row->outbox), valid during the call: publish on commit */
     void (*on_outbox)(const struct eddy_record_text *row, void *ud);
     void *on_outbox_ud;
+    /* called with +n when a TransactWriteItems that writes n outbox rows
+     * goes out and with -n when it is back (before on_outbox): the
+     * publisher may wait for them; ud is on_outbox_ud. NULL: none */
+    void (*on_outbox_expect)(long n, void *ud);
     /* backoff after a conflict or throttling: full jitter over
      * min(base * 2^n, max) ms; 0: 10 ms and 2000 ms */
     uint32_t backoff_base_ms;

@@ -45,6 +45,7 @@ static void apply_defaults(struct eddy_relay_config *c)
     c->round_max = c->round_max ? c->round_max : 1000;
     c->held_max = c->held_max ? c->held_max : 10000;
     c->inflight_max = c->inflight_max ? c->inflight_max : 8;
+    c->linger_ms = c->linger_ms ? c->linger_ms : 50;
     c->retry_base_ms = c->retry_base_ms ? c->retry_base_ms : 100;
     c->retry_cap_ms = c->retry_cap_ms ? c->retry_cap_ms : 5000;
 }
@@ -118,6 +119,8 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
     eddy_list_init(&r->ready);
     eddy_list_init(&r->backoff);
     eddy_list_init(&r->del);
+    eddy_list_init(&r->out);
+    r->joins = r->fresh = 1024;
     eddy_map_init(&r->gone, eddy_rng_next(&r->rng));
     r->shards = eddy_calloc(cfg->shards, sizeof *r->shards);
     for (uint32_t i = 0; i < cfg->shards; i++) {

@@ -28,11 +28,17 @@
  * entry out at a time unless its bus kind lets an entity's entries share a
  * call, so its later entries leave only after the earlier ones were
  * accepted. Entries added in one loop turn share the calls of that turn; a
- * call that is not full, while other calls are out, waits for company up
- * to 5 ms (Nagle's way, bounded), so calls fill up under load and an entry
- * never waits a round trip for a call it could not join. Published entries
- * are deleted with BatchWriteItem (25 keys a call, partial batches wait up
- * to 250 ms for company, unprocessed keys sent again).
+ * call that is not full waits, linger_ms at most from its first entry,
+ * while entries that could join it are on their way: the next entries of
+ * the entities of the calls in flight (the calls of a few busy entities
+ * stay in step, each carrying all of them), or those of the commits in
+ * flight (eddy_relay_expect) likely to find their entity with nothing out,
+ * when they would fill it (to the bus's limit, or on a bus with one entry
+ * of an entity a call, to the entities held and those the commits are
+ * likely to bring) and the next commit is due back within the linger;
+ * otherwise it goes at once. Published entries are deleted with
+ * BatchWriteItem (25 keys a call, a partial batch once its oldest key has
+ * waited 250 ms, unprocessed keys sent again).
  * commit_to_publish_latency runs
  * from the hand-over (the commit's success) for committed entries, from
  * the row's _tms for swept ones. A call that fails as a whole (network, throttling, 5xx) is sent
@@ -118,6 +124,7 @@ struct eddy_relay_config {
     uint32_t round_max;     /* rows a sweep reads at most; 0: 1000 */
     uint32_t held_max;      /* entries held in memory at most (more wait for a sweep); 0: 10000 */
     uint32_t inflight_max;  /* PutEvents calls in flight; 0: 8 */
+    uint32_t linger_ms;     /* a call not full waits for entries on their way at most; 0: 50 */
     uint32_t retry_base_ms; /* backoff of failed entries; 0: 100 */
     uint32_t retry_cap_ms;  /* 0: 5000 */
     uint64_t seed;          /* backoff jitter; 0: from the clock */
@@ -166,6 +173,13 @@ EDDY_MUST_USE eddy_err eddy_relay_start(struct eddy_relay *r);
 void eddy_relay_publish(struct eddy_relay *r, const struct eddy_record_text *row);
 /* The processor's on_outbox hook: ud is the relay. */
 void eddy_relay_on_outbox(const struct eddy_record_text *row, void *ud);
+/* A hint from the commit path: n (> 0) entries are in a commit in flight,
+ * or (< 0) such a commit is back (its entries come with eddy_relay_publish,
+ * or never when it failed). A call that is not full waits a little for
+ * them (see above). */
+void eddy_relay_expect(struct eddy_relay *r, long n);
+/* The processor's on_outbox_expect hook: ud is the relay. */
+void eddy_relay_on_outbox_expect(long n, void *ud);
 /* Sweep shard now if it is ours (tests; a shard's timer does it otherwise). */
 void eddy_relay_sweep(struct eddy_relay *r, uint32_t shard);
 /* See the lifecycle above; cb may be NULL. Calling it twice is harmless

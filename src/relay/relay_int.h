@@ -5,8 +5,9 @@
  * The flow of an entry, one file a step:
  *   - relay_publish.c: the way in (eddy_relay_publish, for committed
  *     entries) and the PutEvents calls: the pump moves ready lane heads into
- *     the open call, sent when full or at the end of the loop turn (an idle
- *     handle), so the entries of the commits of one turn share calls;
+ *     the open call, sent when full, or at the end of the loop turn (an idle
+ *     handle) when nothing more can join it soon (see on_flush), so the
+ *     entries of several commits share calls;
  *   - relay_lanes.c: the entries held, each an outbox row (the fields the
  *     commit path rendered, or a swept row's cJSON item) in its entity's
  *     lane, a list in (seq, idx) order. A lane's head
@@ -153,6 +154,17 @@ struct eddy_relay {
     struct eddy_list ready, backoff; /* struct lane, FIFO */
     size_t held;
     struct put_call *open;
+    struct eddy_list out; /* struct put_call: the PutEvents calls in flight */
+    /* Outbox entries of the commits in flight (eddy_relay_expect), and the
+     * shares (1/1024ths, moving averages) of the committed entries that
+     * could join a call at once, their entity having nothing out, and of
+     * those whose entity had nothing held: the entries the open call may
+     * still get from commits, and of entities it does not know yet. */
+    size_t expect;
+    uint32_t joins, fresh;
+    /* Loop ms the last commit came back, and the time between commits
+     * coming back (a moving average): when the next one is due. */
+    uint64_t back_at, back_gap;
     unsigned puts, moves, deletes, sweeps; /* calls in flight */
     struct eddy_list del;                  /* struct entry: published, to delete */
     size_t del_queued;

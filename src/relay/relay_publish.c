@@ -3,9 +3,10 @@
  * ready lane heads leave in PutEvents calls across entities (the bus kind's
  * limits), one entry of an entity out at a time unless the bus keeps an
  * entity's order within a call. Entries added in one loop turn share the
- * calls of that turn; a call that is not full waits while another call is
- * out (Nagle's way). Accepted entries go to the delete queue; refused ones
- * back to their lane after a backoff, or dead.
+ * calls of that turn; a call that is not full waits, a bounded while, as
+ * long as entries that could join it are on their way (see on_flush).
+ * Accepted entries go to the delete queue; refused ones back to their lane
+ * after a backoff, or dead.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +17,11 @@
 #include "base/metrics.h"
 #include "relay/relay_int.h"
 
-/* A call that is not full, while others are out, waits this long at most
- * for company. */
-#define PUT_LINGER_MS 5
-
 /* One PutEvents call. */
 struct put_call {
     struct eddy_relay *r;
-    uint64_t opened_at; /* loop ms of its first entry */
+    struct eddy_list link; /* in r->out while in flight */
+    uint64_t opened_at;    /* loop ms of its first entry */
     size_t n, bytes;
     struct entry **at;
     struct eddy_eb_entry *ents;
@@ -81,14 +79,41 @@ void eddy_relay_publish(struct eddy_relay *r, const struct eddy_record_text *row
     }
     struct entry *e = relay_entry_committed(r, row);
     e->commit_ms = eddy_clock_unix_ms(r->clock); /* the commit is done: from now on */
-    if (relay_hold(r, e))
+    if (relay_hold(r, e)) {
         r->st.committed++;
+        /* could it join a call at once (its entity has nothing out)? */
+        bool joins = e->lane->head == e && e->st == E_WAIT;
+        r->joins = r->joins * 7 / 8 + (joins ? 1024 / 8 : 0);
+        r->fresh = r->fresh * 7 / 8 + (e->lane->n == 1 ? 1024 / 8 : 0);
+    }
     relay_pump(r);
 }
 
 void eddy_relay_on_outbox(const struct eddy_record_text *row, void *ud)
 {
     eddy_relay_publish(ud, row);
+}
+
+static void on_flush(uv_idle_t *h);
+
+void eddy_relay_expect(struct eddy_relay *r, long n)
+{
+    if (r == NULL || r->closing)
+        return;
+    size_t k = (size_t)(n < 0 ? -n : n);
+    r->expect = n >= 0 ? r->expect + k : r->expect - (k < r->expect ? k : r->expect);
+    if (n < 0) {
+        uint64_t now = uv_now(r->loop);
+        r->back_gap = r->back_at ? (r->back_gap * 3 + (now - r->back_at)) / 4 : 0;
+        r->back_at = now;
+    }
+    if (r->open && r->started) /* a commit is back: the open call may go now */
+        uv_idle_start(&r->flush, on_flush);
+}
+
+void eddy_relay_on_outbox_expect(long n, void *ud)
+{
+    eddy_relay_expect(ud, n);
 }
 
 /* ---- publishing ---- */
@@ -140,8 +165,6 @@ static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code
     relay_lane_list(r, e->lane);
 }
 
-static void on_flush(uv_idle_t *h);
-
 static void put_call_free(struct put_call *pc)
 {
     free(pc->at);
@@ -156,6 +179,7 @@ static void on_put(eddy_err rc, struct eddy_eb_put_result *res, const struct edd
     struct put_call *pc = ud;
     struct eddy_relay *r = pc->r;
     r->puts--;
+    eddy_list_remove(&pc->link);
     int64_t now = eddy_clock_unix_ms(r->clock);
     for (size_t k = 0; k < pc->n; k++) {
         struct entry *e = pc->at[k];
@@ -189,6 +213,7 @@ static void put_send(struct eddy_relay *r)
     struct eddy_error err = {0};
     r->st.put_calls++;
     r->puts++;
+    eddy_list_insert_tail(&r->out, &pc->link);
     if (r->bus->put(r->bus_client, pc->ents, pc->rows, pc->n, on_put, pc, &err) == EDDY_OK)
         return;
     struct eddy_eb_put_result none = {0};
@@ -201,10 +226,44 @@ static void on_linger(uv_timer_t *t)
     put_send(eddy_container_of(t, struct eddy_relay, linger_timer));
 }
 
-/* The end of a loop turn: send the open call if no call is out. While
- * calls are out, a call that is not full fills up for PUT_LINGER_MS at most
- * (Nagle's way, with a bound): fuller calls under load, and an entity whose
- * entry comes while a call is out waits a few ms, not a round trip. */
+/* Whether the open call should wait for entries that may join it soon:
+ * - the next entry of an entity of a call in flight (it can go when that
+ *   call is back): waiting keeps the calls of a few busy entities in step;
+ * - the entries of the commits in flight likely to find their entity with
+ *   nothing out, when they would fill the call: up to the bus's limit, or
+ *   where an entity has one entry out at a time, up to the entities held
+ *   and those the commits are likely to bring, and when the next commit is
+ *   due back (as the last ones came) before the call's linger is over. A
+ *   few entries of a commit, or commits slower than the linger, do not hold
+ *   the call: the latency they would add buys little. */
+static bool put_wait(const struct eddy_relay *r, const struct put_call *pc)
+{
+    uint64_t now = uv_now(r->loop);
+    struct eddy_list *q;
+    eddy_list_foreach(q, &r->out)
+    {
+        const struct put_call *out = eddy_list_data(q, struct put_call, link);
+        for (size_t k = 0; k < out->n; k++) {
+            const struct entry *next = entry_next(out->at[k]);
+            if (next && next->st == E_WAIT && next->ready_at <= now)
+                return true;
+        }
+    }
+    size_t coming = (size_t)((uint64_t)r->expect * r->joins / 1024), room = r->bus->max_entries;
+    if (coming == 0 || r->back_at + r->back_gap > pc->opened_at + r->cfg.linger_ms)
+        return false;
+    if (!r->bus->entity_shares_call) {
+        size_t entities =
+            eddy_map_count(&r->lanes) + (size_t)((uint64_t)r->expect * r->fresh / 1024);
+        room = entities < room ? entities : room;
+    }
+    return pc->n < room && pc->n + coming >= room;
+}
+
+/* The end of a loop turn: send the open call when it is full, or when
+ * nothing is on its way to join it (put_wait), or linger_ms after its first
+ * entry: full calls under load, and, when a few entities are busy, calls in
+ * step, each carrying every entity with an entry to send. */
 static void on_flush(uv_idle_t *h)
 {
     struct eddy_relay *r = eddy_container_of(h, struct eddy_relay, flush);
@@ -212,10 +271,11 @@ static void on_flush(uv_idle_t *h)
     uv_idle_stop(&r->flush);
     if (pc) {
         uint64_t waited = uv_now(r->loop) - pc->opened_at;
-        if (r->puts == 0 || pc->n == r->bus->max_entries || waited >= PUT_LINGER_MS)
+        if (pc->n == r->bus->max_entries || r->stopping || waited >= r->cfg.linger_ms ||
+            !put_wait(r, pc))
             put_send(r);
         else if (!uv_is_active((uv_handle_t *)&r->linger_timer))
-            uv_timer_start(&r->linger_timer, on_linger, PUT_LINGER_MS - waited, 0);
+            uv_timer_start(&r->linger_timer, on_linger, r->cfg.linger_ms - waited, 0);
     }
     relay_delete_send(r, false);
 }

@@ -26,8 +26,18 @@ struct prig {
     struct eddy_ddb ddb;
     struct eddy_processor *p;
     uint32_t outbox_calls;
+    long expect, expect_sent; /* outbox rows of the commits in flight, announced in all */
     int called;
 };
+
+/* The commit's outbox rows, announced when it goes (+n) and is back (-n). */
+static void on_outbox_expect(long n, void *ud)
+{
+    struct prig *r = ud;
+    r->expect += n;
+    r->expect_sent += n > 0 ? n : 0;
+    assert_true(r->expect >= 0);
+}
 
 /* The committed outbox row, handed over as written (publish on commit). */
 static void on_outbox(const struct eddy_record_text *row, void *ud)
@@ -66,6 +76,7 @@ static void prig_init_policy(struct prig *r, size_t group_max, size_t commits_ma
                                        .on_reject = on_reject,
                                        .on_outbox = on_outbox,
                                        .on_outbox_ud = r,
+                                       .on_outbox_expect = on_outbox_expect,
                                        .backoff_base_ms = 1,
                                        .backoff_max_ms = 2};
     r->p = eddy_processor_new(&r->rig.loop, &r->ddb, &pc, &r->rig.fake_clock.clock, 7, &err);
@@ -338,6 +349,8 @@ static void test_commit_shape(void **state)
     assert_non_null(strstr(put_attr(ob, "_pk", "S"), "#outbox/"));
     cJSON_Delete(body);
     assert_int_equal(r.outbox_calls, 1);
+    assert_int_equal(r.expect_sent, 1);
+    assert_int_equal(r.expect, 0);
     /* the next batch of the entity comes from the cache */
     struct tb t2;
     tb_init(&t2, &r, "e1", 1, "Increment");
@@ -417,6 +430,8 @@ static void test_conflict_reloads(void **state)
     struct eddy_processor_stats s;
     eddy_processor_stats(r.p, &s);
     assert_int_equal(s.conflicts, 1);
+    assert_int_equal(r.expect_sent, 2); /* the commit canceled, then the one that went */
+    assert_int_equal(r.expect, 0);
     prig_close(&r);
 }
 

@@ -2,7 +2,8 @@
  * order per entity, only failed entries resent, an entity waiting for its
  * failed entry while the others go on, the 10 entry and 256 KB limits,
  * shards sharing calls, dead entries, unprocessed deletes, paging, sweeps
- * fair across entities, publish on commit with the grace, and stop. No
+ * fair across entities, publish on commit with the grace, calls that wait
+ * for the entries on their way (or not), and stop. No
  * leases here (lease_ms 0): test_lease.c covers them. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -641,6 +642,137 @@ static void test_partial_call_does_not_wait_for_calls_out(void **state)
     relay_rig_close(&r);
 }
 
+static bool nothing_held(struct fakeaws *w, void *ud)
+{
+    struct relay_rig *r = ud;
+    struct eddy_relay_stats st;
+    eddy_relay_stats(r->relay, &st);
+    return st.held == 0 && fakeaws_waiting(w) == 0;
+}
+
+/* The entries of a commit in flight are on their way: a call that is not
+ * full waits for them (the hint from the commit path), and goes at once
+ * when they are in and nothing else is coming. */
+static void test_call_waits_for_commit_in_flight(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    r.cfg.linger_ms = 600000; /* only what comes decides, not the clock */
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000)); /* the first sweep */
+    eddy_relay_on_outbox_expect(+3, r.relay);              /* a commit of 3 entries is out */
+    hand_over(&r, "a", 1);                                 /* another commit, back */
+    for (int i = 0; i < 5; i++)
+        uv_run(&r.w.rig.loop, UV_RUN_NOWAIT);
+    assert_int_equal(fakeaws_waiting(&r.w), 0); /* a/1 waits */
+    eddy_relay_on_outbox_expect(-3, r.relay);   /* back: its entries come */
+    hand_over(&r, "b", 1);
+    hand_over(&r, "c", 1);
+    hand_over(&r, "d", 1);
+    assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+    assert_int_equal(r.w.put_calls, 1);
+    assert_int_equal(r.w.max_call_entries, 4);
+    /* a commit that is back without entries (it failed) lets the call go */
+    eddy_relay_on_outbox_expect(+9, r.relay);
+    hand_over(&r, "a", 2);
+    for (int i = 0; i < 5; i++)
+        uv_run(&r.w.rig.loop, UV_RUN_NOWAIT);
+    assert_int_equal(fakeaws_waiting(&r.w), 0);
+    eddy_relay_on_outbox_expect(-9, r.relay);
+    assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+    assert_int_equal(r.w.put_calls, 2);
+    relay_rig_close(&r);
+}
+
+/* PutEvents calls sent and not answered. */
+static size_t puts_out(const struct fakeaws *w)
+{
+    size_t n = 0;
+    for (size_t i = w->answered; i < eddy_fake_count(w->rig.fake); i++) {
+        const struct eddy_fake_request *req = eddy_fake_request_at(w->rig.fake, i);
+        n += !req->canceled && strstr(eddy_fake_request_header(req, "X-Amz-Target"), "PutEvents");
+    }
+    return n;
+}
+
+static bool one_put_out(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return puts_out(w) == 1;
+}
+
+static bool two_puts_out(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return puts_out(w) == 2;
+}
+
+/* A commit of a few entries does not hold a call it would not fill: with
+ * ten entities held (their call out), x/1 goes at once although a commit of
+ * two entries is in flight. */
+static void test_few_committed_entries_do_not_hold_a_call(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    r.cfg.linger_ms = 600000;
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    r.w.hold_puts = true;
+    const char *ids[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
+    for (int k = 0; k < 10; k++)
+        hand_over(&r, ids[k], 1); /* a full call, out */
+    assert_true(fakeaws_run(&r.w, one_put_out, NULL, 5000));
+    eddy_relay_on_outbox_expect(+2, r.relay);
+    hand_over(&r, "x", 1);
+    assert_true(fakeaws_run(&r.w, two_puts_out, NULL, 5000));
+    eddy_relay_on_outbox_expect(-2, r.relay);
+    fakeaws_release_puts(&r.w);
+    assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+    assert_int_equal(r.w.put_calls, 2);
+    relay_rig_close(&r);
+}
+
+/* Five busy entities, commits bringing some of them while a call is out:
+ * the call that is open waits for the call in flight (its entities' next
+ * entries wait for it), so the calls stay in step and each carries all
+ * five, the most the classic bus allows (one entry of an entity a call). */
+static void test_calls_in_step_for_busy_entities(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    r.cfg.linger_ms = 600000;
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    const char *ids[] = {"a", "b", "c", "d", "e"};
+    r.w.hold_puts = true;
+    for (int k = 0; k < 3; k++) /* a commit of a, b, c: one call, held */
+        hand_over(&r, ids[k], 1);
+    assert_true(fakeaws_run(&r.w, one_put_out, NULL, 5000));
+    for (int64_t seq = 1; seq <= 4; seq++) {
+        /* commits while a call is out: a, b, c's next entries (behind the
+         * call), d and e's (their first, or behind the call) */
+        for (int k = 0; k < 5; k++)
+            hand_over(&r, ids[k], seq + (k < 3));
+        /* nothing goes meanwhile (without the wait: d/1 and e/1 alone) */
+        assert_false(fakeaws_run(&r.w, two_puts_out, NULL, 100));
+        fakeaws_release_puts(&r.w);
+        r.w.hold_puts = true;
+        assert_true(fakeaws_run(&r.w, one_put_out, NULL, 5000));
+    }
+    fakeaws_release_puts(&r.w);
+    assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+    /* 23 entries: a, b, c 1..5 and d, e 1..4, in 5 calls: 3, 5, 5, 5, 5 */
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 23);
+    assert_int_equal(r.w.put_calls, 5);
+    assert_int_equal(r.w.max_call_entries, 5);
+    assert_false(r.w.same_entity_in_call);
+    assert_ordered(r.w.published);
+    relay_rig_close(&r);
+}
+
 /* Stop while the round's Query is out: the reply is relayed by nothing,
  * the round ends cleanly (no leak, nothing sent). */
 static void test_stop_during_query(void **state)
@@ -707,6 +839,9 @@ int main(void)
         cmocka_unit_test(test_publish_on_commit),
         cmocka_unit_test(test_stop_finishes_batch_in_hand),
         cmocka_unit_test(test_partial_call_does_not_wait_for_calls_out),
+        cmocka_unit_test(test_call_waits_for_commit_in_flight),
+        cmocka_unit_test(test_calls_in_step_for_busy_entities),
+        cmocka_unit_test(test_few_committed_entries_do_not_hold_a_call),
         cmocka_unit_test(test_stop_during_query),
         cmocka_unit_test(test_stop_before_start),
         cmocka_unit_test(test_config_checked),
