@@ -87,6 +87,70 @@ bool eddy_utf8_valid(const char *str)
     return true;
 }
 
+/*
+ * The path of the member being written, for error messages: in the struct
+ * (on the stack) while it fits, on the heap past that. Writing an item
+ * allocates nothing for it.
+ */
+struct wpath {
+    char *s;
+    size_t len, cap;
+    char buf[256];
+};
+
+static void wpath_init(struct wpath *p)
+{
+    p->s = p->buf;
+    p->len = 0;
+    p->cap = sizeof p->buf;
+    p->buf[0] = '\0';
+}
+
+static void wpath_cleanup(struct wpath *p)
+{
+    if (p->s != p->buf)
+        free(p->s);
+}
+
+static void wpath_put(struct wpath *p, const char *t, size_t n)
+{
+    if (p->len + n + 1 > p->cap) {
+        size_t cap = p->cap * 2 > p->len + n + 1 ? p->cap * 2 : p->len + n + 1;
+        if (p->s == p->buf) {
+            p->s = eddy_malloc(cap);
+            memcpy(p->s, p->buf, p->len);
+        } else {
+            p->s = eddy_realloc(p->s, cap);
+        }
+        p->cap = cap;
+    }
+    memcpy(p->s + p->len, t, n);
+    p->len += n;
+    p->s[p->len] = '\0';
+}
+
+/* Extend path by ".name" or "[i]"; returns the old length to restore. */
+static size_t wpath_push(struct wpath *p, const char *name, size_t index)
+{
+    size_t old = p->len;
+    if (name) {
+        if (p->len)
+            wpath_put(p, ".", 1);
+        wpath_put(p, name, strlen(name));
+    } else {
+        char text[24];
+        int n = snprintf(text, sizeof text, "[%zu]", index);
+        wpath_put(p, text, (size_t)n);
+    }
+    return old;
+}
+
+static void wpath_truncate(struct wpath *p, size_t len)
+{
+    p->len = len;
+    p->s[len] = '\0';
+}
+
 /* Extend path by ".name" or "[i]"; returns the old length to restore. */
 static size_t path_push(struct eddy_buf *path, const char *name, size_t index)
 {
@@ -155,8 +219,8 @@ static const char *duplicate_name(const cJSON *obj)
 
 static size_t number_size(const char *text);
 
-static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
-                         struct eddy_buf *path, int depth, size_t *size, struct eddy_error *err);
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep, struct wpath *path,
+                         int depth, size_t *size, struct eddy_error *err);
 
 static void write_typed(struct eddy_jw *w, const char *type, const char *s)
 {
@@ -197,34 +261,33 @@ static const cJSON *kept_member(const cJSON *keep, bool is_map, const cJSON *c, 
  * keep: the stored attributes (an object for a map, an array for a list)
  * whose types are kept (see eddy_attr_write_members_kept), or NULL. */
 static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
-                              struct eddy_buf *path, int depth, size_t *size, size_t *count,
+                              struct wpath *path, int depth, size_t *size, size_t *count,
                               struct eddy_error *err)
 {
     bool is_map = cJSON_IsObject(j);
     if (depth > EDDY_ATTR_DEPTH_MAX)
         return eddy_error_set(err, EDDY_EINVAL, "%.200s: nested deeper than DynamoDB's %d levels",
-                              path_or_value(eddy_buf_cstr(path)), EDDY_ATTR_DEPTH_MAX);
+                              path_or_value(path->s), EDDY_ATTR_DEPTH_MAX);
     const char *dup = is_map ? duplicate_name(j) : NULL;
     if (dup)
         return eddy_error_set(err, EDDY_EINVAL, "%.200s: member \"%.64s\" appears twice",
-                              path_or_value(eddy_buf_cstr(path)), dup);
+                              path_or_value(path->s), dup);
     size_t index = 0;
     for (const cJSON *c = j->child; c; c = c->next, index++) {
         if (is_map && c->string[0] == '\0') /* moto and other stores mangle them */
             return eddy_error_set(err, EDDY_EINVAL, "%.200s: a member has an empty name",
-                                  path_or_value(eddy_buf_cstr(path)));
-        size_t old = path_push(path, is_map ? c->string : NULL, index);
+                                  path_or_value(path->s));
+        size_t old = wpath_push(path, is_map ? c->string : NULL, index);
         eddy_err rc = EDDY_OK;
         if (is_map && !eddy_utf8_valid(c->string))
-            rc = eddy_error_set(err, EDDY_EINVAL, "%.200s: name is not valid UTF-8",
-                                eddy_buf_cstr(path));
+            rc = eddy_error_set(err, EDDY_EINVAL, "%.200s: name is not valid UTF-8", path->s);
         if (rc == EDDY_OK && is_map) {
             eddy_jw_key(w, c->string);
             *size += strlen(c->string);
         }
         if (rc == EDDY_OK)
             rc = write_av(w, c, kept_member(keep, is_map, c, index), path, depth + 1, size, err);
-        eddy_buf_truncate(path, old);
+        wpath_truncate(path, old);
         if (rc)
             return rc;
     }
@@ -233,8 +296,7 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
 }
 
 static eddy_err write_container(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
-                                struct eddy_buf *path, int depth, size_t *size,
-                                struct eddy_error *err)
+                                struct wpath *path, int depth, size_t *size, struct eddy_error *err)
 {
     bool is_map = cJSON_IsObject(j);
     size_t inner = 0, count = 0;
@@ -265,10 +327,10 @@ static const char *binary_or_set(const cJSON *av)
     return NULL;
 }
 
-static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
-                         struct eddy_buf *path, int depth, size_t *size, struct eddy_error *err)
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep, struct wpath *path,
+                         int depth, size_t *size, struct eddy_error *err)
 {
-    const char *p = eddy_buf_cstr(path);
+    const char *p = path->s;
     if (binary_or_set(keep))
         return write_kept(w, j, keep, p, size, err);
     const cJSON *kv = keep ? keep->child : NULL;
@@ -449,15 +511,12 @@ eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJSON *object, co
         if (c->string[0] == '\0')
             return eddy_error_set(err, EDDY_EINVAL, "an attribute name may not be empty");
     }
-    struct eddy_buf path;
-    eddy_buf_init(&path, 0);
-    /* room for the usual paths at once, not grown member by member */
-    (void)!eddy_buf_reserve(&path, 256);
-    eddy_buf_reset(&path); /* "" until the first member */
+    struct wpath path;
+    wpath_init(&path);
     size_t count = 0;
     eddy_err rc =
         write_members(w, object, cJSON_IsObject(keep) ? keep : NULL, &path, 0, size, &count, err);
-    eddy_buf_cleanup(&path);
+    wpath_cleanup(&path);
     return rc;
 }
 
@@ -481,12 +540,12 @@ eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
 {
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
-    struct eddy_buf p;
-    eddy_buf_init(&p, 0);
-    eddy_buf_puts(&p, path ? path : "");
+    struct wpath p;
+    wpath_init(&p);
+    wpath_put(&p, path ? path : "", path ? strlen(path) : 0);
     size_t size = 0;
     eddy_err rc = write_av(&w, json, NULL, &p, 1, &size, err);
-    eddy_buf_cleanup(&p);
+    wpath_cleanup(&p);
     return written_tree(&w, rc, out);
 }
 

@@ -181,6 +181,21 @@ static void test_numbers_refused(void **state)
     /* Not a number, but never silently dropped either: duplicate members. */
     expect_refused("{\"a\":{\"x\":1,\"y\":2,\"x\":3}}", "a: member \"x\" appears twice");
     expect_refused("{\"k\":1,\"k\":1}", "value: member \"k\" appears twice");
+    /* the path outgrows its room on the stack (256 bytes) and shrinks back */
+    char text[1024], want[256], a[101], b[181];
+    memset(a, 'a', 100);
+    a[100] = '\0';
+    memset(b, 'b', 180);
+    b[180] = '\0';
+    snprintf(text, sizeof text, "{\"%s\":{\"%s\":{\"c\":1e999}}}", a, b);
+    snprintf(want, sizeof want, "%s.%.99s: number 1e999", a, b);
+    expect_refused(text, want);
+    snprintf(text, sizeof text, "{\"%s\":{\"%s\":{\"c\":1}},\"y\":[{\"z\":1e999}]}", a, b);
+    cJSON *j = parse_ok(text), *none = NULL;
+    struct eddy_error shrunk;
+    assert_int_equal(eddy_attr_item_from_json(j, &none, &shrunk), EDDY_EINVAL);
+    assert_true(strncmp(shrunk.detail, "y[0].z: number 1e999", 20) == 0);
+    cJSON_Delete(j);
     /* A double built by a machine: NaN and infinity have no decimal. */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "nan", NAN);
