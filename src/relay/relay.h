@@ -29,14 +29,14 @@
  * call, so its later entries leave only after the earlier ones were
  * accepted. Entries added in one loop turn share the calls of that turn; a
  * call that is not full waits, linger_ms at most from its first entry,
- * while entries that could join it are on their way: the next entries of
- * the entities of the calls in flight (the calls of a few busy entities
- * stay in step, each carrying all of them), or those of the commits in
- * flight (eddy_relay_expect) likely to find their entity with nothing out,
- * when they would fill it (to the bus's limit, or on a bus with one entry
- * of an entity a call, to the entities held and those the commits are
- * likely to bring) and the next commit is due back within the linger;
- * otherwise it goes at once. Published entries are deleted with
+ * while the entries on their way would fill it (to the bus's limit, or on
+ * a bus with one entry of an entity a call, to the entities held and those
+ * the commits are likely to bring): the next entries of the entities of the
+ * calls in flight (the calls of a few busy entities stay in step, each
+ * carrying all of them), and those of the commits in flight
+ * (eddy_relay_expect) likely to find their entity with nothing out, when
+ * the next commit is due back within the linger; otherwise it goes at
+ * once. Published entries are deleted with
  * BatchWriteItem (25 keys a call, a partial batch once its oldest key has
  * waited 250 ms, unprocessed keys sent again).
  * commit_to_publish_latency runs

@@ -226,38 +226,40 @@ static void on_linger(uv_timer_t *t)
     put_send(eddy_container_of(t, struct eddy_relay, linger_timer));
 }
 
-/* Whether the open call should wait for entries that may join it soon:
- * - the next entry of an entity of a call in flight (it can go when that
- *   call is back): waiting keeps the calls of a few busy entities in step;
+/* Whether the open call should wait for entries that may join it soon and
+ * would fill it (to the bus's limit, or where an entity has one entry out at
+ * a time, to the entities held and those the commits are likely to bring):
+ * - the next entries of the entities of the calls in flight (they can go
+ *   when those calls are back): the calls of a few busy entities stay in
+ *   step;
  * - the entries of the commits in flight likely to find their entity with
- *   nothing out, when they would fill the call: up to the bus's limit, or
- *   where an entity has one entry out at a time, up to the entities held
- *   and those the commits are likely to bring, and when the next commit is
- *   due back (as the last ones came) before the call's linger is over. A
- *   few entries of a commit, or commits slower than the linger, do not hold
- *   the call: the latency they would add buys little. */
+ *   nothing out, when the next commit is due back (as the last ones came)
+ *   before the call's linger is over.
+ * A few entries on their way, or commits slower than the linger, do not
+ * hold the call: the latency they would add buys little. */
 static bool put_wait(const struct eddy_relay *r, const struct put_call *pc)
 {
-    uint64_t now = uv_now(r->loop);
-    struct eddy_list *q;
-    eddy_list_foreach(q, &r->out)
-    {
-        const struct put_call *out = eddy_list_data(q, struct put_call, link);
-        for (size_t k = 0; k < out->n; k++) {
-            const struct entry *next = entry_next(out->at[k]);
-            if (next && next->st == E_WAIT && next->ready_at <= now)
-                return true;
-        }
-    }
-    size_t coming = (size_t)((uint64_t)r->expect * r->joins / 1024), room = r->bus->max_entries;
-    if (coming == 0 || r->back_at + r->back_gap > pc->opened_at + r->cfg.linger_ms)
-        return false;
+    size_t room = r->bus->max_entries, coming = 0;
     if (!r->bus->entity_shares_call) {
         size_t entities =
             eddy_map_count(&r->lanes) + (size_t)((uint64_t)r->expect * r->fresh / 1024);
         room = entities < room ? entities : room;
     }
-    return pc->n < room && pc->n + coming >= room;
+    if (pc->n >= room)
+        return false;
+    if (r->back_at + r->back_gap <= pc->opened_at + r->cfg.linger_ms)
+        coming = (size_t)((uint64_t)r->expect * r->joins / 1024);
+    uint64_t now = uv_now(r->loop);
+    struct eddy_list *q;
+    eddy_list_foreach(q, &r->out)
+    {
+        const struct put_call *out = eddy_list_data(q, struct put_call, link);
+        for (size_t k = 0; k < out->n && pc->n + coming < room; k++) {
+            const struct entry *next = entry_next(out->at[k]);
+            coming += next && next->st == E_WAIT && next->ready_at <= now;
+        }
+    }
+    return pc->n + coming >= room;
 }
 
 /* The end of a loop turn: send the open call when it is full, or when
