@@ -49,8 +49,9 @@ struct lane {
     struct eddy_list msgs; /* waiting, in receive order (cmsg.link) */
     size_t n;
     bool busy, blocked, parked, in_map;
-    struct cmsg **inbatch;
-    struct eddy_proc_event *events;
+    struct cmsg **inbatch;          /* inbatch and events: room for cap messages, */
+    struct eddy_proc_event *events; /* grown to the largest batch, coalesce_max at most */
+    size_t cap;
     struct eddy_proc_batch batch;
     char key[EDDY_ENVELOPE_ID_MAX + 1];
 };

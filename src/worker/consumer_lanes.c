@@ -20,11 +20,8 @@ struct lane *consumer_lane_get(struct eddy_consumer *c, const char *key)
     if (l)
         return l;
     l = consumer_lane_take(&c->free_lanes);
-    if (l == NULL) {
+    if (l == NULL)
         l = eddy_calloc(1, sizeof *l);
-        l->inbatch = eddy_calloc((size_t)c->cfg.coalesce_max, sizeof *l->inbatch);
-        l->events = eddy_calloc((size_t)c->cfg.coalesce_max, sizeof *l->events);
-    }
     l->c = c;
     eddy_list_init(&l->link);
     eddy_list_init(&l->msgs);
@@ -155,6 +152,20 @@ static size_t gather(struct lane *l)
     return n;
 }
 
+/* Room for a batch of n: the arrays grow with the batches a lane has seen,
+ * not to coalesce_max up front (a lane per entity in hand adds up). */
+static void lane_room(struct lane *l, size_t n)
+{
+    if (n <= l->cap)
+        return;
+    size_t cap = l->cap ? l->cap : 4;
+    while (cap < n)
+        cap *= 2;
+    l->inbatch = eddy_realloc(l->inbatch, cap * sizeof *l->inbatch);
+    l->events = eddy_realloc(l->events, cap * sizeof *l->events);
+    l->cap = cap;
+}
+
 void consumer_lane_kick(struct lane *l)
 {
     struct eddy_consumer *c = l->c;
@@ -175,6 +186,7 @@ void consumer_lane_kick(struct lane *l)
         return;
     }
     size_t n = gather(l);
+    lane_room(l, n);
     for (size_t i = 0; i < n; i++) {
         struct cmsg *msg = lane_pop(l);
         l->inbatch[i] = msg;
