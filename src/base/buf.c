@@ -152,3 +152,43 @@ char *eddy_buf_take(struct eddy_buf *b, size_t *len)
     b->refused = false;
     return p;
 }
+
+/* ---- small texts ---- */
+
+void eddy_sstr_init(struct eddy_sstr *t)
+{
+    t->s = t->buf;
+    t->len = 0;
+    t->cap = sizeof t->buf;
+    t->buf[0] = '\0';
+}
+
+void eddy_sstr_put(struct eddy_sstr *t, const char *p, size_t n)
+{
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
+        if (t->s == t->buf) {
+            t->s = eddy_malloc(cap);
+            memcpy(t->s, t->buf, t->len);
+        } else {
+            t->s = eddy_realloc(t->s, cap);
+        }
+        t->cap = cap;
+    }
+    memcpy(t->s + t->len, p, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+}
+
+void eddy_sstr_truncate(struct eddy_sstr *t, size_t len)
+{
+    t->len = len;
+    t->s[len] = '\0';
+}
+
+void eddy_sstr_cleanup(struct eddy_sstr *t)
+{
+    if (t->s != t->buf)
+        free(t->s);
+    t->s = NULL;
+}

@@ -35,6 +35,23 @@ static inline bool eddy_str_eqc(struct eddy_str a, const char *b)
     return eddy_str_eq(a, eddy_str_c(b));
 }
 
+/*
+ * struct eddy_sstr: a NUL-terminated text built piece by piece in its own
+ * 256 bytes (on the stack where it is declared), moved to the heap only
+ * when longer; eddy_sstr_cleanup frees that. For texts made on hot paths
+ * (keys, member paths) without malloc or printf. s is the text, len its
+ * length.
+ */
+struct eddy_sstr {
+    char *s;
+    size_t len, cap;
+    char buf[256];
+};
+void eddy_sstr_init(struct eddy_sstr *t);
+void eddy_sstr_put(struct eddy_sstr *t, const char *p, size_t n);
+void eddy_sstr_truncate(struct eddy_sstr *t, size_t len);
+void eddy_sstr_cleanup(struct eddy_sstr *t);
+
 /* The cap used when init is given 0: 64 MiB. */
 #define EDDY_BUF_DEFAULT_MAX ((size_t)64 << 20)
 

@@ -88,81 +88,21 @@ bool eddy_utf8_valid(const char *str)
 }
 
 /*
- * The path of the member being written, for error messages: in the struct
- * (on the stack) while it fits, on the heap past that. Writing an item
- * allocates nothing for it.
+ * The path of the member being written, for error messages, is a struct
+ * eddy_sstr: writing an item allocates nothing for it. Extend path by
+ * ".name" or "[i]"; returns the old length to restore.
  */
-struct wpath {
-    char *s;
-    size_t len, cap;
-    char buf[256];
-};
-
-static void wpath_init(struct wpath *p)
-{
-    p->s = p->buf;
-    p->len = 0;
-    p->cap = sizeof p->buf;
-    p->buf[0] = '\0';
-}
-
-static void wpath_cleanup(struct wpath *p)
-{
-    if (p->s != p->buf)
-        free(p->s);
-}
-
-static void wpath_put(struct wpath *p, const char *t, size_t n)
-{
-    if (p->len + n + 1 > p->cap) {
-        size_t cap = p->cap * 2 > p->len + n + 1 ? p->cap * 2 : p->len + n + 1;
-        if (p->s == p->buf) {
-            p->s = eddy_malloc(cap);
-            memcpy(p->s, p->buf, p->len);
-        } else {
-            p->s = eddy_realloc(p->s, cap);
-        }
-        p->cap = cap;
-    }
-    memcpy(p->s + p->len, t, n);
-    p->len += n;
-    p->s[p->len] = '\0';
-}
-
-/* Extend path by ".name" or "[i]"; returns the old length to restore. */
-static size_t wpath_push(struct wpath *p, const char *name, size_t index)
+static size_t path_push(struct eddy_sstr *p, const char *name, size_t index)
 {
     size_t old = p->len;
     if (name) {
         if (p->len)
-            wpath_put(p, ".", 1);
-        wpath_put(p, name, strlen(name));
+            eddy_sstr_put(p, ".", 1);
+        eddy_sstr_put(p, name, strlen(name));
     } else {
         char text[24];
         int n = snprintf(text, sizeof text, "[%zu]", index);
-        wpath_put(p, text, (size_t)n);
-    }
-    return old;
-}
-
-static void wpath_truncate(struct wpath *p, size_t len)
-{
-    p->len = len;
-    p->s[len] = '\0';
-}
-
-/* Extend path by ".name" or "[i]"; returns the old length to restore. */
-static size_t path_push(struct eddy_buf *path, const char *name, size_t index)
-{
-    size_t old = path->len;
-    if (name) {
-        if (path->len)
-            eddy_buf_putc(path, '.');
-        eddy_buf_puts(path, name);
-    } else {
-        char text[24];
-        int n = snprintf(text, sizeof text, "[%zu]", index);
-        eddy_buf_put(path, text, (size_t)n);
+        eddy_sstr_put(p, text, (size_t)n);
     }
     return old;
 }
@@ -219,8 +159,8 @@ static const char *duplicate_name(const cJSON *obj)
 
 static size_t number_size(const char *text);
 
-static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep, struct wpath *path,
-                         int depth, size_t *size, struct eddy_error *err);
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
+                         struct eddy_sstr *path, int depth, size_t *size, struct eddy_error *err);
 
 static void write_typed(struct eddy_jw *w, const char *type, const char *s)
 {
@@ -261,7 +201,7 @@ static const cJSON *kept_member(const cJSON *keep, bool is_map, const cJSON *c, 
  * keep: the stored attributes (an object for a map, an array for a list)
  * whose types are kept (see eddy_attr_write_members_kept), or NULL. */
 static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
-                              struct wpath *path, int depth, size_t *size, size_t *count,
+                              struct eddy_sstr *path, int depth, size_t *size, size_t *count,
                               struct eddy_error *err)
 {
     bool is_map = cJSON_IsObject(j);
@@ -277,7 +217,7 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
         if (is_map && c->string[0] == '\0') /* moto and other stores mangle them */
             return eddy_error_set(err, EDDY_EINVAL, "%.200s: a member has an empty name",
                                   path_or_value(path->s));
-        size_t old = wpath_push(path, is_map ? c->string : NULL, index);
+        size_t old = path_push(path, is_map ? c->string : NULL, index);
         eddy_err rc = EDDY_OK;
         if (is_map && !eddy_utf8_valid(c->string))
             rc = eddy_error_set(err, EDDY_EINVAL, "%.200s: name is not valid UTF-8", path->s);
@@ -287,7 +227,7 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
         }
         if (rc == EDDY_OK)
             rc = write_av(w, c, kept_member(keep, is_map, c, index), path, depth + 1, size, err);
-        wpath_truncate(path, old);
+        eddy_sstr_truncate(path, old);
         if (rc)
             return rc;
     }
@@ -296,7 +236,8 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
 }
 
 static eddy_err write_container(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
-                                struct wpath *path, int depth, size_t *size, struct eddy_error *err)
+                                struct eddy_sstr *path, int depth, size_t *size,
+                                struct eddy_error *err)
 {
     bool is_map = cJSON_IsObject(j);
     size_t inner = 0, count = 0;
@@ -327,8 +268,8 @@ static const char *binary_or_set(const cJSON *av)
     return NULL;
 }
 
-static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep, struct wpath *path,
-                         int depth, size_t *size, struct eddy_error *err)
+static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
+                         struct eddy_sstr *path, int depth, size_t *size, struct eddy_error *err)
 {
     const char *p = path->s;
     if (binary_or_set(keep))
@@ -511,12 +452,12 @@ eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJSON *object, co
         if (c->string[0] == '\0')
             return eddy_error_set(err, EDDY_EINVAL, "an attribute name may not be empty");
     }
-    struct wpath path;
-    wpath_init(&path);
+    struct eddy_sstr path;
+    eddy_sstr_init(&path);
     size_t count = 0;
     eddy_err rc =
         write_members(w, object, cJSON_IsObject(keep) ? keep : NULL, &path, 0, size, &count, err);
-    wpath_cleanup(&path);
+    eddy_sstr_cleanup(&path);
     return rc;
 }
 
@@ -540,12 +481,12 @@ eddy_err eddy_attr_from_json(const cJSON *json, const char *path, cJSON **out,
 {
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
-    struct wpath p;
-    wpath_init(&p);
-    wpath_put(&p, path ? path : "", path ? strlen(path) : 0);
+    struct eddy_sstr p;
+    eddy_sstr_init(&p);
+    eddy_sstr_put(&p, path ? path : "", path ? strlen(path) : 0);
     size_t size = 0;
     eddy_err rc = write_av(&w, json, NULL, &p, 1, &size, err);
-    wpath_cleanup(&p);
+    eddy_sstr_cleanup(&p);
     return written_tree(&w, rc, out);
 }
 
@@ -606,14 +547,14 @@ static eddy_err number_from_text(const char *text, const char *path, cJSON **out
     return *out ? EDDY_OK : EDDY_ENOMEM;
 }
 
-static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out,
+static eddy_err from_av(const cJSON *av, struct eddy_sstr *path, cJSON **out,
                         struct eddy_error *err);
 
 /* M, L and the sets: each element converted with conv ("N", "S" or NULL for any AV). */
 static eddy_err container_from_av(const cJSON *v, bool is_map, const char *elem,
-                                  struct eddy_buf *path, cJSON **out, struct eddy_error *err)
+                                  struct eddy_sstr *path, cJSON **out, struct eddy_error *err)
 {
-    const char *p = path_or_value(eddy_buf_cstr(path));
+    const char *p = path_or_value(path->s);
     if (is_map ? !cJSON_IsObject(v) : !cJSON_IsArray(v))
         return eddy_error_set(err, EDDY_EPARSE, "%.200s: malformed %s", p, is_map ? "map" : "list");
     cJSON *body = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
@@ -625,13 +566,12 @@ static eddy_err container_from_av(const cJSON *v, bool is_map, const char *elem,
         if (elem == NULL)
             rc = from_av(c, path, &j, err);
         else if (!cJSON_IsString(c))
-            rc = eddy_error_set(err, EDDY_EPARSE, "%.200s: set member is not a string",
-                                eddy_buf_cstr(path));
+            rc = eddy_error_set(err, EDDY_EPARSE, "%.200s: set member is not a string", path->s);
         else if (strcmp(elem, "N") == 0)
-            rc = number_from_text(c->valuestring, eddy_buf_cstr(path), &j, err);
+            rc = number_from_text(c->valuestring, path->s, &j, err);
         else
             rc = (j = cJSON_CreateString(c->valuestring)) ? EDDY_OK : EDDY_ENOMEM;
-        eddy_buf_truncate(path, old);
+        eddy_sstr_truncate(path, old);
         if (rc) {
             cJSON_Delete(body);
             return rc;
@@ -645,9 +585,10 @@ static eddy_err container_from_av(const cJSON *v, bool is_map, const char *elem,
     return EDDY_OK;
 }
 
-static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out, struct eddy_error *err)
+static eddy_err from_av(const cJSON *av, struct eddy_sstr *path, cJSON **out,
+                        struct eddy_error *err)
 {
-    const char *p = path_or_value(eddy_buf_cstr(path));
+    const char *p = path_or_value(path->s);
     *out = NULL;
     const cJSON *v = cJSON_IsObject(av) ? av->child : NULL;
     if (v == NULL || v->next != NULL)
@@ -667,7 +608,7 @@ static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out, str
         return eddy_error_set(err, EDDY_EPARSE, "%.200s: unsupported attribute value type %.16s", p,
                               t);
     else if (t[0] == 'N')
-        return number_from_text(v->valuestring, eddy_buf_cstr(path), out, err);
+        return number_from_text(v->valuestring, path->s, out, err);
     else
         *out = cJSON_CreateString(v->valuestring);
     return *out ? EDDY_OK : EDDY_ENOMEM;
@@ -675,11 +616,12 @@ static eddy_err from_av(const cJSON *av, struct eddy_buf *path, cJSON **out, str
 
 eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out, struct eddy_error *err)
 {
-    struct eddy_buf p;
-    eddy_buf_init(&p, 0);
-    eddy_buf_puts(&p, path ? path : "");
+    struct eddy_sstr p;
+    eddy_sstr_init(&p);
+    if (path)
+        eddy_sstr_put(&p, path, strlen(path));
     eddy_err rc = from_av(av, &p, out, err);
-    eddy_buf_cleanup(&p);
+    eddy_sstr_cleanup(&p);
     return rc;
 }
 
@@ -688,10 +630,10 @@ eddy_err eddy_attr_item_to_json(const cJSON *item, cJSON **out, struct eddy_erro
     *out = NULL;
     if (!cJSON_IsObject(item))
         return eddy_error_set(err, EDDY_EPARSE, "an item must be a JSON object");
-    struct eddy_buf p;
-    eddy_buf_init(&p, 0);
+    struct eddy_sstr p;
+    eddy_sstr_init(&p);
     eddy_err rc = container_from_av(item, true, NULL, &p, out, err);
-    eddy_buf_cleanup(&p);
+    eddy_sstr_cleanup(&p);
     return rc;
 }
 

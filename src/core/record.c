@@ -104,49 +104,17 @@ eddy_err eddy_record_check_namespace(const char *ns, struct eddy_error *err)
 }
 
 /*
- * A key the renderers use while they write an item: built piece by piece
- * into the struct (on the stack), allocated only when longer (key_done
- * frees it). No printf: keys are made for every item of every step.
+ * Keys are built into a struct eddy_sstr (on the stack) while the renderers
+ * write an item: no printf, as keys are made for every item of every step.
  */
-struct key {
-    char *s;
-    size_t len, cap;
-    char buf[256];
-};
-
-static void key_init(struct key *k)
+static void key_str(struct eddy_sstr *k, const char *s)
 {
-    k->s = k->buf;
-    k->len = 0;
-    k->cap = sizeof k->buf;
-    k->buf[0] = '\0';
-}
-
-static void key_put(struct key *k, const char *p, size_t n)
-{
-    if (k->len + n + 1 > k->cap) {
-        size_t cap = k->cap * 2 > k->len + n + 1 ? k->cap * 2 : k->len + n + 1;
-        if (k->s == k->buf) {
-            k->s = eddy_malloc(cap);
-            memcpy(k->s, k->buf, k->len);
-        } else {
-            k->s = eddy_realloc(k->s, cap);
-        }
-        k->cap = cap;
-    }
-    memcpy(k->s + k->len, p, n);
-    k->len += n;
-    k->s[k->len] = '\0';
-}
-
-static void key_str(struct key *k, const char *s)
-{
-    key_put(k, s, strlen(s));
+    eddy_sstr_put(k, s, strlen(s));
 }
 
 /* v in decimal, zero-padded to width digits (after a minus sign), as
  * printf's "%0<width+sign>" does. */
-static void key_int(struct key *k, int64_t v, int width)
+static void key_int(struct eddy_sstr *k, int64_t v, int width)
 {
     char d[24];
     int n = 0;
@@ -156,22 +124,15 @@ static void key_int(struct key *k, int64_t v, int width)
         u /= 10;
     } while (u);
     if (v < 0)
-        key_put(k, "-", 1);
+        eddy_sstr_put(k, "-", 1);
     for (int i = n; i < width; i++)
-        key_put(k, "0", 1);
+        eddy_sstr_put(k, "0", 1);
     while (n > 0)
-        key_put(k, &d[--n], 1);
-}
-
-static void key_done(struct key *k)
-{
-    if (k->s != k->buf)
-        free(k->s);
-    k->s = NULL;
+        eddy_sstr_put(k, &d[--n], 1);
 }
 
 /* The key handed over as an allocation of its own. */
-static char *key_take(struct key *k)
+static char *key_take(struct eddy_sstr *k)
 {
     if (k->s != k->buf)
         return k->s;
@@ -179,132 +140,132 @@ static char *key_take(struct key *k)
 }
 
 /* The keys' one spelling, for the functions below and the renderers. */
-static const char *key_pk(struct key *k, const char *ns, const char *id)
+static const char *key_pk(struct eddy_sstr *k, const char *ns, const char *id)
 {
-    key_init(k);
+    eddy_sstr_init(k);
     key_str(k, ns);
-    key_put(k, "/", 1);
+    eddy_sstr_put(k, "/", 1);
     key_str(k, id);
     return k->s;
 }
 
 /* The sort keys of one step's records: <prefix>/<seq>/<idx>/<type>. */
-static const char *key_step(struct key *k, const char *prefix, int64_t seq, size_t idx,
+static const char *key_step(struct eddy_sstr *k, const char *prefix, int64_t seq, size_t idx,
                             const char *type)
 {
-    key_init(k);
+    eddy_sstr_init(k);
     key_str(k, prefix);
-    key_put(k, "/", 1);
+    eddy_sstr_put(k, "/", 1);
     key_int(k, seq, 0);
-    key_put(k, "/", 1);
+    eddy_sstr_put(k, "/", 1);
     key_int(k, (int64_t)idx, 0);
-    key_put(k, "/", 1);
+    eddy_sstr_put(k, "/", 1);
     key_str(k, type);
     return k->s;
 }
 
 /* <prefix><n>: STATE/<seq>, REPAIR/<seq>, #outbox/<shard>, ... */
-static const char *key_num(struct key *k, const char *prefix, int64_t n)
+static const char *key_num(struct eddy_sstr *k, const char *prefix, int64_t n)
 {
-    key_init(k);
+    eddy_sstr_init(k);
     key_str(k, prefix);
     key_int(k, n, 0);
     return k->s;
 }
 
-static const char *key_event(struct key *k, const char *event_id)
+static const char *key_event(struct eddy_sstr *k, const char *event_id)
 {
-    key_init(k);
+    eddy_sstr_init(k);
     key_str(k, "EVENT/");
     key_str(k, event_id);
     return k->s;
 }
 
 /* <ns>/<id>/<seq:020>/<idx:04>, which sorts an outbox shard in commit order */
-static const char *key_outbox_sk(struct key *k, const char *ns, const char *id, int64_t seq,
+static const char *key_outbox_sk(struct eddy_sstr *k, const char *ns, const char *id, int64_t seq,
                                  size_t idx)
 {
     key_pk(k, ns, id);
-    key_put(k, "/", 1);
+    eddy_sstr_put(k, "/", 1);
     key_int(k, seq, seq < 0 ? 19 : 20);
-    key_put(k, "/", 1);
+    eddy_sstr_put(k, "/", 1);
     key_int(k, (int64_t)idx, 4);
     return k->s;
 }
 
 char *eddy_record_pk(const char *ns, const char *id)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_pk(&k, ns, id);
     return key_take(&k);
 }
 
 char *eddy_record_sk_state_version(int64_t seq)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_num(&k, "STATE/", seq);
     return key_take(&k);
 }
 
 char *eddy_record_sk_inbound(int64_t seq, size_t idx, const char *type)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_step(&k, "INBOUND", seq, idx, type);
     return key_take(&k);
 }
 
 char *eddy_record_sk_rejected(int64_t seq, size_t idx, const char *type)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_step(&k, "REJECTED", seq, idx, type);
     return key_take(&k);
 }
 
 char *eddy_record_sk_repair(int64_t seq)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_num(&k, "REPAIR/", seq);
     return key_take(&k);
 }
 
 char *eddy_record_sk_outbound(int64_t seq, size_t idx, const char *type)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_step(&k, "OUTBOUND", seq, idx, type);
     return key_take(&k);
 }
 
 char *eddy_record_sk_event(const char *event_id)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_event(&k, event_id);
     return key_take(&k);
 }
 
 char *eddy_record_outbox_pk(uint32_t shard)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_num(&k, "#outbox/", shard);
     return key_take(&k);
 }
 
 char *eddy_record_outbox_dead_pk(uint32_t shard)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_num(&k, "#outbox-dead/", shard);
     return key_take(&k);
 }
 
 char *eddy_record_outbox_sk(const char *ns, const char *id, int64_t seq, size_t idx)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_outbox_sk(&k, ns, id, seq, idx);
     return key_take(&k);
 }
 
 char *eddy_record_lease_sk(uint32_t shard)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_num(&k, "outbox/", shard);
     return key_take(&k);
 }
@@ -347,7 +308,7 @@ static void put_s(struct render *r, const char *name, const char *v)
 
 static void put_n(struct render *r, const char *name, int64_t v)
 {
-    struct key k;
+    struct eddy_sstr k;
     key_num(&k, "", v);
     const char *text = k.s; /* short: always in k.buf */
     eddy_jw_key(&r->w, name);
@@ -455,9 +416,9 @@ static eddy_err put_record(struct render *r, const struct eddy_record_entity *e,
         rc = put_fields(r, e, what, what_type, data, keep, err);
     if (rc)
         return rc;
-    struct key pk;
+    struct eddy_sstr pk;
     rc = put_keys(r, key_pk(&pk, e->ns, e->id), sk, err);
-    key_done(&pk);
+    eddy_sstr_cleanup(&pk);
     if (rc)
         return rc;
     char date[21];
@@ -490,15 +451,15 @@ eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e, const
                                        const cJSON *keep, bool version,
                                        struct eddy_record_text *out, struct eddy_error *err)
 {
-    struct key sk;
-    key_init(&sk);
+    struct eddy_sstr sk;
+    eddy_sstr_init(&sk);
     if (version)
         key_num(&sk, "STATE/", e->seq);
     struct render r;
     render_start(&r);
     eddy_err rc = put_record(&r, e, version ? sk.s : EDDY_RECORD_STATE_SK, e->ns, "state", NULL,
                              state, keep, err);
-    key_done(&sk);
+    eddy_sstr_cleanup(&sk);
     return render_end(&r, "state item", NULL, e, rc, out, err);
 }
 
@@ -513,12 +474,12 @@ eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t i
     if (rc)
         return rc;
     /* A refusal goes where a-h/stream's history queries do not look. */
-    struct key sk;
+    struct eddy_sstr sk;
     key_step(&sk, rejected ? "REJECTED" : "INBOUND", e->seq, idx, type);
     struct render r;
     render_start(&r);
     rc = put_record(&r, e, sk.s, type, "inbound event", type, data, NULL, err);
-    key_done(&sk);
+    eddy_sstr_cleanup(&sk);
     if (rc == EDDY_OK) {
         put_s(&r, "_eid", event_id);
         if (rejected)
@@ -551,12 +512,12 @@ eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t 
     eddy_err rc = eddy_record_check_id("outbound event type", type, err);
     if (rc)
         return rc;
-    struct key sk;
+    struct eddy_sstr sk;
     key_step(&sk, "OUTBOUND", e->seq, idx, type);
     struct render r;
     render_start(&r);
     rc = put_record(&r, e, sk.s, type, "outbound event", type, data, NULL, err);
-    key_done(&sk);
+    eddy_sstr_cleanup(&sk);
     return render_end(&r, "outbound event", type, e, rc, out, err);
 }
 
@@ -569,14 +530,14 @@ eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const cha
         rc = eddy_record_check_id("event id", event_id, err);
     if (rc)
         return rc;
-    struct key pk, sk;
+    struct eddy_sstr pk, sk;
     key_pk(&pk, e->ns, e->id);
     key_event(&sk, event_id);
     struct render r;
     render_start(&r);
     rc = put_keys(&r, pk.s, sk.s, err);
-    key_done(&pk);
-    key_done(&sk);
+    eddy_sstr_cleanup(&pk);
+    eddy_sstr_cleanup(&sk);
     if (rc == EDDY_OK) {
         put_n(&r, "_seq", e->seq);
         put_n(&r, "_ttl", ttl_unix_s);
@@ -634,14 +595,14 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
     eddy_jw_kint(&w, "seq", e->seq);
     eddy_jw_kint(&w, "idx", (int64_t)idx);
     eddy_jw_key(&w, "id");
-    struct key full; /* <ns>/<id>/<seq>/<idx> */
+    struct eddy_sstr full; /* <ns>/<id>/<seq>/<idx> */
     key_pk(&full, e->ns, e->id);
-    key_put(&full, "/", 1);
+    eddy_sstr_put(&full, "/", 1);
     key_int(&full, e->seq, 0);
-    key_put(&full, "/", 1);
+    eddy_sstr_put(&full, "/", 1);
     key_int(&full, (int64_t)idx, 0);
     eddy_jw_str(&w, full.s, full.len);
-    key_done(&full);
+    eddy_sstr_cleanup(&full);
     eddy_jw_close(&w, '}');
     eddy_jw_close(&w, '}');
     return eddy_buf_take(&w.buf, NULL);
@@ -893,7 +854,7 @@ static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shard
         return rc;
     if (shards == 0)
         return eddy_error_set(err, EDDY_EINVAL, "outbox shard count is 0");
-    struct key pk, opk_key, osk_key;
+    struct eddy_sstr pk, opk_key, osk_key;
     key_pk(&pk, e->ns, e->id);
     const char *opk = key_num(&opk_key, "#outbox/", eddy_record_shard(pk.s, shards));
     const char *osk = key_outbox_sk(&osk_key, e->ns, e->id, e->seq, idx);
@@ -907,9 +868,9 @@ static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shard
     if (rc == EDDY_OK)
         out->outbox = outbox_fields(e, idx, type, opk, osk, detail, pub);
     free(detail);
-    key_done(&pk);
-    key_done(&opk_key);
-    key_done(&osk_key);
+    eddy_sstr_cleanup(&pk);
+    eddy_sstr_cleanup(&opk_key);
+    eddy_sstr_cleanup(&osk_key);
     return rc;
 }
 

@@ -115,6 +115,33 @@ static void test_take_and_hex(void **state)
     eddy_buf_cleanup(&b);
 }
 
+/* A small text stays in its own bytes, moves to the heap past them with
+ * what it had, and truncates back. */
+static void test_small_text(void **state)
+{
+    (void)state;
+    struct eddy_sstr t;
+    eddy_sstr_init(&t);
+    assert_string_equal(t.s, "");
+    eddy_sstr_put(&t, "ns/", 3);
+    eddy_sstr_put(&t, "id", 2);
+    assert_ptr_equal(t.s, t.buf);
+    assert_string_equal(t.s, "ns/id");
+    char part[100];
+    memset(part, 'x', sizeof part);
+    for (int i = 0; i < 5; i++)
+        eddy_sstr_put(&t, part, sizeof part);
+    assert_true(t.s != t.buf); /* 505 bytes: on the heap */
+    assert_int_equal(t.len, 505);
+    assert_int_equal(strlen(t.s), 505);
+    assert_memory_equal(t.s, "ns/idxxx", 8);
+    eddy_sstr_truncate(&t, 5);
+    assert_string_equal(t.s, "ns/id");
+    eddy_sstr_put(&t, ".a", 2);
+    assert_string_equal(t.s, "ns/id.a");
+    eddy_sstr_cleanup(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_long_format),
         cmocka_unit_test(test_take_and_hex),
         cmocka_unit_test(test_puts_remember_refusal),
+        cmocka_unit_test(test_small_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
