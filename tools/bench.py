@@ -919,6 +919,9 @@ def parse_args(argv):
     opts.latency_events -= opts.latency_events % 10
     if opts.events < 10 or opts.entities < 1 or opts.workers < 1:
         p.error("--events must be at least 10, --entities and --workers at least 1")
+    if opts.idle_seconds < 1 or opts.idle_settle < 0:
+        p.error("--idle-seconds must be at least 1 (the idle cost is per second of it), "
+                "--idle-settle at least 0")
     return opts
 
 
