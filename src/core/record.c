@@ -116,19 +116,18 @@ static void key_str(struct eddy_sstr *k, const char *s)
  * printf's "%0<width+sign>" does. */
 static void key_int(struct eddy_sstr *k, int64_t v, int width)
 {
-    char d[24];
-    int n = 0;
+    char d[48]; /* written from the end: 20 digits and a sign, padded to width <= 40 */
+    char *p = d + sizeof d;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do {
-        d[n++] = (char)('0' + u % 10);
+        *--p = (char)('0' + u % 10);
         u /= 10;
     } while (u);
+    while (width > 0 && d + sizeof d - p < width && p > d + 1)
+        *--p = '0';
     if (v < 0)
-        eddy_sstr_put(k, "-", 1);
-    for (int i = n; i < width; i++)
-        eddy_sstr_put(k, "0", 1);
-    while (n > 0)
-        eddy_sstr_put(k, &d[--n], 1);
+        *--p = '-';
+    eddy_sstr_put(k, p, (size_t)(d + sizeof d - p));
 }
 
 /* The key handed over as an allocation of its own. */
