@@ -265,10 +265,11 @@ static int chunk_class(size_t size)
     return k < CACHE_CLASSES ? k : -1;
 }
 
-/* A chunk of at least size bytes, rounded up to a power of two. */
-static struct eddy_json_chunk *chunk_get(size_t size)
+/* A chunk of at least size bytes, rounded up to a power of two (unless
+ * exact: then size bytes, taken fresh). */
+static struct eddy_json_chunk *chunk_get(size_t size, bool exact)
 {
-    int k = chunk_class(size);
+    int k = exact ? -1 : chunk_class(size);
     if (k >= 0 && cache.n[k] > 0)
         return cache.slot[k][--cache.n[k]];
     if (k >= 0)
@@ -278,10 +279,12 @@ static struct eddy_json_chunk *chunk_get(size_t size)
     return c;
 }
 
+/* Only a chunk of exactly its class's size goes back to the cache (an
+ * exact one is smaller than its class says). */
 static void chunk_put(struct eddy_json_chunk *c)
 {
     int k = chunk_class(c->size);
-    if (k >= 0 && cache.n[k] < CACHE_SLOTS)
+    if (k >= 0 && c->size == (size_t)1 << (k + ARENA_MIN_SHIFT) && cache.n[k] < CACHE_SLOTS)
         cache.slot[k][cache.n[k]++] = c;
     else
         free(c);
@@ -292,6 +295,12 @@ void eddy_json_arena_init(struct eddy_json_arena *a, size_t first)
     memset(a, 0, sizeof *a);
     a->first = first == 0 ? ARENA_FIRST : first;
     a->next = a->first;
+}
+
+void eddy_json_arena_init_exact(struct eddy_json_arena *a, size_t size)
+{
+    eddy_json_arena_init(a, size < ARENA_ALIGN ? ARENA_ALIGN : size);
+    a->exact = true;
 }
 
 void eddy_json_arena_cleanup(struct eddy_json_arena *a)
@@ -306,15 +315,21 @@ void eddy_json_arena_cleanup(struct eddy_json_arena *a)
     a->next = a->first;
 }
 
-void *eddy_json_arena_alloc(struct eddy_json_arena *a, size_t n)
+/* What the arena takes for a request of n bytes. */
+static size_t arena_round(size_t n)
 {
     n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (n == 0)
-        n = ARENA_ALIGN;
+    return n == 0 ? ARENA_ALIGN : n;
+}
+
+void *eddy_json_arena_alloc(struct eddy_json_arena *a, size_t n)
+{
+    n = arena_round(n);
     if ((size_t)(a->end - a->cur) < n || a->cur == NULL) {
         if (a->next == 0) /* zeroed, never initialised */
             a->first = a->next = ARENA_FIRST;
-        struct eddy_json_chunk *c = chunk_get(n > a->next ? n : a->next);
+        bool exact = a->exact && a->chunks == NULL && n <= a->next;
+        struct eddy_json_chunk *c = chunk_get(n > a->next ? n : a->next, exact);
         if (a->next < ARENA_CHUNK_MAX)
             a->next *= 2;
         c->next = a->chunks;
@@ -333,6 +348,48 @@ char *eddy_json_arena_strndup(struct eddy_json_arena *a, const char *s, size_t n
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+size_t eddy_json_arena_str_size(size_t n)
+{
+    return arena_round(n + 1);
+}
+
+size_t eddy_json_copy_size(const cJSON *v)
+{
+    size_t n = arena_round(sizeof(cJSON));
+    if (v->string)
+        n += arena_round(strlen(v->string) + 1);
+    if (v->valuestring)
+        n += arena_round(strlen(v->valuestring) + 1);
+    for (const cJSON *c = v->child; c; c = c->next)
+        n += eddy_json_copy_size(c);
+    return n;
+}
+
+cJSON *eddy_json_arena_copy(struct eddy_json_arena *a, const cJSON *v)
+{
+    cJSON *copy = eddy_json_arena_alloc(a, sizeof *copy);
+    *copy = *v;
+    copy->next = copy->prev = copy->child = NULL;
+    if (v->string)
+        copy->string = eddy_json_arena_strndup(a, v->string, strlen(v->string));
+    if (v->valuestring)
+        copy->valuestring = eddy_json_arena_strndup(a, v->valuestring, strlen(v->valuestring));
+    cJSON *last = NULL;
+    for (const cJSON *c = v->child; c; c = c->next) {
+        cJSON *k = eddy_json_arena_copy(a, c);
+        if (last) {
+            last->next = k;
+            k->prev = last;
+        } else {
+            copy->child = k;
+        }
+        last = k;
+    }
+    if (copy->child)
+        copy->child->prev = last; /* as cJSON links them */
+    return copy;
 }
 
 static bool arena_owns(const struct eddy_json_arena *a, const void *p)

@@ -146,9 +146,16 @@ struct eddy_json_arena {
     char *end;
     size_t first; /* the first chunk's size */
     size_t next;  /* size of the next chunk to ask for */
+    bool exact;   /* the first chunk is first bytes, not rounded up */
 };
-/* first: a guess of the bytes the trees will take (0: a small default). */
+/* first: a guess of the bytes the trees will take (0: a small default).
+ * Chunks are rounded up to a power of two, so they can be cached. */
 void eddy_json_arena_init(struct eddy_json_arena *a, size_t first);
+/* An arena whose first chunk is size bytes exactly, for what is kept a
+ * while and whose size is known (eddy_json_copy_size): it is allocated
+ * for a and freed with it, never cached. More than size still works (a
+ * further chunk). */
+void eddy_json_arena_init_exact(struct eddy_json_arena *a, size_t size);
 /* Free every tree in a (the chunks go back to the cache); a is empty again. */
 void eddy_json_arena_cleanup(struct eddy_json_arena *a);
 /* cJSON allocates from a on this thread until the matching leave; returns
@@ -159,6 +166,14 @@ void eddy_json_arena_leave(struct eddy_json_arena *prev);
 void *eddy_json_arena_alloc(struct eddy_json_arena *a, size_t n);
 /* s[0..n) and a NUL, copied into the arena. */
 char *eddy_json_arena_strndup(struct eddy_json_arena *a, const char *s, size_t n);
+/* The bytes eddy_json_arena_strndup takes from an arena for n bytes. */
+size_t eddy_json_arena_str_size(size_t n);
+/* The bytes eddy_json_arena_copy takes from an arena for v and all below it. */
+size_t eddy_json_copy_size(const cJSON *v);
+/* A deep copy of v (its key, strings and Raw texts too) in a; its next and
+ * prev are NULL. Children keep cJSON's links (the first child's prev is the
+ * last child). Nesting is bounded by the reader's (CJSON_NESTING_LIMIT). */
+cJSON *eddy_json_arena_copy(struct eddy_json_arena *a, const cJSON *v);
 
 /*
  * Parse len bytes of JSON text. Numbers a double cannot hold exactly become

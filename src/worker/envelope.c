@@ -268,7 +268,7 @@ static char *integer_digits(const char *text, size_t max)
  * double (1e21) or as exact text (a Raw item, 123456789012345678901234567890).
  */
 static eddy_err entity_id_text(struct eddy_json_arena *a, const cJSON *v, const char *ptr,
-                               char **out, struct eddy_error *err)
+                               const char **out, struct eddy_error *err)
 {
     if (v == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "entity id (%s) is missing", ptr);
@@ -296,11 +296,11 @@ static eddy_err entity_id_text(struct eddy_json_arena *a, const cJSON *v, const 
 }
 
 static eddy_err take_entity_id(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
-                               struct eddy_error *err)
+                               struct eddy_json_arena *a, const cJSON *root, struct eddy_error *err)
 {
     const char *ptr = spec->entity_id.text;
-    const cJSON *v = eddy_json_pointer_get(&spec->entity_id, env->root);
-    eddy_err rc = entity_id_text(&env->arena, v, ptr, &env->entity_id, err);
+    const cJSON *v = eddy_json_pointer_get(&spec->entity_id, root);
+    eddy_err rc = entity_id_text(a, v, ptr, &env->entity_id, err);
     if (rc == EDDY_OK) {
         char key[128];
         snprintf(key, sizeof key, "%.64s/<id>/<seq>/<idx> of the outbox", spec->ns ? spec->ns : "");
@@ -310,10 +310,10 @@ static eddy_err take_entity_id(struct eddy_envelope *env, const struct eddy_enve
 }
 
 static eddy_err take_event_type(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
-                                struct eddy_error *err)
+                                const cJSON *root, struct eddy_error *err)
 {
     const char *ptr = spec->event_type.text;
-    const cJSON *v = eddy_json_pointer_get(&spec->event_type, env->root);
+    const cJSON *v = eddy_json_pointer_get(&spec->event_type, root);
     if (v == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "event type (%s) is missing", ptr);
     if (!cJSON_IsString(v) || v->valuestring == NULL)
@@ -334,10 +334,10 @@ static eddy_err take_event_type(struct eddy_envelope *env, const struct eddy_env
  * different MessageIds, and the event would be applied once per copy.
  */
 static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
-                              const char *message_id, struct eddy_error *err)
+                              const cJSON *root, const char *message_id, struct eddy_error *err)
 {
     const char *ptr = spec->event_id.text;
-    const cJSON *v = eddy_json_pointer_get(&spec->event_id, env->root);
+    const cJSON *v = eddy_json_pointer_get(&spec->event_id, root);
     if (v != NULL) {
         if (!cJSON_IsString(v) || v->valuestring == NULL)
             return eddy_error_set(err, EDDY_EPOISON, "event id (%s) is %s, not a string", ptr,
@@ -354,7 +354,7 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
     eddy_err rc = check_text(message_id, "event id", "MessageId", spec->event_id_max, "EVENT/<id>",
                              false, err);
     if (rc == EDDY_OK) {
-        env->event_id = eddy_json_arena_strndup(&env->arena, message_id, strlen(message_id));
+        env->event_id = message_id; /* copied with the rest in keep() */
         env->event_id_is_message_id = true;
     }
     return rc;
@@ -373,10 +373,10 @@ static bool has_empty_name(const cJSON *j)
 }
 
 static eddy_err take_data(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
-                          struct eddy_error *err)
+                          const cJSON *root, struct eddy_error *err)
 {
     const char *ptr = spec->event_data.text;
-    const cJSON *v = eddy_json_pointer_get(&spec->event_data, env->root);
+    const cJSON *v = eddy_json_pointer_get(&spec->event_data, root);
     if (v == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "event data (%s) is missing", ptr);
     if (!cJSON_IsObject(v))
@@ -392,7 +392,7 @@ static eddy_err take_data(struct eddy_envelope *env, const struct eddy_envelope_
     return EDDY_OK;
 }
 
-static eddy_err parse_body(struct eddy_envelope *env, const char *body, size_t len,
+static eddy_err parse_body(struct eddy_json_arena *a, const char *body, size_t len, cJSON **root,
                            struct eddy_error *err)
 {
     if (body == NULL || len == 0)
@@ -405,14 +405,28 @@ static eddy_err parse_body(struct eddy_envelope *env, const char *body, size_t l
      * the first NUL, so two entity ids could silently become one.
      */
     struct eddy_error perr = {0};
-    /* a guess of the tree's size (nodes of 64 bytes, names, strings), so
-     * most bodies take one chunk */
-    eddy_json_arena_init(&env->arena, len * 4 + 512);
-    if (eddy_json_parse_in(&env->arena, body, len, &env->root, &perr) != EDDY_OK ||
-        env->root == NULL)
+    if (eddy_json_parse_in(a, body, len, root, &perr) != EDDY_OK || *root == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "message body is not JSON: %s",
                               eddy_error_text(&perr));
     return EDDY_OK;
+}
+
+/*
+ * What the envelope keeps while the message waits: the data object and the
+ * three ids, copied into one block of exactly their size. The body's whole
+ * tree (the envelope's other members, names and all) took several times as
+ * much, for every message in hand.
+ */
+static void keep(struct eddy_envelope *env, const cJSON *data)
+{
+    size_t ne = strlen(env->entity_id), nt = strlen(env->event_type), ni = strlen(env->event_id);
+    eddy_json_arena_init_exact(&env->arena,
+                               eddy_json_copy_size(data) + eddy_json_arena_str_size(ne) +
+                                   eddy_json_arena_str_size(nt) + eddy_json_arena_str_size(ni));
+    env->data = eddy_json_arena_copy(&env->arena, data);
+    env->entity_id = eddy_json_arena_strndup(&env->arena, env->entity_id, ne);
+    env->event_type = eddy_json_arena_strndup(&env->arena, env->event_type, nt);
+    env->event_id = eddy_json_arena_strndup(&env->arena, env->event_id, ni);
 }
 
 eddy_err eddy_envelope_decode(struct eddy_envelope *env, const struct eddy_envelope_spec *spec,
@@ -420,22 +434,31 @@ eddy_err eddy_envelope_decode(struct eddy_envelope *env, const struct eddy_envel
                               struct eddy_error *err)
 {
     memset(env, 0, sizeof *env);
-    eddy_err rc = parse_body(env, body, len, err);
+    /* The body's tree lives only for the decode: its chunks come from and
+     * go back to the thread's cache (base/json.h). A guess of its size
+     * (nodes of 64 bytes, names, strings), so most bodies take one chunk. */
+    struct eddy_json_arena scratch;
+    eddy_json_arena_init(&scratch, len * 4 + 512);
+    cJSON *root = NULL;
+    eddy_err rc = parse_body(&scratch, body, len, &root, err);
     if (rc == EDDY_OK)
-        rc = take_entity_id(env, spec, err);
+        rc = take_entity_id(env, spec, &scratch, root, err);
     if (rc == EDDY_OK)
-        rc = take_event_type(env, spec, err);
+        rc = take_event_type(env, spec, root, err);
     if (rc == EDDY_OK)
-        rc = take_event_id(env, spec, message_id, err);
+        rc = take_event_id(env, spec, root, message_id, err);
     if (rc == EDDY_OK)
-        rc = take_data(env, spec, err);
-    if (rc != EDDY_OK)
+        rc = take_data(env, spec, root, err);
+    if (rc == EDDY_OK)
+        keep(env, env->data);
+    else
         eddy_envelope_cleanup(env);
+    eddy_json_arena_cleanup(&scratch);
     return rc;
 }
 
 void eddy_envelope_cleanup(struct eddy_envelope *env)
 {
-    eddy_json_arena_cleanup(&env->arena); /* the tree and the ids */
+    eddy_json_arena_cleanup(&env->arena); /* the data and the ids */
     memset(env, 0, sizeof *env);
 }

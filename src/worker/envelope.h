@@ -21,9 +21,11 @@
  *
  * The body is parsed with the exact JSON reader of base/json.h, so numbers
  * a double cannot hold (big integers, long decimals) reach the machine and
- * DynamoDB unrounded, as cJSON Raw items holding their text. The tree and
- * the ids live in one arena of the envelope (base/json.h): a message costs
- * one allocation or none, not one per node, and is freed at once.
+ * DynamoDB unrounded, as cJSON Raw items holding their text. The body's tree
+ * lives only for the decode; the envelope keeps what eddy uses, the data
+ * object and the three ids, copied into one allocation of exactly their
+ * size (base/json.h), freed at once: a message waiting in hand costs that
+ * and its body, not the whole tree.
  *
  * This is not a general JSON Pointer library: "-" (past the end of an array)
  * and indices with leading zeros find nothing, as RFC 6901 says.
@@ -99,16 +101,16 @@ void eddy_envelope_spec_cleanup(struct eddy_envelope_spec *s);
  */
 void eddy_envelope_spec_namespace(struct eddy_envelope_spec *s, const char *ns);
 
-/* One decoded message. The strings are NUL-terminated; they and the tree
+/* One decoded message. The strings are NUL-terminated; they and the data
  * live in arena until eddy_envelope_cleanup. */
 struct eddy_envelope {
     struct eddy_json_arena arena;
-    cJSON *root;                 /* the parsed body, in arena (never cJSON_Delete it) */
-    char *entity_id;             /* never empty, no control characters, valid UTF-8 */
-    char *event_type;            /* never empty, valid UTF-8 */
-    char *event_id;              /* never empty, valid UTF-8 */
+    const char *entity_id;       /* never empty, no control characters, valid UTF-8 */
+    const char *event_type;      /* never empty, valid UTF-8 */
+    const char *event_id;        /* never empty, valid UTF-8 */
     bool event_id_is_message_id; /* the MessageId stood in for the event id */
-    const cJSON *data;           /* an object inside root, borrowed from it */
+    const cJSON *data;           /* the object the data pointer found, copied whole (its key too)
+                                    into arena (never cJSON_Delete it) */
 };
 
 /*

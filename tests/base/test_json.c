@@ -139,6 +139,59 @@ static void test_alloc(void **state)
     eddy_json_arena_cleanup(&z);
 }
 
+/*
+ * A copy sized by eddy_json_copy_size fills an exact arena to its last
+ * byte: the same value (keys, strings, Raw numbers), cJSON's links, every
+ * part in the arena, nothing of the original.
+ */
+static void test_copy_into_exact_arena(void **state)
+{
+    (void)state;
+    const char *text = "{\"k\":\"v\",\"n\":[1,2.5,12345678901234567890123,{\"deep\":[[true]]}],"
+                       "\"e\":{},\"z\":null,\"\":\"empty name\"}";
+    cJSON *src = NULL;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_json_parse(text, strlen(text), &src, &err), EDDY_OK);
+    cJSON *k = cJSON_GetObjectItemCaseSensitive(src, "k"); /* a copy with its key */
+    size_t size = eddy_json_copy_size(src) + eddy_json_copy_size(k);
+    struct eddy_json_arena a;
+    eddy_json_arena_init_exact(&a, size);
+    cJSON *copy = eddy_json_arena_copy(&a, src);
+    cJSON *kc = eddy_json_arena_copy(&a, k);
+    assert_int_equal(first_chunk(&a)->size, size);
+    assert_null(first_chunk(&a)->next);
+    assert_ptr_equal(a.cur, a.end); /* filled exactly */
+    assert_true(tree_in_arena(&a, copy) && tree_in_arena(&a, kc));
+    assert_null(copy->next);
+    assert_null(kc->next);
+    assert_null(kc->prev);
+    assert_string_equal(kc->string, "k");
+    char *x = cJSON_PrintUnformatted(src);
+    char *y = cJSON_PrintUnformatted(copy);
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(copy, "n");
+    assert_ptr_equal(n->child->prev, cJSON_GetArrayItem(n, 3));
+    assert_ptr_equal(copy->child->prev, cJSON_GetObjectItemCaseSensitive(copy, ""));
+    assert_true(cJSON_IsRaw(cJSON_GetArrayItem(n, 2)));
+    cJSON_Delete(src);
+    /* more than asked still works, in a further chunk */
+    assert_non_null(eddy_json_arena_strndup(&a, "more", 4));
+    assert_non_null(first_chunk(&a)->next);
+    eddy_json_arena_cleanup(&a);
+    /* an exact chunk is never handed out as a cached one of its class */
+    eddy_json_arena_init_exact(&a, 300);
+    assert_non_null(eddy_json_arena_alloc(&a, 8));
+    assert_int_equal(first_chunk(&a)->size, 300);
+    eddy_json_arena_cleanup(&a);
+    struct eddy_json_arena b;
+    eddy_json_arena_init(&b, 300);
+    assert_non_null(eddy_json_arena_alloc(&b, 8));
+    assert_int_equal(first_chunk(&b)->size, 512);
+    eddy_json_arena_cleanup(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_chunks_grow_and_refusals),
         cmocka_unit_test(test_enter_leave),
         cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_copy_into_exact_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

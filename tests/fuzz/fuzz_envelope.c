@@ -17,9 +17,26 @@
 #include "fuzz.h"
 #include "worker/envelope.h"
 
-static void check_decoded(const struct eddy_envelope_spec *spec, const struct eddy_envelope *env)
+/* The data and event type the body holds: the body parsed again on its own,
+ * the pointers applied; the data printed. */
+static char *as_sent(const struct eddy_envelope_spec *spec, const char *body, size_t len,
+                     char **type)
 {
-    FUZZ_CHECK(env->root && env->entity_id && env->event_type && env->event_id, "missing parts");
+    cJSON *root = NULL;
+    struct eddy_error err = {0};
+    FUZZ_CHECK(eddy_json_parse(body, len, &root, &err) == EDDY_OK, "decoded, yet not JSON");
+    const cJSON *t = eddy_json_pointer_get(&spec->event_type, root);
+    FUZZ_CHECK(cJSON_IsString(t), "decoded without a type");
+    *type = strdup(t->valuestring);
+    char *text = cJSON_PrintUnformatted(eddy_json_pointer_get(&spec->event_data, root));
+    cJSON_Delete(root);
+    return text;
+}
+
+static void check_decoded(const struct eddy_envelope_spec *spec, const struct eddy_envelope *env,
+                          const char *body, size_t len)
+{
+    FUZZ_CHECK(env->data && env->entity_id && env->event_type && env->event_id, "missing parts");
     FUZZ_CHECK(env->entity_id[0] && strlen(env->entity_id) <= spec->entity_id_max,
                "entity id of %zu bytes", strlen(env->entity_id));
     FUZZ_CHECK(env->event_id[0] && strlen(env->event_id) <= spec->event_id_max,
@@ -34,6 +51,13 @@ static void check_decoded(const struct eddy_envelope_spec *spec, const struct ed
     FUZZ_CHECK(cJSON_IsObject(env->data), "data is not an object");
     char *text = cJSON_PrintUnformatted(env->data); /* Raw numbers print too */
     FUZZ_CHECK(text != NULL, "data does not print");
+    /* what the envelope kept is what the body holds */
+    char *type = NULL;
+    char *sent = as_sent(spec, body, len, &type);
+    FUZZ_CHECK(sent && strcmp(sent, text) == 0, "the data kept differs from the body's");
+    FUZZ_CHECK(type && strcmp(type, env->event_type) == 0, "the type kept differs");
+    free(type);
+    free(sent);
     free(text);
 }
 
@@ -44,13 +68,13 @@ static void decode(const struct eddy_envelope_spec *spec, const char *body, size
     struct eddy_error err = {0};
     eddy_err rc = eddy_envelope_decode(&env, spec, body, len, message_id, &err);
     if (rc == EDDY_OK) {
-        check_decoded(spec, &env);
+        check_decoded(spec, &env, body, len);
         if (env.event_id_is_message_id)
             FUZZ_CHECK(message_id && strcmp(env.event_id, message_id) == 0, "a made-up event id");
     } else {
         FUZZ_CHECK(rc == EDDY_EPOISON && err.code == EDDY_EPOISON && err.detail[0] != '\0',
                    "refusal %s without a reason", eddy_err_name(rc));
-        FUZZ_CHECK(env.root == NULL && env.entity_id == NULL, "a refused envelope holds parts");
+        FUZZ_CHECK(env.data == NULL && env.entity_id == NULL, "a refused envelope holds parts");
     }
     eddy_envelope_cleanup(&env);
 }

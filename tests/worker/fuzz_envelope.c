@@ -21,6 +21,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "base/json.h"
 #include "eddy/rng.h"
 #include "worker/envelope.h"
 
@@ -270,13 +271,34 @@ static void mutate_once(struct eddy_buf *b, const struct corpus *c, struct eddy_
     }
 }
 
+/* Whether the envelope kept the very data and event type the body holds:
+ * the body parsed again on its own, the pointers applied, printed alike. */
+static bool kept_as_sent(const struct eddy_envelope_spec *spec, const struct eddy_envelope *env,
+                         const char *body, size_t len)
+{
+    cJSON *root = NULL;
+    struct eddy_error err = {0};
+    if (eddy_json_parse(body, len, &root, &err) != EDDY_OK)
+        return false;
+    const cJSON *type = eddy_json_pointer_get(&spec->event_type, root);
+    char *a = cJSON_PrintUnformatted(eddy_json_pointer_get(&spec->event_data, root));
+    char *b = cJSON_PrintUnformatted(env->data);
+    bool same = a && b && strcmp(a, b) == 0 && cJSON_IsString(type) &&
+                strcmp(type->valuestring, env->event_type) == 0;
+    free(a);
+    free(b);
+    cJSON_Delete(root);
+    return same;
+}
+
 /* A decoded envelope must keep every promise envelope.h makes. */
-static void check(eddy_err rc, const struct eddy_envelope *env, const struct eddy_error *err,
-                  uint64_t run)
+static void check(eddy_err rc, const struct eddy_envelope_spec *spec,
+                  const struct eddy_envelope *env, const struct eddy_error *err, const char *body,
+                  size_t len, uint64_t run)
 {
     bool ok;
     if (rc == EDDY_OK) {
-        ok = env->root != NULL && env->entity_id != NULL && env->entity_id[0] != '\0' &&
+        ok = env->data != NULL && env->entity_id != NULL && env->entity_id[0] != '\0' &&
              strlen(env->entity_id) <= EDDY_ENVELOPE_ID_MAX && env->event_type != NULL &&
              env->event_type[0] != '\0' && env->event_id != NULL && env->event_id[0] != '\0' &&
              cJSON_IsObject(env->data);
@@ -287,9 +309,10 @@ static void check(eddy_err rc, const struct eddy_envelope *env, const struct edd
             ok = text != NULL;
             free(text);
         }
+        ok = ok && kept_as_sent(spec, env, body, len);
     } else {
         ok = rc == EDDY_EPOISON && err->code == EDDY_EPOISON && err->detail[0] != '\0' &&
-             env->root == NULL;
+             env->data == NULL && env->entity_id == NULL;
     }
     if (!ok) {
         fprintf(stderr, "fuzz_envelope: broken promise at run %llu (rc %s: %s)\n",
@@ -313,7 +336,7 @@ static void run_one(const struct eddy_buf *input, const struct eddy_envelope_spe
         struct eddy_error err = {0};
         eddy_err rc = eddy_envelope_decode(&env, &specs[s], body, input->len,
                                            run % 7 ? "msg-id" : NULL, &err);
-        check(rc, &env, &err, run);
+        check(rc, &specs[s], &env, &err, body, input->len, run);
         if (rc == EDDY_OK)
             decoded++;
         else

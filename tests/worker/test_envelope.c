@@ -54,7 +54,7 @@ static void expect_poison(const char *body, const char *want)
     assert_int_equal(err.code, EDDY_EPOISON);
     if (strstr(err.detail, want) == NULL)
         fail_msg("reason \"%s\" lacks \"%s\" (body %s)", err.detail, want, body);
-    assert_null(env.root);
+    assert_null(env.data);
     assert_null(env.entity_id);
     eddy_envelope_cleanup(&env);
 }
@@ -72,7 +72,7 @@ static void test_eventbridge_defaults(void **state)
     assert_true(cJSON_IsObject(env.data));
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(env.data, "bet")->valueint, 5);
     eddy_envelope_cleanup(&env);
-    assert_null(env.root);
+    assert_null(env.data);
     eddy_envelope_cleanup(&env); /* twice is harmless */
 }
 
@@ -120,7 +120,8 @@ static void test_custom_pointers(void **state)
     assert_int_equal(eddy_envelope_spec_init(&spec, "/who", "/what", NULL, "", &err), EDDY_OK);
     body = "{\"who\":\"w\",\"what\":\"t\"}";
     assert_int_equal(eddy_envelope_decode(&env, &spec, body, strlen(body), "m", &err), EDDY_OK);
-    assert_ptr_equal(env.data, env.root);
+    assert_int_equal(cJSON_GetArraySize(env.data), 2);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(env.data, "what")->valuestring, "t");
     assert_string_equal(env.event_id, "m");
     eddy_envelope_cleanup(&env);
     eddy_envelope_spec_cleanup(&spec);
@@ -476,6 +477,94 @@ static void test_precision_kept(void **state)
     eddy_envelope_cleanup(&env);
 }
 
+/* A chunk as base/json.c lays it out: its data follow this header. */
+struct chunk {
+    struct chunk *next;
+    size_t size;
+};
+
+/* Whether the n bytes at p lie in env's one chunk. */
+static bool kept(const struct eddy_envelope *env, const void *p, size_t n)
+{
+    const struct chunk *c = (const void *)env->arena.chunks;
+    const char *d = (const char *)(c + 1);
+    return (const char *)p >= d && (const char *)p + n <= d + c->size;
+}
+
+static bool tree_kept(const struct eddy_envelope *env, const cJSON *j)
+{
+    for (; j; j = j->next)
+        if (!kept(env, j, sizeof *j) || (j->string && !kept(env, j->string, 1)) ||
+            (j->valuestring && !kept(env, j->valuestring, 1)) || !tree_kept(env, j->child))
+            return false;
+    return true;
+}
+
+/*
+ * A message in hand keeps only what the processor reads (type, event id,
+ * entity id, the data whole: nested values, escapes, exact numbers, arrays
+ * with cJSON's links), in one chunk of exactly their size, nothing of it in
+ * the body; not the body's whole tree in a chunk rounded up to a power of
+ * two.
+ */
+static void test_keeps_only_what_is_used(void **state)
+{
+    (void)state;
+    const char *text =
+        "{\"version\":\"0\",\"id\":\"ev-1\",\"detail-type\":\"Spin\",\"source\":\"s\","
+        "\"account\":\"111122223333\",\"time\":\"2017-12-22T18:43:48Z\",\"resources\":[],"
+        "\"detail\":{\"id\":\"machine-42\",\"bet\":5,\"big\":12345678901234567890123,"
+        "\"s\":\"a\\\"b\\u00e9\\n\",\"list\":[1,\"two\",{\"three\":[true,false,null]}],"
+        "\"empty\":{},\"none\":[]}}";
+    size_t len = strlen(text);
+    char *body = eddy_malloc(len);
+    memcpy(body, text, len);
+    struct eddy_envelope env;
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_envelope_decode(&env, &default_spec, body, len, "m", &err), EDDY_OK);
+    memset(body, 'x', len); /* nothing may point into the body */
+    free(body);
+
+    const char *want = "{\"id\":\"machine-42\",\"bet\":5,\"big\":12345678901234567890123,"
+                       "\"s\":\"a\\\"b\u00e9\\n\",\"list\":[1,\"two\",{\"three\":[true,false,"
+                       "null]}],\"empty\":{},\"none\":[]}";
+    char *out = cJSON_PrintUnformatted(env.data);
+    assert_string_equal(out, want);
+    free(out);
+    assert_string_equal(env.entity_id, "machine-42");
+    assert_string_equal(env.event_type, "Spin");
+    assert_string_equal(env.event_id, "ev-1");
+    assert_string_equal(env.data->string, "detail");
+    /* cJSON's links: the first child's prev is the last one, reached by index */
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(env.data, "list");
+    assert_int_equal(cJSON_GetArraySize(list), 3);
+    assert_ptr_equal(list->child->prev, cJSON_GetArrayItem(list, 2));
+    assert_ptr_equal(env.data->child->prev, cJSON_GetObjectItemCaseSensitive(env.data, "none"));
+    assert_true(cJSON_IsRaw(cJSON_GetObjectItemCaseSensitive(env.data, "big")));
+
+    /* one chunk, exactly the size of what it holds, all of it in there */
+    const struct chunk *c = (const void *)env.arena.chunks;
+    assert_non_null(c);
+    assert_null(c->next);
+    assert_int_equal(c->size, eddy_json_copy_size(env.data) + eddy_json_arena_str_size(10) +
+                                  eddy_json_arena_str_size(4) + eddy_json_arena_str_size(4));
+    assert_true(tree_kept(&env, env.data));
+    assert_true(kept(&env, env.entity_id, 11) && kept(&env, env.event_type, 5) &&
+                kept(&env, env.event_id, 5));
+    eddy_envelope_cleanup(&env);
+
+    /* a stand-in MessageId and an integer entity id are kept too */
+    const char *b2 = "{\"detail-type\":\"T\",\"detail\":{\"id\":1e3}}";
+    char mid[] = "sqs-message-id";
+    assert_int_equal(decode(&env, b2, mid, &err), EDDY_OK);
+    memset(mid, 'x', sizeof mid - 1);
+    assert_string_equal(env.event_id, "sqs-message-id");
+    assert_true(env.event_id_is_message_id);
+    assert_string_equal(env.entity_id, "1000");
+    assert_true(kept(&env, env.event_id, 15) && kept(&env, env.entity_id, 5));
+    eddy_envelope_cleanup(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_empty_names_poison),
         cmocka_unit_test(test_long_ids),
         cmocka_unit_test(test_precision_kept),
+        cmocka_unit_test(test_keeps_only_what_is_used),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
