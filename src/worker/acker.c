@@ -23,8 +23,13 @@ struct ack_entry {
     int visibility_s;
     uint64_t queued_ms; /* the loop's time when it joined its pending queue */
     unsigned attempts;
-    char handle[EDDY_ACK_HANDLE_MAX + 1];
+    size_t cap;    /* bytes of handle */
+    char handle[]; /* sized to the handles it held, not to the 1 KiB limit */
 };
+
+/* Handles are rounded up to this when an entry is made for them, so the
+ * handles of one queue, a few bytes apart, fit each other's entries. */
+#define ACK_HANDLE_ROUND 64
 
 struct ack_call {
     struct eddy_list link; /* in the free list */
@@ -220,7 +225,12 @@ static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const cha
         return EDDY_ELIMIT;
     }
     struct eddy_list *q = eddy_list_take(&a->free_entries);
-    struct ack_entry *e = q ? eddy_list_data(q, struct ack_entry, link) : eddy_malloc(sizeof *e);
+    struct ack_entry *e = q ? eddy_list_data(q, struct ack_entry, link) : NULL;
+    if (e == NULL || e->cap < len + 1) { /* a free entry is linked nowhere: it may move */
+        size_t cap = (len + ACK_HANDLE_ROUND) / ACK_HANDLE_ROUND * ACK_HANDLE_ROUND;
+        e = eddy_realloc(e, sizeof *e + cap);
+        e->cap = cap;
+    }
     e->kind = kind;
     e->why = why;
     e->visibility_s = visibility_s;

@@ -162,6 +162,36 @@ static void test_refuses_long_handle_and_after_close(void **state)
     rig_close(&r);
 }
 
+/*
+ * An entry holds a handle of any length up to the limit, also when it is
+ * reused for a longer one than it first held (entries are sized to their
+ * handles): each call carries each handle whole.
+ */
+static void test_handles_of_any_length(void **state)
+{
+    (void)state;
+    struct rig r;
+    struct eddy_acker *a = open_acker(&r, (struct eddy_acker_config){.flush_ms = 1});
+    static char h[3][EDDY_ACK_HANDLE_MAX + 1];
+    const size_t len[3] = {5, EDDY_ACK_HANDLE_MAX, 200};
+    for (int i = 0; i < 3; i++) {
+        memset(h[i], 'a' + i, len[i]);
+        h[i][len[i]] = '\0';
+        eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
+        assert_int_equal(eddy_acker_delete(a, h[i]), EDDY_OK);
+        while (sent(a, EDDY_ACK_DELETE) < (uint64_t)i + 1) /* the entry is free again */
+            uv_run(&r.loop, UV_RUN_ONCE);
+    }
+    close_acker(&r, a);
+    assert_int_equal(eddy_fake_count(r.fake), 3);
+    for (size_t i = 0; i < 3; i++) {
+        char quoted[sizeof h + 3];
+        snprintf(quoted, sizeof quoted, "\"%s\"", h[i]);
+        assert_non_null(strstr(eddy_fake_request_at(r.fake, i)->body, quoted));
+    }
+    rig_close(&r);
+}
+
 static size_t expected_n;
 static size_t expected(void *ud)
 {
@@ -220,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_gives_up_after_max_attempts),
         cmocka_unit_test(test_refuses_long_handle_and_after_close),
         cmocka_unit_test(test_deletes_linger_to_fill),
+        cmocka_unit_test(test_handles_of_any_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
