@@ -847,6 +847,36 @@ static void test_body_cap(void **state)
     ctx_close(&c);
 }
 
+/* Replies of every size in turn on one recycled transfer: below and above
+ * what a recycled buffer keeps, above what a Content-Length reserves, and
+ * an empty one, each whole (the Content-Length is a hint for the buffer). */
+static void test_reply_sizes_in_turn(void **state)
+{
+    (void)state;
+    struct server_opts o = {0};
+    struct ctx c;
+    ctx_init(&c, opts_handler, &o, NULL);
+    struct result r = {0};
+    const size_t sizes[] = {20000, 10, 300000, 5000, 1, 70000};
+    for (size_t i = 0; i < EDDY_ARRAY_SIZE(sizes); i++) {
+        o.fill_len = sizes[i];
+        send_req(&c, "GET", "/fill", NULL, 0, NULL, &r);
+        run_until(&c.loop, &r.calls, (int)i + 1);
+        assert_int_equal(r.err, EDDY_OK);
+        assert_int_equal(strlen(r.body), sizes[i]);
+        assert_int_equal(strspn(r.body, "x"), sizes[i]);
+    }
+    o.fill_len = 0; /* the target as the body */
+    send_req(&c, "GET", "/t", NULL, 0, NULL, &r);
+    run_until(&c.loop, &r.calls, (int)EDDY_ARRAY_SIZE(sizes) + 1);
+    assert_string_equal(r.body, "/t");
+    struct eddy_http_stats st;
+    eddy_http_stats(c.http, &st);
+    assert_int_equal(st.requests, EDDY_ARRAY_SIZE(sizes) + 1);
+    result_cleanup(&r);
+    ctx_close(&c);
+}
+
 static void test_cancel(void **state)
 {
     (void)state;
@@ -1115,6 +1145,7 @@ int main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_closed_without_answer),
         cmocka_unit_test(test_body_cap),
+        cmocka_unit_test(test_reply_sizes_in_turn),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_cancel_before_start),
         cmocka_unit_test(test_close_in_flight),
