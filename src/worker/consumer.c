@@ -106,9 +106,11 @@ void consumer_finish(struct cmsg *msg, enum action act)
         break;
     }
     consumer_hb_unlink(msg);
-    free(msg->reason);
-    free(msg->cut);
-    msg->reason = msg->cut = NULL;
+    if (msg->dlq) {
+        free(msg->dlq->cut);
+        free(msg->dlq);
+        msg->dlq = NULL;
+    }
     eddy_envelope_cleanup(&msg->env);
     eddy_sqs_message_cleanup(&msg->m);
     eddy_list_insert_head(&c->free_msgs, &msg->link);

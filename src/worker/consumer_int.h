@@ -29,6 +29,15 @@ enum state { ST_NEW, ST_STARTING, ST_RUNNING, ST_DRAINING, ST_CLOSING };
 
 struct lane;
 
+/* What a DLQ send needs while it is in flight: allocated for it alone, so
+ * the messages in hand do not each carry it. */
+struct dlq_out {
+    struct eddy_sqs_attr attrs[3];
+    char *cut; /* a shortened body for the DLQ, see dlq_body */
+    char cut_len[24];
+    char reason[]; /* the eddy-error text */
+};
+
 struct cmsg {
     struct eddy_list link;    /* lane queue, or the free list */
     struct eddy_list hb_link; /* in hand, least recently extended first */
@@ -37,10 +46,7 @@ struct cmsg {
     struct eddy_envelope env;
     uint64_t received_us;
     uint64_t extended_ms;
-    struct eddy_sqs_attr attrs[3];
-    char *reason; /* the eddy-error text while a DLQ send is in flight */
-    char *cut;    /* a shortened body for the DLQ, see dlq_body */
-    char cut_len[24];
+    struct dlq_out *dlq; /* while a DLQ send is in flight */
 };
 
 struct lane {
@@ -53,7 +59,8 @@ struct lane {
     struct eddy_proc_event *events; /* grown to the largest batch, coalesce_max at most */
     size_t cap;
     struct eddy_proc_batch batch;
-    char key[EDDY_ENVELOPE_ID_MAX + 1];
+    size_t key_cap; /* bytes of key */
+    char key[];     /* sized to the keys it held, not to the 1 KiB limit */
 };
 
 struct poller {

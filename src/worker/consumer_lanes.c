@@ -19,15 +19,23 @@ struct lane *consumer_lane_get(struct eddy_consumer *c, const char *key)
     struct lane *l = eddy_map_get(&c->lanes, k);
     if (l)
         return l;
+    size_t n = strnlen(key, EDDY_ENVELOPE_ID_MAX); /* the longest id a key can be */
+    size_t cap = (n + 64) / 64 * 64;
     l = consumer_lane_take(&c->free_lanes);
-    if (l == NULL)
-        l = eddy_calloc(1, sizeof *l);
+    if (l == NULL) {
+        l = eddy_calloc(1, sizeof *l + cap);
+        l->key_cap = cap;
+    } else if (l->key_cap < n + 1) { /* a free lane is linked nowhere: it may move */
+        l = eddy_realloc(l, sizeof *l + cap);
+        l->key_cap = cap;
+    }
     l->c = c;
     eddy_list_init(&l->link);
     eddy_list_init(&l->msgs);
     l->n = 0;
     l->busy = l->blocked = l->parked = false;
-    snprintf(l->key, sizeof l->key, "%s", key);
+    memcpy(l->key, key, n);
+    l->key[n] = '\0';
     eddy_map_put(&c->lanes, eddy_str_c(l->key), l);
     l->in_map = true;
     return l;

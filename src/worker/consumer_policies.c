@@ -23,7 +23,7 @@ static void dlq_cb(eddy_err err, struct eddy_sqs_send_result *res,
     c->sends--;
     eddy_sqs_send_result_cleanup(res);
     if (err == EDDY_OK) {
-        consumer_log_msg(EDDY_LOG_INFO, msg, msg->reason, "message sent to the DLQ");
+        consumer_log_msg(EDDY_LOG_INFO, msg, msg->dlq->reason, "message sent to the DLQ");
         consumer_finish(msg, ACT_DELETE);
         return;
     }
@@ -55,19 +55,20 @@ static size_t attrs_size(const struct eddy_sqs_attr *a, size_t n)
  */
 static const char *dlq_body(struct cmsg *msg, size_t *nattrs)
 {
-    if (msg->m.body_len + attrs_size(msg->attrs, *nattrs) <= EDDY_SQS_MAX_MESSAGE_BYTES)
+    struct dlq_out *d = msg->dlq;
+    if (msg->m.body_len + attrs_size(d->attrs, *nattrs) <= EDDY_SQS_MAX_MESSAGE_BYTES)
         return msg->m.body;
-    snprintf(msg->cut_len, sizeof msg->cut_len, "%zu", msg->m.body_len);
-    msg->attrs[*nattrs] = (struct eddy_sqs_attr){"eddy-truncated", "Number", msg->cut_len};
+    snprintf(d->cut_len, sizeof d->cut_len, "%zu", msg->m.body_len);
+    d->attrs[*nattrs] = (struct eddy_sqs_attr){"eddy-truncated", "Number", d->cut_len};
     *nattrs += 1;
-    size_t attrs = attrs_size(msg->attrs, *nattrs);
+    size_t attrs = attrs_size(d->attrs, *nattrs);
     size_t keep = attrs < EDDY_SQS_MAX_MESSAGE_BYTES ? EDDY_SQS_MAX_MESSAGE_BYTES - attrs : 0;
     if (keep > msg->m.body_len)
         keep = msg->m.body_len;
     while (keep > 0 && keep < msg->m.body_len && ((unsigned char)msg->m.body[keep] & 0xC0) == 0x80)
         keep--;
-    msg->cut = eddy_strndup(msg->m.body, keep);
-    return msg->cut;
+    d->cut = eddy_strndup(msg->m.body, keep);
+    return d->cut;
 }
 
 static void dlq_send(struct cmsg *msg, const char *reason)
@@ -75,13 +76,18 @@ static void dlq_send(struct cmsg *msg, const char *reason)
     struct eddy_consumer *c = msg->c;
     /* The reason may be a caller's temporary: keep a copy beside the message
      * for the time of the send. */
-    msg->reason = eddy_strdup(reason[0] ? reason : "unknown");
-    msg->attrs[0] = (struct eddy_sqs_attr){"eddy-error", "String", msg->reason};
-    msg->attrs[1] = (struct eddy_sqs_attr){"eddy-message-id", "String", msg->m.message_id};
+    const char *why = reason[0] ? reason : "unknown";
+    size_t n = strlen(why);
+    struct dlq_out *d = eddy_malloc(sizeof *d + n + 1);
+    memset(d, 0, sizeof *d);
+    memcpy(d->reason, why, n + 1);
+    msg->dlq = d;
+    d->attrs[0] = (struct eddy_sqs_attr){"eddy-error", "String", d->reason};
+    d->attrs[1] = (struct eddy_sqs_attr){"eddy-message-id", "String", msg->m.message_id};
     size_t nattrs = 2;
     const char *b = dlq_body(msg, &nattrs);
     struct eddy_sqs_send_params p = {
-        .queue_url = c->dlq_url, .body = b, .attrs = msg->attrs, .nattrs = nattrs, .delay_s = -1};
+        .queue_url = c->dlq_url, .body = b, .attrs = d->attrs, .nattrs = nattrs, .delay_s = -1};
     if (c->dlq_fifo) {
         p.group_id = msg->m.group_id ? msg->m.group_id : "eddy-poison";
         p.dedup_id = msg->m.message_id;

@@ -309,6 +309,28 @@ static void test_lanes_coalesce_and_results(void **state)
     teardown(&s);
 }
 
+/* A lane freed by one entity and reused for a longer entity id holds it
+ * whole (lanes are sized to their keys). */
+static void test_lane_reused_for_longer_id(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup(&s, (struct opts){0});
+    receive(&s, "a1:A", 1);
+    complete(s.fp.b[0], (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    char id[201], line[256];
+    memset(id, 'L', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    snprintf(line, sizeof line, "b1:%s", id);
+    receive(&s, line, 2);
+    assert_string_equal(s.fp.b[1]->entity_id, id);
+    complete(s.fp.b[1], (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    close_consumer(&s, 0);
+    EXPECT_SENT(&s.r, {"DeleteMessageBatch", "\"rh-a1\"", 1},
+                {"DeleteMessageBatch", "\"rh-b1\"", 1});
+    teardown(&s);
+}
+
 /* A poll asks for a full batch of 10, and only when 10 fit under max_inflight. */
 static void test_polls_for_full_batches(void **state)
 {
@@ -789,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_results_reach_sqs),
         cmocka_unit_test(test_batch_error_logged_with_reason),
         cmocka_unit_test(test_polls_for_full_batches),
+        cmocka_unit_test(test_lane_reused_for_longer_id),
         cmocka_unit_test(test_empty_queue_one_poll),
         cmocka_unit_test(test_fifo_releases_rest_of_group),
         cmocka_unit_test(test_poison_to_dlq),
