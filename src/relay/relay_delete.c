@@ -58,7 +58,7 @@ void relay_prune_gone(struct eddy_relay *r)
 struct delete_call {
     struct eddy_relay *r;
     struct entry *ents[EDDY_DDB_MAX_BATCH_WRITE];
-    cJSON *keys[EDDY_DDB_MAX_BATCH_WRITE];
+    char *keys; /* their keys' JSON text (delete_keys) */
     size_t n;
 };
 
@@ -114,7 +114,6 @@ static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
         EDDY_WARN("relay: deleting published entries: %s", eddy_error_text(reply->error));
     size_t again = 0;
     for (size_t i = 0; i < dc->n; i++) {
-        cJSON_Delete(dc->keys[i]);
         struct entry *e = dc->ents[i];
         if (rc != EDDY_OK || unprocessed(res->unprocessed, e)) {
             relay_delete_queue(r, e);
@@ -126,6 +125,7 @@ static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
         }
     }
     eddy_ddb_batch_write_result_cleanup(res);
+    free(dc->keys);
     free(dc);
     if (again == 0) {
         r->del_attempt = 0;
@@ -147,6 +147,35 @@ static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
     relay_check_stopped(r);
 }
 
+/* The keys of a call as JSON text, one after the other in one buffer
+ * (no tree per key): the request is written from them at once. */
+static void delete_keys(struct delete_call *dc, struct eddy_ddb_write_req *reqs)
+{
+    struct eddy_jw w;
+    size_t at[EDDY_DDB_MAX_BATCH_WRITE + 1];
+    eddy_jw_init(&w, 0);
+    for (size_t i = 0; i < dc->n; i++) {
+        const struct entry *e = dc->ents[i];
+        at[i] = w.buf.len;
+        w.comma = false;
+        eddy_jw_open(&w, '{');
+        EDDY_JW_KEY(&w, "_pk");
+        eddy_jw_open(&w, '{');
+        EDDY_JW_KSTR(&w, "S", e->o.pk);
+        eddy_jw_close(&w, '}');
+        EDDY_JW_KEY(&w, "_sk");
+        eddy_jw_open(&w, '{');
+        EDDY_JW_KSTR(&w, "S", e->o.sk);
+        eddy_jw_close(&w, '}');
+        eddy_jw_close(&w, '}');
+    }
+    at[dc->n] = w.buf.len;
+    dc->keys = eddy_buf_take(&w.buf, NULL);
+    for (size_t i = 0; i < dc->n; i++)
+        reqs[i] = (struct eddy_ddb_write_req){.delete_key_json = dc->keys + at[i],
+                                              .delete_key_len = at[i + 1] - at[i]};
+}
+
 static void delete_send_one(struct eddy_relay *r)
 {
     struct delete_call *dc = eddy_calloc(1, sizeof *dc);
@@ -154,13 +183,10 @@ static void delete_send_one(struct eddy_relay *r)
     struct eddy_ddb_write_req reqs[EDDY_DDB_MAX_BATCH_WRITE];
     struct eddy_list *q;
     while (dc->n < EDDY_DDB_MAX_BATCH_WRITE && (q = eddy_list_take(&r->del)) != NULL) {
-        struct entry *e = eddy_list_data(q, struct entry, dlink);
         r->del_queued--;
-        dc->ents[dc->n] = e;
-        dc->keys[dc->n] = relay_entry_key(e);
-        reqs[dc->n] = (struct eddy_ddb_write_req){.delete_key = dc->keys[dc->n]};
-        dc->n++;
+        dc->ents[dc->n++] = eddy_list_data(q, struct entry, dlink);
     }
+    delete_keys(dc, reqs);
     struct eddy_error err = {0};
     r->st.delete_calls++;
     if (eddy_ddb_batch_write(r->ddb, r->table, reqs, dc->n, on_delete, dc, NULL, &err) == EDDY_OK) {

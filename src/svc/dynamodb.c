@@ -498,7 +498,8 @@ eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
     open_table(&w, table, '[');
     for (size_t i = 0; i < n; i++) {
         bool put = reqs[i].put_item != NULL;
-        if (put == (reqs[i].delete_key != NULL)) {
+        int kinds = put + (reqs[i].delete_key != NULL) + (reqs[i].delete_key_json != NULL);
+        if (kinds != 1) {
             eddy_jw_cleanup(&w);
             return eddy_error_set(err, EDDY_EINVAL,
                                   "DynamoDB BatchWriteItem: request %zu needs exactly one of a "
@@ -508,7 +509,12 @@ eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
         eddy_jw_open(&w, '{');
         eddy_jw_key(&w, put ? "PutRequest" : "DeleteRequest");
         eddy_jw_open(&w, '{');
-        jw_tree(&w, put ? "Item" : "Key", put ? reqs[i].put_item : reqs[i].delete_key);
+        if (reqs[i].delete_key_json) {
+            EDDY_JW_KEY(&w, "Key");
+            eddy_jw_raw(&w, reqs[i].delete_key_json, reqs[i].delete_key_len);
+        } else {
+            jw_tree(&w, put ? "Item" : "Key", put ? reqs[i].put_item : reqs[i].delete_key);
+        }
         eddy_jw_close(&w, '}');
         eddy_jw_close(&w, '}');
     }

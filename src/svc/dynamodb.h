@@ -190,10 +190,15 @@ size_t eddy_ddb_txn_envelope_len(const char *client_token);
 
 /* ---- BatchWriteItem (one table) ---- */
 
-/* Exactly one of put_item and delete_key. */
+/* Exactly one of put_item, delete_key and delete_key_json. */
 struct eddy_ddb_write_req {
     const cJSON *put_item;
     const cJSON *delete_key;
+    /* The key as the JSON text of an object in DynamoDB's form, written as
+     * it is (delete_key_len bytes): for a caller that has it written
+     * already, without a tree per key. */
+    const char *delete_key_json;
+    size_t delete_key_len;
 };
 
 struct eddy_ddb_batch_write_result {

@@ -575,8 +575,8 @@ static void ddb_batch_write_seven(struct itest_rig *r, const char *table, bool d
         char sk[16];
         snprintf(sk, sizeof sk, "s/%d", i);
         docs[i] = del ? key_of("stream/1", sk) : item_of("stream/1", sk, i);
-        reqs[i] = del ? (struct eddy_ddb_write_req){NULL, docs[i]}
-                      : (struct eddy_ddb_write_req){docs[i], NULL};
+        reqs[i] = del ? (struct eddy_ddb_write_req){.delete_key = docs[i]}
+                      : (struct eddy_ddb_write_req){.put_item = docs[i]};
     }
     struct bwrite_out o;
     expect(ddb_batch_write(r, table, reqs, 7, &o), EDDY_OK, &o.w, "BatchWriteItem");

@@ -274,7 +274,7 @@ static void test_batch_write_unprocessed(void **state)
     struct eddy_ddb d;
     ddb_init(&r, &d);
     cJSON *k1 = key("#outbox/1", "a"), *k2 = key("#outbox/1", "b");
-    struct eddy_ddb_write_req reqs[2] = {{NULL, k1}, {k2, NULL}};
+    struct eddy_ddb_write_req reqs[2] = {{.delete_key = k1}, {.put_item = k2}};
     eddy_fake_push_json(r.fake, 200,
                         "{\"UnprocessedItems\":{\"tbl\":[{\"DeleteRequest\":{\"Key\":{\"_pk\":"
                         "{\"S\":\"#outbox/1\"},\"_sk\":{\"S\":\"a\"}}}}]}}");
@@ -308,6 +308,49 @@ static void test_batch_write_unprocessed(void **state)
     assert_non_null(strstr(err.detail, "25"));
     cJSON_Delete(k1);
     cJSON_Delete(k2);
+    eddy_ddb_cleanup(&d);
+    rig_close(&r);
+}
+
+/* A delete key given as its JSON text goes into the body as it is, and
+ * a request naming two kinds of write is refused. */
+static void test_batch_write_key_text(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_ddb d;
+    ddb_init(&r, &d);
+    static const char text[] = "{\"_pk\":{\"S\":\"#outbox/2\"},\"_sk\":{\"S\":\"q\\\"x\"}}";
+    cJSON *k1 = key("#outbox/1", "a");
+    struct eddy_ddb_write_req reqs[2] = {
+        {.delete_key_json = text, .delete_key_len = sizeof text - 1},
+        {.delete_key = k1},
+    };
+    eddy_fake_push_json(r.fake, 200, "{\"UnprocessedItems\":{}}");
+    struct got g = {0};
+    assert_int_equal(eddy_ddb_batch_write(&d, "tbl", reqs, 2, on_bw, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_OK);
+    cJSON *b = sent_json(&r, 0);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(b, "RequestItems"), "tbl");
+    assert_int_equal(cJSON_GetArraySize(arr), 2);
+    const cJSON *k0 = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, 0), "DeleteRequest"), "Key");
+    assert_string_equal(jget(cJSON_GetObjectItemCaseSensitive(k0, "_sk"), "S"), "q\"x");
+    assert_string_equal(jget(cJSON_GetObjectItemCaseSensitive(k0, "_pk"), "S"), "#outbox/2");
+    const cJSON *k1sent = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, 1), "DeleteRequest"), "Key");
+    assert_true(cJSON_Compare(k1sent, k1, true));
+    cJSON_Delete(b);
+
+    struct eddy_ddb_write_req both = {
+        .delete_key = k1, .delete_key_json = text, .delete_key_len = sizeof text - 1};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_ddb_batch_write(&d, "tbl", &both, 1, on_bw, &g, NULL, &err), EDDY_EINVAL);
+    assert_non_null(strstr(err.detail, "exactly one"));
+    cJSON_Delete(k1);
     eddy_ddb_cleanup(&d);
     rig_close(&r);
 }
@@ -401,9 +444,13 @@ static void test_query_pages(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_item),          cmocka_unit_test(test_put_condition_failed),
-        cmocka_unit_test(test_transact_canceled), cmocka_unit_test(test_batch_write_unprocessed),
-        cmocka_unit_test(test_batch_get),         cmocka_unit_test(test_query_pages),
+        cmocka_unit_test(test_get_item),
+        cmocka_unit_test(test_put_condition_failed),
+        cmocka_unit_test(test_transact_canceled),
+        cmocka_unit_test(test_batch_write_unprocessed),
+        cmocka_unit_test(test_batch_write_key_text),
+        cmocka_unit_test(test_batch_get),
+        cmocka_unit_test(test_query_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
