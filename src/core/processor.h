@@ -127,8 +127,10 @@ struct eddy_processor_config {
     size_t commits_max;
     /* called after a commit for each outbox row it wrote, in (seq, idx)
      * order per entity, with the row as written: its DynamoDB JSON and its
-     * fields (row->outbox), valid during the call: publish on commit */
-    void (*on_outbox)(const struct eddy_record_text *row, void *ud);
+     * fields (row->outbox), valid during the call: publish on commit. The
+     * hook may take row->json and row->outbox over (leaving NULL): the
+     * row is cleaned up after the call */
+    void (*on_outbox)(struct eddy_record_text *row, void *ud);
     void *on_outbox_ud;
     /* called with +n when a TransactWriteItems that writes n outbox rows
      * goes out and with -n when it is back (before on_outbox): the

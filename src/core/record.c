@@ -713,7 +713,7 @@ static eddy_err check_fields(const struct eddy_record_entity *e, const cJSON *da
 static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *e, size_t idx,
                              const char *type, const char *eid, const cJSON *data,
                              const struct eddy_record_publish *pub, bool checked, char **detail_out,
-                             struct eddy_error *err)
+                             size_t detail_span[2], struct eddy_error *err)
 {
     struct eddy_error inner;
     eddy_err rc = checked ? EDDY_OK : check_fields(e, data, &inner);
@@ -747,7 +747,15 @@ static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *
     put_n(r, "_tms", e->now_ms ? e->now_ms : e->now_s * 1000);
     put_s(r, "_date", date);
     put_s(r, "DetailType", type);
-    put_s(r, "Detail", detail);
+    /* put_s, keeping where the escaped text is: the publisher sends it */
+    eddy_jw_key(&r->w, "Detail");
+    eddy_jw_open(&r->w, '{');
+    eddy_jw_key(&r->w, "S");
+    detail_span[0] = r->w.buf.len;
+    eddy_jw_cstr(&r->w, detail);
+    detail_span[1] = r->w.buf.len - detail_span[0];
+    eddy_jw_close(&r->w, '}');
+    r->size += strlen("Detail") + strlen(detail);
     *detail_out = detail;
     return put_publish(r, pub, err);
 }
@@ -803,7 +811,8 @@ eddy_record_outbox_fields_dup(const struct eddy_record_outbox_fields *src)
 /* The fields of the outbox entry just rendered, in one allocation. */
 static struct eddy_record_outbox_fields *
 outbox_fields(const struct eddy_record_entity *e, size_t idx, const char *type, const char *opk,
-              const char *osk, const char *detail, const struct eddy_record_publish *pub)
+              const char *osk, const char *detail, const size_t detail_span[2],
+              const struct eddy_record_publish *pub)
 {
     const cJSON *res = pub ? pub->resources : NULL;
     size_t nres = 0;
@@ -830,6 +839,8 @@ outbox_fields(const struct eddy_record_entity *e, size_t idx, const char *type, 
         .tms = e->now_ms ? e->now_ms : e->now_s * 1000,
         .type = type,
         .detail = detail,
+        .detail_at = detail_span[0],
+        .detail_json_len = detail_span[1],
         .source = pub ? pub->source : NULL,
         .trace_header = pub && pub->trace_header ? th : NULL,
         .event_bus = pub ? pub->event_bus : NULL,
@@ -859,13 +870,14 @@ static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shard
     const char *osk = key_outbox_sk(&osk_key, e->ns, e->id, e->seq, idx);
     struct render r;
     char *detail = NULL;
+    size_t detail_span[2] = {0, 0};
     render_start(&r);
     rc = put_keys(&r, opk, osk, err);
     if (rc == EDDY_OK)
-        rc = outbox_attrs(&r, e, idx, type, osk, data, pub, checked, &detail, err);
+        rc = outbox_attrs(&r, e, idx, type, osk, data, pub, checked, &detail, detail_span, err);
     rc = render_end(&r, "outbox entry", NULL, e, rc, out, err);
     if (rc == EDDY_OK)
-        out->outbox = outbox_fields(e, idx, type, opk, osk, detail, pub);
+        out->outbox = outbox_fields(e, idx, type, opk, osk, detail, detail_span, pub);
     free(detail);
     eddy_sstr_cleanup(&pk);
     eddy_sstr_cleanup(&opk_key);

@@ -177,9 +177,14 @@ struct eddy_record_outbox_fields {
     const char *pk, *sk; /* the row's keys; sk is the stable event id too */
     const char *ns, *id;
     int64_t seq, idx;
-    int64_t ts, tms;              /* _ts, _tms */
-    const char *type;             /* DetailType */
-    const char *detail;           /* Detail, eddy's metadata included */
+    int64_t ts, tms;    /* _ts, _tms */
+    const char *type;   /* DetailType */
+    const char *detail; /* Detail, eddy's metadata included */
+    /* Detail as the row's text holds it: a JSON string, quotes included,
+     * at json[detail_at .. detail_at + detail_json_len) of the row (the
+     * eddy_record_text it came with), so a publisher need not escape it
+     * again. */
+    size_t detail_at, detail_json_len;
     const char *source;           /* NULL when not recorded */
     const char *trace_header;     /* NULL when not recorded */
     const char *event_bus;        /* NULL when not recorded */

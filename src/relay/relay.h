@@ -167,12 +167,14 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
 /* Start the leases (or take every shard without them) and the sweeps. */
 EDDY_MUST_USE eddy_err eddy_relay_start(struct eddy_relay *r);
 /* Publish a committed outbox entry, as the commit path rendered it: its
- * fields (row->outbox) are taken as they are, nothing is parsed; the text
- * is kept for a move to the dead letters. Entries without fields are left
- * to the sweeps. */
-void eddy_relay_publish(struct eddy_relay *r, const struct eddy_record_text *row);
+ * fields (row->outbox) and its text (row->json) are taken over (left NULL
+ * in row; the caller cleans row up as ever), nothing is parsed or copied:
+ * the text is kept for a move to the dead letters, and its escaped Detail
+ * is what PutEvents sends. Entries without fields are left to the sweeps;
+ * an entry not taken (the relay is full or closing) is left in row. */
+void eddy_relay_publish(struct eddy_relay *r, struct eddy_record_text *row);
 /* The processor's on_outbox hook: ud is the relay. */
-void eddy_relay_on_outbox(const struct eddy_record_text *row, void *ud);
+void eddy_relay_on_outbox(struct eddy_record_text *row, void *ud);
 /* A hint from the commit path: n (> 0) entries are in a commit in flight,
  * or (< 0) such a commit is back (its entries come with eddy_relay_publish,
  * or never when it failed). A call that is not full waits a little for

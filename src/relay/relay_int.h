@@ -197,7 +197,7 @@ void relay_entry_remove(struct eddy_relay *r, struct entry *e);
 int64_t relay_item_n(const cJSON *item, const char *name);
 struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item);
 /* An entry from a committed row's fields (copied). */
-struct entry *relay_entry_committed(struct eddy_relay *r, const struct eddy_record_text *row);
+struct entry *relay_entry_committed(struct eddy_relay *r, struct eddy_record_text *row);
 /* The one place an entry's state changes: checked and traced (base/state.h). */
 void relay_entry_set_state(struct entry *e, enum entry_state to);
 bool relay_hold(struct eddy_relay *r, struct entry *e);

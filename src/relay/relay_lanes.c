@@ -145,19 +145,24 @@ static int entry_cmp(const struct entry *a, const struct entry *b)
     return (a->o.idx > b->o.idx) - (a->o.idx < b->o.idx);
 }
 
+/* The entity's lane; its key (the entity's _pk, eddy_record_pk) is made on
+ * the stack, and copied only for a new lane. */
 static struct lane *lane_get(struct eddy_relay *r, const struct entry *e, bool create)
 {
-    char *key = eddy_record_pk(e->o.ns, e->o.id);
-    struct lane *l = eddy_map_get(&r->lanes, eddy_str_c(key));
-    if (l || !create) {
-        free(key);
-        return l;
+    struct eddy_sstr key;
+    eddy_sstr_init(&key);
+    eddy_sstr_put(&key, e->o.ns, strlen(e->o.ns));
+    eddy_sstr_put(&key, "/", 1);
+    eddy_sstr_put(&key, e->o.id, strlen(e->o.id));
+    struct lane *l = eddy_map_get(&r->lanes, (struct eddy_str){key.s, key.len});
+    if (l == NULL && create) {
+        l = eddy_calloc(1, sizeof *l);
+        l->key = eddy_strndup(key.s, key.len);
+        eddy_list_init(&l->entries);
+        eddy_list_init(&l->link);
+        eddy_map_put(&r->lanes, eddy_str_c(l->key), l);
     }
-    l = eddy_calloc(1, sizeof *l);
-    l->key = key;
-    eddy_list_init(&l->entries);
-    eddy_list_init(&l->link);
-    eddy_map_put(&r->lanes, eddy_str_c(key), l);
+    eddy_sstr_cleanup(&key);
     return l;
 }
 
@@ -285,13 +290,15 @@ struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item)
     return entry_finish(r, e, relay_item_n(item, "_ts"), relay_item_n(item, "_tms"));
 }
 
-struct entry *relay_entry_committed(struct eddy_relay *r, const struct eddy_record_text *row)
+/* Taken over from the row: its fields and its text (see relay.h). */
+struct entry *relay_entry_committed(struct eddy_relay *r, struct eddy_record_text *row)
 {
     struct entry *e = entry_alloc();
-    const struct eddy_record_outbox_fields *f = e->fields =
-        eddy_record_outbox_fields_dup(row->outbox);
-    e->text = eddy_strndup(row->json, row->len);
+    const struct eddy_record_outbox_fields *f = e->fields = row->outbox;
+    e->text = row->json;
     e->text_len = row->len;
+    row->outbox = NULL;
+    row->json = NULL;
     e->o = (struct eddy_record_outbox){
         .pk = f->pk,
         .sk = f->sk,
@@ -309,6 +316,10 @@ struct entry *relay_entry_committed(struct eddy_relay *r, const struct eddy_reco
     };
     e->eb.resources = f->resources;
     e->eb.nresources = f->nresources;
+    if (f->detail_json_len >= 2 && f->detail_at + f->detail_json_len <= e->text_len) {
+        e->eb.detail_json = e->text + f->detail_at; /* escaped once, for the row */
+        e->eb.detail_json_len = f->detail_json_len;
+    }
     return entry_finish(r, e, f->ts, f->tms);
 }
 

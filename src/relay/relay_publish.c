@@ -65,7 +65,7 @@ const struct eddy_relay_bus eddy_relay_bus_classic = {
     .refused_for_good = classic_refused_for_good,
 };
 
-void eddy_relay_publish(struct eddy_relay *r, const struct eddy_record_text *row)
+void eddy_relay_publish(struct eddy_relay *r, struct eddy_record_text *row)
 {
     if (r == NULL || r->closing)
         return;
@@ -89,7 +89,7 @@ void eddy_relay_publish(struct eddy_relay *r, const struct eddy_record_text *row
     relay_pump(r);
 }
 
-void eddy_relay_on_outbox(const struct eddy_record_text *row, void *ud)
+void eddy_relay_on_outbox(struct eddy_record_text *row, void *ud)
 {
     eddy_relay_publish(ud, row);
 }

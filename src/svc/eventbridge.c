@@ -70,7 +70,12 @@ static void write_entry(struct eddy_jw *w, const struct eddy_eb_entry *en)
     eddy_jw_open(w, '{');
     EDDY_JW_KSTR(w, "Source", en->source);
     EDDY_JW_KSTR(w, "DetailType", en->detail_type);
-    EDDY_JW_KSTR(w, "Detail", en->detail);
+    if (en->detail_json) {
+        EDDY_JW_KEY(w, "Detail");
+        eddy_jw_raw(w, en->detail_json, en->detail_json_len);
+    } else {
+        EDDY_JW_KSTR(w, "Detail", en->detail);
+    }
     if (en->event_bus_name)
         EDDY_JW_KSTR(w, "EventBusName", en->event_bus_name);
     if (en->nresources) {

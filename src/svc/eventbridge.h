@@ -36,6 +36,12 @@ struct eddy_eb_entry {
     size_t nresources;
     const char *trace_header; /* X-Ray trace header, or NULL */
     int64_t time_s;           /* unix seconds; 0: the time of the call */
+    /* detail as a JSON string, quotes included, when the caller has it
+     * already (it escaped detail once, for the outbox row): written as it
+     * is instead of escaping detail again; NULL: escaped here. The size
+     * rule counts detail, as ever. */
+    const char *detail_json;
+    size_t detail_json_len;
 };
 
 /* One per entry sent, in order: event_id on success, else error_code/message. */

@@ -40,7 +40,7 @@ static void on_outbox_expect(long n, void *ud)
 }
 
 /* The committed outbox row, handed over as written (publish on commit). */
-static void on_outbox(const struct eddy_record_text *row, void *ud)
+static void on_outbox(struct eddy_record_text *row, void *ud)
 {
     struct prig *r = ud;
     cJSON *item = cJSON_ParseWithLength(row->json, row->len);

@@ -270,8 +270,19 @@ static void test_outbox_fields(void **state)
     cJSON *item = cJSON_ParseWithLength(t.json, t.len);
     struct eddy_record_outbox o;
     assert_int_equal(eddy_record_parse_outbox(item, &o, &err), EDDY_OK);
+    /* the row's text holds Detail escaped, where the fields say */
+    size_t at = t.outbox->detail_at, dlen = t.outbox->detail_json_len;
+    assert_true(dlen >= 2 && at + dlen < t.len);
+    assert_memory_equal(t.json + at - 5, "{\"S\":\"", 6);
+    assert_memory_equal(t.json + at + dlen - 1, "\"}", 2);
+    cJSON *dj = cJSON_ParseWithLength(t.json + at, dlen);
+    assert_true(cJSON_IsString(dj));
+    assert_string_equal(dj->valuestring, o.detail);
+    assert_non_null(strchr(o.detail, '"')); /* there was something to escape */
+    cJSON_Delete(dj);
     struct eddy_record_outbox_fields *f = eddy_record_outbox_fields_dup(t.outbox);
-    eddy_record_text_cleanup(&t); /* the copy stands alone */
+    assert_int_equal(f->detail_at, at); /* the copy keeps the span */
+    eddy_record_text_cleanup(&t);       /* the copy stands alone */
     assert_null(t.outbox);
     assert_string_equal(f->pk, o.pk);
     assert_string_equal(f->sk, o.sk);

@@ -55,7 +55,7 @@ static void test_put(void **state)
     struct eddy_eb_entry en[3];
     for (int i = 0; i < 3; i++)
         en[i] = (struct eddy_eb_entry){"eddy.machine", "GameResult", "{\"n\":1}", BUS, NULL, 0,
-                                       "Root=1-x",     1700000000};
+                                       "Root=1-x",     1700000000,   NULL,        0};
     const struct eb2_result results[] = {
         {.event_id = "e1", .success_code = "PUBLISHED"},
         {.event_id = "e0", .success_code = "DEDUPLICATED"},

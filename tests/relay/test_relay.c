@@ -575,6 +575,46 @@ static void test_publish_on_commit(void **state)
     relay_rig_close(&r);
 }
 
+static bool one_published_deleted(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return cJSON_GetArraySize(w->published) == 1 && fakeaws_count(w, PK0) == 0;
+}
+
+/* A committed row is taken over, not copied, and its Detail goes out as the
+ * row's text holds it, escaped once when the row was rendered: a mark made
+ * in that text shows in the PutEvents entry. */
+static void test_publish_sends_row_text(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    relay_rig_start(&r);
+    struct eddy_record_entity e = {"slot", "a", 1, 1700000000, 1700000000000};
+    cJSON *data = cJSON_Parse("{\"note\":\"say \\\"hi\\\"\"}");
+    struct eddy_record_text t = {0};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_record_render_outbox(&e, 1, 0, "Happened", data, NULL, &t, &err),
+                     EDDY_OK);
+    cJSON *item = cJSON_Parse(t.json);
+    fakeaws_put(&r.w, item); /* committed */
+    cJSON_Delete(item);
+    char *hi = strstr(strstr(t.json + t.outbox->detail_at, "say "), "hi");
+    assert_non_null(hi);
+    memcpy(hi, "HI", 2);
+    eddy_relay_publish(r.relay, &t);
+    assert_null(t.json);
+    assert_null(t.outbox);
+    eddy_record_text_cleanup(&t);
+    assert_true(fakeaws_run(&r.w, one_published_deleted, NULL, 5000));
+    const cJSON *detail =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.w.published, 0), "Detail");
+    assert_true(cJSON_IsString(detail));
+    assert_non_null(strstr(detail->valuestring, "\"say \\\"HI\\\"\""));
+    cJSON_Delete(data);
+    relay_rig_close(&r);
+}
+
 static bool puts_waiting(struct fakeaws *w, void *ud)
 {
     (void)ud;
@@ -837,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_pages),
         cmocka_unit_test(test_sweep_fair_across_entities),
         cmocka_unit_test(test_publish_on_commit),
+        cmocka_unit_test(test_publish_sends_row_text),
         cmocka_unit_test(test_stop_finishes_batch_in_hand),
         cmocka_unit_test(test_partial_call_does_not_wait_for_calls_out),
         cmocka_unit_test(test_call_waits_for_commit_in_flight),

@@ -37,9 +37,10 @@ static void test_put_events(void **state)
     assert_int_equal(eddy_eb_init(&e, &r.aws, &r.ep, NULL), EDDY_OK);
     const char *res[1] = {"arn:aws:dynamodb:us-east-1:1:table/t"};
     struct eddy_eb_entry en[3] = {
-        {"eddy.slot", "GameResult", "{\"win\":true}", "bus", res, 1, "Root=1-x", 1700000000},
-        {"eddy.slot", "Payout", "{\"n\":4}", NULL, NULL, 0, NULL, 0},
-        {"eddy.slot", "Payout", "{\"n\":5}", NULL, NULL, 0, NULL, 0},
+        {"eddy.slot", "GameResult", "{\"win\":true}", "bus", res, 1, "Root=1-x", 1700000000, NULL,
+         0},
+        {"eddy.slot", "Payout", "{\"n\":4}", NULL, NULL, 0, NULL, 0, NULL, 0},
+        {"eddy.slot", "Payout", "{\"n\":5}", NULL, NULL, 0, NULL, 0, NULL, 0},
     };
     eddy_fake_push_json(r.fake, 200,
                         "{\"FailedEntryCount\":1,\"Entries\":[{\"EventId\":\"ev-1\"},"
@@ -97,6 +98,43 @@ static void test_put_events(void **state)
     rig_close(&r);
 }
 
+/* An entry whose Detail comes as JSON text already: sent as it is (here
+ * unlike detail, to tell them apart), not escaped again; the size rule
+ * still counts detail. */
+static void test_put_events_detail_json(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_eb e;
+    assert_int_equal(eddy_eb_init(&e, &r.aws, &r.ep, NULL), EDDY_OK);
+    static const char text[] = "\"{\\\"b\\\":\\\"q\\\\\\\"\\\"}\"";
+    struct eddy_eb_entry en[2] = {
+        {.source = "s",
+         .detail_type = "t",
+         .detail = "{\"a\":1}",
+         .detail_json = text,
+         .detail_json_len = sizeof text - 1},
+        {.source = "s", .detail_type = "t", .detail = "{\"c\":\"\\n\"}"},
+    };
+    assert_int_equal(eddy_eb_entry_size(&en[0]), 1 + 1 + strlen("{\"a\":1}"));
+    eddy_fake_push_json(r.fake, 200,
+                        "{\"FailedEntryCount\":0,\"Entries\":[{\"EventId\":\"a\"},"
+                        "{\"EventId\":\"b\"}]}");
+    struct got g = {0};
+    assert_int_equal(eddy_eb_put_events(&e, en, 2, on_put, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_OK);
+    eddy_eb_put_result_cleanup(&g.res);
+    cJSON *b = sent_json(&r, 0);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(b, "Entries");
+    assert_string_equal(jget(cJSON_GetArrayItem(arr, 0), "Detail"), "{\"b\":\"q\\\"\"}");
+    assert_string_equal(jget(cJSON_GetArrayItem(arr, 1), "Detail"), "{\"c\":\"\\n\"}");
+    cJSON_Delete(b);
+    eddy_eb_cleanup(&e);
+    rig_close(&r);
+}
+
 /* A PutEvents reply read from its text: entries in request order, the first
  * field of a name, a short reply's missing entries NoResult, the larger
  * failed count trusted, and no Entries refused. */
@@ -147,7 +185,7 @@ static void test_limits(void **state)
     assert_int_equal(eddy_eb_init(&e, &r.aws, &r.ep, NULL), EDDY_OK);
     struct eddy_eb_entry en[11];
     for (int i = 0; i < 11; i++)
-        en[i] = (struct eddy_eb_entry){"s", "t", "{}", NULL, NULL, 0, NULL, 0};
+        en[i] = (struct eddy_eb_entry){"s", "t", "{}", NULL, NULL, 0, NULL, 0, NULL, 0};
     struct got g = {0};
     struct eddy_error err = {0};
     assert_int_equal(eddy_eb_put_events(&e, en, 11, on_put, &g, NULL, &err), EDDY_ELIMIT);
@@ -172,6 +210,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_events),
+        cmocka_unit_test(test_put_events_detail_json),
         cmocka_unit_test(test_put_parse_text),
         cmocka_unit_test(test_limits),
     };
