@@ -1219,6 +1219,28 @@ void eddy_jr_take(struct eddy_jr *r, struct eddy_jr_field *f)
     }
 }
 
+bool eddy_jr_fields(struct eddy_jr *r, const struct eddy_str *names, size_t n,
+                    struct eddy_jr_field *fields)
+{
+    memset(fields, 0, n * sizeof *fields); /* type EDDY_JR_END: none yet */
+    if (eddy_jr_peek(r) != EDDY_JR_OBJECT) {
+        (void)eddy_jr_skip(r);
+        return false;
+    }
+    (void)eddy_jr_object(r);
+    struct eddy_jr_str k;
+    while (eddy_jr_member(r, &k)) {
+        size_t i = 0;
+        while (i < n && !eddy_jr_str_eq(&k, names[i].ptr, names[i].len))
+            i++;
+        if (i < n)
+            eddy_jr_take(r, &fields[i]);
+        else
+            (void)eddy_jr_skip(r);
+    }
+    return true;
+}
+
 char *eddy_jr_field_strdup(const struct eddy_jr_field *f)
 {
     if (f->type != EDDY_JR_STRING)

@@ -266,6 +266,12 @@ struct eddy_jr_field {
 };
 /* The value that comes next into f when f has none yet; skipped either way. */
 void eddy_jr_take(struct eddy_jr *r, struct eddy_jr_field *f);
+/* The object that comes next read into fields by a table: the member
+ * named names[i] into fields[i] (eddy_jr_take: the first of its name), any
+ * other member skipped; the n fields are cleared first. False, the value
+ * skipped, when it is not an object. */
+bool eddy_jr_fields(struct eddy_jr *r, const struct eddy_str *names, size_t n,
+                    struct eddy_jr_field *fields);
 /* A string field's value as a C string (malloc'd; a \u0000 ends it, as it
  * ends a cJSON string); NULL for any other type. */
 char *eddy_jr_field_strdup(const struct eddy_jr_field *f);

@@ -232,38 +232,23 @@ struct msg_fields {
 };
 
 /* One member of a message attribute: {"DataType":..,"StringValue"|"BinaryValue":..}. */
+enum { T_TYPE, T_STR, T_BIN, T_NFIELDS };
 struct attr_fields {
     struct eddy_jr_str name;
-    struct eddy_jr_field type, str, bin;
+    struct eddy_jr_field f[T_NFIELDS];
 };
 
 static const struct eddy_jr_field *attr_value(const struct attr_fields *a)
 {
-    return field_is_str(&a->str) ? &a->str : &a->bin;
+    return field_is_str(&a->f[T_STR]) ? &a->f[T_STR] : &a->f[T_BIN];
 }
 
 /* The members of one message attribute; false when it is not an object. */
 static bool attr_read(struct eddy_jr *r, struct attr_fields *a)
 {
-    memset(&a->type, 0, sizeof a->type);
-    a->str = a->bin = a->type;
-    if (eddy_jr_peek(r) != EDDY_JR_OBJECT) {
-        (void)eddy_jr_skip(r);
-        return false;
-    }
-    (void)eddy_jr_object(r);
-    struct eddy_jr_str k;
-    while (eddy_jr_member(r, &k)) {
-        if (EDDY_JR_KEY_IS(&k, "DataType"))
-            eddy_jr_take(r, &a->type);
-        else if (EDDY_JR_KEY_IS(&k, "StringValue"))
-            eddy_jr_take(r, &a->str);
-        else if (EDDY_JR_KEY_IS(&k, "BinaryValue"))
-            eddy_jr_take(r, &a->bin);
-        else
-            (void)eddy_jr_skip(r);
-    }
-    return true;
+    static const struct eddy_str names[T_NFIELDS] = {
+        [T_TYPE] = KEY("DataType"), [T_STR] = KEY("StringValue"), [T_BIN] = KEY("BinaryValue")};
+    return eddy_jr_fields(r, names, T_NFIELDS, a->f);
 }
 
 /* The attributes that are objects, and the bytes they take in the block. */
@@ -281,7 +266,7 @@ static size_t attrs_size(const struct msg_fields *m, size_t *n)
         if (!attr_read(&r, &a))
             continue;
         (*n)++;
-        sz += sizeof(struct eddy_sqs_attr) + a.name.len + 1 + field_size(&a.type) +
+        sz += sizeof(struct eddy_sqs_attr) + a.name.len + 1 + field_size(&a.f[T_TYPE]) +
               field_size(attr_value(&a));
     }
     return sz;
@@ -301,7 +286,7 @@ static void attrs_fill(struct eddy_sqs_message *m, const struct msg_fields *mf, 
             continue;
         struct eddy_jr_field name = {EDDY_JR_STRING, a.name};
         m->attrs[i].name = field_dup(&name, p, NULL);
-        m->attrs[i].type = field_dup(&a.type, p, NULL);
+        m->attrs[i].type = field_dup(&a.f[T_TYPE], p, NULL);
         m->attrs[i].value = field_dup(attr_value(&a), p, NULL);
         i++;
     }
@@ -316,17 +301,7 @@ static void sys_attrs_read(struct eddy_jr *r, struct msg_fields *m)
         [A_TRACE] = KEY("AWSTraceHeader"), [A_COUNT] = KEY("ApproximateReceiveCount"),
         [A_SENT] = KEY("SentTimestamp"),   [A_FIRST] = KEY("ApproximateFirstReceiveTimestamp"),
     };
-    (void)eddy_jr_object(r);
-    struct eddy_jr_str k;
-    while (eddy_jr_member(r, &k)) {
-        size_t i = 0;
-        while (i < A_NFIELDS && !eddy_jr_str_eq(&k, names[i].ptr, names[i].len))
-            i++;
-        if (i < A_NFIELDS)
-            eddy_jr_take(r, &m->a[i]);
-        else
-            (void)eddy_jr_skip(r);
-    }
+    (void)eddy_jr_fields(r, names, A_NFIELDS, m->a);
 }
 
 /* One element of Messages: where its fields lie. */
@@ -542,7 +517,14 @@ void eddy_sqs_batch_result_cleanup(struct eddy_sqs_batch_result *r)
  * strtoul would take them whole), or n when it names none. */
 static size_t entry_index(const struct eddy_jr_field *id, size_t n)
 {
-    char *s = eddy_jr_field_strdup(id);
+    char small[32], *s = NULL; /* ids are short: on the stack, as a rule */
+    if (id->type == EDDY_JR_STRING && id->s.len < sizeof small) {
+        size_t k = eddy_jr_unescape(&id->s, small);
+        small[id->s.escaped ? strnlen(small, k) : k] = '\0';
+        s = small;
+    } else {
+        s = eddy_jr_field_strdup(id);
+    }
     size_t i = n;
     if (s && *s >= '0' && *s <= '9') {
         uint64_t v = 0;
@@ -552,37 +534,22 @@ static size_t entry_index(const struct eddy_jr_field *id, size_t n)
         if (*p == '\0' && v < n)
             i = (size_t)v;
     }
-    free(s);
+    if (s != small)
+        free(s);
     return i;
 }
 
 /* One element of Successful or Failed: its first Id, Code, Message and
- * SenderFault. */
-struct batch_entry {
-    struct eddy_jr_field id, code, msg, fault;
-};
+ * SenderFault (none when it is not an object: it names no entry). */
+enum { B_ID, B_CODE, B_MSG, B_FAULT, B_NFIELDS };
 
-static void batch_entry_read(struct eddy_jr *r, struct batch_entry *e)
+static void batch_entry_read(struct eddy_jr *r, struct eddy_jr_field e[B_NFIELDS])
 {
-    memset(e, 0, sizeof *e);
-    if (eddy_jr_peek(r) != EDDY_JR_OBJECT) {
-        (void)eddy_jr_skip(r); /* names no entry */
-        return;
-    }
-    (void)eddy_jr_object(r);
-    struct eddy_jr_str k;
-    while (eddy_jr_member(r, &k)) {
-        if (EDDY_JR_KEY_IS(&k, "Id"))
-            eddy_jr_take(r, &e->id);
-        else if (EDDY_JR_KEY_IS(&k, "Code"))
-            eddy_jr_take(r, &e->code);
-        else if (EDDY_JR_KEY_IS(&k, "Message"))
-            eddy_jr_take(r, &e->msg);
-        else if (EDDY_JR_KEY_IS(&k, "SenderFault"))
-            eddy_jr_take(r, &e->fault);
-        else
-            (void)eddy_jr_skip(r);
-    }
+    static const struct eddy_str names[B_NFIELDS] = {[B_ID] = KEY("Id"),
+                                                     [B_CODE] = KEY("Code"),
+                                                     [B_MSG] = KEY("Message"),
+                                                     [B_FAULT] = KEY("SenderFault")};
+    (void)eddy_jr_fields(r, names, B_NFIELDS, e);
 }
 
 /* The entries of Successful (failed false) or Failed into r. Their values
@@ -602,11 +569,11 @@ static void batch_list_read(struct eddy_jr *jr, bool failed, size_t n,
     else
         (void)eddy_jr_object(jr);
     while (t == EDDY_JR_ARRAY ? eddy_jr_element(jr) : eddy_jr_member(jr, &k)) {
-        struct batch_entry e;
-        batch_entry_read(jr, &e);
+        struct eddy_jr_field e[B_NFIELDS];
+        batch_entry_read(jr, e);
         if (jr->rc != EDDY_OK)
             return;
-        size_t i = entry_index(&e.id, n);
+        size_t i = entry_index(&e[B_ID], n);
         if (i == n)
             continue;
         struct eddy_sqs_entry_result *er = &r->entries[i];
@@ -616,11 +583,11 @@ static void batch_list_read(struct eddy_jr *jr, bool failed, size_t n,
         }
         if (er->code)
             continue;
-        char *code = eddy_jr_field_strdup(&e.code), *msg = eddy_jr_field_strdup(&e.msg);
+        char *code = eddy_jr_field_strdup(&e[B_CODE]), *msg = eddy_jr_field_strdup(&e[B_MSG]);
         er->ok = false;
         er->code = code ? code : eddy_strdup("Unknown");
         er->message = msg ? msg : eddy_strdup("");
-        er->sender_fault = eddy_jr_field_true(&e.fault);
+        er->sender_fault = eddy_jr_field_true(&e[B_FAULT]);
     }
 }
 

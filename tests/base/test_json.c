@@ -120,6 +120,36 @@ static void test_enter_leave(void **state)
 }
 
 /* Strings kept beside a tree, and a request bigger than any chunk. */
+/* The table reader: the first member of each name, the others skipped,
+ * every field cleared first; a value that is not an object is skipped. */
+static void test_jr_fields(void **state)
+{
+    (void)state;
+    static const char text[] = "[{\"b\":7,\"x\":{\"a\":\"no\"},\"a\":\"q\\\"\",\"a\":\"second\"},"
+                               "\"str\",{}]";
+    static const struct eddy_str names[2] = {{"a", 1}, {"b", 1}};
+    struct eddy_jr r;
+    struct eddy_jr_field f[2];
+    eddy_jr_init(&r, text, sizeof text - 1);
+    assert_true(eddy_jr_array(&r));
+    assert_true(eddy_jr_element(&r));
+    assert_true(eddy_jr_fields(&r, names, 2, f));
+    char *a = eddy_jr_field_strdup(&f[0]);
+    assert_string_equal(a, "q\"");
+    free(a);
+    assert_int_equal(f[1].type, EDDY_JR_NUMBER);
+    assert_int_equal((int)eddy_jr_field_double(&f[1]), 7);
+    assert_true(eddy_jr_element(&r));
+    assert_false(eddy_jr_fields(&r, names, 2, f)); /* a string: skipped */
+    assert_int_equal(f[0].type, EDDY_JR_END);
+    assert_int_equal(f[1].type, EDDY_JR_END);
+    assert_true(eddy_jr_element(&r));
+    assert_true(eddy_jr_fields(&r, names, 2, f));
+    assert_int_equal(f[0].type, EDDY_JR_END);
+    assert_false(eddy_jr_element(&r));
+    assert_int_equal(eddy_jr_finish(&r), EDDY_OK);
+}
+
 static void test_alloc(void **state)
 {
     (void)state;
@@ -200,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_enter_leave),
         cmocka_unit_test(test_alloc),
         cmocka_unit_test(test_copy_into_exact_arena),
+        cmocka_unit_test(test_jr_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
