@@ -114,10 +114,11 @@ struct http_xfer {
 struct eddy_http {
     uv_loop_t *loop;
     CURLM *multi;
-    CURLSH *share;    /* the TLS session cache of every easy handle */
-    uv_timer_t timer; /* curl's timeout, when it is > 0 ms */
-    uv_idle_t now;    /* curl's timeout, when it is 0 ms: "as soon as possible" */
-    uv_timer_t later; /* delivers canceled callbacks from the loop */
+    CURLSH *share;     /* the TLS session cache of every easy handle */
+    uv_timer_t timer;  /* curl's timeout, when it is > 0 ms */
+    uv_idle_t now;     /* curl's timeout, when it is 0 ms: "as soon as possible" */
+    uv_prepare_t soon; /* ... or sooner, before this turn's poll (see on_curl_timer) */
+    uv_timer_t later;  /* delivers canceled callbacks from the loop */
     struct eddy_http_config cfg;
     char *ca_bundle;
     struct eddy_list active;    /* xfers in the multi handle */
@@ -386,10 +387,24 @@ static void on_timer(uv_timer_t *t)
     on_timeout(eddy_container_of(t, struct eddy_http, timer));
 }
 
+static void now_stop(struct eddy_http *h)
+{
+    uv_idle_stop(&h->now);
+    uv_prepare_stop(&h->soon);
+}
+
 static void on_now(uv_idle_t *idle)
 {
-    uv_idle_stop(idle);
-    on_timeout(eddy_container_of(idle, struct eddy_http, now));
+    struct eddy_http *h = eddy_container_of(idle, struct eddy_http, now);
+    now_stop(h);
+    on_timeout(h);
+}
+
+static void on_soon(uv_prepare_t *prepare)
+{
+    struct eddy_http *h = eddy_container_of(prepare, struct eddy_http, soon);
+    now_stop(h);
+    on_timeout(h);
 }
 
 /*
@@ -398,7 +413,11 @@ static void on_now(uv_idle_t *idle)
  * adds a millisecond to every request (each send asks for 0 ms), so 0 ms
  * arms an idle handle instead: it runs on the next loop iteration, keeps
  * that iteration's poll from blocking, and unlike a 0 ms timer restarted
- * from a timer callback it cannot run twice in one iteration.
+ * from a timer callback it cannot run twice in one iteration. A prepare
+ * handle is armed with it, and whichever runs first does the work: a send
+ * from a timer or an idle callback (the publisher's and the committer's
+ * flushes) then leaves before this iteration's poll, instead of costing an
+ * iteration of its own with a poll that waits for nothing.
  */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud)
 {
@@ -407,11 +426,13 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud)
     if (eddy_closer_closing(&h->closer))
         return 0;
     uv_timer_stop(&h->timer);
-    uv_idle_stop(&h->now);
-    if (timeout_ms == 0)
+    now_stop(h);
+    if (timeout_ms == 0) {
         uv_idle_start(&h->now, on_now);
-    else if (timeout_ms > 0)
+        uv_prepare_start(&h->soon, on_soon);
+    } else if (timeout_ms > 0) {
         uv_timer_start(&h->timer, on_timer, (uint64_t)timeout_ms, 0);
+    }
     return 0;
 }
 
@@ -965,6 +986,7 @@ struct eddy_http *eddy_http_new(uv_loop_t *loop, const struct eddy_http_config *
     }
     uv_timer_init(loop, &h->timer);
     uv_idle_init(loop, &h->now);
+    uv_prepare_init(loop, &h->soon);
     uv_timer_init(loop, &h->later);
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, (void *)h);
@@ -986,6 +1008,7 @@ void eddy_http_close(struct eddy_http *h, eddy_close_cb cb, void *ud)
     eddy_http_cancel_all(h); /* delivered by http_last */
     eddy_closer_close(&h->closer, (uv_handle_t *)&h->timer);
     eddy_closer_close(&h->closer, (uv_handle_t *)&h->now);
+    eddy_closer_close(&h->closer, (uv_handle_t *)&h->soon);
     eddy_closer_close(&h->closer, (uv_handle_t *)&h->later);
     /* Every socket's handle, idle pooled ones too: curl closes those
      * sockets later, in curl_multi_cleanup (on_close_socket finds no

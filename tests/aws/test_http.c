@@ -513,6 +513,47 @@ static void test_keepalive_from_callback(void **state)
     ctx_close(&c);
 }
 
+struct idle_send {
+    struct ctx *c;
+    struct result r;
+    uv_idle_t idle;
+};
+
+static void on_idle_send(uv_idle_t *h)
+{
+    struct idle_send *s = eddy_container_of(h, struct idle_send, idle);
+    uv_idle_stop(h);
+    send_req(s->c, "GET", "/b", NULL, 0, NULL, &s->r);
+}
+
+/* A request sent from an idle callback (as the publisher's flush sends)
+ * leaves before that loop turn's poll: the server, on the same loop, has it
+ * after one turn, not after a turn spent polling for nothing. */
+static void test_send_from_idle_leaves_same_turn(void **state)
+{
+    (void)state;
+    struct server_opts o = {0};
+    struct ctx c;
+    ctx_init(&c, opts_handler, &o, NULL);
+    struct result r0 = {0};
+    send_req(&c, "GET", "/a", NULL, 0, NULL, &r0); /* a connection to reuse */
+    run_until(&c.loop, &r0.calls, 1);
+    assert_int_equal(eddy_testserver_requests(c.server), 1);
+    struct idle_send s = {.c = &c};
+    uv_idle_init(&c.loop, &s.idle);
+    uv_idle_start(&s.idle, on_idle_send);
+    uv_run(&c.loop, UV_RUN_NOWAIT);
+    assert_int_equal(s.r.calls, 0);
+    assert_int_equal(eddy_testserver_requests(c.server), 2);
+    run_until(&c.loop, &s.r.calls, 1);
+    assert_int_equal(s.r.err, EDDY_OK);
+    assert_string_equal(s.r.body, "/b");
+    uv_close((uv_handle_t *)&s.idle, NULL);
+    result_cleanup(&r0);
+    result_cleanup(&s.r);
+    ctx_close(&c);
+}
+
 static void test_concurrency(void **state)
 {
     (void)state;
@@ -1131,6 +1172,7 @@ int main(void)
         cmocka_unit_test(test_large_body_borrowed),
         cmocka_unit_test(test_keepalive_reuse),
         cmocka_unit_test(test_keepalive_from_callback),
+        cmocka_unit_test(test_send_from_idle_leaves_same_turn),
         cmocka_unit_test(test_poll_handle_per_connection),
         cmocka_unit_test(test_pooled_connection_closed_by_peer),
         cmocka_unit_test(test_concurrency),
