@@ -149,6 +149,7 @@ static void group_start(struct eddy_processor *p, struct group *g)
         else
             eddy_commit_new_put(&p->commit, &items[i]);
         items[i].item_json = e->items[k].json;
+        items[i].item_json_len = e->items[k].len;
     }
     /* a token makes a repeat after a timeout idempotent instead of a conflict */
     char token[40];

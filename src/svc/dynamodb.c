@@ -326,6 +326,10 @@ void eddy_ddb_txn_result_cleanup(struct eddy_ddb_txn_result *r)
 
 static const char *const txn_names[] = {"Put", "Update", "Delete", "ConditionCheck"};
 
+/* The bytes of a transaction item around its text, as a rule: the kind, the
+ * table, a condition (the request is reserved with this much per item). */
+#define TXN_ITEM_ROOM 160
+
 static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, size_t i,
                          struct eddy_error *err)
 {
@@ -353,7 +357,8 @@ static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, 
     EDDY_JW_KSTR(w, "TableName", it->table);
     if (it->item_json) {
         eddy_jw_key(w, name);
-        eddy_jw_raw(w, it->item_json, strlen(it->item_json));
+        eddy_jw_raw(w, it->item_json,
+                    it->item_json_len ? it->item_json_len : strlen(it->item_json));
     } else {
         jw_tree(w, name, it->item);
     }
@@ -414,6 +419,13 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
                               EDDY_DDB_MAX_TRANSACT_ITEMS, n);
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
+    /* room for the items' texts whose lengths are known, and a little per
+     * item: the body (up to 4 MB) is not grown by doubling */
+    size_t room = 64;
+    for (size_t i = 0; i < n; i++)
+        room += items[i].item_json_len + TXN_ITEM_ROOM;
+    w.rc = eddy_buf_reserve(
+        &w.buf, room < EDDY_DDB_MAX_TRANSACT_BYTES ? room : EDDY_DDB_MAX_TRANSACT_BYTES);
     eddy_jw_open(&w, '{');
     EDDY_JW_KEY(&w, "TransactItems");
     eddy_jw_open(&w, '[');

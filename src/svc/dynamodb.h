@@ -147,6 +147,7 @@ struct eddy_ddb_txn_item {
     struct eddy_ddb_expr expr;
     /* instead of item: the item or key as DynamoDB JSON text, sent as is */
     const char *item_json;
+    size_t item_json_len; /* its length; 0: strlen(item_json) */
 };
 
 /* One per transaction item, in order: code "None" for items that did not

@@ -38,7 +38,8 @@ size_t eddy_eb_entry_size(const struct eddy_eb_entry *en)
     return n;
 }
 
-static eddy_err check(const struct eddy_eb_entry *entries, size_t n, struct eddy_error *err)
+static eddy_err check(const struct eddy_eb_entry *entries, size_t n, size_t *bytes,
+                      struct eddy_error *err)
 {
     if (entries == NULL || n == 0)
         return eddy_error_set(err, EDDY_EINVAL, "EventBridge PutEvents: no entries");
@@ -57,6 +58,7 @@ static eddy_err check(const struct eddy_eb_entry *entries, size_t n, struct eddy
                                   i);
         total += eddy_eb_entry_size(en);
     }
+    *bytes = total;
     if (total > EDDY_EB_MAX_BYTES)
         return eddy_error_set(err, EDDY_ELIMIT,
                               "EventBridge PutEvents entries are %zu bytes, over the %d byte "
@@ -98,13 +100,17 @@ eddy_err eddy_eb_put_events(struct eddy_eb *e, const struct eddy_eb_entry *entri
                             eddy_eb_put_cb cb, void *ud, struct eddy_aws_call **handle,
                             struct eddy_error *err)
 {
-    eddy_err rc = check(entries, n, err);
+    size_t bytes = 0;
+    eddy_err rc = check(entries, n, &bytes, err);
     if (rc)
         return rc;
     if (e == NULL || cb == NULL)
         return eddy_error_set(err, EDDY_EINVAL, "EventBridge PutEvents: client and cb required");
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
+    /* room for the entries, their escapes and names, as a rule: the body is
+     * not grown by doubling */
+    w.rc = eddy_buf_reserve(&w.buf, bytes + bytes / 4 + n * 128 + 32);
     eddy_jw_open(&w, '{');
     EDDY_JW_KEY(&w, "Entries");
     eddy_jw_open(&w, '[');

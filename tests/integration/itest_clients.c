@@ -691,9 +691,14 @@ static void ddb_txn_cancel(struct itest_rig *r, const char *table)
     cJSON *vals = itest_json("{\":five\":{\"N\":\"5\"},\":one\":{\"N\":\"1\"}}");
     char *d_text = cJSON_PrintUnformatted(d); /* an item as text goes as it is */
     struct eddy_ddb_txn_item items[3] = {
-        {EDDY_DDB_PUT, table, c, {.condition = "attribute_not_exists(#pk)"}, NULL},
-        {EDDY_DDB_UPDATE, table, a, {.condition = "n = :five", .update = "SET n = n + :one"}, NULL},
-        {EDDY_DDB_PUT, table, NULL, {0}, d_text},
+        {EDDY_DDB_PUT, table, c, {.condition = "attribute_not_exists(#pk)"}, NULL, 0},
+        {EDDY_DDB_UPDATE,
+         table,
+         a,
+         {.condition = "n = :five", .update = "SET n = n + :one"},
+         NULL,
+         0},
+        {EDDY_DDB_PUT, table, NULL, {0}, d_text, 0},
     };
     cJSON *names = itest_json("{\"#pk\":\"_pk\"}");
     items[0].expr.names = names;
@@ -731,8 +736,13 @@ static void ddb_txn_ok(struct itest_rig *r, const char *table)
     cJSON *vals = itest_json("{\":seven\":{\"N\":\"7\"}}");
     cJSON *names = itest_json("{\"#pk\":\"_pk\"}");
     struct eddy_ddb_txn_item items[2] = {
-        {EDDY_DDB_PUT, table, a, {.condition = "attribute_not_exists(#pk)", .names = names}, NULL},
-        {EDDY_DDB_UPDATE, table, bkey, {.update = "SET n = :seven", .values = vals}, NULL},
+        {EDDY_DDB_PUT,
+         table,
+         a,
+         {.condition = "attribute_not_exists(#pk)", .names = names},
+         NULL,
+         0},
+        {EDDY_DDB_UPDATE, table, bkey, {.update = "SET n = :seven", .values = vals}, NULL, 0},
     };
     struct txn_out o;
     expect(ddb_txn(r, items, 2, &o), EDDY_OK, &o.w, "TransactWriteItems");

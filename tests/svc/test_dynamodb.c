@@ -184,10 +184,11 @@ static void test_transact_canceled(void **state)
          {.condition = "attribute_not_exists(_pk) OR _seq = :prev",
           .values = vals,
           .return_old_on_fail = true},
-         NULL},
-        {EDDY_DDB_PUT, "tbl", NULL, {.condition = "attribute_not_exists(_pk)"}, in_text},
-        {EDDY_DDB_CHECK, "tbl", dd, {.condition = "attribute_not_exists(_pk)"}, NULL},
-        {EDDY_DDB_DELETE, "tbl", old, {0}, NULL},
+         NULL,
+         0},
+        {EDDY_DDB_PUT, "tbl", NULL, {.condition = "attribute_not_exists(_pk)"}, in_text, 0},
+        {EDDY_DDB_CHECK, "tbl", dd, {.condition = "attribute_not_exists(_pk)"}, NULL, 0},
+        {EDDY_DDB_DELETE, "tbl", old, {0}, NULL, 0},
     };
     eddy_fake_push_json(
         r.fake, 400,
@@ -355,6 +356,36 @@ static void test_batch_write_key_text(void **state)
     rig_close(&r);
 }
 
+/* An item given as text with its length: that many bytes go, as they are
+ * (the text need not end there). */
+static void test_transact_item_text_len(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL, 3);
+    struct eddy_ddb d;
+    ddb_init(&r, &d);
+    static const char text[] = "{\"_pk\":{\"S\":\"a\"},\"_sk\":{\"S\":\"b\"}}and more";
+    struct eddy_ddb_txn_item items[1] = {
+        {.kind = EDDY_DDB_PUT, .table = "tbl", .item_json = text, .item_json_len = 33}};
+    eddy_fake_push_json(r.fake, 200, "{}");
+    struct got g = {0};
+    assert_int_equal(eddy_ddb_transact_write(&d, items, 1, "tok", on_txn, &g, NULL, NULL), EDDY_OK);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.err, EDDY_OK);
+    eddy_ddb_txn_result_cleanup(&g.txn);
+    cJSON *b = sent_json(&r, 0);
+    assert_non_null(b);
+    const cJSON *put = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(b, "TransactItems"), 0), "Put");
+    cJSON *want = cJSON_Parse("{\"_pk\":{\"S\":\"a\"},\"_sk\":{\"S\":\"b\"}}");
+    assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(put, "Item"), want, true));
+    cJSON_Delete(want);
+    cJSON_Delete(b);
+    eddy_ddb_cleanup(&d);
+    rig_close(&r);
+}
+
 static void test_batch_get(void **state)
 {
     (void)state;
@@ -449,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_transact_canceled),
         cmocka_unit_test(test_batch_write_unprocessed),
         cmocka_unit_test(test_batch_write_key_text),
+        cmocka_unit_test(test_transact_item_text_len),
         cmocka_unit_test(test_batch_get),
         cmocka_unit_test(test_query_pages),
     };
