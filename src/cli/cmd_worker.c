@@ -176,6 +176,7 @@ static eddy_err make_processor(struct worker *w, struct eddy_error *err)
         .on_reject = (enum eddy_reject_policy)cfg->on_reject,
         .group_max_items = 100,
         .commits_max = (size_t)cfg->max_commits,
+        .feed_max = (size_t)cfg->max_inflight,
     };
     uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     if (relay_on) {

@@ -294,13 +294,44 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
     proc_maybe_closed(p);
 }
 
+/*
+ * Whether a group that could take more should leave now: when no other
+ * transaction is out, when it is full enough (group_fill items, 3/4 of its
+ * bytes, or half of the events the caller may have in hand), or when the
+ * processor closes. Otherwise it waits for a transaction to come back and
+ * the entities that became ready meanwhile join it: under load the calls
+ * go fuller, and the wait is bounded by the transactions already out.
+ */
+static bool group_goes(const struct eddy_processor *p, const struct group *g)
+{
+    if (p->commits == 0 || eddy_closer_closing(&p->closer) || g->nrefs >= p->fill ||
+        g->bytes + p->envelope >= EDDY_RECORD_TXN_BYTES_MAX / 4 * 3)
+        return true;
+    size_t events = 0;
+    for (size_t j = 0; j < g->nents; j++)
+        events += g->ents[j]->nsev;
+    return p->cfg.feed_max > 0 && events * 2 >= p->cfg.feed_max;
+}
+
+/* Start the group being formed, if any (the processor closes). */
+void proc_commit_flush(struct eddy_processor *p)
+{
+    struct group *g = p->forming;
+    p->forming = NULL;
+    if (g)
+        group_start(p, g);
+}
+
 /* Ready entities into groups, as many groups as there is room for in flight;
- * the rest wait for a transaction to finish (its callback pumps again). */
+ * the rest wait for a transaction to finish (its callback pumps again). The
+ * last group, not full, may wait too (group_goes): it is kept as it is built
+ * in p->forming and takes the next ready entities first. */
 void proc_commit_ready(struct eddy_processor *p)
 {
     size_t max = p->cfg.commits_max ? p->cfg.commits_max : DEFAULT_COMMITS_MAX;
-    struct group *g = NULL;
+    struct group *g = p->forming;
     struct entity *e;
+    p->forming = NULL;
     while ((g != NULL || p->commits < max) && (e = entity_pop(&p->ready)) != NULL) {
         if (proc_prepare(e) == BROKEN) {
             proc_finish(e, e->b->error.code);
@@ -323,6 +354,10 @@ void proc_commit_ready(struct eddy_processor *p)
             g = proc_group_get(p);
         group_add(g, e);
     }
-    if (g)
+    if (g == NULL)
+        return;
+    if (group_goes(p, g))
         group_start(p, g);
+    else
+        p->forming = g;
 }

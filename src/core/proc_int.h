@@ -119,6 +119,8 @@ struct eddy_processor {
     size_t pending;                          /* batches submitted and not called back */
     size_t inflight;                         /* loads and transactions in flight */
     size_t commits;                          /* transactions in flight */
+    struct group *forming; /* built, not full enough to leave while another is out */
+    size_t fill;           /* items that make a group full enough (group_fill) */
     struct eddy_lru cache;
     struct eddy_commit commit; /* the protocol's conditions and their names */
     cJSON *model;              /* the machine's spelling of its state's fields (core/names.h) */
@@ -161,12 +163,14 @@ void proc_cache_spare_free(struct entity *e);
 void proc_step_clear(struct entity *e);
 void proc_drop_state(struct entity *e);
 void proc_event_final(struct eddy_proc_event *ev, enum eddy_event_result r, const char *reason);
+size_t proc_room_items(const struct eddy_processor *p);
 EDDY_MUST_USE eddy_err proc_txn_check(const struct eddy_processor *p, size_t items, size_t bytes,
                                       struct eddy_error *err);
 enum build proc_prepare(struct entity *e);
 
 /* proc_commit.c */
 void proc_commit_ready(struct eddy_processor *p);
+void proc_commit_flush(struct eddy_processor *p);
 
 /* proc_load.c */
 bool proc_load_state(struct entity *e, const cJSON *item);

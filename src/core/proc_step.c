@@ -87,7 +87,7 @@ void proc_event_final(struct eddy_proc_event *ev, enum eddy_event_result r, cons
     set_reason(ev, reason);
 }
 
-static size_t room_items(const struct eddy_processor *p)
+size_t proc_room_items(const struct eddy_processor *p)
 {
     size_t max = p->cfg.group_max_items;
     return max == 0 || max > EDDY_RECORD_TXN_ITEMS_MAX ? EDDY_RECORD_TXN_ITEMS_MAX : max;
@@ -178,10 +178,10 @@ eddy_err proc_txn_check(const struct eddy_processor *p, size_t items, size_t byt
                         struct eddy_error *err)
 {
     eddy_err rc = eddy_record_check_txn(items, bytes + p->envelope, err);
-    if (rc == EDDY_OK && items > room_items(p))
+    if (rc == EDDY_OK && items > proc_room_items(p))
         rc = eddy_error_set(err, EDDY_ELIMIT,
                             "transaction has %zu items, over the group size of %zu items", items,
-                            room_items(p));
+                            proc_room_items(p));
     return rc;
 }
 

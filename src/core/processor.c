@@ -182,6 +182,7 @@ static void pump(struct eddy_processor *p)
         cancel_list(&p->waiting);
         cancel_list(&p->queue);
         cancel_list(&p->ready);
+        proc_commit_flush(p); /* built: it goes, as the transactions in flight do */
         proc_maybe_closed(p);
         return;
     }
@@ -292,6 +293,8 @@ struct eddy_processor *eddy_processor_new(uv_loop_t *loop, struct eddy_ddb *ddb,
     proc_cache_init(p, cfg->cache_entities, seed);
     eddy_commit_init(&p->commit, p->cfg.table);
     txn_shape(p);
+    size_t room = proc_room_items(p);
+    p->fill = cfg->group_fill == 0 ? room * 3 / 4 : cfg->group_fill > room ? room : cfg->group_fill;
     eddy_emit_init(&p->emit);
     eddy_json_arena_init(&p->save_arena, 0);
     return p;

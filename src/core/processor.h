@@ -6,7 +6,8 @@
  * (the worker's lane guarantees at most one batch per entity in flight, so a
  * process never conflicts with itself). The processor groups the batches of
  * several entities into one TransactWriteItems, up to 100 items and 4 MB,
- * each entity with its own `_seq` condition; cold entities are loaded
+ * each entity with its own `_seq` condition (a group not 3/4 full waits
+ * while another is out, see group_fill); cold entities are loaded
  * together with one BatchGetItem (consistent reads). When a transaction is
  * cancelled, CancellationReasons are read item by item:
  *   - an entity's state item failed its condition: a conflict. That entity's
@@ -125,6 +126,15 @@ struct eddy_processor_config {
      * out, ready entities wait and join the next group: under load each call
      * carries more events (group commit). */
     size_t commits_max;
+    /* A group of fewer items than this (0: 3/4 of the group size) does not
+     * leave while another transaction is out: it waits for one to come
+     * back (no timer: the return pumps again), and the entities that become
+     * ready meanwhile join it. With none out a group leaves at once. */
+    size_t group_fill;
+    /* The most events the caller has submitted and not called back at once
+     * (the worker's messages in hand; 0: unknown). A group holding half of
+     * them leaves whatever its size: the rest could not fill it. */
+    size_t feed_max;
     /* called after a commit for each outbox row it wrote, in (seq, idx)
      * order per entity, with the row as written: its DynamoDB JSON and its
      * fields (row->outbox), valid during the call: publish on commit. The

@@ -56,8 +56,11 @@ static void on_outbox(struct eddy_record_text *row, void *ud)
     r->outbox_calls++;
 }
 
-static void prig_init_policy(struct prig *r, size_t group_max, size_t commits_max,
-                             enum eddy_reject_policy on_reject)
+/* A processor of groups up to group_max items (0: 100), commits_max
+ * transactions out (0: 4), leaving while another is out at group_fill items
+ * (0: 3/4 of a group) or half of feed_max events (0: no such limit). */
+static void prig_init_full(struct prig *r, size_t group_max, size_t commits_max,
+                           enum eddy_reject_policy on_reject, size_t group_fill, size_t feed_max)
 {
     memset(r, 0, sizeof *r);
     rig_open(&r->rig,
@@ -73,6 +76,8 @@ static void prig_init_policy(struct prig *r, size_t group_max, size_t commits_ma
                                        .cache_entities = 100,
                                        .group_max_items = group_max,
                                        .commits_max = commits_max,
+                                       .group_fill = group_fill,
+                                       .feed_max = feed_max,
                                        .on_reject = on_reject,
                                        .on_outbox = on_outbox,
                                        .on_outbox_ud = r,
@@ -81,6 +86,12 @@ static void prig_init_policy(struct prig *r, size_t group_max, size_t commits_ma
                                        .backoff_max_ms = 2};
     r->p = eddy_processor_new(&r->rig.loop, &r->ddb, &pc, &r->rig.fake_clock.clock, 7, &err);
     assert_non_null(r->p);
+}
+
+static void prig_init_policy(struct prig *r, size_t group_max, size_t commits_max,
+                             enum eddy_reject_policy on_reject)
+{
+    prig_init_full(r, group_max, commits_max, on_reject, 0, 0);
 }
 
 static void prig_init_commits(struct prig *r, size_t group_max, size_t commits_max)
@@ -838,6 +849,196 @@ static void test_group_split_by_text(void **state)
     prig_close(&r);
 }
 
+/* One Increment of each of n entities (ids[i]) in one group, committed, so
+ * that their states are in the cache: later batches need no load. t[i] is
+ * then set up for the next Increment of ids[i] (a new event id). */
+static void warm_up(struct prig *r, struct tb *t, const char *const *ids, size_t n)
+{
+    push_empty_load(r);
+    eddy_fake_push_json(r->rig.fake, 200, "{}");
+    for (size_t i = 0; i < n; i++) {
+        tb_init(&t[i], r, ids[i], 1, "Increment");
+        assert_int_equal(eddy_processor_submit(r->p, &t[i].b), EDDY_OK);
+    }
+    run(r);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(t[i].err, EDDY_OK);
+        tb_init(&t[i], r, ids[i], 1, "Increment");
+        snprintf(t[i].ids[0], sizeof t[i].ids[0], "%s-next", ids[i]);
+    }
+    assert_int_equal(eddy_fake_count(r->rig.fake), 2);
+    r->called = 0;
+}
+
+/* Submit t and run the loop until it waits: a transaction sent finds no
+ * reply queued and waits for one (keeping no handle active). */
+static void submit_until_waiting(struct prig *r, struct tb *t)
+{
+    assert_int_equal(eddy_processor_submit(r->p, &t->b), EDDY_OK);
+    run(r);
+}
+
+/* The items of request i, a TransactWriteItems. */
+static int txn_size(struct prig *r, size_t i)
+{
+    assert_string_equal(req_op(r, i), "TransactWriteItems");
+    cJSON *body = req_body(r, i);
+    int n = cJSON_GetArraySize(txn_items(body));
+    cJSON_Delete(body);
+    return n;
+}
+
+/*
+ * Group commit without a timer: while a's transaction is out, b and then c
+ * become ready in two later loop turns. Neither leaves on its own: a small
+ * group waits for the transaction out, and both go together when it is back:
+ * two transactions for the three, not three.
+ */
+static void test_small_group_waits_for_the_one_out(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    struct tb t[3];
+    const char *ids[3] = {"a", "b", "c"};
+    warm_up(&r, t, ids, 3);
+    submit_until_waiting(&r, &t[0]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
+    assert_int_equal(eddy_fake_inflight(r.rig.fake), 1);
+    submit_until_waiting(&r, &t[1]);
+    submit_until_waiting(&r, &t[2]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* b and c wait */
+    assert_int_equal(r.called, 0);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    run(&r);
+    assert_int_equal(r.called, 3);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    assert_int_equal(txn_size(&r, 2), 5);
+    cJSON *body = req_body(&r, 3);
+    assert_int_equal(count_pk(body, "counter/b"), 4);
+    assert_int_equal(count_pk(body, "counter/c"), 4);
+    assert_int_equal(cJSON_GetArraySize(txn_items(body)), 10);
+    cJSON_Delete(body);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t[i].err, EDDY_OK);
+        assert_int_equal(t[i].ev[0].seq, 2);
+    }
+    prig_close(&r);
+}
+
+/*
+ * A group full enough leaves while another is out, so that commits overlap
+ * under load: groups of 20 items leave at 15 (3/4). With a's transaction out,
+ * b and c (10 items) wait; d makes 15 and all three go at once.
+ */
+static void test_full_enough_group_goes(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 20);
+    struct tb t[4];
+    const char *ids[4] = {"a", "b", "c", "d"};
+    warm_up(&r, t, ids, 4);
+    submit_until_waiting(&r, &t[0]);
+    assert_int_equal(eddy_processor_submit(r.p, &t[1].b), EDDY_OK);
+    submit_until_waiting(&r, &t[2]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
+    submit_until_waiting(&r, &t[3]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    assert_int_equal(eddy_fake_inflight(r.rig.fake), 2);
+    assert_int_equal(txn_size(&r, 3), 15);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    run(&r);
+    assert_int_equal(r.called, 4);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    prig_close(&r);
+}
+
+/* 3/4 of the 4 MB of text is full enough too: with a's transaction out, b
+ * (1.6 MB: 270 KB escaped six times) waits, and c's as much again takes
+ * them over 3 MB: they go at once, a handful of items. */
+static void test_group_of_3mb_goes(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    struct tb t[3];
+    const char *ids[3] = {"a", "b", "c"};
+    warm_up(&r, t, ids, 3);
+    for (int i = 1; i < 3; i++)
+        t[i].ev[0].data = t[i].data[0] = escaped_blob(270 * 1000);
+    submit_until_waiting(&r, &t[0]);
+    submit_until_waiting(&r, &t[1]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
+    submit_until_waiting(&r, &t[2]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    assert_int_equal(txn_size(&r, 3), 10);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    run(&r);
+    assert_int_equal(r.called, 3);
+    for (int i = 0; i < 3; i++)
+        tb_cleanup(&t[i]);
+    prig_close(&r);
+}
+
+/*
+ * The caller may hold no more than feed_max events: a group with half of
+ * them leaves while another is out, however few its items (here 4 events in
+ * hand at most: b and c go at once beside a).
+ */
+static void test_group_of_half_the_feed_goes(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init_full(&r, 0, 0, EDDY_REJECT_RECORD, 0, 4);
+    struct tb t[3];
+    const char *ids[3] = {"a", "b", "c"};
+    warm_up(&r, t, ids, 3);
+    submit_until_waiting(&r, &t[0]);
+    assert_int_equal(eddy_processor_submit(r.p, &t[1].b), EDDY_OK);
+    submit_until_waiting(&r, &t[2]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    assert_int_equal(txn_size(&r, 3), 10);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    run(&r);
+    assert_int_equal(r.called, 3);
+    prig_close(&r);
+}
+
+/* Closing while a group waits for the transaction out: it is built, so it
+ * goes as the transactions in flight do, and the processor closes after. */
+static void test_close_sends_the_waiting_group(void **state)
+{
+    (void)state;
+    struct prig r;
+    prig_init(&r, 0);
+    struct tb t[2];
+    const char *ids[2] = {"a", "b"};
+    warm_up(&r, t, ids, 2);
+    submit_until_waiting(&r, &t[0]);
+    submit_until_waiting(&r, &t[1]);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 3);
+    int done = 0;
+    eddy_processor_close(r.p, closed, &done);
+    run(&r);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    assert_int_equal(done, 0);
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    run(&r);
+    assert_int_equal(done, 1);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(t[i].err, EDDY_OK);
+        assert_int_equal(t[i].ev[0].seq, 2);
+    }
+    eddy_ddb_cleanup(&r.ddb);
+    rig_close(&r.rig);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -1279,6 +1480,11 @@ int main(void)
         cmocka_unit_test(test_repeat_waits_for_first),
         cmocka_unit_test(test_group_three),
         cmocka_unit_test(test_commits_max_holds_groups_back),
+        cmocka_unit_test(test_small_group_waits_for_the_one_out),
+        cmocka_unit_test(test_full_enough_group_goes),
+        cmocka_unit_test(test_group_of_3mb_goes),
+        cmocka_unit_test(test_group_of_half_the_feed_goes),
+        cmocka_unit_test(test_close_sends_the_waiting_group),
         cmocka_unit_test(test_split_over_100_items),
         cmocka_unit_test(test_split_over_4mb_of_text),
         cmocka_unit_test(test_group_split_by_text),
