@@ -74,7 +74,7 @@ struct entry {
 };
 
 struct lane {
-    char *key;                /* the entity's _pk */
+    char *key;                /* the entity's _pk (in the lane's allocation) */
     struct eddy_list entries; /* struct entry, in (seq, idx) order */
     struct entry *head;       /* the next to send, NULL when all are published */
     size_t n;

@@ -49,8 +49,7 @@ void relay_lane_free(void *v)
     {
         entry_free(eddy_list_data(q, struct entry, link));
     }
-    free(l->key);
-    free(l);
+    free(l); /* its key too */
 }
 
 struct lane *relay_list_pop(struct eddy_list *ls)
@@ -105,8 +104,7 @@ void relay_lane_release(struct eddy_relay *r, struct lane *l)
     if (!eddy_list_empty(&l->entries) || lane_listed(l) || l->pinned)
         return;
     eddy_map_remove(&r->lanes, eddy_str_c(l->key));
-    free(l->key);
-    free(l);
+    free(l); /* its key too */
 }
 
 /* Take e out of its lane and free it; frees the lane when it is empty. */
@@ -156,8 +154,8 @@ static struct lane *lane_get(struct eddy_relay *r, const struct entry *e, bool c
     eddy_sstr_put(&key, e->o.id, strlen(e->o.id));
     struct lane *l = eddy_map_get(&r->lanes, (struct eddy_str){key.s, key.len});
     if (l == NULL && create) {
-        l = eddy_calloc(1, sizeof *l);
-        l->key = eddy_strndup(key.s, key.len);
+        l = eddy_calloc(1, sizeof *l + key.len + 1); /* the key follows */
+        l->key = memcpy(l + 1, key.s, key.len + 1);
         eddy_list_init(&l->entries);
         eddy_list_init(&l->link);
         eddy_map_put(&r->lanes, eddy_str_c(l->key), l);
