@@ -324,14 +324,28 @@ void eddy_ddb_txn_result_cleanup(struct eddy_ddb_txn_result *r)
     r->n = 0;
 }
 
-static const char *const txn_names[] = {"Put", "Update", "Delete", "ConditionCheck"};
+/* The kinds' keys, as written (quoted, with the colon). */
+#define TXN_KEY(lit)                                                                               \
+    {                                                                                              \
+        "\"" lit "\":", sizeof("\"" lit "\":") - 1                                                 \
+    }
+static const struct eddy_str txn_keys[] = {TXN_KEY("Put"), TXN_KEY("Update"), TXN_KEY("Delete"),
+                                           TXN_KEY("ConditionCheck")};
+
+/* The table name of the items before, as written: items of one table (as
+ * a rule, all of a call's) copy it rather than escape it again. */
+struct txn_table {
+    const char *table;
+    size_t len; /* 0: none kept */
+    char text[256];
+};
 
 /* The bytes of a transaction item around its text, as a rule: the kind, the
  * table, a condition (the request is reserved with this much per item). */
 #define TXN_ITEM_ROOM 160
 
 static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, size_t i,
-                         struct eddy_error *err)
+                         struct txn_table *tt, struct eddy_error *err)
 {
     if ((unsigned)it->kind > EDDY_DDB_CHECK || it->table == NULL ||
         (it->item_json == NULL && !cJSON_IsObject(it->item)))
@@ -352,11 +366,26 @@ static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, 
     const char *name = it->kind == EDDY_DDB_PUT ? "Item" : "Key";
     const struct eddy_ddb_expr *e = &it->expr;
     eddy_jw_open(w, '{');
-    eddy_jw_key(w, txn_names[it->kind]);
+    eddy_jw_key_raw(w, txn_keys[it->kind].ptr, txn_keys[it->kind].len);
     eddy_jw_open(w, '{');
-    EDDY_JW_KSTR(w, "TableName", it->table);
+    EDDY_JW_KEY(w, "TableName");
+    if (tt && tt->len && tt->table == it->table) {
+        eddy_jw_raw(w, tt->text, tt->len);
+    } else {
+        size_t at = w->buf.len;
+        eddy_jw_cstr(w, it->table);
+        size_t len = w->buf.len - at;
+        if (tt && w->rc == EDDY_OK && len <= sizeof tt->text) {
+            memcpy(tt->text, w->buf.ptr + at, len);
+            tt->table = it->table;
+            tt->len = len;
+        }
+    }
     if (it->item_json) {
-        eddy_jw_key(w, name);
+        if (it->kind == EDDY_DDB_PUT)
+            EDDY_JW_KEY(w, "Item");
+        else
+            EDDY_JW_KEY(w, "Key");
         eddy_jw_raw(w, it->item_json,
                     it->item_json_len ? it->item_json_len : strlen(it->item_json));
     } else {
@@ -382,7 +411,8 @@ size_t eddy_ddb_txn_item_overhead(const struct eddy_ddb_txn_item *it)
     shape.item_json = "{}";
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
-    size_t n = txn_item(&w, &shape, 0, NULL) == EDDY_OK && w.rc == EDDY_OK ? w.buf.len - 1 : 0;
+    size_t n =
+        txn_item(&w, &shape, 0, NULL, NULL) == EDDY_OK && w.rc == EDDY_OK ? w.buf.len - 1 : 0;
     eddy_jw_cleanup(&w);
     return n; /* - 2 for "{}", + 1 for the comma */
 }
@@ -426,11 +456,12 @@ eddy_err eddy_ddb_transact_write(struct eddy_ddb *d, const struct eddy_ddb_txn_i
         room += items[i].item_json_len + TXN_ITEM_ROOM;
     w.rc = eddy_buf_reserve(
         &w.buf, room < EDDY_DDB_MAX_TRANSACT_BYTES ? room : EDDY_DDB_MAX_TRANSACT_BYTES);
+    struct txn_table tt = {0};
     eddy_jw_open(&w, '{');
     EDDY_JW_KEY(&w, "TransactItems");
     eddy_jw_open(&w, '[');
     for (size_t i = 0; i < n; i++) {
-        eddy_err rc = txn_item(&w, &items[i], i, err);
+        eddy_err rc = txn_item(&w, &items[i], i, &tt, err);
         if (rc) {
             eddy_jw_cleanup(&w);
             return rc;

@@ -366,11 +366,16 @@ static void test_transact_item_text_len(void **state)
     struct eddy_ddb d;
     ddb_init(&r, &d);
     static const char text[] = "{\"_pk\":{\"S\":\"a\"},\"_sk\":{\"S\":\"b\"}}and more";
-    struct eddy_ddb_txn_item items[1] = {
-        {.kind = EDDY_DDB_PUT, .table = "tbl", .item_json = text, .item_json_len = 33}};
+    static const char *const tables[] = {"t\"1", "t\"1", "tbl", "t\"1"};
+    struct eddy_ddb_txn_item items[4];
+    for (int i = 0; i < 4; i++)
+        items[i] = (struct eddy_ddb_txn_item){.kind = i == 2 ? EDDY_DDB_DELETE : EDDY_DDB_PUT,
+                                              .table = tables[i],
+                                              .item_json = text,
+                                              .item_json_len = 33};
     eddy_fake_push_json(r.fake, 200, "{}");
     struct got g = {0};
-    assert_int_equal(eddy_ddb_transact_write(&d, items, 1, "tok", on_txn, &g, NULL, NULL), EDDY_OK);
+    assert_int_equal(eddy_ddb_transact_write(&d, items, 4, "tok", on_txn, &g, NULL, NULL), EDDY_OK);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     assert_int_equal(g.err, EDDY_OK);
     eddy_ddb_txn_result_cleanup(&g.txn);
@@ -380,6 +385,15 @@ static void test_transact_item_text_len(void **state)
         cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(b, "TransactItems"), 0), "Put");
     cJSON *want = cJSON_Parse("{\"_pk\":{\"S\":\"a\"},\"_sk\":{\"S\":\"b\"}}");
     assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(put, "Item"), want, true));
+    /* each item names its table, the same one written once and copied */
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(b, "TransactItems");
+    for (int i = 0; i < 4; i++) {
+        const cJSON *it =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, i), i == 2 ? "Delete" : "Put");
+        assert_string_equal(jget(it, "TableName"), tables[i]);
+        assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(it, i == 2 ? "Key" : "Item"),
+                                  want, true));
+    }
     cJSON_Delete(want);
     cJSON_Delete(b);
     eddy_ddb_cleanup(&d);
