@@ -129,32 +129,88 @@ static size_t clean_prefix(const char *s, size_t n)
     return i;
 }
 
+static const char hex_digits[] = "0123456789abcdef";
+
+/* The escape of ch (one that needs one) into out; returns its length. */
+static size_t escape_one(unsigned char ch, char *out)
+{
+    out[0] = '\\';
+    switch (ch) {
+    case '\n':
+        out[1] = 'n';
+        return 2;
+    case '\r':
+        out[1] = 'r';
+        return 2;
+    case '\t':
+        out[1] = 't';
+        return 2;
+    case '"':
+    case '\\':
+        out[1] = (char)ch;
+        return 2;
+    default:
+        memcpy(out, "\\u00", 4);
+        out[4] = hex_digits[ch >> 4];
+        out[5] = hex_digits[ch & 15];
+        return 6;
+    }
+}
+
+/*
+ * The string written straight into the buffer while it has room, with no
+ * check per piece: a Detail that is itself JSON has an escape every few
+ * bytes, and each piece appended on its own cost more than the scan. The
+ * room is checked once for the string as it is and again at each escape
+ * (the rest of the string and the closing quote must still fit); false, with
+ * the buffer as it was, when it would not fit: the caller appends piece by
+ * piece, which grows the buffer or reports the cap.
+ */
+static bool jw_str_in_room(struct eddy_jw *w, const char *s, size_t n)
+{
+    struct eddy_buf *b = &w->buf;
+    if (w->rc != EDDY_OK || b->ptr == NULL)
+        return false;
+    size_t top = b->cap - 1 < b->max ? b->cap - 1 : b->max; /* the most len may become */
+    if (b->len > top || top - b->len < n + 2)
+        return false;
+    char *o = b->ptr + b->len, *lim = b->ptr + top;
+    *o++ = '"';
+    for (;;) {
+        size_t run = clean_prefix(s, n); /* fits: o + n + 1 <= lim holds */
+        memcpy(o, s, run);
+        o += run;
+        if (run == n)
+            break;
+        s += run;
+        n -= run;
+        if ((size_t)(lim - o) < n + 6) { /* this escape (6 at most), the rest, the quote */
+            b->ptr[b->len] = '\0';
+            return false;
+        }
+        o += escape_one((unsigned char)*s, o);
+        s++;
+        n--;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->ptr);
+    b->ptr[b->len] = '\0';
+    return true;
+}
+
 void eddy_jw_str(struct eddy_jw *w, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     jw_sep(w);
+    if (jw_str_in_room(w, s, n))
+        return;
     jw_put(w, "\"", 1);
     for (;;) {
         size_t run = clean_prefix(s, n);
         jw_put(w, s, run);
         if (run == n)
             break;
-        unsigned char ch = (unsigned char)s[run];
-        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
-        size_t en = 2;
-        if (ch == '\n')
-            esc[1] = 'n';
-        else if (ch == '\r')
-            esc[1] = 'r';
-        else if (ch == '\t')
-            esc[1] = 't';
-        else if (ch < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            en = 6;
-        }
-        jw_put(w, esc, en);
+        char esc[6];
+        jw_put(w, esc, escape_one((unsigned char)s[run], esc));
         s += run + 1;
         n -= run + 1;
     }
@@ -205,6 +261,11 @@ void eddy_jw_tree(struct eddy_jw *w, const cJSON *v)
         eddy_jw_bool(w, cJSON_IsTrue(v));
     } else if (cJSON_IsRaw(v) && v->valuestring) {
         eddy_jw_raw(w, v->valuestring, strlen(v->valuestring));
+    } else if (cJSON_IsNumber(v) && v->valuedouble == (double)v->valueint &&
+               (v->valueint != 0 || !signbit(v->valuedouble))) {
+        /* an integer of an int's range: the digits cJSON's "%1.15g" gives (it
+         * prints -0 as "-0"), without printf */
+        eddy_jw_int(w, v->valueint);
     } else if (cJSON_IsNumber(v)) {
         char num[64]; /* cJSON's own digits: 17 significant at most */
         if (!cJSON_PrintPreallocated((cJSON *)(uintptr_t)v, num, (int)sizeof num, false))

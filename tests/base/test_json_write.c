@@ -133,6 +133,39 @@ static void test_long_string(void **state)
     free(s);
 }
 
+/* Strings that fill the buffer's room: written in place while they fit,
+ * and when an escape would overrun the room, written again piece by piece
+ * (which grows the buffer), after text already there. Every prefix length
+ * around the first allocation (1 KiB) meets every string at another place. */
+static void test_room_edge(void **state)
+{
+    (void)state;
+    static const char *const strs[] = {"ab\"cd\\ef\ngh", "\"\"\"\"\"\"\"\"\"\"\"\"",
+                                       "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c",
+                                       "plain text with no escape at all, long enough"};
+    char prefix[1100];
+    memset(prefix, 'p', sizeof prefix);
+    for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++) {
+        size_t n = strlen(strs[k]);
+        size_t rn;
+        char *ref = ref_quote(strs[k], n, &rn);
+        for (size_t p = 960; p <= 1040; p++) {
+            struct eddy_jw w;
+            eddy_jw_init(&w, 0);
+            assert_int_equal(eddy_buf_append(&w.buf, prefix, p), EDDY_OK);
+            eddy_jw_str(&w, strs[k], n);
+            assert_int_equal(w.rc, EDDY_OK);
+            assert_int_equal(w.buf.len, p + rn);
+            assert_memory_equal(w.buf.ptr, prefix, p);
+            if (memcmp(w.buf.ptr + p, ref, rn) != 0)
+                fail_msg("after %zu bytes: got %s, want %s", p, w.buf.ptr + p, ref);
+            assert_int_equal(w.buf.ptr[w.buf.len], '\0');
+            eddy_jw_cleanup(&w);
+        }
+        free(ref);
+    }
+}
+
 /* The cap still holds: a string one byte over it is refused, and the
  * refusal sticks. */
 static void test_cap(void **state)
@@ -269,6 +302,8 @@ static void test_tree(void **state)
         "{\"a\":{\"b\":{\"c\":[[[\"deep\"]]]}},\"\\u00e9\\\"k\":1}",
         "\"just a string\"",
         "42",
+        /* integers where cJSON's "%d" ends (it saturates at INT_MAX and INT_MIN) */
+        "[2147483647,-2147483648,2147483648,-2147483649,0,-0,3.0,1e2,1e10,-7,2147483646.5]",
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         cJSON *t = cJSON_Parse(texts[i]);
@@ -310,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_near_misses),
         cmocka_unit_test(test_random_strings),
         cmocka_unit_test(test_long_string),
+        cmocka_unit_test(test_room_edge),
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_format_int),
