@@ -668,6 +668,9 @@ struct scan {
 static size_t skip_string(const char *s, size_t n, size_t i, struct eddy_error *err)
 {
     for (i++; i < n; i++) {
+        i += clean_prefix(s + i, n - i); /* to the next '"', '\\' or control */
+        if (i >= n)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (c == '"')
             return i + 1;
@@ -859,8 +862,13 @@ static cJSON *parse_whole(const char *text, size_t len, struct eddy_error *err)
 eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_error *err)
 {
     *out = NULL;
-    struct scan sc = {.text = text, .len = len, .cap = EDDY_ARRAY_SIZE(sc.inline_tok)};
+    struct scan sc; /* field by field: zeroing the inline tokens cost more than the scan */
+    sc.text = text;
+    sc.len = len;
     sc.tok = sc.inline_tok;
+    sc.ntok = 0;
+    sc.cap = EDDY_ARRAY_SIZE(sc.inline_tok);
+    sc.has_long = false;
     char *copy = NULL;
     cJSON *root = NULL;
     eddy_err rc = scan_numbers(&sc, err);
@@ -874,7 +882,8 @@ eddy_err eddy_json_parse(const char *text, size_t len, cJSON **out, struct eddy_
         goto done;
     }
     size_t next = 0;
-    rc = settle_tree(root, &sc, &next, &root, err);
+    if (sc.ntok > 0) /* no number in the text: none in the tree to settle */
+        rc = settle_tree(root, &sc, &next, &root, err);
     if (rc == EDDY_OK && next != sc.ntok)
         rc = eddy_error_set(err, EDDY_EPARSE, "number tokens out of step");
     if (rc == EDDY_OK) {

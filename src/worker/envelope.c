@@ -205,21 +205,23 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 }
 
 /*
- * Check a string the envelope takes: not empty, at most max bytes (key
- * names the sort key that sets the limit), valid UTF-8, and (when
- * no_controls) free of C0, DEL and C1 control characters.
+ * Check a string the envelope takes: not empty, at most max bytes (key_ns
+ * and key name the sort key that sets the limit: put together only for the
+ * error), valid UTF-8, and (when no_controls) free of C0, DEL and C1
+ * control characters.
  */
 static eddy_err check_text(const char *s, const char *what, const char *ptr, size_t max,
-                           const char *key, bool no_controls, struct eddy_error *err)
+                           const char *key_ns, const char *key, bool no_controls,
+                           struct eddy_error *err)
 {
     size_t len = strlen(s);
     if (len == 0)
         return eddy_error_set(err, EDDY_EPOISON, "%s (%s) is empty", what, ptr);
     if (len > max)
         return eddy_error_set(err, EDDY_EPOISON,
-                              "%s (%s) is %zu bytes, over the %zu-byte limit (the sort key %s "
+                              "%s (%s) is %zu bytes, over the %zu-byte limit (the sort key %.64s%s "
                               "must fit DynamoDB's %d bytes)",
-                              what, ptr, len, max, key, EDDY_RECORD_SK_MAX);
+                              what, ptr, len, max, key_ns, key, EDDY_RECORD_SK_MAX);
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
         size_t n = utf8_seq(u + i, len - i);
@@ -301,11 +303,9 @@ static eddy_err take_entity_id(struct eddy_envelope *env, const struct eddy_enve
     const char *ptr = spec->entity_id.text;
     const cJSON *v = eddy_json_pointer_get(&spec->entity_id, root);
     eddy_err rc = entity_id_text(a, v, ptr, &env->entity_id, err);
-    if (rc == EDDY_OK) {
-        char key[128];
-        snprintf(key, sizeof key, "%.64s/<id>/<seq>/<idx> of the outbox", spec->ns ? spec->ns : "");
-        rc = check_text(env->entity_id, "entity id", ptr, spec->entity_id_max, key, true, err);
-    }
+    if (rc == EDDY_OK)
+        rc = check_text(env->entity_id, "entity id", ptr, spec->entity_id_max,
+                        spec->ns ? spec->ns : "", "/<id>/<seq>/<idx> of the outbox", true, err);
     return rc;
 }
 
@@ -319,7 +319,7 @@ static eddy_err take_event_type(struct eddy_envelope *env, const struct eddy_env
     if (!cJSON_IsString(v) || v->valuestring == NULL)
         return eddy_error_set(err, EDDY_EPOISON, "event type (%s) is %s, not a string", ptr,
                               type_name(v));
-    eddy_err rc = check_text(v->valuestring, "event type", ptr, spec->type_max,
+    eddy_err rc = check_text(v->valuestring, "event type", ptr, spec->type_max, "",
                              "OUTBOUND/<seq>/<idx>/<type>", false, err);
     if (rc == EDDY_OK)
         env->event_type = v->valuestring;
@@ -342,8 +342,8 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
         if (!cJSON_IsString(v) || v->valuestring == NULL)
             return eddy_error_set(err, EDDY_EPOISON, "event id (%s) is %s, not a string", ptr,
                                   type_name(v));
-        eddy_err rc = check_text(v->valuestring, "event id", ptr, spec->event_id_max, "EVENT/<id>",
-                                 false, err);
+        eddy_err rc = check_text(v->valuestring, "event id", ptr, spec->event_id_max, "",
+                                 "EVENT/<id>", false, err);
         if (rc == EDDY_OK)
             env->event_id = v->valuestring;
         return rc;
@@ -351,8 +351,8 @@ static eddy_err take_event_id(struct eddy_envelope *env, const struct eddy_envel
     if (message_id == NULL || message_id[0] == '\0')
         return eddy_error_set(err, EDDY_EPOISON,
                               "event id (%s) is missing and the message has no MessageId", ptr);
-    eddy_err rc = check_text(message_id, "event id", "MessageId", spec->event_id_max, "EVENT/<id>",
-                             false, err);
+    eddy_err rc = check_text(message_id, "event id", "MessageId", spec->event_id_max, "",
+                             "EVENT/<id>", false, err);
     if (rc == EDDY_OK) {
         env->event_id = message_id; /* copied with the rest in keep() */
         env->event_id_is_message_id = true;

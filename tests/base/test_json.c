@@ -150,6 +150,43 @@ static void test_jr_fields(void **state)
     assert_int_equal(eddy_jr_finish(&r), EDDY_OK);
 }
 
+/* The exact reader skips strings eight bytes at a time when it looks for
+ * numbers: a control byte, a \u0000, an escaped quote or backslash, or a
+ * number right after a string, at every offset of a word, is still seen. */
+static void test_strings_at_every_offset(void **state)
+{
+    (void)state;
+    for (size_t at = 0; at < 20; at++) {
+        char pad[24];
+        memset(pad, 'a', at);
+        pad[at] = '\0';
+        char text[128];
+        cJSON *root = NULL;
+        struct eddy_error err = {0};
+
+        snprintf(text, sizeof text, "{\"k\":\"%s\x01tail\"}", pad);
+        assert_int_equal(eddy_json_parse(text, strlen(text), &root, &err), EDDY_EPARSE);
+        assert_non_null(strstr(err.detail, "control character in a string"));
+
+        snprintf(text, sizeof text, "{\"k\":\"%s\\u0000\"}", pad);
+        assert_int_equal(eddy_json_parse(text, strlen(text), &root, &err), EDDY_EPARSE);
+        assert_non_null(strstr(err.detail, "\\u0000"));
+
+        snprintf(text, sizeof text, "{\"k\":\"%s\\\"12\\\\\",\"n\":%s1234567890123456789012}", pad,
+                 pad[0] ? "" : "-");
+        assert_int_equal(eddy_json_parse(text, strlen(text), &root, &err), EDDY_OK);
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "k");
+        char want[64];
+        snprintf(want, sizeof want, "%s\"12\\", pad);
+        assert_string_equal(k->valuestring, want);
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "n");
+        assert_true(cJSON_IsRaw(n)); /* found as a number token: kept exact */
+        assert_string_equal(n->valuestring,
+                            pad[0] ? "1234567890123456789012" : "-1234567890123456789012");
+        cJSON_Delete(root);
+    }
+}
+
 static void test_alloc(void **state)
 {
     (void)state;
@@ -225,11 +262,9 @@ static void test_copy_into_exact_arena(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_in_arena),
-        cmocka_unit_test(test_chunks_grow_and_refusals),
-        cmocka_unit_test(test_enter_leave),
-        cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_copy_into_exact_arena),
+        cmocka_unit_test(test_parse_in_arena), cmocka_unit_test(test_chunks_grow_and_refusals),
+        cmocka_unit_test(test_enter_leave),    cmocka_unit_test(test_strings_at_every_offset),
+        cmocka_unit_test(test_alloc),          cmocka_unit_test(test_copy_into_exact_arena),
         cmocka_unit_test(test_jr_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
