@@ -92,19 +92,24 @@ bool eddy_utf8_valid(const char *str)
  * eddy_sstr: writing an item allocates nothing for it. Extend path by
  * ".name" or "[i]"; returns the old length to restore.
  */
-static size_t path_push(struct eddy_sstr *p, const char *name, size_t index)
+static size_t path_push_n(struct eddy_sstr *p, const char *name, size_t name_len, size_t index)
 {
     size_t old = p->len;
     if (name) {
         if (p->len)
             eddy_sstr_put(p, ".", 1);
-        eddy_sstr_put(p, name, strlen(name));
+        eddy_sstr_put(p, name, name_len);
     } else {
         char text[24];
         int n = snprintf(text, sizeof text, "[%zu]", index);
         eddy_sstr_put(p, text, (size_t)n);
     }
     return old;
+}
+
+static size_t path_push(struct eddy_sstr *p, const char *name, size_t index)
+{
+    return path_push_n(p, name, name ? strlen(name) : 0, index);
 }
 
 /* A JSON number's decimal text (its own text when Raw), checked against
@@ -162,11 +167,26 @@ static size_t number_size(const char *text);
 static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
                          struct eddy_sstr *path, int depth, size_t *size, struct eddy_error *err);
 
-static void write_typed(struct eddy_jw *w, const char *type, const char *s)
+/* {"<type>":"s"}: the opening as one literal ("{\"N\":"), only s escaped */
+#define TYPED_OPEN(t) "{\"" t "\":"
+static void write_typed_n(struct eddy_jw *w, const char *open, size_t open_len, const char *s,
+                          size_t n)
 {
-    eddy_jw_open(w, '{');
-    eddy_jw_kstr(w, type, s);
+    eddy_jw_key_raw(w, open, open_len);
+    eddy_jw_str(w, s, n);
     eddy_jw_close(w, '}');
+}
+#define write_typed(w, t, s)                                                                       \
+    write_typed_n((w), TYPED_OPEN(t), sizeof TYPED_OPEN(t) - 1, (s), strlen(s))
+
+size_t eddy_attr_integer_size(const char *digits, size_t n)
+{
+    if (n == 1 && digits[0] == '0')
+        return number_size(digits);
+    size_t first = digits[0] == '-' ? 1 : 0;
+    while (n > first + 1 && digits[n - 1] == '0')
+        n--; /* trailing zeros are not significant */
+    return (n - first + 1) / 2 + 1;
 }
 
 static eddy_err write_number(struct eddy_jw *w, const cJSON *j, const char *path, size_t *size,
@@ -174,6 +194,16 @@ static eddy_err write_number(struct eddy_jw *w, const cJSON *j, const char *path
 {
     char buf[32];
     const char *t;
+    double d = j->valuedouble;
+    if (!cJSON_IsRaw(j) && d == floor(d) && fabs(d) < 0x1p63 && !(d == 0 && signbit(d))) {
+        /* an integer: eddy_json_format_double's digits, and always within
+         * DynamoDB's limits (at most 19 digits), so neither parsed nor
+         * checked */
+        size_t n = eddy_json_format_int((int64_t)d, buf);
+        write_typed_n(w, TYPED_OPEN("N"), sizeof TYPED_OPEN("N") - 1, buf, n);
+        *size += eddy_attr_integer_size(buf, n);
+        return EDDY_OK;
+    }
     eddy_err rc = number_text(j, path, buf, &t, err);
     if (rc)
         return rc;
@@ -217,13 +247,14 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
         if (is_map && c->string[0] == '\0') /* moto and other stores mangle them */
             return eddy_error_set(err, EDDY_EINVAL, "%.200s: a member has an empty name",
                                   path_or_value(path->s));
-        size_t old = path_push(path, is_map ? c->string : NULL, index);
+        size_t name_len = is_map ? strlen(c->string) : 0;
+        size_t old = path_push_n(path, is_map ? c->string : NULL, name_len, index);
         eddy_err rc = EDDY_OK;
         if (is_map && !eddy_utf8_valid(c->string))
             rc = eddy_error_set(err, EDDY_EINVAL, "%.200s: name is not valid UTF-8", path->s);
         if (rc == EDDY_OK && is_map) {
-            eddy_jw_key(w, c->string);
-            *size += strlen(c->string);
+            eddy_jw_key_n(w, c->string, name_len);
+            *size += name_len;
         }
         if (rc == EDDY_OK)
             rc = write_av(w, c, kept_member(keep, is_map, c, index), path, depth + 1, size, err);
@@ -285,8 +316,9 @@ static eddy_err write_av(struct eddy_jw *w, const cJSON *j, const cJSON *keep,
         if (!eddy_utf8_valid(j->valuestring))
             return eddy_error_set(err, EDDY_EINVAL, "%.200s: string is not valid UTF-8",
                                   path_or_value(p));
-        write_typed(w, "S", j->valuestring);
-        *size += strlen(j->valuestring);
+        size_t n = strlen(j->valuestring);
+        write_typed_n(w, TYPED_OPEN("S"), sizeof TYPED_OPEN("S") - 1, j->valuestring, n);
+        *size += n;
     } else if (cJSON_IsBool(j) || cJSON_IsNull(j)) {
         eddy_jw_open(w, '{');
         eddy_jw_key(w, cJSON_IsNull(j) ? "NULL" : "BOOL");

@@ -86,6 +86,9 @@ EDDY_MUST_USE eddy_err eddy_attr_write_members_kept(struct eddy_jw *w, const cJS
 cJSON *eddy_attr_item_keepers(const cJSON *item);
 /* DynamoDB's size of the number in text (see eddy_attr_item_size). */
 size_t eddy_attr_number_size(const char *text);
+/* The same for digits[0..n), an integer as eddy_json_format_int writes it
+ * (an optional '-', no leading zeros), without parsing it. */
+size_t eddy_attr_integer_size(const char *digits, size_t n);
 /* One attribute value -> JSON. */
 EDDY_MUST_USE eddy_err eddy_attr_to_json(const cJSON *av, const char *path, cJSON **out,
                                          struct eddy_error *err);

@@ -29,6 +29,8 @@ static const char *const reserved[] = {
 
 static bool is_reserved(const char *name)
 {
+    if (name[0] != '_')
+        return false; /* each of them starts with '_' */
     for (size_t i = 0; i < EDDY_ARRAY_SIZE(reserved); i++) {
         if (strcmp(name, reserved[i]) == 0)
             return true;
@@ -296,42 +298,54 @@ static void render_start(struct render *r)
     r->size = 0;
 }
 
-static void put_s(struct render *r, const char *name, const char *v)
+/*
+ * "name":{"S":"v"} and "name":{"N":"v"}: the name and the type come as one
+ * quoted literal ("\"_pk\":{\"S\":"), written as it is, so only the value is
+ * scanned for escapes, and the value's length is counted once.
+ */
+static void put_typed(struct render *r, const char *quoted, size_t quoted_len, size_t name_len,
+                      const char *v, size_t n)
 {
-    eddy_jw_key(&r->w, name);
-    eddy_jw_open(&r->w, '{');
-    eddy_jw_kstr(&r->w, "S", v);
+    eddy_jw_key_raw(&r->w, quoted, quoted_len);
+    eddy_jw_str(&r->w, v, n);
     eddy_jw_close(&r->w, '}');
-    r->size += strlen(name) + strlen(v);
+    r->size += name_len + n;
 }
 
-static void put_n(struct render *r, const char *name, int64_t v)
+#define TYPED_KEY(lit, t) "\"" lit "\":{\"" t "\":"
+#define put_s_n(r, lit, v, n)                                                                      \
+    put_typed((r), TYPED_KEY(lit, "S"), sizeof TYPED_KEY(lit, "S") - 1, sizeof lit - 1, (v), (n))
+#define put_s(r, lit, v) put_s_n(r, lit, (v), strlen(v))
+
+static void put_n_lit(struct render *r, const char *quoted, size_t quoted_len, size_t name_len,
+                      int64_t v)
 {
-    struct eddy_sstr k;
-    key_num(&k, "", v);
-    const char *text = k.s; /* short: always in k.buf */
-    eddy_jw_key(&r->w, name);
-    eddy_jw_open(&r->w, '{');
-    eddy_jw_kstr(&r->w, "N", text);
+    char text[24];
+    size_t n = eddy_json_format_int(v, text);
+    eddy_jw_key_raw(&r->w, quoted, quoted_len);
+    eddy_jw_str(&r->w, text, n);
     eddy_jw_close(&r->w, '}');
-    r->size += strlen(name) + eddy_attr_number_size(text);
+    r->size += name_len + eddy_attr_integer_size(text, n);
 }
+#define put_n(r, lit, v)                                                                           \
+    put_n_lit((r), TYPED_KEY(lit, "N"), sizeof TYPED_KEY(lit, "N") - 1, sizeof lit - 1, (v))
 
 /* Key lengths are DynamoDB's: 2048 bytes of partition key, 1024 of sort key. */
 static eddy_err put_keys(struct render *r, const char *pk, const char *sk, struct eddy_error *err)
 {
-    if (strlen(pk) > EDDY_RECORD_PK_MAX)
+    size_t pk_len = strlen(pk), sk_len = strlen(sk);
+    if (pk_len > EDDY_RECORD_PK_MAX)
         return eddy_error_set(err, EDDY_ELIMIT,
                               "partition key %.64s... is %zu bytes, over DynamoDB's %d-byte "
                               "partition key limit",
-                              pk, strlen(pk), EDDY_RECORD_PK_MAX);
-    if (strlen(sk) > EDDY_RECORD_SK_MAX)
+                              pk, pk_len, EDDY_RECORD_PK_MAX);
+    if (sk_len > EDDY_RECORD_SK_MAX)
         return eddy_error_set(err, EDDY_ELIMIT,
                               "sort key %.64s... of %s is %zu bytes, over DynamoDB's %d-byte "
                               "sort key limit",
-                              sk, pk, strlen(sk), EDDY_RECORD_SK_MAX);
-    put_s(r, "_pk", pk);
-    put_s(r, "_sk", sk);
+                              sk, pk, sk_len, EDDY_RECORD_SK_MAX);
+    put_s_n(r, "_pk", pk, pk_len);
+    put_s_n(r, "_sk", sk, sk_len);
     return EDDY_OK;
 }
 
@@ -577,12 +591,21 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     if (data && data->child) {
-        char *text = cJSON_PrintUnformatted(data);
-        if (text == NULL)
-            abort(); /* cJSON fails only when out of memory */
-        size_t n = strlen(text);
-        eddy_buf_put(&w.buf, text, n - 1); /* without its closing brace */
-        free(text);
+        /* eddy_jw_tree writes what cJSON_PrintUnformatted does, escapes
+         * aside (it spells \b and \f as \u0008 and \u000c): text with no
+         * backslash in it is cJSON's to the byte. Else cJSON prints it. */
+        eddy_jw_tree(&w, data);
+        if (w.rc != EDDY_OK || memchr(w.buf.ptr, '\\', w.buf.len)) {
+            char *text = cJSON_PrintUnformatted(data);
+            if (text == NULL)
+                abort(); /* cJSON fails only when out of memory */
+            w.buf.len = 0;
+            w.rc = EDDY_OK;
+            eddy_buf_put(&w.buf, text, strlen(text));
+            free(text);
+        }
+        if (w.buf.len)
+            w.buf.len--; /* without its closing brace */
         w.comma = true;
     } else {
         eddy_buf_putc(&w.buf, '{');
@@ -664,7 +687,11 @@ static eddy_err put_publish(struct render *r, const struct eddy_record_publish *
 
 void eddy_record_default_source(const char *ns, char out[EDDY_RECORD_SOURCE_MAX])
 {
-    snprintf(out, EDDY_RECORD_SOURCE_MAX, "eddy.%s", ns);
+    /* as snprintf "eddy.%s" would, without printf: every outbox entry sizes it */
+    size_t n = strnlen(ns, EDDY_RECORD_SOURCE_MAX - 6);
+    memcpy(out, "eddy.", 5);
+    memcpy(out + 5, ns, n);
+    out[5 + n] = '\0';
 }
 
 /*

@@ -539,6 +539,39 @@ static void test_item_keepers(void **state)
     cJSON_Delete(item);
 }
 
+/* Integral doubles have a path of their own: the same N text as
+ * eddy_json_format_double and the size DynamoDB counts for it. */
+static void test_integer_numbers(void **state)
+{
+    (void)state;
+    const double values[] = {0,      -0.0,  1,     -1,   10,    100,    1200,      -1200,
+                             7,      12345, 1e15,  1e18, -1e18, 0x1p53, -0x1p53,   0x1p62,
+                             0x1p63, 1e20,  -1e20, 5e20, 0.5,   -2.5,   123456789, 1700000000};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        cJSON *obj = cJSON_CreateObject();
+        cJSON_AddNumberToObject(obj, "n", values[i]);
+        struct eddy_jw w;
+        eddy_jw_init(&w, 0);
+        eddy_jw_open(&w, '{');
+        size_t size = 0;
+        struct eddy_error err;
+        assert_int_equal(eddy_attr_write_members(&w, obj, &size, &err), EDDY_OK);
+        eddy_jw_close(&w, '}');
+        cJSON *item = cJSON_Parse(w.buf.ptr);
+        assert_non_null(item);
+        char want[32];
+        assert_true(eddy_json_format_double(values[i], want));
+        const char *got = cJSON_GetObjectItem(cJSON_GetObjectItem(item, "n"), "N")->valuestring;
+        if (strcmp(got, want) != 0)
+            fail_msg("%.17g: N %s, want %s", values[i], got, want);
+        if (size != eddy_attr_item_size(item))
+            fail_msg("%.17g: size %zu, want %zu", values[i], size, eddy_attr_item_size(item));
+        cJSON_Delete(item);
+        cJSON_Delete(obj);
+        eddy_jw_cleanup(&w);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,7 +582,7 @@ int main(void)
         cmocka_unit_test(test_parse_strict),        cmocka_unit_test(test_from_other_writers),
         cmocka_unit_test(test_depth_limit),         cmocka_unit_test(test_item_size),
         cmocka_unit_test(test_write_members),       cmocka_unit_test(test_kept_types),
-        cmocka_unit_test(test_item_keepers),
+        cmocka_unit_test(test_item_keepers),        cmocka_unit_test(test_integer_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

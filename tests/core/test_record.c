@@ -676,6 +676,92 @@ static void test_keys_as_printf(void **state)
     free(k);
 }
 
+/* The Detail text of an outbox entry of data: cJSON_PrintUnformatted's text
+ * of data to the byte (whatever writer renders it), then eddy's metadata. */
+static void check_detail(const char *data_text)
+{
+    cJSON *data = json(data_text);
+    struct eddy_record_text t = {0};
+    struct eddy_error err;
+    assert_int_equal(eddy_record_render_outbox(&entity, 16, 3, "Won", data, NULL, &t, &err),
+                     EDDY_OK);
+    char *printed = cJSON_PrintUnformatted(data);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%.*s,\"eddy\":{\"entity\":\"abc\",\"namespace\":\"machine\",\"seq\":12,\"idx\":3,"
+             "\"id\":\"machine/abc/12/3\"}}",
+             (int)strlen(printed) - 1, printed);
+    if (strcmp(t.outbox->detail, want) != 0)
+        fail_msg("detail of %s\n  got  %s\n  want %s", data_text, t.outbox->detail, want);
+    /* and the row holds the same text, escaped once */
+    cJSON *row = cJSON_Parse(t.json);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(row, "Detail"), "S")->valuestring,
+                        want);
+    cJSON_Delete(row);
+    free(printed);
+    eddy_record_text_cleanup(&t);
+    cJSON_Delete(data);
+}
+
+static void test_outbox_detail_as_cjson(void **state)
+{
+    (void)state;
+    check_detail("{\"a\":1}");
+    check_detail("{\"n\":-0,\"z\":0,\"big\":2147483648,\"neg\":-2147483649,\"f\":0.1,"
+                 "\"e\":1e100,\"tiny\":5e-100,\"third\":0.3333333333333333,\"x\":"
+                 "123456789012345678901234567890,"
+                 "\"d\":12.50,\"i\":-7}");
+    check_detail("{\"s\":\"plain \xc3\xa9 text\",\"l\":[1,[true,false,null],{}],\"o\":{\"k\":[]}}");
+    /* escapes: cJSON writes \b and \f, and \u00XX for the other controls */
+    check_detail("{\"s\":\"a\\bb\\fc\\nd\\re\\tf\\u0001g\\\"h\\\\i\\/j\"}");
+    check_detail("{\"k\\b\":\"v\",\"q\\\"\":1}");
+}
+
+/* Integer attributes (_seq, _ts, _ttl, ...) are counted as DynamoDB counts
+ * numbers: 1 byte per 2 significant digits, plus 1. */
+static void test_number_sizes(void **state)
+{
+    (void)state;
+    const int64_t values[] = {0,        1,         9,          10,         12,          100,
+                              1200,     123456789, 1000000000, 1700000000, -1,          -10,
+                              -1234500, INT64_MAX, INT64_MIN,  999999999,  10000000001, 1010};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        struct eddy_record_entity e = entity;
+        e.seq = values[i] < 0 ? 7 : values[i];
+        struct eddy_record_text t = {0};
+        struct eddy_error err;
+        assert_int_equal(eddy_record_render_dedupe(&e, "ev-1", values[i], &t, &err), EDDY_OK);
+        cJSON *item = cJSON_Parse(t.json);
+        assert_non_null(item);
+        if (t.size != eddy_attr_item_size(item))
+            fail_msg("%" PRId64 ": size %zu, the item's %zu", values[i], t.size,
+                     eddy_attr_item_size(item));
+        char ttl[32];
+        snprintf(ttl, sizeof ttl, "%" PRId64, values[i]);
+        assert_string_equal(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(item, "_ttl"), "N")->valuestring, ttl);
+        cJSON_Delete(item);
+        eddy_record_text_cleanup(&t);
+    }
+}
+
+static void test_default_source(void **state)
+{
+    (void)state;
+    char out[EDDY_RECORD_SOURCE_MAX], want[EDDY_RECORD_SOURCE_MAX];
+    eddy_record_default_source("machine", out);
+    assert_string_equal(out, "eddy.machine");
+    char *ns = malloc(EDDY_RECORD_SOURCE_MAX + 10);
+    for (size_t n = EDDY_RECORD_SOURCE_MAX - 8; n < EDDY_RECORD_SOURCE_MAX + 9; n++) {
+        memset(ns, 'n', n);
+        ns[n] = '\0';
+        eddy_record_default_source(ns, out);
+        snprintf(want, sizeof want, "eddy.%s", ns);
+        assert_string_equal(out, want);
+    }
+    free(ns);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +783,9 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_entry_size_boundary),
+        cmocka_unit_test(test_outbox_detail_as_cjson),
+        cmocka_unit_test(test_number_sizes),
+        cmocka_unit_test(test_default_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
