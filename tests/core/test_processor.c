@@ -166,6 +166,22 @@ static void push_empty_load(struct prig *r)
     eddy_fake_push_json(r->rig.fake, 200, "{\"Responses\":{\"T\":[]},\"UnprocessedKeys\":{}}");
 }
 
+/* n transactions (or other calls) that succeed with an empty reply */
+static void push_ok(struct prig *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        eddy_fake_push_json(r->rig.fake, 200, "{}");
+}
+
+/* The first event of each of t[0..n) was committed at seq. */
+static void assert_committed(const struct tb *t, size_t n, int seq)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(t[i].err, EDDY_OK);
+        assert_int_equal(t[i].ev[0].seq, seq);
+    }
+}
+
 static void push_load(struct prig *r, const char *pk, int seq, const char *count_av)
 {
     char body[512];
@@ -605,8 +621,7 @@ static void test_repeat_waits_for_first(void **state)
     one_entity(&r, &t, 3, "Increment");
     t.ev[1].event_id = t.ev[0].event_id;
     push_empty_load(&r);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     submit_run(&r, &t);
     assert_int_equal(t.ev[0].result, EDDY_EV_APPLIED);
     assert_int_equal(t.ev[1].result, EDDY_EV_DUPLICATE);
@@ -724,8 +739,7 @@ static void test_commits_max_holds_groups_back(void **state)
     push_empty_load(&r);
     struct eddy_fake_reply held = {.status = 200, .body = "{}", .delay_ms = 50};
     eddy_fake_push(r.rig.fake, &held);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     for (int i = 0; i < 6; i++)
         assert_int_equal(eddy_processor_submit(r.p, &t[i].b), EDDY_OK);
     struct commits_probe pr = {.r = &r};
@@ -742,10 +756,7 @@ static void test_commits_max_holds_groups_back(void **state)
         assert_int_equal(cJSON_GetArraySize(txn_items(body)), 10);
         cJSON_Delete(body);
     }
-    for (int i = 0; i < 6; i++) {
-        assert_int_equal(t[i].err, EDDY_OK);
-        assert_int_equal(t[i].ev[0].seq, 1);
-    }
+    assert_committed(t, 6, 1);
     prig_close(&r);
 }
 
@@ -757,8 +768,7 @@ static void test_split_over_100_items(void **state)
     struct tb t;
     tb_init(&t, &r, "e1", 60, "Increment"); /* 4 items each: 24 per transaction */
     push_empty_load(&r);
-    for (int i = 0; i < 3; i++)
-        eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 3);
     submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
@@ -806,8 +816,7 @@ static void test_split_over_4mb_of_text(void **state)
     for (int i = 0; i < 3; i++)
         t.ev[i].data = t.data[i] = escaped_blob(300 * 1000);
     push_empty_load(&r);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     submit_run(&r, &t);
     assert_int_equal(t.err, EDDY_OK);
     assert_int_equal(eddy_fake_count(r.rig.fake), 3);
@@ -834,8 +843,7 @@ static void test_group_split_by_text(void **state)
         t[i].ev[0].data = t[i].data[0] = escaped_blob(250 * 1000);
     }
     push_empty_load(&r);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     for (int i = 0; i < 3; i++)
         assert_int_equal(eddy_processor_submit(r.p, &t[i].b), EDDY_OK);
     run(&r);
@@ -909,8 +917,7 @@ static void test_small_group_waits_for_the_one_out(void **state)
     submit_until_waiting(&r, &t[2]);
     assert_int_equal(eddy_fake_count(r.rig.fake), 3); /* b and c wait */
     assert_int_equal(r.called, 0);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     run(&r);
     assert_int_equal(r.called, 3);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
@@ -920,10 +927,7 @@ static void test_small_group_waits_for_the_one_out(void **state)
     assert_int_equal(count_pk(body, "counter/c"), 4);
     assert_int_equal(cJSON_GetArraySize(txn_items(body)), 10);
     cJSON_Delete(body);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(t[i].err, EDDY_OK);
-        assert_int_equal(t[i].ev[0].seq, 2);
-    }
+    assert_committed(t, 3, 2);
     prig_close(&r);
 }
 
@@ -948,8 +952,7 @@ static void test_full_enough_group_goes(void **state)
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     assert_int_equal(eddy_fake_inflight(r.rig.fake), 2);
     assert_int_equal(txn_size(&r, 3), 15);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     run(&r);
     assert_int_equal(r.called, 4);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
@@ -975,8 +978,7 @@ static void test_group_of_3mb_goes(void **state)
     submit_until_waiting(&r, &t[2]);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     assert_int_equal(txn_size(&r, 3), 10);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     run(&r);
     assert_int_equal(r.called, 3);
     for (int i = 0; i < 3; i++)
@@ -1002,8 +1004,7 @@ static void test_group_of_half_the_feed_goes(void **state)
     submit_until_waiting(&r, &t[2]);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     assert_int_equal(txn_size(&r, 3), 10);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     run(&r);
     assert_int_equal(r.called, 3);
     prig_close(&r);
@@ -1027,14 +1028,10 @@ static void test_close_sends_the_waiting_group(void **state)
     run(&r);
     assert_int_equal(eddy_fake_count(r.rig.fake), 4);
     assert_int_equal(done, 0);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 2);
     run(&r);
     assert_int_equal(done, 1);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(t[i].err, EDDY_OK);
-        assert_int_equal(t[i].ev[0].seq, 2);
-    }
+    assert_committed(t, 2, 2);
     eddy_ddb_cleanup(&r.ddb);
     rig_close(&r.rig);
 }
@@ -1358,9 +1355,7 @@ static void test_transaction_conflict_alone(void **state)
     const char *codes[15] = {NULL};
     codes[6] = "TransactionConflict"; /* one of b's items: 5..9 */
     push_cancel(&r, 15, codes);
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
-    eddy_fake_push_json(r.rig.fake, 200, "{}");
+    push_ok(&r, 3);
     submit_run_three(&r, &a, &b, &c);
     assert_int_equal(r.called, 3);
     /* b waits a backoff (a and c do not) and is not read again; whether its
