@@ -273,6 +273,12 @@ static bool all_published(struct fakeaws *w, void *ud)
     return (size_t)cJSON_GetArraySize(w->published) == *(size_t *)ud;
 }
 
+/* *ud entries published and PK0's rows all deleted */
+static bool published_and_gone(struct fakeaws *w, void *ud)
+{
+    return all_published(w, ud) && fakeaws_count(w, PK0) == 0;
+}
+
 /* Shards read in the same loop turn share their PutEvents call. */
 static void test_shards_share_calls(void **state)
 {
@@ -318,12 +324,6 @@ static void test_batches_under_256k(void **state)
 
 /* A stored entry over 256 KB (the processor refuses them; be defensive):
  * moved to the dead letters at once; its entity's later entries go on. */
-static bool big_done(struct fakeaws *w, void *ud)
-{
-    (void)ud;
-    return fakeaws_count(w, PK0) == 0 && cJSON_GetArraySize(w->published) == 3;
-}
-
 static void test_oversize_entry_dead(void **state)
 {
     (void)state;
@@ -351,7 +351,7 @@ static void test_oversize_entry_dead(void **state)
     fakeaws_put(&r.w, item);
     cJSON_Delete(item);
     relay_rig_start(&r);
-    assert_true(fakeaws_run(&r.w, big_done, NULL, 5000));
+    assert_true(fakeaws_run(&r.w, published_and_gone, &(size_t){3}, 5000));
     assert_true(published_at(&r.w, "big", 1) < published_at(&r.w, "big", 3));
     assert_true(published_at(&r.w, "small", 1) >= 0);
     assert_int_equal(attempts_of(&r.w, "big", 2), 0); /* never sent */
@@ -381,12 +381,6 @@ static bool fail_a1(const cJSON *entry, unsigned attempt, void *ud)
     return strcmp(id, "a") == 0 && seq == 1;
 }
 
-static bool a_done(struct fakeaws *w, void *ud)
-{
-    (void)ud;
-    return fakeaws_count(w, PK0) == 0 && cJSON_GetArraySize(w->published) == 2;
-}
-
 /* The whole of a log file, as a string to free. */
 static char *log_text(FILE *log)
 {
@@ -410,7 +404,7 @@ static void dead_case(const char *code, unsigned want_attempts)
     FILE *log = tmpfile(); /* the entries' moves, traced at debug (base/state.h) */
     eddy_log_configure(EDDY_LOG_DEBUG, EDDY_LOG_TEXT, log);
     relay_rig_start(&r);
-    assert_true(fakeaws_run(&r.w, a_done, NULL, 5000));
+    assert_true(fakeaws_run(&r.w, published_and_gone, &(size_t){2}, 5000));
     eddy_log_configure(EDDY_LOG_ERROR, EDDY_LOG_TEXT, stderr);
     char *text = log_text(log);
     fclose(log);
@@ -575,12 +569,6 @@ static void test_publish_on_commit(void **state)
     relay_rig_close(&r);
 }
 
-static bool one_published_deleted(struct fakeaws *w, void *ud)
-{
-    (void)ud;
-    return cJSON_GetArraySize(w->published) == 1 && fakeaws_count(w, PK0) == 0;
-}
-
 /* A committed row is taken over, not copied, and its Detail goes out as the
  * row's text holds it, escaped once when the row was rendered: a mark made
  * in that text shows in the PutEvents entry. */
@@ -606,7 +594,7 @@ static void test_publish_sends_row_text(void **state)
     assert_null(t.json);
     assert_null(t.outbox);
     eddy_record_text_cleanup(&t);
-    assert_true(fakeaws_run(&r.w, one_published_deleted, NULL, 5000));
+    assert_true(fakeaws_run(&r.w, published_and_gone, &(size_t){1}, 5000));
     const cJSON *detail =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.w.published, 0), "Detail");
     assert_true(cJSON_IsString(detail));
@@ -655,12 +643,6 @@ static bool two_puts_waiting(struct fakeaws *w, void *ud)
     return fakeaws_waiting(w) == 2;
 }
 
-static bool two_published(struct fakeaws *w, void *ud)
-{
-    (void)ud;
-    return cJSON_GetArraySize(w->published) == 2 && fakeaws_count(w, PK0) == 0;
-}
-
 /* An entry that comes while a call is out goes in a call of its own after a
  * short linger: it does not wait for the call in flight to come back. */
 static void test_partial_call_does_not_wait_for_calls_out(void **state)
@@ -677,7 +659,7 @@ static void test_partial_call_does_not_wait_for_calls_out(void **state)
     assert_true(fakeaws_run(&r.w, two_puts_waiting, NULL, 5000));
     fakeaws_release_puts(&r.w);
     r.w.hold_puts = false;
-    assert_true(fakeaws_run(&r.w, two_published, NULL, 5000));
+    assert_true(fakeaws_run(&r.w, published_and_gone, &(size_t){2}, 5000));
     assert_int_equal(r.w.put_calls, 2);
     relay_rig_close(&r);
 }
