@@ -616,6 +616,54 @@ bool eddy_decimal_equal(const struct eddy_decimal *a, const struct eddy_decimal 
            memcmp(a->digits, b->digits, a->ndigits) == 0;
 }
 
+/*
+ * A fraction with at most 15 significant digits and %g's plain notation
+ * (1e-4 <= |d| < 1e15), written as "%.15g" writes it, without printf: the
+ * fewest decimals k for which m / 10^k, m = |d| * 10^k rounded, is d again.
+ * m and 10^k are exact doubles (m < 10^15, k <= 19), so that division is
+ * correctly rounded, as strtod reads "m e-k": the text reads back as d. No
+ * other decimal of 15 significant digits or fewer reads back as d
+ * (DBL_DIG), and %.15g gives the nearest one with its trailing zeros cut,
+ * which is this one: k is the least, so m does not end in 0. False when d
+ * is not such a fraction; then printf decides.
+ */
+static bool format_short_fraction(double d, char out[32])
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15))
+        return false;
+    for (int k = 1; k < (int)(sizeof p10 / sizeof p10[0]); k++) {
+        double m = nearbyint(a * p10[k]);
+        if (m >= 1e15)
+            return false;
+        if (m / p10[k] != a)
+            continue;
+        char digits[24];
+        size_t n = eddy_json_format_int((int64_t)m, digits), at = 0;
+        if (d < 0)
+            out[at++] = '-';
+        if (n > (size_t)k) { /* integer digits, the point, k decimals */
+            memcpy(out + at, digits, n - (size_t)k);
+            at += n - (size_t)k;
+            out[at++] = '.';
+            memcpy(out + at, digits + n - (size_t)k, (size_t)k);
+            at += (size_t)k;
+        } else { /* "0.", zeros, the digits */
+            out[at++] = '0';
+            out[at++] = '.';
+            memset(out + at, '0', (size_t)k - n);
+            at += (size_t)k - n;
+            memcpy(out + at, digits, n);
+            at += n;
+        }
+        out[at] = '\0';
+        return true;
+    }
+    return false;
+}
+
 bool eddy_json_format_double(double d, char out[32])
 {
     if (!isfinite(d))
@@ -629,6 +677,8 @@ bool eddy_json_format_double(double d, char out[32])
             snprintf(out, 32, "%.0f", d);
         return true;
     }
+    if (format_short_fraction(d, out))
+        return true;
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(out, 32, "%.*g", prec, d);
         if (strtod(out, NULL) == d)

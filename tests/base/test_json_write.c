@@ -289,6 +289,73 @@ static void test_format_double_integers(void **state)
     assert_false(eddy_json_format_double(INFINITY, out));
 }
 
+/* The rule for a fraction, the slow way: the first of "%.15g", "%.16g" and
+ * "%.17g" that reads back as d. Integral values have their own rule. */
+static void check_fraction(double d)
+{
+    char want[64], got[32];
+    if (d == floor(d))
+        return; /* an integer: test_format_double_integers */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(want, sizeof want, "%.*g", prec, d);
+        if (strtod(want, NULL) == d)
+            break;
+    }
+    assert_true(eddy_json_format_double(d, got));
+    if (strcmp(got, want) != 0)
+        fail_msg("%a: got %s, want %s", d, got, want);
+}
+
+/* Fractions: those of 15 significant digits or fewer between 1e-4 and 1e15
+ * are written by hand, the others by printf; either way the text is the
+ * slow rule's, byte for byte. */
+static void test_format_double_fractions(void **state)
+{
+    (void)state;
+    static const double cases[] = {0.5,
+                                   -0.5,
+                                   0.1,
+                                   0.3,
+                                   0.1 + 0.2,
+                                   1.0 / 3,
+                                   2.5e-5,
+                                   1e-4,
+                                   -1e-4,
+                                   0.0001000001,
+                                   9.5e-5,
+                                   12.5,
+                                   -99.99,
+                                   0.05,
+                                   0.007,
+                                   1e15 - 0.5,
+                                   123456789012.5,
+                                   99999999999999.9,
+                                   0.123456789012345,
+                                   0.1234567890123456,
+                                   4503599627370495.5,
+                                   1e-300,
+                                   5e-324,
+                                   1.7976931348623157e308 / 3};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_fraction(cases[i]);
+        check_fraction(-cases[i]);
+    }
+    /* decimals of 1 to 17 digits with 1 to 20 places, and their neighbours */
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        static const double p10[] = {1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10,
+                                     1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20};
+        uint64_t m = x % 100000000000000000u >> (x % 57);
+        double d = (double)m / p10[(x >> 8) % 20];
+        if (d == floor(d))
+            continue;
+        check_fraction(d);
+        check_fraction(nextafter(d, 0));
+        check_fraction(-nextafter(d, INFINITY));
+    }
+}
+
 /* A tree written by the writer gives cJSON_PrintUnformatted's text, byte
  * for byte (strings without \b or \f), and what parses back is the tree. */
 static void test_tree(void **state)
@@ -350,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_format_int),
         cmocka_unit_test(test_format_double_integers),
+        cmocka_unit_test(test_format_double_fractions),
         cmocka_unit_test(test_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
