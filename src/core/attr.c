@@ -132,6 +132,9 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Up to this many members, every pair is compared: cheaper than sorting. */
+#define PAIRWISE_MAX 8
+
 /* A member name that occurs twice in obj, or NULL. Sorting keeps it n log n. */
 static const char *duplicate_name(const cJSON *obj)
 {
@@ -144,8 +147,15 @@ static const char *duplicate_name(const cJSON *obj)
     const char **names = n <= EDDY_ARRAY_SIZE(small) ? small : eddy_malloc(n * sizeof *names);
     for (const cJSON *c = obj->child; c; c = c->next)
         names[k++] = c->string;
-    qsort(names, n, sizeof *names, cmp_names);
     const char *dup = NULL;
+    if (n <= PAIRWISE_MAX) {
+        for (size_t i = 1; i < n && dup == NULL; i++)
+            for (size_t j = 0; j < i && dup == NULL; j++)
+                if (names[i][0] == names[j][0] && strcmp(names[i], names[j]) == 0)
+                    dup = names[i];
+        return dup; /* names is small */
+    }
+    qsort(names, n, sizeof *names, cmp_names);
     for (k = 1; k < n && dup == NULL; k++) {
         if (strcmp(names[k - 1], names[k]) == 0)
             dup = names[k];

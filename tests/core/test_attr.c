@@ -181,6 +181,12 @@ static void test_numbers_refused(void **state)
     /* Not a number, but never silently dropped either: duplicate members. */
     expect_refused("{\"a\":{\"x\":1,\"y\":2,\"x\":3}}", "a: member \"x\" appears twice");
     expect_refused("{\"k\":1,\"k\":1}", "value: member \"k\" appears twice");
+    /* eight members are compared pair by pair, nine sorted: first and last
+     * alike, and names alike in their first byte only */
+    expect_refused("{\"h\":1,\"a\":1,\"ab\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"h\":2}",
+                   "value: member \"h\" appears twice");
+    expect_refused("{\"i\":1,\"a\":1,\"ab\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"i\":2}",
+                   "value: member \"i\" appears twice");
     /* the path outgrows its room on the stack (256 bytes) and shrinks back */
     char text[1024], want[256], a[101], b[181];
     memset(a, 'a', 100);
