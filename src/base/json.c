@@ -32,8 +32,24 @@ void eddy_jw_init(struct eddy_jw *w, size_t max)
      * make one 1 KiB block, which glibc's per-thread cache serves (1 KiB
      * and its NUL took a 2 KiB block, past that cache). Under a smaller
      * cap, the cap: the first write past it reports the limit. */
-    w->rc = eddy_buf_reserve(&w->buf, w->buf.max < 1023 ? w->buf.max : 1023);
+    size_t first = EDDY_JW_BLOCK - 1;
+    w->rc = eddy_buf_reserve(&w->buf, w->buf.max < first ? w->buf.max : first);
     assert(w->rc == EDDY_OK); /* len is 0 and n is at most the cap */
+    w->comma = false;
+}
+
+void eddy_jw_init_block(struct eddy_jw *w, size_t max, char *block)
+{
+    if (block == NULL || max < EDDY_JW_BLOCK - 1) {
+        free(block);
+        eddy_jw_init(w, max);
+        return;
+    }
+    eddy_buf_init(&w->buf, max);
+    w->buf.ptr = block;
+    w->buf.cap = EDDY_JW_BLOCK;
+    block[0] = '\0';
+    w->rc = EDDY_OK;
     w->comma = false;
 }
 

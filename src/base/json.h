@@ -34,6 +34,11 @@ struct eddy_jw {
     bool comma; /* a value precedes at this level */
 };
 void eddy_jw_init(struct eddy_jw *w, size_t max);
+/* The first block eddy_jw_init allocates: most bodies and records fit. */
+#define EDDY_JW_BLOCK 1024
+/* eddy_jw_init, writing into block (EDDY_JW_BLOCK bytes from malloc, the
+ * writer's from now on) instead of a new one. NULL: eddy_jw_init. */
+void eddy_jw_init_block(struct eddy_jw *w, size_t max, char *block);
 void eddy_jw_cleanup(struct eddy_jw *w);
 void eddy_jw_open(struct eddy_jw *w, char brace);  /* '{' or '[' */
 void eddy_jw_close(struct eddy_jw *w, char brace); /* '}' or ']' */

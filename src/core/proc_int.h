@@ -130,6 +130,7 @@ struct eddy_processor {
     size_t over_state, over_new, envelope;
     struct eddy_emit emit;
     struct eddy_json_arena save_arena; /* the state_save tree of the step being built */
+    struct eddy_record_spare spare;    /* blocks of released records, to render into */
     struct eddy_processor_stats stats;
     struct eddy_closer closer;
     bool handles_closing; /* the work has ended and the handles close */

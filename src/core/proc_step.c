@@ -20,7 +20,7 @@
 void proc_step_clear(struct entity *e)
 {
     for (size_t i = 0; i < e->nitems; i++)
-        eddy_record_text_cleanup(&e->items[i]);
+        eddy_record_text_release(&e->items[i], &e->p->spare);
     e->nitems = 0;
     e->bytes = 0;
     e->nsev = 0;
@@ -66,7 +66,7 @@ static void step_add(struct entity *e, struct eddy_record_text *item, enum role 
 static void step_truncate(struct entity *e, size_t mark, size_t bytes)
 {
     while (e->nitems > mark)
-        eddy_record_text_cleanup(&e->items[--e->nitems]);
+        eddy_record_text_release(&e->items[--e->nitems], &e->p->spare);
     e->bytes = bytes;
 }
 
@@ -104,6 +104,7 @@ static bool add_built(struct entity *e, eddy_err rc, struct eddy_record_text *it
 {
     struct eddy_proc_event *pe = &e->b->events[ev];
     if (rc != EDDY_OK) {
+        eddy_record_text_release(item, &e->p->spare);
         proc_event_final(pe, EDDY_EV_FAILED, err->detail);
         return false;
     }
@@ -118,11 +119,12 @@ static bool add_inbound(struct entity *e, const struct eddy_record_entity *re, s
     struct eddy_processor *p = e->p;
     struct eddy_proc_event *ev = &e->b->events[i];
     struct eddy_error err;
-    struct eddy_record_text item = {0};
+    struct eddy_record_text item = eddy_record_spare_text(&p->spare);
     eddy_err rc = eddy_record_render_inbound(re, idx, ev->type, ev->event_id, ev->data, rejected,
                                              &item, &err);
     if (!add_built(e, rc, &item, ROLE_INBOUND, i, &err))
         return false;
+    item = eddy_record_spare_text(&p->spare);
     rc = eddy_record_render_dedupe(re, ev->event_id, re->now_s + p->cfg.dedupe_ttl_s, &item, &err);
     return add_built(e, rc, &item, ROLE_DEDUPE, i, &err);
 }
@@ -138,11 +140,14 @@ static bool add_outbound(struct entity *e, const struct eddy_record_entity *re, 
     for (size_t j = 0; j < p->emit.n; j++) {
         const struct eddy_emitted *em = &p->emit.v[j];
         struct eddy_error err;
-        struct eddy_record_text history = {0}, outbox = {0};
+        struct eddy_record_text history = eddy_record_spare_text(&p->spare);
+        struct eddy_record_text outbox = eddy_record_spare_text(&p->spare);
         eddy_err rc = eddy_record_render_emitted(re, p->cfg.outbox_shards, *out_idx, em->type,
                                                  em->data, &pub, &history, &outbox, &err);
-        if (!add_built(e, rc, &history, ROLE_OUTBOUND, i, &err))
+        if (!add_built(e, rc, &history, ROLE_OUTBOUND, i, &err)) {
+            eddy_record_text_release(&outbox, &p->spare);
             return false;
+        }
         add_built(e, rc, &outbox, ROLE_OUTBOX, i, &err);
         (*out_idx)++;
         e->outbox = true;
@@ -309,11 +314,13 @@ static enum build add_state(struct entity *e, const struct eddy_record_entity *r
         eddy_error_set(&err, EDDY_EMACHINE, "%s: state_save failed", e->pk);
     eddy_err rc = json ? EDDY_OK : EDDY_EMACHINE;
     for (int v = 0; rc == EDDY_OK && v < (int)state_items(p); v++) {
-        struct eddy_record_text item = {0};
+        struct eddy_record_text item = eddy_record_spare_text(&p->spare);
         rc = eddy_record_render_state_kept(re, json, e->keep, v == 1, &item, &err);
         if (rc == EDDY_OK) {
             e->state_bytes = item.len;
             step_add(e, &item, v == 1 ? ROLE_VERSION : ROLE_STATE, 0);
+        } else {
+            eddy_record_text_release(&item, &p->spare);
         }
     }
     eddy_json_arena_cleanup(&p->save_arena); /* json with it */

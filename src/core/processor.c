@@ -254,6 +254,7 @@ static void processor_last(struct eddy_closer *c)
     eddy_emit_cleanup(&p->emit);
     free_lists(p);
     eddy_json_arena_cleanup(&p->save_arena);
+    eddy_record_spare_cleanup(&p->spare);
 }
 
 static void processor_free(struct eddy_closer *c)

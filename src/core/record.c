@@ -291,9 +291,17 @@ struct render {
 /* Room for an item well past the 400 KB limit, so the limit is what refuses it. */
 #define RENDER_MAX ((size_t)8 << 20)
 
-static void render_start(struct render *r)
+/* out (or NULL) may bring a spare block to write into: it goes to the
+ * writer, and out stays empty until render_end fills it. */
+static void render_start(struct render *r, struct eddy_record_text *out)
 {
-    eddy_jw_init(&r->w, RENDER_MAX);
+    char *block = NULL;
+    if (out) {
+        block = out->cap == EDDY_JW_BLOCK ? out->json : NULL;
+        if (block)
+            out->json = NULL, out->cap = 0;
+    }
+    eddy_jw_init_block(&r->w, RENDER_MAX, block);
     eddy_jw_open(&r->w, '{');
     r->size = 0;
 }
@@ -413,6 +421,7 @@ static eddy_err render_end(struct render *r, const char *what, const char *what_
     }
     if (rc == EDDY_OK) {
         out->size = r->size;
+        out->cap = r->w.buf.cap;
         out->json = eddy_buf_take(&r->w.buf, &out->len);
     }
     eddy_jw_cleanup(&r->w);
@@ -450,7 +459,32 @@ void eddy_record_text_cleanup(struct eddy_record_text *t)
     free(t->outbox);
     t->outbox = NULL;
     t->json = NULL;
-    t->len = t->size = 0;
+    t->len = t->cap = t->size = 0;
+}
+
+void eddy_record_spare_cleanup(struct eddy_record_spare *s)
+{
+    while (s->n)
+        free(s->block[--s->n]);
+}
+
+struct eddy_record_text eddy_record_spare_text(struct eddy_record_spare *s)
+{
+    struct eddy_record_text t = {0};
+    if (s->n) {
+        t.json = s->block[--s->n];
+        t.cap = EDDY_JW_BLOCK;
+    }
+    return t;
+}
+
+void eddy_record_text_release(struct eddy_record_text *t, struct eddy_record_spare *s)
+{
+    if (t->json && t->cap == EDDY_JW_BLOCK && s->n < EDDY_RECORD_SPARE_MAX) {
+        s->block[s->n++] = t->json;
+        t->json = NULL;
+    }
+    eddy_record_text_cleanup(t);
 }
 
 eddy_err eddy_record_render_state(const struct eddy_record_entity *e, const cJSON *state,
@@ -469,7 +503,7 @@ eddy_err eddy_record_render_state_kept(const struct eddy_record_entity *e, const
     if (version)
         key_num(&sk, "STATE/", e->seq);
     struct render r;
-    render_start(&r);
+    render_start(&r, out);
     eddy_err rc = put_record(&r, e, version ? sk.s : EDDY_RECORD_STATE_SK, e->ns, "state", NULL,
                              state, keep, err);
     eddy_sstr_cleanup(&sk);
@@ -490,7 +524,7 @@ eddy_err eddy_record_render_inbound(const struct eddy_record_entity *e, size_t i
     struct eddy_sstr sk;
     key_step(&sk, rejected ? "REJECTED" : "INBOUND", e->seq, idx, type);
     struct render r;
-    render_start(&r);
+    render_start(&r, out);
     rc = put_record(&r, e, sk.s, type, "inbound event", type, data, NULL, err);
     eddy_sstr_cleanup(&sk);
     if (rc == EDDY_OK) {
@@ -510,7 +544,7 @@ eddy_err eddy_record_render_repair(const struct eddy_record_entity *e, const cha
         return rc;
     char *sk = eddy_record_sk_repair(e->seq);
     struct render r;
-    render_start(&r);
+    render_start(&r, out);
     rc = put_record(&r, e, sk, EDDY_RECORD_REPAIR_TYPE, "repair", NULL, state, NULL, err);
     free(sk);
     if (rc == EDDY_OK)
@@ -528,7 +562,7 @@ eddy_err eddy_record_render_outbound(const struct eddy_record_entity *e, size_t 
     struct eddy_sstr sk;
     key_step(&sk, "OUTBOUND", e->seq, idx, type);
     struct render r;
-    render_start(&r);
+    render_start(&r, out);
     rc = put_record(&r, e, sk.s, type, "outbound event", type, data, NULL, err);
     eddy_sstr_cleanup(&sk);
     return render_end(&r, "outbound event", type, e, rc, out, err);
@@ -547,7 +581,7 @@ eddy_err eddy_record_render_dedupe(const struct eddy_record_entity *e, const cha
     key_pk(&pk, e->ns, e->id);
     key_event(&sk, event_id);
     struct render r;
-    render_start(&r);
+    render_start(&r, out);
     rc = put_keys(&r, pk.s, sk.s, err);
     eddy_sstr_cleanup(&pk);
     eddy_sstr_cleanup(&sk);
@@ -566,7 +600,7 @@ eddy_err eddy_record_render_lease(uint32_t shard, const char *owner, int64_t exp
         return rc;
     char *sk = eddy_record_lease_sk(shard);
     struct render r;
-    render_start(&r);
+    render_start(&r, out);
     put_keys(&r, EDDY_RECORD_LEASE_PK, sk, err); /* short keys: cannot fail */
     free(sk);
     put_s(&r, "owner", owner);
@@ -730,7 +764,7 @@ static eddy_err check_fields(const struct eddy_record_entity *e, const cJSON *da
                              struct eddy_error *err)
 {
     struct render scratch;
-    render_start(&scratch);
+    render_start(&scratch, NULL);
     eddy_err rc = put_fields(&scratch, e, "outbound event", NULL, data, NULL, err);
     eddy_jw_cleanup(&scratch.w);
     return rc;
@@ -898,7 +932,7 @@ static eddy_err render_outbox(const struct eddy_record_entity *e, uint32_t shard
     struct render r;
     char *detail = NULL;
     size_t detail_span[2] = {0, 0};
-    render_start(&r);
+    render_start(&r, out);
     rc = put_keys(&r, opk, osk, err);
     if (rc == EDDY_OK)
         rc = outbox_attrs(&r, e, idx, type, osk, data, pub, checked, &detail, detail_span, err);

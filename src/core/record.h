@@ -160,13 +160,16 @@ struct eddy_record_publish {
  * included) with their DynamoDB item size: written once, sent as is (a
  * transaction item's item_json). Each renderer checks ids and names,
  * converts the JSON exactly (attr.h) and checks key lengths and the 400 KB
- * item limit; errors name the entity, the field or the limit. On error out
- * is not written.
+ * item limit; errors name the entity, the field or the limit. out comes
+ * empty, or holding a spare block to write into (eddy_record_spare_text).
+ * On error out holds no record; eddy_record_text_release gives back a
+ * block it may still hold.
  */
 struct eddy_record_outbox_fields;
 struct eddy_record_text {
     char *json; /* owned */
     size_t len;
+    size_t cap;  /* bytes allocated at json */
     size_t size; /* DynamoDB's size of the item (eddy_attr_item_size) */
     /* An outbox entry's fields as rendered (owned), else NULL: what the
      * publisher needs on the commit path, so it reads nothing back. */
@@ -195,6 +198,26 @@ struct eddy_record_outbox_fields {
 struct eddy_record_outbox_fields *
 eddy_record_outbox_fields_dup(const struct eddy_record_outbox_fields *f);
 void eddy_record_text_cleanup(struct eddy_record_text *t);
+
+/*
+ * Blocks to render records into. A step's records are freed together when
+ * its transaction returns, often a hundred at once, and glibc's per-thread
+ * cache keeps seven blocks of a size: the rest of those frees, and the
+ * mallocs of the next step, took malloc's slow paths. A renderer given a
+ * text whose json is a spare block (eddy_record_spare_text) writes into it;
+ * eddy_record_text_release gives a record's block back.
+ */
+#define EDDY_RECORD_SPARE_MAX 128
+struct eddy_record_spare {
+    char *block[EDDY_RECORD_SPARE_MAX];
+    size_t n;
+};
+void eddy_record_spare_cleanup(struct eddy_record_spare *s);
+/* An empty text holding a spare block when s has one, else all zero. */
+struct eddy_record_text eddy_record_spare_text(struct eddy_record_spare *s);
+/* eddy_record_text_cleanup, keeping t's block in s when it is a block of
+ * EDDY_JW_BLOCK bytes and s has room. */
+void eddy_record_text_release(struct eddy_record_text *t, struct eddy_record_spare *s);
 EDDY_MUST_USE eddy_err eddy_record_render_state(const struct eddy_record_entity *e,
                                                 const cJSON *state, bool version,
                                                 struct eddy_record_text *out,

@@ -762,6 +762,68 @@ static void test_default_source(void **state)
     free(ns);
 }
 
+/* A render given a spare block writes into it, to the same text; blocks
+ * come back on release, at most EDDY_RECORD_SPARE_MAX of them, and only
+ * blocks of EDDY_JW_BLOCK bytes. A refused render loses no block (ASan). */
+static void test_spare_blocks(void **state)
+{
+    (void)state;
+    struct eddy_record_spare spare = {0};
+    struct eddy_error err;
+    cJSON *s = json(slot_state);
+    struct eddy_record_text t = {0};
+    assert_int_equal(eddy_record_render_state(&entity, s, false, &t, &err), EDDY_OK);
+    assert_int_equal(t.cap, EDDY_JW_BLOCK);
+    char *want = eddy_strdup(t.json), *block = t.json;
+    eddy_record_text_release(&t, &spare);
+    assert_null(t.json);
+    assert_int_equal(spare.n, 1);
+
+    t = eddy_record_spare_text(&spare);
+    assert_ptr_equal(t.json, block);
+    assert_int_equal(spare.n, 0);
+    assert_int_equal(eddy_record_render_state(&entity, s, false, &t, &err), EDDY_OK);
+    assert_ptr_equal(t.json, block);
+    assert_string_equal(t.json, want);
+    assert_int_equal(t.len, strlen(want));
+    eddy_record_text_release(&t, &spare);
+
+    /* refused before writing: the text still holds its block */
+    t = eddy_record_spare_text(&spare);
+    assert_int_not_equal(
+        eddy_record_render_inbound(&entity, 0, "bad\ttype", "e1", s, NULL, &t, &err), EDDY_OK);
+    eddy_record_text_release(&t, &spare);
+    assert_int_equal(spare.n, 1);
+    /* refused while writing: the writer had the block and freed it */
+    cJSON *huge = json("{\"n\":1e999}");
+    t = eddy_record_spare_text(&spare);
+    assert_int_not_equal(eddy_record_render_state(&entity, huge, false, &t, &err), EDDY_OK);
+    assert_null(t.json);
+    eddy_record_text_release(&t, &spare);
+    assert_int_equal(spare.n, 0);
+    cJSON_Delete(huge);
+
+    /* a record that outgrew its block is freed, not kept */
+    char big[2100];
+    snprintf(big, sizeof big, "{\"s\":\"%02000d\"}", 7);
+    cJSON *b = json(big);
+    assert_int_equal(eddy_record_render_state(&entity, b, false, &t, &err), EDDY_OK);
+    assert_true(t.cap > EDDY_JW_BLOCK);
+    eddy_record_text_release(&t, &spare);
+    assert_int_equal(spare.n, 0);
+    cJSON_Delete(b);
+
+    for (int i = 0; i <= EDDY_RECORD_SPARE_MAX; i++) {
+        assert_int_equal(eddy_record_render_state(&entity, s, false, &t, &err), EDDY_OK);
+        eddy_record_text_release(&t, &spare);
+    }
+    assert_int_equal(spare.n, EDDY_RECORD_SPARE_MAX);
+    eddy_record_spare_cleanup(&spare);
+    assert_int_equal(spare.n, 0);
+    free(want);
+    cJSON_Delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_outbox_detail_as_cjson),
         cmocka_unit_test(test_number_sizes),
         cmocka_unit_test(test_default_source),
+        cmocka_unit_test(test_spare_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
