@@ -80,6 +80,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+# EDDY_DRAIN_SECONDS of the workers: eddy's default, as the service runs it
+DRAIN_S = 25
 sys.path.insert(0, str(ROOT / "tools"))
 
 SERVICES = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "AWSEvents": "events",
@@ -335,8 +337,21 @@ class Fleet:
             w.check_alive()
 
     def stop(self):
-        out = [w.stop() for w in self.workers]
-        return max(rc or 0 for rc, _ in out), max(t for _, t in out)
+        """SIGTERM to every worker at once, then wait for their drains:
+        returns (the worst exit status, seconds until the last exited)."""
+        t0 = time.monotonic()
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGTERM)
+        rcs = []
+        for w in self.workers:
+            try:
+                rcs.append(w.proc.wait(timeout=DRAIN_S + 10))
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise RuntimeError(f"worker did not exit {DRAIN_S + 10} s after SIGTERM "
+                                   f"(log {w.log_path})") from None
+        return max(rc or 0 for rc in rcs), time.monotonic() - t0
 
     def kill(self):
         for w in self.workers:
@@ -634,7 +649,9 @@ def run(opts, run_dir, result, tls, eddy=None):
             "EDDY_MACHINE": "slotmachine", "EDDY_TABLE": out["TableName"],
             "EDDY_QUEUE_URL": out["QueueUrl"], "EDDY_DLQ_URL": out["DeadLetterQueueUrl"],
             "EDDY_EVENT_BUS": publish_to, "EDDY_METRICS_INTERVAL": "3600",
-            "EDDY_LOG_LEVEL": "warn", "EDDY_DRAIN_SECONDS": "10",
+            # the default drain (25 s): a long poll out at a stop has time to
+            # return, and what it brought is released (README, "Shutdown")
+            "EDDY_LOG_LEVEL": "warn", "EDDY_DRAIN_SECONDS": str(DRAIN_S),
             # A message whose receive reply is lost (a dropped connection) comes
             # back after the visibility timeout; a short one keeps such a loss
             # from holding the clock up.

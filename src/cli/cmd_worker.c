@@ -4,8 +4,10 @@
  *
  * Shutdown (the process shell, shell.h, as for `eddy relay`). The first
  * SIGTERM or SIGINT starts the drain, in this order: the
- * consumer stops polling (long polls are aborted), releases the messages not
- * started, waits for the transactions in flight and flushes the deletes; the
+ * consumer stops polling (a long poll out is left to return, and what it
+ * brings is released, up to DRAIN_POLL_MARGIN_S before the drain's end;
+ * then it is aborted), releases the messages not started, waits for the
+ * transactions in flight and flushes the deletes; the
  * processor closes; the relay finishes the batch in hand and gives its leases
  * back; the last metric line is written; every handle is closed and the loop
  * closes. A timer enforces EDDY_DRAIN_SECONDS: when it fires the process
@@ -193,9 +195,14 @@ static eddy_err make_processor(struct worker *w, struct eddy_error *err)
     return w->proc ? EDDY_OK : err->code;
 }
 
+/* Of the drain, the seconds kept after the long polls for releasing what
+ * they brought and for the rest of the shutdown. */
+#define DRAIN_POLL_MARGIN_S 3
+
 static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
 {
     const struct eddy_config *cfg = w->cfg;
+    int64_t poll_s = cfg->drain_seconds - DRAIN_POLL_MARGIN_S;
     enum eddy_poison_policy pp = cfg->dlq_url_str ? EDDY_POISON_DLQ : EDDY_POISON_REDRIVE;
     if (cfg->on_poison_str && !eddy_poison_policy_parse(cfg->on_poison_str, &pp))
         return eddy_error_set(err, EDDY_ECONFIG, "EDDY_ON_POISON: \"%s\" is not dlq|redrive|drop",
@@ -206,6 +213,7 @@ static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
         .max_inflight = (int)cfg->max_inflight,
         .pollers = (int)cfg->pollers,
         .wait_s = (int)cfg->wait_seconds,
+        .drain_poll_ms = poll_s > 0 ? (uint32_t)(poll_s * 1000) : 0,
         .visibility_s = (int)cfg->visibility_timeout,
         .coalesce_max = (int)cfg->coalesce_max,
         .rejected_to_dlq = (enum eddy_reject_policy)cfg->on_reject == EDDY_REJECT_DLQ,

@@ -288,6 +288,7 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     uv_timer_init(loop, &c->hb_timer);
     uv_timer_init(loop, &c->start_timer);
     uv_timer_init(loop, &c->probe_timer);
+    uv_timer_init(loop, &c->drain_timer);
     struct eddy_breaker_config bc = {.name = "DynamoDB",
                                      .probe_min_ms = cfg->probe_min_ms,
                                      .probe_max_ms = cfg->probe_max_ms,
@@ -322,6 +323,7 @@ void consumer_check_drained(struct eddy_consumer *c)
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->hb_timer);
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->start_timer);
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->probe_timer);
+    eddy_closer_close(&c->closer, (uv_handle_t *)&c->drain_timer);
     for (int i = 0; i < c->npollers; i++)
         eddy_closer_close(&c->closer, (uv_handle_t *)&c->pollers[i].timer);
     /* Nothing is queued from now on: the acker flushes and closes. */
@@ -347,6 +349,21 @@ static void unpark(struct eddy_consumer *c)
         l->parked = false;
 }
 
+static void cancel_polls(struct eddy_consumer *c)
+{
+    for (int i = 0; i < c->npollers; i++)
+        if (c->pollers[i].call)
+            eddy_aws_call_cancel(c->pollers[i].call);
+}
+
+static void drain_timer_cb(uv_timer_t *t)
+{
+    struct eddy_consumer *c = eddy_container_of(t, struct eddy_consumer, drain_timer);
+    eddy_log(EDDY_LOG_INFO, NULL, "long polls still out after %u ms of drain: canceled",
+             c->cfg.drain_poll_ms);
+    cancel_polls(c);
+}
+
 void eddy_consumer_close(struct eddy_consumer *c, eddy_close_cb cb, void *ud)
 {
     if (!eddy_closer_begin(&c->closer, cb, ud))
@@ -361,11 +378,17 @@ void eddy_consumer_close(struct eddy_consumer *c, eddy_close_cb cb, void *ud)
     uv_timer_stop(&c->start_timer);
     uv_timer_stop(&c->probe_timer);
     unpark(c);
+    /* A poll left out returns (its messages released, see on_message) or
+     * is canceled when drain_poll_ms has passed. */
+    bool polling = false;
     for (int i = 0; i < c->npollers; i++) {
         uv_timer_stop(&c->pollers[i].timer);
-        if (c->pollers[i].call)
-            eddy_aws_call_cancel(c->pollers[i].call);
+        polling |= c->pollers[i].call != NULL;
     }
+    if (c->cfg.drain_poll_ms == 0)
+        cancel_polls(c);
+    else if (polling)
+        uv_timer_start(&c->drain_timer, drain_timer_cb, c->cfg.drain_poll_ms, 0);
     if (c->attrs_call)
         eddy_aws_call_cancel(c->attrs_call);
     /* Blocked FIFO lanes are in the map too: releasing them all is enough. */

@@ -59,10 +59,13 @@
  * health file: a worker waiting for its store is alive, and replacing it
  * would only hand its messages back to the queue.
  *
- * Close (the drain): eddy_consumer_close stops the pollers (their calls are
- * canceled), releases the messages not started, waits for the batches in
- * flight and the DLQ sends, flushes the acknowledgements, closes its
- * handles, then calls back and frees the consumer.
+ * Close (the drain): eddy_consumer_close stops the pollers, releases the
+ * messages not started, waits for the batches in flight and the DLQ sends,
+ * flushes the acknowledgements, closes its handles, then calls back and
+ * frees the consumer. A long poll still out is left to return for up to
+ * drain_poll_ms, and the messages it brings are released at once: SQS
+ * cannot take a receive back, and one canceled by the client still takes
+ * the next messages on SQS's side, hidden for their visibility timeout.
  *
  * The processor is reached through a submit function (the worker passes
  * eddy_processor_submit), so the consumer can be tested with a fake.
@@ -109,8 +112,11 @@ struct eddy_consumer_config {
     int max_inflight;      /* >= 1 */
     int pollers;           /* 0: clamp(max_inflight / 10, 1, 8); 1 on a FIFO queue */
     int wait_s;            /* long-poll wait, 0..20 */
-    int visibility_s;      /* 0: the queue's (GetQueueAttributes at start) */
-    int coalesce_max;      /* events per batch, >= 1 */
+    /* On close, how long the long polls still out may run before they are
+     * canceled (see Close above); 0: canceled at once. */
+    uint32_t drain_poll_ms;
+    int visibility_s; /* 0: the queue's (GetQueueAttributes at start) */
+    int coalesce_max; /* events per batch, >= 1 */
     /* A rejected event the processor did not write (EDDY_EV_REJECTED_UNWRITTEN):
      * true sends its message to the DLQ, false deletes it. */
     bool rejected_to_dlq;

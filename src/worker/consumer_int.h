@@ -84,6 +84,7 @@ struct eddy_consumer {
     uv_timer_t hb_timer;
     uv_timer_t start_timer;
     uv_timer_t probe_timer;
+    uv_timer_t drain_timer; /* cancels the long polls left out after close */
     struct eddy_breaker breaker;
     bool probing;            /* a probe call is out */
     struct eddy_list parked; /* lanes with work, waiting for the breaker to close */

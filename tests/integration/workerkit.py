@@ -66,8 +66,9 @@ class Worker:
         e = dict(os.environ)
         e.update(env.values)
         e.update({"EDDY_TABLE": table, "EDDY_QUEUE_URL": queue_url,
-                  # few, long polls: the local SQS slows down badly under many
-                  "EDDY_MACHINE": "slotmachine", "EDDY_WAIT_SECONDS": "5", "EDDY_POLLERS": "2",
+                  # few polls (the local SQS slows down badly under many), and
+                  # short ones: a stop lets the polls out return first
+                  "EDDY_MACHINE": "slotmachine", "EDDY_WAIT_SECONDS": "2", "EDDY_POLLERS": "2",
                   "EDDY_METRICS_INTERVAL": "1",
                   # the relay on, as in production: every commit is published
                   # (to the default bus unless a test names its own)

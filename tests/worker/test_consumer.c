@@ -124,12 +124,13 @@ struct setup {
 
 /* What a test changes of the usual consumer; zero: the usual. */
 struct opts {
-    const char *url;   /* NULL: RIG_QURL */
-    const char *dlq;   /* NULL: none (poison then redriven); else rejections go there too */
-    int max_inflight;  /* 0: 10 */
-    const char *attrs; /* GetQueueAttributes' reply; NULL: ATTRS */
-    int pollers;       /* 0: 1 */
-    bool capture_log;  /* warnings into s->log until teardown */
+    const char *url;        /* NULL: RIG_QURL */
+    const char *dlq;        /* NULL: none (poison then redriven); else rejections go there too */
+    int max_inflight;       /* 0: 10 */
+    const char *attrs;      /* GetQueueAttributes' reply; NULL: ATTRS */
+    int pollers;            /* 0: 1 */
+    bool capture_log;       /* warnings into s->log until teardown */
+    uint32_t drain_poll_ms; /* 0: long polls canceled at close */
 };
 
 /* The consumer's close callback; the consumer is freed after it. */
@@ -157,6 +158,7 @@ static void setup(struct setup *s, struct opts o)
                                        .max_inflight = o.max_inflight ? o.max_inflight : 10,
                                        .pollers = o.pollers ? o.pollers : 1,
                                        .wait_s = 0,
+                                       .drain_poll_ms = o.drain_poll_ms,
                                        .coalesce_max = 16,
                                        .rejected_to_dlq = o.dlq != NULL,
                                        .on_poison = o.dlq ? EDDY_POISON_DLQ : EDDY_POISON_REDRIVE,
@@ -730,6 +732,47 @@ static void test_heartbeat_only_while_in_hand(void **state)
 
 /* A consumer closed before it started calls back from the loop, having sent
  * nothing, and is freed after its callback. */
+/*
+ * A long poll out at close is not canceled (SQS would still hand it the
+ * next messages, hidden for their visibility timeout): it returns, and what
+ * it brings is released at once, not processed; no poll follows it.
+ */
+static void test_drain_lets_the_poll_return(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup(&s, (struct opts){.drain_poll_ms = 60000});
+    run_until_receives(&s, 1);
+    eddy_consumer_close(s.c, on_drained, &s);
+    for (int turns = 0; turns < 50; turns++)
+        uv_run(&s.r.loop, UV_RUN_NOWAIT);
+    assert_false(s.drained); /* the poll is still out */
+    push_receive(&s.r, "a1:A b1:B");
+    close_consumer(&s, 0);
+    assert_int_equal(s.fp.n, 0);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 1);
+    EXPECT_SENT(&s.r, {"ChangeMessageVisibilityBatch", "\"rh-a1\"", 1},
+                {"ChangeMessageVisibilityBatch", "\"rh-b1\"", 1});
+    assert_int_equal(bodies_with(&s.r, "ChangeMessageVisibilityBatch", "\"VisibilityTimeout\":0"),
+                     rig_count(&s.r, "ChangeMessageVisibilityBatch"));
+    teardown(&s);
+}
+
+/* A poll that has not returned by drain_poll_ms is canceled, and the drain ends. */
+static void test_drain_cancels_a_late_poll(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup(&s, (struct opts){.drain_poll_ms = 5});
+    run_until_receives(&s, 1);
+    eddy_consumer_close(s.c, on_drained, &s);
+    rig_run_until(&s.r, &s.drained, 5000);
+    assert_true(s.drained);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 1);
+    assert_int_equal(rig_count(&s.r, "ChangeMessageVisibilityBatch"), 0);
+    teardown(&s);
+}
+
 static void test_close_before_start(void **state)
 {
     (void)state;
@@ -822,6 +865,8 @@ int main(void)
         cmocka_unit_test(test_drain_while_store_down),
         cmocka_unit_test(test_last_receive_to_dlq_with_reason),
         cmocka_unit_test(test_heartbeat_only_while_in_hand),
+        cmocka_unit_test(test_drain_lets_the_poll_return),
+        cmocka_unit_test(test_drain_cancels_a_late_poll),
         cmocka_unit_test(test_close_before_start),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_config_checked),
