@@ -62,7 +62,9 @@ static void backoff(struct entity *e, unsigned attempt)
  * Another process committed this entity since its state was read. It waits
  * a backoff and is processed again on the state item the cancellation
  * returned (ALL_OLD on the state put), without reading it; only when none
- * came back (a record's condition failed) is it read again.
+ * came back (a record's condition failed) is it read again. When it gives
+ * up (EDDY_OCC_RETRIES), that state still goes to the cache, as a commit's
+ * would: the entity's next batch then needs no read either.
  */
 static void conflict(struct entity *e)
 {
@@ -72,6 +74,8 @@ static void conflict(struct entity *e)
     p->stats.conflicts++;
     proc_drop_state(e);
     if (e->conflicts++ >= (unsigned)p->cfg.occ_retries) {
+        if (fresh && proc_load_state(e, fresh))
+            proc_cache_put(p, e);
         cJSON_Delete(fresh);
         eddy_error_set(&e->b->error, EDDY_ECONFLICT,
                        "%s: still in conflict after %u attempts (EDDY_OCC_RETRIES=%d)", e->pk,

@@ -481,6 +481,38 @@ static void test_conflict_gives_up(void **state)
     prig_close(&r);
 }
 
+/* Giving up after conflicts that each returned the state (ALL_OLD): the
+ * last one returned is cached, and the entity's next batch commits on it
+ * without a read. */
+static void test_conflict_gives_up_keeps_returned_state(void **state)
+{
+    (void)state;
+    struct prig r;
+    struct tb t;
+    one_entity(&r, &t, 1, "Increment");
+    push_load(&r, "counter/e1", 5, "{\"N\":\"5\"}");
+    for (int i = 0; i < 4; i++) { /* occ_retries 3: four attempts */
+        char item[256];
+        snprintf(item, sizeof item,
+                 "{\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"},"
+                 "\"_seq\":{\"N\":\"%d\"},\"id\":{\"S\":\"e1\"},\"count\":{\"N\":\"40\"}}",
+                 8 + i);
+        push_state_conflict(&r, item);
+    }
+    submit_run(&r, &t);
+    assert_int_equal(t.err, EDDY_ECONFLICT);
+    struct tb t2;
+    tb_init(&t2, &r, "e1", 1, "Increment");
+    snprintf(t2.ids[0], sizeof t2.ids[0], "second");
+    push_ok(&r, 1);
+    submit_run(&r, &t2);
+    assert_int_equal(t2.ev[0].result, EDDY_EV_APPLIED);
+    assert_int_equal(t2.ev[0].seq, 12); /* after the 11 the last cancellation returned */
+    assert_int_equal(eddy_fake_count(r.rig.fake), 6); /* a load, 4 canceled, 1 commit */
+    assert_string_equal(req_op(&r, 5), "TransactWriteItems");
+    prig_close(&r);
+}
+
 /* A conflict that returns the state item as it is now (ALL_OLD): after its
  * backoff the entity is processed again on it, without reading it again. */
 static void test_conflict_takes_returned_state(void **state)
@@ -1468,6 +1500,7 @@ int main(void)
         cmocka_unit_test(test_coalesced_ten),
         cmocka_unit_test(test_conflict_reloads),
         cmocka_unit_test(test_conflict_gives_up),
+        cmocka_unit_test(test_conflict_gives_up_keeps_returned_state),
         cmocka_unit_test(test_conflict_takes_returned_state),
         cmocka_unit_test(test_conflict_returned_state_unreadable),
         cmocka_unit_test(test_duplicate_marker),
