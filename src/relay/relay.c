@@ -120,7 +120,7 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
     eddy_list_init(&r->backoff);
     eddy_list_init(&r->del);
     eddy_list_init(&r->out);
-    r->joins = r->fresh = 1024;
+    r->joins = r->fresh = r->commits_ok = 1024;
     eddy_map_init(&r->gone, eddy_rng_next(&r->rng));
     r->shards = eddy_calloc(cfg->shards, sizeof *r->shards);
     for (uint32_t i = 0; i < cfg->shards; i++) {

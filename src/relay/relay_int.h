@@ -162,6 +162,11 @@ struct eddy_relay {
      * still get from commits, and of entities it does not know yet. */
     size_t expect;
     uint32_t joins, fresh;
+    /* The share (1/1024ths, a moving average) of the entries of the commits
+     * that came back that were committed, not canceled by a conflict; and,
+     * for the last commit back, its entries and those that came. */
+    uint32_t commits_ok;
+    size_t back_expected, back_came;
     /* Loop ms the last commit came back, and the time between commits
      * coming back (a moving average): when the next one is due. */
     uint64_t back_at, back_gap;

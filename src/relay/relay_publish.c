@@ -79,6 +79,7 @@ void eddy_relay_publish(struct eddy_relay *r, struct eddy_record_text *row)
     }
     struct entry *e = relay_entry_committed(r, row);
     e->commit_ms = eddy_clock_unix_ms(r->clock); /* the commit is done: from now on */
+    r->back_came++;
     if (relay_hold(r, e)) {
         r->st.committed++;
         /* could it join a call at once (its entity has nothing out)? */
@@ -106,6 +107,14 @@ void eddy_relay_expect(struct eddy_relay *r, long n)
         uint64_t now = uv_now(r->loop);
         r->back_gap = r->back_at ? (r->back_gap * 3 + (now - r->back_at)) / 4 : 0;
         r->back_at = now;
+        /* the entries of the last commit back came right after it (or not at
+         * all, when a conflict canceled it): count its share */
+        if (r->back_expected) {
+            size_t came = r->back_came < r->back_expected ? r->back_came : r->back_expected;
+            r->commits_ok = r->commits_ok * 7 / 8 + (uint32_t)(came * 1024 / r->back_expected / 8);
+        }
+        r->back_expected = k;
+        r->back_came = 0;
     }
     if (r->open && r->started) /* a commit is back: the open call may go now */
         uv_idle_start(&r->flush, on_flush);
@@ -232,9 +241,10 @@ static void on_linger(uv_timer_t *t)
  * - the next entries of the entities of the calls in flight (they can go
  *   when those calls are back): the calls of a few busy entities stay in
  *   step;
- * - the entries of the commits in flight likely to find their entity with
- *   nothing out, when the next commit is due back (as the last ones came)
- *   before the call's linger is over.
+ * - the entries of the commits in flight likely to be committed (not
+ *   canceled by a conflict, as the last ones were) and to find their entity
+ *   with nothing out, when the next commit is due back (as the last ones
+ *   came) before the call's linger is over.
  * A few entries on their way, or commits slower than the linger, do not
  * hold the call: the latency they would add buys little. */
 static bool put_wait(const struct eddy_relay *r, const struct put_call *pc)
@@ -248,7 +258,7 @@ static bool put_wait(const struct eddy_relay *r, const struct put_call *pc)
     if (pc->n >= room)
         return false;
     if (r->back_at + r->back_gap <= pc->opened_at + r->cfg.linger_ms)
-        coming = (size_t)((uint64_t)r->expect * r->joins / 1024);
+        coming = (size_t)((uint64_t)r->expect * r->joins / 1024 * r->commits_ok / 1024);
     uint64_t now = uv_now(r->loop);
     struct eddy_list *q;
     eddy_list_foreach(q, &r->out)

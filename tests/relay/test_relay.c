@@ -707,6 +707,29 @@ static void test_call_waits_for_commit_in_flight(void **state)
     relay_rig_close(&r);
 }
 
+/* Commits that come back canceled (conflicts: no entries come) stop
+ * holding calls for their entries: after ten of them, a commit of three
+ * entries in flight does not hold x/1, which the first test's commit did. */
+static void test_canceled_commits_do_not_hold_calls(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    r.cfg.linger_ms = 600000;
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    for (int i = 0; i < 10; i++) {
+        eddy_relay_on_outbox_expect(+3, r.relay);
+        eddy_relay_on_outbox_expect(-3, r.relay);
+    }
+    eddy_relay_on_outbox_expect(+3, r.relay);
+    hand_over(&r, "x", 1);
+    assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+    eddy_relay_on_outbox_expect(-3, r.relay);
+    assert_int_equal(r.w.put_calls, 1);
+    relay_rig_close(&r);
+}
+
 /* PutEvents calls sent and not answered. */
 static size_t puts_out(const struct fakeaws *w)
 {
@@ -863,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_stop_finishes_batch_in_hand),
         cmocka_unit_test(test_partial_call_does_not_wait_for_calls_out),
         cmocka_unit_test(test_call_waits_for_commit_in_flight),
+        cmocka_unit_test(test_canceled_commits_do_not_hold_calls),
         cmocka_unit_test(test_calls_in_step_for_busy_entities),
         cmocka_unit_test(test_few_committed_entries_do_not_hold_a_call),
         cmocka_unit_test(test_stop_during_query),
