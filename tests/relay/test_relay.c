@@ -672,6 +672,16 @@ static bool nothing_held(struct fakeaws *w, void *ud)
     return st.held == 0 && fakeaws_waiting(w) == 0;
 }
 
+/* A started rig whose calls wait on what comes, not on the clock (a linger
+ * of ten minutes), past its first sweep. */
+static void start_lingering(struct relay_rig *r)
+{
+    relay_rig_init(r);
+    r->cfg.linger_ms = 600000;
+    relay_rig_start(r);
+    assert_true(fakeaws_run(&r->w, one_query, NULL, 5000));
+}
+
 /* The entries of a commit in flight are on their way: a call that is not
  * full waits for them (the hint from the commit path), and goes at once
  * when they are in and nothing else is coming. */
@@ -679,12 +689,9 @@ static void test_call_waits_for_commit_in_flight(void **state)
 {
     (void)state;
     struct relay_rig r;
-    relay_rig_init(&r);
-    r.cfg.linger_ms = 600000; /* only what comes decides, not the clock */
-    relay_rig_start(&r);
-    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000)); /* the first sweep */
-    eddy_relay_on_outbox_expect(+3, r.relay);              /* a commit of 3 entries is out */
-    hand_over(&r, "a", 1);                                 /* another commit, back */
+    start_lingering(&r);
+    eddy_relay_on_outbox_expect(+3, r.relay); /* a commit of 3 entries is out */
+    hand_over(&r, "a", 1);                    /* another commit, back */
     for (int i = 0; i < 5; i++)
         uv_run(&r.w.rig.loop, UV_RUN_NOWAIT);
     assert_int_equal(fakeaws_waiting(&r.w), 0); /* a/1 waits */
@@ -714,10 +721,7 @@ static void test_canceled_commits_do_not_hold_calls(void **state)
 {
     (void)state;
     struct relay_rig r;
-    relay_rig_init(&r);
-    r.cfg.linger_ms = 600000;
-    relay_rig_start(&r);
-    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    start_lingering(&r);
     for (int i = 0; i < 10; i++) {
         eddy_relay_on_outbox_expect(+3, r.relay);
         eddy_relay_on_outbox_expect(-3, r.relay);
@@ -760,10 +764,7 @@ static void test_few_committed_entries_do_not_hold_a_call(void **state)
 {
     (void)state;
     struct relay_rig r;
-    relay_rig_init(&r);
-    r.cfg.linger_ms = 600000;
-    relay_rig_start(&r);
-    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    start_lingering(&r);
     r.w.hold_puts = true;
     const char *ids[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
     for (int k = 0; k < 10; k++)
@@ -787,10 +788,7 @@ static void test_calls_in_step_for_busy_entities(void **state)
 {
     (void)state;
     struct relay_rig r;
-    relay_rig_init(&r);
-    r.cfg.linger_ms = 600000;
-    relay_rig_start(&r);
-    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    start_lingering(&r);
     const char *ids[] = {"a", "b", "c", "d", "e"};
     r.w.hold_puts = true;
     for (int k = 0; k < 3; k++) /* a commit of a, b, c: one call, held */
