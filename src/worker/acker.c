@@ -145,13 +145,34 @@ static struct ack_entry *oldest(const struct eddy_acker *a, int k)
     return eddy_list_data(eddy_list_head(&a->pending[k].q), struct ack_entry, link);
 }
 
+/* Whether the next visibility batch holds a release: a message another
+ * consumer should have at once. Backoffs and heartbeats are not in a hurry
+ * (a backoff lasts seconds; a heartbeat leaves an eighth of the timeout
+ * early, and at least a second before the message would show again). */
+static bool release_pending(const struct eddy_acker *a)
+{
+    size_t n = 0;
+    const struct eddy_list *it;
+    eddy_list_foreach(it, &a->pending[EDDY_ACK_VISIBILITY].q)
+    {
+        if (n++ == EDDY_SQS_MAX_BATCH)
+            break;
+        if (eddy_list_data(it, struct ack_entry, link)->why == EDDY_ACK_RELEASE)
+            return true;
+    }
+    return false;
+}
+
 /* When the partial batch of kind k is next looked at: flush_ms after its
- * oldest entry was queued, or, for deletes held for more, when the hold
- * ends. */
+ * oldest entry was queued; for deletes held for more, when the hold ends;
+ * for visibility changes with no release among them, linger_ms after, so
+ * that those of several conflicts and ticks share a call. */
 static uint64_t due_ms(const struct eddy_acker *a, int k)
 {
     if (k == EDDY_ACK_DELETE && a->hold_until_ms)
         return a->hold_until_ms;
+    if (k == EDDY_ACK_VISIBILITY && !release_pending(a))
+        return oldest(a, k)->queued_ms + a->linger_ms;
     return oldest(a, k)->queued_ms + a->flush_ms;
 }
 

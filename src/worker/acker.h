@@ -10,7 +10,9 @@
  * queued; but a partial batch of deletes that the deletes expected soon
  * (the owner's count: the consumer's messages in hand) would fill waits for
  * them, until it is full, until they are no longer expected, or linger_ms
- * after its first entry. So deletes from several receives share a call: a
+ * after its first entry. Visibility changes wait linger_ms too unless a
+ * release (visibility 0) is among them: a backoff or a heartbeat is not
+ * urgent. So deletes from several receives share a call: a
  * delete that waits keeps a message in flight a little longer, while a call
  * that leaves half empty is paid in full. The cost of an acknowledgement is
  * a tenth of a call under load, and flush_ms of delay when idle. The flush
@@ -55,7 +57,7 @@ enum eddy_ack_kind { EDDY_ACK_DELETE, EDDY_ACK_VISIBILITY, EDDY_ACK_KINDS };
 struct eddy_acker_config {
     const char *queue_url; /* copied */
     uint32_t flush_ms;     /* a partial batch's wait; 0: EDDY_ACK_FLUSH_MS */
-    uint32_t linger_ms;    /* a partial delete batch's longest wait; 0: EDDY_ACK_LINGER_MS */
+    uint32_t linger_ms;    /* a held partial batch's longest wait; 0: EDDY_ACK_LINGER_MS */
     /* How many more deletes may come soon (the consumer: its messages in
      * hand); NULL: none are counted on. */
     size_t (*expected)(void *ud);

@@ -98,6 +98,38 @@ static void test_flush_timer_and_visibility(void **state)
     rig_close(&r);
 }
 
+/*
+ * Backoffs and heartbeats wait linger_ms to fill a call (the linger is a
+ * minute: the flush timer does not send them); a release queued behind
+ * them takes them along flush_ms later.
+ */
+static void test_visibility_lingers_until_a_release(void **state)
+{
+    (void)state;
+    struct rig r;
+    struct eddy_acker *a =
+        open_acker(&r, (struct eddy_acker_config){.flush_ms = 1, .linger_ms = 60000});
+    eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
+    assert_int_equal(eddy_acker_visibility(a, "rh-b", 30, EDDY_ACK_BACKOFF), EDDY_OK);
+    assert_int_equal(eddy_acker_visibility(a, "rh-h", 60, EDDY_ACK_HEARTBEAT), EDDY_OK);
+    uv_timer_t wait;
+    uv_timer_init(&r.loop, &wait);
+    uv_timer_start(&wait, rig_tick, 30, 0);
+    while (uv_is_active((uv_handle_t *)&wait))
+        uv_run(&r.loop, UV_RUN_ONCE);
+    assert_int_equal(eddy_fake_count(r.fake), 0);
+    assert_int_equal(eddy_acker_visibility(a, "rh-r", 0, EDDY_ACK_RELEASE), EDDY_OK);
+    while (sent(a, EDDY_ACK_VISIBILITY) < 3)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    assert_int_equal(eddy_fake_count(r.fake), 1);
+    const char *body = eddy_fake_request_at(r.fake, 0)->body;
+    assert_non_null(strstr(body, "\"rh-b\""));
+    assert_non_null(strstr(body, "\"rh-r\""));
+    uv_close((uv_handle_t *)&wait, NULL);
+    close_acker(&r, a);
+    rig_close(&r);
+}
+
 static void test_failed_entries(void **state)
 {
     (void)state;
@@ -246,6 +278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batches_of_ten),
         cmocka_unit_test(test_flush_timer_and_visibility),
+        cmocka_unit_test(test_visibility_lingers_until_a_release),
         cmocka_unit_test(test_failed_entries),
         cmocka_unit_test(test_gives_up_after_max_attempts),
         cmocka_unit_test(test_refuses_long_handle_and_after_close),
