@@ -262,9 +262,9 @@ static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const cha
     if (a->pending[kind].n >= EDDY_SQS_MAX_BATCH || eddy_closer_closing(&a->closer))
         send_batches(a, eddy_closer_closing(&a->closer));
     else if (kind == EDDY_ACK_DELETE && a->hold_until_ms && !more_coming(a))
-        send_batches(a, true);        /* held for deletes that are no longer coming */
-    else if (a->pending[kind].n == 1) /* the first waiting: it may be due first */
-        arm_flush(a);
+        send_batches(a, true); /* held for deletes that are no longer coming */
+    else if (a->pending[kind].n == 1 || (kind == EDDY_ACK_VISIBILITY && why == EDDY_ACK_RELEASE))
+        arm_flush(a); /* the first waiting, or a release that ends a linger: may be due first */
     return EDDY_OK;
 }
 
