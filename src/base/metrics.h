@@ -47,7 +47,8 @@
     X(connections)                                                                                 \
     X(held)                                                                                        \
     X(breaker_opened)                                                                              \
-    X(breaker_probes)
+    X(breaker_probes)                                                                              \
+    X(contention_pauses)
 
 /* X(name): emitted as <name>_p50 and <name>_p99. */
 #define EDDY_METRIC_LATENCY_MAP(X)                                                                 \

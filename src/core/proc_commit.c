@@ -72,6 +72,7 @@ static void conflict(struct entity *e)
     cJSON *fresh = e->fresh;
     e->fresh = NULL;
     p->stats.conflicts++;
+    e->b->conflicts++;
     proc_drop_state(e);
     if (e->conflicts++ >= (unsigned)p->cfg.occ_retries) {
         if (fresh && proc_load_state(e, fresh))

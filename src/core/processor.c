@@ -318,6 +318,7 @@ eddy_err eddy_processor_submit(struct eddy_processor *p, struct eddy_proc_batch 
     if (b == NULL)
         return EDDY_EINVAL;
     eddy_error_clear(&b->error);
+    b->conflicts = 0;
     if (p == NULL || b->cb == NULL || b->events == NULL || b->nevents == 0)
         return eddy_error_set(&b->error, EDDY_EINVAL, "processor: a batch needs events and a cb");
     if (eddy_closer_closing(&p->closer))

@@ -13,7 +13,8 @@
  *   - an entity's state item failed its condition: a conflict. That entity's
  *     cache entry is dropped and it is reloaded and processed again after a
  *     full-jitter backoff (up to occ_retries); the other entities of the
- *     group are committed again at once.
+ *     group are committed again at once. The batch counts its conflicts
+ *     (the worker takes fewer messages while it loses such races).
  *   - a dedupe marker failed: that event was applied before. It is reported
  *     EDDY_EV_DUPLICATE and the rest of its batch is processed again.
  *   - throttling or TransactionConflict: the whole group is retried with
@@ -103,6 +104,9 @@ struct eddy_proc_batch {
      * the refusal of submit), e.g. the entity and field of a state item that
      * does not load */
     struct eddy_error error;
+    /* output: how many times the step lost to another process's commit of
+     * the entity (OCC conflicts, retried or not) */
+    unsigned conflicts;
     /* private to the processor */
     void *priv;
 };

@@ -253,6 +253,7 @@ struct eddy_consumer *eddy_consumer_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     c->loop = loop;
     c->sqs = sqs;
     c->cfg = *cfg;
+    c->window = (size_t)cfg->max_inflight;
     if (c->cfg.clock == NULL)
         c->cfg.clock = eddy_clock_system();
     c->queue_url = eddy_strdup(cfg->queue_url);

@@ -59,6 +59,23 @@
  * health file: a worker waiting for its store is alive, and replacing it
  * would only hand its messages back to the queue.
  *
+ * Contention. Processes that share a queue race for the same entities, and
+ * OCC makes all but one of them lose each race: the loser's transaction is
+ * canceled (with the other entities of its group, which commit again) and
+ * its step runs again. A process whose cache holds the last state of an
+ * entity wins its races; the others, whose cached state is stale, lose
+ * theirs. Each batch therefore reports its conflicts, and the consumer takes
+ * fewer messages in hand while it loses: a batch with a conflict lowers the
+ * window (the messages it takes in hand at most) by 4, down to one receive
+ * (10), a committed batch without raises it by 1, up to max_inflight. At
+ * its least window and still losing, it pauses its receives (the others
+ * take the queue) for 100 ms, doubling with each pause in a row up to 5 s,
+ * jittered to between half and all of that; a committed batch without a
+ * conflict ends the run. The processes sort themselves so that each hot
+ * entity is mostly one process's: one that is alone, or whose entities no
+ * other touches, never conflicts and keeps max_inflight. Messages in hand go
+ * on; only receiving slows.
+ *
  * Close (the drain): eddy_consumer_close stops the pollers, releases the
  * messages not started, waits for the batches in flight and the DLQ sends,
  * flushes the acknowledgements, closes its handles, then calls back and
@@ -158,6 +175,10 @@ void eddy_consumer_close(struct eddy_consumer *c, eddy_close_cb cb, void *ud);
 
 /* Messages in hand (received, not yet handed to the acker). */
 size_t eddy_consumer_inflight(const struct eddy_consumer *c);
+/* Messages it takes in hand at most now (max_inflight, less under
+ * contention), and whether its receives are paused (see Contention). */
+size_t eddy_consumer_window(const struct eddy_consumer *c);
+bool eddy_consumer_yielding(const struct eddy_consumer *c);
 /* Whether the queue is treated as FIFO (known after start). */
 bool eddy_consumer_fifo(const struct eddy_consumer *c);
 /* The visibility timeout in use (known after start). */

@@ -96,6 +96,9 @@ struct eddy_consumer {
     struct eddy_list free_msgs;  /* cmsg.link */
     struct eddy_list hb;         /* the messages in hand (cmsg.hb_link) */
     size_t inflight, reserved, sends;
+    size_t window;           /* messages taken in hand at most now (contention) */
+    unsigned yields;         /* pauses in a row, the window at its least and still losing */
+    uint64_t yield_until_ms; /* no receive before then */
     int visibility_s;
     int max_receives; /* the queue's redrive policy: maxReceiveCount, 0 without one */
     bool fifo;
@@ -146,6 +149,11 @@ bool consumer_settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_er
 bool consumer_hold(struct lane *l, size_t n);
 void consumer_store_failed(struct eddy_consumer *c, const char *why);
 void consumer_store_ok(struct eddy_consumer *c);
+
+/* consumer_poller.c */
+/* A batch came back with its OCC conflicts, committed or not: the window and
+ * the pauses of contention (consumer.h). */
+void consumer_contention(struct eddy_consumer *c, unsigned conflicts, bool committed);
 
 /* consumer_heartbeat.c */
 void consumer_hb_append(struct eddy_consumer *c, struct cmsg *msg);

@@ -122,6 +122,7 @@ static void batch_done(struct eddy_proc_batch *batch, eddy_err err, void *ud)
     if (c->fifo)
         eddy_map_remove(&c->busy, eddy_str_c(batch->entity_id));
     size_t n = batch->nevents;
+    consumer_contention(c, batch->conflicts, err == EDDY_OK);
     if (c->state == ST_RUNNING && eddy_breaker_store_down(err)) {
         consumer_store_failed(c, eddy_error_text(&batch->error));
         ok = consumer_hold(l, n);

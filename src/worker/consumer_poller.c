@@ -10,6 +10,13 @@
 #include "base/metrics.h"
 #include "worker/consumer_int.h"
 
+/* Contention (consumer.h): the window's steps, and the pauses' first and
+ * longest delay. */
+#define WINDOW_DOWN 4
+#define WINDOW_UP 1
+#define YIELD_BASE_MS 100
+#define YIELD_MAX_MS 5000
+
 static bool another_polls(const struct eddy_consumer *c, const struct poller *p);
 
 /* Whether type is among the machine's types (always, when it lists none). */
@@ -130,8 +137,14 @@ void consumer_poll_once(struct poller *p)
         p->idle = true;
         return;
     }
+    uint64_t now = uv_now(c->loop);
+    if (now < c->yield_until_ms) { /* losing to other processes: let them take the queue */
+        p->idle = false;
+        uv_timer_start(&p->timer, poll_timer_cb, c->yield_until_ms - now, 0);
+        return;
+    }
     size_t used = c->inflight + c->reserved;
-    size_t room = used >= (size_t)c->cfg.max_inflight ? 0 : (size_t)c->cfg.max_inflight - used;
+    size_t room = used >= c->window ? 0 : c->window - used;
     /* Poll only for a full batch: under load, asking for the one or two
      * slots just freed would cost a call per message or two. */
     size_t batch =
@@ -155,6 +168,47 @@ void consumer_poll_once(struct poller *p)
         p->call = NULL;
         poll_failed(p, &err, NULL);
     }
+}
+
+/* The least window: one full receive. */
+static size_t window_min(const struct eddy_consumer *c)
+{
+    size_t max = (size_t)c->cfg.max_inflight;
+    return max < EDDY_SQS_MAX_BATCH ? max : EDDY_SQS_MAX_BATCH;
+}
+
+void consumer_contention(struct eddy_consumer *c, unsigned conflicts, bool committed)
+{
+    size_t min = window_min(c), max = (size_t)c->cfg.max_inflight;
+    if (conflicts == 0) {
+        if (committed) {
+            c->yields = 0;
+            c->window = c->window + WINDOW_UP < max ? c->window + WINDOW_UP : max;
+        }
+        return;
+    }
+    if (c->window > min) {
+        c->window = c->window > min + WINDOW_DOWN ? c->window - WINDOW_DOWN : min;
+        return;
+    }
+    uint64_t now = uv_now(c->loop);
+    if (now < c->yield_until_ms)
+        return; /* one pause at a time */
+    uint64_t d = (uint64_t)YIELD_BASE_MS << (c->yields < 6 ? c->yields : 6);
+    d = d < YIELD_MAX_MS ? d : YIELD_MAX_MS;
+    c->yields++;
+    c->yield_until_ms = now + d / 2 + eddy_rng_below(&c->rng, d - d / 2 + 1);
+    eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_contention_pauses);
+}
+
+size_t eddy_consumer_window(const struct eddy_consumer *c)
+{
+    return c->window;
+}
+
+bool eddy_consumer_yielding(const struct eddy_consumer *c)
+{
+    return uv_now(c->loop) < c->yield_until_ms;
 }
 
 void consumer_wake_pollers(struct eddy_consumer *c)

@@ -457,6 +457,7 @@ static void test_conflict_reloads(void **state)
     struct eddy_processor_stats s;
     eddy_processor_stats(r.p, &s);
     assert_int_equal(s.conflicts, 1);
+    assert_int_equal(t.b.conflicts, 1); /* the batch tells the worker (contention) */
     assert_int_equal(r.expect_sent, 2); /* the commit canceled, then the one that went */
     assert_int_equal(r.expect, 0);
     prig_close(&r);
@@ -477,6 +478,7 @@ static void test_conflict_gives_up(void **state)
     assert_int_equal(t.err, EDDY_ECONFLICT);
     assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
     assert_non_null(strstr(t.b.error.detail, "EDDY_OCC_RETRIES"));
+    assert_int_equal(t.b.conflicts, 4);
     assert_int_equal(eddy_fake_count(r.rig.fake), 8);
     prig_close(&r);
 }
@@ -507,7 +509,8 @@ static void test_conflict_gives_up_keeps_returned_state(void **state)
     push_ok(&r, 1);
     submit_run(&r, &t2);
     assert_int_equal(t2.ev[0].result, EDDY_EV_APPLIED);
-    assert_int_equal(t2.ev[0].seq, 12); /* after the 11 the last cancellation returned */
+    assert_int_equal(t2.ev[0].seq, 12);  /* after the 11 the last cancellation returned */
+    assert_int_equal(t2.b.conflicts, 0); /* counted afresh for each batch */
     assert_int_equal(eddy_fake_count(r.rig.fake), 6); /* a load, 4 canceled, 1 commit */
     assert_string_equal(req_op(&r, 5), "TransactWriteItems");
     prig_close(&r);

@@ -360,6 +360,48 @@ static void run_until_receives(struct setup *s, size_t n)
         uv_run(&s->r.loop, UV_RUN_NOWAIT);
 }
 
+/* Complete a batch that lost n OCC races (and then committed). */
+static void complete_after_conflicts(struct eddy_proc_batch *b, unsigned n)
+{
+    b->conflicts = n;
+    complete(b, (enum eddy_event_result[]){EDDY_EV_APPLIED});
+}
+
+/*
+ * Contention: each batch that lost an OCC race lowers the window by 4, down
+ * to one receive (10); at 10, one more pauses the receives: the receive
+ * that was out returns, and the next waits for the pause to end, though a
+ * committed batch without a conflict raised the window by 1.
+ */
+static void test_contention_window_and_pauses(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup(&s, (struct opts){.max_inflight = 30});
+    receive(&s, "a1:A b1:B c1:C d1:D e1:E f1:F", 6);
+    run_until_receives(&s, 2); /* room for 24: a receive is out */
+    assert_int_equal(eddy_consumer_window(s.c), 30);
+    for (int i = 0; i < 5; i++)
+        complete_after_conflicts(s.fp.b[i], 1);
+    assert_int_equal(eddy_consumer_window(s.c), 10);
+    assert_false(eddy_consumer_yielding(s.c));
+    complete_after_conflicts(s.fp.b[5], 2);
+    assert_true(eddy_consumer_yielding(s.c));
+    assert_int_equal(eddy_consumer_window(s.c), 10);
+    assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_contention_pauses), 1);
+    receive(&s, "g1:G", 7);
+    complete_after_conflicts(s.fp.b[6], 0); /* room for a receive again */
+    assert_int_equal(eddy_consumer_window(s.c), 11);
+    for (int i = 0; i < 20; i++)
+        uv_run(&s.r.loop, UV_RUN_NOWAIT);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 2); /* none while it pauses */
+    run_until_sent(&s, "ReceiveMessage", 3);
+    assert_int_equal(rig_count(&s.r, "ReceiveMessage"), 3);
+    assert_false(eddy_consumer_yielding(s.c));
+    close_consumer(&s, 0);
+    teardown(&s);
+}
+
 /* An empty queue is watched by one long poll, not by every poller: the
  * others park after an empty receive and join again when messages come. */
 static void test_empty_queue_one_poll(void **state)
@@ -854,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_results_reach_sqs),
         cmocka_unit_test(test_batch_error_logged_with_reason),
         cmocka_unit_test(test_polls_for_full_batches),
+        cmocka_unit_test(test_contention_window_and_pauses),
         cmocka_unit_test(test_lane_reused_for_longer_id),
         cmocka_unit_test(test_empty_queue_one_poll),
         cmocka_unit_test(test_fifo_releases_rest_of_group),
