@@ -26,7 +26,21 @@
 
 void eddy_jw_init(struct eddy_jw *w, size_t max)
 {
+    eddy_jw_init_block(w, max, NULL);
+}
+
+void eddy_jw_init_block(struct eddy_jw *w, size_t max, char *block)
+{
     eddy_buf_init(&w->buf, max);
+    w->comma = false;
+    w->rc = EDDY_OK;
+    if (block != NULL && max >= EDDY_JW_BLOCK - 1) {
+        w->buf.ptr = block;
+        w->buf.cap = EDDY_JW_BLOCK;
+        block[0] = '\0';
+        return;
+    }
+    free(block);
     /* Bodies and records mostly fit in 1 KB: growing from a few bytes would
      * cost a realloc and a copy at every doubling. 1023 bytes and the NUL
      * make one 1 KiB block, which glibc's per-thread cache serves (1 KiB
@@ -35,22 +49,6 @@ void eddy_jw_init(struct eddy_jw *w, size_t max)
     size_t first = EDDY_JW_BLOCK - 1;
     w->rc = eddy_buf_reserve(&w->buf, w->buf.max < first ? w->buf.max : first);
     assert(w->rc == EDDY_OK); /* len is 0 and n is at most the cap */
-    w->comma = false;
-}
-
-void eddy_jw_init_block(struct eddy_jw *w, size_t max, char *block)
-{
-    if (block == NULL || max < EDDY_JW_BLOCK - 1) {
-        free(block);
-        eddy_jw_init(w, max);
-        return;
-    }
-    eddy_buf_init(&w->buf, max);
-    w->buf.ptr = block;
-    w->buf.cap = EDDY_JW_BLOCK;
-    block[0] = '\0';
-    w->rc = EDDY_OK;
-    w->comma = false;
 }
 
 void eddy_jw_cleanup(struct eddy_jw *w)
