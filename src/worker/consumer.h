@@ -69,7 +69,7 @@
  * window (the messages it takes in hand at most) by 4, down to one receive
  * (10), a committed batch without raises it by 1, up to max_inflight. At
  * its least window and still losing, it pauses its receives (the others
- * take the queue) for 100 ms, doubling with each pause in a row up to 5 s,
+ * take the queue) for 100 ms, doubling with each pause in a row up to 2 s,
  * jittered to between half and all of that; a committed batch without a
  * conflict ends the run. The processes sort themselves so that each hot
  * entity is mostly one process's: one that is alone, or whose entities no

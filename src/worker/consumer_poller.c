@@ -15,7 +15,7 @@
 #define WINDOW_DOWN 4
 #define WINDOW_UP 1
 #define YIELD_BASE_MS 100
-#define YIELD_MAX_MS 5000
+#define YIELD_MAX_MS 2000
 
 static bool another_polls(const struct eddy_consumer *c, const struct poller *p);
 
