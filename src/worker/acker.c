@@ -147,8 +147,8 @@ static struct ack_entry *oldest(const struct eddy_acker *a, int k)
 
 /* Whether the next visibility batch holds a release: a message another
  * consumer should have at once. Backoffs and heartbeats are not in a hurry
- * (a backoff lasts seconds; a heartbeat leaves an eighth of the timeout
- * early, and at least a second before the message would show again). */
+ * (a backoff lasts seconds; a heartbeat leaves more than half the timeout
+ * before the message would show again). */
 static bool release_pending(const struct eddy_acker *a)
 {
     size_t n = 0;
