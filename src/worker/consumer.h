@@ -65,9 +65,10 @@
  * its step runs again. A process whose cache holds the last state of an
  * entity wins its races; the others, whose cached state is stale, lose
  * theirs. Each batch therefore reports its conflicts, and the consumer takes
- * fewer messages in hand while it loses: a batch with a conflict lowers the
- * window (the messages it takes in hand at most) by 4, down to one receive
- * (10), a committed batch without raises it by 1, up to max_inflight. At
+ * fewer messages in hand while it loses: a batch with conflicts lowers the
+ * window (the messages it takes in hand at most) by 4 a race (8 at most),
+ * down to one receive (10), a committed batch without raises it by 1, up to
+ * max_inflight. At
  * its least window and still losing, it pauses its receives (the others
  * take the queue) for 100 ms, doubling with each pause in a row up to 2 s,
  * jittered to between half and all of that; a committed batch without a

@@ -10,9 +10,11 @@
 #include "base/metrics.h"
 #include "worker/consumer_int.h"
 
-/* Contention (consumer.h): the window's steps, and the pauses' first and
- * longest delay. */
+/* Contention (consumer.h): the window's steps (down per race lost, for at
+ * most WINDOW_DOWN_MAX races a batch), and the pauses' first and longest
+ * delay. */
 #define WINDOW_DOWN 4
+#define WINDOW_DOWN_MAX 8
 #define WINDOW_UP 1
 #define YIELD_BASE_MS 100
 #define YIELD_MAX_MS 2000
@@ -187,8 +189,9 @@ void consumer_contention(struct eddy_consumer *c, unsigned conflicts, bool commi
         }
         return;
     }
-    if (c->window > min) {
-        c->window = c->window > min + WINDOW_DOWN ? c->window - WINDOW_DOWN : min;
+    if (c->window > min) { /* a batch that lost several races says more */
+        size_t down = WINDOW_DOWN * (conflicts < WINDOW_DOWN_MAX ? conflicts : WINDOW_DOWN_MAX);
+        c->window = c->window > min + down ? c->window - down : min;
         return;
     }
     uint64_t now = uv_now(c->loop);

@@ -368,10 +368,11 @@ static void complete_after_conflicts(struct eddy_proc_batch *b, unsigned n)
 }
 
 /*
- * Contention: each batch that lost an OCC race lowers the window by 4, down
- * to one receive (10); at 10, one more pauses the receives: the receive
- * that was out returns, and the next waits for the pause to end, though a
- * committed batch without a conflict raised the window by 1.
+ * Contention: a batch that lost OCC races lowers the window by 4 for each,
+ * down to one receive (10); at 10, one more pauses the receives (one pause
+ * at a time): the receive that was out returns, and the next waits for the
+ * pause to end, though a committed batch without a conflict raised the
+ * window by 1.
  */
 static void test_contention_window_and_pauses(void **state)
 {
@@ -381,12 +382,15 @@ static void test_contention_window_and_pauses(void **state)
     receive(&s, "a1:A b1:B c1:C d1:D e1:E f1:F", 6);
     run_until_receives(&s, 2); /* room for 24: a receive is out */
     assert_int_equal(eddy_consumer_window(s.c), 30);
-    for (int i = 0; i < 5; i++)
+    complete_after_conflicts(s.fp.b[0], 2);
+    assert_int_equal(eddy_consumer_window(s.c), 22);
+    for (int i = 1; i < 4; i++)
         complete_after_conflicts(s.fp.b[i], 1);
     assert_int_equal(eddy_consumer_window(s.c), 10);
     assert_false(eddy_consumer_yielding(s.c));
-    complete_after_conflicts(s.fp.b[5], 2);
+    complete_after_conflicts(s.fp.b[4], 1);
     assert_true(eddy_consumer_yielding(s.c));
+    complete_after_conflicts(s.fp.b[5], 3); /* during the pause: no other */
     assert_int_equal(eddy_consumer_window(s.c), 10);
     assert_int_equal(eddy_metrics_total(s.m, EDDY_METRIC_contention_pauses), 1);
     receive(&s, "g1:G", 7);
