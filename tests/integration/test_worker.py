@@ -2,8 +2,8 @@
 
 PutEvents -> rule -> queue -> eddy -> DynamoDB; duplicates; rejections;
 poison to the DLQ; a FIFO queue's per-group order; the health file; drain;
-publishing on commit with the trace header; state history. Every worker
-runs with its relay on.
+publishing on commit with the trace header; state history; three workers
+racing for two entities. Every worker runs with its relay on.
 """
 
 import json
@@ -288,6 +288,32 @@ def test_state_history():
     assert by_sk["STATE/2"]["games"]["N"] == "1" and by_sk["STATE/1"]["isCoinInSlot"]["BOOL"]
 
 
+def test_three_workers_race_for_hot_entities():
+    """Three workers on a queue of two entities' events race for every step:
+    each event is recorded once (the stored state is the replay of one record
+    an event), the queue empties, and the workers that lost races paused
+    their receives (contention, README "Several tasks on one queue")."""
+    table, q, _ = setup()
+    entities = ["hot-1", "hot-2"]
+    bodies = wk.game_bodies(entities, 40)
+    wk.send_all(ENV, q["url"], bodies)
+    # at the least window from the start (one receive): a lost race pauses
+    workers = [Worker(ENV, table, q["url"], EDDY_MAX_INFLIGHT=10) for _ in range(3)]
+    try:
+        wk.wait_drained(ENV, q["url"], timeout_s=120)
+        recorded = sum(len(wk.check_entity(ENV, table, e)[1]) for e in entities)
+        assert recorded == len(bodies), (recorded, len(bodies))
+    finally:
+        for w in workers:
+            wk.stop_ok(w)
+    ms = [w.metrics() for w in workers]
+    conflicts = sum(m.get("conflicts", 0) for m in ms)
+    pauses = sum(m.get("contention_pauses", 0) for m in ms)
+    assert conflicts > 0, f"the workers did not race: {ms}"
+    assert pauses > 0, (conflicts, pauses)
+    assert sum(m.get("received", 0) for m in ms) >= len(bodies), ms
+
+
 WorkerTest = awsenv.test_case("WorkerTest", [
     test_eventbridge_to_dynamodb,
     test_duplicates_applied_once,
@@ -298,6 +324,7 @@ WorkerTest = awsenv.test_case("WorkerTest", [
     test_sigterm_under_load_exits_in_time,
     test_relay_publishes_with_trace_header,
     test_state_history,
+    test_three_workers_race_for_hot_entities,
 ])
 
 
