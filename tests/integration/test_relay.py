@@ -160,11 +160,19 @@ def test_fault_proxy_failed_entries_only_resent():
         bodies = w.receive(len(want))
         ids = check_order(bodies)
         assert ids == want and len(bodies) == len(want), (len(ids), len(bodies), len(want))
-        tries = {}
-        for call in proxy.journal():
-            for e in call.get("entries", []):
-                m = json.loads(e["detail"])["eddy"]
-                tries.setdefault(m["id"], []).append(e["failed"])
+        def sent_by_id():
+            tries = {}
+            for call in proxy.journal():
+                for e in call.get("entries", []):
+                    m = json.loads(e["detail"])["eddy"]
+                    tries.setdefault(m["id"], []).append(e["failed"])
+            return tries
+
+        # The proxy writes a call into its journal after the local AWS answered
+        # it, and that delivers to the queue first: an event can be received
+        # before its call is in the journal.
+        wait_for(lambda: set(want) <= set(sent_by_id()), 10, 0.1, "every entry in the journal")
+        tries = sent_by_id()
         chosen = {i for i in want if i.split("/")[1] in {f"f{k}" for k in range(5)}
                   and int(i.split("/")[2]) in (2, 4)}
         assert len(chosen) == 10
