@@ -776,8 +776,6 @@ static void test_heartbeat_only_while_in_hand(void **state)
     teardown(&s);
 }
 
-/* A consumer closed before it started calls back from the loop, having sent
- * nothing, and is freed after its callback. */
 /*
  * A long poll out at close is not canceled (SQS would still hand it the
  * next messages, hidden for their visibility timeout): it returns, and what
@@ -819,6 +817,8 @@ static void test_drain_cancels_a_late_poll(void **state)
     teardown(&s);
 }
 
+/* A consumer closed before it started calls back from the loop, having sent
+ * nothing, and is freed after its callback. */
 static void test_close_before_start(void **state)
 {
     (void)state;
