@@ -30,7 +30,7 @@ static void dead_done(struct eddy_relay *r, struct entry *e)
     eddy_log(EDDY_LOG_ERROR, &f,
              "relay: outbox entry %s moved to #outbox-dead/%" PRIu32 " after %u refusals: %s; "
              "its entity's later entries go on",
-             e->o.sk, e->shard, e->refusals, e->error);
+             e->o.sk, e->shard, e->refusals, e->error ? e->error : "");
     relay_entry_remove(r, e);
 }
 
@@ -80,7 +80,8 @@ static cJSON *dead_item(struct eddy_relay *r, const struct entry *e)
     cJSON_AddItemToObject(dead, "_pk", cJSON_CreateObject());
     cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "_pk"), "S", pk);
     cJSON_AddItemToObject(dead, "error", cJSON_CreateObject());
-    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "error"), "S", e->error);
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "error"), "S",
+                            e->error ? e->error : "");
     snprintf(n, sizeof n, "%u", e->refusals);
     cJSON_AddItemToObject(dead, "attempts", cJSON_CreateObject());
     cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(dead, "attempts"), "N", n);

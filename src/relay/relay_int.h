@@ -68,7 +68,7 @@ struct entry {
     struct eddy_eb_entry eb;
     size_t size;
     char *source;           /* "eddy.<namespace>" when built here */
-    char error[512];        /* the last refusal, for the dead row */
+    char *error;            /* the last refusal, for the dead row; NULL: none */
     struct eddy_list dlink; /* in the delete queue */
     uint64_t del_at;        /* loop ms it was queued for its delete */
 };
@@ -205,6 +205,8 @@ struct entry *relay_entry_new(struct eddy_relay *r, cJSON *item);
 struct entry *relay_entry_committed(struct eddy_relay *r, struct eddy_record_text *row);
 /* The one place an entry's state changes: checked and traced (base/state.h). */
 void relay_entry_set_state(struct entry *e, enum entry_state to);
+/* Set e's error (the last refusal, what its dead row will say). */
+__attribute__((format(printf, 2, 3))) void relay_entry_error(struct entry *e, const char *fmt, ...);
 bool relay_hold(struct eddy_relay *r, struct entry *e);
 void relay_on_retry_timer(uv_timer_t *t);
 

@@ -5,6 +5,7 @@
  * outbox row, committed or swept.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,23 @@ static void entry_free(struct entry *e)
         free((void *)e->eb.resources);
     free(e->fields);
     free(e->text);
+    free(e->error);
     cJSON_Delete(e->item);
     free(e);
+}
+
+/* The last refusal, as the dead row will say it (ERROR_MAX bytes at most):
+ * most entries are never refused, so it is made only then. */
+#define ERROR_MAX 512
+void relay_entry_error(struct entry *e, const char *fmt, ...)
+{
+    char text[ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    free(e->error);
+    e->error = eddy_strdup(text);
 }
 
 void relay_lane_free(void *v)
@@ -265,9 +281,9 @@ static struct entry *entry_finish(struct eddy_relay *r, struct entry *e, int64_t
     e->size = r->bus->entry_size ? r->bus->entry_size(&e->eb, &e->o) : eddy_eb_entry_size(&e->eb);
     if (e->size > r->bus->max_bytes) { /* the commit path refuses these; older rows */
         relay_entry_set_state(e, E_DEAD);
-        snprintf(e->error, sizeof e->error,
-                 "EntryTooLarge: the entry is %zu bytes, over the %zu byte PutEvents limit",
-                 e->size, r->bus->max_bytes);
+        relay_entry_error(
+            e, "EntryTooLarge: the entry is %zu bytes, over the %zu byte PutEvents limit", e->size,
+            r->bus->max_bytes);
     }
     return e;
 }

@@ -154,7 +154,7 @@ static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code
     bool dead = false;
     if (code) {
         e->refusals++;
-        snprintf(e->error, sizeof e->error, "%s: %s", code, msg ? msg : "");
+        relay_entry_error(e, "%s: %s", code, msg ? msg : "");
         dead = r->bus->refused_for_good(code) || e->refusals >= r->cfg.attempts;
     }
     relay_entry_set_state(e, dead ? E_DEAD : E_WAIT);
