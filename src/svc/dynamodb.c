@@ -85,6 +85,20 @@ static void jw_expr(struct eddy_jw *w, const struct eddy_ddb_expr *e)
         EDDY_JW_KSTR(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 }
 
+/* The batch calls' one table and their number of keys or requests. */
+static eddy_err batch_check(const char *call, const char *table, size_t n, size_t max,
+                            const char *what, struct eddy_error *err)
+{
+    if (table == NULL || n == 0)
+        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB %s: a table and %s required", call, what);
+    if (n > max)
+        return eddy_error_set(err, EDDY_ELIMIT, "DynamoDB %s takes at most %zu %s (got %zu)", call,
+                              max, what, n);
+    if (strlen(table) >= sizeof((struct op *)0)->table)
+        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB %s: table name too long", call);
+    return EDDY_OK;
+}
+
 /* {"RequestItems":{"<table>": and then brace: the batch calls' one table. */
 static void open_table(struct eddy_jw *w, const char *table, char brace)
 {
@@ -235,16 +249,11 @@ eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table, const cJSON *
                             size_t n, bool consistent, eddy_ddb_batch_get_cb cb, void *ud,
                             struct eddy_aws_call **handle, struct eddy_error *err)
 {
-    if (d == NULL || table == NULL || keys == NULL || cb == NULL || n == 0)
-        return eddy_error_set(err, EDDY_EINVAL,
-                              "DynamoDB BatchGetItem: table, keys and cb "
-                              "required");
-    if (n > EDDY_DDB_MAX_BATCH_GET)
-        return eddy_error_set(err, EDDY_ELIMIT,
-                              "DynamoDB BatchGetItem takes at most %d keys (got %zu)",
-                              EDDY_DDB_MAX_BATCH_GET, n);
-    if (strlen(table) >= sizeof((struct op *)0)->table)
-        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB BatchGetItem: table name too long");
+    if (d == NULL || keys == NULL || cb == NULL)
+        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB BatchGetItem: keys and cb required");
+    eddy_err rc = batch_check("BatchGetItem", table, n, EDDY_DDB_MAX_BATCH_GET, "keys", err);
+    if (rc != EDDY_OK)
+        return rc;
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     open_table(&w, table, '{');
@@ -526,16 +535,13 @@ eddy_err eddy_ddb_batch_write(struct eddy_ddb *d, const char *table,
                               eddy_ddb_batch_write_cb cb, void *ud, struct eddy_aws_call **handle,
                               struct eddy_error *err)
 {
-    if (d == NULL || table == NULL || reqs == NULL || n == 0 || cb == NULL)
+    if (d == NULL || reqs == NULL || cb == NULL)
         return eddy_error_set(err, EDDY_EINVAL,
-                              "DynamoDB BatchWriteItem: table, requests and cb "
-                              "required");
-    if (n > EDDY_DDB_MAX_BATCH_WRITE)
-        return eddy_error_set(err, EDDY_ELIMIT,
-                              "DynamoDB BatchWriteItem takes at most %d requests (got %zu)",
-                              EDDY_DDB_MAX_BATCH_WRITE, n);
-    if (strlen(table) >= sizeof((struct op *)0)->table)
-        return eddy_error_set(err, EDDY_EINVAL, "DynamoDB BatchWriteItem: table name too long");
+                              "DynamoDB BatchWriteItem: requests and cb required");
+    eddy_err rc =
+        batch_check("BatchWriteItem", table, n, EDDY_DDB_MAX_BATCH_WRITE, "requests", err);
+    if (rc != EDDY_OK)
+        return rc;
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     open_table(&w, table, '[');
