@@ -67,6 +67,7 @@ import argparse
 import http.client
 import http.server
 import json
+import math
 import os
 import signal
 import socket
@@ -596,22 +597,44 @@ def collect_latency(aws, out, downstream_url, entities, sent_at, result):
     }
 
 
+def distribution_percentile(bins, q):
+    """The q-th percentile of merged EMF distributions ({value: count}): the
+    first value whose running count reaches ceil(q * total), as CloudWatch
+    reads a percentile statistic over a fleet's tasks."""
+    total = sum(bins.values())
+    rank, seen = max(1, math.ceil(q * total)), 0
+    for value in sorted(bins):
+        seen += bins[value]
+        if seen >= rank:
+            return value
+    return None
+
+
 def worker_metrics(fleet, result, phase):
     """Counters summed over the fleet; each worker's percentiles over its life
-    (one EMF line at exit: the interval is an hour)."""
-    totals, per_worker = {}, []
+    (one EMF line at exit: the interval is an hour); and the fleet's, from
+    the latency distributions of every worker's lines merged."""
+    totals, per_worker, merged = {}, [], {}
     for w in fleet.workers:
         lines = w.emf_lines()
         for line in lines:
             for d in line["_aws"]["CloudWatchMetrics"]:
                 for m in d["Metrics"]:
-                    name = m["Name"]
-                    if not name.endswith(("_p50", "_p99")) and name in line:
-                        totals[name] = totals.get(name, 0) + line[name]
+                    name, value = m["Name"], line.get(m["Name"])
+                    if isinstance(value, dict):  # a distribution: Values and Counts
+                        bins = merged.setdefault(name, {})
+                        for v, c in zip(value["Values"], value["Counts"]):
+                            bins[v] = bins.get(v, 0) + c
+                    elif not name.endswith(("_p50", "_p99")) and value is not None:
+                        totals[name] = totals.get(name, 0) + value
         last = lines[-1] if lines else {}
         per_worker.append({k: v for k, v in last.items() if k.endswith(("_p50", "_p99"))})
+    fleet_pct = {f"{name}_{p}": distribution_percentile(bins, q)
+                 for name, bins in sorted(merged.items())
+                 for p, q in (("p50", 0.50), ("p99", 0.99))}
     result.setdefault("worker_metrics", {})[phase] = {
-        "totals": totals, "percentiles_ms_per_worker": per_worker}
+        "totals": totals, "percentiles_ms_per_worker": per_worker,
+        "percentiles_ms_fleet": fleet_pct}
 
 
 def run(opts, run_dir, result, tls, eddy=None):
@@ -985,6 +1008,9 @@ def main(argv=None):
         demo.say(f"   {phase}: workers' own metrics: {json.dumps(wm['totals'])}")
         for i, pw in enumerate(wm["percentiles_ms_per_worker"]):
             demo.say(f"   {phase}: worker {i} percentiles (its whole life, ms): {json.dumps(pw)}")
+        if len(wm["percentiles_ms_per_worker"]) > 1:
+            demo.say(f"   {phase}: the fleet's percentiles (every worker's distributions merged, "
+                     f"ms): {json.dumps(wm['percentiles_ms_fleet'])}")
     demo.say(f"   written to {opts.out}")
     return 0
 

@@ -582,7 +582,9 @@ def show_metrics(worker, counts, problems):
         problems.append(f"the worker wrote no metric line ({worker.metrics_path})")
         return
     names = [m["Name"] for d in lines[-1]["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
-    totals = {n: sum(line.get(n, 0) for line in lines) for n in names if not n.endswith(("_p50", "_p99"))}
+    # counters only: not the percentiles, nor the latency distributions (objects)
+    totals = {n: sum(line.get(n, 0) for line in lines) for n in names
+              if not n.endswith(("_p50", "_p99")) and not isinstance(lines[-1].get(n), dict)}
     say("   totals over " + f"{len(lines)} EMF lines: " +
         ", ".join(f"{k} {v:g}" for k, v in totals.items()))
     with_latency = [ln for ln in lines if any(k.endswith("_p50") for k in ln)]

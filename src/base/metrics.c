@@ -132,6 +132,44 @@ double eddy_hist_quantile(const struct eddy_hist *h, double q)
     return (double)h->max_us;
 }
 
+/* The bins when 2^merge neighbouring buckets make one; counts them only
+ * (values NULL) or writes them. */
+static size_t hist_bins_merged(const struct eddy_hist *h, unsigned merge, double *values_us,
+                               uint64_t *counts)
+{
+    size_t n = 0, first = 0;
+    uint64_t in_bin = 0;
+    for (size_t i = 0; i <= EDDY_HIST_BUCKETS; i++) {
+        if (i == EDDY_HIST_BUCKETS || (i >> merge) != (first >> merge)) {
+            if (in_bin && values_us) {
+                uint64_t low, width, last_low, last_width;
+                bucket_range(first, &low, &width);
+                bucket_range(i - 1, &last_low, &last_width);
+                double mid = ((double)low + (double)(last_low + last_width - 1)) / 2.0;
+                values_us[n] = mid > (double)h->max_us ? (double)h->max_us : mid;
+                counts[n] = in_bin;
+            }
+            n += in_bin != 0;
+            first = i;
+            in_bin = 0;
+        }
+        if (i < EDDY_HIST_BUCKETS)
+            in_bin += h->buckets[i];
+    }
+    return n;
+}
+
+size_t eddy_hist_bins(const struct eddy_hist *h, size_t max, double *values_us, uint64_t *counts)
+{
+    if (h->count == 0)
+        return 0;
+    /* 32 to a bin: one per power of two, at most 36 */
+    unsigned merge = 0;
+    while (merge < SUB && hist_bins_merged(h, merge, NULL, NULL) > max)
+        merge++;
+    return hist_bins_merged(h, merge, values_us, counts);
+}
+
 struct eddy_metrics *eddy_metrics_new(enum eddy_metrics_mode mode)
 {
     struct eddy_metrics *m = eddy_calloc(1, sizeof *m);
@@ -215,13 +253,39 @@ static void append_directive(const struct eddy_metrics *m, struct eddy_buf *b, i
     for (size_t l = 0; l < EDDY_METRIC_LATENCIES; l++) {
         if (m->interval_hist[l].count == 0)
             continue;
-        for (int p = 0; p < 2; p++)
-            eddy_buf_putf(b, ",{\"Name\":\"%s_p%s\",\"Unit\":\"Milliseconds\"}", latency_names[l],
-                          p ? "99" : "50");
+        for (int p = 0; p < 3; p++)
+            eddy_buf_putf(b, ",{\"Name\":\"%s%s\",\"Unit\":\"Milliseconds\"}", latency_names[l],
+                          p == 0   ? ""
+                          : p == 1 ? "_p50"
+                                   : "_p99");
     }
     eddy_buf_puts(b, "]}]},\"Service\":\"");
     append_json_escaped(b, m->service);
     eddy_buf_putc(b, '"');
+}
+
+/* "name":{"Values":[...],"Counts":[...],"Min":..,"Max":..,"Count":..,"Sum":..},
+ * in milliseconds to the microsecond; Min, Max and Sum from those values,
+ * so that they agree. */
+static void append_distribution(struct eddy_buf *b, const char *name, const struct eddy_hist *h)
+{
+    double values[EDDY_HIST_EMF_BINS];
+    uint64_t counts[EDDY_HIST_EMF_BINS], us[EDDY_HIST_EMF_BINS];
+    size_t n = eddy_hist_bins(h, EDDY_HIST_EMF_BINS, values, counts);
+    uint64_t sum = 0, count = 0;
+    eddy_buf_putf(b, ",\"%s\":{\"Values\":[", name);
+    for (size_t k = 0; k < n; k++) {
+        us[k] = (uint64_t)(values[k] + 0.5);
+        eddy_buf_putf(b, "%s%.3f", k ? "," : "", (double)us[k] / 1000.0);
+        sum += us[k] * counts[k];
+        count += counts[k];
+    }
+    eddy_buf_puts(b, "],\"Counts\":[");
+    for (size_t k = 0; k < n; k++)
+        eddy_buf_putf(b, "%s%llu", k ? "," : "", (unsigned long long)counts[k]);
+    eddy_buf_putf(b, "],\"Min\":%.3f,\"Max\":%.3f,\"Count\":%llu,\"Sum\":%.3f}",
+                  (double)us[0] / 1000.0, (double)us[n - 1] / 1000.0, (unsigned long long)count,
+                  (double)sum / 1000.0);
 }
 
 static void append_values(const struct eddy_metrics *m, struct eddy_buf *b)
@@ -235,6 +299,7 @@ static void append_values(const struct eddy_metrics *m, struct eddy_buf *b)
         eddy_buf_putf(b, ",\"%s_p50\":%.3f,\"%s_p99\":%.3f", latency_names[l],
                       eddy_hist_quantile(h, 0.50) / 1000.0, latency_names[l],
                       eddy_hist_quantile(h, 0.99) / 1000.0);
+        append_distribution(b, latency_names[l], h);
     }
     eddy_buf_puts(b, "}\n");
 }

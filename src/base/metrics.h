@@ -12,11 +12,16 @@
  * eddy_metrics_emit writes one JSON line that CloudWatch Logs turns into
  * metrics (namespace as given, one dimension "Service", "eddy" unless
  * eddy_metrics_set_service says otherwise): every
- * counter as the delta since the previous emit, and p50/p99 of each latency
- * seen in the interval, in milliseconds (a latency with no samples in the
- * interval is left out of the line). Then the interval starts over; totals
- * since init stay, for tests and the bench. In EDDY_METRICS_OFF mode
- * nothing is written, but counting and totals work the same.
+ * counter as the delta since the previous emit, and each latency seen in
+ * the interval, in milliseconds, twice: as the task's own p50 and p99
+ * (<name>_p50, <name>_p99), and as <name>, its distribution (EMF's
+ * histogram value: Values and Counts, at most EDDY_HIST_EMF_BINS bins, with
+ * Min, Max, Count and Sum), which CloudWatch merges across the tasks of a
+ * fleet, so that a percentile statistic of <name> is the fleet's. A latency
+ * with no samples in the interval is left out of the line. Then the interval
+ * starts over; totals since init stay, for tests and the bench. In
+ * EDDY_METRICS_OFF mode nothing is written, but counting and totals work
+ * the same.
  *
  * The struct is about 60 KB; allocate it with eddy_metrics_new.
  */
@@ -102,6 +107,15 @@ void eddy_hist_merge(struct eddy_hist *dst, const struct eddy_hist *src);
  * never above the largest sample. 0 when empty.
  */
 double eddy_hist_quantile(const struct eddy_hist *h, double q);
+/* CloudWatch drops a histogram value of more bins. */
+#define EDDY_HIST_EMF_BINS 100
+/*
+ * The histogram in at most max (>= 40) bins, for EMF: the non-empty buckets,
+ * neighbours merged (2, 4, ... 32 to a bin) until they fit, each bin's value
+ * its midpoint in microseconds (never above the largest sample) and its
+ * count. Returns the bins written, in ascending order; 0 when empty.
+ */
+size_t eddy_hist_bins(const struct eddy_hist *h, size_t max, double *values_us, uint64_t *counts);
 
 struct eddy_metrics;
 

@@ -92,6 +92,91 @@ static void test_hist_precision(void **state)
     free(h);
 }
 
+/* A quantile read from bins, as from a fleet's merged distribution: the
+ * first bin whose running count reaches ceil(q * total). */
+static double bins_quantile(const double *values, const uint64_t *counts, size_t n, double q)
+{
+    uint64_t total = 0, seen = 0;
+    for (size_t k = 0; k < n; k++)
+        total += counts[k];
+    uint64_t rank = (uint64_t)(q * (double)total + 0.999999);
+    for (size_t k = 0; k < n; k++) {
+        seen += counts[k];
+        if (seen >= rank)
+            return values[k];
+    }
+    return values[n - 1];
+}
+
+/* Record n log-uniform samples from 2^lo to 2^hi us; sorted into v. */
+static void record_spread(struct eddy_hist *h, uint64_t *v, size_t n, unsigned lo, unsigned hi)
+{
+    struct eddy_rng rng;
+    eddy_rng_seed(&rng, 7);
+    eddy_hist_reset(h);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (uint64_t)1 << (lo + eddy_rng_below(&rng, hi - lo));
+        v[i] += eddy_rng_below(&rng, v[i]);
+        eddy_hist_record(h, v[i]);
+    }
+    qsort(v, n, sizeof *v, cmp_u64);
+}
+
+/* The bins fit the limit, ascend, keep every sample, and say the quantiles
+ * within half a bin: 32 buckets to a power of two (2%), 4, 8 or 32 of them
+ * merged (7%, 13%, 50%). */
+static void check_bins(const struct eddy_hist *h, const uint64_t *v, size_t n, size_t max,
+                       double tolerance)
+{
+    double values[EDDY_HIST_EMF_BINS];
+    uint64_t counts[EDDY_HIST_EMF_BINS], total = 0;
+    size_t bins = eddy_hist_bins(h, max, values, counts);
+    assert_true(bins > 0 && bins <= max);
+    for (size_t k = 0; k < bins; k++) {
+        assert_true(k == 0 || values[k] > values[k - 1]);
+        assert_true(counts[k] > 0);
+        total += counts[k];
+    }
+    assert_int_equal(total, n);
+    assert_true(values[bins - 1] <= (double)h->max_us);
+    const double qs[] = {0.01, 0.5, 0.9, 0.99};
+    for (size_t k = 0; k < EDDY_ARRAY_SIZE(qs); k++) {
+        double exact = (double)v[(size_t)(qs[k] * (double)n + 0.999999) - 1];
+        double got = bins_quantile(values, counts, bins, qs[k]);
+        assert_true(got >= exact * (1 - tolerance) && got <= exact * (1 + tolerance));
+    }
+}
+
+static void test_hist_bins(void **state)
+{
+    (void)state;
+    struct eddy_hist *h = eddy_calloc(1, sizeof *h);
+    enum { N = 20000 };
+    uint64_t *v = eddy_malloc(N * sizeof *v);
+    double values[EDDY_HIST_EMF_BINS];
+    uint64_t counts[EDDY_HIST_EMF_BINS];
+    assert_int_equal(eddy_hist_bins(h, EDDY_HIST_EMF_BINS, values, counts), 0);
+    /* 100 samples, 1..100 ms: as many buckets at most, none merged */
+    for (uint64_t i = 1; i <= 100; i++)
+        v[i - 1] = 1000 * i;
+    for (size_t i = 0; i < 100; i++)
+        eddy_hist_record(h, v[i]);
+    check_bins(h, v, 100, EDDY_HIST_EMF_BINS, 0.02);
+    /* 1 to 256 ms: 8 powers of two, 256 buckets, merged by 4 into 64 */
+    record_spread(h, v, N, 10, 18);
+    assert_int_equal(eddy_hist_bins(h, EDDY_HIST_EMF_BINS, values, counts), 64);
+    check_bins(h, v, N, EDDY_HIST_EMF_BINS, 0.07);
+    /* 32 us to 17 minutes: 25 powers of two, merged by 8 into 100 (about
+     * 13%), or by 32 into 25 for a limit of 40 */
+    record_spread(h, v, N, 5, 30);
+    assert_int_equal(eddy_hist_bins(h, EDDY_HIST_EMF_BINS, values, counts), 100);
+    check_bins(h, v, N, EDDY_HIST_EMF_BINS, 0.13);
+    assert_int_equal(eddy_hist_bins(h, 40, values, counts), 25);
+    check_bins(h, v, N, 40, 0.5);
+    free(v);
+    free(h);
+}
+
 static void test_hist_merge(void **state)
 {
     (void)state;
@@ -124,14 +209,18 @@ static void check_directive_service(const cJSON *j, int64_t ts, const char *ns, 
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "Service")->valuestring, service);
     /* Every listed metric has a value member of the right kind, and vice versa. */
     const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(d, "Metrics");
-    int expect = EDDY_METRIC_COUNTERS + (with_latency ? 2 : 0);
+    int expect = EDDY_METRIC_COUNTERS + (with_latency ? 3 : 0);
     assert_int_equal(cJSON_GetArraySize(metrics), expect);
     const cJSON *md;
     cJSON_ArrayForEach(md, metrics)
     {
         const char *name = cJSON_GetObjectItemCaseSensitive(md, "Name")->valuestring;
         const char *unit = cJSON_GetObjectItemCaseSensitive(md, "Unit")->valuestring;
-        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, name)));
+        const cJSON *value = cJSON_GetObjectItemCaseSensitive(j, name);
+        /* a latency's distribution is an object (check_distribution) */
+        size_t len = strlen(name);
+        bool distribution = len > 7 && strcmp(name + len - 7, "latency") == 0;
+        assert_true(distribution ? cJSON_IsObject(value) : cJSON_IsNumber(value));
         assert_string_equal(unit, strstr(name, "latency") ? "Milliseconds" : "Count");
     }
     assert_int_equal(cJSON_GetArraySize(j), 2 + expect); /* _aws, Service, values */
@@ -140,6 +229,32 @@ static void check_directive_service(const cJSON *j, int64_t ts, const char *ns, 
 static void check_directive(const cJSON *j, int64_t ts, const char *ns, bool with_latency)
 {
     check_directive_service(j, ts, ns, "eddy", with_latency);
+}
+
+/* EMF's histogram value: Values and Counts of one length, Count their sum,
+ * Min and Max the ends, Sum what the bins add up to (values in ms). */
+static void check_distribution(const cJSON *j, const char *name, uint64_t count, double sum)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, name);
+    const cJSON *values = cJSON_GetObjectItemCaseSensitive(d, "Values");
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(d, "Counts");
+    int n = cJSON_GetArraySize(values);
+    assert_true(n > 0 && n <= EDDY_HIST_EMF_BINS);
+    assert_int_equal(cJSON_GetArraySize(counts), n);
+    double total = 0, got_sum = 0;
+    for (int k = 0; k < n; k++) {
+        double v = cJSON_GetArrayItem(values, k)->valuedouble;
+        double c = cJSON_GetArrayItem(counts, k)->valuedouble;
+        assert_true(k == 0 || v > cJSON_GetArrayItem(values, k - 1)->valuedouble);
+        total += c;
+        got_sum += v * c;
+    }
+    assert_true(total == (double)count && num(d, "Count") == (double)count);
+    assert_true(num(d, "Min") == cJSON_GetArrayItem(values, 0)->valuedouble);
+    assert_true(num(d, "Max") == cJSON_GetArrayItem(values, n - 1)->valuedouble);
+    assert_true(num(d, "Sum") >= got_sum - 0.01 && num(d, "Sum") <= got_sum + 0.01);
+    assert_true(got_sum >= sum * 0.98 && got_sum <= sum * 1.02);
+    assert_int_equal(cJSON_GetArraySize(d), 6);
 }
 
 static void test_emf_line_and_deltas(void **state)
@@ -161,7 +276,9 @@ static void test_emf_line_and_deltas(void **state)
     double p50 = num(j, "processing_latency_p50"), p99 = num(j, "processing_latency_p99");
     assert_true(p50 >= 50 * 0.98 && p50 <= 50 * 1.02);
     assert_true(p99 >= 99 * 0.98 && p99 <= 99 * 1.02);
+    check_distribution(j, "processing_latency", 100, 5050);
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "outbox_lag_p50"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "outbox_lag"));
     cJSON_Delete(j);
 
     /* The next line holds only what happened since. */
@@ -171,6 +288,7 @@ static void test_emf_line_and_deltas(void **state)
     assert_true(num(j, "received") == 3);
     assert_true(num(j, "processed") == 0);
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "processing_latency_p50"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "processing_latency"));
     cJSON_Delete(j);
 
     /* Totals keep counting across emits. */
@@ -230,9 +348,10 @@ static void test_names_and_mode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hist_precision),      cmocka_unit_test(test_hist_merge),
-        cmocka_unit_test(test_emf_line_and_deltas), cmocka_unit_test(test_off_writes_nothing),
-        cmocka_unit_test(test_service_dimension),   cmocka_unit_test(test_names_and_mode),
+        cmocka_unit_test(test_hist_precision),     cmocka_unit_test(test_hist_bins),
+        cmocka_unit_test(test_hist_merge),         cmocka_unit_test(test_emf_line_and_deltas),
+        cmocka_unit_test(test_off_writes_nothing), cmocka_unit_test(test_service_dimension),
+        cmocka_unit_test(test_names_and_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
