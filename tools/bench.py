@@ -40,7 +40,9 @@ PullHandle: latency = SentTimestamp of the first downstream message of the
 transaction that recorded it (matched by the inbound record's _eid and the
 published event's eddy.seq) - the time the bench called PutEvents. Phase 2 runs
 on fresh workers, so their own EMF percentiles (processing, commit to publish,
-written at exit) cover phase 2 alone; they are reported per worker. With
+written at exit) cover phase 2 alone; they are reported per worker and, with
+several workers, for the fleet: their latency distributions (EMF histograms)
+merged, as CloudWatch merges a service's tasks. With
 --no-downstream phase 2 has no downstream rule either: no end-to-end figure,
 but commit to publish without moto's delivery inside PutEvents.
 
@@ -838,10 +840,10 @@ def compare(opts, run_dir, result):
                 "worker_connections": sum(wm["totals"].get("connections", 0)
                                           for wm in one.get("worker_metrics", {}).values()),
                 "seconds_from_drained_to_published": t["seconds_from_drained_to_published"],
+                # the fleet's: every worker's distribution merged
                 "commit_to_publish_ms_p50": max(
-                    (pw.get("commit_to_publish_latency_p50", 0) for wm in
-                     one.get("worker_metrics", {}).values()
-                     for pw in wm["percentiles_ms_per_worker"]), default=None),
+                    (wm["percentiles_ms_fleet"].get("commit_to_publish_latency_p50") or 0
+                     for wm in one.get("worker_metrics", {}).values()), default=None),
             })
     a, b = (s["name"] for s in sides)
     summary = {}
