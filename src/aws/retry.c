@@ -171,16 +171,26 @@ void eddy_retry_call_init(struct eddy_retry_call *c)
     c->stop = EDDY_RETRY_STOP_NONE;
 }
 
+/* base * 2^attempt, computed without overflowing past the cap */
+static uint32_t backoff_ceiling(unsigned attempt, uint32_t base_ms, uint32_t cap_ms)
+{
+    return attempt < 32 && base_ms <= (cap_ms >> attempt) ? base_ms << attempt : cap_ms;
+}
+
 uint32_t eddy_backoff_full_jitter(struct eddy_rng *rng, unsigned attempt, uint32_t base_ms,
                                   uint32_t cap_ms)
 {
-    uint32_t ceiling = cap_ms;
-    /* base * 2^attempt, computed without overflowing past the cap */
-    if (attempt < 32 && base_ms <= (cap_ms >> attempt))
-        ceiling = base_ms << attempt;
+    uint32_t ceiling = backoff_ceiling(attempt, base_ms, cap_ms);
     if (ceiling == 0)
         return 0;
     return (uint32_t)eddy_rng_below(rng, ceiling);
+}
+
+uint32_t eddy_backoff_equal_jitter(struct eddy_rng *rng, unsigned attempt, uint32_t base_ms,
+                                   uint32_t cap_ms)
+{
+    uint32_t d = backoff_ceiling(attempt, base_ms, cap_ms);
+    return d / 2 + (uint32_t)eddy_rng_below(rng, (uint64_t)d - d / 2 + 1);
 }
 
 bool eddy_retry_decide(struct eddy_retry_quota *q, struct eddy_retry_call *c,

@@ -117,6 +117,11 @@ void eddy_retry_on_success(struct eddy_retry_quota *q, const struct eddy_retry_c
  */
 uint32_t eddy_backoff_full_jitter(struct eddy_rng *rng, unsigned attempt, uint32_t base_ms,
                                   uint32_t cap_ms);
+/* The same ceiling with equal jitter: uniform in [ceiling / 2, ceiling], for
+ * waits that must not come back at once (the breaker's probes, the
+ * consumer's contention pauses). */
+uint32_t eddy_backoff_equal_jitter(struct eddy_rng *rng, unsigned attempt, uint32_t base_ms,
+                                   uint32_t cap_ms);
 
 /*
  * Parse an AWS_MAX_ATTEMPTS value: a whole number from 1 to

@@ -8,6 +8,7 @@
  */
 #include "worker/breaker.h"
 
+#include "aws/retry.h"
 #include "base/log.h"
 #include "base/state.h"
 
@@ -52,10 +53,7 @@ void eddy_breaker_init(struct eddy_breaker *b, const struct eddy_breaker_config 
  * between half and all of it. */
 static uint64_t probe_delay(struct eddy_breaker *b)
 {
-    uint64_t d = b->cfg.probe_max_ms;
-    if (b->level < 32 && ((uint64_t)b->cfg.probe_min_ms << b->level) < d)
-        d = (uint64_t)b->cfg.probe_min_ms << b->level;
-    return d / 2 + eddy_rng_below(&b->rng, d - d / 2 + 1);
+    return eddy_backoff_equal_jitter(&b->rng, b->level, b->cfg.probe_min_ms, b->cfg.probe_max_ms);
 }
 
 /* The one place the state changes: checked and traced (base/state.h),

@@ -197,10 +197,8 @@ void consumer_contention(struct eddy_consumer *c, unsigned conflicts, bool commi
     uint64_t now = uv_now(c->loop);
     if (now < c->yield_until_ms)
         return; /* one pause at a time */
-    uint64_t d = (uint64_t)YIELD_BASE_MS << (c->yields < 6 ? c->yields : 6);
-    d = d < YIELD_MAX_MS ? d : YIELD_MAX_MS;
-    c->yields++;
-    c->yield_until_ms = now + d / 2 + eddy_rng_below(&c->rng, d - d / 2 + 1);
+    c->yield_until_ms =
+        now + eddy_backoff_equal_jitter(&c->rng, c->yields++, YIELD_BASE_MS, YIELD_MAX_MS);
     eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_contention_pauses);
 }
 

@@ -241,6 +241,27 @@ static void test_backoff_bounds(void **state)
     assert_true(eddy_backoff_full_jitter(&rng, 31, UINT32_MAX, UINT32_MAX) < UINT32_MAX);
 }
 
+/* Equal jitter: between half the ceiling and all of it, spread over both. */
+static void test_backoff_equal_jitter(void **state)
+{
+    (void)state;
+    struct eddy_rng rng;
+    eddy_rng_seed(&rng, 6);
+    for (unsigned attempt = 0; attempt < 40; attempt++) {
+        uint32_t ceiling = attempt < 5 ? 100u << attempt : 2000;
+        uint32_t lo = UINT32_MAX, hi = 0;
+        for (int i = 0; i < 2000; i++) {
+            uint32_t d = eddy_backoff_equal_jitter(&rng, attempt, 100, 2000);
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+        }
+        assert_true(lo >= ceiling / 2 && lo < ceiling / 2 + ceiling / 20);
+        assert_true(hi <= ceiling && hi > ceiling - ceiling / 20);
+    }
+    assert_int_equal(eddy_backoff_equal_jitter(&rng, 3, 0, 20000), 0);
+    assert_true(eddy_backoff_equal_jitter(&rng, 31, UINT32_MAX, UINT32_MAX) >= UINT32_MAX / 2);
+}
+
 static void test_decide_delays(void **state)
 {
     (void)state;
@@ -310,10 +331,11 @@ static void test_max_attempts_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify_codes), cmocka_unit_test(test_classify_table),
-        cmocka_unit_test(test_max_attempts),   cmocka_unit_test(test_quota_exhaustion),
-        cmocka_unit_test(test_quota_refund),   cmocka_unit_test(test_backoff_bounds),
-        cmocka_unit_test(test_decide_delays),  cmocka_unit_test(test_max_attempts_parse),
+        cmocka_unit_test(test_classify_codes),       cmocka_unit_test(test_classify_table),
+        cmocka_unit_test(test_max_attempts),         cmocka_unit_test(test_quota_exhaustion),
+        cmocka_unit_test(test_quota_refund),         cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_backoff_equal_jitter), cmocka_unit_test(test_decide_delays),
+        cmocka_unit_test(test_max_attempts_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
