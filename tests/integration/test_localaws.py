@@ -7,6 +7,9 @@ Proves the pipeline the C integration tests rely on:
     failed transaction cannot undo the writes of another;
   - with SigV4 verification on ("auth"), a wrong secret is refused and the real
     key is accepted, on both endpoints;
+  - the patched queues (each receive stops after the messages it takes, the
+    counts are one pass) still count, hide and deliver as SQS does, and a long
+    poll on an empty queue wakes when a message comes;
   - the moto version the local AWS patches is the one installed and pinned, and
     another is refused with both versions named;
   - over TLS ("tls"), clients verify moto with AWS_CA_BUNDLE, and without the
@@ -17,6 +20,8 @@ Proves the pipeline the C integration tests rely on:
 import concurrent.futures
 import http.client
 import ssl
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -38,6 +43,46 @@ def test_plain_endpoints():
     main = awsenv.Env({k: v for k, v in env.values.items()
                        if k != "AWS_ENDPOINT_URL_DYNAMODB"})
     assert table not in main.dynamodb().list_tables()["TableNames"]
+
+
+def queue_counts(sqs, url):
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return tuple(int(got[n]) for n in names)
+
+
+def test_queue_behaviour_kept():
+    env = awsenv.Env.current()
+    sqs = env.sqs()
+    url = awsenv.create_queue(env, awsenv.unique_name("queue"))["url"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "60"})
+    for i in range(0, 25, 5):
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(k), "MessageBody": f"m{k}"} for k in range(i, i + 5)])
+    assert queue_counts(sqs, url) == (25, 0)
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(first) == 10
+    assert queue_counts(sqs, url) == (15, 10)
+    # The next receives pass over the ten in flight and take the others.
+    seen = {m["Body"] for m in first}
+    for want in (10, 5):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert len(got) == want, got
+        seen |= {m["Body"] for m in got}
+    assert seen == {f"m{k}" for k in range(25)}
+    assert queue_counts(sqs, url) == (0, 25)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"],
+                                  VisibilityTimeout=0)
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in again] == [first[0]["Body"]]
+    # A long poll on a queue with nothing visible wakes when a message is sent.
+    empty = awsenv.create_queue(env, awsenv.unique_name("queue"))["url"]
+    threading.Timer(0.5, lambda: env.sqs().send_message(QueueUrl=empty, MessageBody="late")).start()
+    t0 = time.monotonic()
+    got = sqs.receive_message(QueueUrl=empty, WaitTimeSeconds=10)["Messages"]
+    assert [m["Body"] for m in got] == ["late"]
+    assert time.monotonic() - t0 < 8
 
 
 def transact_increment(ddb, table, key, fail):
@@ -189,6 +234,7 @@ def test_moto_version_checked():
 
 LocalAwsTest = awsenv.test_case("LocalAwsTest", [
     test_plain_endpoints,
+    test_queue_behaviour_kept,
     test_dynamodb_serialized,
     test_auth_rejects_wrong_secret,
     test_auth_accepts_right_key,
