@@ -244,7 +244,12 @@ static void on_linger(uv_timer_t *t)
  * - the entries of the commits in flight likely to be committed (not
  *   canceled by a conflict, as the last ones were) and to find their entity
  *   with nothing out, when the next commit is due back (as the last ones
- *   came) before the call's linger is over.
+ *   came) before the call's linger is over;
+ * - one entry for each entity whose entries are all published (only their
+ *   deletes are pending), up to the entries the commits in flight carry:
+ *   busy entities whose lanes ran dry between two commits. Without them, when
+ *   PutEvents answers faster than the commits come, a few busy entities'
+ *   calls drift apart and carry two or three entries instead of five.
  * A few entries on their way, or commits slower than the linger, do not
  * hold the call: the latency they would add buys little. */
 static bool put_wait(const struct eddy_relay *r, const struct put_call *pc)
@@ -257,8 +262,19 @@ static bool put_wait(const struct eddy_relay *r, const struct put_call *pc)
     }
     if (pc->n >= room)
         return false;
-    if (r->back_at + r->back_gap <= pc->opened_at + r->cfg.linger_ms)
+    bool due = r->back_at + r->back_gap <= pc->opened_at + r->cfg.linger_ms;
+    if (due)
         coming = (size_t)((uint64_t)r->expect * r->joins / 1024 * r->commits_ok / 1024);
+    if (due && pc->n + coming < room && r->expect) {
+        size_t drained = 0, want = room - pc->n - coming; /* stop counting there */
+        struct eddy_map_iter it;
+        struct eddy_str key;
+        void *v;
+        eddy_map_iter_init(&r->lanes, &it);
+        while (drained < want && drained < r->expect && eddy_map_next(&it, &key, &v))
+            drained += ((const struct lane *)v)->head == NULL;
+        coming += (size_t)((uint64_t)drained * r->commits_ok / 1024);
+    }
     uint64_t now = uv_now(r->loop);
     struct eddy_list *q;
     eddy_list_foreach(q, &r->out)

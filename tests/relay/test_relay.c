@@ -816,6 +816,46 @@ static void test_calls_in_step_for_busy_entities(void **state)
     relay_rig_close(&r);
 }
 
+static bool published_n(struct fakeaws *w, void *ud)
+{
+    return (size_t)cJSON_GetArraySize(w->published) == *(size_t *)ud;
+}
+
+/* Five busy entities whose lanes run dry between commits (PutEvents
+ * answers faster than the commits come): a commit brings a, b and c's next
+ * entries while one with d and e's is in flight. The call waits for d and
+ * e, whose entries are all published, instead of going with three and
+ * leaving d and e to a call of two. */
+static void test_call_waits_for_dry_busy_entities(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    start_lingering(&r);
+    const char *ids[] = {"a", "b", "c", "d", "e"};
+    for (int k = 0; k < 5; k++)
+        for (int64_t seq = 1; seq <= 4; seq++)
+            hand_over(&r, ids[k], seq);
+    assert_true(fakeaws_run(&r.w, published_n, &(size_t){20}, 5000));
+    assert_int_equal(r.w.put_calls, 4);       /* their deletes wait to fill a batch */
+    eddy_relay_on_outbox_expect(+4, r.relay); /* d/5, d/6, e/5, e/6 */
+    for (int k = 0; k < 3; k++)
+        for (int64_t seq = 5; seq <= 6; seq++)
+            hand_over(&r, ids[k], seq);
+    for (int i = 0; i < 5; i++)
+        uv_run(&r.w.rig.loop, UV_RUN_NOWAIT);
+    assert_int_equal(fakeaws_waiting(&r.w), 0); /* a/5, b/5, c/5 wait */
+    eddy_relay_on_outbox_expect(-4, r.relay);
+    for (int k = 3; k < 5; k++)
+        for (int64_t seq = 5; seq <= 6; seq++)
+            hand_over(&r, ids[k], seq);
+    assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 30);
+    assert_int_equal(r.w.put_calls, 6); /* then 5 and 5 */
+    assert_false(r.w.same_entity_in_call);
+    assert_ordered(r.w.published);
+    relay_rig_close(&r);
+}
+
 /* Stop while the round's Query is out: the reply is relayed by nothing,
  * the round ends cleanly (no leak, nothing sent). */
 static void test_stop_during_query(void **state)
@@ -886,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_call_waits_for_commit_in_flight),
         cmocka_unit_test(test_canceled_commits_do_not_hold_calls),
         cmocka_unit_test(test_calls_in_step_for_busy_entities),
+        cmocka_unit_test(test_call_waits_for_dry_busy_entities),
         cmocka_unit_test(test_few_committed_entries_do_not_hold_a_call),
         cmocka_unit_test(test_stop_during_query),
         cmocka_unit_test(test_stop_before_start),
