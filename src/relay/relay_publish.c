@@ -65,6 +65,25 @@ const struct eddy_relay_bus eddy_relay_bus_classic = {
     .refused_for_good = classic_refused_for_good,
 };
 
+static bool put_add(struct eddy_relay *r, struct entry *e);
+
+/* Where the bus keeps an entity's order within a call, an entry whose
+ * entity's previous entry waits in the open call joins it, behind it:
+ * a commit's entries of an entity leave together, not one a round trip. */
+static void join_open_call(struct eddy_relay *r, struct entry *e)
+{
+    const struct put_call *pc = r->open;
+    const struct entry *prev = entry_prev(e);
+    if (!r->bus->entity_shares_call || pc == NULL || prev == NULL || prev->st != E_SENT ||
+        entry_next(e) != NULL || e->st != E_WAIT)
+        return;
+    for (size_t k = pc->n; k-- > 0;)
+        if (pc->at[k] == prev) {
+            put_add(r, e); /* when the call is full, e waits for prev as before */
+            return;
+        }
+}
+
 void eddy_relay_publish(struct eddy_relay *r, struct eddy_record_text *row)
 {
     if (r == NULL || r->closing)
@@ -82,8 +101,10 @@ void eddy_relay_publish(struct eddy_relay *r, struct eddy_record_text *row)
     r->back_came++;
     if (relay_hold(r, e)) {
         r->st.committed++;
-        /* could it join a call at once (its entity has nothing out)? */
-        bool joins = e->lane->head == e && e->st == E_WAIT;
+        join_open_call(r, e);
+        /* could it join a call at once (its entity has nothing out, or its
+         * previous entry waits in the open call)? */
+        bool joins = (e->lane->head == e && e->st == E_WAIT) || e->st == E_SENT;
         r->joins = r->joins * 7 / 8 + (joins ? 1024 / 8 : 0);
         r->fresh = r->fresh * 7 / 8 + (e->lane->n == 1 ? 1024 / 8 : 0);
     }

@@ -856,6 +856,33 @@ static void test_call_waits_for_dry_busy_entities(void **state)
     relay_rig_close(&r);
 }
 
+/* On a bus whose calls take an entity's entries together (as the Custom
+ * Event Bus does), a commit's entries of an entity join the open call
+ * behind the first: a/1, b/1, a/2, b/2 go in one call, not a/1 and b/1
+ * first and a/2 and b/2 after their round trip. */
+static void test_shared_call_takes_a_commits_entries(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    struct eddy_relay_bus shared = eddy_relay_bus_classic;
+    shared.entity_shares_call = true;
+    relay_rig_init(&r);
+    r.cfg.bus = &shared;
+    r.cfg.bus_client = &r.w.eb;
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    for (int64_t seq = 1; seq <= 2; seq++) {
+        hand_over(&r, "a", seq);
+        hand_over(&r, "b", seq);
+    }
+    assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+    assert_int_equal(r.w.put_calls, 1);
+    assert_int_equal(r.w.max_call_entries, 4);
+    assert_true(r.w.same_entity_in_call);
+    assert_ordered(r.w.published);
+    relay_rig_close(&r);
+}
+
 /* Stop while the round's Query is out: the reply is relayed by nothing,
  * the round ends cleanly (no leak, nothing sent). */
 static void test_stop_during_query(void **state)
@@ -927,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_canceled_commits_do_not_hold_calls),
         cmocka_unit_test(test_calls_in_step_for_busy_entities),
         cmocka_unit_test(test_call_waits_for_dry_busy_entities),
+        cmocka_unit_test(test_shared_call_takes_a_commits_entries),
         cmocka_unit_test(test_few_committed_entries_do_not_hold_a_call),
         cmocka_unit_test(test_stop_during_query),
         cmocka_unit_test(test_stop_before_start),
