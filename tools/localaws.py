@@ -59,9 +59,9 @@ START_TIMEOUT_S = 60.0
 KEY_ENV = "EDDY_LOCALAWS_IMPORT_KEY"
 # The moto release the patches below (undo_log_transactions, serialize_queues,
 # fast_queues, fast_partition_queries, cache_jsonpath, cache_module_list,
-# import_admin_key) were
-# written against: they replace moto internals, so another release is refused
-# at start rather than patched blind. tools/requirements.in pins the same.
+# import_admin_key) were written against: they replace moto internals, so
+# another release is refused at start rather than patched blind.
+# tools/requirements.in pins the same.
 MOTO_VERSION = "5.2.5"
 ADMIN_DOCUMENT = json.dumps(
     {
