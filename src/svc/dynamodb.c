@@ -373,7 +373,6 @@ static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, 
                               "condition",
                               i);
     const char *name = it->kind == EDDY_DDB_PUT ? "Item" : "Key";
-    const struct eddy_ddb_expr *e = &it->expr;
     eddy_jw_open(w, '{');
     eddy_jw_key_raw(w, txn_keys[it->kind].ptr, txn_keys[it->kind].len);
     eddy_jw_open(w, '{');
@@ -400,14 +399,7 @@ static eddy_err txn_item(struct eddy_jw *w, const struct eddy_ddb_txn_item *it, 
     } else {
         jw_tree(w, name, it->item);
     }
-    if (e->condition)
-        EDDY_JW_KSTR(w, "ConditionExpression", e->condition);
-    if (e->update)
-        EDDY_JW_KSTR(w, "UpdateExpression", e->update);
-    jw_tree(w, "ExpressionAttributeNames", e->names);
-    jw_tree(w, "ExpressionAttributeValues", e->values);
-    if (e->return_old_on_fail)
-        EDDY_JW_KSTR(w, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+    jw_expr(w, &it->expr);
     eddy_jw_close(w, '}');
     eddy_jw_close(w, '}');
     return EDDY_OK;
