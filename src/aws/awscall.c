@@ -434,10 +434,11 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
     eddy_buf_reset(&c->auth_line);
     eddy_buf_puts(&c->auth_line, "Authorization: ");
     eddy_buf_put_str(&c->auth_line, eddy_buf_str(&c->sig.authorization));
-    const char *lines[8] = {
-        c->host_line, c->ctype_line, c->target_line, c->date_line, eddy_buf_cstr(&c->auth_line),
-        "Expect:"};
-    size_t n = 6;
+    /* No Expect line: the transport suppresses curl's "Expect: 100-continue"
+     * itself, and an "Expect:" line here would send an empty Expect header. */
+    const char *lines[8] = {c->host_line, c->ctype_line, c->target_line, c->date_line,
+                            eddy_buf_cstr(&c->auth_line)};
+    size_t n = 5;
     if (rpcv2)
         lines[n++] = "Accept: application/cbor";
     if (token) {

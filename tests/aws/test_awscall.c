@@ -106,6 +106,7 @@ static void test_request_shape(void **state)
     assert_string_equal(eddy_fake_request_header(q, "Content-Type"), "application/x-amz-json-1.0");
     assert_string_equal(eddy_fake_request_header(q, "X-Amz-Date"), "20231114T221320Z");
     assert_null(eddy_fake_request_header(q, "X-Amz-Security-Token"));
+    assert_null(eddy_fake_request_header(q, "Expect")); /* an empty Expect would be sent */
     const char *auth = eddy_fake_request_header(q, "Authorization");
     assert_non_null(auth);
     const char *want = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/dynamodb/"
