@@ -210,6 +210,38 @@ static const char *json_string(const cJSON *obj, const char *a, const char *b)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/*
+ * msg, copied with the value of every x-amz-security-token in it replaced:
+ * a signature error quotes the canonical request it expected, session token
+ * and all ("x-amz-security-token:<token>", or "X-Amz-Security-Token=<token>"
+ * in a query string), and the message goes into logs and error details.
+ */
+static char *redact_token(const char *msg)
+{
+    static const char name[] = "x-amz-security-token";
+    static const char mark[] = "[redacted]";
+    const size_t n = sizeof name - 1;
+    struct eddy_buf b;
+    eddy_buf_init(&b, 0);
+    const char *p = msg;
+    for (const char *q = msg; *q; q++) {
+        if (strncasecmp(q, name, n) != 0 || (q[n] != ':' && q[n] != '='))
+            continue;
+        q += n + 1;
+        eddy_buf_put(&b, p, (size_t)(q - p));
+        eddy_buf_put(&b, mark, sizeof mark - 1);
+        q += strcspn(q, "\r\n&; \t\"");
+        p = q;
+        if (*q == '\0')
+            break;
+    }
+    eddy_buf_puts(&b, p);
+    const char *text = eddy_buf_cstr(&b);
+    char *out = eddy_strdup(text);
+    eddy_buf_cleanup(&b);
+    return out;
+}
+
 struct eddy_aws_class eddy_aws_read_error(long status, const cJSON *json,
                                           struct eddy_str query_error, struct eddy_str error_type,
                                           char **code_out, char **message_out)
@@ -233,7 +265,7 @@ struct eddy_aws_class eddy_aws_read_error(long status, const cJSON *json,
     char *c = code.len ? eddy_strndup(code.ptr, code.len)
                        : eddy_strdup(status >= 500 ? "InternalFailure" : "HTTPError");
     const char *msg = json ? json_string(json, "message", "Message") : NULL;
-    *message_out = eddy_strdup(msg ? msg : "");
+    *message_out = redact_token(msg ? msg : "");
     struct eddy_aws_class k = eddy_aws_classify(EDDY_OK, status, c);
     if (k.err == EDDY_EAWS && tcode.len && !eddy_str_eq(tcode, code)) {
         char *t = eddy_strndup(tcode.ptr, tcode.len);

@@ -385,6 +385,34 @@ static void test_query_error_and_auth(void **state)
     rig_close(&r);
 }
 
+/* A signature error quotes the canonical request it expected, session
+ * token included: the token never reaches the message or the detail. */
+static void test_signature_error_hides_the_token(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, "SESSIONTOKEN", 3);
+    struct eddy_aws_client c;
+    client_init(&r, &c, EDDY_AWS_DYNAMODB);
+    eddy_fake_push_json(r.fake, 400,
+                        "{\"__type\":\"com.amazon.coral.service#InvalidSignatureException\","
+                        "\"message\":\"Signature mismatch.\\n\\nThe Canonical String for this request "
+                        "should have been\\n'POST\\n/\\n\\nhost:127.0.0.1"
+                        "\\nX-Amz-Security-Token:SESSIONTOKEN\\n\\nhost;x-amz-security-token\\n"
+                        "'\\n\\nquery: a=1&x-amz-security-token=SESSIONTOKEN&b=2\"}");
+    struct seen s = {0};
+    call_run(&r, &c, "GetItem", "{}", true, &s);
+    assert_int_equal(s.err, EDDY_EAUTH);
+    assert_null(strstr(s.message, "SESSIONTOKEN"));
+    assert_null(strstr(s.detail, "SESSIONTOKEN"));
+    assert_non_null(strstr(s.message, "X-Amz-Security-Token:[redacted]\n"));
+    assert_non_null(strstr(s.message, "x-amz-security-token=[redacted]&b=2"));
+    assert_non_null(strstr(s.message, "host;x-amz-security-token\n")); /* a name alone stays */
+    seen_cleanup(&s);
+    eddy_aws_client_cleanup(&c);
+    rig_close(&r);
+}
+
 static void test_quota_exhausted(void **state)
 {
     (void)state;
@@ -553,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_condition_and_txn_not_retried),
         cmocka_unit_test(test_error_code_forms),
         cmocka_unit_test(test_query_error_and_auth),
+        cmocka_unit_test(test_signature_error_hides_the_token),
         cmocka_unit_test(test_quota_exhausted),
         cmocka_unit_test(test_cancel_in_flight_and_in_backoff),
         cmocka_unit_test(test_start_failure_never_calls_back),
