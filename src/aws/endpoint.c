@@ -197,6 +197,24 @@ static bool account_ok(const char *a)
     return n == 12;
 }
 
+/* The DNS suffix of a region's partition (the SDKs' partitions.json):
+ * China's regions are under amazonaws.com.cn, the isolated ones under
+ * their own domains, the rest (GovCloud too) under amazonaws.com. */
+static const char *dns_suffix(const char *region)
+{
+    static const struct {
+        const char *prefix, *suffix;
+    } parts[] = {
+        {"cn-", "amazonaws.com.cn"},     {"us-isob-", "sc2s.sgov.gov"},
+        {"us-isof-", "csp.hci.ic.gov"},  {"us-iso-", "c2s.ic.gov"},
+        {"eu-isoe-", "cloud.adc-e.uk"},  {"eusc-", "amazonaws.eu"},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (strncmp(region, parts[i].prefix, strlen(parts[i].prefix)) == 0)
+            return parts[i].suffix;
+    return "amazonaws.com";
+}
+
 eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const char *region,
                                struct eddy_endpoint *out, struct eddy_error *err)
 {
@@ -221,8 +239,8 @@ eddy_err eddy_endpoint_resolve_account(enum eddy_aws_service svc, const char *re
     }
     if (url != NULL)
         return eddy_endpoint_parse(url, var, out, err);
-    char def[160];
-    snprintf(def, sizeof def, "https://%s%s%s.%s.amazonaws.com", account ? account : "",
-             account ? "." : "", info->prefix, region);
+    char def[192];
+    snprintf(def, sizeof def, "https://%s%s%s.%s.%s", account ? account : "", account ? "." : "",
+             info->prefix, region, dns_suffix(region));
     return eddy_endpoint_parse(def, "default endpoint", out, err);
 }

@@ -4,8 +4,9 @@
  * The region comes from AWS_REGION, else AWS_DEFAULT_REGION. A service's
  * endpoint comes from AWS_ENDPOINT_URL_<SERVICE> (SQS, DYNAMODB, EVENTBRIDGE,
  * EVENTBRIDGEV2: the service id in capitals, as the SDKs name them), else
- * AWS_ENDPOINT_URL, else the public one, https://<prefix>.<region>.amazonaws.com
- * (the Custom Event Bus is reached at its account's host: see
+ * AWS_ENDPOINT_URL, else the public one, https://<prefix>.<region>.<domain>,
+ * the domain that of the region's partition (amazonaws.com, amazonaws.com.cn
+ * for China, ...) (the Custom Event Bus is reached at its account's host: see
  * eddy_endpoint_resolve_account). A URL given in the environment is
  * checked once at start (scheme http or https, a host, an optional port, an
  * optional path prefix, no query or fragment) and a bad one is an
@@ -73,7 +74,7 @@ EDDY_MUST_USE eddy_err eddy_endpoint_resolve(enum eddy_aws_service svc, const ch
                                              struct eddy_endpoint *out, struct eddy_error *err);
 
 /* As eddy_endpoint_resolve, but the public endpoint is the account's own
- * host, https://<account>.<prefix>.<region>.amazonaws.com, as the service's
+ * host, https://<account>.<prefix>.<region>.<domain>, as the service's
  * endpoint rules route a call naming a resource of that account (the
  * Custom Event Bus: the account of the bus ARN). account: 12 digits. */
 EDDY_MUST_USE eddy_err eddy_endpoint_resolve_account(enum eddy_aws_service svc, const char *region,

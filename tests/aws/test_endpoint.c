@@ -72,6 +72,21 @@ static void test_resolve(void **state)
              "/", true);
     check_ep(EDDY_AWS_EVENTBRIDGE, "https://events.eu-west-1.amazonaws.com/",
              "events.eu-west-1.amazonaws.com", "/", true);
+    /* each partition's own domain */
+    static const char *const partitions[][2] = {
+        {"cn-north-1", "https://sqs.cn-north-1.amazonaws.com.cn/"},
+        {"cn-northwest-1", "https://sqs.cn-northwest-1.amazonaws.com.cn/"},
+        {"us-gov-west-1", "https://sqs.us-gov-west-1.amazonaws.com/"},
+        {"us-iso-east-1", "https://sqs.us-iso-east-1.c2s.ic.gov/"},
+        {"us-isob-east-1", "https://sqs.us-isob-east-1.sc2s.sgov.gov/"},
+    };
+    for (size_t i = 0; i < sizeof partitions / sizeof partitions[0]; i++) {
+        struct eddy_endpoint ep;
+        struct eddy_error err = {0};
+        assert_int_equal(eddy_endpoint_resolve(EDDY_AWS_SQS, partitions[i][0], &ep, &err), EDDY_OK);
+        assert_string_equal(ep.url, partitions[i][1]);
+        eddy_endpoint_cleanup(&ep);
+    }
     setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000", 1);
     check_ep(EDDY_AWS_DYNAMODB, "http://127.0.0.1:5000/", "127.0.0.1:5000", "/", false);
     setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://localhost:80/prefix", 1);
