@@ -319,6 +319,7 @@ static const struct creds_provider *const chain[] = {
 
 static void on_refresh(uv_timer_t *t);
 static void on_kick(uv_timer_t *t);
+static void on_again(uv_timer_t *t);
 
 static bool closing(const struct eddy_creds *c)
 {
@@ -436,6 +437,9 @@ static void conclude(struct eddy_creds *c, enum outcome o, struct eddy_credentia
     case STOP:
         finish_err(c, EDDY_ECREDENTIALS);
         break;
+    case AGAIN:
+        uv_timer_start(&c->again, on_again, c->timing.retry_min_ms, 0);
+        break;
     case PENDING:
         break;
     }
@@ -446,6 +450,7 @@ static void resolve(struct eddy_creds *c)
     struct eddy_credentials got = {0};
     c->resolving = true;
     c->want_refresh = false;
+    c->attempts = 0;
     eddy_buf_reset(&c->detail);
     enum outcome o = NOTHING;
     for (c->provider = 0; c->provider < EDDY_ARRAY_SIZE(chain) && o == NOTHING; c->provider++) {
@@ -472,6 +477,16 @@ static void on_http(eddy_err err, const struct eddy_http_response *resp, void *u
     else
         o = chain[c->provider]->done(c, err, resp, &got);
     conclude(c, o, &got);
+}
+
+/* The provider that said AGAIN starts over, in the same resolution. */
+static void on_again(uv_timer_t *t)
+{
+    struct eddy_creds *c = eddy_container_of(t, struct eddy_creds, again);
+    if (closing(c) || !c->resolving)
+        return;
+    struct eddy_credentials got = {0};
+    conclude(c, chain[c->provider]->start(c, &got), &got);
 }
 
 static void on_refresh(uv_timer_t *t)
@@ -532,6 +547,7 @@ struct eddy_creds *eddy_creds_new(uv_loop_t *loop, struct eddy_transport transpo
     eddy_buf_init(&c->detail, DETAIL_MAX);
     uv_timer_init(loop, &c->kick);
     uv_timer_init(loop, &c->refresh);
+    uv_timer_init(loop, &c->again);
     uv_unref((uv_handle_t *)&c->refresh); /* housekeeping never keeps a loop alive */
     eddy_list_init(&c->waiters);
     eddy_closer_init(&c->closer, creds_last, creds_free);
@@ -604,6 +620,7 @@ void eddy_creds_close(struct eddy_creds *c, eddy_close_cb cb, void *ud)
         return;
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->kick);
     eddy_closer_close(&c->closer, (uv_handle_t *)&c->refresh);
+    eddy_closer_close(&c->closer, (uv_handle_t *)&c->again);
     if (c->inflight) { /* its callback (EDDY_ECANCELED) is still owed */
         eddy_closer_hold(&c->closer);
         eddy_transport_cancel(&c->transport, c->req_id);

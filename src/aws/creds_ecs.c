@@ -119,9 +119,20 @@ done:
     return o;
 }
 
+/* A failure the endpoint may not repeat: it timed out, the connection
+ * failed, or it answered 429 (the agent limits the rate) or 5xx. */
+static bool ecs_transient(eddy_err err, const struct eddy_http_response *resp)
+{
+    if (err != EDDY_OK)
+        return err == EDDY_ETIMEOUT || err == EDDY_ENET;
+    return resp && (resp->status == 429 || resp->status >= 500);
+}
+
 static enum outcome ecs_done(struct eddy_creds *c, eddy_err err,
                              const struct eddy_http_response *resp, struct eddy_credentials *got)
 {
+    if (ecs_transient(err, resp) && ++c->attempts < ECS_ATTEMPTS)
+        return AGAIN; /* many tasks starting on one host: ask again */
     if (!creds_reply_ok(c, "ecs: request", err, resp))
         return ecs_failed(c);
     struct eddy_error perr = {0};

@@ -21,6 +21,7 @@
 #define IMDS_DEFAULT_URL "http://169.254.169.254"
 #define IMDS_IPV6_URL "http://[fd00:ec2::254]"
 #define ECS_TIMEOUT_MS 2000u
+#define ECS_ATTEMPTS 3u /* as the SDKs ask the container endpoint */
 #define IMDS_TIMEOUT_MS 1000u
 #define REPLY_MAX ((size_t)64 << 10)
 #define SHARED_FILE_MAX ((size_t)1 << 20)
@@ -38,9 +39,11 @@ enum step { STEP_NONE, STEP_ECS, STEP_IMDS_TOKEN, STEP_IMDS_ROLE, STEP_IMDS_CRED
 /*
  * What a provider concluded: credentials found; nothing here, try the next;
  * a configuration error (EDDY_ECONFIG); configured but failed, so the chain
- * stops (EDDY_ECREDENTIALS); a request is in flight.
+ * stops (EDDY_ECREDENTIALS); a request is in flight; a failure that may pass,
+ * so the provider starts again after timing.retry_min_ms (c->attempts counts
+ * its tries within the resolution).
  */
-enum outcome { FOUND, NOTHING, FATAL, STOP, PENDING };
+enum outcome { FOUND, NOTHING, FATAL, STOP, PENDING, AGAIN };
 
 struct eddy_creds {
     uv_loop_t *loop;
@@ -56,12 +59,14 @@ struct eddy_creds {
 
     uv_timer_t kick;
     uv_timer_t refresh;
+    uv_timer_t again; /* a provider's next try (AGAIN) */
     struct eddy_list waiters; /* struct waiter, oldest first */
     bool want_refresh;
 
     /* the resolution in progress */
     bool resolving;
     size_t provider; /* the chain's provider that owns the request in flight */
+    unsigned attempts; /* that provider's tries so far */
     enum step step;
     bool inflight;
     uint64_t req_id;

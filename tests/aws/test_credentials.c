@@ -773,12 +773,18 @@ static void test_ecs_failures(void **state)
     assert_int_equal(r.err, EDDY_ECREDENTIALS);
     assert_contains(r.detail, "ecs: response has no SecretAccessKey");
 
-    eddy_fake_push_status(f->fake, 500, NULL, "oops");
+    /* a failure that may pass is asked again, up to three tries in all */
+    struct eddy_creds_timing t = EDDY_CREDS_TIMING_DEFAULT;
+    t.retry_min_ms = 1;
+    eddy_creds_set_timing(f->creds, &t);
+    for (int i = 0; i < 3; i++)
+        eddy_fake_push_status(f->fake, 500, NULL, "oops");
     get_once(f, &r);
     assert_int_equal(r.err, EDDY_ECREDENTIALS);
     assert_contains(r.detail, "ecs: request returned HTTP 500");
 
-    eddy_fake_push_error(f->fake, EDDY_ENET);
+    for (int i = 0; i < 3; i++)
+        eddy_fake_push_error(f->fake, EDDY_ENET);
     get_once(f, &r);
     assert_contains(r.detail, "ecs: request failed (network error)");
 
@@ -789,8 +795,40 @@ static void test_ecs_failures(void **state)
     get_once(f, &r);
     assert_int_equal(r.err, EDDY_ECREDENTIALS);
     assert_contains(r.detail, "ecs: the credentials expired at 2026-11-27T21:59:59Z");
-    assert_int_equal(eddy_fake_count(f->fake), 5);
+    assert_int_equal(eddy_fake_count(f->fake), 9);
     assert_null(eddy_creds_current(f->creds));
+}
+
+/* The ECS agent limits its rate (429) when many tasks start on one host: a
+ * failure that may pass is asked again after retry_min_ms, in the same
+ * resolution, and the waiters get the answer of the last try. A refusal
+ * (4xx) is not asked again. */
+static void test_ecs_asks_again(void **state)
+{
+    struct fx *f = *state;
+    struct result r;
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds", 1);
+    struct eddy_creds_timing t = EDDY_CREDS_TIMING_DEFAULT;
+    t.retry_min_ms = 1;
+    eddy_creds_set_timing(f->creds, &t);
+
+    eddy_fake_push_status(f->fake, 429, NULL, "slow down");
+    eddy_fake_push_error(f->fake, EDDY_ETIMEOUT);
+    char *d = doc("ASIAAGAIN", T0_MS + 6 * 3600 * 1000, false);
+    eddy_fake_push_json(f->fake, 200, d);
+    free(d);
+    get_once(f, &r);
+    assert_int_equal(r.err, EDDY_OK);
+    assert_string_equal(r.akid, "ASIAAGAIN");
+    assert_int_equal(eddy_fake_count(f->fake), 3);
+
+    renew(f);
+    eddy_creds_set_timing(f->creds, &t);
+    eddy_fake_push_status(f->fake, 403, NULL, "no");
+    get_once(f, &r);
+    assert_int_equal(r.err, EDDY_ECREDENTIALS);
+    assert_contains(r.detail, "ecs: request returned HTTP 403");
+    assert_int_equal(eddy_fake_count(f->fake), 4);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1425,6 +1463,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ecs_full_uri_token_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ecs_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ecs_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_asks_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imds_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imds_default_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imds_failures, setup, teardown),
