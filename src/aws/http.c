@@ -549,9 +549,18 @@ static void log_failure(struct http_xfer *x, CURLcode rc, eddy_err err)
                eddy_err_name(err), curl_easy_strerror(rc), x->errbuf[0] ? ": " : "", x->errbuf);
 }
 
+/* Whether any byte of the request went out. */
+static bool request_sent(CURL *easy)
+{
+    long sent = 0;
+    return curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent > 0;
+}
+
 static void finish(struct eddy_http *h, struct http_xfer *x, CURLcode rc)
 {
     eddy_err err = map_curl_error(rc, x->over_cap);
+    if (err == EDDY_ETIMEOUT && !request_sent(x->easy))
+        err = EDDY_ENET; /* timed out connecting: nothing can have applied */
     if (err != EDDY_OK) {
         log_failure(x, rc, err);
         x->cb(err, NULL, x->ud);

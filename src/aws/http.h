@@ -9,7 +9,9 @@
  * Async contract: send() that returns an error never calls cb. Otherwise cb
  * runs exactly once, later, from the loop, with EDDY_OK and a response (any
  * status), or an error and a NULL response: EDDY_ENET (connect, DNS, reset,
- * connection closed without an answer), EDDY_ETIMEOUT, EDDY_ECANCELED,
+ * connection closed without an answer, a connect that timed out before any
+ * byte of the request went out), EDDY_ETIMEOUT (the request, or part of it,
+ * was sent: it may have been applied), EDDY_ECANCELED,
  * EDDY_ELIMIT (response body or header block over its cap), EDDY_ECONFIG
  * (TLS peer verification failed, unreadable CA bundle), EDDY_EINVAL (a URL
  * curl cannot use). send() itself fails with EDDY_EINVAL (no method or url,

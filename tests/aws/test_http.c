@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -820,6 +823,51 @@ static void test_default_timeout(void **state)
     ctx_close(&c);
 }
 
+/* A listening socket whose accept queue is full: the kernel drops further
+ * SYNs, so a connect to it times out with nothing sent. */
+static int full_listener(int *port, int filler[2])
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 0), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        assert_true(filler[i] >= 0);
+        (void)connect(filler[i], (struct sockaddr *)&a, sizeof a);
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* A connect that timed out sent nothing, so it is a network error that a
+ * caller may repeat whatever its call, not a timeout that may have
+ * applied. */
+static void test_connect_timeout_sent_nothing(void **state)
+{
+    (void)state;
+    struct ctx c;
+    struct eddy_http_config cfg = {.connect_timeout_ms = 200};
+    ctx_init(&c, NULL, NULL, &cfg);
+    int port, filler[2];
+    int fd = full_listener(&port, filler);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    struct eddy_http_request req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
+    struct result r = {0};
+    assert_int_equal(eddy_transport_send(&c.t, &req, on_done, &r, NULL), EDDY_OK);
+    run_until(&c.loop, &r.calls, 1);
+    assert_int_equal(r.err, EDDY_ENET);
+    result_cleanup(&r);
+    close(filler[0]);
+    close(filler[1]);
+    close(fd);
+    ctx_close(&c);
+}
+
 static void test_connection_refused(void **state)
 {
     (void)state;
@@ -1184,6 +1232,7 @@ int main(void)
         cmocka_unit_test(test_tls_ca_bundle_read_once),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_default_timeout),
+        cmocka_unit_test(test_connect_timeout_sent_nothing),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_closed_without_answer),
         cmocka_unit_test(test_body_cap),
