@@ -40,6 +40,7 @@ struct eddy_aws_call {
     struct eddy_buf body; /* lent to every attempt; freed by call_release */
     char payload_hash[65];
     uint32_t timeout_ms;
+    size_t max_response;
     bool idempotent;
     bool raw_reply; /* a 2xx JSON body is handed over as text, not parsed */
     bool canceled;
@@ -480,7 +481,7 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
         lines[n++] = eddy_buf_cstr(&c->token_line);
     }
     struct eddy_http_request hreq = {
-        "POST", url, lines, n, call->body.ptr, call->body.len, call->timeout_ms, 0};
+        "POST", url, lines, n, call->body.ptr, call->body.len, call->timeout_ms, call->max_response};
     rc = eddy_transport_send(&c->aws->transport, &hreq, on_http, call, &call->http_id);
     if (rc)
         return eddy_error_set(err, rc, "%s %s: could not send: %s", c->info->name, call->op,
@@ -689,6 +690,7 @@ eddy_err eddy_aws_call(struct eddy_aws_client *c, const char *op, struct eddy_bu
         eddy_buf_puts(&call->body, c->info->protocol == EDDY_AWS_RPCV2_CBOR ? "\xa0" : "{}");
     eddy_sigv4_payload_hash(&c->sig, call->body.ptr, call->body.len, call->payload_hash);
     call->timeout_ms = opts ? opts->timeout_ms : 0;
+    call->max_response = opts ? opts->max_response : 0;
     call->idempotent = opts ? opts->idempotent : true;
     call->raw_reply = opts && opts->raw_reply;
     call->max_attempts = opts && opts->max_attempts ? opts->max_attempts : c->aws->max_attempts;

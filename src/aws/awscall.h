@@ -112,6 +112,7 @@ struct eddy_aws_call_opts {
     uint32_t timeout_ms;   /* per attempt; 0: the transport's default (long polls: wait + margin) */
     bool idempotent;       /* false: a timed-out attempt is not repeated (it may have applied) */
     unsigned max_attempts; /* 0: the context's */
+    size_t max_response;   /* reply body cap; 0: the transport's (16 MiB) */
     /* A 2xx JSON reply is not parsed: reply->body has its text and
      * reply->json is NULL (the service reads the fields it keeps straight
      * from the text). Error replies, and RPC v2 CBOR, are parsed as ever. */

@@ -134,6 +134,22 @@ static eddy_err start(struct eddy_ddb *d, const char *opname, struct eddy_jw *w,
     return start_opts(d, opname, w, o, &opts, handle, err);
 }
 
+/*
+ * A read whose reply DynamoDB may fill to its 16 MB limit (BatchGetItem,
+ * Query). That limit counts DynamoDB's item sizes, and the JSON wire form
+ * of the same items is larger (type tags, quoting, escapes: twice as large
+ * for a state of list entries), so the transport's 16 MiB cap would refuse
+ * a reply DynamoDB sends whole, every time. The cap is four times the limit.
+ */
+#define DDB_READ_REPLY_MAX ((size_t)64 << 20)
+
+static eddy_err start_read(struct eddy_ddb *d, const char *opname, struct eddy_jw *w,
+                           struct op *o, struct eddy_aws_call **handle, struct eddy_error *err)
+{
+    struct eddy_aws_call_opts opts = {.idempotent = true, .max_response = DDB_READ_REPLY_MAX};
+    return start_opts(d, opname, w, o, &opts, handle, err);
+}
+
 /* ---- single items ---- */
 
 void eddy_ddb_item_result_cleanup(struct eddy_ddb_item_result *r)
@@ -269,7 +285,7 @@ eddy_err eddy_ddb_batch_get(struct eddy_ddb *d, const char *table, const cJSON *
     close_table(&w, '}');
     struct op *o = op_new(OP_BATCH_GET, ud, table);
     o->cb.batch_get = cb;
-    return start(d, "BatchGetItem", &w, o, true, handle, err);
+    return start_read(d, "BatchGetItem", &w, o, handle, err);
 }
 
 /* ---- Query ---- */
@@ -316,7 +332,7 @@ eddy_err eddy_ddb_query(struct eddy_ddb *d, const struct eddy_ddb_query_params *
     eddy_jw_close(&w, '}');
     struct op *o = op_new(OP_QUERY, ud, NULL);
     o->cb.query = cb;
-    return start(d, "Query", &w, o, true, handle, err);
+    return start_read(d, "Query", &w, o, handle, err);
 }
 
 /* ---- TransactWriteItems ---- */

@@ -427,6 +427,9 @@ static void test_batch_get(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "ConsistentRead")));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "Keys")), 2);
     cJSON_Delete(b);
+    /* DynamoDB fills a reply to 16 MB of its own item sizes, which is more
+     * as JSON: the reply may be four times that */
+    assert_int_equal(eddy_fake_request_at(r.fake, 0)->max_response, (size_t)64 << 20);
     const cJSON *many[101];
     for (int i = 0; i < 101; i++)
         many[i] = k1;
@@ -478,6 +481,7 @@ static void test_query_pages(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "ConsistentRead")));
     assert_string_equal(jget(b, "KeyConditionExpression"), "_pk = :pk");
     assert_int_equal((int)jnumber(b, "Limit"), 2);
+    assert_int_equal(eddy_fake_request_at(r.fake, 1)->max_response, (size_t)64 << 20);
     cJSON_Delete(b);
     eddy_ddb_query_result_cleanup(&page1);
     eddy_ddb_query_result_cleanup(&g.q);
