@@ -41,7 +41,8 @@
  * reason naming the limit, and the rest of the batch goes on; a batch too big
  * for one transaction is split into several steps, in order. Batch errors
  * (a state item that does not load, conflicts past occ_retries, AWS errors)
- * come with their detail in batch->error.
+ * come with their detail in batch->error; the events of the steps committed
+ * before the error keep their results (APPLIED, REJECTED, DUPLICATE).
  *
  * Strings in the config (table, ns, event_source, event_bus) are borrowed
  * and must outlive the processor. The rng of process() is seeded per event

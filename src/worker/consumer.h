@@ -26,6 +26,10 @@
  *   the message is sent to the DLQ with the reason, as poison is, since the
  *   redrive would move it there without one. (A batch that failed because
  *   the store is down is neither: see the circuit breaker below.)
+ * An event the processor settled before its batch failed (APPLIED, DUPLICATE,
+ * REJECTED, FAILED: a batch split into several transactions can fail after
+ * an earlier one committed) goes by its own result, whatever the batch's
+ * error; a rejection not written is decided again on another receive.
  * On a FIFO queue, after a transient or machine failure the rest of that
  * group in hand is released (visibility 0), not processed out of order.
  *

@@ -155,6 +155,21 @@ static void not_committed(struct cmsg *msg, const char *reason)
     consumer_finish(msg, ACT_BACKOFF);
 }
 
+/*
+ * Whether an event's result stands whatever its batch's error: a batch split
+ * into several transactions can fail in a later one after an earlier one
+ * committed the event (applied, or recorded as rejected), and an event found
+ * applied before or failed for what it holds is settled too. A rejection
+ * not written does not stand: nothing records it, and when its step did not
+ * commit it was decided on a state that was never stored; on its next
+ * receive it is decided again.
+ */
+static bool result_stands(const struct eddy_proc_event *ev)
+{
+    return ev->result == EDDY_EV_APPLIED || ev->result == EDDY_EV_REJECTED ||
+           ev->result == EDDY_EV_DUPLICATE || ev->result == EDDY_EV_FAILED;
+}
+
 /* One event's outcome; false when it failed (a FIFO group must stop). berr
  * is the batch's error, whose detail stands in for an event without a
  * reason of its own. */
@@ -162,6 +177,8 @@ bool consumer_settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_er
                      const struct eddy_error *berr)
 {
     struct eddy_consumer *c = msg->c;
+    if (result_stands(ev))
+        err = EDDY_OK; /* a committed message is deleted, even from a canceled batch */
     enum eddy_event_result r = err == EDDY_OK ? ev->result : EDDY_EV_ERROR;
     const char *why = ev->reason[0]                         ? ev->reason
                       : err && berr && berr->detail[0] != 0 ? berr->detail
@@ -211,12 +228,6 @@ bool consumer_settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_er
 /* ---- the store's circuit breaker ---- */
 
 static void schedule_probe(struct eddy_consumer *c);
-
-static bool result_stands(const struct eddy_proc_event *ev)
-{
-    return ev->result == EDDY_EV_APPLIED || ev->result == EDDY_EV_REJECTED ||
-           ev->result == EDDY_EV_DUPLICATE || ev->result == EDDY_EV_FAILED;
-}
 
 /*
  * The batch failed because the store is down: the events whose result

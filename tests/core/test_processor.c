@@ -198,16 +198,18 @@ static void push_load(struct prig *r, const char *pk, int seq, const char *count
 static void push_cancel_items(struct prig *r, size_t n, const char *const *codes,
                               const char *const *items)
 {
-    char body[8192];
-    assert_true(n <= 50);
+    char body[16384];
+    assert_true(n <= 100);
     size_t len = (size_t)sprintf(body, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
                                        "TransactionCanceledException\",\"message\":\"x\","
                                        "\"CancellationReasons\":[");
     for (size_t i = 0; i < n; i++) {
+        const char *item = items ? items[i] : NULL;
+        assert_true(len + 64 + (item ? strlen(item) : 0) < sizeof body);
         len += (size_t)sprintf(body + len, "%s{\"Code\":\"%s\"", i ? "," : "",
                                codes[i] ? codes[i] : "None");
-        if (items && items[i])
-            len += (size_t)sprintf(body + len, ",\"Item\":%s", items[i]);
+        if (item)
+            len += (size_t)sprintf(body + len, ",\"Item\":%s", item);
         len += (size_t)sprintf(body + len, "}");
     }
     sprintf(body + len, "]}");
@@ -1358,6 +1360,38 @@ static void test_bad_ids(void **state)
     prig_close(&r);
 }
 
+/*
+ * A batch split into two steps whose first step committed and whose second
+ * gives up on conflicts: the batch fails, and the events of the first step
+ * still say they were applied (the worker deletes their messages).
+ */
+static void test_split_batch_keeps_committed_results(void **state)
+{
+    (void)state;
+    struct prig r;
+    struct tb t;
+    one_entity(&r, &t, 48, "Increment"); /* 24 per transaction: 97 items */
+    const char *codes[97] = {NULL};
+    codes[96] = "ConditionalCheckFailed"; /* the state item, last */
+    push_empty_load(&r);
+    push_ok(&r, 1);
+    push_cancel(&r, 97, codes);
+    for (int i = 0; i < 3; i++) { /* occ_retries 3: four attempts */
+        push_load(&r, "counter/e1", 5 + i, "{\"N\":\"0\"}");
+        push_cancel(&r, 97, codes);
+    }
+    submit_run(&r, &t);
+    assert_int_equal(t.err, EDDY_ECONFLICT);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 9);
+    for (size_t i = 0; i < 24; i++) {
+        assert_int_equal(t.ev[i].result, EDDY_EV_APPLIED);
+        assert_int_equal(t.ev[i].seq, 1);
+    }
+    for (size_t i = 24; i < 48; i++)
+        assert_int_equal(t.ev[i].result, EDDY_EV_ERROR);
+    prig_close(&r);
+}
+
 static void test_throttled_then_ok(void **state)
 {
     (void)state;
@@ -1518,6 +1552,7 @@ int main(void)
         cmocka_unit_test(test_close_sends_the_waiting_group),
         cmocka_unit_test(test_split_over_100_items),
         cmocka_unit_test(test_split_over_4mb_of_text),
+        cmocka_unit_test(test_split_batch_keeps_committed_results),
         cmocka_unit_test(test_group_split_by_text),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_state_over_limit),

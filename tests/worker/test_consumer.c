@@ -574,6 +574,46 @@ static void fail_batch(struct eddy_proc_batch *b, eddy_err err)
     b->cb(b, err, b->ud);
 }
 
+/* A batch that failed after some of its events were settled (a split batch
+ * whose first step committed): event i's result is res[i]. */
+static void fail_batch_after(struct eddy_proc_batch *b, eddy_err err,
+                             const enum eddy_event_result *res)
+{
+    for (size_t i = 0; i < b->nevents; i++)
+        b->events[i].result = res[i];
+    eddy_error_set(&b->error, err, "%s: failed after its first step: injected", b->entity_id);
+    b->cb(b, err, b->ud);
+}
+
+/*
+ * A batch that fails after its first step committed settles the committed
+ * events by their own results: their messages are deleted, not backed off
+ * (nor sent to the DLQ on their last receive), and not released when the
+ * batch was canceled; the events not committed are backed off.
+ */
+static void test_committed_events_of_failed_batch(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup(&s, (struct opts){0});
+    receive(&s, "a1:A a2:A a3:A b1:B", 2);
+    struct eddy_proc_batch *b = batch_of(&s, "B"); /* before A's ids go with its messages */
+    complete(batch_of(&s, "A"), (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    assert_true(fp_at_least(&s, 3));
+    struct eddy_proc_batch *a = s.fp.b[2];
+    assert_int_equal(a->nevents, 2);
+    fail_batch_after(a, EDDY_ECONFLICT, (enum eddy_event_result[]){EDDY_EV_APPLIED, EDDY_EV_ERROR});
+    fail_batch_after(b, EDDY_ECANCELED, (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    close_consumer(&s, 0);
+    EXPECT_SENT(&s.r, {"DeleteMessageBatch", "\"rh-a2\"", 1},
+                {"DeleteMessageBatch", "\"rh-b1\"", 1},
+                {"ChangeMessageVisibilityBatch", "\"rh-a2\"", 0},
+                {"ChangeMessageVisibilityBatch", "\"rh-b1\"", 0},
+                {"ChangeMessageVisibilityBatch", "\"rh-a3\"", 1});
+    EXPECT_TOTALS(s.m, {EDDY_METRIC_processed, 3}, {EDDY_METRIC_retries, 1});
+    teardown(&s);
+}
+
 static void run_until_probes(struct setup *s, int n)
 {
     for (int turns = 0; s->probe.calls < n && turns < 2000; turns++)
@@ -909,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_poison_near_limit_fits_dlq),
         cmocka_unit_test(test_reasons_whole),
         cmocka_unit_test(test_store_down_holds_and_resumes),
+        cmocka_unit_test(test_committed_events_of_failed_batch),
         cmocka_unit_test(test_drain_while_store_down),
         cmocka_unit_test(test_last_receive_to_dlq_with_reason),
         cmocka_unit_test(test_heartbeat_only_while_in_hand),
