@@ -59,9 +59,11 @@
  * call at a time, after a delay that grows to probe_max_ms) and, when a
  * probe answers or any batch commits, resumes the lanes and the polls. So an
  * outage of the store costs no receive count, and no valid message reaches
- * the DLQ because of it. Each probe's answer counts as progress for the
- * health file: a worker waiting for its store is alive, and replacing it
- * would only hand its messages back to the queue.
+ * the DLQ because of it (a batch that finds the store down while the
+ * consumer drains releases its messages instead, visibility 0). Each
+ * probe's answer counts as progress for the health file: a worker waiting
+ * for its store is alive, and replacing it would only hand its messages
+ * back to the queue.
  *
  * Contention. Processes that share a queue race for the same entities, and
  * OCC makes all but one of them lose each race: the loser's transaction is

@@ -147,6 +147,7 @@ void consumer_poison(struct cmsg *msg, const char *reason);
 bool consumer_settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_err err,
                      const struct eddy_error *berr);
 bool consumer_hold(struct lane *l, size_t n);
+bool consumer_hand_back(struct lane *l, size_t n, const char *why);
 void consumer_store_failed(struct eddy_consumer *c, const char *why);
 void consumer_store_ok(struct eddy_consumer *c);
 

@@ -123,9 +123,11 @@ static void batch_done(struct eddy_proc_batch *batch, eddy_err err, void *ud)
         eddy_map_remove(&c->busy, eddy_str_c(batch->entity_id));
     size_t n = batch->nevents;
     consumer_contention(c, batch->conflicts, err == EDDY_OK);
-    if (c->state == ST_RUNNING && eddy_breaker_store_down(err)) {
+    if (eddy_breaker_store_down(err) && c->state == ST_RUNNING) {
         consumer_store_failed(c, eddy_error_text(&batch->error));
         ok = consumer_hold(l, n);
+    } else if (eddy_breaker_store_down(err)) { /* draining */
+        ok = consumer_hand_back(l, n, eddy_error_text(&batch->error));
     } else {
         if (err == EDDY_OK)
             consumer_store_ok(c);

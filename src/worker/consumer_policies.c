@@ -3,7 +3,7 @@
  * consumer.h): deleted, sent to the DLQ, the poison policy, the reject
  * policy, visible again after a backoff; and, for a batch that failed
  * because the store is down, held in its lane while the circuit breaker
- * probes the store.
+ * probes the store (released when the consumer drains).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,15 +229,10 @@ bool consumer_settle(struct cmsg *msg, const struct eddy_proc_event *ev, eddy_er
 
 static void schedule_probe(struct eddy_consumer *c);
 
-/*
- * The batch failed because the store is down: the events whose result
- * stands are settled, and the others go back to the head of the lane, in
- * their order, to wait for the breaker. false when an event failed (a FIFO
- * group must stop).
- */
-bool consumer_hold(struct lane *l, size_t n)
+/* Settle the events of the lane's batch whose result stands; false when
+ * one failed (a FIFO group must stop). */
+static bool settle_standing(struct lane *l, size_t n)
 {
-    struct eddy_consumer *c = l->c;
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         if (!result_stands(&l->events[i]))
@@ -247,6 +242,19 @@ bool consumer_hold(struct lane *l, size_t n)
         if (!consumer_settle(msg, &l->events[i], EDDY_OK, NULL))
             ok = false;
     }
+    return ok;
+}
+
+/*
+ * The batch failed because the store is down: the events whose result
+ * stands are settled, and the others go back to the head of the lane, in
+ * their order, to wait for the breaker. false when an event failed (a FIFO
+ * group must stop).
+ */
+bool consumer_hold(struct lane *l, size_t n)
+{
+    struct eddy_consumer *c = l->c;
+    bool ok = settle_standing(l, n);
     for (size_t i = n; i > 0; i--) {
         struct cmsg *msg = l->inbatch[i - 1];
         if (msg == NULL)
@@ -254,6 +262,28 @@ bool consumer_hold(struct lane *l, size_t n)
         l->inbatch[i - 1] = NULL;
         consumer_lane_push_front(l, msg);
         eddy_metrics_inc(c->cfg.metrics, EDDY_METRIC_held);
+    }
+    return ok;
+}
+
+/*
+ * The batch failed because the store is down while the consumer drains: no
+ * breaker waits for the store now, so the events whose result stands are
+ * settled and the others released, visible again at once. Backed off, they
+ * would use up receives (and on the last one go to the DLQ) for an outage.
+ */
+bool consumer_hand_back(struct lane *l, size_t n, const char *why)
+{
+    bool ok = settle_standing(l, n);
+    for (size_t i = 0; i < n; i++) {
+        struct cmsg *msg = l->inbatch[i];
+        if (msg == NULL)
+            continue;
+        l->inbatch[i] = NULL;
+        consumer_log_msg(EDDY_LOG_WARN, msg, why,
+                         "not committed, the store is down while draining; released");
+        consumer_finish(msg, ACT_RELEASE);
+        ok = false;
     }
     return ok;
 }

@@ -59,10 +59,11 @@ static char *message(const char *id, const char *entity, const char *type)
 
 /*
  * {"Messages":[...]} from a line of "id:entity" words, "id" alone being a
- * poison body: "b1:B a1:A p1".
+ * poison body: "b1:B a1:A p1"; each message at its nth receive (1 to 9).
  */
-static void push_receive(struct rig *r, const char *line)
+static void push_receive_nth(struct rig *r, const char *line, int nth)
 {
+    assert_true(nth >= 1 && nth <= 9);
     char *json = malloc(8192);
     strcpy(json, "{\"Messages\":[");
     char words[256];
@@ -74,11 +75,19 @@ static void push_receive(struct rig *r, const char *line)
             *colon = '\0';
         if (n++)
             strcat(json, ",");
-        strcat(json, message(w, colon ? colon + 1 : NULL, "InsertCoin"));
+        char *m = message(w, colon ? colon + 1 : NULL, "InsertCoin");
+        char *count = strstr(m, "\"ApproximateReceiveCount\":\"1\"");
+        count[strlen("\"ApproximateReceiveCount\":\"")] = (char)('0' + nth);
+        strcat(json, m);
     }
     strcat(json, "]}");
     eddy_fake_push_json(r->fake, 200, json);
     free(json);
+}
+
+static void push_receive(struct rig *r, const char *line)
+{
+    push_receive_nth(r, line, 1);
 }
 
 /* The breaker's probe: records each call; the test answers it. */
@@ -121,6 +130,11 @@ struct setup {
 };
 
 #define DLQ "http://127.0.0.1:4566/123456789012/dlq"
+/* A queue whose redrive policy moves a message to the DLQ after 3 receives. */
+#define REDRIVE_ATTRS                                                                              \
+    "{\"Attributes\":{\"VisibilityTimeout\":\"30\",\"RedrivePolicy\":"                             \
+    "\"{\\\"deadLetterTargetArn\\\":\\\"arn:aws:sqs:us-east-1:123456789012:"                       \
+    "dlq\\\",\\\"maxReceiveCount\\\":3}\"}}"
 
 /* What a test changes of the usual consumer; zero: the usual. */
 struct opts {
@@ -698,6 +712,32 @@ static void test_drain_while_store_down(void **state)
 }
 
 /*
+ * The store down while the consumer drains: no breaker waits for it, so a
+ * message not committed is released (visible again at once), not backed
+ * off nor, on its last receive, sent to the DLQ: an outage must not use up
+ * the receives of valid messages. A committed event is deleted.
+ */
+static void test_store_down_while_draining_releases(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup(&s, (struct opts){.dlq = DLQ, .attrs = REDRIVE_ATTRS});
+    push_receive_nth(&s.r, "r1:R s1:S", 3); /* their last receive */
+    assert_true(fp_at_least(&s, 2));
+    struct eddy_proc_batch *r1 = batch_of(&s, "R"), *s1 = batch_of(&s, "S");
+    eddy_consumer_close(s.c, on_drained, &s);
+    fail_batch(r1, EDDY_ETIMEOUT);
+    fail_batch_after(s1, EDDY_ETHROTTLED, (enum eddy_event_result[]){EDDY_EV_APPLIED});
+    close_consumer(&s, 0);
+    assert_int_equal(rig_count(&s.r, "SendMessage"), 0);
+    EXPECT_SENT(&s.r, {"ChangeMessageVisibilityBatch", "\"rh-r1\"", 1},
+                {"ChangeMessageVisibilityBatch", "\"VisibilityTimeout\":0", 1},
+                {"DeleteMessageBatch", "\"rh-r1\"", 0}, {"DeleteMessageBatch", "\"rh-s1\"", 1});
+    EXPECT_TOTALS(s.m, {EDDY_METRIC_retries, 0}, {EDDY_METRIC_processed, 1});
+    teardown(&s);
+}
+
+/*
  * Reasons reach the log and the DLQ whole: a machine's reason of 400 bytes
  * is the eddy-error of its message, and a batch error with no reason on its
  * events is logged with the batch's detail, not the error's name.
@@ -735,11 +775,7 @@ static void test_last_receive_to_dlq_with_reason(void **state)
 {
     (void)state;
     struct setup s;
-    setup(&s, (struct opts){
-                  .dlq = DLQ,
-                  .attrs = "{\"Attributes\":{\"VisibilityTimeout\":\"30\",\"RedrivePolicy\":"
-                           "\"{\\\"deadLetterTargetArn\\\":\\\"arn:aws:sqs:us-east-1:123456789012:"
-                           "dlq\\\",\\\"maxReceiveCount\\\":3}\"}}"});
+    setup(&s, (struct opts){.dlq = DLQ, .attrs = REDRIVE_ATTRS});
     char *json = malloc(4096);
     snprintf(json, 4096, "{\"Messages\":[%s,", message("r1", "R", "InsertCoin"));
     char *second = message("r2", "S", "InsertCoin");
@@ -951,6 +987,7 @@ int main(void)
         cmocka_unit_test(test_store_down_holds_and_resumes),
         cmocka_unit_test(test_committed_events_of_failed_batch),
         cmocka_unit_test(test_drain_while_store_down),
+        cmocka_unit_test(test_store_down_while_draining_releases),
         cmocka_unit_test(test_last_receive_to_dlq_with_reason),
         cmocka_unit_test(test_heartbeat_only_while_in_hand),
         cmocka_unit_test(test_drain_lets_the_poll_return),
