@@ -41,7 +41,7 @@ static void committed(struct entity *e)
     }
     e->new_state = NULL;
     e->seq++;
-    e->conflicts = e->throttles = 0;
+    e->conflicts = e->throttles = e->contended = 0;
 }
 
 /* Wait a full-jitter backoff, then go through the queue again. */
@@ -95,13 +95,23 @@ static void conflict(struct entity *e)
     backoff(e, e->conflicts - 1);
 }
 
-static void throttled(struct entity *e, const char *code)
+/*
+ * The table throttled, or (contended) another transaction held one of the
+ * entity's items: wait a backoff and commit again. Past occ_retries the
+ * batch fails with EDDY_ETHROTTLED once the table throttled, which the
+ * worker takes for the store being down; when every wait was for contention
+ * on this entity alone it fails with EDDY_ECONFLICT, as a conflict does, so
+ * that one hot entity does not stop the whole process.
+ */
+static void throttled(struct entity *e, const char *code, bool contended)
 {
     struct eddy_processor *p = e->p;
+    e->contended += contended;
     if (e->throttles++ >= (unsigned)p->cfg.occ_retries) {
-        eddy_error_set(&e->b->error, EDDY_ETHROTTLED, "%s: %s after %u attempts", e->pk, code,
-                       e->throttles);
-        proc_finish(e, EDDY_ETHROTTLED);
+        eddy_err err = e->contended == e->throttles ? EDDY_ECONFLICT : EDDY_ETHROTTLED;
+        eddy_error_set(&e->b->error, err, "%s: %s after %u attempts (EDDY_OCC_RETRIES=%d)", e->pk,
+                       code, e->throttles, p->cfg.occ_retries);
+        proc_finish(e, err);
         return;
     }
     backoff(e, e->throttles - 1);
@@ -232,7 +242,7 @@ static bool classify(struct group *g, struct eddy_ddb_txn_result *res)
                 res->reasons[i].item = NULL;
             }
         } else if (strcmp(code, "TransactionConflict") == 0) {
-            e->fail_throttle = true; /* another transaction on this entity's items */
+            e->fail_contended = true; /* another transaction on this entity's items */
         } else if (eddy_aws_code_throttles(code)) {
             e->fail_throttle = throttle = true;
         } else if (e->fail_code == NULL) {
@@ -248,7 +258,7 @@ static void txn_canceled(struct group *g, struct eddy_ddb_txn_result *res)
 {
     struct eddy_processor *p = g->p;
     for (size_t j = 0; j < g->nents; j++) {
-        g->ents[j]->fail_state = g->ents[j]->fail_throttle = false;
+        g->ents[j]->fail_state = g->ents[j]->fail_throttle = g->ents[j]->fail_contended = false;
         g->ents[j]->fail_code = NULL;
     }
     bool throttle = classify(g, res);
@@ -259,7 +269,9 @@ static void txn_canceled(struct group *g, struct eddy_ddb_txn_result *res)
         } else if (e->fail_code) {
             proc_finish(e, EDDY_EAWS);
         } else if (throttle || e->fail_throttle) {
-            throttled(e, "TransactionConflict or throttling");
+            throttled(e, "throttling", false);
+        } else if (e->fail_contended) {
+            throttled(e, "TransactionConflict", true);
         } else {
             /* not at fault (or only duplicates dropped): commit again at once */
             proc_step_clear(e);
@@ -284,7 +296,7 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
         for (size_t j = 0; j < g->nents; j++) {
             struct entity *e = g->ents[j];
             if (err == EDDY_ETXN_CANCELED) { /* no reasons to read: try again later */
-                throttled(e, "TransactionCanceled without reasons");
+                throttled(e, "TransactionCanceled without reasons", false);
                 continue;
             }
             eddy_error_set(&e->b->error, err, "%s: TransactWriteItems: %s", e->pk,

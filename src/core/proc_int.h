@@ -64,7 +64,8 @@ struct entity {
     cJSON *keep;        /* the stored attributes whose types a commit keeps (B, sets), or NULL */
     size_t state_bytes; /* text of the last state item built, an estimate for the next */
     unsigned conflicts, throttles;
-    uint64_t due; /* uv_now when a backoff ends */
+    unsigned contended; /* of the throttles, those for a TransactionConflict alone */
+    uint64_t due;       /* uv_now when a backoff ends */
     /* the step being built or committed */
     struct eddy_record_text *items; /* rendered, sent as they are */
     enum role *roles;
@@ -77,7 +78,7 @@ struct entity {
     struct eddy_commit_prev prev_values;
     bool outbox; /* the step writes outbox entries */
     /* what a cancelled transaction said about this entity's items */
-    bool fail_state, fail_throttle;
+    bool fail_state, fail_throttle, fail_contended;
     const char *fail_code;
     cJSON *fresh; /* the state item as it is now, returned with a failed condition (ALL_OLD) */
 };

@@ -17,8 +17,11 @@
  *     (the worker takes fewer messages while it loses such races).
  *   - a dedupe marker failed: that event was applied before. It is reported
  *     EDDY_EV_DUPLICATE and the rest of its batch is processed again.
- *   - throttling or TransactionConflict: the whole group is retried with
- *     backoff.
+ *   - throttling: the whole group is retried with backoff; a
+ *     TransactionConflict: its entity alone. Past occ_retries the batch
+ *     fails with EDDY_ETHROTTLED, or with EDDY_ECONFLICT when only
+ *     TransactionConflicts held it back (contention on one entity, not a
+ *     store that is down).
  *   - anything else: the batch fails with the error (the worker's failure
  *     policy decides).
  *

@@ -1440,6 +1440,42 @@ static void test_transaction_conflict_alone(void **state)
     prig_close(&r);
 }
 
+/* Four cancellations of e1's one-event step, codes[k] on its first item. */
+static void give_up_on(struct prig *r, struct tb *t, const char *const codes[4])
+{
+    one_entity(r, t, 1, "Increment");
+    push_empty_load(r);
+    for (int k = 0; k < 4; k++) /* occ_retries 3: four attempts */
+        push_cancel(r, 5, (const char *const[5]){codes[k]});
+    submit_run(r, t);
+    assert_int_equal(t->ev[0].result, EDDY_EV_ERROR);
+    assert_int_equal(eddy_fake_count(r->rig.fake), 5);
+}
+
+/*
+ * A TransactionConflict at every attempt is contention on the entity, not a
+ * throttled table: past occ_retries the batch fails with EDDY_ECONFLICT, as
+ * a conflict does, since the worker takes EDDY_ETHROTTLED for the store
+ * being down. Once the table throttled, it is EDDY_ETHROTTLED.
+ */
+static void test_transaction_conflict_gives_up(void **state)
+{
+    (void)state;
+    struct prig r;
+    struct tb t;
+    const char *const contended[4] = {"TransactionConflict", "TransactionConflict",
+                                      "TransactionConflict", "TransactionConflict"};
+    give_up_on(&r, &t, contended);
+    assert_int_equal(t.err, EDDY_ECONFLICT);
+    assert_non_null(strstr(t.b.error.detail, "TransactionConflict"));
+    prig_close(&r);
+    const char *const throttled[4] = {"TransactionConflict", "ThrottlingError",
+                                      "TransactionConflict", "TransactionConflict"};
+    give_up_on(&r, &t, throttled);
+    assert_int_equal(t.err, EDDY_ETHROTTLED);
+    prig_close(&r);
+}
+
 /* close(p, cb, ud): cb runs once, from the loop, never inside close; a
  * second close does nothing; a batch not started is canceled first. */
 static void test_close_once_from_the_loop(void **state)
@@ -1566,6 +1602,7 @@ int main(void)
         cmocka_unit_test(test_bad_ids),
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_transaction_conflict_alone),
+        cmocka_unit_test(test_transaction_conflict_gives_up),
         cmocka_unit_test(test_close_once_from_the_loop),
         cmocka_unit_test(test_reused_between_batches),
     };
