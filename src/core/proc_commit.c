@@ -97,13 +97,14 @@ static void conflict(struct entity *e)
 
 /*
  * The table throttled, or (contended) another transaction held one of the
- * entity's items: wait a backoff and commit again. Past occ_retries the
+ * entity's items: wait a backoff and go again (a cold entity is read again,
+ * see proc_load.c). Past occ_retries the
  * batch fails with EDDY_ETHROTTLED once the table throttled, which the
  * worker takes for the store being down; when every wait was for contention
  * on this entity alone it fails with EDDY_ECONFLICT, as a conflict does, so
  * that one hot entity does not stop the whole process.
  */
-static void throttled(struct entity *e, const char *code, bool contended)
+void proc_throttled(struct entity *e, const char *code, bool contended)
 {
     struct eddy_processor *p = e->p;
     e->contended += contended;
@@ -269,9 +270,9 @@ static void txn_canceled(struct group *g, struct eddy_ddb_txn_result *res)
         } else if (e->fail_code) {
             proc_finish(e, EDDY_EAWS);
         } else if (throttle || e->fail_throttle) {
-            throttled(e, "throttling", false);
+            proc_throttled(e, "throttling", false);
         } else if (e->fail_contended) {
-            throttled(e, "TransactionConflict", true);
+            proc_throttled(e, "TransactionConflict", true);
         } else {
             /* not at fault (or only duplicates dropped): commit again at once */
             proc_step_clear(e);
@@ -296,7 +297,7 @@ static void txn_done(eddy_err err, struct eddy_ddb_txn_result *res,
         for (size_t j = 0; j < g->nents; j++) {
             struct entity *e = g->ents[j];
             if (err == EDDY_ETXN_CANCELED) { /* no reasons to read: try again later */
-                throttled(e, "TransactionCanceled without reasons", false);
+                proc_throttled(e, "TransactionCanceled without reasons", false);
                 continue;
             }
             eddy_error_set(&e->b->error, err, "%s: TransactWriteItems: %s", e->pk,

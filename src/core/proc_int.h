@@ -171,6 +171,7 @@ EDDY_MUST_USE eddy_err proc_txn_check(const struct eddy_processor *p, size_t ite
 enum build proc_prepare(struct entity *e);
 
 /* proc_commit.c */
+void proc_throttled(struct entity *e, const char *code, bool contended);
 void proc_commit_ready(struct eddy_processor *p);
 void proc_commit_flush(struct eddy_processor *p);
 

@@ -1,7 +1,9 @@
 /*
  * proc_load.c - cold entities loaded together, one BatchGetItem (consistent
  * reads) per 100 keys; a missing state item is the machine's initial state
- * at _seq 0, unprocessed keys are asked again on the next turn.
+ * at _seq 0. Unprocessed keys are the table throttling the reads: they are
+ * asked again after a backoff, as a throttled commit is, and past
+ * occ_retries their batches fail with EDDY_ETHROTTLED.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +81,7 @@ static void load_found(struct load *l, const struct eddy_ddb_batch_get_result *r
     {
         struct entity *e = load_match(l, item);
         if (e)
-            eddy_list_insert_tail(&p->queue, &e->link); /* asked again on the next turn */
+            proc_throttled(e, "BatchGetItem UnprocessedKeys", false);
     }
 }
 

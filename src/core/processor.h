@@ -8,8 +8,10 @@
  * several entities into one TransactWriteItems, up to 100 items and 4 MB,
  * each entity with its own `_seq` condition (a group not 3/4 full waits
  * while another is out, see group_fill); cold entities are loaded
- * together with one BatchGetItem (consistent reads). When a transaction is
- * cancelled, CancellationReasons are read item by item:
+ * together with one BatchGetItem (consistent reads), and the keys it leaves
+ * unprocessed are read again after a backoff, as throttling is below.
+ * When a transaction is cancelled, CancellationReasons are read item by
+ * item:
  *   - an entity's state item failed its condition: a conflict. That entity's
  *     cache entry is dropped and it is reloaded and processed again after a
  *     full-jitter backoff (up to occ_retries); the other entities of the

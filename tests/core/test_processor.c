@@ -1476,6 +1476,55 @@ static void test_transaction_conflict_gives_up(void **state)
     prig_close(&r);
 }
 
+/* A BatchGetItem reply that leaves e1's state key unprocessed. */
+static void push_unprocessed(struct prig *r)
+{
+    eddy_fake_push_json(r->rig.fake, 200,
+                        "{\"Responses\":{\"T\":[]},\"UnprocessedKeys\":{\"T\":{\"Keys\":[{"
+                        "\"_pk\":{\"S\":\"counter/e1\"},\"_sk\":{\"S\":\"STATE\"}}],"
+                        "\"ConsistentRead\":true}}}");
+}
+
+static uint64_t retries(const struct prig *r)
+{
+    struct eddy_processor_stats s;
+    eddy_processor_stats(r->p, &s);
+    return s.retries;
+}
+
+/*
+ * A key BatchGetItem leaves unprocessed (the table throttled the read) is
+ * asked again after a backoff, as a throttled commit is, not at once; past
+ * occ_retries the batch fails with EDDY_ETHROTTLED.
+ */
+static void test_unprocessed_keys_back_off(void **state)
+{
+    (void)state;
+    struct prig r;
+    struct tb t;
+    one_entity(&r, &t, 1, "Increment");
+    push_unprocessed(&r);
+    push_unprocessed(&r);
+    push_empty_load(&r);
+    push_ok(&r, 1);
+    submit_run(&r, &t);
+    assert_int_equal(t.err, EDDY_OK);
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4);
+    assert_int_equal(retries(&r), 2); /* each read again waited its backoff */
+    prig_close(&r);
+
+    one_entity(&r, &t, 1, "Increment");
+    for (int i = 0; i < 6; i++)
+        push_unprocessed(&r);
+    submit_run(&r, &t);
+    assert_int_equal(t.err, EDDY_ETHROTTLED);
+    assert_int_equal(t.ev[0].result, EDDY_EV_ERROR);
+    assert_non_null(strstr(t.b.error.detail, "UnprocessedKeys"));
+    assert_int_equal(eddy_fake_count(r.rig.fake), 4); /* occ_retries 3: four reads */
+    assert_int_equal(retries(&r), 3);
+    prig_close(&r);
+}
+
 /* close(p, cb, ud): cb runs once, from the loop, never inside close; a
  * second close does nothing; a batch not started is canceled first. */
 static void test_close_once_from_the_loop(void **state)
@@ -1603,6 +1652,7 @@ int main(void)
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_transaction_conflict_alone),
         cmocka_unit_test(test_transaction_conflict_gives_up),
+        cmocka_unit_test(test_unprocessed_keys_back_off),
         cmocka_unit_test(test_close_once_from_the_loop),
         cmocka_unit_test(test_reused_between_batches),
     };
