@@ -23,6 +23,7 @@ struct ack_entry {
     int visibility_s;
     uint64_t queued_ms; /* the loop's time when it joined its pending queue */
     unsigned attempts;
+    bool stale;    /* a heartbeat out when its message left: not retried */
     size_t cap;    /* bytes of handle */
     char handle[]; /* sized to the handles it held, not to the 1 KiB limit */
 };
@@ -32,7 +33,7 @@ struct ack_entry {
 #define ACK_HANDLE_ROUND 64
 
 struct ack_call {
-    struct eddy_list link; /* in the free list */
+    struct eddy_list link; /* in the free list, or in flight (busy_calls) */
     struct eddy_acker *a;
     enum eddy_ack_kind kind;
     size_t n;
@@ -64,6 +65,7 @@ struct eddy_acker {
     struct queue retry;            /* waiting for retry_timer */
     struct eddy_list free_entries; /* ack_entry.link */
     struct eddy_list free_calls;   /* ack_call.link */
+    struct eddy_list busy_calls;   /* ack_call.link, in flight */
     size_t calls_inflight;
     size_t entries_inflight;
     struct eddy_acker_stats stats;
@@ -102,6 +104,7 @@ static void entry_put(struct eddy_acker *a, struct ack_entry *e)
 
 static void call_put(struct eddy_acker *a, struct ack_call *c)
 {
+    eddy_list_remove(&c->link); /* from busy_calls */
     eddy_list_insert_head(&a->free_calls, &c->link);
 }
 
@@ -134,6 +137,7 @@ struct eddy_acker *eddy_acker_new(uv_loop_t *loop, struct eddy_sqs *sqs,
     queue_init(&a->retry);
     eddy_list_init(&a->free_entries);
     eddy_list_init(&a->free_calls);
+    eddy_list_init(&a->busy_calls);
     uv_timer_init(loop, &a->flush_timer);
     uv_timer_init(loop, &a->retry_timer);
     eddy_closer_init(&a->closer, NULL, acker_free);
@@ -234,6 +238,39 @@ static void flush_timer_cb(uv_timer_t *t)
     arm_flush(a);
 }
 
+static bool stale_heartbeat(const struct ack_entry *e, const char *handle)
+{
+    return e->kind == EDDY_ACK_VISIBILITY && e->why == EDDY_ACK_HEARTBEAT &&
+           strcmp(e->handle, handle) == 0;
+}
+
+/*
+ * The message of handle leaves (a release, a backoff, a delete): a
+ * heartbeat of it that failed must not be retried after, which would hide
+ * it again for a whole visibility timeout, nor one out now. The one waiting
+ * for its retry goes at once; the one out is marked, to go when it fails.
+ */
+static void heartbeats_end(struct eddy_acker *a, const char *handle)
+{
+    struct eddy_list *q, *n;
+    eddy_list_foreach_safe(q, n, &a->retry.q)
+    {
+        struct ack_entry *e = eddy_list_data(q, struct ack_entry, link);
+        if (stale_heartbeat(e, handle)) {
+            eddy_list_remove(&e->link);
+            a->retry.n--;
+            entry_put(a, e);
+        }
+    }
+    eddy_list_foreach(q, &a->busy_calls)
+    {
+        struct ack_call *c = eddy_list_data(q, struct ack_call, link);
+        for (size_t i = 0; i < c->n; i++)
+            if (stale_heartbeat(c->e[i], handle))
+                c->e[i]->stale = true;
+    }
+}
+
 static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const char *handle,
                         int visibility_s, enum eddy_ack_reason why)
 {
@@ -256,8 +293,11 @@ static eddy_err enqueue(struct eddy_acker *a, enum eddy_ack_kind kind, const cha
     e->why = why;
     e->visibility_s = visibility_s;
     e->attempts = 0;
+    e->stale = false;
     memcpy(e->handle, handle, len + 1);
     e->queued_ms = uv_now(a->loop);
+    if (kind == EDDY_ACK_DELETE || why != EDDY_ACK_HEARTBEAT)
+        heartbeats_end(a, handle);
     queue_push(&a->pending[kind], e);
     if (a->pending[kind].n >= EDDY_SQS_MAX_BATCH || eddy_closer_closing(&a->closer))
         send_batches(a, eddy_closer_closing(&a->closer));
@@ -297,6 +337,10 @@ static void retry_or_drop(struct eddy_acker *a, struct ack_entry *e, const char 
                           bool permanent)
 {
     e->attempts++;
+    if (e->stale) { /* its message has left: see heartbeats_end */
+        entry_put(a, e);
+        return;
+    }
     if (permanent || e->attempts >= a->max_attempts) {
         a->stats.dropped[e->kind]++;
         struct eddy_log_fields f = {.error = code, .seq = EDDY_LOG_NOSEQ};
@@ -385,6 +429,7 @@ static void send_one(struct eddy_acker *a, enum eddy_ack_kind kind)
     c->a = a;
     c->kind = kind;
     c->n = 0;
+    eddy_list_insert_tail(&a->busy_calls, &c->link);
     if (kind == EDDY_ACK_DELETE)
         a->hold_until_ms = 0; /* what is left is looked at afresh */
     struct ack_entry *e;

@@ -25,7 +25,10 @@
  * (ReceiptHandleIsInvalid, InvalidParameterValue, MessageNotInflight: the
  * message expired, was received again elsewhere, or is already gone) is
  * logged and dropped: retrying cannot help, and the worst that follows is
- * one more delivery, which dedupe absorbs. Nothing here loops forever.
+ * one more delivery, which dedupe absorbs. A heartbeat that failed is not
+ * retried once a release, a backoff or a delete of its receipt handle was
+ * queued: it would hide the message again for a whole visibility timeout.
+ * Nothing here loops forever.
  *
  * The acker is not the place that decides what is safe to delete: the
  * consumer queues a delete only after the message's effect is durable.

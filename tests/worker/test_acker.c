@@ -273,6 +273,50 @@ static void test_deletes_linger_to_fill(void **state)
     rig_close(&r);
 }
 
+/* How many requests hold needle in their body. */
+static int bodies_with(struct rig *r, const char *needle)
+{
+    int n = 0;
+    for (size_t i = 0; i < eddy_fake_count(r->fake); i++)
+        n += strstr(eddy_fake_request_at(r->fake, i)->body, needle) != NULL;
+    return n;
+}
+
+/*
+ * A heartbeat that failed is not retried once its message was released or
+ * deleted: sent after the release it would hide the message again for a
+ * whole visibility timeout. Here rh-x's heartbeat failed and waits for its
+ * retry, rh-y's is out when the release of rh-x and the delete of rh-y are
+ * queued, and fails after.
+ */
+static void test_heartbeat_not_retried_after_release(void **state)
+{
+    (void)state;
+    struct rig r;
+    struct eddy_acker *a =
+        open_acker(&r, (struct eddy_acker_config){
+                           .flush_ms = 1, .linger_ms = 1, .retry_base_ms = 50, .retry_cap_ms = 60});
+    eddy_fake_push_status(r.fake, 500, NULL, "{\"__type\":\"InternalFailure\"}");
+    assert_int_equal(eddy_acker_visibility(a, "rh-x", 300, EDDY_ACK_HEARTBEAT), EDDY_OK);
+    while (eddy_fake_count(r.fake) < 1 || eddy_fake_inflight(r.fake) > 0)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    assert_int_equal(eddy_acker_visibility(a, "rh-y", 300, EDDY_ACK_HEARTBEAT), EDDY_OK);
+    while (eddy_fake_count(r.fake) < 2) /* no reply yet: it waits */
+        uv_run(&r.loop, UV_RUN_ONCE);
+    assert_int_equal(eddy_acker_visibility(a, "rh-x", 0, EDDY_ACK_RELEASE), EDDY_OK);
+    assert_int_equal(eddy_acker_delete(a, "rh-y"), EDDY_OK);
+    eddy_fake_push_status(r.fake, 500, NULL, "{\"__type\":\"InternalFailure\"}");
+    for (int i = 0; i < 4; i++)
+        eddy_fake_push_json(r.fake, 200, RIG_ALL_OK);
+    close_acker(&r, a);
+    assert_int_equal(bodies_with(&r, "\"VisibilityTimeout\":300"), 2); /* the first tries */
+    assert_int_equal(eddy_fake_count(r.fake), 4);
+    assert_int_equal(closed_stats.sent[EDDY_ACK_VISIBILITY], 1);
+    assert_int_equal(closed_stats.sent[EDDY_ACK_DELETE], 1);
+    assert_int_equal(closed_outstanding, 0);
+    rig_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_visibility_lingers_until_a_release),
         cmocka_unit_test(test_failed_entries),
         cmocka_unit_test(test_gives_up_after_max_attempts),
+        cmocka_unit_test(test_heartbeat_not_retried_after_release),
         cmocka_unit_test(test_refuses_long_handle_and_after_close),
         cmocka_unit_test(test_deletes_linger_to_fill),
         cmocka_unit_test(test_handles_of_any_length),
