@@ -480,8 +480,14 @@ static eddy_err send_attempt(struct eddy_aws_call *call, const struct eddy_crede
         eddy_buf_puts(&c->token_line, cr->session_token);
         lines[n++] = eddy_buf_cstr(&c->token_line);
     }
-    struct eddy_http_request hreq = {
-        "POST", url, lines, n, call->body.ptr, call->body.len, call->timeout_ms, call->max_response};
+    struct eddy_http_request hreq = {"POST",
+                                     url,
+                                     lines,
+                                     n,
+                                     call->body.ptr,
+                                     call->body.len,
+                                     call->timeout_ms,
+                                     call->max_response};
     rc = eddy_transport_send(&c->aws->transport, &hreq, on_http, call, &call->http_id);
     if (rc)
         return eddy_error_set(err, rc, "%s %s: could not send: %s", c->info->name, call->op,

@@ -59,13 +59,13 @@ struct eddy_creds {
 
     uv_timer_t kick;
     uv_timer_t refresh;
-    uv_timer_t again; /* a provider's next try (AGAIN) */
+    uv_timer_t again;         /* a provider's next try (AGAIN) */
     struct eddy_list waiters; /* struct waiter, oldest first */
     bool want_refresh;
 
     /* the resolution in progress */
     bool resolving;
-    size_t provider; /* the chain's provider that owns the request in flight */
+    size_t provider;   /* the chain's provider that owns the request in flight */
     unsigned attempts; /* that provider's tries so far */
     enum step step;
     bool inflight;

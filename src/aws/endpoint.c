@@ -205,9 +205,8 @@ static const char *dns_suffix(const char *region)
     static const struct {
         const char *prefix, *suffix;
     } parts[] = {
-        {"cn-", "amazonaws.com.cn"},     {"us-isob-", "sc2s.sgov.gov"},
-        {"us-isof-", "csp.hci.ic.gov"},  {"us-iso-", "c2s.ic.gov"},
-        {"eu-isoe-", "cloud.adc-e.uk"},  {"eusc-", "amazonaws.eu"},
+        {"cn-", "amazonaws.com.cn"}, {"us-isob-", "sc2s.sgov.gov"},  {"us-isof-", "csp.hci.ic.gov"},
+        {"us-iso-", "c2s.ic.gov"},   {"eu-isoe-", "cloud.adc-e.uk"}, {"eusc-", "amazonaws.eu"},
     };
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (strncmp(region, parts[i].prefix, strlen(parts[i].prefix)) == 0)

@@ -143,8 +143,8 @@ static eddy_err start(struct eddy_ddb *d, const char *opname, struct eddy_jw *w,
  */
 #define DDB_READ_REPLY_MAX ((size_t)64 << 20)
 
-static eddy_err start_read(struct eddy_ddb *d, const char *opname, struct eddy_jw *w,
-                           struct op *o, struct eddy_aws_call **handle, struct eddy_error *err)
+static eddy_err start_read(struct eddy_ddb *d, const char *opname, struct eddy_jw *w, struct op *o,
+                           struct eddy_aws_call **handle, struct eddy_error *err)
 {
     struct eddy_aws_call_opts opts = {.idempotent = true, .max_response = DDB_READ_REPLY_MAX};
     return start_opts(d, opname, w, o, &opts, handle, err);

@@ -394,12 +394,13 @@ static void test_signature_error_hides_the_token(void **state)
     rig_init(&r, "SESSIONTOKEN", 3);
     struct eddy_aws_client c;
     client_init(&r, &c, EDDY_AWS_DYNAMODB);
-    eddy_fake_push_json(r.fake, 400,
-                        "{\"__type\":\"com.amazon.coral.service#InvalidSignatureException\","
-                        "\"message\":\"Signature mismatch.\\n\\nThe Canonical String for this request "
-                        "should have been\\n'POST\\n/\\n\\nhost:127.0.0.1"
-                        "\\nX-Amz-Security-Token:SESSIONTOKEN\\n\\nhost;x-amz-security-token\\n"
-                        "'\\n\\nquery: a=1&x-amz-security-token=SESSIONTOKEN&b=2\"}");
+    eddy_fake_push_json(
+        r.fake, 400,
+        "{\"__type\":\"com.amazon.coral.service#InvalidSignatureException\","
+        "\"message\":\"Signature mismatch.\\n\\nThe Canonical String for this request "
+        "should have been\\n'POST\\n/\\n\\nhost:127.0.0.1"
+        "\\nX-Amz-Security-Token:SESSIONTOKEN\\n\\nhost;x-amz-security-token\\n"
+        "'\\n\\nquery: a=1&x-amz-security-token=SESSIONTOKEN&b=2\"}");
     struct seen s = {0};
     call_run(&r, &c, "GetItem", "{}", true, &s);
     assert_int_equal(s.err, EDDY_EAUTH);
