@@ -147,6 +147,7 @@ static void on_lease(uint32_t shard, enum eddy_lease_event ev, void *ud)
     switch (ev) {
     case EDDY_LEASE_ACQUIRED:
         s->surrender = false;
+        s->leased = true;
         /* swept at once (a dead process's leftovers), then, while empty,
          * from a quarter of the longest interval on */
         s->interval_ms =
@@ -161,6 +162,7 @@ static void on_lease(uint32_t shard, enum eddy_lease_event ev, void *ud)
             eddy_lease_give_back(r->lease, shard);
         break;
     case EDDY_LEASE_LOST:
+        s->leased = false;
         uv_timer_stop(&s->timer);
         break;
     }
@@ -200,6 +202,11 @@ eddy_err eddy_relay_start(struct eddy_relay *r)
               r->owner, r->cfg.shards, r->bus->name, r->cfg.grace_ms, r->cfg.poll_ms,
               r->cfg.sweep_max_ms, r->cfg.lease_ms);
     return EDDY_OK;
+}
+
+bool eddy_relay_lease_tick(struct eddy_relay *r)
+{
+    return r->lease && eddy_lease_tick(r->lease);
 }
 
 /* ---- stopping ---- */

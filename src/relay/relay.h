@@ -20,7 +20,9 @@
  *     interval doubling up to sweep_max_ms (from sweep_max_ms / 4 after the
  *     lease is taken, from poll_ms after a sweep that published); young rows
  *     of other processes bring the next sweep to when they become old
- *     enough, but not before the interval.
+ *     enough, but not before the interval. Only a lease lost or given back
+ *     ends a shard's sweeps; one that runs out locally while its renewal is
+ *     on its way back pauses them (looked at again every poll_ms).
  *
  * The publisher keeps the entries it holds in lanes, one per entity, in
  * (seq, idx) order, and fills PutEvents calls across entities (the bus
@@ -184,6 +186,9 @@ void eddy_relay_expect(struct eddy_relay *r, long n);
 void eddy_relay_on_outbox_expect(long n, void *ud);
 /* Sweep shard now if it is ours (tests; a shard's timer does it otherwise). */
 void eddy_relay_sweep(struct eddy_relay *r, uint32_t shard);
+/* Run a lease tick now (tests; the lease's timer does it otherwise): false
+ * without leases, or while one is in flight (eddy_lease_tick). */
+bool eddy_relay_lease_tick(struct eddy_relay *r);
 /* See the lifecycle above; cb may be NULL. Calling it twice is harmless
  * (the second call does nothing); r is freed after cb. NULL is fine. */
 void eddy_relay_close(struct eddy_relay *r, eddy_close_cb cb, void *ud);

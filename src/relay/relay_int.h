@@ -119,6 +119,9 @@ struct relay_shard {
     uint32_t index;
     char *pk;
     bool surrender; /* lease to give back when the sweep is done */
+    /* Between the lease's ACQUIRED and LOST: the shard stays ours while a
+     * renewal on its way back lets the lease run out locally for a moment. */
+    bool leased;
     bool sweeping;
     uv_timer_t timer;
     uint32_t interval_ms; /* after an empty sweep: doubles up to sweep_max */

@@ -25,16 +25,32 @@ bool relay_shard_holds(const struct relay_shard *s)
     return r->lease == NULL ? r->started : eddy_lease_held(r->lease, s->index);
 }
 
+/* The shard is ours to sweep from now on, held at this moment or not. */
+static bool shard_kept(const struct relay_shard *s)
+{
+    const struct eddy_relay *r = s->r;
+    if (r->stopping || s->surrender)
+        return false;
+    return r->lease == NULL ? r->started : s->leased;
+}
+
 bool eddy_relay_holds(const struct eddy_relay *r, uint32_t shard)
 {
     return shard < r->cfg.shards && relay_shard_holds(&r->shards[shard]);
 }
 
+/* Only a lost or given back lease ends a shard's sweeps: one that ran out
+ * locally while its renewal is on its way back is looked at again soon
+ * (a renewal that succeeds brings no event). */
 static void on_sweep_timer(uv_timer_t *t)
 {
     struct relay_shard *s = eddy_container_of(t, struct relay_shard, timer);
-    if (!s->sweeping && relay_shard_holds(s))
+    if (s->sweeping) /* its end schedules the next */
+        return;
+    if (relay_shard_holds(s))
         sweep_start(s);
+    else if (shard_kept(s))
+        relay_sweep_schedule(s, s->r->cfg.poll_ms);
 }
 
 void relay_sweep_schedule(struct relay_shard *s, uint64_t ms)
@@ -92,7 +108,7 @@ static void sweep_end(struct relay_shard *s, bool more)
         s->interval_ms =
             s->interval_ms * 2 > r->cfg.sweep_max_ms ? r->cfg.sweep_max_ms : s->interval_ms * 2;
     }
-    if (relay_shard_holds(s))
+    if (shard_kept(s))
         relay_sweep_schedule(s, next);
     relay_pump(r);
 }

@@ -415,6 +415,8 @@ static bool answer_pending(struct fakeaws *w)
         const char *target = eddy_fake_request_header(r, "X-Amz-Target");
         if (w->hold_puts && target && strstr(target, "PutEvents"))
             break;
+        if (w->hold_target && target && strstr(target, w->hold_target))
+            break;
         w->answered++;
         answer(w, r);
         any = true;

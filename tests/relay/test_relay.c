@@ -4,7 +4,8 @@
  * shards sharing calls, dead entries, unprocessed deletes, paging, sweeps
  * fair across entities, publish on commit with the grace, calls that wait
  * for the entries on their way (or not), and stop. No
- * leases here (lease_ms 0): test_lease.c covers them. */
+ * leases here (lease_ms 0): test_lease.c covers them, but for a lease that
+ * runs out locally for a moment. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -930,6 +931,66 @@ static void test_config_checked(void **state)
     fakeaws_close(&r.w);
 }
 
+/* A renewal goes out before the lease runs out locally and comes back after:
+ * for that moment the shard is not held, and its sweep timer fires. The
+ * lease was neither lost nor given back, so its sweeps go on once the
+ * renewal is in: a dead process's row is still swept. */
+static bool shard_held(struct fakeaws *w, void *ud)
+{
+    (void)w;
+    return eddy_relay_holds(ud, 0);
+}
+
+static bool swept_once(struct fakeaws *w, void *ud)
+{
+    struct eddy_relay_stats st;
+    eddy_relay_stats(ud, &st);
+    return st.sweeps == 1 && st.queries == 1 && fakeaws_waiting(w) == 0;
+}
+
+static bool renewal_waiting(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    if (fakeaws_waiting(w) == 0)
+        return false;
+    const struct eddy_fake_request *req = eddy_fake_request_at(w->rig.fake, w->answered);
+    return strstr(eddy_fake_request_header(req, "X-Amz-Target"), "TransactWriteItems") != NULL;
+}
+
+static bool never(struct fakeaws *w, void *ud)
+{
+    (void)w;
+    (void)ud;
+    return false;
+}
+
+static void test_sweeps_go_on_after_a_lease_lapse(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    const uint32_t lease_ms = 3000000; /* its ticks (a third of it) only by hand */
+    r.cfg.lease_ms = lease_ms;
+    r.cfg.poll_ms = 300;
+    r.cfg.sweep_max_ms = 300;
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, shard_held, r.relay, 5000));
+    assert_true(fakeaws_run(&r.w, swept_once, r.relay, 5000)); /* next in 300 ms */
+    eddy_clock_fake_advance(&r.w.rig.fake_clock, lease_ms * 85 / 100);
+    r.w.hold_target = "TransactWriteItems";
+    assert_true(eddy_relay_lease_tick(r.relay));
+    assert_true(fakeaws_run(&r.w, renewal_waiting, NULL, 5000));
+    eddy_clock_fake_advance(&r.w.rig.fake_clock, lease_ms / 10); /* past the local expiry */
+    assert_false(eddy_relay_holds(r.relay, 0));
+    fakeaws_run(&r.w, never, NULL, 400); /* the sweep timer fires meanwhile */
+    r.w.hold_target = NULL;
+    assert_true(fakeaws_run(&r.w, shard_held, r.relay, 5000)); /* the renewal is in */
+    fakeaws_put_outbox(&r.w, 1, "slot", "dead", 1, 0, 0);
+    assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 1);
+    relay_rig_close(&r);
+}
+
 int main(void)
 {
     eddy_log_configure(EDDY_LOG_ERROR, EDDY_LOG_TEXT, stderr);
@@ -959,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_stop_during_query),
         cmocka_unit_test(test_stop_before_start),
         cmocka_unit_test(test_config_checked),
+        cmocka_unit_test(test_sweeps_go_on_after_a_lease_lapse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
