@@ -21,6 +21,7 @@
 #include "core/attr.h"
 #include "eddy/rng.h"
 #include "svc/eventbridge.h"
+#include "svc/eventbridge2.h"
 
 static const char *const reserved[] = {
     "_pk",   "_sk",  "_seq",      "_typ", "_namespace", "_ts",
@@ -729,13 +730,17 @@ void eddy_record_default_source(const char *ns, char out[EDDY_RECORD_SOURCE_MAX]
 }
 
 /*
- * The entry's PutEvents size, by the one rule the relay uses too
- * (eddy_eb_entry_size: Time, Source, DetailType, Detail, Resources). The
- * relay always sends Time (the commit second); without a recorded Source it
- * sends "eddy.<namespace>" unless configured otherwise.
+ * The entry as the relay will send it, against the bus's limits: its
+ * PutEvents size, by the one rule the relay uses too (eddy_eb_entry_size:
+ * Time, Source, DetailType, Detail, Resources), and on a Custom Event Bus
+ * (an event-busv2 ARN) that API's limits on an entry's fields
+ * (eddy_eb2_entry_check, the relay's too). The relay always sends Time (the
+ * commit second); without a recorded Source it sends "eddy.<namespace>"
+ * unless configured otherwise.
  */
-static size_t entry_size(const struct eddy_record_entity *e, const struct eddy_record_publish *pub,
-                         const char *type, const char *detail)
+static eddy_err entry_check(const struct eddy_record_entity *e,
+                            const struct eddy_record_publish *pub, const char *type,
+                            const char *detail, struct eddy_error *err)
 {
     char fallback[EDDY_RECORD_SOURCE_MAX];
     eddy_record_default_source(e->ns, fallback);
@@ -754,9 +759,24 @@ static size_t entry_size(const struct eddy_record_entity *e, const struct eddy_r
         .nresources = nres,
         .time_s = e->now_s ? e->now_s : 1,
     };
-    size_t n = eddy_eb_entry_size(&en);
+    size_t size = eddy_eb_entry_size(&en);
+    struct eddy_eb2_entry v2 = {en.source, type, detail, res, nres, en.time_s, NULL, NULL};
+    struct eddy_error why;
+    eddy_err rc = EDDY_OK;
+    if (size > EDDY_RECORD_ENTRY_MAX)
+        rc = eddy_error_set(err, EDDY_ELIMIT,
+                            "outbound event %.64s of %.64s/%.64s is %zu bytes as an EventBridge "
+                            "entry (Time, Source, DetailType, Detail with eddy's metadata, "
+                            "Resources), over the 262,144 byte (256 KB) PutEvents entry limit",
+                            type, e->ns, e->id, size);
+    else if (pub && pub->event_bus && eddy_eb2_is_bus_arn(pub->event_bus) &&
+             eddy_eb2_entry_check(&v2, &why) != EDDY_OK)
+        rc = eddy_error_set(err, why.code,
+                            "outbound event %.64s of %.64s/%.64s cannot go to the Custom Event "
+                            "Bus: %s",
+                            type, e->ns, e->id, why.detail);
     free(res);
-    return n;
+    return rc;
 }
 
 /* The event's fields must be storable as they are in the history record. */
@@ -786,13 +806,8 @@ static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *
                               "outbound event %.64s of %.64s/%.64s has a member \"eddy\", which "
                               "is reserved for eddy's metadata",
                               type, e->ns, e->id);
-    size_t size = entry_size(e, pub, type, detail);
-    if (size > EDDY_RECORD_ENTRY_MAX) {
-        rc = eddy_error_set(err, EDDY_ELIMIT,
-                            "outbound event %.64s of %.64s/%.64s is %zu bytes as an EventBridge "
-                            "entry (Time, Source, DetailType, Detail with eddy's metadata, "
-                            "Resources), over the 262,144 byte (256 KB) PutEvents entry limit",
-                            type, e->ns, e->id, size);
+    rc = entry_check(e, pub, type, detail, err);
+    if (rc) {
         free(detail);
         return rc;
     }

@@ -48,6 +48,15 @@ static size_t v2_entry_size(const struct eddy_eb_entry *entry, const struct eddy
     return eddy_eb2_entry_size(&v);
 }
 
+static eddy_err v2_entry_check(const struct eddy_eb_entry *entry,
+                               const struct eddy_record_outbox *row, struct eddy_error *err)
+{
+    struct ids ids;
+    ids_of(row, &ids);
+    struct eddy_eb2_entry v = v2_entry(entry, &ids);
+    return eddy_eb2_entry_check(&v, err);
+}
+
 struct v2_call {
     eddy_eb_put_cb cb;
     void *ud;
@@ -136,6 +145,7 @@ const struct eddy_relay_bus eddy_relay_bus_v2 = {
     .entity_shares_call = true,
     .put = v2_put,
     .entry_size = v2_entry_size,
+    .entry_check = v2_entry_check,
     .accepted = v2_accepted,
     .refused_for_good = v2_refused_for_good,
 };

@@ -12,8 +12,10 @@
  * DEDUPLICATED, which counts as published, and is not delivered twice.
  * Calls take up to 100 entries and 1 MiB (each entry counted as the
  * classic bus counts it, plus its two ids), and several entries of one
- * entity may share a call: the bus keeps their order. There is no TraceHeader in this API; an
- * entry's is dropped.
+ * entity may share a call: the bus keeps their order. An entry over the
+ * API's limits on its fields (eddy_eb2_entry_check: Source, DetailType,
+ * Resources) is dead before it joins a call. There is no TraceHeader in
+ * this API; an entry's is dropped.
  */
 #ifndef EDDY_RELAY_BUSV2_H
 #define EDDY_RELAY_BUSV2_H

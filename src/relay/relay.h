@@ -44,7 +44,11 @@
  * commit_to_publish_latency runs
  * from the hand-over (the commit's success) for committed entries, from
  * the row's _tms for swept ones. A call that fails as a whole (network, throttling, 5xx) is sent
- * again after a full-jitter backoff, forever. An entry the bus refuses is
+ * again after a full-jitter backoff, forever; one the bus client refuses
+ * before sending it (EDDY_ELIMIT, EDDY_EINVAL) is not: its entries go
+ * again each in a call of its own, and the one refused alone is dead. An
+ * entry over the bus's limits on its size or fields (entry_check) is dead
+ * before it joins a call. An entry the bus refuses is
  * sent again after a backoff; refused for good (a validation error) or
  * attempts times, it is dead: moved in one TransactWriteItems from the
  * outbox to "#outbox-dead/<shard>" with the error and its attempts, counted
@@ -101,6 +105,11 @@ struct eddy_relay_bus {
                     void *ud, struct eddy_error *err);
     /* An entry's size against max_bytes; NULL: eddy_eb_entry_size. */
     size_t (*entry_size)(const struct eddy_eb_entry *entry, const struct eddy_record_outbox *row);
+    /* Whether an entry passes the bus's limits on an entry's fields, which
+     * put checks before each call: else an error naming the limit (the
+     * entry is dead before it joins a call). NULL: put checks none. */
+    eddy_err (*entry_check)(const struct eddy_eb_entry *entry, const struct eddy_record_outbox *row,
+                            struct eddy_error *err);
     /* The entry was accepted (published). */
     bool (*accepted)(const struct eddy_eb_entry_result *res);
     /* The entry's error code means it will never be accepted. */

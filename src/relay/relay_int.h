@@ -64,6 +64,7 @@ struct entry {
     enum entry_state st;
     unsigned refusals, failures;
     bool moving; /* the dead move is in flight */
+    bool alone;  /* a call it was in was refused before it was sent: in one of its own now */
     uint64_t ready_at;
     struct eddy_eb_entry eb;
     size_t size;

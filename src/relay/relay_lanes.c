@@ -279,11 +279,17 @@ static struct entry *entry_finish(struct eddy_relay *r, struct entry *e, int64_t
     e->eb.trace_header = e->o.trace_header;
     e->eb.time_s = ts;
     e->size = r->bus->entry_size ? r->bus->entry_size(&e->eb, &e->o) : eddy_eb_entry_size(&e->eb);
+    struct eddy_error why;
     if (e->size > r->bus->max_bytes) { /* the commit path refuses these; older rows */
         relay_entry_set_state(e, E_DEAD);
         relay_entry_error(
             e, "EntryTooLarge: the entry is %zu bytes, over the %zu byte PutEvents limit", e->size,
             r->bus->max_bytes);
+    } else if (r->bus->entry_check && r->bus->entry_check(&e->eb, &e->o, &why) != EDDY_OK) {
+        /* as above; or rows committed for another bus: put would refuse
+         * every call it joins */
+        relay_entry_set_state(e, E_DEAD);
+        relay_entry_error(e, "InvalidEntry: %s", why.detail);
     }
     return e;
 }

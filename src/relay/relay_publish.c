@@ -22,6 +22,7 @@ struct put_call {
     struct eddy_relay *r;
     struct eddy_list link; /* in r->out while in flight */
     uint64_t opened_at;    /* loop ms of its first entry */
+    bool refused;          /* the bus client refused it before sending it */
     size_t n, bytes;
     struct entry **at;
     struct eddy_eb_entry *ents;
@@ -165,6 +166,10 @@ static void entry_published(struct eddy_relay *r, struct entry *e, int64_t now_m
     relay_lane_list(r, l);
 }
 
+/* The code of an entry the bus client refused before sending it: no
+ * retry changes that. */
+static const char invalid_entry[] = "InvalidEntry";
+
 /* code NULL: the call failed as a whole (sent again, without counting). */
 static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code, const char *msg)
 {
@@ -176,7 +181,8 @@ static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code
     if (code) {
         e->refusals++;
         relay_entry_error(e, "%s: %s", code, msg ? msg : "");
-        dead = r->bus->refused_for_good(code) || e->refusals >= r->cfg.attempts;
+        dead = strcmp(code, invalid_entry) == 0 || r->bus->refused_for_good(code) ||
+               e->refusals >= r->cfg.attempts;
     }
     relay_entry_set_state(e, dead ? E_DEAD : E_WAIT);
     e->failures++;
@@ -193,6 +199,21 @@ static void entry_failed(struct eddy_relay *r, struct entry *e, const char *code
             : uv_now(r->loop) + eddy_backoff_full_jitter(&r->rng, e->failures - 1,
                                                          r->cfg.retry_base_ms, r->cfg.retry_cap_ms);
     relay_lane_list(r, e->lane);
+}
+
+/* A call that failed as a whole. One the bus client refused before sending
+ * it (EDDY_ELIMIT, EDDY_EINVAL: an entry it takes for invalid) is not sent
+ * again as it was: an entry alone in it is dead, the entries of a larger
+ * one go again each in a call of its own, which finds the invalid one. */
+static void call_failed(struct eddy_relay *r, const struct put_call *pc, struct entry *e,
+                        const char *msg)
+{
+    if (pc->refused && pc->n == 1) {
+        entry_failed(r, e, invalid_entry, msg);
+        return;
+    }
+    e->alone = e->alone || pc->refused;
+    entry_failed(r, e, NULL, msg);
 }
 
 static void put_call_free(struct put_call *pc)
@@ -216,7 +237,7 @@ static void on_put(eddy_err rc, struct eddy_eb_put_result *res, const struct edd
         const struct eddy_eb_entry_result *er =
             rc == EDDY_OK && k < res->n ? &res->entries[k] : NULL;
         if (rc != EDDY_OK)
-            entry_failed(r, e, NULL, eddy_error_text(reply->error));
+            call_failed(r, pc, e, eddy_error_text(reply->error));
         else if (er == NULL)
             entry_failed(r, e, "MissingResult", "PutEvents answered fewer entries");
         else if (!r->bus->accepted(er))
@@ -244,11 +265,13 @@ static void put_send(struct eddy_relay *r)
     r->st.put_calls++;
     r->puts++;
     eddy_list_insert_tail(&r->out, &pc->link);
-    if (r->bus->put(r->bus_client, pc->ents, pc->rows, pc->n, on_put, pc, &err) == EDDY_OK)
+    eddy_err rc = r->bus->put(r->bus_client, pc->ents, pc->rows, pc->n, on_put, pc, &err);
+    if (rc == EDDY_OK)
         return;
+    pc->refused = rc == EDDY_ELIMIT || rc == EDDY_EINVAL;
     struct eddy_eb_put_result none = {0};
     struct eddy_aws_reply reply = {.error = &err};
-    on_put(err.code ? err.code : EDDY_EINVAL, &none, &reply, pc);
+    on_put(rc, &none, &reply, pc);
 }
 
 static void on_linger(uv_timer_t *t)
@@ -342,7 +365,8 @@ static bool put_add(struct eddy_relay *r, struct entry *e)
         pc->rows = eddy_calloc(r->bus->max_entries, sizeof *pc->rows);
         uv_idle_start(&r->flush, on_flush);
     }
-    if (pc->n == r->bus->max_entries || (pc->n && pc->bytes + e->size > r->bus->max_bytes))
+    if (pc->n == r->bus->max_entries ||
+        (pc->n && (pc->bytes + e->size > r->bus->max_bytes || e->alone || pc->at[0]->alone)))
         return false;
     pc->at[pc->n] = e;
     pc->rows[pc->n] = &e->o;

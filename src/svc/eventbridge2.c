@@ -174,37 +174,53 @@ size_t eddy_eb2_entry_size(const struct eddy_eb2_entry *en)
 
 /* ---- the request ---- */
 
-static eddy_err check_entry(const struct eddy_eb2_entry *en, size_t i, struct eddy_error *err)
+/* Characters as the API counts them (Unicode scalar values): the bytes
+ * that do not continue a UTF-8 sequence. */
+static size_t chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static eddy_err over(struct eddy_error *err, const char *field, size_t got, int min, int max)
+{
+    return eddy_error_set(err, EDDY_ELIMIT,
+                          "EventBridgeV2 PutEvents: %s is %zu characters, not %d..%d", field, got,
+                          min, max);
+}
+
+eddy_err eddy_eb2_entry_check(const struct eddy_eb2_entry *en, struct eddy_error *err)
 {
     if (en->source == NULL || en->detail_type == NULL || en->detail == NULL ||
         (en->nresources && en->resources == NULL))
         return eddy_error_set(err, EDDY_EINVAL,
-                              "EventBridgeV2 PutEvents: entry %zu needs Source, DetailType and "
-                              "Detail",
-                              i);
-    size_t ls = strlen(en->source), lt = strlen(en->detail_type);
-    if (ls < 1 || ls > SOURCE_MAX || lt < 1 || lt > DETAIL_TYPE_MAX)
-        return eddy_error_set(err, EDDY_ELIMIT,
-                              "EventBridgeV2 PutEvents: entry %zu: Source must be 1..%d and "
-                              "DetailType 1..%d characters",
-                              i, SOURCE_MAX, DETAIL_TYPE_MAX);
+                              "EventBridgeV2 PutEvents: an entry needs Source, DetailType and "
+                              "Detail");
+    size_t ls = chars(en->source), lt = chars(en->detail_type);
+    if (ls < 1 || ls > SOURCE_MAX)
+        return over(err, "Source", ls, 1, SOURCE_MAX);
+    if (lt < 1 || lt > DETAIL_TYPE_MAX)
+        return over(err, "DetailType", lt, 1, DETAIL_TYPE_MAX);
     const char *ids[2] = {en->group_id, en->dedup_id};
     for (int k = 0; k < 2; k++)
-        if (ids[k] && (ids[k][0] == '\0' || strlen(ids[k]) > EDDY_EB2_ID_MAX))
-            return eddy_error_set(err, EDDY_ELIMIT,
-                                  "EventBridgeV2 PutEvents: entry %zu: %s must be 1..%d "
-                                  "characters (eddy_eb2_system_id)",
-                                  i, k ? "DeduplicationId" : "EventGroupId", EDDY_EB2_ID_MAX);
+        if (ids[k] && (ids[k][0] == '\0' || chars(ids[k]) > EDDY_EB2_ID_MAX))
+            return over(err,
+                        k ? "DeduplicationId (eddy_eb2_system_id)"
+                          : "EventGroupId (eddy_eb2_system_id)",
+                        chars(ids[k]), 1, EDDY_EB2_ID_MAX);
     if (en->nresources > RESOURCES_MAX)
         return eddy_error_set(err, EDDY_ELIMIT,
-                              "EventBridgeV2 PutEvents: entry %zu: at most %d Resources", i,
-                              RESOURCES_MAX);
-    for (size_t r = 0; r < en->nresources; r++)
-        if (en->resources[r] == NULL || strlen(en->resources[r]) > RESOURCE_MAX)
-            return eddy_error_set(err, EDDY_ELIMIT,
-                                  "EventBridgeV2 PutEvents: entry %zu: a resource is missing or "
-                                  "over %d characters",
-                                  i, RESOURCE_MAX);
+                              "EventBridgeV2 PutEvents: %zu Resources, over the limit of %d",
+                              en->nresources, RESOURCES_MAX);
+    for (size_t r = 0; r < en->nresources; r++) {
+        if (en->resources[r] == NULL)
+            return eddy_error_set(err, EDDY_EINVAL,
+                                  "EventBridgeV2 PutEvents: resource %zu is missing", r);
+        if (chars(en->resources[r]) > RESOURCE_MAX)
+            return over(err, "a resource", chars(en->resources[r]), 0, RESOURCE_MAX);
+    }
     return EDDY_OK;
 }
 
@@ -218,9 +234,10 @@ static eddy_err check(const struct eddy_eb2_entry *entries, size_t n, struct edd
                               EDDY_EB2_MAX_ENTRIES, n);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        eddy_err rc = check_entry(&entries[i], i, err);
+        struct eddy_error why;
+        eddy_err rc = eddy_eb2_entry_check(&entries[i], &why);
         if (rc)
-            return rc;
+            return eddy_error_set(err, rc, "%s (entry %zu)", why.detail, i);
         total += eddy_eb2_entry_size(&entries[i]);
     }
     if (total > EDDY_EB2_MAX_BYTES)

@@ -12,7 +12,8 @@
  * eddy_eb2_system_id turns any id into one that fits.
  *
  * At most 100 entries a call and 1 MiB of entries (counted as the classic
- * bus counts them, plus the two ids), checked before the call: EDDY_ELIMIT
+ * bus counts them, plus the two ids), and each entry's fields within the
+ * API's limits (eddy_eb2_entry_check), checked before the call: EDDY_ELIMIT
  * naming the limit. A call that works may still have failed entries: resend
  * only those. There is no TraceHeader in this API. The start follows the
  * async contract of awscall.h; the callback owns the result
@@ -95,6 +96,16 @@ EDDY_MUST_USE eddy_err eddy_eb2_put_events(struct eddy_eb2 *e, const struct eddy
 
 /* The size of one entry against the 1 MiB limit. */
 size_t eddy_eb2_entry_size(const struct eddy_eb2_entry *entry);
+/*
+ * The API's limits on one entry's fields, in characters: Source 1..256,
+ * DetailType 1..128, at most 100 Resources of 0..2048, the two ids 1..128;
+ * EDDY_ELIMIT naming the field and its limit (EDDY_EINVAL for a missing
+ * field). An entry refused here never passes, whatever the call: the
+ * check before each call, and what the commit path and the relay ask of
+ * an entry before it joins one.
+ */
+EDDY_MUST_USE eddy_err eddy_eb2_entry_check(const struct eddy_eb2_entry *entry,
+                                            struct eddy_error *err);
 
 /*
  * The PutEvents reply body (CBOR) for a call of nsent entries, into *out

@@ -614,6 +614,41 @@ static void test_entry_size_boundary(void **state)
     assert_non_null(strstr(err.detail, "262,144 byte"));
 }
 
+/* On a Custom Event Bus (EDDY_EVENT_BUS an event-busv2 ARN) an entry is
+ * also held to that API's limits on its fields, at commit time with the
+ * limit named: the relay could never publish it. A classic bus has none. */
+static void test_entry_limits_of_custom_bus(void **state)
+{
+    (void)state;
+    const char *bus =
+        "arn:aws:events:us-east-1:123456789012:event-busv2/orders/abcdefghijklmnopqrstuvwxy";
+    char type[130], source[258];
+    memset(type, 'T', sizeof type - 1);
+    type[sizeof type - 1] = '\0';
+    memset(source, 's', sizeof source - 1);
+    source[sizeof source - 1] = '\0';
+    cJSON *data = cJSON_CreateObject();
+    struct eddy_record_publish pub = {"eddy.machine", NULL, NULL, bus};
+    struct eddy_record_text t = {0};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_record_render_outbox(&entity, 16, 0, type, data, &pub, &t, &err),
+                     EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "DetailType is 129 characters, not 1..128"));
+    assert_non_null(strstr(err.detail, "Custom Event Bus"));
+    type[128] = '\0';
+    assert_int_equal(eddy_record_render_outbox(&entity, 16, 0, type, data, &pub, &t, &err),
+                     EDDY_OK);
+    eddy_record_text_cleanup(&t);
+    pub.source = source;
+    assert_int_equal(eddy_record_render_outbox(&entity, 16, 0, "T", data, &pub, &t, &err),
+                     EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "Source is 257 characters, not 1..256"));
+    pub.event_bus = "orders"; /* a classic bus */
+    assert_int_equal(eddy_record_render_outbox(&entity, 16, 0, "T", data, &pub, &t, &err), EDDY_OK);
+    eddy_record_text_cleanup(&t);
+    cJSON_Delete(data);
+}
+
 static void test_keys(void **state)
 {
     (void)state;
@@ -845,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_entry_size_boundary),
+        cmocka_unit_test(test_entry_limits_of_custom_bus),
         cmocka_unit_test(test_outbox_detail_as_cjson),
         cmocka_unit_test(test_number_sizes),
         cmocka_unit_test(test_default_source),

@@ -19,6 +19,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "fakeaws.h"
+#include "relay/busv2.h"
 #include "relay/relay.h"
 #include "base/metrics.h"
 
@@ -931,6 +932,98 @@ static void test_config_checked(void **state)
     fakeaws_close(&r.w);
 }
 
+/* An outbox row as the commit path renders it, of outbound type type. */
+static void hand_over_type(struct relay_rig *r, const char *id, int64_t seq, const char *type)
+{
+    struct eddy_record_entity e = {"slot", id, seq, 1700000000, 1700000000000};
+    cJSON *data = cJSON_CreateObject();
+    struct eddy_record_text t = {0};
+    struct eddy_error err = {0};
+    assert_int_equal(eddy_record_render_outbox(&e, 1, 0, type, data, NULL, &t, &err), EDDY_OK);
+    cJSON *item = cJSON_Parse(t.json);
+    fakeaws_put(&r->w, item); /* committed */
+    cJSON_Delete(item);
+    eddy_relay_on_outbox(&t, r->relay);
+    eddy_record_text_cleanup(&t);
+    cJSON_Delete(data);
+}
+
+/* PutEvents to the fake bus through a client that, as the Custom Event
+ * Bus's does, refuses the whole call before sending it when an entry's
+ * DetailType is over 128 characters. */
+static eddy_err put_checked(void *client, const struct eddy_eb_entry *entries,
+                            const struct eddy_record_outbox *const *rows, size_t n,
+                            eddy_eb_put_cb cb, void *ud, struct eddy_error *err)
+{
+    (void)rows;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(entries[i].detail_type) > 128)
+            return eddy_error_set(err, EDDY_ELIMIT, "entry %zu: DetailType over 128", i);
+    return eddy_eb_put_events(client, entries, n, cb, ud, NULL, err);
+}
+
+static bool dead_and_two_published(struct fakeaws *w, void *ud)
+{
+    struct relay_rig *r = ud;
+    struct eddy_relay_stats st;
+    eddy_relay_stats(r->relay, &st);
+    return st.dead == 1 && cJSON_GetArraySize(w->published) == 2 && fakeaws_count(w, PK0) == 0;
+}
+
+/* bad/1 (a DetailType of 200 characters) is refused by the client; bad/2
+ * and ok/1 come in the same turn. bad/1 is dead with the limit named,
+ * bad/2 and ok/1 are published. */
+static const cJSON *refused_entry_case(struct relay_rig *r, struct eddy_relay_bus *bus)
+{
+    bus->put = put_checked;
+    relay_rig_init(r);
+    r->cfg.bus = bus;
+    r->cfg.bus_client = &r->w.eb;
+    relay_rig_start(r);
+    assert_true(fakeaws_run(&r->w, one_query, NULL, 5000));
+    char type[201];
+    memset(type, 'T', sizeof type - 1);
+    type[sizeof type - 1] = '\0';
+    hand_over_type(r, "bad", 1, type);
+    hand_over_type(r, "bad", 2, "Happened");
+    hand_over_type(r, "ok", 1, "Happened");
+    assert_true(fakeaws_run(&r->w, dead_and_two_published, r, 5000));
+    assert_true(published_at(&r->w, "bad", 2) >= 0);
+    assert_true(published_at(&r->w, "ok", 1) >= 0);
+    const cJSON *dead = fakeaws_get(&r->w, "#outbox-dead/0", "slot/bad/00000000000000000001/0000");
+    assert_non_null(dead);
+    const char *error = cJSON_GetObjectItem(cJSON_GetObjectItem(dead, "error"), "S")->valuestring;
+    assert_non_null(strstr(error, "DetailType"));
+    assert_non_null(strstr(error, "128"));
+    return dead;
+}
+
+/* On the Custom Event Bus an entry over a limit of the API's on an entry's
+ * fields is dead before it joins a call: never sent, nothing else held up. */
+static void test_v2_entry_over_a_limit_dead(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    struct eddy_relay_bus bus = eddy_relay_bus_v2;
+    refused_entry_case(&r, &bus);
+    assert_int_equal(r.w.put_calls, 1); /* bad/2 and ok/1 together */
+    relay_rig_close(&r);
+}
+
+/* A bus client that refuses a call before sending it (an entry the relay
+ * did not know to be invalid): the call is not sent again as it was; its
+ * entries go each in a call of its own, the refused one is dead. */
+static void test_call_refused_before_sending(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    struct eddy_relay_bus bus = eddy_relay_bus_classic;
+    const cJSON *dead = refused_entry_case(&r, &bus);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(dead, "attempts"), "N")->valuestring, "1");
+    relay_rig_close(&r);
+}
+
 /* A renewal goes out before the lease runs out locally and comes back after:
  * for that moment the shard is not held, and its sweep timer fires. The
  * lease was neither lost nor given back, so its sweeps go on once the
@@ -1021,6 +1114,8 @@ int main(void)
         cmocka_unit_test(test_stop_before_start),
         cmocka_unit_test(test_config_checked),
         cmocka_unit_test(test_sweeps_go_on_after_a_lease_lapse),
+        cmocka_unit_test(test_v2_entry_over_a_limit_dead),
+        cmocka_unit_test(test_call_refused_before_sending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

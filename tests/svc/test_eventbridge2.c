@@ -301,6 +301,31 @@ static void test_limits(void **state)
     assert_int_equal(eddy_eb2_put_events(&e, en, 1, on_put, &g, NULL, &err), EDDY_ELIMIT);
     assert_non_null(strstr(err.detail, "DetailType"));
     en[0].detail_type = "t";
+    /* the fields' limits count characters, not bytes; each entry on its own */
+    char type[2 * 129 + 1] = "";
+    for (int i = 0; i < 129; i++)
+        strcat(type, "\xc3\xa9"); /* U+00E9 */
+    struct eddy_eb2_entry one = en[0];
+    one.detail_type = type;
+    assert_int_equal(eddy_eb2_entry_check(&one, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "DetailType is 129 characters, not 1..128"));
+    type[2 * 128] = '\0';
+    assert_int_equal(eddy_eb2_entry_check(&one, &err), EDDY_OK);
+    static const char *res[101];
+    char arn[2050];
+    memset(arn, 'a', sizeof arn - 1);
+    arn[sizeof arn - 1] = '\0';
+    for (int i = 0; i < 101; i++)
+        res[i] = "arn:aws:s3:::b";
+    one.resources = res;
+    one.nresources = 101;
+    assert_int_equal(eddy_eb2_entry_check(&one, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "101 Resources, over the limit of 100"));
+    one.nresources = 100;
+    assert_int_equal(eddy_eb2_entry_check(&one, &err), EDDY_OK);
+    res[99] = arn;
+    assert_int_equal(eddy_eb2_entry_check(&one, &err), EDDY_ELIMIT);
+    assert_non_null(strstr(err.detail, "a resource is 2049 characters, not 0..2048"));
     /* 100 entries under 1 MiB go in one call */
     for (int i = 0; i < 4; i++)
         en[i].detail = "{}";
