@@ -66,6 +66,7 @@ static void relay_free(struct eddy_closer *c)
 {
     struct eddy_relay *r = eddy_container_of(c, struct eddy_relay, closer);
     eddy_map_cleanup(&r->lanes, relay_lane_free);
+    eddy_map_cleanup(&r->left, free);
     eddy_map_cleanup(&r->gone, NULL);
     for (uint32_t i = 0; i < r->cfg.shards; i++) {
         free(r->shards[i].pk);
@@ -116,6 +117,7 @@ struct eddy_relay *eddy_relay_new(uv_loop_t *loop, struct eddy_ddb *ddb, struct 
     r->cfg.event_source = r->source;
     r->cfg.owner = r->owner;
     eddy_map_init(&r->lanes, eddy_rng_next(&r->rng));
+    eddy_map_init(&r->left, eddy_rng_next(&r->rng));
     eddy_list_init(&r->ready);
     eddy_list_init(&r->backoff);
     eddy_list_init(&r->del);

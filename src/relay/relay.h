@@ -24,6 +24,13 @@
  *     ends a shard's sweeps; one that runs out locally while its renewal is
  *     on its way back pauses them (looked at again every poll_ms).
  *
+ * The publisher holds at most held_max entries. A committed entry that
+ * finds it full is left in the outbox for a sweep, and so are its entity's
+ * later entries until a sweep has taken the last one left (or, on a shard
+ * of another process, until that process's sweeps surely have): they leave
+ * in order. A sweep that finds it full ends there, and the next one starts
+ * over, for the same reason.
+ *
  * The publisher keeps the entries it holds in lanes, one per entity, in
  * (seq, idx) order, and fills PutEvents calls across entities (the bus
  * kind's limits: classic bus 10 entries and 256 KB). An entity has one
@@ -161,7 +168,8 @@ struct eddy_relay_stats {
     uint64_t deleted;        /* outbox entries deleted */
     uint64_t delete_calls;   /* BatchWriteItem calls */
     uint64_t delete_retries; /* keys sent again (unprocessed or failed call) */
-    uint64_t overflow;       /* committed entries left to the sweeps (held_max reached) */
+    uint64_t overflow;       /* committed entries left to the sweeps (held_max reached, or
+                              * their entity's earlier ones were) */
     uint32_t shards_held;    /* now */
     uint32_t held;           /* entries held now */
     int64_t lag_ms;          /* oldest row age seen by the latest sweeps, over shards */

@@ -136,6 +136,7 @@ struct relay_shard {
     size_t ent_rows;
     int64_t lag_ms;
     uint64_t sent_at; /* loop time the Query in flight was sent, 0: none */
+    bool full;        /* a row was left for held_max: the sweep ends there */
 };
 
 struct eddy_relay {
@@ -151,6 +152,10 @@ struct eddy_relay {
     struct relay_shard *shards;
     struct eddy_lease *lease; /* NULL without leases */
     struct eddy_map lanes;    /* entity _pk -> struct lane */
+    /* Entities whose committed entries were left to the sweeps (held_max
+     * reached): entity _pk -> struct relay_left. Their later entries are
+     * left there too, until a sweep takes the last one left: in order. */
+    struct eddy_map left;
     /* Rows deleted while a sweep's Query was out: sort key -> loop time of
      * the delete + 1. Such a Query may still return them (it read before the
      * delete); a sweep skips a row deleted after its Query was sent. */
@@ -212,6 +217,12 @@ void relay_entry_set_state(struct entry *e, enum entry_state to);
 /* Set e's error (the last refusal, what its dead row will say). */
 __attribute__((format(printf, 2, 3))) void relay_entry_error(struct entry *e, const char *fmt, ...);
 bool relay_hold(struct eddy_relay *r, struct entry *e);
+/* Whether a committed entry is left to the sweeps: held_max is reached, or
+ * its entity has entries left there already (remembered until a sweep
+ * takes the last one, see relay_left_taken). */
+bool relay_leave(struct eddy_relay *r, const struct eddy_record_outbox_fields *f);
+/* A sweep took e (held now). */
+void relay_left_taken(struct eddy_relay *r, const struct entry *e);
 void relay_on_retry_timer(uv_timer_t *t);
 
 /* relay_delete.c */

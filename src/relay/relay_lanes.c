@@ -356,6 +356,66 @@ bool relay_hold(struct eddy_relay *r, struct entry *e)
     return true;
 }
 
+/* ---- entities left to the sweeps ---- */
+
+/* The last entry of an entity left to the sweeps. */
+struct relay_left {
+    int64_t seq, idx;
+    int64_t at_ms; /* unix ms it was committed */
+    uint32_t shard;
+};
+
+static bool left_before(const struct relay_left *lf, int64_t seq, int64_t idx)
+{
+    return lf->seq < seq || (lf->seq == seq && lf->idx <= idx);
+}
+
+/* A mark stays until a sweep takes its entry. On a shard held by another
+ * process nothing here sees that: the mark goes once that process's sweeps
+ * have surely taken it (after the grace and a longest interval between
+ * sweeps, or the takeover of a dead holder's lease), twice over. */
+static bool left_stale(const struct eddy_relay *r, const struct relay_left *lf, int64_t now)
+{
+    uint64_t wait = 2 * ((uint64_t)r->cfg.grace_ms + r->cfg.sweep_max_ms + r->cfg.lease_ms);
+    return !eddy_relay_holds(r, lf->shard) && now - lf->at_ms > (int64_t)wait;
+}
+
+bool relay_leave(struct eddy_relay *r, const struct eddy_record_outbox_fields *f)
+{
+    struct eddy_sstr key;
+    eddy_sstr_init(&key);
+    eddy_sstr_put(&key, f->ns, strlen(f->ns));
+    eddy_sstr_put(&key, "/", 1);
+    eddy_sstr_put(&key, f->id, strlen(f->id));
+    struct eddy_str k = {key.s, key.len};
+    int64_t now = eddy_clock_unix_ms(r->clock);
+    struct relay_left *lf = eddy_map_get(&r->left, k);
+    if (lf && left_stale(r, lf, now)) {
+        free(eddy_map_remove(&r->left, k));
+        lf = NULL;
+    }
+    bool leave = lf != NULL || r->held >= r->cfg.held_max;
+    if (leave && lf == NULL) {
+        lf = eddy_calloc(1, sizeof *lf);
+        eddy_map_put(&r->left, k, lf);
+    }
+    if (leave) {
+        const char *shard = strchr(f->pk, '/');
+        *lf = (struct relay_left){f->seq, f->idx, now,
+                                  shard ? (uint32_t)strtoul(shard + 1, NULL, 10) : 0};
+    }
+    eddy_sstr_cleanup(&key);
+    return leave;
+}
+
+void relay_left_taken(struct eddy_relay *r, const struct entry *e)
+{
+    struct eddy_str k = eddy_str_c(e->lane->key);
+    struct relay_left *lf = eddy_map_get(&r->left, k);
+    if (lf && left_before(lf, e->o.seq, e->o.idx))
+        free(eddy_map_remove(&r->left, k));
+}
+
 /* Entries whose backoff ran out are ready again. */
 void relay_on_retry_timer(uv_timer_t *t)
 {

@@ -89,12 +89,12 @@ void eddy_relay_publish(struct eddy_relay *r, struct eddy_record_text *row)
 {
     if (r == NULL || r->closing)
         return;
-    if (r->held >= r->cfg.held_max) {
-        r->st.overflow++; /* the row stays in the outbox: a sweep takes it */
-        return;
-    }
     if (row->outbox == NULL) {
         EDDY_ERROR("relay: a committed row came without its outbox fields; left to the sweeps");
+        return;
+    }
+    if (relay_leave(r, row->outbox)) {
+        r->st.overflow++; /* the row stays in the outbox: a sweep takes it */
         return;
     }
     struct entry *e = relay_entry_committed(r, row);

@@ -90,7 +90,7 @@ static void sweep_end(struct relay_shard *s, bool more)
         return;
     }
     uint64_t next;
-    if (more || s->taken > 0) {
+    if (more || s->taken > 0 || s->full) {
         s->interval_ms = r->cfg.poll_ms;
         next = r->cfg.poll_ms;
     } else if (s->young_ms > 0) {
@@ -199,6 +199,7 @@ static void sweep_row(struct relay_shard *s, cJSON *item, int64_t now)
         return;
     }
     if (r->held >= r->cfg.held_max) {
+        s->full = true; /* its entity's later rows wait with it (on_sweep_page) */
         cJSON_Delete(item);
         return;
     }
@@ -206,6 +207,7 @@ static void sweep_row(struct relay_shard *s, cJSON *item, int64_t now)
     if (e && relay_hold(r, e)) {
         s->taken++;
         r->st.swept++;
+        relay_left_taken(r, e);
     }
 }
 
@@ -236,13 +238,20 @@ static void on_sweep_page(eddy_err rc, struct eddy_ddb_query_result *res,
             free(last);
             last = eddy_strdup(skv->valuestring);
         }
-        sweep_row(s, it, now);
+        if (s->full)
+            cJSON_Delete(it);
+        else
+            sweep_row(s, it, now);
     }
     bool more = res->last_key != NULL && last != NULL;
     eddy_ddb_query_result_cleanup(res);
     s->sent_at = 0;
     relay_prune_gone(r);
-    if (!more || r->stopping || !relay_shard_holds(s)) {
+    /* A row left for held_max ends the round: one of its entity's later
+     * rows taken once there is room (on a later page, or in the next round
+     * going on from here) would leave before it. The next round starts
+     * over. */
+    if (!more || r->stopping || !relay_shard_holds(s) || s->full) {
         free(last);
         sweep_end(s, false);
         return;
@@ -302,6 +311,7 @@ static void sweep_start(struct relay_shard *s)
     s->read = s->taken = 0;
     s->young_ms = s->oldest_ms = 0;
     s->ent_rows = 0;
+    s->full = false;
     r->st.sweeps++;
     sweep_query(s);
 }

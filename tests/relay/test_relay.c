@@ -932,6 +932,116 @@ static void test_config_checked(void **state)
     fakeaws_close(&r.w);
 }
 
+static bool a1_deleted(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return cJSON_GetArraySize(w->published) == 1 &&
+           fakeaws_get(w, PK0, "slot/a/00000000000000000001/0000") == NULL;
+}
+
+static bool a3_handled(struct fakeaws *w, void *ud)
+{
+    struct relay_rig *r = ud;
+    struct eddy_relay_stats st;
+    eddy_relay_stats(r->relay, &st);
+    return st.committed + st.overflow == 3 && fakeaws_waiting(w) == 0 && st.held == 0;
+}
+
+/* held_max reached: a/2 is left to the sweeps. a/3, committed once there is
+ * room again, is left to them too (its entity has an entry there), so the
+ * sweeps publish a/2 before a/3 (one a round: a row left for held_max ends
+ * it); then a/4 is published at once. */
+static void test_overflow_keeps_entity_order(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    r.cfg.grace_ms = 10000;
+    r.cfg.held_max = 1;
+    r.cfg.poll_ms = 50;
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, one_query, NULL, 5000));
+    r.w.hold_puts = true;
+    hand_over(&r, "a", 1);
+    assert_true(fakeaws_run(&r.w, puts_waiting, NULL, 5000));
+    hand_over(&r, "a", 2); /* held_max reached */
+    fakeaws_release_puts(&r.w);
+    assert_true(fakeaws_run(&r.w, a1_deleted, NULL, 5000));
+    hand_over(&r, "a", 3); /* room again */
+    assert_true(fakeaws_run(&r.w, a3_handled, &r, 5000));
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 1);
+    struct eddy_relay_stats st;
+    eddy_relay_stats(r.relay, &st);
+    assert_int_equal(st.overflow, 2);
+    eddy_clock_fake_advance(&r.w.rig.fake_clock, 10001);
+    eddy_relay_sweep(r.relay, 0);
+    assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 3);
+    assert_ordered(r.w.published);
+    hand_over(&r, "a", 4); /* all taken: published at once */
+    assert_true(fakeaws_run(&r.w, published_and_gone, &(size_t){4}, 5000));
+    eddy_relay_stats(r.relay, &st);
+    assert_int_equal(st.overflow, 2);
+    assert_int_equal(st.committed, 2);
+    assert_int_equal(st.swept, 2);
+    relay_rig_close(&r);
+}
+
+static bool never(struct fakeaws *w, void *ud)
+{
+    (void)w;
+    (void)ud;
+    return false;
+}
+
+struct sweep_wait {
+    struct relay_rig *r;
+    uint64_t sweeps; /* before */
+};
+
+/* A sweep more than before is done, and what it took is published. */
+static bool swept_and_idle(struct fakeaws *w, void *ud)
+{
+    struct sweep_wait *sw = ud;
+    struct eddy_relay_stats st;
+    eddy_relay_stats(sw->r->relay, &st);
+    return st.sweeps > sw->sweeps && nothing_held(w, sw->r);
+}
+
+/* A sweep that leaves a row for held_max ends there: a later row of that
+ * entity, on a later page or in the next round, would otherwise be taken
+ * (once there is room) before it. The next round starts over. */
+static void test_sweep_ends_at_held_max(void **state)
+{
+    (void)state;
+    struct relay_rig r;
+    relay_rig_init(&r);
+    r.cfg.held_max = 1;
+    r.cfg.page_size = 2;
+    fakeaws_put_outbox(&r.w, 1, "slot", "a", 1, 0, 0);
+    fakeaws_put_outbox(&r.w, 1, "slot", "a", 2, 0, 0);
+    fakeaws_put_outbox(&r.w, 1, "slot", "b", 1, 0, 0);
+    r.w.hold_puts = true;
+    relay_rig_start(&r);
+    assert_true(fakeaws_run(&r.w, puts_waiting, NULL, 5000)); /* a/1 taken */
+    fakeaws_run(&r.w, never, NULL, 100);
+    struct eddy_relay_stats st;
+    eddy_relay_stats(r.relay, &st);
+    assert_int_equal(st.queries, 1); /* a/2 left: not on to b/1 */
+    fakeaws_release_puts(&r.w);
+    for (int round = 0; round < 5 && fakeaws_count(&r.w, PK0) > 0; round++) {
+        assert_true(fakeaws_run(&r.w, nothing_held, &r, 5000));
+        eddy_relay_stats(r.relay, &st);
+        struct sweep_wait sw = {&r, st.sweeps};
+        eddy_relay_sweep(r.relay, 0);
+        assert_true(fakeaws_run(&r.w, swept_and_idle, &sw, 5000));
+    }
+    assert_int_equal(fakeaws_count(&r.w, PK0), 0);
+    assert_int_equal(cJSON_GetArraySize(r.w.published), 3);
+    assert_ordered(r.w.published);
+    relay_rig_close(&r);
+}
+
 /* An outbox row as the commit path renders it, of outbound type type. */
 static void hand_over_type(struct relay_rig *r, const char *id, int64_t seq, const char *type)
 {
@@ -1050,13 +1160,6 @@ static bool renewal_waiting(struct fakeaws *w, void *ud)
     return strstr(eddy_fake_request_header(req, "X-Amz-Target"), "TransactWriteItems") != NULL;
 }
 
-static bool never(struct fakeaws *w, void *ud)
-{
-    (void)w;
-    (void)ud;
-    return false;
-}
-
 static void test_sweeps_go_on_after_a_lease_lapse(void **state)
 {
     (void)state;
@@ -1116,6 +1219,8 @@ int main(void)
         cmocka_unit_test(test_sweeps_go_on_after_a_lease_lapse),
         cmocka_unit_test(test_v2_entry_over_a_limit_dead),
         cmocka_unit_test(test_call_refused_before_sending),
+        cmocka_unit_test(test_overflow_keeps_entity_order),
+        cmocka_unit_test(test_sweep_ends_at_held_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
