@@ -47,7 +47,9 @@
  * the next commit is due back within the linger; otherwise it goes at
  * once. Published entries are deleted with
  * BatchWriteItem (25 keys a call, a partial batch once its oldest key has
- * waited 250 ms, unprocessed keys sent again).
+ * waited 250 ms, unprocessed keys sent again after a backoff; a key is
+ * given up, logged, only after 20 failures of its own: its row stays, and a
+ * sweep publishes it again).
  * commit_to_publish_latency runs
  * from the hand-over (the commit's success) for committed entries, from
  * the row's _tms for swept ones. A call that fails as a whole (network, throttling, 5xx) is sent

@@ -14,7 +14,12 @@
 #include "relay/relay_int.h"
 #include "svc/dynamodb.h"
 
-#define DELETE_ATTEMPTS 10
+/* Failures of one key's delete before it is given up (its row stays, and
+ * a sweep publishes it again): under throttling the replies leave a few
+ * keys each, and the queue backs off, up to DELETE_BACKOFF_CAP_MS, a minute
+ * or so for this many. */
+#define DELETE_ATTEMPTS 20
+#define DELETE_BACKOFF_CAP_MS 5000
 #define DELETE_LINGER_MS 250
 
 /* The oldest Query in flight (loop ms), 0 when none is. */
@@ -112,35 +117,35 @@ static void on_delete(eddy_err rc, struct eddy_ddb_batch_write_result *res,
     r->deletes--;
     if (rc != EDDY_OK)
         EDDY_WARN("relay: deleting published entries: %s", eddy_error_text(reply->error));
-    size_t again = 0;
+    size_t again = 0, given_up = 0;
     for (size_t i = 0; i < dc->n; i++) {
         struct entry *e = dc->ents[i];
-        if (rc != EDDY_OK || unprocessed(res->unprocessed, e)) {
-            relay_delete_queue(r, e);
-            again++;
-        } else {
+        if (rc == EDDY_OK && !unprocessed(res->unprocessed, e)) {
             r->st.deleted++;
             relay_note_gone(r, e);
             relay_entry_remove(r, e);
+        } else if (++e->del_failures >= DELETE_ATTEMPTS) {
+            given_up++;
+            relay_entry_remove(r, e); /* its row stays */
+        } else {
+            relay_delete_queue(r, e);
+            again++;
         }
     }
     eddy_ddb_batch_write_result_cleanup(res);
     free(dc->keys);
     free(dc);
+    if (given_up)
+        EDDY_ERROR("relay: %zu published entries could not be deleted in %d attempts each; a "
+                   "sweep will publish them again",
+                   given_up, DELETE_ATTEMPTS);
     if (again == 0) {
         r->del_attempt = 0;
-    } else if (++r->del_attempt > DELETE_ATTEMPTS) {
-        EDDY_ERROR("relay: %zu published entries could not be deleted; a sweep will publish them "
-                   "again",
-                   again);
-        r->del_attempt = 0;
-        struct eddy_list *q;
-        while ((q = eddy_list_take(&r->del)) != NULL) /* forget them: the rows stay */
-            relay_entry_remove(r, eddy_list_data(q, struct entry, dlink));
-        r->del_queued = 0;
     } else {
+        r->del_attempt += r->del_attempt < 16;
         r->st.delete_retries += again;
-        uint32_t ms = eddy_backoff_full_jitter(&r->rng, r->del_attempt - 1, 50, 2000);
+        uint32_t ms =
+            eddy_backoff_full_jitter(&r->rng, r->del_attempt - 1, 50, DELETE_BACKOFF_CAP_MS);
         uv_timer_start(&r->del_timer, on_del_timer, ms ? ms : 1, 0);
     }
     relay_pump(r);

@@ -72,6 +72,7 @@ struct entry {
     char *error;            /* the last refusal, for the dead row; NULL: none */
     struct eddy_list dlink; /* in the delete queue */
     uint64_t del_at;        /* loop ms it was queued for its delete */
+    unsigned del_failures;  /* its delete's failed calls and unprocessed replies */
 };
 
 struct lane {
@@ -182,7 +183,7 @@ struct eddy_relay {
     unsigned puts, moves, deletes, sweeps; /* calls in flight */
     struct eddy_list del;                  /* struct entry: published, to delete */
     size_t del_queued;
-    unsigned del_attempt;
+    unsigned del_attempt; /* replies in a row that left keys to send again: the backoff */
     uv_idle_t flush;
     uv_timer_t retry_timer, del_timer, stop_timer, linger_timer;
     bool started;

@@ -232,13 +232,18 @@ static void answer_batch_write(struct fakeaws *w, const cJSON *req)
     cJSON *un = cJSON_AddObjectToObject(body, "UnprocessedItems");
     cJSON *left = NULL;
     const cJSON *r;
+    bool first = w->unprocessed_calls > 0;
+    if (first)
+        w->unprocessed_calls--;
     cJSON_ArrayForEach(r, reqs)
     {
         const cJSON *key = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(r, "DeleteRequest"), "Key");
         assert_non_null(key);
-        if (w->unprocessed_next > 0) {
-            w->unprocessed_next--;
+        if (w->unprocessed_next > 0 || first) {
+            if (!first)
+                w->unprocessed_next--;
+            first = false;
             if (left == NULL)
                 left = cJSON_AddArrayToObject(un, reqs->string);
             cJSON_AddItemToArray(left, cJSON_Duplicate(r, true));

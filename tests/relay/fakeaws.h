@@ -47,12 +47,13 @@ struct fakeaws {
     /* hooks */
     fakeaws_fail_fn fail_entry;
     void *fail_ud;
-    const char *fail_code;   /* the ErrorCode of refused entries; NULL: InternalFailure */
-    unsigned fail_put_calls; /* answer the next N PutEvents attempts with HTTP 500 */
-    size_t unprocessed_next; /* report this many keys unprocessed once */
-    bool hold_puts;          /* leave PutEvents unanswered */
-    const char *hold_target; /* leave requests whose X-Amz-Target has this, and those after */
-    bool fail_ddb_writes;    /* answer PutItem/DeleteItem attempts with a network error */
+    const char *fail_code;      /* the ErrorCode of refused entries; NULL: InternalFailure */
+    unsigned fail_put_calls;    /* answer the next N PutEvents attempts with HTTP 500 */
+    size_t unprocessed_next;    /* report this many keys unprocessed once */
+    unsigned unprocessed_calls; /* report the first key of the next N BatchWriteItem unprocessed */
+    bool hold_puts;             /* leave PutEvents unanswered */
+    const char *hold_target;    /* leave requests whose X-Amz-Target has this, and those after */
+    bool fail_ddb_writes;       /* answer PutItem/DeleteItem attempts with a network error */
     void (*on_query)(struct fakeaws *w, void *ud); /* after each Query is answered */
     void *on_query_ud;
 };
