@@ -251,17 +251,23 @@ static void test_failed_call_retried(void **state)
     relay_rig_close(&r);
 }
 
+/* n outbox rows in shard 1, one of each of n slot entities e000.. */
+static void put_entities(struct relay_rig *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "e%03d", i);
+        fakeaws_put_outbox(&r->w, 1, "slot", id, 1, 0, 0);
+    }
+}
+
 static void test_batches_of_ten(void **state)
 {
     (void)state;
     struct relay_rig r;
     relay_rig_init(&r);
     r.cfg.inflight_max = 1; /* one call at a time: the split is visible */
-    for (int i = 0; i < 25; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "e%02d", i);
-        fakeaws_put_outbox(&r.w, 1, "slot", id, 1, 0, 0);
-    }
+    put_entities(&r, 25);
     relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
     assert_int_equal(r.w.put_calls, 3);
@@ -449,11 +455,7 @@ static void test_unprocessed_deletes_retried(void **state)
     (void)state;
     struct relay_rig r;
     relay_rig_init(&r);
-    for (int i = 0; i < 30; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "e%02d", i);
-        fakeaws_put_outbox(&r.w, 1, "slot", id, 1, 0, 0);
-    }
+    put_entities(&r, 30);
     r.w.unprocessed_next = 7;
     relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 5000));
@@ -474,11 +476,7 @@ static void test_throttled_deletes_keep_their_keys(void **state)
     (void)state;
     struct relay_rig r;
     relay_rig_init(&r);
-    for (int i = 0; i < 300; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "e%03d", i);
-        fakeaws_put_outbox(&r.w, 1, "slot", id, 1, 0, 0);
-    }
+    put_entities(&r, 300);
     r.w.unprocessed_calls = 12;
     relay_rig_start(&r);
     assert_true(fakeaws_run(&r.w, outbox_empty, NULL, 10000));
