@@ -144,6 +144,22 @@ int eddy_main_named(int argc, char **argv, const struct eddy_named_machine *mach
         return 2;
     }
     configure_logs(&cfg);
+    if (first == 1 && cfg.nargs > 0) { /* "eddy --table=t outbox drop all" must not run a worker */
+        fprintf(stderr,
+                "eddy: \"%s\" comes after the flags: the command goes first (eddy COMMAND "
+                "[--flag=value ...])\n",
+                cfg.args[0]);
+        return 2;
+    }
+    bool takes_args =
+        strcmp(cmd, "worker") != 0 && strcmp(cmd, "relay") != 0 && strcmp(cmd, "healthcheck") != 0;
+    if (!takes_args && cfg.nargs > 0) {
+        fprintf(stderr,
+                "eddy %s: takes no arguments (got \"%s\"); a yes/no flag takes its value after "
+                "'=', as in --relay=off\n",
+                cmd, cfg.args[0]);
+        return 2;
+    }
     if (strcmp(cmd, "healthcheck") == 0)
         return cmd_healthcheck(&cfg);
     const struct eddy_command *c = eddy_command_find(cmd);

@@ -72,7 +72,18 @@ def test_double_dash_ends_options():
     assert p.returncode == 0 and "EDDY_ENTITY_ID" in p.stdout
 
 
+def test_words_left_over_are_refused():
+    # a yes/no flag takes its value after "=": "off" here is no value, and
+    # the worker must not start with its relay on
+    refused(["worker", "--relay", "off"], "takes no arguments", '"off"', "--relay=off")
+    refused(["relay", "extra"], "takes no arguments", '"extra"')
+    refused(["healthcheck", "now"], "takes no arguments")
+    # flags before the command: no worker may start in its place
+    refused(["--table=t", "outbox", "drop", "all"], '"outbox"', "the command goes first")
+
+
 CliTest = awsenv.test_case("CliTest", [
+    test_words_left_over_are_refused,
     test_pointers_and_namespace_name_their_variable,
     test_integers_written_plainly,
     test_health_folder_must_exist,
