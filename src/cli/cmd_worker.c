@@ -20,6 +20,7 @@
  */
 #include "cli/commands.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,10 +237,16 @@ static eddy_err make_consumer(struct worker *w, struct eddy_error *err)
     return w->cons ? EDDY_OK : err->code;
 }
 
-/* The health file's folder must exist: the worker would otherwise run with
- * a health check that can never pass. */
-static eddy_err check_health_folder(const char *path, struct eddy_error *err)
+/*
+ * A health check that could fail while the worker is well gets its task
+ * replaced by ECS, in a loop: the health file's folder must exist and be
+ * writable (a read-only root file system), and the file must be allowed to
+ * grow older than twice the longest quiet gap between two refreshes (an idle
+ * worker refreshes it once a long poll; with DynamoDB down, once a probe).
+ */
+static eddy_err check_health(const struct eddy_config *cfg, struct eddy_error *err)
 {
+    const char *path = cfg->health_file_str;
     if (path == NULL || path[0] == '\0')
         return EDDY_OK;
     char *dir = eddy_strdup(path);
@@ -255,14 +262,33 @@ static eddy_err check_health_folder(const char *path, struct eddy_error *err)
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         rc = eddy_error_set(err, EDDY_ECONFIG, "EDDY_HEALTH_FILE: folder %.200s does not exist",
                             dir);
+    else if (access(dir, W_OK) != 0)
+        rc = eddy_error_set(err, EDDY_ECONFIG,
+                            "EDDY_HEALTH_FILE: folder %.200s is not writable (%s)", dir,
+                            strerror(errno));
     free(dir);
-    return rc;
+    if (rc)
+        return rc;
+    int64_t probe_s = (cfg->breaker_probe_max_ms + 999) / 1000;
+    if (cfg->health_max_age < 2 * cfg->wait_seconds)
+        return eddy_error_set(err, EDDY_ECONFIG,
+                              "EDDY_HEALTH_MAX_AGE (%lld s) must be at least twice "
+                              "EDDY_WAIT_SECONDS (%lld s): an idle worker refreshes the health "
+                              "file once a long poll",
+                              (long long)cfg->health_max_age, (long long)cfg->wait_seconds);
+    if (cfg->health_max_age < 2 * probe_s)
+        return eddy_error_set(err, EDDY_ECONFIG,
+                              "EDDY_HEALTH_MAX_AGE (%lld s) must be at least twice "
+                              "EDDY_BREAKER_PROBE_MAX_MS (%lld ms): with DynamoDB down the "
+                              "health file is refreshed once a probe",
+                              (long long)cfg->health_max_age, (long long)cfg->breaker_probe_max_ms);
+    return EDDY_OK;
 }
 
 static eddy_err setup(struct worker *w, struct eddy_error *err)
 {
     const struct eddy_config *cfg = w->cfg;
-    if (check_health_folder(cfg->health_file_str, err) != EDDY_OK)
+    if (check_health(cfg, err) != EDDY_OK)
         return EDDY_ECONFIG;
     eddy_err rc = eddy_envelope_spec_init(&w->spec, cfg->entity_ptr_str, cfg->type_ptr_str,
                                           cfg->id_ptr_str, cfg->data_ptr_str, err);

@@ -63,6 +63,21 @@ def test_health_folder_must_exist():
                 EDDY_HEALTH_FILE=f"{d}/missing/health")
 
 
+def test_health_check_that_could_fail_a_well_worker():
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o500)
+        if os.access(d, os.W_OK):  # root writes anywhere: no read-only folder here
+            os.chmod(d, 0o700)
+        else:
+            refused(["worker"], "EDDY_HEALTH_FILE", "not writable", EDDY_HEALTH_FILE=f"{d}/health")
+            os.chmod(d, 0o700)
+        health = f"{d}/health"
+        refused(["worker"], "EDDY_HEALTH_MAX_AGE", "EDDY_WAIT_SECONDS", "twice",
+                EDDY_HEALTH_FILE=health, EDDY_HEALTH_MAX_AGE="30", EDDY_WAIT_SECONDS="20")
+        refused(["worker"], "EDDY_HEALTH_MAX_AGE", "EDDY_BREAKER_PROBE_MAX_MS",
+                EDDY_HEALTH_FILE=health, EDDY_BREAKER_PROBE_MAX_MS="300000")
+
+
 def test_double_dash_ends_options():
     p = run(["get", "--", "--help"])
     assert "Usage" not in p.stdout and "usage" not in p.stdout, p.stdout
@@ -87,6 +102,7 @@ CliTest = awsenv.test_case("CliTest", [
     test_pointers_and_namespace_name_their_variable,
     test_integers_written_plainly,
     test_health_folder_must_exist,
+    test_health_check_that_could_fail_a_well_worker,
     test_double_dash_ends_options,
 ])
 
