@@ -537,16 +537,21 @@ static eddy_err map_curl_error(CURLcode rc, bool over_cap)
     }
 }
 
-/* Debug only: method and URL without its query (which may be presigned). */
+/* Method and URL without its query (which may be presigned), and curl's
+ * reason: at debug, but a TLS failure (an untrusted certificate, a CA
+ * bundle that does not load) always, since the callers' errors can only
+ * say "invalid configuration" and only curl knows why. */
 static void log_failure(struct http_xfer *x, CURLcode rc, eddy_err err)
 {
-    if (!eddy_log_enabled(EDDY_LOG_DEBUG))
+    enum eddy_log_level level = err == EDDY_ECONFIG ? EDDY_LOG_WARN : EDDY_LOG_DEBUG;
+    if (!eddy_log_enabled(level))
         return;
     const char *url = NULL;
     curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
     int urllen = url ? (int)strcspn(url, "?") : 0;
-    EDDY_DEBUG("http: request to %.*s failed: %s: %s%s%s", urllen, url ? url : "",
-               eddy_err_name(err), curl_easy_strerror(rc), x->errbuf[0] ? ": " : "", x->errbuf);
+    eddy_log(level, NULL, "http: request to %.*s failed: %s: %s%s%s%s", urllen, url ? url : "",
+             eddy_err_name(err), curl_easy_strerror(rc), x->errbuf[0] ? ": " : "", x->errbuf,
+             err == EDDY_ECONFIG ? " (TLS is verified: see AWS_CA_BUNDLE)" : "");
 }
 
 /* Whether any byte of the request went out. */

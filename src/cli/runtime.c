@@ -4,8 +4,10 @@
  */
 #include "cli/runtime.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 
@@ -37,6 +39,9 @@ static eddy_err init_clients(struct eddy_runtime *rt, struct eddy_error *err)
     hc.ca_bundle = getenv("AWS_CA_BUNDLE");
     if (hc.ca_bundle && *hc.ca_bundle == '\0')
         hc.ca_bundle = NULL;
+    if (hc.ca_bundle && access(hc.ca_bundle, R_OK) != 0) /* else every call fails, unexplained */
+        return eddy_error_set(err, EDDY_ECONFIG, "AWS_CA_BUNDLE: cannot read %.200s (%s)",
+                              hc.ca_bundle, strerror(errno));
     rt->http = eddy_http_new(&rt->loop, &hc, err);
     if (rt->http == NULL)
         return err ? err->code : EDDY_EIO;

@@ -18,6 +18,7 @@
 
 #include "aws/http.h"
 #include "base/alloc.h"
+#include "base/log.h"
 #include "fake_transport.h"
 #include "testserver.h"
 
@@ -675,8 +676,18 @@ static void test_tls_keepalive_verified(void **state)
     snprintf(url, sizeof url, "%s/tls", eddy_testserver_url(c.server));
     struct eddy_http_request req = {.method = "GET", .url = url};
     struct result bad = {0};
+    FILE *log = tmpfile(); /* the reason is logged, at any level: only curl knows it */
+    assert_non_null(log);
+    eddy_log_configure(EDDY_LOG_WARN, EDDY_LOG_JSON, log);
     assert_int_equal(eddy_transport_send(&t, &req, on_done, &bad, NULL), EDDY_OK);
     run_until(&c.loop, &bad.calls, 1);
+    eddy_log_configure(EDDY_LOG_INFO, EDDY_LOG_JSON, NULL);
+    char text[2048] = {0};
+    rewind(log);
+    text[fread(text, 1, sizeof text - 1, log)] = '\0';
+    fclose(log);
+    assert_non_null(strstr(text, "certificate"));
+    assert_non_null(strstr(text, "AWS_CA_BUNDLE"));
     assert_int_equal(bad.err, EDDY_ECONFIG);
     assert_int_equal(eddy_testserver_resumed(c.server), 0);
     eddy_http_close(strict, NULL, NULL);

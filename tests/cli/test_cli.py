@@ -78,6 +78,10 @@ def test_health_check_that_could_fail_a_well_worker():
                 EDDY_HEALTH_FILE=health, EDDY_BREAKER_PROBE_MAX_MS="300000")
 
 
+def test_ca_bundle_must_be_readable():
+    refused(["worker"], "AWS_CA_BUNDLE", "cannot read", AWS_CA_BUNDLE="/nonexistent/ca.pem")
+
+
 def test_double_dash_ends_options():
     p = run(["get", "--", "--help"])
     assert "Usage" not in p.stdout and "usage" not in p.stdout, p.stdout
@@ -103,6 +107,7 @@ CliTest = awsenv.test_case("CliTest", [
     test_integers_written_plainly,
     test_health_folder_must_exist,
     test_health_check_that_could_fail_a_well_worker,
+    test_ca_bundle_must_be_readable,
     test_double_dash_ends_options,
 ])
 
