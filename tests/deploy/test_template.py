@@ -47,6 +47,13 @@ def test_table_ttl_recovery_encryption():
     assert RES["Table"]["DeletionPolicy"] == "Retain"
 
 
+def test_dlq_keeps_messages_longer_than_the_queue():
+    # a redriven message keeps its first enqueue time: the DLQ must outlive it
+    inbound = RES["Queue"]["Properties"]["MessageRetentionPeriod"]
+    dlq = RES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
+    assert int(dlq) == 1209600 and int(inbound) <= int(dlq) // 2, (inbound, dlq)
+
+
 def test_queue_policy_only_rule_sends():
     statements = RES["QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert len(statements) == 1
@@ -189,6 +196,7 @@ TemplateTest = awsenv.test_case("TemplateTest", [
     test_parses,
     test_data_resources_unconditional_service_conditional,
     test_table_ttl_recovery_encryption,
+    test_dlq_keeps_messages_longer_than_the_queue,
     test_queue_policy_only_rule_sends,
     test_task_role_least_privilege,
     test_operator_policy_on_the_table,
