@@ -268,6 +268,21 @@ void eddy_jw_int(struct eddy_jw *w, int64_t v)
     jw_put(w, num, n);
 }
 
+/*
+ * A double as the shortest text that reads back as it, the digits an N
+ * attribute of the same number holds. Not cJSON's printer: it takes
+ * "%1.15g" when that reads back within about an ulp, so 10000000000000002
+ * would come out as 1e+16. NaN and infinities, which JSON cannot hold, as
+ * null, as cJSON prints them (an attribute refuses them).
+ */
+static void jw_double(struct eddy_jw *w, double d)
+{
+    char num[32];
+    if (!eddy_json_format_double(d, num))
+        memcpy(num, "null", sizeof "null");
+    eddy_jw_raw(w, num, strlen(num));
+}
+
 void eddy_jw_tree(struct eddy_jw *w, const cJSON *v)
 {
     if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
@@ -285,16 +300,8 @@ void eddy_jw_tree(struct eddy_jw *w, const cJSON *v)
         eddy_jw_bool(w, cJSON_IsTrue(v));
     } else if (cJSON_IsRaw(v) && v->valuestring) {
         eddy_jw_raw(w, v->valuestring, strlen(v->valuestring));
-    } else if (cJSON_IsNumber(v) && v->valuedouble == (double)v->valueint &&
-               (v->valueint != 0 || !signbit(v->valuedouble))) {
-        /* an integer of an int's range: the digits cJSON's "%1.15g" gives (it
-         * prints -0 as "-0"), without printf */
-        eddy_jw_int(w, v->valueint);
     } else if (cJSON_IsNumber(v)) {
-        char num[64]; /* cJSON's own digits: 17 significant at most */
-        if (!cJSON_PrintPreallocated((cJSON *)(uintptr_t)v, num, (int)sizeof num, false))
-            abort();
-        eddy_jw_raw(w, num, strlen(num));
+        jw_double(w, v->valuedouble);
     } else if (cJSON_IsNull(v)) {
         eddy_jw_raw(w, "null", 4);
     } else {

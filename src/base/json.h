@@ -56,8 +56,10 @@ void eddy_jw_key_raw(struct eddy_jw *w, const char *quoted, size_t n);
 void eddy_jw_int(struct eddy_jw *w, int64_t v);
 void eddy_jw_bool(struct eddy_jw *w, bool v);
 /* A cJSON tree written as JSON text, straight into the buffer: the same
- * value cJSON_PrintUnformatted gives (numbers in its digits; strings by
- * eddy_jw_str, so \b and \f come out as \u0008 and \u000c). */
+ * value cJSON_PrintUnformatted gives, but numbers exact (the shortest text
+ * that reads back as the same double, as eddy_json_format_double writes
+ * it; a Raw item as its text) and strings by eddy_jw_str (so \b and \f
+ * come out as \u0008 and \u000c). */
 void eddy_jw_tree(struct eddy_jw *w, const cJSON *v);
 /* A value that is JSON text already (an item rendered earlier), as it is. */
 void eddy_jw_raw(struct eddy_jw *w, const char *json, size_t n);

@@ -615,31 +615,24 @@ eddy_err eddy_record_render_lease(uint32_t shard, const char *owner, int64_t exp
 /*
  * Detail: the event's object plus the "eddy" metadata object
  * {"entity", "namespace", "seq", "idx", "id"}, where id is the stable
- * "<ns>/<id>/<seq>/<idx>" consumers use to drop duplicates. Printed exactly
- * (long numbers are Raw items and print as they came). NULL when the event
- * itself has a member "eddy" (it would be overwritten).
+ * "<ns>/<id>/<seq>/<idx>" consumers use to drop duplicates. Written exactly
+ * by eddy_jw_tree: each number in the digits the history record's N holds
+ * (long numbers are Raw items and keep the text they came in). Refused when
+ * the event itself has a member "eddy" (it would be overwritten).
  */
-static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const cJSON *data)
+static eddy_err outbox_detail(const struct eddy_record_entity *e, size_t idx, const char *type,
+                              const cJSON *data, char **out, struct eddy_error *err)
 {
     if (data && cJSON_GetObjectItemCaseSensitive(data, "eddy"))
-        return NULL;
+        return eddy_error_set(err, EDDY_EINVAL,
+                              "outbound event %.64s of %.64s/%.64s has a member \"eddy\", which "
+                              "is reserved for eddy's metadata",
+                              type, e->ns, e->id);
     struct eddy_jw w;
     eddy_jw_init(&w, 0);
     if (data && data->child) {
-        /* eddy_jw_tree writes what cJSON_PrintUnformatted does, escapes
-         * aside (it spells \b and \f as \u0008 and \u000c): text with no
-         * backslash in it is cJSON's to the byte. Else cJSON prints it. */
         eddy_jw_tree(&w, data);
-        if (w.rc != EDDY_OK || memchr(w.buf.ptr, '\\', w.buf.len)) {
-            char *text = cJSON_PrintUnformatted(data);
-            if (text == NULL)
-                abort(); /* cJSON fails only when out of memory */
-            w.buf.len = 0;
-            w.rc = EDDY_OK;
-            eddy_buf_put(&w.buf, text, strlen(text));
-            free(text);
-        }
-        if (w.buf.len)
+        if (w.rc == EDDY_OK)
             w.buf.len--; /* without its closing brace */
         w.comma = true;
     } else {
@@ -662,7 +655,14 @@ static char *outbox_detail(const struct eddy_record_entity *e, size_t idx, const
     eddy_sstr_cleanup(&full);
     eddy_jw_close(&w, '}');
     eddy_jw_close(&w, '}');
-    return eddy_buf_take(&w.buf, NULL);
+    if (w.rc != EDDY_OK) { /* past the writer's cap, far past PutEvents' */
+        eddy_jw_cleanup(&w);
+        return eddy_error_set(err, EDDY_ELIMIT,
+                              "outbound event %.64s of %.64s/%.64s: its Detail is over %zu bytes",
+                              type, e->ns, e->id, (size_t)EDDY_BUF_DEFAULT_MAX);
+    }
+    *out = eddy_buf_take(&w.buf, NULL);
+    return EDDY_OK;
 }
 
 /* PutEvents takes at most 500 characters of TraceHeader; the header
@@ -800,12 +800,10 @@ static eddy_err outbox_attrs(struct render *r, const struct eddy_record_entity *
     eddy_err rc = checked ? EDDY_OK : check_fields(e, data, &inner);
     if (rc)
         return eddy_error_set(err, inner.code, "%s", inner.detail);
-    char *detail = outbox_detail(e, idx, data);
-    if (detail == NULL)
-        return eddy_error_set(err, EDDY_EINVAL,
-                              "outbound event %.64s of %.64s/%.64s has a member \"eddy\", which "
-                              "is reserved for eddy's metadata",
-                              type, e->ns, e->id);
+    char *detail = NULL;
+    rc = outbox_detail(e, idx, type, data, &detail, err);
+    if (rc)
+        return rc;
     rc = entry_check(e, pub, type, detail, err);
     if (rc) {
         free(detail);

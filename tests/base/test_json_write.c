@@ -362,7 +362,8 @@ static void test_format_double_fractions(void **state)
 }
 
 /* A tree written by the writer gives cJSON_PrintUnformatted's text, byte
- * for byte (strings without \b or \f), and what parses back is the tree. */
+ * for byte (strings without \b or \f, numbers cJSON prints exactly), and
+ * what parses back is the tree. */
 static void test_tree(void **state)
 {
     (void)state;
@@ -410,6 +411,38 @@ static void test_tree(void **state)
     cJSON_Delete(o);
 }
 
+/* Numbers in a tree are written in the shortest text that reads back as
+ * the same double, where cJSON's printer takes 15 digits that read back
+ * within an ulp; NaN and infinities as null. */
+static void test_tree_numbers_exact(void **state)
+{
+    (void)state;
+    static const double values[] = {10000000000000002.0, 1.0000000000000002,  0.30000000000000004,
+                                    0.1 + 0.7,           -9007199254740993.0, 1.0 / 3};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        cJSON *n = cJSON_CreateNumber(values[i]);
+        struct eddy_jw w;
+        eddy_jw_init(&w, 0);
+        eddy_jw_tree(&w, n);
+        char want[32];
+        assert_true(eddy_json_format_double(values[i], want));
+        assert_string_equal(w.buf.ptr, want);
+        assert_true(strtod(w.buf.ptr, NULL) == values[i]);
+        eddy_jw_cleanup(&w);
+        cJSON_Delete(n);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", 10000000000000002.0);
+    cJSON_AddNumberToObject(o, "nan", NAN);
+    cJSON_AddNumberToObject(o, "inf", -INFINITY);
+    struct eddy_jw w;
+    eddy_jw_init(&w, 0);
+    eddy_jw_tree(&w, o);
+    assert_string_equal(w.buf.ptr, "{\"id\":10000000000000002,\"nan\":null,\"inf\":null}");
+    eddy_jw_cleanup(&w);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_format_double_integers),
         cmocka_unit_test(test_format_double_fractions),
         cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_tree_numbers_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -711,21 +711,20 @@ static void test_keys_as_printf(void **state)
     free(k);
 }
 
-/* The Detail text of an outbox entry of data: cJSON_PrintUnformatted's text
- * of data to the byte (whatever writer renders it), then eddy's metadata. */
-static void check_detail(const char *data_text)
+/* The Detail text of an outbox entry of data: want_data (data as JSON,
+ * numbers and escapes as the writer spells them), then eddy's metadata. */
+static void check_detail(const char *data_text, const char *want_data)
 {
     cJSON *data = json(data_text);
     struct eddy_record_text t = {0};
     struct eddy_error err;
     assert_int_equal(eddy_record_render_outbox(&entity, 16, 3, "Won", data, NULL, &t, &err),
                      EDDY_OK);
-    char *printed = cJSON_PrintUnformatted(data);
     char want[1024];
     snprintf(want, sizeof want,
              "%.*s,\"eddy\":{\"entity\":\"abc\",\"namespace\":\"machine\",\"seq\":12,\"idx\":3,"
              "\"id\":\"machine/abc/12/3\"}}",
-             (int)strlen(printed) - 1, printed);
+             (int)strlen(want_data) - 1, want_data);
     if (strcmp(t.outbox->detail, want) != 0)
         fail_msg("detail of %s\n  got  %s\n  want %s", data_text, t.outbox->detail, want);
     /* and the row holds the same text, escaped once */
@@ -733,23 +732,61 @@ static void check_detail(const char *data_text)
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(row, "Detail"), "S")->valuestring,
                         want);
     cJSON_Delete(row);
-    free(printed);
     eddy_record_text_cleanup(&t);
     cJSON_Delete(data);
 }
 
-static void test_outbox_detail_as_cjson(void **state)
+static void test_outbox_detail_text(void **state)
 {
     (void)state;
-    check_detail("{\"a\":1}");
+    check_detail("{\"a\":1}", "{\"a\":1}");
+    /* numbers in the shortest text that reads back as the same double, as
+     * the history record's N holds them; long ones as they came */
     check_detail("{\"n\":-0,\"z\":0,\"big\":2147483648,\"neg\":-2147483649,\"f\":0.1,"
                  "\"e\":1e100,\"tiny\":5e-100,\"third\":0.3333333333333333,\"x\":"
                  "123456789012345678901234567890,"
-                 "\"d\":12.50,\"i\":-7}");
-    check_detail("{\"s\":\"plain \xc3\xa9 text\",\"l\":[1,[true,false,null],{}],\"o\":{\"k\":[]}}");
-    /* escapes: cJSON writes \b and \f, and \u00XX for the other controls */
-    check_detail("{\"s\":\"a\\bb\\fc\\nd\\re\\tf\\u0001g\\\"h\\\\i\\/j\"}");
-    check_detail("{\"k\\b\":\"v\",\"q\\\"\":1}");
+                 "\"d\":12.50,\"i\":-7}",
+                 "{\"n\":-0,\"z\":0,\"big\":2147483648,\"neg\":-2147483649,\"f\":0.1,"
+                 "\"e\":1e+100,\"tiny\":5e-100,\"third\":0.3333333333333333,\"x\":"
+                 "123456789012345678901234567890,"
+                 "\"d\":12.5,\"i\":-7}");
+    const char *plain =
+        "{\"s\":\"plain \xc3\xa9 text\",\"l\":[1,[true,false,null],{}],\"o\":{\"k\":[]}}";
+    check_detail(plain, plain);
+    /* escapes: \n \r \t by name, the other controls (\b and \f too) as
+     * \u00XX, '/' as it is */
+    check_detail("{\"s\":\"a\\bb\\fc\\nd\\re\\tf\\u0001g\\\"h\\\\i\\/j\"}",
+                 "{\"s\":\"a\\u0008b\\u000cc\\nd\\re\\tf\\u0001g\\\"h\\\\i/j\"}");
+    check_detail("{\"k\\b\":\"v\",\"q\\\"\":1}", "{\"k\\u0008\":\"v\",\"q\\\"\":1}");
+}
+
+/* A number a double holds, but only just (cJSON's own printer would round
+ * it to 15 digits): the published Detail says what the OUTBOUND history
+ * record says, to the digit. */
+static void test_detail_numbers_as_recorded(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"orderId", "amount", "rate"};
+    static const char *const digits[] = {"10000000000000002", "1.0000000000000002",
+                                         "0.30000000000000004"};
+    cJSON *data = json("{\"orderId\":10000000000000002,\"amount\":1.0000000000000002,"
+                       "\"rate\":0.30000000000000004}");
+    struct eddy_record_text h = {0}, o = {0};
+    struct eddy_error err;
+    assert_int_equal(eddy_record_render_emitted(&entity, 16, 3, "Paid", data, NULL, &h, &o, &err),
+                     EDDY_OK);
+    cJSON *history = cJSON_Parse(h.json);
+    for (size_t i = 0; i < 3; i++) {
+        assert_false(cJSON_IsRaw(cJSON_GetObjectItem(data, names[i]))); /* a double holds it */
+        const cJSON *n = cJSON_GetObjectItem(cJSON_GetObjectItem(history, names[i]), "N");
+        assert_string_equal(n->valuestring, digits[i]);
+    }
+    assert_non_null(strstr(o.outbox->detail, "{\"orderId\":10000000000000002,\"amount\":"
+                                             "1.0000000000000002,\"rate\":0.30000000000000004,"));
+    cJSON_Delete(history);
+    eddy_record_text_cleanup(&h);
+    eddy_record_text_cleanup(&o);
+    cJSON_Delete(data);
 }
 
 /* Integer attributes (_seq, _ts, _ttl, ...) are counted as DynamoDB counts
@@ -881,7 +918,8 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_entry_size_boundary),
         cmocka_unit_test(test_entry_limits_of_custom_bus),
-        cmocka_unit_test(test_outbox_detail_as_cjson),
+        cmocka_unit_test(test_outbox_detail_text),
+        cmocka_unit_test(test_detail_numbers_as_recorded),
         cmocka_unit_test(test_number_sizes),
         cmocka_unit_test(test_default_source),
         cmocka_unit_test(test_spare_blocks),
