@@ -728,6 +728,74 @@ bool eddy_decimal_fits_double(const char *text, const struct eddy_decimal *v, do
     return same;
 }
 
+/* ---- exact comparison ---- */
+
+/* The decimal text of a number item (a Raw item's own, else the double's
+ * shortest), or NULL for NaN and infinities. */
+static const char *number_text(const cJSON *v, char buf[32])
+{
+    if (cJSON_IsRaw(v))
+        return v->valuestring; /* NULL in a tree built wrongly: equal to nothing */
+    return eddy_json_format_double(v->valuedouble, buf) ? buf : NULL;
+}
+
+bool eddy_json_number_equal(const cJSON *a, const cJSON *b)
+{
+    char ba[32], bb[32];
+    const char *ta = number_text(a, ba), *tb = number_text(b, bb);
+    if (ta == NULL || tb == NULL)
+        return false;
+    struct eddy_decimal da, db;
+    bool same = false;
+    if (eddy_decimal_parse(ta, strlen(ta), false, &da)) {
+        if (eddy_decimal_parse(tb, strlen(tb), false, &db)) {
+            same = eddy_decimal_equal(&da, &db);
+            eddy_decimal_cleanup(&db);
+        }
+        eddy_decimal_cleanup(&da);
+    }
+    return same;
+}
+
+/* Every member of a has a member of its name in b, of the same value. */
+static bool members_in(const cJSON *a, const cJSON *b)
+{
+    for (const cJSON *c = a->child; c; c = c->next) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(b, c->string);
+        if (d == NULL || !eddy_json_equal(c, d))
+            return false;
+    }
+    return true;
+}
+
+static bool elements_equal(const cJSON *a, const cJSON *b)
+{
+    const cJSON *c = a->child, *d = b->child;
+    for (; c && d; c = c->next, d = d->next) {
+        if (!eddy_json_equal(c, d))
+            return false;
+    }
+    return c == NULL && d == NULL;
+}
+
+bool eddy_json_equal(const cJSON *a, const cJSON *b)
+{
+    if (a == NULL || b == NULL)
+        return false;
+    bool num_a = cJSON_IsNumber(a) || cJSON_IsRaw(a), num_b = cJSON_IsNumber(b) || cJSON_IsRaw(b);
+    if (num_a || num_b)
+        return num_a && num_b && eddy_json_number_equal(a, b);
+    if ((a->type & 0xFF) != (b->type & 0xFF))
+        return false;
+    if (cJSON_IsString(a))
+        return a->valuestring && b->valuestring && strcmp(a->valuestring, b->valuestring) == 0;
+    if (cJSON_IsArray(a))
+        return elements_equal(a, b);
+    if (cJSON_IsObject(a))
+        return members_in(a, b) && members_in(b, a);
+    return true; /* true, false, null: the type is the value */
+}
+
 /* ---- strict JSON reading with exact numbers ---- */
 
 struct token {

@@ -126,6 +126,20 @@ bool eddy_decimal_fits_double(const char *text, const struct eddy_decimal *v, do
 bool eddy_json_format_double(double d, char out[32]);
 
 /*
+ * Whether a and b are the same JSON value exactly, for every decision that
+ * a value changed: numbers by their decimal value (a Raw item's text, a
+ * double's shortest text; "1.50" and 1.5 are equal, 0.3 and
+ * 0.30000000000000004 are not, NaN equals nothing), strings byte for byte,
+ * arrays element by element, objects by member names (case counts) in any
+ * order. cJSON_Compare is not exact: it takes numbers within about an ulp
+ * as equal, and a Raw item never equal to a number. False when either is
+ * NULL.
+ */
+bool eddy_json_equal(const cJSON *a, const cJSON *b);
+/* The same for two numbers (cJSON numbers or Raw items holding one). */
+bool eddy_json_number_equal(const cJSON *a, const cJSON *b);
+
+/*
  * Make cJSON allocate through eddy_malloc (base/alloc.h), so cJSON too aborts
  * on out of memory instead of returning NULL, and through an arena while one
  * is entered (below). Once, at process start, before any cJSON call;

@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/json.h"
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "cli/sync.h"
@@ -459,7 +460,7 @@ static void compare_outbound(struct replay *r, const struct rec *v, size_t n)
         cJSON *rj = take_rep ? event_json(cJSON_GetObjectItem(rep, "type")->valuestring,
                                           cJSON_GetObjectItem(rep, "data"))
                              : NULL;
-        if (sj && rj && cJSON_Compare(sj, rj, true)) {
+        if (sj && rj && eddy_json_equal(sj, rj)) {
             cJSON_Delete(sj);
             cJSON_Delete(rj);
         } else {
@@ -662,7 +663,7 @@ static int replay_records(struct cmd *c, const struct eddy_config *cfg, struct r
     int64_t seq = st ? st->h.seq : 0;
     cJSON *stored = stored_state(r, st);
     cJSON *replayed = r->state ? r->m->state_save(r->state) : NULL;
-    if (r->state && (stored == NULL || !cJSON_Compare(stored, replayed, true)))
+    if (r->state && (stored == NULL || !eddy_json_equal(stored, replayed)))
         diff_line(r, "state", -1, -1, cJSON_Duplicate(stored, true),
                   cJSON_Duplicate(replayed, true));
     print_summary(r, c->id, seq);

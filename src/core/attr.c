@@ -440,7 +440,8 @@ static const char *type_words(const char *t)
 /*
  * j where the stored value av is B, SS, NS or BS: written as stored when the
  * machine left it as it read it, else in the stored type when j fits it,
- * else refused.
+ * else refused. "Left it" is exact equality (eddy_json_equal): a number one
+ * ulp away is a change, and writing the stored value back would lose it.
  */
 static eddy_err write_kept(struct eddy_jw *w, const cJSON *j, const cJSON *av, const char *path,
                            size_t *size, struct eddy_error *err)
@@ -448,8 +449,7 @@ static eddy_err write_kept(struct eddy_jw *w, const cJSON *j, const cJSON *av, c
     const char *t = binary_or_set(av);
     cJSON *was = NULL;
     struct eddy_error ignored;
-    bool same =
-        eddy_attr_to_json(av, path, &was, &ignored) == EDDY_OK && cJSON_Compare(was, j, true);
+    bool same = eddy_attr_to_json(av, path, &was, &ignored) == EDDY_OK && eddy_json_equal(was, j);
     cJSON_Delete(was);
     if (same) {
         char *text = cJSON_PrintUnformatted(av);

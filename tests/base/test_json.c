@@ -1,4 +1,5 @@
-/* Unit tests for base/json's arena: cJSON trees parsed into it, freed at once. */
+/* Unit tests for base/json's arena (cJSON trees parsed into it, freed at
+ * once), its pull reader and its exact comparison. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <math.h>
 
 #include "base/alloc.h"
 #include "base/json.h"
@@ -259,13 +262,57 @@ static void test_copy_into_exact_arena(void **state)
     eddy_json_arena_cleanup(&b);
 }
 
+static cJSON *parse_exact(const char *text)
+{
+    cJSON *j = NULL;
+    struct eddy_error err = {0};
+    if (eddy_json_parse(text, strlen(text), &j, &err) != EDDY_OK)
+        fail_msg("bad test JSON %s: %s", text, err.detail);
+    return j;
+}
+
+static void expect_equal(const char *a_text, const char *b_text, bool want)
+{
+    cJSON *a = parse_exact(a_text), *b = parse_exact(b_text);
+    if (eddy_json_equal(a, b) != want || eddy_json_equal(b, a) != want)
+        fail_msg("%s and %s: want %s", a_text, b_text, want ? "equal" : "different");
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+/* Equal means the same value exactly: numbers by decimal value, not within
+ * an ulp as cJSON_Compare takes them. */
+static void test_equal_exact(void **state)
+{
+    (void)state;
+    expect_equal("[10000000000000002]", "[10000000000000000]", false);
+    expect_equal("0.30000000000000004", "0.3", false);
+    expect_equal("1.0000000000000002", "1", false);
+    expect_equal("[1.5,1e2,-0]", "[1.50,100,0]", true);
+    /* a Raw item (a double cannot hold it) against a number, and its digits */
+    expect_equal("12345678901234567890", "12345678901234567890.0", true);
+    expect_equal("12345678901234567890", "12345678901234567000", false);
+    expect_equal("{\"a\":1,\"b\":[true,null,\"x\"]}", "{\"b\":[true,null,\"x\"],\"a\":1}", true);
+    expect_equal("{\"a\":1}", "{\"A\":1}", false);
+    expect_equal("{\"a\":1}", "{\"a\":1,\"b\":2}", false);
+    expect_equal("[1,2]", "[1,2,3]", false);
+    expect_equal("[\"1\"]", "[1]", false);
+    expect_equal("\"caf\u00e9\"", "\"cafe\\u0301\"", false);
+    expect_equal("true", "false", false);
+    expect_equal("null", "false", false);
+    cJSON *nan = cJSON_CreateNumber(NAN);
+    assert_false(eddy_json_equal(nan, nan));
+    assert_false(eddy_json_equal(nan, NULL));
+    cJSON_Delete(nan);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_in_arena), cmocka_unit_test(test_chunks_grow_and_refusals),
         cmocka_unit_test(test_enter_leave),    cmocka_unit_test(test_strings_at_every_offset),
         cmocka_unit_test(test_alloc),          cmocka_unit_test(test_copy_into_exact_arena),
-        cmocka_unit_test(test_jr_fields),
+        cmocka_unit_test(test_jr_fields),      cmocka_unit_test(test_equal_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

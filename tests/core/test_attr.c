@@ -532,6 +532,24 @@ static void test_kept_types(void **state)
         "base64 text; eddy keeps a stored attribute's type rather than change it");
 }
 
+/* A stored number set the machine changed by as little as one ulp is
+ * written as the new value: "left alone" means the same decimal values. */
+static void test_kept_set_changed_by_an_ulp(void **state)
+{
+    (void)state;
+    expect_kept("{\"ids\":[10000000000000002]}", "{\"ids\":{\"NS\":[\"10000000000000000\"]}}",
+                "{\"ids\":{\"NS\":[\"10000000000000002\"]}}");
+    expect_kept("{\"p\":[0.30000000000000004]}", "{\"p\":{\"NS\":[\"0.3\"]}}",
+                "{\"p\":{\"NS\":[\"0.30000000000000004\"]}}");
+    expect_kept("{\"l\":[{\"p\":[1.0000000000000002]}]}",
+                "{\"l\":{\"L\":[{\"M\":{\"p\":{\"NS\":[\"1\"]}}}]}}",
+                "{\"l\":{\"L\":[{\"M\":{\"p\":{\"NS\":[\"1.0000000000000002\"]}}}]}}");
+    /* the same values in other digits are still left alone */
+    expect_kept("{\"p\":[0.3,12345678901234567890]}",
+                "{\"p\":{\"NS\":[\"0.30\",\"1.234567890123456789E19\"]}}",
+                "{\"p\":{\"NS\":[\"0.30\",\"1.234567890123456789E19\"]}}");
+}
+
 static void test_item_keepers(void **state)
 {
     (void)state;
@@ -581,14 +599,23 @@ static void test_integer_numbers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_names_refused), cmocka_unit_test(test_long_path_keeps_reason),
-        cmocka_unit_test(test_numbers_roundtrip),   cmocka_unit_test(test_negative_zero),
-        cmocka_unit_test(test_long_number_text),    cmocka_unit_test(test_numbers_refused),
-        cmocka_unit_test(test_nested_and_types),    cmocka_unit_test(test_unicode),
-        cmocka_unit_test(test_parse_strict),        cmocka_unit_test(test_from_other_writers),
-        cmocka_unit_test(test_depth_limit),         cmocka_unit_test(test_item_size),
-        cmocka_unit_test(test_write_members),       cmocka_unit_test(test_kept_types),
-        cmocka_unit_test(test_item_keepers),        cmocka_unit_test(test_integer_numbers),
+        cmocka_unit_test(test_empty_names_refused),
+        cmocka_unit_test(test_long_path_keeps_reason),
+        cmocka_unit_test(test_numbers_roundtrip),
+        cmocka_unit_test(test_negative_zero),
+        cmocka_unit_test(test_long_number_text),
+        cmocka_unit_test(test_numbers_refused),
+        cmocka_unit_test(test_nested_and_types),
+        cmocka_unit_test(test_unicode),
+        cmocka_unit_test(test_parse_strict),
+        cmocka_unit_test(test_from_other_writers),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_item_size),
+        cmocka_unit_test(test_write_members),
+        cmocka_unit_test(test_kept_types),
+        cmocka_unit_test(test_item_keepers),
+        cmocka_unit_test(test_integer_numbers),
+        cmocka_unit_test(test_kept_set_changed_by_an_ulp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
