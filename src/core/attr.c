@@ -362,23 +362,17 @@ static bool is_base64(const char *s)
 /* Whether a and b (numbers, or strings) are the same set member. */
 static bool same_member(const cJSON *a, const cJSON *b, bool numbers)
 {
-    if (!numbers)
-        return strcmp(a->valuestring, b->valuestring) == 0;
-    char ba[32], bb[32];
-    const char *ta =
-        cJSON_IsRaw(a) ? a->valuestring : (eddy_json_format_double(a->valuedouble, ba), ba);
-    const char *tb =
-        cJSON_IsRaw(b) ? b->valuestring : (eddy_json_format_double(b->valuedouble, bb), bb);
-    struct eddy_decimal da, db;
-    bool same = false;
-    if (eddy_decimal_parse(ta, strlen(ta), false, &da)) {
-        if (eddy_decimal_parse(tb, strlen(tb), false, &db)) {
-            same = eddy_decimal_equal(&da, &db);
-            eddy_decimal_cleanup(&db);
-        }
-        eddy_decimal_cleanup(&da);
+    return numbers ? eddy_json_number_equal(a, b) : strcmp(a->valuestring, b->valuestring) == 0;
+}
+
+/* Whether the array j holds a number DynamoDB cannot store at all. */
+static bool holds_nonfinite(const cJSON *j)
+{
+    for (const cJSON *c = j->child; c; c = c->next) {
+        if (cJSON_IsNumber(c) && !isfinite(c->valuedouble))
+            return true;
     }
-    return same;
+    return false;
 }
 
 /* Why j cannot be a set of type t ("SS", "NS", "BS"), or NULL when it can. */
@@ -470,6 +464,10 @@ static eddy_err write_kept(struct eddy_jw *w, const cJSON *j, const cJSON *av, c
             *size += (strlen(j->valuestring) + 3) / 4 * 3; /* as eddy_attr_value_size counts */
             return EDDY_OK;
         }
+    } else if (t[0] == 'N' && cJSON_IsArray(j) && holds_nonfinite(j)) {
+        /* no number at all, whatever the type: said before members are compared */
+        return eddy_error_set(err, EDDY_EINVAL, "%.200s: NaN or infinity cannot be stored",
+                              path_or_value(path));
     } else if ((misfit = set_misfit(j, t)) == NULL) {
         return write_set(w, j, t, path, size, err);
     }

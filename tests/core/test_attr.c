@@ -550,6 +550,31 @@ static void test_kept_set_changed_by_an_ulp(void **state)
                 "{\"p\":{\"NS\":[\"0.30\",\"1.234567890123456789E19\"]}}");
 }
 
+/* A stored number set whose new value holds NaN or infinity (a machine can
+ * make them; JSON text cannot): refused before the members are compared. */
+static void test_kept_set_not_finite(void **state)
+{
+    (void)state;
+    const double bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *keep = cJSON_Parse("{\"p\":{\"NS\":[\"1\"]}}");
+        cJSON *j = cJSON_CreateObject();
+        cJSON *set = cJSON_AddArrayToObject(j, "p");
+        cJSON_AddItemToArray(set, cJSON_CreateNumber(2));
+        cJSON_AddItemToArray(set, cJSON_CreateNumber(3));
+        cJSON_AddItemToArray(set, cJSON_CreateNumber(bad[i]));
+        struct eddy_jw w;
+        eddy_jw_init(&w, 0);
+        size_t size = 0;
+        struct eddy_error err;
+        assert_int_equal(eddy_attr_write_members_kept(&w, j, keep, &size, &err), EDDY_EINVAL);
+        assert_string_equal(err.detail, "p: NaN or infinity cannot be stored");
+        eddy_jw_cleanup(&w);
+        cJSON_Delete(j);
+        cJSON_Delete(keep);
+    }
+}
+
 static void test_item_keepers(void **state)
 {
     (void)state;
@@ -616,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_item_keepers),
         cmocka_unit_test(test_integer_numbers),
         cmocka_unit_test(test_kept_set_changed_by_an_ulp),
+        cmocka_unit_test(test_kept_set_not_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
