@@ -861,7 +861,8 @@ static eddy_err add_token(struct scan *sc, size_t off, size_t len, struct eddy_e
     return EDDY_OK;
 }
 
-/* Find every number token of the text, in order, checking its grammar. */
+/* Find every number token of the text, in order, checking its grammar; and
+ * refuse a control byte outside the strings, which cJSON would skip. */
 static eddy_err scan_numbers(struct scan *sc, struct eddy_error *err)
 {
     const char *s = sc->text;
@@ -878,6 +879,10 @@ static eddy_err scan_numbers(struct scan *sc, struct eddy_error *err)
             eddy_err rc = add_token(sc, start, i - start, err);
             if (rc)
                 return rc;
+        } else if ((unsigned char)s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+            /* cJSON skips every byte up to 0x20 as white space, NUL too;
+             * JSON's white space is space, tab, LF and CR alone */
+            return eddy_error_set(err, EDDY_EPARSE, "control character at offset %zu", i);
         } else {
             i++;
         }

@@ -284,8 +284,22 @@ static void test_parse_strict(void **state)
         assert_null(j);
         assert_true(err.detail[0] != '\0');
     }
+    /* White space is space, tab, CR and LF only: other controls, NUL too,
+     * are refused between tokens, at their offset. */
+    static const char ctl[] = {'\0', '\x01', '\x0b', '\x0c', '\x1f'};
+    for (size_t i = 0; i < sizeof ctl; i++) {
+        char text[] = "{\"a\":_1}";
+        text[5] = ctl[i];
+        cJSON *j = NULL;
+        struct eddy_error err;
+        eddy_error_clear(&err);
+        if (eddy_json_parse(text, sizeof text - 1, &j, &err) != EDDY_EPARSE)
+            fail_msg("accepted control byte 0x%02x between tokens", ctl[i]);
+        assert_null(j);
+        assert_non_null(strstr(err.detail, "offset 5"));
+    }
     /* Numbers inside strings are not numbers; literals are untouched. */
-    cJSON *j = parse_ok(" {\"k1e5\":\"-12e99\",\"t\":true,\"n\":[null,-1.25e-3]} \n");
+    cJSON *j = parse_ok("\t{\"k1e5\":\"-12e99\",\r\n\"t\":true,\"n\":[null,-1.25e-3]} \n");
     assert_string_equal(cJSON_GetObjectItem(j, "k1e5")->valuestring, "-12e99");
     assert_true(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "n"), 1)->valuedouble == -1.25e-3);
     cJSON_Delete(j);
