@@ -741,6 +741,10 @@ static const char *number_text(const cJSON *v, char buf[32])
 
 bool eddy_json_number_equal(const cJSON *a, const cJSON *b)
 {
+    /* two doubles: distinct ones have distinct shortest texts, and -0 and
+     * 0 are the same decimal, so == decides without formatting */
+    if (cJSON_IsNumber(a) && cJSON_IsNumber(b))
+        return a->valuedouble == b->valuedouble;
     char ba[32], bb[32];
     const char *ta = number_text(a, ba), *tb = number_text(b, bb);
     if (ta == NULL || tb == NULL)

@@ -222,18 +222,81 @@ static eddy_err write_number(struct eddy_jw *w, const cJSON *j, const char *path
     return EDDY_OK;
 }
 
-/* The stored attribute value matching member c of j: by name (names.h's
- * rule) in a map's attributes, by position in a list's. */
-static const cJSON *kept_member(const cJSON *keep, bool is_map, const cJSON *c, size_t index)
+/* The stored attribute value of map member c: by name (names.h's rule). */
+static const cJSON *kept_member(const cJSON *keep, const cJSON *c)
 {
-    if (keep == NULL)
-        return NULL;
-    if (is_map)
-        return eddy_names_find(keep, c->string);
-    const cJSON *k = keep->child;
-    for (size_t i = 0; k && i < index; i++)
-        k = k->next;
-    return k;
+    return keep ? eddy_names_find(keep, c->string) : NULL;
+}
+
+static size_t count_children(const cJSON *j)
+{
+    size_t n = 0;
+    for (const cJSON *c = j->child; c; c = c->next)
+        n++;
+    return n;
+}
+
+/* The first stored element not yet taken whose value (was[k]) is e's, or
+ * SIZE_MAX; taken[] is marked. */
+static size_t take_equal(const cJSON *e, cJSON **was, bool *taken, size_t m)
+{
+    for (size_t k = 0; k < m; k++) {
+        if (!taken[k] && eddy_json_equal(was[k], e)) {
+            taken[k] = true;
+            return k;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/*
+ * The stored element each element of list j keeps the type of (an array
+ * of j's length, NULL where none), matched by value before position, so
+ * that an element the machine moved (a string put in front of a stored
+ * binary) keeps its own type and not the type of whatever was stored where
+ * it now is. In order: the element stored at the same position when its
+ * value is the same; else a stored element of the same value not taken yet
+ * (moved); else the one stored at its position when no element took it
+ * (changed in place: its type where the new value fits, as a map member
+ * keeps it); else none, and the element is new (its natural type).
+ */
+static const cJSON **list_kept(const cJSON *j, const cJSON *keep, const char *path)
+{
+    size_t n = count_children(j), m = count_children(keep);
+    const cJSON **out = eddy_calloc(n ? n : 1, sizeof *out);
+    const cJSON **stored = eddy_calloc(m ? m : 1, sizeof *stored);
+    cJSON **was = eddy_calloc(m ? m : 1, sizeof *was);
+    bool *taken = eddy_calloc(m ? m : 1, sizeof *taken);
+    struct eddy_error ignored;
+    size_t k = 0;
+    for (const cJSON *s = keep->child; s; s = s->next, k++) {
+        stored[k] = s;
+        if (eddy_attr_to_json(s, path, &was[k], &ignored) != EDDY_OK)
+            was[k] = NULL; /* unreadable: equal to nothing */
+    }
+    size_t i = 0;
+    for (const cJSON *e = j->child; e && i < m; e = e->next, i++) {
+        if (eddy_json_equal(was[i], e)) {
+            out[i] = stored[i];
+            taken[i] = true;
+        }
+    }
+    i = 0;
+    for (const cJSON *e = j->child; e; e = e->next, i++) {
+        size_t at = out[i] ? SIZE_MAX : take_equal(e, was, taken, m);
+        if (at != SIZE_MAX)
+            out[i] = stored[at];
+    }
+    for (i = 0; i < n && i < m; i++) {
+        if (out[i] == NULL && !taken[i])
+            out[i] = stored[i]; /* no element took it: changed in place */
+    }
+    for (k = 0; k < m; k++)
+        cJSON_Delete(was[k]);
+    free(was);
+    free(taken);
+    free(stored);
+    return out;
 }
 
 /* The members of j (a map's "name": value pairs or a list's values); *size
@@ -252,28 +315,31 @@ static eddy_err write_members(struct eddy_jw *w, const cJSON *j, const cJSON *ke
     if (dup)
         return eddy_error_set(err, EDDY_EINVAL, "%.200s: member \"%.64s\" appears twice",
                               path_or_value(path->s), dup);
+    const cJSON **kept = !is_map && keep ? list_kept(j, keep, path->s) : NULL;
     size_t index = 0;
-    for (const cJSON *c = j->child; c; c = c->next, index++) {
-        if (is_map && c->string[0] == '\0') /* moto and other stores mangle them */
-            return eddy_error_set(err, EDDY_EINVAL, "%.200s: a member has an empty name",
-                                  path_or_value(path->s));
+    eddy_err rc = EDDY_OK;
+    for (const cJSON *c = j->child; c && rc == EDDY_OK; c = c->next, index++) {
+        if (is_map && c->string[0] == '\0') { /* moto and other stores mangle them */
+            rc = eddy_error_set(err, EDDY_EINVAL, "%.200s: a member has an empty name",
+                                path_or_value(path->s));
+            break;
+        }
         size_t name_len = is_map ? strlen(c->string) : 0;
         size_t old = path_push_n(path, is_map ? c->string : NULL, name_len, index);
-        eddy_err rc = EDDY_OK;
         if (is_map && !eddy_utf8_valid(c->string))
             rc = eddy_error_set(err, EDDY_EINVAL, "%.200s: name is not valid UTF-8", path->s);
         if (rc == EDDY_OK && is_map) {
             eddy_jw_key_n(w, c->string, name_len);
             *size += name_len;
         }
+        const cJSON *k = is_map ? kept_member(keep, c) : kept ? kept[index] : NULL;
         if (rc == EDDY_OK)
-            rc = write_av(w, c, kept_member(keep, is_map, c, index), path, depth + 1, size, err);
+            rc = write_av(w, c, k, path, depth + 1, size, err);
         eddy_sstr_truncate(path, old);
-        if (rc)
-            return rc;
     }
+    free(kept);
     *count = index;
-    return EDDY_OK;
+    return rc;
 }
 
 static eddy_err write_container(struct eddy_jw *w, const cJSON *j, const cJSON *keep,

@@ -64,7 +64,9 @@ EDDY_MUST_USE eddy_err eddy_attr_write_members(struct eddy_jw *w, const cJSON *o
  * The same, keeping stored types. keep is the item as it was read (or the
  * part eddy_attr_item_keepers returns): a member whose stored attribute
  * (found by name as core/names.h matches names: exact, else without regard
- * to case) is B, SS, NS or BS, at any depth inside M and L, is written
+ * to case) is B, SS, NS or BS, at any depth inside M and L (a list's
+ * elements matched by value before position, so an element the machine
+ * moved keeps its own type), is written
  *   - as it was stored, when it converts to the same JSON (the machine left
  *     it alone);
  *   - else in the stored type when the new value fits it: B from base64

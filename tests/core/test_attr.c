@@ -564,6 +564,30 @@ static void test_kept_set_changed_by_an_ulp(void **state)
                 "{\"p\":{\"NS\":[\"0.30\",\"1.234567890123456789E19\"]}}");
 }
 
+/* A stored list's elements keep their types by value, then by position:
+ * an element the machine moved keeps its own type, not the type of the
+ * element that was stored where it now is. */
+static void test_kept_list_elements(void **state)
+{
+    (void)state;
+    /* prepended: the new string is a string, the stored binary stays binary */
+    expect_kept("{\"l\":[\"test\",\"AAEC\"]}", "{\"l\":{\"L\":[{\"B\":\"AAEC\"}]}}",
+                "{\"l\":{\"L\":[{\"S\":\"test\"},{\"B\":\"AAEC\"}]}}");
+    /* swapped: each keeps its own */
+    expect_kept("{\"l\":[\"AAEC\",[\"x\"]]}", "{\"l\":{\"L\":[{\"SS\":[\"x\"]},{\"B\":\"AAEC\"}]}}",
+                "{\"l\":{\"L\":[{\"B\":\"AAEC\"},{\"SS\":[\"x\"]}]}}");
+    /* changed in place, nothing moved: the stored type where it fits, as a
+     * map member keeps it; a map changed inside keeps its members' types */
+    expect_kept("{\"l\":[\"AAECAw==\",{\"p\":\"AAEC\",\"n\":2}]}",
+                "{\"l\":{\"L\":[{\"B\":\"AAEC\"},"
+                "{\"M\":{\"p\":{\"B\":\"AAEC\"},\"n\":{\"N\":\"1\"}}}]}}",
+                "{\"l\":{\"L\":[{\"B\":\"AAECAw==\"},"
+                "{\"M\":{\"p\":{\"B\":\"AAEC\"},\"n\":{\"N\":\"2\"}}}]}}");
+    /* removed from the front: the rest keep theirs */
+    expect_kept("{\"l\":[\"AAEC\"]}", "{\"l\":{\"L\":[{\"S\":\"x\"},{\"B\":\"AAEC\"}]}}",
+                "{\"l\":{\"L\":[{\"B\":\"AAEC\"}]}}");
+}
+
 /* A stored number set whose new value holds NaN or infinity (a machine can
  * make them; JSON text cannot): refused before the members are compared. */
 static void test_kept_set_not_finite(void **state)
@@ -656,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_integer_numbers),
         cmocka_unit_test(test_kept_set_changed_by_an_ulp),
         cmocka_unit_test(test_kept_set_not_finite),
+        cmocka_unit_test(test_kept_list_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
