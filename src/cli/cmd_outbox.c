@@ -52,14 +52,6 @@ static int64_t commit_ms(const cJSON *item)
     return tms > 0 ? tms : get_n(item, "_ts") * 1000;
 }
 
-static void print_line(cJSON *o)
-{
-    char *text = cJSON_PrintUnformatted(o);
-    puts(text);
-    free(text);
-    cJSON_Delete(o);
-}
-
 struct outbox_cmd {
     struct eddy_runtime rt;
     const struct eddy_config *cfg;
@@ -117,13 +109,13 @@ static eddy_err run_stats(struct outbox_cmd *c, bool list)
             if (ms <= c->now_ms - c->grace_ms) {
                 stuck++;
                 if (list)
-                    print_line(entry_line("stuck", shard, it, c->now_ms));
+                    eddy_cli_print_json(entry_line("stuck", shard, it, c->now_ms));
             }
         }
         cJSON_ArrayForEach(it, dead)
         {
             if (list)
-                print_line(entry_line("dead", shard, it, c->now_ms));
+                eddy_cli_print_json(entry_line("dead", shard, it, c->now_ms));
         }
         int64_t n = cJSON_GetArraySize(rows), nd = cJSON_GetArraySize(dead);
         if (!list) {
@@ -133,7 +125,7 @@ static eddy_err run_stats(struct outbox_cmd *c, bool list)
             cJSON_AddNumberToObject(o, "stuck", (double)stuck);
             cJSON_AddNumberToObject(o, "lag_ms", oldest ? (double)(c->now_ms - oldest) : 0);
             cJSON_AddNumberToObject(o, "dead", (double)nd);
-            print_line(o);
+            eddy_cli_print_json(o);
         }
         total += n;
         stuck_total += stuck;
@@ -146,7 +138,7 @@ static eddy_err run_stats(struct outbox_cmd *c, bool list)
         cJSON_AddNumberToObject(o, "entries", (double)total);
         cJSON_AddNumberToObject(o, "stuck", (double)stuck_total);
         cJSON_AddNumberToObject(o, "dead", (double)dead_total);
-        print_line(o);
+        eddy_cli_print_json(o);
     }
     return EDDY_OK;
 }
@@ -217,7 +209,7 @@ static eddy_err run_move(struct outbox_cmd *c, bool retry)
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, retry ? "retried" : "dropped", (double)n);
-    print_line(o);
+    eddy_cli_print_json(o);
     return EDDY_OK;
 }
 

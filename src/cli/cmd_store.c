@@ -95,14 +95,6 @@ static int run_cmd(struct eddy_cli_context *ctx, const char *name,
     return code;
 }
 
-static void print_line(cJSON *o)
-{
-    char *text = cJSON_PrintUnformatted(o);
-    puts(text);
-    free(text);
-    cJSON_Delete(o);
-}
-
 /* ---- get ---- */
 
 static int run_get(struct cmd *c, const struct eddy_config *cfg)
@@ -136,7 +128,7 @@ static int run_get(struct cmd *c, const struct eddy_config *cfg)
     cJSON_AddStringToObject(out, "namespace", c->rt.ns);
     cJSON_AddNumberToObject(out, "seq", (double)seq);
     cJSON_AddItemToObject(out, "state", state);
-    print_line(out);
+    eddy_cli_print_json(out);
     return 0;
 }
 
@@ -246,7 +238,7 @@ static void print_record(const struct rec *r)
         cJSON_AddStringToObject(o, "kind", "unreadable");
         add_opt_str(o, "sk", item_sk(r->item));
         cJSON_AddStringToObject(o, "error", r->unreadable);
-        print_line(o);
+        eddy_cli_print_json(o);
         return;
     }
     cJSON_AddStringToObject(o, "kind", kind_name(r->h.kind));
@@ -263,7 +255,7 @@ static void print_record(const struct rec *r)
     add_opt_str(o, "sk", cJSON_IsString(sk) ? sk->valuestring : NULL);
     if (r->h.data)
         cJSON_AddItemReferenceToObject(o, "data", r->h.data);
-    print_line(o);
+    eddy_cli_print_json(o);
 }
 
 static int run_history(struct cmd *c, const struct eddy_config *cfg)
@@ -336,7 +328,7 @@ static void diff_line(struct replay *r, const char *what, int64_t seq, int64_t i
         r->contradicts++;
     cJSON_AddItemToObject(o, "stored", stored ? stored : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "replayed", replayed ? replayed : cJSON_CreateNull());
-    print_line(o);
+    eddy_cli_print_json(o);
     r->differ = true;
 }
 
@@ -375,7 +367,7 @@ static void not_reproducible(struct replay *r, const struct rec *in)
     cJSON_AddStringToObject(o, "reason",
                             "no source event id (_eid): written by another program, "
                             "so the rng cannot be seeded as it was");
-    print_line(o);
+    eddy_cli_print_json(o);
     r->foreign++;
     if (r->lost_at == INT64_MAX)
         r->lost_at = in->h.seq;
@@ -545,7 +537,7 @@ static void print_summary(const struct replay *r, const char *id, int64_t seq)
         cJSON_AddNumberToObject(sum, "notReproducible", (double)r->foreign);
         cJSON_AddNumberToObject(sum, "unchecked", (double)r->unchecked);
     }
-    print_line(sum);
+    eddy_cli_print_json(sum);
 }
 
 /* Render the repair's items: state (+ version), the REPAIR/<seq> record, its marker. */
@@ -614,7 +606,7 @@ static int write_repair(struct cmd *c, const struct eddy_config *cfg, const cJSO
     cJSON_AddStringToObject(o, "eventId", eid);
     if (contradicts)
         cJSON_AddNumberToObject(o, "contradicts", (double)contradicts);
-    print_line(o);
+    eddy_cli_print_json(o);
     return REPLAY_EQUAL;
 }
 

@@ -10,6 +10,7 @@
 #ifndef EDDY_CLI_COMMANDS_H
 #define EDDY_CLI_COMMANDS_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 #include "cli/config.h"
@@ -38,5 +39,8 @@ int eddy_cmd_outbox(struct eddy_cli_context *ctx);
 
 /* The command called name, or NULL. */
 const struct eddy_command *eddy_command_find(const char *name);
+/* o as one line of JSON on stdout, numbers exact (as the records hold
+ * them), then deleted. */
+void eddy_cli_print_json(cJSON *o);
 
 #endif
