@@ -628,13 +628,19 @@ static void test_publish_sends_row_text(void **state)
     relay_rig_close(&r);
 }
 
-static bool puts_waiting(struct fakeaws *w, void *ud)
+/* Whether the next request waiting for its answer is a call to op. */
+static bool op_waiting(struct fakeaws *w, const char *op)
 {
-    (void)ud;
     if (fakeaws_waiting(w) == 0)
         return false;
     const struct eddy_fake_request *req = eddy_fake_request_at(w->rig.fake, w->answered);
-    return strstr(eddy_fake_request_header(req, "X-Amz-Target"), "PutEvents") != NULL;
+    return strstr(eddy_fake_request_header(req, "X-Amz-Target"), op) != NULL;
+}
+
+static bool puts_waiting(struct fakeaws *w, void *ud)
+{
+    (void)ud;
+    return op_waiting(w, "PutEvents");
 }
 
 /* Stop with PutEvents in flight: they finish, what it holds is published
@@ -1177,10 +1183,7 @@ static bool swept_once(struct fakeaws *w, void *ud)
 static bool renewal_waiting(struct fakeaws *w, void *ud)
 {
     (void)ud;
-    if (fakeaws_waiting(w) == 0)
-        return false;
-    const struct eddy_fake_request *req = eddy_fake_request_at(w->rig.fake, w->answered);
-    return strstr(eddy_fake_request_header(req, "X-Amz-Target"), "TransactWriteItems") != NULL;
+    return op_waiting(w, "TransactWriteItems");
 }
 
 static void test_sweeps_go_on_after_a_lease_lapse(void **state)
