@@ -265,6 +265,8 @@ static void heartbeats_end(struct eddy_acker *a, const char *handle)
     eddy_list_foreach(q, &a->busy_calls)
     {
         struct ack_call *c = eddy_list_data(q, struct ack_call, link);
+        if (c->kind != EDDY_ACK_VISIBILITY)
+            continue; /* every delete comes here: its calls out hold no heartbeat */
         for (size_t i = 0; i < c->n; i++)
             if (stale_heartbeat(c->e[i], handle))
                 c->e[i]->stale = true;
